@@ -1,0 +1,178 @@
+"""What every endpoint shares: the runtime, callers, body parsing, errors and the operation registry.
+
+Each endpoint is declared with ``@operation``, which records what the OpenAPI document needs
+(method, path, auth, body, query, response, errors) and wraps the view so that it receives its
+validated body and query as pydantic models. Views stay thin: parse, call one service, shape.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flask import Blueprint, Response, current_app, g, request
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.orm import Session
+
+from mallapp import auth, merchants
+from mallapp.errors import Forbidden, InvalidInput, MallError, Unauthorized
+from mallapp.runtime import Runtime
+
+Auth = Literal["member", "merchant"] | None
+
+
+class Body(BaseModel):
+    """Base of request bodies: strict types, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """Base of query strings: values arrive as text, so types are coerced, unknown names refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    """Base of response bodies."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    rule: str
+    summary: str
+    auth: Auth
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    errors: tuple[str, ...]
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bool = False
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["mallapp"]
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """A unit of work: commits when the block succeeds, rolls back when it raises."""
+    with runtime().sessions.begin() as session:
+        yield session
+
+
+def _bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send Authorization: Bearer <token>", code="auth.required")
+    return token.strip()
+
+
+def current_member_id() -> int:
+    return g.member_id
+
+
+def current_merchant_id() -> int:
+    return g.merchant_id
+
+
+def _authenticate(kind: Auth) -> None:
+    if kind is None:
+        return
+    token = _bearer()
+    rt = runtime()
+    if kind == "member":
+        if token.startswith(merchants.KEY_PREFIX):
+            raise Forbidden("a merchant key cannot call member endpoints", code="auth.wrong_caller")
+        g.member_id = auth.member_for_token(rt.redis, token)
+    else:
+        if token.startswith(auth.TOKEN_PREFIX):
+            raise Forbidden("a member token cannot call merchant endpoints", code="auth.wrong_caller")
+        with transaction() as session:
+            merchant = merchants.authenticate(session, token)
+            g.merchant_id, g.merchant_name = merchant.id, merchant.name
+
+
+def _problems(exc: ValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        out.append({"field": where, "problem": problem})
+    return out
+
+
+def parse_body(model: type[BaseModel]) -> BaseModel:
+    """Validate the JSON body against ``model``; any defect is a 400 that names the field."""
+    if not request.is_json:
+        raise InvalidInput("send a JSON body with Content-Type: application/json", code="request.not_json")
+    raw = request.get_data(cache=True)
+    try:
+        return model.model_validate_json(raw or b"")
+    except ValidationError as exc:
+        problems = _problems(exc)
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise InvalidInput("the body is not valid JSON", code="request.malformed_json") from None
+        if any(e["type"] in ("model_type", "model_attributes_type") for e in exc.errors()):
+            raise InvalidInput("the body must be a JSON object", code="request.invalid") from None
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        raise InvalidInput(f"invalid body: {summary}", code="request.invalid",
+                           details={"problems": problems}) from None
+
+
+def parse_query(model: type[BaseModel]) -> BaseModel:
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        problems = _problems(exc)
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        raise InvalidInput(f"invalid query: {summary}", code="request.invalid_query",
+                           details={"problems": problems}) from None
+
+
+def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth = None,
+              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+              response: type[BaseModel] | None = None, status: int = 200, errors: tuple[str, ...] = (),
+              headers: dict[str, str] | None = None, raw: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """Declare an endpoint: register it on ``bp`` and record it for the OpenAPI document."""
+    op = Operation(method, rule, summary, auth, body, query, response, status, errors, headers or {}, raw)
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def view(**path: Any) -> Any:
+            _authenticate(op.auth)
+            kwargs: dict[str, Any] = dict(path)
+            if op.body is not None:
+                kwargs["body"] = parse_body(op.body)
+            if op.query is not None:
+                kwargs["query"] = parse_query(op.query)
+            result = fn(**kwargs)
+            if op.raw or isinstance(result, Response):
+                return result
+            if isinstance(result, tuple):
+                result, code = result
+            else:
+                code = op.status
+            if result is None:
+                return Response(status=code)
+            payload = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+            return current_app.json.response(payload), code
+
+        view.operation = op  # type: ignore[attr-defined]
+        bp.add_url_rule(rule, fn.__name__, view, methods=[method])
+        return view
+
+    return decorate
+
+
+def error_response(exc: MallError) -> tuple[Response, int]:
+    response = current_app.json.response(exc.to_dict())
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response, exc.status

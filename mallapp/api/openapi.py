@@ -1,0 +1,112 @@
+"""Build the OpenAPI 3.1 document from the app's declared operations and their pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from mallapp.api.core import Operation
+
+_STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content"}
+_ERROR_STATUS = {400: "Bad request", 401: "Missing, expired or revoked credentials",
+                 403: "The caller may not do this", 404: "Not found", 409: "Conflicts with what already happened",
+                 413: "Body too large", 422: "A business rule refused it", 429: "Too many requests",
+                 502: "WeChat or another upstream failed"}
+
+
+def operations(app: Flask) -> list[tuple[str, Operation]]:
+    """Every (OpenAPI path, operation) the app serves, in URL-map order."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        op = getattr(app.view_functions[rule.endpoint], "operation", None)
+        if op is not None:
+            found.append((re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule), op))
+    return found
+
+
+def build(app: Flask, version: str) -> dict[str, Any]:
+    ops = operations(app)
+    models: set[type[BaseModel]] = set()
+    for _, op in ops:
+        models.update(m for m in (op.body, op.response) if m is not None)
+    keyed = [(m, "validation" if any(op.body is m for _, op in ops) else "serialization") for m in models]
+    refs, defs = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
+    schemas = dict(defs.get("$defs", {}))
+    schemas["Error"] = {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": {"type": "string", "description": "stable, dotted, machine-readable"},
+            "message": {"type": "string"},
+            "details": {"type": "object"}}}}}
+
+    paths: dict[str, dict[str, Any]] = {}
+    for path, op in ops:
+        spec: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method.lower()}_{path}",
+                                "responses": {}}
+        if op.auth:
+            spec["security"] = [{f"{op.auth}Bearer": []}]
+        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for name in re.findall(r"{([^}]+)}", path)]
+        if op.query is not None:
+            qschema = op.query.model_json_schema()
+            for name, prop in qschema.get("properties", {}).items():
+                params.append({"name": name, "in": "query", "required": name in qschema.get("required", []),
+                               "schema": prop, **({"description": prop["description"]}
+                                                  if "description" in prop else {})})
+        for name, text in op.headers.items():
+            params.append({"name": name, "in": "header", "required": text.startswith("required"),
+                           "description": text, "schema": {"type": "string"}})
+        if params:
+            spec["parameters"] = params
+        if op.body is not None:
+            spec["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": refs[(op.body, "validation")]}}}
+        ok: dict[str, Any] = {"description": _STATUS_TEXT.get(op.status, "OK")}
+        if op.response is not None:
+            ok["content"] = {"application/json": {"schema": refs[(op.response, "serialization")]}}
+        spec["responses"][str(op.status)] = ok
+        statuses = {400} if (op.body or op.query) else set()
+        if op.auth:
+            statuses |= {401, 403}
+        if op.body:
+            statuses.add(413)
+        statuses |= {_status_of(code) for code in op.errors}
+        for status in sorted(statuses):
+            codes = [c for c in op.errors if _status_of(c) == status]
+            desc = _ERROR_STATUS[status] + (f" (codes: {', '.join(codes)})" if codes else "")
+            spec["responses"][str(status)] = {"description": desc, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Error"}}}}
+        paths.setdefault(path, {})[op.method.lower()] = spec
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "mallapp API", "version": version,
+                 "description": "The JSON API behind the mall's WeChat mini-program, its merchants and operations. "
+                                "Every error is {\"error\": {\"code\", \"message\"}} with a 4xx or 5xx status."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {
+            "memberBearer": {"type": "http", "scheme": "bearer",
+                             "description": "the token from POST /api/v1/auth/wechat"},
+            "merchantBearer": {"type": "http", "scheme": "bearer",
+                               "description": "the merchant's API key (mk_...)"}}},
+    }
+
+
+# Error codes whose status is not the family default; the rest follow their prefix.
+_CODE_STATUS = {
+    "wechat.invalid_code": 400, "wechat.code_used": 409, "wechat.rate_limited": 429, "wechat.unreachable": 502,
+    "member.unknown_referral_code": 400, "member.birthday_locked": 409, "points.insufficient": 422,
+    "gift.not_found": 404, "points.idempotency_mismatch": 409, "request.idempotency_key_required": 400,
+    "checkin.already_today": 409, "checkin.location_required": 400, "checkin.too_far": 422,
+    "card.invalid": 400, "card.expired": 400, "purchase.receipt_conflict": 409, "purchase.time_out_of_range": 422,
+    "purchase.not_found": 404, "refund.exceeds_purchase": 422, "refund.number_conflict": 409,
+}
+
+
+def _status_of(code: str) -> int:
+    return _CODE_STATUS[code]

@@ -1,0 +1,66 @@
+"""Member bearer tokens (in Redis, revocable, expiring) and the signed member code a till scans."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import datetime
+
+from redis import Redis
+
+from mallapp.errors import InvalidInput, Unauthorized
+
+TOKEN_PREFIX = "mt_"
+CARD_PREFIX = "MC1"
+
+
+def _token_key(token: str) -> str:
+    # Only a digest is stored: a dump of Redis does not hand out working tokens.
+    return "auth:member-token:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(redis: Redis, member_id: int, ttl_seconds: int) -> str:
+    """Issue a bearer token for the member, valid for ``ttl_seconds``."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    redis.set(_token_key(token), member_id, ex=ttl_seconds)
+    return token
+
+
+def member_for_token(redis: Redis, token: str) -> int:
+    """Return the member id behind a live token, or raise Unauthorized."""
+    if not token.startswith(TOKEN_PREFIX):
+        raise Unauthorized("not a member token", code="auth.invalid_token")
+    member_id = redis.get(_token_key(token))
+    if member_id is None:
+        raise Unauthorized("the token has expired or was revoked; sign in again", code="auth.invalid_token")
+    return int(member_id)
+
+
+def revoke_token(redis: Redis, token: str) -> None:
+    redis.delete(_token_key(token))
+
+
+def _card_sig(secret: bytes, member_id: int, expires: int) -> str:
+    mac = hmac.new(secret, f"card:{member_id}:{expires}".encode(), hashlib.sha256).digest()[:15]
+    return base64.urlsafe_b64encode(mac).decode()
+
+
+def card_code(secret: bytes, member_id: int, now: datetime, ttl_seconds: int) -> tuple[str, int]:
+    """Return a signed member code and its expiry (unix seconds); the till posts it back."""
+    expires = int(now.timestamp()) + ttl_seconds
+    return f"{CARD_PREFIX}.{member_id}.{expires}.{_card_sig(secret, member_id, expires)}", expires
+
+
+def member_for_card(secret: bytes, code: str, now: datetime) -> int:
+    """Return the member id a card code was issued to, if it is genuine and unexpired."""
+    parts = code.split(".")
+    if len(parts) != 4 or parts[0] != CARD_PREFIX or not parts[1].isdigit() or not parts[2].isdigit():
+        raise InvalidInput("not a member code", code="card.invalid")
+    member_id, expires = int(parts[1]), int(parts[2])
+    if not hmac.compare_digest(parts[3], _card_sig(secret, member_id, expires)):
+        raise InvalidInput("the member code is not genuine", code="card.invalid")
+    if now.timestamp() > expires:
+        raise InvalidInput("the member code has expired; ask the member to refresh it", code="card.expired")
+    return member_id

@@ -1,0 +1,139 @@
+"""The ``mallapp`` command line: run the demo, manage the schema, create merchants."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import click
+
+from mallapp.settings import SettingsError, load_settings
+
+
+def _settings():
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """Operate a mallapp installation."""
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply Alembic migrations up to REVISION."""
+    from mallapp import schema
+    from mallapp.runtime import database_url
+
+    url = database_url(_settings())
+    schema.upgrade(url, revision)
+    click.echo(f"schema at {schema.current(url)}")
+
+
+@main.group()
+def merchants() -> None:
+    """Merchant accounts."""
+
+
+@merchants.command("create")
+@click.argument("name")
+def merchants_create(name: str) -> None:
+    """Create a merchant; its API key is printed once, as the last line."""
+    from mallapp import merchants as service
+    from mallapp.runtime import build_runtime
+
+    rt = build_runtime(_settings())
+    try:
+        with rt.sessions.begin() as session:
+            merchant, key = service.create(session, name, rt.now())
+            click.echo(f"merchant {merchant.id} {merchant.name!r} created; its API key (shown once):")
+    finally:
+        rt.close()
+    click.echo(key)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--emulator-port", default=8011, show_default=True, type=int)
+def demo(host: str, port: int, workers: int, emulator_port: int) -> None:
+    """Run the whole system on the embedded default: SQLite, embedded Redis, the WeChat emulator, the demo mall."""
+    from mallapp import demo as demo_mall
+    from mallapp.devtools.wechat_emulator import WeChatEmulator
+    from mallapp.runtime import build_runtime, start_embedded_redis
+
+    settings = _settings()
+    env = dict(os.environ)
+    if not settings.redis_url:
+        redis = start_embedded_redis(settings)
+        env["MALL_REDIS_URL"] = f"unix://{redis.socket_file}"
+    emulator = None
+    if not settings.wechat.secret or "MALL_WECHAT_API_BASE" not in os.environ:
+        emulator = WeChatEmulator(settings.wechat.appid, demo_mall.EMULATOR_SECRET, port=emulator_port)
+        emulator.start()
+        env.update(MALL_WECHAT_API_BASE=emulator.base_url, MALL_WECHAT_SECRET=demo_mall.EMULATOR_SECRET)
+    env.setdefault("MALL_LOG_FORMAT", "text")
+
+    from mallapp import schema
+    from mallapp.runtime import database_url
+
+    schema.upgrade(database_url(settings))
+    rt = build_runtime(load_settings(environ=env))
+    try:
+        lines = demo_mall.seed(rt)
+    finally:
+        rt.close()
+
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
+         "mallapp:create_app()"],
+        env=env)
+    base = f"http://{host}:{port}"
+    click.echo("")
+    click.echo(f"mallapp is running at {base}")
+    click.echo(f"  API page:        {base}/api/v1/docs")
+    click.echo(f"  health:          {base}/healthz")
+    if emulator is not None:
+        click.echo(f"  WeChat emulator: {emulator.base_url}  (a wx.login code: "
+                   f"curl -X POST {emulator.base_url}/__emulator/login)")
+    for line in lines:
+        click.echo(f"  {line}")
+    click.echo("Ctrl-C stops everything.")
+    stop = {"now": False}
+
+    def _stop(*_args) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop["now"] and web.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if web.poll() is None:
+            web.terminate()
+            try:
+                web.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                web.kill()
+        if emulator is not None:
+            emulator.stop()
+    sys.exit(0 if stop["now"] or web.returncode in (0, None, -signal.SIGTERM) else web.returncode)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Developer tooling: throwaway real servers for tests and benchmarks."""

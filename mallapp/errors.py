@@ -1,0 +1,87 @@
+"""The one error tree of mallapp.
+
+Domain code raises these; only the API layer maps them to HTTP statuses::
+
+    MallError                       (base, code "mall.error")
+     ├── InvalidInput               400  bad body, bad field, bad parameter
+     ├── Unauthorized               401  no or bad credentials
+     ├── Forbidden                  403  known caller, not allowed
+     ├── NotFound                   404
+     ├── Conflict                   409  clashes with what already happened
+     ├── PayloadTooLarge            413
+     ├── RuleViolation              422  well-formed, but a business rule says no
+     ├── RateLimited                429
+     └── UpstreamError              502  WeChat or another upstream failed
+
+Every error carries a stable dotted ``code`` (``points.insufficient``) that clients may
+switch on, a human ``message``, and optional ``details`` that are safe to show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MallError(Exception):
+    """Base of every error mallapp raises on purpose."""
+
+    status = 400
+    code = "mall.error"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class InvalidInput(MallError):
+    status = 400
+    code = "request.invalid"
+
+
+class Unauthorized(MallError):
+    status = 401
+    code = "auth.required"
+
+
+class Forbidden(MallError):
+    status = 403
+    code = "auth.forbidden"
+
+
+class NotFound(MallError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(MallError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(MallError):
+    status = 413
+    code = "request.too_large"
+
+
+class RuleViolation(MallError):
+    status = 422
+    code = "rule.violation"
+
+
+class RateLimited(MallError):
+    status = 429
+    code = "rate_limited"
+
+
+class UpstreamError(MallError):
+    status = 502
+    code = "upstream.unavailable"

@@ -1,0 +1,169 @@
+"""Typed settings: ``config/defaults.toml``, an optional overlay file, then ``MALL_*`` variables.
+
+Read when called, never at import. Unknown keys and unknown ``MALL_*`` variables are errors,
+so a typo fails at start-up instead of silently running with a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULTS_FILE = CONFIG_DIR / "defaults.toml"
+
+# Variables that are not settings keys but are read by name.
+_SPECIAL_ENV = {"MALL_CONFIG", "MALL_SECRET_KEY", "MALL_WECHAT_SECRET"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WeChatSettings(_Section):
+    appid: str
+    api_base: str
+    timeout_seconds: float = 5.0
+    secret: str = ""
+
+    @field_validator("api_base")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class AuthSettings(_Section):
+    token_ttl_seconds: int = Field(gt=0)
+    card_ttl_seconds: int = Field(gt=0, le=3600)
+
+
+class MallSettings(_Section):
+    name: str
+    timezone: str
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    radius_m: float = Field(gt=0)
+    checkin_requires_location: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class PointsSettings(_Section):
+    fen_per_point: int = Field(gt=0)
+    point_value_fen: int = Field(gt=0)
+    birthday_multiplier_pct: int = Field(ge=100)
+    expiry_policy: Literal["end_of_year", "never"] = "end_of_year"
+    expiry_years_after: int = Field(ge=0, default=1)
+    expiring_soon_days: int = Field(gt=0, default=60)
+    tier_multipliers_pct: dict[str, int] = Field(default_factory=dict)
+
+
+class CheckinSettings(_Section):
+    points: int = Field(gt=0)
+    streak_bonus: dict[int, int] = Field(default_factory=dict)
+
+
+class Gift(_Section):
+    code: str = Field(pattern=r"^[a-z0-9_-]{1,40}$")
+    name: str
+    points: int = Field(gt=0)
+
+
+class Settings(_Section):
+    database_url: str = ""
+    redis_url: str = ""
+    var_dir: str = "var"
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(gt=0, default=65536)
+    secret_key: str = ""
+    wechat: WeChatSettings
+    auth: AuthSettings
+    mall: MallSettings
+    points: PointsSettings
+    checkin: CheckinSettings
+    gifts: tuple[Gift, ...] = ()
+
+    def gift(self, code: str) -> Gift | None:
+        return next((g for g in self.gifts if g.code == code), None)
+
+    @property
+    def var_path(self) -> Path:
+        return Path(self.var_dir).resolve()
+
+
+class SettingsError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    """Apply ``MALL_KEY`` and ``MALL_SECTION_KEY`` variables onto the parsed files."""
+    out = dict(data)
+    sections = {k for k, v in Settings.model_fields.items() if isinstance(v.annotation, type)
+                and issubclass(v.annotation, BaseModel)}
+    for name, raw in environ.items():
+        if not name.startswith("MALL_") or name in _SPECIAL_ENV:
+            continue
+        key = name[len("MALL_"):].lower()
+        if key in Settings.model_fields and key not in sections:
+            out[key] = raw
+            continue
+        section = next((s for s in sections if key.startswith(s + "_")), None)
+        field = key[len(section) + 1:] if section else ""
+        if section is None or field not in Settings.model_fields[section].annotation.model_fields:
+            raise SettingsError(f"{name} is not a mallapp setting")
+        out[section] = {**out.get(section, {}), field: raw}
+    return out
+
+
+def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from the files, the environment, then explicit overrides (tests)."""
+    environ = dict(os.environ if environ is None else environ)
+    with DEFAULTS_FILE.open("rb") as fh:
+        data = tomllib.load(fh)
+    overlay = environ.get("MALL_CONFIG")
+    if overlay:
+        try:
+            with open(overlay, "rb") as fh:
+                data = _merge(data, tomllib.load(fh))
+        except OSError as exc:
+            raise SettingsError(f"MALL_CONFIG={overlay}: {exc.strerror}") from exc
+    data = _env_overrides(data, environ)
+    if environ.get("MALL_SECRET_KEY"):
+        data["secret_key"] = environ["MALL_SECRET_KEY"]
+    if environ.get("MALL_WECHAT_SECRET"):
+        data["wechat"] = {**data.get("wechat", {}), "secret": environ["MALL_WECHAT_SECRET"]}
+    data = _merge(data, overrides or {})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None

@@ -1,0 +1,220 @@
+"""Shared fixtures: real Redis and PostgreSQL servers, the WeChat emulator, an app per backend.
+
+API tests that take ``client`` run twice, on SQLite and on PostgreSQL. After any test that
+built a runtime, the points ledger's invariants are checked.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis import Redis
+from sqlalchemy import text
+
+from mallapp import create_app, merchants, points
+from mallapp.devtools.servers import PostgresServer, RedisServer
+from mallapp.devtools.wechat_emulator import WeChatEmulator
+from mallapp.models import metadata
+from mallapp.runtime import Runtime, build_runtime
+from mallapp.schema import upgrade
+from mallapp.settings import Settings, load_settings
+
+APPID = "wxtest00000000001"
+SECRET = "test-secret-0123456789"
+SECRET_KEY = "test-signing-key-not-for-production"
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@dataclass
+class Clock:
+    """A clock the tests move by hand."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+# --- servers (one per test session) ----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[WeChatEmulator]:
+    with WeChatEmulator(APPID, SECRET) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emulator(emulator_server: WeChatEmulator) -> WeChatEmulator:
+    emulator_server.reset()
+    return emulator_server
+
+
+# --- databases -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server: PostgresServer) -> str:
+    url = pg_server.create_database("mallapp_test")
+    upgrade(url)
+    return url
+
+
+def _truncate_all(url: str) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    tables = ", ".join(t.name for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        # TRUNCATE fires no row triggers, so the ledger's append-only guard stays in place.
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    if backend == "sqlite":
+        path = tmp_path / "mallapp.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("pg_database")
+        yield url
+        _truncate_all(url)
+
+
+# --- the runtime and the app -----------------------------------------------------------------------
+
+@pytest.fixture
+def clock() -> Clock:
+    # 10:00 in Shanghai on an ordinary weekday.
+    return Clock(datetime(2026, 3, 10, 2, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module (or parametrize) to change settings for its tests."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, redis_server: RedisServer, emulator_server: WeChatEmulator, tmp_path: Path,
+             settings_overrides: dict[str, Any]) -> Settings:
+    base = {
+        "database_url": database_url,
+        "redis_url": redis_server.url,
+        "var_dir": str(tmp_path / "var"),
+        "secret_key": SECRET_KEY,
+        "log_format": "json",
+        "wechat": {"appid": APPID, "secret": SECRET, "api_base": emulator_server.base_url},
+    }
+    from mallapp.settings import _merge
+
+    return load_settings(_merge(base, settings_overrides), environ={})
+
+
+@pytest.fixture
+def rt(settings: Settings, redis_client: Redis, clock: Clock) -> Iterator[Runtime]:
+    runtime = build_runtime(settings, redis=redis_client)
+    runtime.clock = clock
+    yield runtime
+    # Every test that touched the ledger leaves it sound.
+    with runtime.sessions.begin() as session:
+        problems = points.check_invariants(session)
+    runtime.engine.dispose()
+    assert problems == [], "ledger invariants broken:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def app(rt: Runtime, emulator: WeChatEmulator):
+    app = create_app(runtime=rt)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+class Members:
+    """Signs members in through the real endpoint, as the mini-program does."""
+
+    def __init__(self, client, emulator: WeChatEmulator):
+        self.client = client
+        self.emulator = emulator
+
+    def sign_in(self, openid: str | None = None, unionid: str | None = None, **extra: Any) -> dict[str, Any]:
+        code = self.emulator.login(openid=openid, unionid=unionid)
+        response = self.client.post("/api/v1/auth/wechat", json={"code": code, **extra})
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        body["headers"] = {"Authorization": f"Bearer {body['token']}"}
+        return body
+
+
+@pytest.fixture
+def members_api(client, emulator: WeChatEmulator) -> Members:
+    return Members(client, emulator)
+
+
+@pytest.fixture
+def member(members_api: Members) -> dict[str, Any]:
+    """A signed-in member: the sign-in body plus ready ``headers``."""
+    return members_api.sign_in(openid="o-member-1")
+
+
+@pytest.fixture
+def merchant(rt: Runtime) -> dict[str, Any]:
+    with rt.sessions.begin() as session:
+        row, key = merchants.create(session, "Starlight Coffee", rt.now())
+        merchant_id = row.id
+    return {"id": merchant_id, "key": key, "headers": {"Authorization": f"Bearer {key}"}}
+
+
+@pytest.fixture
+def card(client, member: dict[str, Any]) -> str:
+    """A fresh member code for ``member``, as the till scans it."""
+    return client.get("/api/v1/me/card", headers=member["headers"]).get_json()["code"]
