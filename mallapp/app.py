@@ -1,0 +1,87 @@
+"""The Flask application factory: the web adapter over mallapp's domain services."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+
+from flask import Flask, g, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from mallapp import logs
+from mallapp.errors import MallError, PayloadTooLarge
+from mallapp.runtime import Runtime, build_runtime
+from mallapp.settings import Settings
+
+_REQUEST_ID = re.compile(r"^[\w\-.]{1,64}$")
+access_log = logging.getLogger("mallapp.access")
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    """Create the web app; build the process's runtime unless one is given (tests share one)."""
+    runtime = runtime or build_runtime(settings)
+    logs.configure(runtime.settings.log_format, runtime.settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["mallapp"] = runtime
+
+    from mallapp.api import members, merchant, meta
+
+    app.register_blueprint(meta.bp)
+    app.register_blueprint(members.bp)
+    app.register_blueprint(merchant.bp)
+    _install_request_context(app)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_request_context(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        g.started = time.perf_counter()
+        logs.request_id.set(g.request_id)
+
+    @app.after_request
+    def _finish(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        access_log.info("%s %s %s", request.method, request.path, response.status_code, extra={
+            "method": request.method, "path": request.path, "status": response.status_code,
+            "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+            "member_id": g.get("member_id"), "merchant_id": g.get("merchant_id")})
+        return response
+
+    @app.teardown_request
+    def _clear(_exc: BaseException | None) -> None:
+        logs.request_id.set(None)
+
+
+def _install_error_handlers(app: Flask) -> None:
+    from mallapp.api.core import error_response
+
+    @app.errorhandler(MallError)
+    def _mall_error(exc: MallError):
+        return error_response(exc)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_exc: RequestEntityTooLarge):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return error_response(PayloadTooLarge(f"the body is larger than {limit} bytes"))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        error = MallError(exc.description or exc.name, code=f"http.{code}")
+        error.status = exc.code or 500
+        return error_response(error)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        logging.getLogger("mallapp").exception("unhandled error")
+        error = MallError("something went wrong on our side; it has been logged", code="internal")
+        error.status = 500
+        return error_response(error)
