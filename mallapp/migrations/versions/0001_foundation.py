@@ -1,14 +1,14 @@
 """foundation: members, points ledger, check-in, merchants, purchases
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23
 """
 
-from alembic import op
 import sqlalchemy as sa
-import mallapp.db
+from alembic import op
 
+import mallapp.db
 
 revision = '0001'
 down_revision = None

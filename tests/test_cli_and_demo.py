@@ -1,0 +1,107 @@
+"""The command line and the README's run command, as an operator uses them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from mallapp.devtools.servers import free_port
+
+MALLAPP = str(Path(sys.executable).with_name("mallapp"))
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALL_")}
+    return {**env, "MALL_VAR_DIR": str(tmp_path / "var"), "MALL_LOG_FORMAT": "text", **extra}
+
+
+def test_merchants_create_prints_the_key_last_and_stores_only_its_hash(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = _env(tmp_path, MALL_DATABASE_URL=url)
+    upgrade = subprocess.run([MALLAPP, "db", "upgrade"], env=env, capture_output=True, text=True, check=True)
+    assert "schema at 0001" in upgrade.stdout
+    done = subprocess.run([MALLAPP, "merchants", "create", "Harbour Books"], env=env, capture_output=True,
+                          text=True, check=True)
+    key = done.stdout.strip().splitlines()[-1]
+    assert key.startswith("mk_") and len(key) > 40
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        name, stored = conn.execute(text("SELECT name, api_key_hash FROM merchants")).one()
+    engine.dispose()
+    assert name == "Harbour Books" and key not in stored
+
+    from mallapp import merchants
+    from mallapp.runtime import build_runtime
+    from mallapp.settings import load_settings
+
+    rt = build_runtime(load_settings({"database_url": url, "redis_url": "redis://127.0.0.1:1/0",
+                                      "var_dir": str(tmp_path / "var")}, environ={}))
+    with rt.sessions.begin() as session:
+        assert merchants.authenticate(session, key).name == "Harbour Books"
+    rt.engine.dispose()
+
+
+def test_bad_settings_fail_with_a_clear_message(tmp_path):
+    done = subprocess.run([MALLAPP, "db", "upgrade"], env=_env(tmp_path, MALL_POINTS_FEN_PER_POINT="ten"),
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "points.fen_per_point" in done.stderr
+
+
+def _call(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
+    port, emulator_port = free_port(), free_port()
+    proc = subprocess.Popen([MALLAPP, "demo", "--port", str(port), "--emulator-port", str(emulator_port)],
+                            env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    base, emulator = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, health = _call("GET", f"{base}/healthz")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "the demo did not come up within 60 s"
+                time.sleep(0.2)
+        assert (status, health["status"]) == (200, "ok")
+
+        _, login = _call("POST", f"{emulator}/__emulator/login", {})
+        status, signed_in = _call("POST", f"{base}/api/v1/auth/wechat", {"code": login["code"]})
+        assert status == 200 and signed_in["new_member"] is True
+        member = {"Authorization": f"Bearer {signed_in['token']}"}
+        status, checked = _call("POST", f"{base}/api/v1/checkins", {}, member)
+        assert status == 201 and checked["points"] > 0
+
+        # A demo merchant's till posts a purchase against the member's code.
+        key = (tmp_path / "var" / "demo-merchant-keys.txt").read_text().splitlines()[0].split("\t")[1]
+        _, card = _call("GET", f"{base}/api/v1/me/card", headers=member)
+        status, bought = _call("POST", f"{base}/api/v1/merchant/purchases", {
+            "member_code": card["code"], "amount_fen": 18800, "receipt_no": "DEMO-1",
+            "occurred_at": datetime.now(UTC).isoformat()}, {"Authorization": f"Bearer {key}"})
+        assert status == 201 and bought["points_total"] == 18
+        _, me = _call("GET", f"{base}/api/v1/me", headers=member)
+        assert me["points"]["balance"] == checked["points"] + 18
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert f"mallapp is running at {base}" in output
