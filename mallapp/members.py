@@ -96,6 +96,13 @@ def update_profile(session: Session, member: Member, changes: dict[str, Any]) ->
     return member
 
 
+def set_phone(session: Session, member: Member, *, country_code: str, pure_number: str) -> Member:
+    """Record the phone number WeChat verified for the member, in +<country><number> form."""
+    member.phone = f"+{country_code or '86'}{pure_number}"
+    session.flush()
+    return member
+
+
 def is_birthday(member: Member, day: date) -> bool:
     """True on the member's birthday; a 29 February birthday is kept on 28 February otherwise."""
     if member.birthday is None:

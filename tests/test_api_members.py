@@ -16,7 +16,7 @@ def _purchase(client, merchant, card, amount_fen, receipt_no, at):
 
 def test_me_shows_profile_points_and_referral_code(client, member):
     body = client.get("/api/v1/me", headers=member["headers"]).get_json()
-    assert set(body) == {"id", "nickname", "gender", "birthday", "referral_code", "member_since", "tier", "points",
+    assert set(body) == {"id", "nickname", "gender", "birthday", "phone", "referral_code", "member_since", "tier", "points",
                          "checked_in_today"}
     assert body["points"] == {"balance": 0, "owed": 0, "expiring_soon": []}
     assert len(body["referral_code"]) == 8
@@ -62,6 +62,14 @@ def test_patch_me_rejects_unknown_read_only_and_bad_fields(client, member, body,
 @pytest.mark.parametrize("body", [{}, {"nickname": None}])
 def test_patch_me_needs_something_to_change(client, member, body):
     assert client.patch("/api/v1/me", headers=member["headers"], json=body).status_code == 400
+
+
+def test_phone_number_is_bound_through_wechat(client, member, emulator):
+    code = emulator.phone_code("o-member-1", phone="13912345678")
+    response = client.post("/api/v1/me/phone", headers=member["headers"], json={"code": code})
+    assert response.status_code == 200 and response.get_json()["phone"] == "+8613912345678"
+    reused = client.post("/api/v1/me/phone", headers=member["headers"], json={"code": code})
+    assert reused.status_code == 400 and reused.get_json()["error"]["code"] == "wechat.invalid_code"
 
 
 # --- card ------------------------------------------------------------------------------------------

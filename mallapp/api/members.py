@@ -46,6 +46,7 @@ class MeOut(Out):
     nickname: str | None
     gender: Literal["unknown", "male", "female"]
     birthday: date | None
+    phone: str | None = Field(description="verified by WeChat, +<country code><number>")
     referral_code: str
     member_since: datetime
     tier: str | None
@@ -72,6 +73,11 @@ class PatchMe(Body):
         if value is not None and not (date(1900, 1, 1) <= value <= date.today()):
             raise ValueError("a birthday between 1900-01-01 and today")
         return value
+
+
+class PhoneIn(Body):
+    code: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        description="the code from the mini-program's getPhoneNumber button")
 
 
 class CardOut(Out):
@@ -150,7 +156,8 @@ def _me(session, member: members.Member) -> MeOut:
     rt = runtime()
     points.expire_due(session, rt.now(), member_id=member.id)
     return MeOut(id=member.id, nickname=member.nickname, gender=member.gender, birthday=member.birthday,
-                 referral_code=member.referral_code, member_since=member.created_at, tier=member.tier,
+                 phone=member.phone, referral_code=member.referral_code, member_since=member.created_at,
+                 tier=member.tier,
                  points=_summary(session, member.id),
                  checked_in_today=checkin.today_checkin(session, rt.settings, member.id, rt.now()) is not None)
 
@@ -195,6 +202,16 @@ def patch_me(body: PatchMe) -> MeOut:
         raise InvalidInput("profile fields cannot be cleared", code="request.invalid")
     with transaction() as session:
         member = members.update_profile(session, members.get(session, current_member_id()), changes)
+        return _me(session, member)
+
+
+@operation(bp, "/me/phone", "POST", summary="Bind the phone number the member shared through WeChat",
+           auth="member", body=PhoneIn, response=MeOut, errors=("wechat.invalid_code", "wechat.unreachable"))
+def bind_phone(body: PhoneIn) -> MeOut:
+    phone = wechat.get_phone_number(runtime().wechat, body.code)
+    with transaction() as session:
+        member = members.set_phone(session, members.get(session, current_member_id()),
+                                   country_code=phone["country_code"], pure_number=phone["pure_phone_number"])
         return _me(session, member)
 
 
