@@ -7,11 +7,10 @@ from datetime import date, datetime, timedelta
 
 from geopy.distance import geodesic
 from sqlalchemy import Date, ForeignKey, Integer, String, UniqueConstraint, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp import points
-from mallapp.db import Base, UTCDateTime
+from mallapp.db import Base, UTCDateTime, insert_or_nothing
 from mallapp.errors import Conflict, InvalidInput, RuleViolation
 from mallapp.settings import Settings
 
@@ -31,6 +30,18 @@ class Checkin(Base):
 
 
 @dataclass(frozen=True)
+class CheckedIn:
+    """A check-in that was just recorded, with the member's balance after its award."""
+
+    id: int
+    day: date
+    streak: int
+    points: int
+    method: str
+    balance: int
+
+
+@dataclass(frozen=True)
 class Position:
     latitude: float
     longitude: float
@@ -47,7 +58,7 @@ def distance_to_mall_m(settings: Settings, position: Position) -> float:
 
 
 def check_in(session: Session, settings: Settings, member_id: int, *, now: datetime,
-             position: Position | None = None, method: str = "app") -> Checkin:
+             position: Position | None = None, method: str = "app") -> CheckedIn:
     """Check the member in for today and award the day's points, or raise ``checkin.already_today``."""
     if settings.mall.checkin_requires_location:
         if position is None:
@@ -64,17 +75,14 @@ def check_in(session: Session, settings: Settings, member_id: int, *, now: datet
                               .order_by(Checkin.day.desc()).limit(1))
     streak = previous.streak + 1 if previous is not None and previous.day == today - timedelta(days=1) else 1
     award = settings.checkin.points + streak_bonus(settings, streak)
-    checkin = Checkin(member_id=member_id, day=today, streak=streak, points=award, method=method, created_at=now)
-    try:
-        # The unique (member, day) row is the guard: of any number of concurrent check-ins, one inserts.
-        with session.begin_nested():
-            session.add(checkin)
-            session.flush()
-    except IntegrityError:
-        raise Conflict("you have already checked in today", code="checkin.already_today") from None
-    points.credit(session, settings, member_id, award, "checkin", source_ref=f"checkin:{checkin.id}",
-                  idempotency_key=f"checkin:{member_id}:{today.isoformat()}", now=now)
-    return checkin
+    values = dict(member_id=member_id, day=today, streak=streak, points=award, method=method, created_at=now)
+    # The unique (member, day) row is the guard: of any number of concurrent check-ins, one inserts.
+    checkin_id = insert_or_nothing(session, Checkin, values, ["member_id", "day"])
+    if checkin_id is None:
+        raise Conflict("you have already checked in today", code="checkin.already_today")
+    posted = points.credit(session, settings, member_id, award, "checkin", source_ref=f"checkin:{checkin_id}",
+                           idempotency_key=f"checkin:{member_id}:{today.isoformat()}", now=now)
+    return CheckedIn(id=checkin_id, day=today, streak=streak, points=award, method=method, balance=posted.balance)
 
 
 def today_checkin(session: Session, settings: Settings, member_id: int, now: datetime) -> Checkin | None:

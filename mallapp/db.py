@@ -75,5 +75,24 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def insert_or_nothing(session: Session, model: type[Base], values: dict[str, Any],
+                      conflict_on: list[str]) -> int | None:
+    """Insert a row unless one with the same ``conflict_on`` key exists; return its new id, or None.
+
+    One statement instead of SAVEPOINT/INSERT/RELEASE: on PostgreSQL a concurrent insert of the
+    same key waits for the other transaction and then does nothing, so exactly one wins.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two engines mallapp supports
+        raise RuntimeError(f"unsupported database {dialect}")
+    table = model.__table__
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict_on)
+    return session.scalar(stmt.returning(table.c.id))
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)

@@ -16,7 +16,7 @@ and changes nothing, so any caller may retry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -99,6 +99,8 @@ class Posted:
 
     entry: PointsEntry
     replayed: bool = False
+    # The member's balance once this posting (and anything it settled) is applied.
+    balance: int = 0
 
 
 # --- rules -----------------------------------------------------------------------------------------
@@ -131,13 +133,13 @@ def open_account(session: Session, member_id: int) -> None:
 
 
 def _lock_account(session: Session, member_id: int) -> PointsAccount:
+    # populate_existing: the lock is held now, so overwrite any stale copy the session kept.
     account = session.scalar(
         select(PointsAccount).where(PointsAccount.member_id == member_id).with_for_update()
+        .execution_options(populate_existing=True)
     )
     if account is None:
         raise InvalidInput("member has no points account", code="points.no_account")
-    # The row lock is held, but the session may have a stale copy from before it.
-    session.refresh(account)
     return account
 
 
@@ -173,7 +175,7 @@ def credit(session: Session, settings: Settings, member_id: int, points: int, re
     account = _lock_account(session, member_id)
     replay = _replay(session, idempotency_key, member_id, points, reason)
     if replay:
-        return replay
+        return replace(replay, balance=account.balance)
     _expire_member(session, account, now)
     entry = _append(session, account, points, reason, source_ref, idempotency_key, now, note)
     lot = PointsLot(member_id=member_id, entry_id=entry.id, amount=points, remaining=points,
@@ -185,7 +187,7 @@ def credit(session: Session, settings: Settings, member_id: int, points: int, re
         account.debt -= settle
         _consume(session, account, settle, "reversal", source_ref, f"{idempotency_key}:settle", now,
                  "settles points a refund could not take back", lots=[lot])
-    return Posted(entry)
+    return Posted(entry, balance=account.balance)
 
 
 def debit(session: Session, member_id: int, points: int, reason: Reason, *, source_ref: str,
@@ -195,13 +197,14 @@ def debit(session: Session, member_id: int, points: int, reason: Reason, *, sour
     account = _lock_account(session, member_id)
     replay = _replay(session, idempotency_key, member_id, -points, reason)
     if replay:
-        return replay
+        return replace(replay, balance=account.balance)
     _expire_member(session, account, now)
     if account.balance < points:
         raise RuleViolation(f"not enough points: {account.balance} available, {points} needed",
                             code="points.insufficient",
                             details={"balance": account.balance, "required": points})
-    return Posted(_consume(session, account, points, reason, source_ref, idempotency_key, now, note))
+    entry = _consume(session, account, points, reason, source_ref, idempotency_key, now, note)
+    return Posted(entry, balance=account.balance)
 
 
 def redeem(session: Session, member_id: int, points: int, *, source_ref: str, idempotency_key: str,
@@ -222,7 +225,7 @@ def take_back(session: Session, member_id: int, points: int, *, source_ref: str,
     account = _lock_account(session, member_id)
     replay = _replay(session, idempotency_key, member_id, None, "reversal")
     if replay:
-        return replay, points + replay.entry.delta
+        return replace(replay, balance=account.balance), points + replay.entry.delta
     _expire_member(session, account, now)
     own = list(session.scalars(
         select(PointsLot).join(PointsEntry, PointsEntry.id == PointsLot.entry_id)
@@ -234,7 +237,7 @@ def take_back(session: Session, member_id: int, points: int, *, source_ref: str,
     if take == 0:
         return None, unrecovered
     entry = _consume(session, account, take, "reversal", source_ref, idempotency_key, now, note, lots=own)
-    return Posted(entry), unrecovered
+    return Posted(entry, balance=account.balance), unrecovered
 
 
 def _open_lots(session: Session, member_id: int, now: datetime) -> list[PointsLot]:

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp import auth, members, points
-from mallapp.db import Base, UTCDateTime
+from mallapp.db import Base, UTCDateTime, insert_or_nothing
 from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from mallapp.points import BigId
 from mallapp.settings import Settings
@@ -92,19 +91,12 @@ def record_purchase(session: Session, settings: Settings, *, merchant_id: int, m
         earned = points.purchase_points(settings, amount_fen, member.tier)
         local_day = occurred_at.astimezone(settings.mall.tz).date()
         bonus = points.birthday_bonus(settings, earned) if members.is_birthday(member, local_day) else 0
-        purchase = Purchase(merchant_id=merchant_id, receipt_no=receipt_no, member_id=member_id,
-                            amount_fen=amount_fen, refunded_fen=0, points_earned=earned, birthday_bonus=bonus,
-                            points_reversed=0, occurred_at=occurred_at, created_at=now)
-        try:
-            with session.begin_nested():
-                session.add(purchase)
-                session.flush()
-        except IntegrityError:
-            # A concurrent retry of the same receipt committed first: answer with its result.
-            existing = find(session, merchant_id, receipt_no)
-            if existing is None:
-                raise
-        else:
+        values = dict(merchant_id=merchant_id, receipt_no=receipt_no, member_id=member_id, amount_fen=amount_fen,
+                      refunded_fen=0, points_earned=earned, birthday_bonus=bonus, points_reversed=0,
+                      occurred_at=occurred_at, created_at=now)
+        purchase_id = insert_or_nothing(session, Purchase, values, ["merchant_id", "receipt_no"])
+        if purchase_id is not None:
+            purchase = Purchase(id=purchase_id, **values)
             key = f"purchase:{merchant_id}:{receipt_no}"
             if earned:
                 points.credit(session, settings, member_id, earned, "purchase", source_ref=purchase.source_ref,
@@ -113,6 +105,10 @@ def record_purchase(session: Session, settings: Settings, *, merchant_id: int, m
                 points.credit(session, settings, member_id, bonus, "birthday_bonus",
                               source_ref=purchase.source_ref, idempotency_key=f"{key}:birthday", now=now)
             return Recorded(purchase, replayed=False)
+        # A concurrent retry of the same receipt committed first: answer with its result.
+        existing = find(session, merchant_id, receipt_no)
+        if existing is None:  # pragma: no cover - the conflicting row is committed by then
+            raise Conflict("the receipt is being recorded; retry", code="purchase.retry")
     if existing.amount_fen != amount_fen or existing.member_id != member_id:
         raise Conflict("this receipt number was already posted with a different amount or member",
                        code="purchase.receipt_conflict",

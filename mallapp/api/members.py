@@ -276,5 +276,4 @@ def check_in(body: CheckinIn) -> CheckinOut:
     member_id = current_member_id()
     with transaction() as session:
         done = checkin.check_in(session, rt.settings, member_id, now=rt.now(), position=position)
-        return CheckinOut(day=done.day, streak=done.streak, points=done.points,
-                          balance=points.balance(session, member_id))
+    return CheckinOut(day=done.day, streak=done.streak, points=done.points, balance=done.balance)
