@@ -220,6 +220,9 @@ def take_back(session: Session, member_id: int, points: int, *, source_ref: str,
 
     What the member has already spent cannot be taken now: it is recorded as debt that the
     member's next credits settle, so the balance never goes below zero.
+
+    When nothing at all can be taken no entry is posted, so the key cannot detect a retry: the
+    caller must be idempotent itself (a refund claims its refund row first).
     """
     _check_positive(points)
     account = _lock_account(session, member_id)

@@ -16,7 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp import auth, members, points
@@ -165,18 +174,23 @@ def refund(session: Session, *, merchant_id: int, receipt_no: str, refund_no: st
                             details={"refundable_fen": purchase.amount_fen - purchase.refunded_fen})
     purchase.refunded_fen += amount_fen
     due = purchase.points_total * purchase.refunded_fen // purchase.amount_fen - purchase.points_reversed
-    taken = owed = 0
+    values = dict(merchant_id=merchant_id, refund_no=refund_no, purchase_id=purchase.id, amount_fen=amount_fen,
+                  points_reversed=due, points_taken=0, points_owed=0, created_at=now)
+    # Claim the refund number before any points move. The purchase's lock does not cover the same
+    # number racing on another receipt: the unique (merchant, refund_no) row decides, the loser waits
+    # for the winner and answers 409 (its transaction is rolled back by the caller).
+    refund_id = insert_or_nothing(session, Refund, values, ["merchant_id", "refund_no"])
+    if refund_id is None:
+        raise Conflict("this refund number was already used for a different refund", code="refund.number_conflict")
     if due:
         posted, owed = points.take_back(
             session, purchase.member_id, due, source_ref=purchase.source_ref,
             idempotency_key=f"refund:{merchant_id}:{refund_no}", now=now, note=f"refund {refund_no}")
-        taken = due - owed
+        values.update(points_taken=due - owed, points_owed=owed)
+        session.execute(update(Refund).where(Refund.id == refund_id)
+                        .values(points_taken=values["points_taken"], points_owed=owed))
     purchase.points_reversed += due
-    record = Refund(merchant_id=merchant_id, refund_no=refund_no, purchase_id=purchase.id, amount_fen=amount_fen,
-                    points_reversed=due, points_taken=taken, points_owed=owed, created_at=now)
-    session.add(record)
-    session.flush()
-    return Refunded(record, purchase, replayed=False)
+    return Refunded(Refund(id=refund_id, **values), purchase, replayed=False)
 
 
 def find(session: Session, merchant_id: int, receipt_no: str) -> Purchase | None:

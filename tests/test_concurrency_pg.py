@@ -1,0 +1,350 @@
+"""Races on PostgreSQL: many real threads, each in its own transaction, released together.
+
+Every worker opens its transaction (and holds a pooled connection) before a barrier releases
+them all at once, so the database sees them concurrently. The assertions are about outcomes
+(how many succeeded, what the ledger holds), never about timing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from redis import Redis
+from sqlalchemy import func, select
+
+from mallapp import checkin, gifts, members, merchants, points, purchases
+from mallapp.db import make_engine, make_sessionmaker
+from mallapp.errors import Conflict, MallError, RuleViolation
+from mallapp.points import PointsAccount, PointsEntry
+from mallapp.runtime import Runtime, secret_key
+from mallapp.settings import Settings
+
+pytestmark = pytest.mark.postgres
+
+WORKERS = 50
+BARRIER_TIMEOUT = 60  # only a guard against a hung test; nothing is asserted about time
+
+
+@pytest.fixture
+def backend() -> str:
+    return "postgresql"
+
+
+@pytest.fixture
+def rt(settings: Settings, redis_client: Redis, clock) -> Iterator[Runtime]:
+    """The conftest runtime, with a pool wide enough for every worker to hold a connection at once."""
+    engine = make_engine(settings.database_url, pool_size=WORKERS + 5, max_overflow=10, pool_timeout=BARRIER_TIMEOUT)
+    runtime = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=redis_client,
+                      secret=secret_key(settings), clock=clock)
+    yield runtime
+    with runtime.sessions.begin() as session:
+        problems = points.check_invariants(session)
+    engine.dispose()
+    assert problems == [], "ledger invariants broken:\n" + "\n".join(problems)
+
+
+def race(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(i)`` for i in range(n) on n threads released together; return results or exceptions."""
+    barrier = threading.Barrier(n)
+
+    def start(i: int) -> Any:
+        barrier.wait(timeout=BARRIER_TIMEOUT)
+        return work(i)
+
+    def outcome(i: int) -> Any:
+        try:
+            return start(i)
+        except Exception as exc:  # collected and asserted on by the test
+            return exc
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(outcome, range(n)))
+
+
+def race_in_transactions(rt: Runtime, n: int, work: Callable[[Any, int], Any]) -> list[Any]:
+    """Like ``race``, but each worker has begun its own transaction on its own connection first."""
+    barrier = threading.Barrier(n)
+
+    def one(i: int) -> Any:
+        try:
+            with rt.sessions.begin() as session:
+                session.connection()  # check a connection out before the start
+                barrier.wait(timeout=BARRIER_TIMEOUT)
+                return work(session, i)
+        except Exception as exc:  # collected and asserted on by the test
+            return exc
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def codes(results: list[Any]) -> Counter:
+    """How many succeeded ("ok") and how many failed, by error code."""
+    return Counter(r.code if isinstance(r, MallError) else type(r).__name__ if isinstance(r, Exception) else "ok"
+                   for r in results)
+
+
+def unexpected(results: list[Any]) -> list[Exception]:
+    return [r for r in results if isinstance(r, Exception) and not isinstance(r, MallError)]
+
+
+def new_member(rt: Runtime, openid: str = "o-race-1", credit: int = 0) -> int:
+    with rt.sessions.begin() as session:
+        member, _ = members.sign_in(session, openid=openid, unionid=None, now=rt.now())
+        if credit:
+            points.credit(session, rt.settings, member.id, credit, "adjustment", source_ref="setup",
+                          idempotency_key=f"setup:{openid}", now=rt.now())
+        return member.id
+
+
+def new_merchant(rt: Runtime) -> int:
+    with rt.sessions.begin() as session:
+        return merchants.create(session, "Race Track Cafe", rt.now())[0].id
+
+
+def reasons(rt: Runtime, member_id: int) -> Counter:
+    with rt.sessions.begin() as session:
+        return Counter(session.scalars(select(PointsEntry.reason).where(PointsEntry.member_id == member_id)))
+
+
+def account(rt: Runtime, member_id: int) -> PointsAccount:
+    with rt.sessions.begin() as session:
+        return session.get(PointsAccount, member_id)
+
+
+def count(rt: Runtime, model) -> int:
+    with rt.sessions.begin() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+# --- service level ---------------------------------------------------------------------------------
+
+def test_concurrent_redemptions_never_overdraw_exactly_as_many_succeed_as_the_balance_covers(rt):
+    member_id = new_member(rt, credit=255)
+
+    results = race_in_transactions(rt, WORKERS, lambda session, i: points.redeem(
+        session, member_id, 10, source_ref="gift:race", idempotency_key=f"race:{i}", now=rt.now()))
+
+    assert unexpected(results) == []
+    assert codes(results) == {"ok": 25, "points.insufficient": 25}
+    assert all(isinstance(r, RuleViolation) for r in results if not isinstance(r, points.Posted))
+    assert sorted(r.entry.balance_after for r in results if isinstance(r, points.Posted)) == list(range(5, 255, 10))
+    assert account(rt, member_id).balance == 5
+    assert reasons(rt, member_id) == {"adjustment": 1, "redemption": 25}
+
+
+def test_concurrent_check_ins_of_one_member_award_exactly_once(rt):
+    member_id = new_member(rt)
+
+    results = race_in_transactions(rt, 20, lambda session, i: checkin.check_in(
+        session, rt.settings, member_id, now=rt.now()).points)
+
+    assert unexpected(results) == []
+    assert codes(results) == {"ok": 1, "checkin.already_today": 19}
+    assert all(isinstance(r, Conflict) for r in results if isinstance(r, Exception))
+    assert account(rt, member_id).balance == 5
+    assert reasons(rt, member_id) == {"checkin": 1}
+    assert count(rt, checkin.Checkin) == 1
+
+
+def test_one_receipt_posted_concurrently_is_recorded_and_awarded_once(rt):
+    member_id = new_member(rt)
+    merchant_id = new_merchant(rt)
+
+    def post(session, i):
+        recorded = purchases.record_purchase(session, rt.settings, merchant_id=merchant_id, member_id=member_id,
+                                             receipt_no="R-RACE", amount_fen=1_234_500, occurred_at=rt.now(),
+                                             now=rt.now())
+        return recorded.purchase.id, recorded.purchase.points_total, recorded.replayed
+
+    results = race_in_transactions(rt, 20, post)
+
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert len({(purchase_id, total) for purchase_id, total, _ in results}) == 1
+    assert Counter(replayed for _, _, replayed in results) == {True: 19, False: 1}
+    assert count(rt, purchases.Purchase) == 1
+    assert reasons(rt, member_id) == {"purchase": 1}
+    assert account(rt, member_id).balance == 1234
+
+
+def test_one_refund_number_posted_concurrently_refunds_once(rt):
+    member_id = new_member(rt)
+    merchant_id = new_merchant(rt)
+    with rt.sessions.begin() as session:
+        purchases.record_purchase(session, rt.settings, merchant_id=merchant_id, member_id=member_id,
+                                  receipt_no="R-1", amount_fen=500_000, occurred_at=rt.now(), now=rt.now())
+
+    def post(session, i):
+        done = purchases.refund(session, merchant_id=merchant_id, receipt_no="R-1", refund_no="F-RACE",
+                                amount_fen=200_000, now=rt.now())
+        return done.refund.id, done.refund.points_reversed, done.replayed
+
+    results = race_in_transactions(rt, 20, post)
+
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert len({(refund_id, reversed_) for refund_id, reversed_, _ in results}) == 1
+    assert Counter(replayed for _, _, replayed in results) == {True: 19, False: 1}
+    assert count(rt, purchases.Refund) == 1
+    assert reasons(rt, member_id) == {"purchase": 1, "reversal": 1}
+    assert account(rt, member_id).balance == 300
+    with rt.sessions.begin() as session:
+        assert purchases.find(session, merchant_id, "R-1").refunded_fen == 200_000
+
+
+def test_one_refund_number_racing_on_different_receipts_refunds_once_and_answers_409_to_the_rest(rt):
+    # The purchase row lock serializes refunds of one receipt, not of several: here the unique
+    # (merchant, refund_no) row must decide. Receipts belong to two members, so no account lock
+    # serializes them either.
+    merchant_id = new_merchant(rt)
+    member_ids = [new_member(rt, "o-race-a"), new_member(rt, "o-race-b")]
+    with rt.sessions.begin() as session:
+        for i in range(20):
+            purchases.record_purchase(session, rt.settings, merchant_id=merchant_id, member_id=member_ids[i % 2],
+                                      receipt_no=f"R-{i}", amount_fen=100_000, occurred_at=rt.now(), now=rt.now())
+
+    results = race_in_transactions(rt, 20, lambda session, i: purchases.refund(
+        session, merchant_id=merchant_id, receipt_no=f"R-{i}", refund_no="F-SAME", amount_fen=40_000, now=rt.now()))
+
+    assert unexpected(results) == []
+    assert codes(results) == {"ok": 1, "refund.number_conflict": 19}
+    assert count(rt, purchases.Refund) == 1
+    balances = sorted(account(rt, m).balance for m in member_ids)
+    assert balances == [960, 1000]  # 10 purchases of 100 points each; one refund took 40
+    assert sum(reasons(rt, m)["reversal"] for m in member_ids) == 1
+
+
+def test_different_refund_numbers_racing_on_one_receipt_never_refund_more_than_paid(rt):
+    member_id = new_member(rt)
+    merchant_id = new_merchant(rt)
+    with rt.sessions.begin() as session:
+        purchases.record_purchase(session, rt.settings, merchant_id=merchant_id, member_id=member_id,
+                                  receipt_no="R-1", amount_fen=100_000, occurred_at=rt.now(), now=rt.now())
+
+    results = race_in_transactions(rt, 20, lambda session, i: purchases.refund(
+        session, merchant_id=merchant_id, receipt_no="R-1", refund_no=f"F-{i}", amount_fen=30_000, now=rt.now()))
+
+    assert unexpected(results) == []
+    assert codes(results) == {"ok": 3, "refund.exceeds_purchase": 17}
+    assert sorted(r.refund.points_reversed for r in results if isinstance(r, purchases.Refunded)) == [30, 30, 30]
+    assert account(rt, member_id).balance == 10
+
+
+def test_concurrent_redemptions_with_the_same_idempotency_key_debit_once(rt):
+    member_id = new_member(rt, credit=100)
+
+    results = race_in_transactions(rt, 20, lambda session, i: points.redeem(
+        session, member_id, 30, source_ref="gift:race", idempotency_key="one-key", now=rt.now()))
+
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert len({r.entry.id for r in results}) == 1
+    assert Counter(r.replayed for r in results) == {True: 19, False: 1}
+    assert account(rt, member_id).balance == 70
+    assert reasons(rt, member_id) == {"adjustment": 1, "redemption": 1}
+
+
+def test_concurrent_gift_redemptions_with_the_same_key_create_one_redemption(rt):
+    member_id = new_member(rt, credit=1000)
+
+    def redeem(session, i):
+        redemption, replayed = gifts.redeem_gift(session, rt.settings, member_id, gift_code="umbrella", quantity=1,
+                                                 idempotency_key="gift-key", now=rt.now())
+        return redemption.id, redemption.pickup_code, replayed
+
+    results = race_in_transactions(rt, 20, redeem)
+
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert len({(rid, code) for rid, code, _ in results}) == 1
+    assert Counter(replayed for _, _, replayed in results) == {True: 19, False: 1}
+    assert count(rt, gifts.GiftRedemption) == 1
+    assert account(rt, member_id).balance == 700
+
+
+def test_mixed_concurrent_traffic_with_lazy_and_swept_expiry_keeps_the_ledger_sound(rt):
+    """Purchases, redemptions, refunds and expiry sweeps of three members, all at once."""
+    merchant_id = new_merchant(rt)
+    member_ids = [new_member(rt, f"o-mixed-{k}", credit=1000) for k in range(3)]
+    with rt.sessions.begin() as session:
+        for member_id in member_ids:  # 300 points that are already past due when the race starts
+            points.credit(session, rt.settings, member_id, 300, "adjustment", source_ref="short",
+                          idempotency_key=f"short:{member_id}", now=rt.now(),
+                          expires_at=rt.now() + timedelta(days=1))
+    rt.clock.advance(days=2)
+    now = rt.now()
+
+    def work(i: int) -> None:
+        member_id = member_ids[i % 3]
+        if i % 8 == 0:
+            with rt.sessions.begin() as session:
+                points.expire_due(session, now)
+        with rt.sessions.begin() as session:
+            purchases.record_purchase(session, rt.settings, merchant_id=merchant_id, member_id=member_id,
+                                      receipt_no=f"W-{i}", amount_fen=100_000, occurred_at=now, now=now)
+        with rt.sessions.begin() as session:
+            points.redeem(session, member_id, 50, source_ref="gift:race", idempotency_key=f"w:{i}", now=now)
+        with rt.sessions.begin() as session:
+            purchases.refund(session, merchant_id=merchant_id, receipt_no=f"W-{i}", refund_no=f"WF-{i}",
+                             amount_fen=50_000, now=now)
+        with rt.sessions.begin() as session:  # a till retrying everything changes nothing
+            assert purchases.record_purchase(session, rt.settings, merchant_id=merchant_id, member_id=member_id,
+                                             receipt_no=f"W-{i}", amount_fen=100_000, occurred_at=now,
+                                             now=now).replayed
+            assert purchases.refund(session, merchant_id=merchant_id, receipt_no=f"W-{i}", refund_no=f"WF-{i}",
+                                    amount_fen=50_000, now=now).replayed
+
+    results = race(48, work)
+
+    assert [r for r in results if isinstance(r, Exception)] == []
+    for member_id in member_ids:
+        # 1000 + 16 x (100 earned - 50 redeemed - 50 refunded); the short-lived 300 expired exactly once.
+        assert (account(rt, member_id).balance, account(rt, member_id).debt) == (1000, 0)
+        assert reasons(rt, member_id) == {"adjustment": 2, "expiry": 1, "purchase": 16, "redemption": 16,
+                                          "reversal": 16}
+    with rt.sessions.begin() as session:
+        assert points.check_invariants(session) == []
+
+
+# --- through the HTTP API --------------------------------------------------------------------------
+
+def test_concurrent_check_in_requests_award_once_and_answer_409_to_the_rest(rt, app, member):
+    headers = member["headers"]
+
+    def post(i: int):
+        response = app.test_client().post("/api/v1/checkins", json={}, headers=headers)
+        return response.status_code, response.get_json()
+
+    results = race(20, post)
+
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert Counter(status for status, _ in results) == {201: 1, 409: 19}
+    [(_, won)] = [r for r in results if r[0] == 201]
+    assert (won["points"], won["streak"], won["balance"]) == (5, 1, 5)
+    assert {body["error"]["code"] for status, body in results if status == 409} == {"checkin.already_today"}
+    me = app.test_client().get("/api/v1/me/points", headers=headers).get_json()
+    assert me["balance"] == 5
+    assert [e["reason"] for e in me["entries"]] == ["checkin"]
+
+
+def test_concurrent_gift_redemption_requests_with_one_idempotency_key_spend_once(rt, app, member):
+    member_id = member["member"]["id"]
+    with rt.sessions.begin() as session:
+        points.credit(session, rt.settings, member_id, 500, "adjustment", source_ref="setup",
+                      idempotency_key="setup", now=rt.now())
+    headers = {**member["headers"], "Idempotency-Key": "tap-once"}
+
+    def post(i: int):
+        response = app.test_client().post("/api/v1/me/points/redemptions", json={"gift_code": "coffee"},
+                                          headers=headers)
+        return response.status_code, response.get_json()
+
+    results = race(20, post)
+
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert Counter(status for status, _ in results) == {201: 1, 200: 19}
+    assert len({(body["id"], body["pickup_code"]) for _, body in results}) == 1
+    assert account(rt, member_id).balance == 380
