@@ -287,7 +287,34 @@ class _EarlyExit(Exception):
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-class PostgresServer:
+class _ServerProcess:
+    """What both servers share: a child process, a context manager that starts and stops it."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The server process id, while started."""
+        return self._proc.pid if self._proc is not None else None
+
+
+class PostgresServer(_ServerProcess):
     """A private PostgreSQL cluster: ``initdb`` into a temp dir, postmaster on 127.0.0.1.
 
     ``fast=True`` (tests) turns durability off (``fsync``, ``synchronous_commit``,
@@ -313,22 +340,6 @@ class PostgresServer:
         self._proc: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle
-
-    def __enter__(self) -> PostgresServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The server process id, while started."""
-        return self._proc.pid if self._proc is not None else None
 
     def start(self) -> PostgresServer:
         if self._proc is not None:
@@ -576,7 +587,7 @@ class PostgresServer:
 # --------------------------------------------------------------------------- Redis
 
 
-class RedisServer:
+class RedisServer(_ServerProcess):
     """A private ``redis-server`` (no persistence) on 127.0.0.1, optionally also on a unix socket."""
 
     host = "127.0.0.1"
@@ -597,22 +608,6 @@ class RedisServer:
         self.log_path: Path | None = None
         self.socket_path: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> RedisServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The server process id, while started."""
-        return self._proc.pid if self._proc is not None else None
 
     @property
     def url(self) -> str:
