@@ -53,7 +53,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if "poolclass" not in kwargs:  # NullPool (migrations) takes no pool sizes
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before every checkout (a round trip per request): a dropped connection fails one
+    # request, and SQLAlchemy then recycles the whole pool; idle connections are renewed hourly.
+    kwargs.setdefault("pool_recycle", 3600)
     return create_engine(url, **kwargs)
 
 

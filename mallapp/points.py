@@ -27,12 +27,16 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    case,
     func,
+    insert,
+    literal,
     select,
+    update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mallapp.db import Base, UTCDateTime
+from mallapp.db import Base, UTCDateTime, insert_or_nothing
 from mallapp.errors import Conflict, InvalidInput, RuleViolation
 from mallapp.settings import Settings
 
@@ -51,6 +55,9 @@ class PointsAccount(Base):
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     # Points a refund could not take back because they were already spent; future credits settle it.
     debt: Mapped[int] = mapped_column(BigInteger, default=0)
+    # No open lot of this member expires before this instant (NULL: none expires). A lower bound,
+    # so credits can skip looking for due lots; whoever finds it passed recomputes it.
+    expiry_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PointsEntry(Base):
@@ -172,20 +179,63 @@ def credit(session: Session, settings: Settings, member_id: int, points: int, re
            expires_at: datetime | None | Literal["default"] = "default") -> Posted:
     """Add points as a new lot; a debt left by an earlier refund is settled from it first."""
     _check_positive(points)
+    expires = expiry_for(settings, now) if expires_at == "default" else expires_at
+    return (_credit_fast(session, member_id, points, reason, source_ref, idempotency_key, now, note, expires)
+            or _credit_full(session, member_id, points, reason, source_ref, idempotency_key, now, note, expires))
+
+
+def _credit_fast(session: Session, member_id: int, points: int, reason: str, source_ref: str, key: str,
+                 now: datetime, note: str | None, expires: datetime | None) -> Posted | None:
+    """The common credit in three statements, or None when the member needs the full path.
+
+    One UPDATE takes the account's row lock and adds the points, but only when no lot may be due
+    and no debt is owed; the entry's unique idempotency key then tells a first posting from a retry.
+    """
+    session.flush()  # Core statements below bypass the unit of work: nothing may be pending
+    account = PointsAccount.__table__
+    hint = account.c.expiry_check_at
+    new_hint = hint if expires is None else case((hint.is_(None) | (hint > expires),
+                                                  literal(expires, UTCDateTime())), else_=hint)
+    balance = session.execute(
+        update(account)
+        .where(account.c.member_id == member_id, account.c.debt == 0, hint.is_(None) | (hint > now))
+        .values(balance=account.c.balance + points, expiry_check_at=new_hint)
+        .returning(account.c.balance)
+    ).scalar()
+    if balance is None:
+        return None
+    values = dict(member_id=member_id, delta=points, balance_after=balance, reason=reason, source_ref=source_ref,
+                  idempotency_key=key, note=note, created_at=now)
+    entry_id = insert_or_nothing(session, PointsEntry, values, ["idempotency_key"])
+    if entry_id is None:  # a retry: give the points back and answer with the first posting
+        session.execute(update(account).where(account.c.member_id == member_id)
+                        .values(balance=account.c.balance - points))
+        replay = _replay(session, key, member_id, points, reason)
+        if replay is None:  # ON CONFLICT only yields to a committed (or our own) entry
+            raise RuntimeError(f"idempotency key {key!r} conflicted but no entry holds it")
+        return replace(replay, balance=balance - points)
+    session.execute(insert(PointsLot.__table__).values(member_id=member_id, entry_id=entry_id, amount=points,
+                                                       remaining=points, expires_at=expires))
+    return Posted(PointsEntry(id=entry_id, **values), balance=balance)
+
+
+def _credit_full(session: Session, member_id: int, points: int, reason: str, source_ref: str, key: str,
+                 now: datetime, note: str | None, expires: datetime | None) -> Posted:
     account = _lock_account(session, member_id)
-    replay = _replay(session, idempotency_key, member_id, points, reason)
+    replay = _replay(session, key, member_id, points, reason)
     if replay:
         return replace(replay, balance=account.balance)
     _expire_member(session, account, now)
-    entry = _append(session, account, points, reason, source_ref, idempotency_key, now, note)
-    lot = PointsLot(member_id=member_id, entry_id=entry.id, amount=points, remaining=points,
-                    expires_at=expiry_for(settings, now) if expires_at == "default" else expires_at)
+    entry = _append(session, account, points, reason, source_ref, key, now, note)
+    lot = PointsLot(member_id=member_id, entry_id=entry.id, amount=points, remaining=points, expires_at=expires)
     session.add(lot)
+    if expires is not None and (account.expiry_check_at is None or account.expiry_check_at > expires):
+        account.expiry_check_at = expires
     session.flush()
     if account.debt:
         settle = min(account.debt, points)
         account.debt -= settle
-        _consume(session, account, settle, "reversal", source_ref, f"{idempotency_key}:settle", now,
+        _consume(session, account, settle, "reversal", source_ref, f"{key}:settle", now,
                  "settles points a refund could not take back", lots=[lot])
     return Posted(entry, balance=account.balance)
 
@@ -276,6 +326,8 @@ def _consume(session: Session, account: PointsAccount, points: int, reason: str,
 # --- expiry ----------------------------------------------------------------------------------------
 
 def _expire_member(session: Session, account: PointsAccount, now: datetime) -> int:
+    if account.expiry_check_at is None or account.expiry_check_at > now:
+        return 0  # nothing can be due
     due = list(session.scalars(
         select(PointsLot).where(PointsLot.member_id == account.member_id, PointsLot.remaining > 0,
                                 PointsLot.expires_at <= now).order_by(PointsLot.id)
@@ -287,7 +339,10 @@ def _expire_member(session: Session, account: PointsAccount, now: datetime) -> i
         lot.remaining = 0
         session.add(PointsAllocation(debit_entry_id=entry.id, lot_id=lot.id, amount=amount))
     session.flush()
-    return sum(1 for _ in due)
+    account.expiry_check_at = session.scalar(
+        select(func.min(PointsLot.expires_at))
+        .where(PointsLot.member_id == account.member_id, PointsLot.remaining > 0))
+    return len(due)
 
 
 def expire_due(session: Session, now: datetime, member_id: int | None = None, limit: int = 1000) -> int:
@@ -311,7 +366,14 @@ class Expiring:
 
 
 def balance(session: Session, member_id: int) -> int:
-    return session.scalar(select(PointsAccount.balance).where(PointsAccount.member_id == member_id)) or 0
+    return owed_and_balance(session, member_id)[1]
+
+
+def owed_and_balance(session: Session, member_id: int) -> tuple[int, int]:
+    """The member's (debt, balance), read from the database (never from a cached object)."""
+    row = session.execute(select(PointsAccount.debt, PointsAccount.balance)
+                          .where(PointsAccount.member_id == member_id)).first()
+    return (row[0], row[1]) if row else (0, 0)
 
 
 def expiring_soon(session: Session, settings: Settings, member_id: int, now: datetime) -> list[Expiring]:
@@ -358,6 +420,11 @@ def check_invariants(session: Session, member_id: int | None = None) -> list[str
                                     .where(PointsLot.member_id == mid))
         if lots_total != account.balance:
             problems.append(f"member {mid}: lots hold {lots_total} but balance is {account.balance}")
+        first_expiry = session.scalar(select(func.min(PointsLot.expires_at))
+                                      .where(PointsLot.member_id == mid, PointsLot.remaining > 0))
+        if first_expiry is not None and (account.expiry_check_at is None or account.expiry_check_at > first_expiry):
+            problems.append(f"member {mid}: expiry_check_at {account.expiry_check_at} is after a lot's expiry "
+                            f"{first_expiry}")
     lot_rows = select(PointsLot.id, PointsLot.amount, PointsLot.remaining,
                       func.coalesce(select(func.sum(PointsAllocation.amount))
                                     .where(PointsAllocation.lot_id == PointsLot.id).scalar_subquery(), 0))

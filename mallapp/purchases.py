@@ -94,30 +94,28 @@ class Refunded:
 def record_purchase(session: Session, settings: Settings, *, merchant_id: int, member_id: int,
                     receipt_no: str, amount_fen: int, occurred_at: datetime, now: datetime) -> Recorded:
     """Record a till's purchase and award its points, once per receipt."""
+    member = members.get(session, member_id)
+    earned = points.purchase_points(settings, amount_fen, member.tier)
+    local_day = occurred_at.astimezone(settings.mall.tz).date()
+    bonus = points.birthday_bonus(settings, earned) if members.is_birthday(member, local_day) else 0
+    values = dict(merchant_id=merchant_id, receipt_no=receipt_no, member_id=member_id, amount_fen=amount_fen,
+                  refunded_fen=0, points_earned=earned, birthday_bonus=bonus, points_reversed=0,
+                  occurred_at=occurred_at, created_at=now)
+    # The unique (merchant, receipt) row decides: a retry, even a concurrent one, inserts nothing.
+    purchase_id = insert_or_nothing(session, Purchase, values, ["merchant_id", "receipt_no"])
+    if purchase_id is not None:
+        purchase = Purchase(id=purchase_id, **values)
+        key = f"purchase:{merchant_id}:{receipt_no}"
+        if earned:
+            points.credit(session, settings, member_id, earned, "purchase", source_ref=purchase.source_ref,
+                          idempotency_key=key, now=now)
+        if bonus:
+            points.credit(session, settings, member_id, bonus, "birthday_bonus",
+                          source_ref=purchase.source_ref, idempotency_key=f"{key}:birthday", now=now)
+        return Recorded(purchase, replayed=False)
     existing = find(session, merchant_id, receipt_no)
-    if existing is None:
-        member = members.get(session, member_id)
-        earned = points.purchase_points(settings, amount_fen, member.tier)
-        local_day = occurred_at.astimezone(settings.mall.tz).date()
-        bonus = points.birthday_bonus(settings, earned) if members.is_birthday(member, local_day) else 0
-        values = dict(merchant_id=merchant_id, receipt_no=receipt_no, member_id=member_id, amount_fen=amount_fen,
-                      refunded_fen=0, points_earned=earned, birthday_bonus=bonus, points_reversed=0,
-                      occurred_at=occurred_at, created_at=now)
-        purchase_id = insert_or_nothing(session, Purchase, values, ["merchant_id", "receipt_no"])
-        if purchase_id is not None:
-            purchase = Purchase(id=purchase_id, **values)
-            key = f"purchase:{merchant_id}:{receipt_no}"
-            if earned:
-                points.credit(session, settings, member_id, earned, "purchase", source_ref=purchase.source_ref,
-                              idempotency_key=key, now=now)
-            if bonus:
-                points.credit(session, settings, member_id, bonus, "birthday_bonus",
-                              source_ref=purchase.source_ref, idempotency_key=f"{key}:birthday", now=now)
-            return Recorded(purchase, replayed=False)
-        # A concurrent retry of the same receipt committed first: answer with its result.
-        existing = find(session, merchant_id, receipt_no)
-        if existing is None:  # pragma: no cover - the conflicting row is committed by then
-            raise Conflict("the receipt is being recorded; retry", code="purchase.retry")
+    if existing is None:  # pragma: no cover - ON CONFLICT only yields to a committed row
+        raise Conflict("the receipt is being recorded; retry", code="purchase.retry")
     if existing.amount_fen != amount_fen or existing.member_id != member_id:
         raise Conflict("this receipt number was already posted with a different amount or member",
                        code="purchase.receipt_conflict",

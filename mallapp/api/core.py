@@ -61,9 +61,19 @@ def runtime() -> Runtime:
 
 @contextmanager
 def transaction() -> Iterator[Session]:
-    """A unit of work: commits when the block succeeds, rolls back when it raises."""
+    """The request's unit of work: commits when the outermost block succeeds, rolls back when it raises.
+
+    Nested blocks join the open one, so authentication and the view share one transaction.
+    """
+    if "session" in g:
+        yield g.session
+        return
     with runtime().sessions.begin() as session:
-        yield session
+        g.session = session
+        try:
+            yield session
+        finally:
+            g.pop("session", None)
 
 
 def _bearer() -> str:
@@ -82,21 +92,19 @@ def current_merchant_id() -> int:
     return g.merchant_id
 
 
-def _authenticate(kind: Auth) -> None:
-    if kind is None:
-        return
+def _authenticate_member() -> None:
     token = _bearer()
-    rt = runtime()
-    if kind == "member":
-        if token.startswith(merchants.KEY_PREFIX):
-            raise Forbidden("a merchant key cannot call member endpoints", code="auth.wrong_caller")
-        g.member_id = auth.member_for_token(rt.redis, token)
-    else:
-        if token.startswith(auth.TOKEN_PREFIX):
-            raise Forbidden("a member token cannot call merchant endpoints", code="auth.wrong_caller")
-        with transaction() as session:
-            merchant = merchants.authenticate(session, token)
-            g.merchant_id, g.merchant_name = merchant.id, merchant.name
+    if token.startswith(merchants.KEY_PREFIX):
+        raise Forbidden("a merchant key cannot call member endpoints", code="auth.wrong_caller")
+    g.member_id = auth.member_for_token(runtime().redis, token)
+
+
+def _authenticate_merchant(session: Session) -> None:
+    token = _bearer()
+    if token.startswith(auth.TOKEN_PREFIX):
+        raise Forbidden("a member token cannot call merchant endpoints", code="auth.wrong_caller")
+    merchant = merchants.authenticate(session, token)
+    g.merchant_id, g.merchant_name = merchant.id, merchant.name
 
 
 def _problems(exc: ValidationError) -> list[dict[str, str]]:
@@ -144,15 +152,24 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth
     op = Operation(method, rule, summary, auth, body, query, response, status, errors, headers or {}, raw)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def view(**path: Any) -> Any:
-            _authenticate(op.auth)
-            kwargs: dict[str, Any] = dict(path)
+        def call(**kwargs: Any) -> Any:
             if op.body is not None:
                 kwargs["body"] = parse_body(op.body)
             if op.query is not None:
                 kwargs["query"] = parse_query(op.query)
-            result = fn(**kwargs)
+            return fn(**kwargs)
+
+        @functools.wraps(fn)
+        def view(**path: Any) -> Any:
+            if op.auth == "merchant":
+                # The key is checked in the view's own transaction: one unit of work per request.
+                with transaction() as session:
+                    _authenticate_merchant(session)
+                    result = call(**path)
+            else:
+                if op.auth == "member":
+                    _authenticate_member()
+                result = call(**path)
             if op.raw or isinstance(result, Response):
                 return result
             if isinstance(result, tuple):

@@ -146,9 +146,9 @@ class CheckinOut(Out):
 
 def _summary(session, member_id: int) -> PointsSummary:
     rt = runtime()
-    account = session.get(points.PointsAccount, member_id)
+    owed, balance = points.owed_and_balance(session, member_id)
     expiring = points.expiring_soon(session, rt.settings, member_id, rt.now())
-    return PointsSummary(balance=account.balance, owed=account.debt,
+    return PointsSummary(balance=balance, owed=owed,
                          expiring_soon=[ExpiringOut(points=e.points, expires_at=e.expires_at) for e in expiring])
 
 

@@ -64,6 +64,7 @@ def upgrade() -> None:
     sa.Column('member_id', sa.Integer(), nullable=False),
     sa.Column('balance', sa.BigInteger(), nullable=False),
     sa.Column('debt', sa.BigInteger(), nullable=False),
+    sa.Column('expiry_check_at', mallapp.db.UTCDateTime(), nullable=True),
     sa.CheckConstraint('balance >= 0', name=op.f('ck_points_accounts_balance_not_negative')),
     sa.CheckConstraint('debt >= 0', name=op.f('ck_points_accounts_debt_not_negative')),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_points_accounts_member_id_members')),
