@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from geopy.distance import geodesic
-from sqlalchemy import Date, ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import Date, ForeignKey, Integer, String, UniqueConstraint, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp import points
@@ -57,6 +57,12 @@ def distance_to_mall_m(settings: Settings, position: Position) -> float:
     return geodesic((mall.latitude, mall.longitude), (position.latitude, position.longitude)).meters
 
 
+# Built once: runs on every check-in.
+_LAST_CHECKIN = (select(Checkin.day, Checkin.streak)
+                 .where(Checkin.member_id == bindparam("member"), Checkin.day < bindparam("today"))
+                 .order_by(Checkin.day.desc()).limit(1))
+
+
 def check_in(session: Session, settings: Settings, member_id: int, *, now: datetime,
              position: Position | None = None, method: str = "app") -> CheckedIn:
     """Check the member in for today and award the day's points, or raise ``checkin.already_today``."""
@@ -71,8 +77,7 @@ def check_in(session: Session, settings: Settings, member_id: int, *, now: datet
                 code="checkin.too_far",
                 details={"distance_m": round(distance, 1), "radius_m": settings.mall.radius_m})
     today = now.astimezone(settings.mall.tz).date()
-    previous = session.scalar(select(Checkin).where(Checkin.member_id == member_id, Checkin.day < today)
-                              .order_by(Checkin.day.desc()).limit(1))
+    previous = session.execute(_LAST_CHECKIN, {"member": member_id, "today": today}).first()
     streak = previous.streak + 1 if previous is not None and previous.day == today - timedelta(days=1) else 1
     award = settings.checkin.points + streak_bonus(settings, streak)
     values = dict(member_id=member_id, day=today, streak=streak, points=award, method=method, created_at=now)

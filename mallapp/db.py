@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -84,16 +85,20 @@ def insert_or_nothing(session: Session, model: type[Base], values: dict[str, Any
     One statement instead of SAVEPOINT/INSERT/RELEASE: on PostgreSQL a concurrent insert of the
     same key waits for the other transaction and then does nothing, so exactly one wins.
     """
-    dialect = session.get_bind().dialect.name
+    stmt = _insert_or_nothing(session.get_bind().dialect.name, model.__table__, tuple(conflict_on))
+    return session.execute(stmt, values).scalar()
+
+
+@functools.cache
+def _insert_or_nothing(dialect: str, table: Table, conflict_on: tuple[str, ...]) -> Any:
+    # Built once per table: SQLAlchemy memoizes a statement's cache key, not a fresh one's.
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two engines mallapp supports
         raise RuntimeError(f"unsupported database {dialect}")
-    table = model.__table__
-    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict_on)
-    return session.scalar(stmt.returning(table.c.id))
+    return insert(table).on_conflict_do_nothing(index_elements=list(conflict_on)).returning(table.c.id)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -27,10 +27,10 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    bindparam,
     case,
     func,
     insert,
-    literal,
     select,
     update,
 )
@@ -184,6 +184,26 @@ def credit(session: Session, settings: Settings, member_id: int, points: int, re
             or _credit_full(session, member_id, points, reason, source_ref, idempotency_key, now, note, expires))
 
 
+def _account_statements() -> tuple[Any, Any, Any]:
+    account = PointsAccount.__table__
+    hint = account.c.expiry_check_at
+    expires = bindparam("expires", type_=UTCDateTime())
+    add = (update(account)
+           .where(account.c.member_id == bindparam("member"), account.c.debt == 0,
+                  hint.is_(None) | (hint > bindparam("now", type_=UTCDateTime())))
+           .values(balance=account.c.balance + bindparam("points"),
+                   expiry_check_at=case((expires.is_(None), hint),
+                                        (hint.is_(None) | (hint > expires), expires), else_=hint))
+           .returning(account.c.balance))
+    add_anyway = (update(account).where(account.c.member_id == bindparam("member"))
+                  .values(balance=account.c.balance + bindparam("points")))
+    return add, add_anyway, insert(PointsLot.__table__)
+
+
+# Built once: the credit's hot path runs these on every check-in and purchase.
+_ADD_TO_ACCOUNT, _ADD_TO_ACCOUNT_ANYWAY, _INSERT_LOT = _account_statements()
+
+
 def _credit_fast(session: Session, member_id: int, points: int, reason: str, source_ref: str, key: str,
                  now: datetime, note: str | None, expires: datetime | None) -> Posted | None:
     """The common credit in three statements, or None when the member needs the full path.
@@ -192,30 +212,21 @@ def _credit_fast(session: Session, member_id: int, points: int, reason: str, sou
     and no debt is owed; the entry's unique idempotency key then tells a first posting from a retry.
     """
     session.flush()  # Core statements below bypass the unit of work: nothing may be pending
-    account = PointsAccount.__table__
-    hint = account.c.expiry_check_at
-    new_hint = hint if expires is None else case((hint.is_(None) | (hint > expires),
-                                                  literal(expires, UTCDateTime())), else_=hint)
-    balance = session.execute(
-        update(account)
-        .where(account.c.member_id == member_id, account.c.debt == 0, hint.is_(None) | (hint > now))
-        .values(balance=account.c.balance + points, expiry_check_at=new_hint)
-        .returning(account.c.balance)
-    ).scalar()
+    balance = session.execute(_ADD_TO_ACCOUNT, {"member": member_id, "points": points, "now": now,
+                                                "expires": expires}).scalar()
     if balance is None:
         return None
     values = dict(member_id=member_id, delta=points, balance_after=balance, reason=reason, source_ref=source_ref,
                   idempotency_key=key, note=note, created_at=now)
     entry_id = insert_or_nothing(session, PointsEntry, values, ["idempotency_key"])
     if entry_id is None:  # a retry: give the points back and answer with the first posting
-        session.execute(update(account).where(account.c.member_id == member_id)
-                        .values(balance=account.c.balance - points))
+        session.execute(_ADD_TO_ACCOUNT_ANYWAY, {"member": member_id, "points": -points})
         replay = _replay(session, key, member_id, points, reason)
         if replay is None:  # ON CONFLICT only yields to a committed (or our own) entry
             raise RuntimeError(f"idempotency key {key!r} conflicted but no entry holds it")
         return replace(replay, balance=balance - points)
-    session.execute(insert(PointsLot.__table__).values(member_id=member_id, entry_id=entry_id, amount=points,
-                                                       remaining=points, expires_at=expires))
+    session.execute(_INSERT_LOT, {"member_id": member_id, "entry_id": entry_id, "amount": points,
+                                  "remaining": points, "expires_at": expires})
     return Posted(PointsEntry(id=entry_id, **values), balance=balance)
 
 
