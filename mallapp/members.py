@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, select
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -38,6 +39,25 @@ class Member(Base):
 
 def new_referral_code() -> str:
     return "".join(secrets.choice(_REFERRAL_ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True)
+class EarningProfile:
+    """What the points rules need to know about a member."""
+
+    tier: str | None
+    birthday: date | None
+
+
+_EARNING_PROFILE = select(Member.tier, Member.birthday).where(Member.id == bindparam("member"))
+
+
+def earning_profile(session: Session, member_id: int) -> EarningProfile:
+    """The member's tier and birthday, or NotFound (a lean read for the purchase path)."""
+    row = session.execute(_EARNING_PROFILE, {"member": member_id}).first()
+    if row is None:
+        raise NotFound("member not found", code="member.not_found")
+    return EarningProfile(row.tier, row.birthday)
 
 
 def get(session: Session, member_id: int) -> Member:
@@ -103,7 +123,7 @@ def set_phone(session: Session, member: Member, *, country_code: str, pure_numbe
     return member
 
 
-def is_birthday(member: Member, day: date) -> bool:
+def is_birthday(member: Member | EarningProfile, day: date) -> bool:
     """True on the member's birthday; a 29 February birthday is kept on 28 February otherwise."""
     if member.birthday is None:
         return False

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String, select
+from sqlalchemy import Boolean, Integer, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp.db import Base, UTCDateTime
@@ -52,11 +53,24 @@ def rotate_key(session: Session, merchant: Merchant) -> str:
     return key
 
 
-def authenticate(session: Session, key: str) -> Merchant:
+@dataclass(frozen=True)
+class Caller:
+    """The merchant behind an API key."""
+
+    id: int
+    name: str
+
+
+# Built once: every merchant request runs it.
+_BY_KEY = (select(Merchant.id, Merchant.name)
+           .where(Merchant.api_key_hash == bindparam("key_hash"), Merchant.active.is_(True)))
+
+
+def authenticate(session: Session, key: str) -> Caller:
     """Return the active merchant holding this key, or raise Unauthorized."""
     if not key.startswith(KEY_PREFIX):
         raise Unauthorized("not a merchant API key", code="auth.invalid_key")
-    merchant = session.scalar(select(Merchant).where(Merchant.api_key_hash == hash_key(key)))
-    if merchant is None or not merchant.active:
+    row = session.execute(_BY_KEY, {"key_hash": hash_key(key)}).first()
+    if row is None:
         raise Unauthorized("unknown or disabled merchant API key", code="auth.invalid_key")
-    return merchant
+    return Caller(row.id, row.name)

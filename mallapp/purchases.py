@@ -94,7 +94,7 @@ class Refunded:
 def record_purchase(session: Session, settings: Settings, *, merchant_id: int, member_id: int,
                     receipt_no: str, amount_fen: int, occurred_at: datetime, now: datetime) -> Recorded:
     """Record a till's purchase and award its points, once per receipt."""
-    member = members.get(session, member_id)
+    member = members.earning_profile(session, member_id)
     earned = points.purchase_points(settings, amount_fen, member.tier)
     local_day = occurred_at.astimezone(settings.mall.tz).date()
     bonus = points.birthday_bonus(settings, earned) if members.is_birthday(member, local_day) else 0
