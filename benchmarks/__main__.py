@@ -70,7 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--members", type=int, default=20_000, help="members to seed (one per check-in)")
     p.add_argument("--seed-processes", type=int, default=cpus, help="processes that seed members")
     p.add_argument("--clients", type=int, default=8, help="ledger threads and pgbench clients")
-    p.add_argument("--jobs", type=int, default=cpus, help="pgbench threads (-j)")
+    p.add_argument("--jobs", type=int, default=cpus,
+                   help="pgbench threads (-j), and as many ledger processes (one Python process uses one core)")
     p.add_argument("--scale", type=int, default=10, help="pgbench -i scale factor")
     args = p.parse_args(argv)
     if args.server is None:
@@ -182,11 +183,27 @@ def _note_foreign(phase: str, foreign: ForeignLoad) -> None:
             "that figure is disturbed")
 
 
+def print_bound(suites: list[HttpSuite], bench: PgbenchResult) -> None:
+    """What no implementation that commits one durable transaction per request can beat, here.
+
+    A request that does what the bare route does plus one pgbench-sized transaction costs the
+    machine at least 1/ping_rps + 1/pgbench_tps seconds of its cores, so its rate relative to the
+    bare route is at most 1 / (1 + ping_rps / pgbench_tps).
+    """
+    log("")
+    log("== Bound from this run's own figures (bare route + one durable pgbench transaction per request)")
+    for suite in suites:
+        ping = suite.ping.load.rps
+        bound = 1 / (1 + ping / bench.tps) if bench.tps else 0.0
+        log(f"{suite.config.describe()}: ping {ping:.0f} req/s, pgbench {bench.tps:.0f} tps: no write endpoint "
+            f"can exceed a ratio of {bound:.2f} on this machine")
+
+
 def print_ledger(ledger: LedgerResult | None, bench: PgbenchResult | None) -> None:
     log("")
     log("== Ledger transactions on the same PostgreSQL (fsync and synchronous_commit on)")
     if ledger is not None:
-        log(f"ledger   {ledger.tps:9.1f} tps  {ledger.clients} threads in-process, "
+        log(f"ledger   {ledger.tps:9.1f} tps  {ledger.clients} clients in {ledger.processes} processes, "
             f"purchases.record_purchase per transaction, {ledger.seconds:.1f} s: {ledger.committed} committed, "
             f"{ledger.failed} failed, {ledger.rows_written} rows in the database; "
             f"p50 {ledger.p50_ms:.1f} ms, p99 {ledger.p99_ms:.1f} ms; others {100 * ledger.foreign.share:.0f}%, "
@@ -255,14 +272,16 @@ def run(args: argparse.Namespace) -> int:
                 first += suite.members_used
                 suites.append(suite)
         if args.only != "http":
-            log(f"ledger: {args.clients} threads for {args.duration:g} s")
-            ledger = run_ledger(st, seeded, args.clients, args.duration)
+            log(f"ledger: {args.clients} clients in {args.jobs} processes for {args.duration:g} s")
+            ledger = run_ledger(st, seeded, args.clients, args.duration, args.jobs)
             log(f"pgbench: -i -s {args.scale}, then tpcb-like -c {args.clients} -j {args.jobs} for {args.duration:g} s")
             bench = run_pgbench(st, args.clients, args.jobs, args.duration, args.scale)
     for suite in suites:
         print_http(suite)
     if args.only != "http":
         print_ledger(ledger, bench)
+    if suites and bench is not None:
+        print_bound(suites, bench)
     ok = _measurement_ok(suites, ledger)
     log(f"\nwhole run: {time.monotonic() - began:.0f} s, load average now {os.getloadavg()[0]:.2f}")
     return 0 if ok else 1

@@ -1,12 +1,14 @@
 """The ledger half: purchase transactions in-process against pgbench's tpcb-like, same PostgreSQL.
 
-Each of N threads loops ``with sessions.begin(): purchases.record_purchase(...)`` with receipt
-numbers of its own, for members in turn; pgbench then runs its built-in tpcb-like script with N
-clients on a database of its own (``pgbench -i``) on the same server.
+N client threads, spread over as many processes as pgbench has worker threads (``-j``), loop
+``with sessions.begin(): purchases.record_purchase(...)`` with receipt numbers of their own, for
+members in turn; pgbench then runs its built-in tpcb-like script with N clients and the same
+``-j`` on a database of its own (``pgbench -i``) on the same server.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import secrets
 import statistics
@@ -15,10 +17,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks.foundation import MALL_DB, Seeded, Stack, checkpoint
 from benchmarks.machine import ForeignLoad, foreign_load
 from mallapp import purchases
+from mallapp.runtime import build_runtime
+from mallapp.settings import load_settings
 
 PGBENCH_DB = "pgbench"
 MAX_TRANSACTIONS_PER_CLIENT = 1_000_000  # a bound on top of the time limit
@@ -27,6 +32,7 @@ MAX_TRANSACTIONS_PER_CLIENT = 1_000_000  # a bound on top of the time limit
 @dataclass(frozen=True)
 class LedgerResult:
     clients: int
+    processes: int
     seconds: float
     committed: int
     failed: int
@@ -73,26 +79,65 @@ def _percentile(values: list[float], pct: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
 
 
-def run_ledger(st: Stack, seeded: Seeded, clients: int, duration: float) -> LedgerResult:
-    """``clients`` threads post purchases through ``purchases.record_purchase`` for ``duration`` s."""
-    rt = st.runtime()
-    settings = rt.settings
+def run_ledger(st: Stack, seeded: Seeded, clients: int, duration: float, processes: int) -> LedgerResult:
+    """``clients`` threads, spread over ``processes`` processes as pgbench spreads its clients over
+    ``-j`` threads, post purchases through ``purchases.record_purchase`` for ``duration`` s.
+
+    One Python process runs one thread at a time (the GIL), so the processes give the ledger the
+    same use of the cores that pgbench's worker threads have.
+    """
+    ctx = multiprocessing.get_context("fork")
     prefix = f"ledger-{secrets.token_hex(3)}"
-    members = seeded.member_ids
-    tallies = [_Client() for _ in range(clients)]
-    start = threading.Barrier(clients + 1)
-    stop = threading.Event()  # set on the way out, also when interrupted
+    shares = [share for i in range(processes) if (share := list(range(clients))[i::processes])]
+    start = ctx.Barrier(len(shares) + 1)
+    results = ctx.Queue()
+    workers = [ctx.Process(target=_ledger_process, name=f"ledger-{i}", daemon=True,
+                           args=(st.environ, seeded, prefix, share, clients, duration, start, results))
+               for i, share in enumerate(shares)]
+    tallies: list[_Client] = []
+    try:
+        for w in workers:
+            w.start()
+        checkpoint(st)
+        with foreign_load() as foreign:
+            began = time.perf_counter()
+            start.wait(timeout=120)
+            for _ in workers:
+                tallies.extend(results.get(timeout=duration + 120))
+            elapsed = time.perf_counter() - began
+        with st.pg.connect(MALL_DB) as conn:
+            rows = int(conn.execute("SELECT count(*) FROM purchases WHERE receipt_no LIKE %s",
+                                    (prefix + "-%",)).fetchone()[0])
+    finally:
+        start.abort()  # releases processes still waiting to start
+        for w in workers:
+            w.join(timeout=10)
+            if w.is_alive():
+                w.kill()
+    latencies = sorted(x for t in tallies for x in t.latencies)
+    return LedgerResult(
+        clients=clients, processes=len(workers), seconds=elapsed, committed=sum(t.committed for t in tallies),
+        failed=sum(t.failed for t in tallies), rows_written=rows,
+        p50_ms=_percentile(latencies, 50) * 1000, p99_ms=_percentile(latencies, 99) * 1000,
+        first_error=next((t.first_error for t in tallies if t.first_error), None), foreign=foreign,
+    )
+
+
+def _ledger_process(environ: dict[str, str], seeded: Seeded, prefix: str, tids: list[int], clients: int,
+                    duration: float, start: Any, results: Any) -> None:
+    """One process of the ledger run: its own runtime (no connection crosses the fork), its threads."""
+    rt = build_runtime(load_settings(environ=environ))
+    settings, members = rt.settings, seeded.member_ids
+    tallies = {tid: _Client() for tid in tids}
+    go = threading.Event()
     deadline = 0.0
 
     def client(tid: int) -> None:
         tally = tallies[tid]
-        try:
-            start.wait()
-        except threading.BrokenBarrierError:
-            return
+        go.wait()
         for n in range(MAX_TRANSACTIONS_PER_CLIENT):
             began = time.perf_counter()
-            if began >= deadline or stop.is_set():
+            if began >= deadline:
                 break
             now = rt.now()
             try:
@@ -108,34 +153,19 @@ def run_ledger(st: Stack, seeded: Seeded, clients: int, duration: float) -> Ledg
             tally.committed += 1
             tally.latencies.append(time.perf_counter() - began)
 
-    threads = [threading.Thread(target=client, args=(i,), name=f"ledger-{i}", daemon=True) for i in range(clients)]
+    threads = [threading.Thread(target=client, args=(tid,), daemon=True) for tid in tids]
+    for t in threads:
+        t.start()
     try:
-        for t in threads:
-            t.start()
-        checkpoint(st)
-        with foreign_load() as foreign:
-            began = time.perf_counter()
-            deadline = began + duration
-            start.wait()
-            for t in threads:
-                t.join(timeout=duration + 60)
-            elapsed = time.perf_counter() - began
-        with st.pg.connect(MALL_DB) as conn:
-            rows = int(conn.execute("SELECT count(*) FROM purchases WHERE receipt_no LIKE %s",
-                                    (prefix + "-%",)).fetchone()[0])
-    finally:
-        stop.set()
-        start.abort()  # releases threads still waiting to start
-        for t in threads:
-            t.join(timeout=10)
-        rt.close()
-    latencies = sorted(x for t in tallies for x in t.latencies)
-    return LedgerResult(
-        clients=clients, seconds=elapsed, committed=sum(t.committed for t in tallies),
-        failed=sum(t.failed for t in tallies), rows_written=rows,
-        p50_ms=_percentile(latencies, 50) * 1000, p99_ms=_percentile(latencies, 99) * 1000,
-        first_error=next((t.first_error for t in tallies if t.first_error), None), foreign=foreign,
-    )
+        start.wait(timeout=120)
+    except threading.BrokenBarrierError:
+        return
+    deadline = time.perf_counter() + duration
+    go.set()
+    for t in threads:
+        t.join(timeout=duration + 60)
+    rt.close()
+    results.put(list(tallies.values()))
 
 
 def _pgbench(st: Stack, args: list[str], timeout: float) -> tuple[list[str], str]:
