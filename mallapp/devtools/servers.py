@@ -12,6 +12,7 @@ to that user.  Plain Python only: no Flask, no pytest.
 
 from __future__ import annotations
 
+import abc
 import atexit
 import contextlib
 import ctypes
@@ -287,16 +288,16 @@ class _EarlyExit(Exception):
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-class _ServerProcess:
+class _ServerProcess(abc.ABC):
     """What both servers share: a child process, a context manager that starts and stops it."""
 
     _proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Any:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def start(self) -> Any: ...
 
-    def stop(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stop(self) -> None: ...
 
     def __enter__(self) -> Any:
         return self.start()
