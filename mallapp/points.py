@@ -407,6 +407,20 @@ def history(session: Session, member_id: int, *, before_id: int | None, limit: i
     return list(session.scalars(query.order_by(PointsEntry.id.desc()).limit(limit)))
 
 
+def lapsed_from(session: Session, source_ref: str) -> int:
+    """Points that the lots credited for ``source_ref`` lost to expiry, unspent."""
+    lot_entry = PointsEntry.__table__.alias("lot_entry")
+    debit_entry = PointsEntry.__table__.alias("debit_entry")
+    # int(): PostgreSQL sums bigints as numeric, and the ledger takes integers only.
+    return int(session.scalar(
+        select(func.coalesce(func.sum(PointsAllocation.amount), 0))
+        .join(PointsLot, PointsLot.id == PointsAllocation.lot_id)
+        .join(lot_entry, lot_entry.c.id == PointsLot.entry_id)
+        .join(debit_entry, debit_entry.c.id == PointsAllocation.debit_entry_id)
+        .where(lot_entry.c.source_ref == source_ref, debit_entry.c.reason == "expiry")
+    ) or 0)
+
+
 def check_invariants(session: Session, member_id: int | None = None) -> list[str]:
     """Return every way the ledger breaks its invariants (an empty list when it is sound)."""
     problems: list[str] = []

@@ -5,8 +5,9 @@ likes and the member earns once. A refund is idempotent on (merchant, refund num
 
 Refund policy for points already spent: a refund takes back the share of the purchase's points
 that the refunded share of the amount earned (rounded down, cumulatively, so several partial
-refunds add up to exactly the full reversal). The points come from the purchase's own lots first,
-then from the member's other lots. Points the member has already spent are not taken below zero:
+refunds add up to exactly the full reversal). Points of the purchase that already lapsed unused
+are not taken again (``points_lapsed``). The rest comes from the purchase's own lots first, then
+from the member's other lots. Points the member has already spent are not taken below zero:
 they are recorded as a debt on the member's account, which the member's next earnings settle
 first. The refund answer says how many points were taken now and how many are owed.
 """
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    func,
     select,
     update,
 )
@@ -75,6 +77,8 @@ class Refund(Base):
     points_reversed: Mapped[int] = mapped_column(Integer)
     points_taken: Mapped[int] = mapped_column(Integer)
     points_owed: Mapped[int] = mapped_column(Integer)
+    # Of points_reversed, those the purchase's own lots had already lost to expiry: not taken again.
+    points_lapsed: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -173,22 +177,36 @@ def refund(session: Session, *, merchant_id: int, receipt_no: str, refund_no: st
     purchase.refunded_fen += amount_fen
     due = purchase.points_total * purchase.refunded_fen // purchase.amount_fen - purchase.points_reversed
     values = dict(merchant_id=merchant_id, refund_no=refund_no, purchase_id=purchase.id, amount_fen=amount_fen,
-                  points_reversed=due, points_taken=0, points_owed=0, created_at=now)
+                  points_reversed=due, points_taken=0, points_owed=0, points_lapsed=0, created_at=now)
     # Claim the refund number before any points move. The purchase's lock does not cover the same
     # number racing on another receipt: the unique (merchant, refund_no) row decides, the loser waits
     # for the winner and answers 409 (its transaction is rolled back by the caller).
     refund_id = insert_or_nothing(session, Refund, values, ["merchant_id", "refund_no"])
     if refund_id is None:
         raise Conflict("this refund number was already used for a different refund", code="refund.number_conflict")
-    if due:
+    lapsed = _unforgiven_lapse(session, purchase, now, due)
+    if due - lapsed:
         posted, owed = points.take_back(
-            session, purchase.member_id, due, source_ref=purchase.source_ref,
+            session, purchase.member_id, due - lapsed, source_ref=purchase.source_ref,
             idempotency_key=f"refund:{merchant_id}:{refund_no}", now=now, note=f"refund {refund_no}")
-        values.update(points_taken=due - owed, points_owed=owed)
-        session.execute(update(Refund).where(Refund.id == refund_id)
-                        .values(points_taken=values["points_taken"], points_owed=owed))
+        values.update(points_taken=due - lapsed - owed, points_owed=owed)
+    values["points_lapsed"] = lapsed
+    if due:
+        session.execute(update(Refund).where(Refund.id == refund_id).values(
+            points_taken=values["points_taken"], points_owed=values["points_owed"], points_lapsed=lapsed))
     purchase.points_reversed += due
     return Refunded(Refund(id=refund_id, **values), purchase, replayed=False)
+
+
+def _unforgiven_lapse(session: Session, purchase: Purchase, now: datetime, due: int) -> int:
+    """How much of ``due`` the purchase's points already lost to expiry (and no earlier refund counted)."""
+    if not due:
+        return 0
+    points.expire_due(session, now, member_id=purchase.member_id)  # a lapse due by now counts too
+    lapsed = points.lapsed_from(session, purchase.source_ref)
+    counted = int(session.scalar(select(func.coalesce(func.sum(Refund.points_lapsed), 0))
+                                 .where(Refund.purchase_id == purchase.id)) or 0)
+    return min(due, lapsed - counted)
 
 
 def find(session: Session, merchant_id: int, receipt_no: str) -> Purchase | None:

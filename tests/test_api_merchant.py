@@ -138,6 +138,34 @@ def test_refund_of_spent_points_leaves_a_debt_settled_by_later_earnings(purchase
     assert (me["balance"], me["owed"]) == (50, 0)
 
 
+def test_refund_does_not_take_back_points_that_already_lapsed(purchase, client, merchant, member, card, clock):
+    from datetime import UTC, datetime
+
+    purchase(amount_fen=100_000)  # 100 points, expiring at the end of 2027
+    purchase(receipt_no="R-2", amount_fen=50_000)  # 50 more, same expiry
+    clock.now = datetime(2028, 1, 2, tzinfo=UTC)  # all lapsed
+    refund = _refund(client, merchant, receipt_no="R-1001", refund_no="F1", amount_fen=100_000).get_json()
+    assert (refund["points_reversed"], refund["points_lapsed"], refund["points_taken"], refund["points_owed"]) == \
+        (100, 100, 0, 0)
+    me = client.get("/api/v1/me", headers=member["headers"]).get_json()["points"]
+    assert (me["balance"], me["owed"]) == (0, 0)
+
+
+def test_partial_refunds_count_a_lapse_once(purchase, client, merchant, member, clock):
+    from datetime import UTC, datetime
+
+    purchase(amount_fen=300_000)  # 300 points, expiring at the end of 2027
+    spend = client.post("/api/v1/me/points/redemptions", json={"gift_code": "tote"},
+                        headers={**member["headers"], "Idempotency-Key": "k"})
+    assert spend.status_code == 201  # 200 spent, 100 left
+    clock.now = datetime(2028, 1, 2, tzinfo=UTC)  # the 100 left lapse
+    first = _refund(client, merchant, receipt_no="R-1001", refund_no="F1", amount_fen=150_000).get_json()
+    second = _refund(client, merchant, receipt_no="R-1001", refund_no="F2", amount_fen=150_000).get_json()
+    # The lapsed 100 are forgiven once; the 200 that were spent are owed.
+    assert [(r["points_reversed"], r["points_lapsed"], r["points_owed"]) for r in (first, second)] == \
+        [(150, 100, 50), (150, 0, 150)]
+
+
 def test_merchants_see_and_refund_only_their_own_receipts(purchase, client, rt):
     purchase()
     with rt.sessions.begin() as session:

@@ -49,6 +49,7 @@ class RefundOut(Out):
     points_reversed: int = Field(description="the points this refund takes back")
     points_taken: int = Field(description="taken from the member's balance now")
     points_owed: int = Field(description="already spent; settled from the member's future earnings")
+    points_lapsed: int = Field(description="had already expired unused; not taken again")
     replayed: bool
 
 
@@ -94,5 +95,5 @@ def post_refund(body: RefundIn):
         out = RefundOut(refund_no=done.refund.refund_no, receipt_no=done.purchase.receipt_no,
                         amount_fen=done.refund.amount_fen, points_reversed=done.refund.points_reversed,
                         points_taken=done.refund.points_taken, points_owed=done.refund.points_owed,
-                        replayed=done.replayed)
+                        points_lapsed=done.refund.points_lapsed, replayed=done.replayed)
     return out, 200 if done.replayed else 201

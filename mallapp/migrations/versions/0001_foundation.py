@@ -157,6 +157,7 @@ def upgrade() -> None:
     sa.Column('points_reversed', sa.Integer(), nullable=False),
     sa.Column('points_taken', sa.Integer(), nullable=False),
     sa.Column('points_owed', sa.Integer(), nullable=False),
+    sa.Column('points_lapsed', sa.Integer(), nullable=False),
     sa.Column('created_at', mallapp.db.UTCDateTime(), nullable=False),
     sa.CheckConstraint('amount_fen > 0', name=op.f('ck_refunds_amount_positive')),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], name=op.f('fk_refunds_merchant_id_merchants')),
