@@ -31,7 +31,7 @@ from typing import Any
 from benchmarks import profiles
 from benchmarks.foundation import MALL_DB, Seeded, Stack, checkpoint, write_lines
 from benchmarks.machine import ForeignLoad, foreign_load
-from mallapp.devtools.servers import free_port
+from mallapp.devtools.servers import free_port, stop_process
 
 LUA_SCRIPT = Path(__file__).resolve().parent / "mall.lua"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -121,13 +121,7 @@ def gunicorn(config: ServerConfig, env: dict[str, str], workdir: Path) -> Iterat
             server.worker_pids = _children(proc.pid)
         yield server
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, timeout=15)
 
 
 # --------------------------------------------------------------------------- wrk

@@ -72,6 +72,7 @@ def merchants_create(name: str) -> None:
 def demo(host: str, port: int, workers: int, emulator_port: int) -> None:
     """Run the whole system on the embedded default: SQLite, embedded Redis, the WeChat emulator, the demo mall."""
     from mallapp import demo as demo_mall
+    from mallapp.devtools.servers import stop_process
     from mallapp.devtools.wechat_emulator import WeChatEmulator
     from mallapp.runtime import build_runtime, start_embedded_redis
 
@@ -124,12 +125,7 @@ def demo(host: str, port: int, workers: int, emulator_port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        if web.poll() is None:
-            web.terminate()
-            try:
-                web.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                web.kill()
+        stop_process(web)
         if emulator is not None:
             emulator.stop()
     sys.exit(0 if stop["now"] or web.returncode in (0, None, -signal.SIGTERM) else web.returncode)
