@@ -71,6 +71,7 @@ class MLot:
     source: str
     remaining: int
     expires_at: datetime | None
+    lapsed: int = 0  # what expiry took from this lot, unspent
 
 
 @dataclass
@@ -81,6 +82,7 @@ class MPurchase:
     source: str
     refunded_fen: int = 0
     reversed: int = 0
+    forgiven: int = 0  # lapsed points that earlier refunds did not take again
 
 
 @dataclass
@@ -101,8 +103,12 @@ class Model:
     def expire(self, now: datetime) -> int:
         due = self.due(now)
         for lot in due:
+            lot.lapsed += lot.remaining
             lot.remaining = 0
         return len(due)
+
+    def lapsed(self, source: str) -> int:
+        return sum(lot.lapsed for lot in self.lots if lot.source == source)
 
     def spendable(self, now: datetime) -> int:
         return self.balance - sum(lot.remaining for lot in self.due(now))
@@ -249,11 +255,17 @@ class Run:
         due = p.points_total * p.refunded_fen // p.amount_fen - p.reversed
         p.reversed += due
         debt_before = self.model.debt
+        forgive = 0
         if due:
-            self.model.take_back(due, p.source, self.now)
+            # Points of this purchase that lapsed unused are not taken again, and counted once.
+            self.model.expire(self.now)
+            forgive = min(due, self.model.lapsed(p.source) - p.forgiven)
+            p.forgiven += forgive
+        if due - forgive:
+            self.model.take_back(due - forgive, p.source, self.now)
         r = done.refund
-        assert (r.points_reversed, r.points_owed) == (due, self.model.debt - debt_before)
-        assert r.points_taken + r.points_owed == due
+        assert (r.points_reversed, r.points_lapsed, r.points_owed) == (due, forgive, self.model.debt - debt_before)
+        assert r.points_taken + r.points_owed + r.points_lapsed == due
         event("refund owed points" if r.points_owed else "refund took points" if due else "refund took none")
         assert done.purchase.points_reversed == p.reversed
         if p.refunded_fen == p.amount_fen:
