@@ -62,7 +62,8 @@ def test_unknown_route_and_wrong_method_are_json(client):
 @given(body=st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner,
                                                                                       max_size=4), max_leaves=8),
-       path=st.sampled_from(["/api/v1/checkins", "/api/v1/me/points/redemptions", "/api/v1/auth/wechat"]))
+       path=st.sampled_from(["/api/v1/checkins", "/api/v1/me/points/redemptions", "/api/v1/auth/wechat",
+                             "/api/v1/me/phone"]))
 def test_random_bodies_never_cause_a_server_error(client, member, path, body):
     response = client.post(path, json=body, headers={**member["headers"], "Idempotency-Key": "fuzz"})
     assert response.status_code < 500, response.get_data(as_text=True)
