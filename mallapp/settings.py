@@ -79,6 +79,65 @@ class CheckinSettings(_Section):
     streak_bonus: dict[int, int] = Field(default_factory=dict)
 
 
+class BeaconSettings(_Section):
+    uuids: tuple[str, ...] = Field(min_length=1)
+    identity_uuid: str
+    identity_ttl_seconds: int = Field(ge=60, le=86400)
+    # The engine: see mallapp/proximity/engine.py and locate.py.
+    rssi_filter: Literal["trimmed_mean", "max", "median", "mean"] = "trimmed_mean"
+    filter_window_s: float = Field(gt=0, le=60)
+    path_loss_exponent: float = Field(gt=1, le=6)
+    exit_timeout_s: float = Field(gt=0, le=600)
+    stale_repeats: int = Field(ge=2, le=20)
+    dwell_store_s: float = Field(ge=0)
+    dwell_item_s: float = Field(ge=0)
+    dwell_area_s: float = Field(ge=0)
+    enter_store_m: float = Field(gt=0)
+    enter_item_m: float = Field(gt=0)
+    enter_area_m: float = Field(gt=0)
+    exit_distance_factor: float = Field(ge=1)
+    checkin_min_updates: int = Field(ge=1)
+    checkin_min_span_s: float = Field(ge=0)
+    # Ingest limits.
+    member_batch_max: int = Field(gt=0, le=1000)
+    gateway_batch_max: int = Field(gt=0, le=10000)
+    member_max_age_s: float = Field(gt=0)
+    gateway_max_age_s: float = Field(gt=0)
+    max_future_skew_s: float = Field(ge=0)
+    member_batches_per_minute: int = Field(gt=0)
+    gateway_batches_per_minute: int = Field(gt=0)
+    signature_max_age_s: int = Field(gt=0)
+    stream_maxlen: int = Field(gt=1000)
+    # Fleet health.
+    silent_after_s: float = Field(gt=0)
+    battery_low_mv: int = Field(ge=0)
+
+    @field_validator("uuids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # MALL_BEACONS_UUIDS=uuid1,uuid2
+        return tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else value
+
+    @field_validator("uuids")
+    @classmethod
+    def _canonical_uuids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_canonical_uuid(v) for v in value)
+
+    @field_validator("identity_uuid")
+    @classmethod
+    def _canonical_identity(cls, value: str) -> str:
+        return _canonical_uuid(value)
+
+
+def _canonical_uuid(value: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a UUID") from None
+
+
 class Gift(_Section):
     code: str = Field(pattern=r"^[a-z0-9_-]{1,40}$")
     name: str
@@ -98,6 +157,7 @@ class Settings(_Section):
     mall: MallSettings
     points: PointsSettings
     checkin: CheckinSettings
+    beacons: BeaconSettings
     gifts: tuple[Gift, ...] = ()
 
     def gift(self, code: str) -> Gift | None:

@@ -1,0 +1,113 @@
+"""Operations staff accounts (created from the command line) and their bearer tokens."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis import Redis
+from sqlalchemy import Boolean, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from mallapp.db import Base, UTCDateTime
+from mallapp.errors import Conflict, InvalidInput, Unauthorized
+
+ROLES = ("admin", "viewer")
+TOKEN_PREFIX = "ot_"
+# scrypt parameters: about 30 ms and 16 MiB per check on a small server, which makes guessing slow.
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
+
+
+class OpsUser(Base):
+    __tablename__ = "ops_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    # "admin" edits the venue and gateways; "viewer" reads fleet health, presence and reports.
+    role: Mapped[str] = mapped_column(String(12))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@dataclass(frozen=True)
+class OpsCaller:
+    id: int
+    username: str
+    role: str
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    scheme, salt, digest = stored.split("$")
+    if scheme != "scrypt":
+        return False
+    candidate = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), **_SCRYPT)
+    return hmac.compare_digest(candidate.hex(), digest)
+
+
+def generate_password() -> str:
+    """A strong random password for a new ops user: 24 URL-safe characters, 144 bits."""
+    return secrets.token_urlsafe(18)
+
+
+def create_user(session: Session, username: str, role: str, password: str, now: datetime) -> OpsUser:
+    """Create an ops user; the caller shows the password once."""
+    username = username.strip()
+    if not username or len(username) > 40:
+        raise InvalidInput("a username is 1 to 40 characters", code="ops.invalid_username")
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", code="ops.invalid_role")
+    if len(password) < 12:
+        raise InvalidInput("a password has at least 12 characters", code="ops.weak_password")
+    if session.scalar(select(OpsUser.id).where(OpsUser.username == username)) is not None:
+        raise Conflict(f"ops user {username!r} already exists", code="ops.username_taken")
+    user = OpsUser(username=username, role=role, password_hash=hash_password(password), active=True,
+                   created_at=now)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _token_key(token: str) -> str:
+    return "auth:ops-token:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def sign_in(session: Session, redis: Redis, username: str, password: str, ttl_seconds: int) -> tuple[str, OpsCaller]:
+    """Check the password and issue a bearer token; the same error for an unknown user and a wrong password."""
+    user = session.scalar(select(OpsUser).where(OpsUser.username == username))
+    # Hash even for an unknown user, so timing does not tell which usernames exist.
+    stored = user.password_hash if user is not None else _dummy_hash()
+    if not check_password(password, stored) or user is None or not user.active:
+        raise Unauthorized("wrong username or password", code="ops.bad_credentials")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    redis.set(_token_key(token), f"{user.id}:{user.role}:{user.username}", ex=ttl_seconds)
+    return token, OpsCaller(user.id, user.username, user.role)
+
+
+def caller_for_token(redis: Redis, token: str) -> OpsCaller:
+    if not token.startswith(TOKEN_PREFIX):
+        raise Unauthorized("not an ops token", code="auth.invalid_token")
+    raw = redis.get(_token_key(token))
+    if raw is None:
+        raise Unauthorized("the token has expired or was revoked; sign in again", code="auth.invalid_token")
+    user_id, role, username = (raw.decode() if isinstance(raw, bytes) else raw).split(":", 2)
+    return OpsCaller(int(user_id), username, role)
+
+
+def revoke_token(redis: Redis, token: str) -> None:
+    redis.delete(_token_key(token))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
