@@ -65,8 +65,13 @@ _LAST_CHECKIN = (select(Checkin.day, Checkin.streak)
 
 def check_in(session: Session, settings: Settings, member_id: int, *, now: datetime,
              position: Position | None = None, method: str = "app") -> CheckedIn:
-    """Check the member in for today and award the day's points, or raise ``checkin.already_today``."""
-    if settings.mall.checkin_requires_location:
+    """Check the member in for today and award the day's points, or raise ``checkin.already_today``.
+
+    ``checkin_requires_location`` applies to the button (method "app"): an automatic check-in
+    ("beacon") is itself evidence of presence, and the proximity engine already refuses sightings
+    whose batch carried a position outside the geofence.
+    """
+    if settings.mall.checkin_requires_location and method == "app":
         if position is None:
             raise InvalidInput("this mall checks you in only with your location (latitude, longitude)",
                                code="checkin.location_required")

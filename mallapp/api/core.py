@@ -17,11 +17,13 @@ from flask import Blueprint, Response, current_app, g, request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.orm import Session
 
-from mallapp import auth, merchants
+from mallapp import auth, merchants, ops
 from mallapp.errors import Forbidden, InvalidInput, MallError, Unauthorized
 from mallapp.runtime import Runtime
 
-Auth = Literal["member", "merchant"] | None
+# member: a mini-program token; merchant: an mk_ key; ops: any ops user, ops_admin: an admin;
+# gateway: a batch signed with a gateway key (mallapp.proximity.ingest.authenticate_gateway).
+Auth = Literal["member", "merchant", "ops", "ops_admin", "gateway"] | None
 
 
 class Body(BaseModel):
@@ -53,6 +55,7 @@ class Operation:
     errors: tuple[str, ...]
     headers: dict[str, str] = field(default_factory=dict)
     raw: bool = False
+    max_body: int | None = None  # bytes, instead of the app's max_body_bytes
 
 
 def runtime() -> Runtime:
@@ -92,17 +95,42 @@ def current_merchant_id() -> int:
     return g.merchant_id
 
 
+def current_ops() -> ops.OpsCaller:
+    return g.ops_user
+
+
+def current_gateway_id() -> int:
+    return g.gateway_id
+
+
 def _authenticate_member() -> None:
     token = _bearer()
-    if token.startswith(merchants.KEY_PREFIX):
-        raise Forbidden("a merchant key cannot call member endpoints", code="auth.wrong_caller")
+    if token.startswith((merchants.KEY_PREFIX, ops.TOKEN_PREFIX)):
+        raise Forbidden("only a member token can call member endpoints", code="auth.wrong_caller")
     g.member_id = auth.member_for_token(runtime().redis, token)
+
+
+def _authenticate_ops(admin: bool) -> None:
+    token = _bearer()
+    if token.startswith((merchants.KEY_PREFIX, auth.TOKEN_PREFIX)):
+        raise Forbidden("only an ops token can call ops endpoints", code="auth.wrong_caller")
+    g.ops_user = ops.caller_for_token(runtime().redis, token)
+    if admin and g.ops_user.role != "admin":
+        raise Forbidden("this needs an ops admin", code="ops.admin_required")
+
+
+def _authenticate_gateway(session: Session) -> None:
+    from mallapp.proximity.ingest import authenticate_gateway
+
+    rt = runtime()
+    g.gateway_id = authenticate_gateway(session, rt.redis, rt.settings, rt.secret, request.headers,
+                                        request.get_data(cache=True), rt.now())
 
 
 def _authenticate_merchant(session: Session) -> None:
     token = _bearer()
-    if token.startswith(auth.TOKEN_PREFIX):
-        raise Forbidden("a member token cannot call merchant endpoints", code="auth.wrong_caller")
+    if token.startswith((auth.TOKEN_PREFIX, ops.TOKEN_PREFIX)):
+        raise Forbidden("only a merchant key can call merchant endpoints", code="auth.wrong_caller")
     merchant = merchants.authenticate(session, token)
     g.merchant_id, g.merchant_name = merchant.id, merchant.name
 
@@ -147,9 +175,10 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
 def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth = None,
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               response: type[BaseModel] | None = None, status: int = 200, errors: tuple[str, ...] = (),
-              headers: dict[str, str] | None = None, raw: bool = False) -> Callable[[Callable[..., Any]], Any]:
+              headers: dict[str, str] | None = None, raw: bool = False,
+              max_body: int | None = None) -> Callable[[Callable[..., Any]], Any]:
     """Declare an endpoint: register it on ``bp`` and record it for the OpenAPI document."""
-    op = Operation(method, rule, summary, auth, body, query, response, status, errors, headers or {}, raw)
+    op = Operation(method, rule, summary, auth, body, query, response, status, errors, headers or {}, raw, max_body)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         def call(**kwargs: Any) -> Any:
@@ -161,14 +190,18 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth
 
         @functools.wraps(fn)
         def view(**path: Any) -> Any:
-            if op.auth == "merchant":
+            if op.max_body is not None:
+                request.max_content_length = op.max_body
+            if op.auth in ("merchant", "gateway"):
                 # The key is checked in the view's own transaction: one unit of work per request.
                 with transaction() as session:
-                    _authenticate_merchant(session)
+                    (_authenticate_merchant if op.auth == "merchant" else _authenticate_gateway)(session)
                     result = call(**path)
             else:
                 if op.auth == "member":
                     _authenticate_member()
+                elif op.auth in ("ops", "ops_admin"):
+                    _authenticate_ops(admin=op.auth == "ops_admin")
                 result = call(**path)
             if op.raw or isinstance(result, Response):
                 return result
@@ -192,4 +225,6 @@ def error_response(exc: MallError) -> tuple[Response, int]:
     response = current_app.json.response(exc.to_dict())
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if exc.status == 429 and exc.details and "retry_after_s" in exc.details:
+        response.headers["Retry-After"] = str(exc.details["retry_after_s"])
     return response, exc.status

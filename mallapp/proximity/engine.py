@@ -1,0 +1,312 @@
+"""The proximity engine: sightings of one member in, presence transitions out. Pure and fast.
+
+Per member and anchor (a beacon the phone hears, or a gateway that hears the phone) the engine
+keeps a time window of RSSI readings. After each batch it filters each window
+(:mod:`mallapp.proximity.locate`), turns it into a distance with the anchor's calibrated
+measured power, and updates presence with hysteresis:
+
+- a zone is *entered* when one of its anchors is within the zone's enter distance, *dwelt in*
+  once the member has stayed within ``exit_distance_factor`` x that distance for the dwell time,
+  and *left* once the member has not been that near for ``exit_timeout_s`` (30 s);
+- the mall is entered after ``checkin_min_updates`` batches of sightings spanning at least
+  ``checkin_min_span_s`` (one packet, or one burst, is not enough), and left after
+  ``exit_timeout_s`` without a fresh sighting of any anchor;
+- a reading that repeats the previous one exactly ``stale_repeats`` times in a row on the phone
+  channel is Android's cached entry for a beacon it no longer hears: it is not fresh and does
+  not keep the member present.
+
+Times are the sightings' own (unix seconds), so replays and late batches give the same answers.
+The state of a member round-trips through :meth:`MemberState.to_wire` for Redis.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from mallapp.proximity.locate import FILTERS, Reading, weighted_centroid
+from mallapp.settings import BeaconSettings
+from mallapp.venue import Registry
+
+MALL_ENTER, MALL_EXIT, ZONE_ENTER, ZONE_DWELL, ZONE_EXIT = "mall_enter", "mall_exit", "zone_enter", "zone_dwell", \
+    "zone_exit"
+
+
+class Transition(NamedTuple):
+    """A change of presence: ``at`` when it happened, ``since`` when the stay began (both unix seconds)."""
+
+    kind: str
+    zone_id: int  # 0 for the mall
+    at: float
+    since: float
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    rssi_filter: str = "trimmed_mean"
+    window_s: float = 10.0
+    path_loss_exponent: float = 2.0
+    exit_timeout_s: float = 30.0
+    stale_repeats: int = 3
+    dwell_s: tuple[tuple[str, float], ...] = (("store", 20.0), ("item", 10.0), ("area", 60.0), ("entrance", 0.0))
+    enter_m: tuple[tuple[str, float], ...] = (("store", 5.0), ("item", 2.0), ("area", 8.0), ("entrance", 8.0))
+    exit_distance_factor: float = 1.5
+    checkin_min_updates: int = 3
+    checkin_min_span_s: float = 5.0
+
+    @classmethod
+    def from_settings(cls, b: BeaconSettings) -> EngineConfig:
+        return cls(rssi_filter=b.rssi_filter, window_s=b.filter_window_s, path_loss_exponent=b.path_loss_exponent,
+                   exit_timeout_s=b.exit_timeout_s, stale_repeats=b.stale_repeats,
+                   dwell_s=(("store", b.dwell_store_s), ("item", b.dwell_item_s), ("area", b.dwell_area_s),
+                            ("entrance", 0.0)),
+                   enter_m=(("store", b.enter_store_m), ("item", b.enter_item_m), ("area", b.enter_area_m),
+                            ("entrance", b.enter_area_m)),
+                   exit_distance_factor=b.exit_distance_factor, checkin_min_updates=b.checkin_min_updates,
+                   checkin_min_span_s=b.checkin_min_span_s)
+
+
+class Track:
+    """The recent readings of one anchor for one member."""
+
+    __slots__ = ("times", "rssis", "power", "last_rssi", "repeats", "fresh", "heard")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.rssis: list[int] = []
+        self.power: int | None = None  # measured power the frame advertised (gateway channel)
+        self.last_rssi = 0
+        self.repeats = 0
+        self.fresh = 0.0  # time of the latest fresh reading
+        self.heard = 0.0  # time of the latest reading, stale or not (the track is kept while it repeats)
+
+
+class Stay:
+    __slots__ = ("entered", "last_near", "dwelt")
+
+    def __init__(self, entered: float, last_near: float, dwelt: bool = False) -> None:
+        self.entered = entered
+        self.last_near = last_near
+        self.dwelt = dwelt
+
+
+class MemberState:
+    """Everything the engine remembers about one member; small, and serialisable for Redis."""
+
+    __slots__ = ("tracks", "zones", "clock", "mall_entered", "mall_last", "cand_since", "cand_last", "cand_updates",
+                 "applied", "outbox", "version")
+
+    def __init__(self) -> None:
+        self.tracks: dict[int, Track] = {}
+        self.zones: dict[int, Stay] = {}
+        self.clock = 0.0
+        self.mall_entered: float | None = None
+        self.mall_last = 0.0
+        self.cand_since: float | None = None
+        self.cand_last = 0.0
+        self.cand_updates = 0
+        self.applied: list[str] = []  # the last stream entries applied, so a redelivery is not applied twice
+        self.outbox: list[Transition] = []  # transitions whose effects may not be durable yet
+        self.version = 0
+
+    def present(self) -> bool:
+        return bool(self.tracks or self.zones or self.mall_entered is not None or self.outbox)
+
+    def deadline(self, exit_timeout_s: float) -> float | None:
+        """When a transition may be due with no further sightings (for the sweeper), or None."""
+        times = [stay.last_near for stay in self.zones.values()]
+        if self.mall_entered is not None:
+            times.append(self.mall_last)
+        times.extend(track.heard for track in self.tracks.values())
+        return min(times) + exit_timeout_s if times else None
+
+    def to_wire(self) -> list[Any]:
+        return [self.clock, self.mall_entered, self.mall_last, self.cand_since, self.cand_last, self.cand_updates,
+                [[a, t.power, t.last_rssi, t.repeats, t.fresh, t.heard, t.times, t.rssis]
+                 for a, t in self.tracks.items()],
+                [[z, s.entered, s.last_near, s.dwelt] for z, s in self.zones.items()],
+                self.applied, [list(tr) for tr in self.outbox]]
+
+    @classmethod
+    def from_wire(cls, data: list[Any], version: int = 0) -> MemberState:
+        state = cls()
+        (state.clock, state.mall_entered, state.mall_last, state.cand_since, state.cand_last, state.cand_updates,
+         tracks, zones, state.applied, outbox) = data
+        for anchor_id, power, last_rssi, repeats, fresh, heard, times, rssis in tracks:
+            track = state.tracks[anchor_id] = Track()
+            track.power, track.last_rssi, track.repeats, track.fresh, track.heard = power, last_rssi, repeats, fresh, \
+                heard
+            track.times, track.rssis = times, rssis
+        for zone_id, entered, last_near, dwelt in zones:
+            state.zones[zone_id] = Stay(entered, last_near, dwelt)
+        state.outbox = [Transition(*tr) for tr in outbox]
+        state.version = version
+        return state
+
+
+class Engine:
+    """Applies sightings to member states against one registry snapshot."""
+
+    def __init__(self, config: EngineConfig, registry: Registry) -> None:
+        self.config = config
+        self.registry = registry
+        self._filter = FILTERS[config.rssi_filter]
+        self._dwell = dict(config.dwell_s)
+        self._enter = dict(config.enter_m)
+        # Per anchor, what update() needs, resolved once: (zone id or None, measured power or None).
+        self._anchor_zone = {a.id: (a.zone_id, a.measured_power) for a in registry.anchors.values()}
+        self._zone_limits = {
+            z.id: (z.enter_m if z.enter_m is not None else self._enter.get(z.kind, 5.0),
+                   float(z.dwell_seconds) if z.dwell_seconds is not None else self._dwell.get(z.kind, 20.0))
+            for z in registry.zones.values()}
+
+    def observe(self, state: MemberState, anchor_id: int, rssi: int, t: float, power: int | None = None,
+                phone: bool = True) -> bool:
+        """Add one reading; False when it is Android's stale repeat and does not count as fresh."""
+        track = state.tracks.get(anchor_id)
+        if track is None:
+            track = state.tracks[anchor_id] = Track()
+        if t > track.heard:
+            track.heard = t
+        if phone and rssi == track.last_rssi:
+            track.repeats += 1
+            if track.repeats >= self.config.stale_repeats:
+                return False
+        else:
+            track.last_rssi = rssi
+            track.repeats = 1
+        times = track.times
+        if not times or t >= times[-1]:
+            times.append(t)
+            track.rssis.append(rssi)
+        else:  # a late batch: keep the window in time order
+            at = bisect.bisect_right(times, t)
+            times.insert(at, t)
+            track.rssis.insert(at, rssi)
+        if t > track.fresh:
+            track.fresh = t
+        if power is not None:
+            track.power = power
+        return True
+
+    def distances(self, state: MemberState) -> dict[int, float]:
+        """Filtered distance in metres per anchor with readings in the window."""
+        exponent10 = 10.0 * self.config.path_loss_exponent
+        out = {}
+        for anchor_id, track in state.tracks.items():
+            if not track.rssis:
+                continue
+            _zone, power = self._anchor_zone.get(anchor_id, (None, None))
+            power = power if power is not None else track.power
+            if power is None:
+                continue
+            out[anchor_id] = 10.0 ** ((power - self._filter(track.rssis)) / exponent10)
+        return out
+
+    def update(self, state: MemberState, now: float, fresh_batch: bool = False) -> list[Transition]:
+        """Bring presence up to ``now`` after a batch (``fresh_batch``: it had fresh sightings) or a sweep."""
+        cfg = self.config
+        if now < state.clock:
+            now = state.clock
+        state.clock = now
+        timeout = cfg.exit_timeout_s
+        horizon = now - cfg.window_s
+        exponent10 = 10.0 * cfg.path_loss_exponent
+        anchor_zone = self._anchor_zone
+        filt = self._filter
+        near: dict[int, float] = {}
+        last_fresh = 0.0
+        tracks = state.tracks
+        for anchor_id in list(tracks):
+            track = tracks[anchor_id]
+            if now - track.fresh > timeout:
+                if now - track.heard > timeout:
+                    del tracks[anchor_id]
+                else:  # only stale repeats lately: remember them, but they place the member nowhere
+                    track.times.clear()
+                    track.rssis.clear()
+                continue
+            if track.fresh > last_fresh:
+                last_fresh = track.fresh
+            times = track.times
+            if times and times[0] < horizon:
+                cut = bisect.bisect_left(times, horizon)
+                del times[:cut]
+                del track.rssis[:cut]
+            if not times:
+                continue
+            zone_id, power = anchor_zone.get(anchor_id, (None, None))
+            if zone_id is None:
+                continue
+            if power is None:
+                power = track.power
+                if power is None:
+                    continue
+            distance = 10.0 ** ((power - filt(track.rssis)) / exponent10)
+            if distance < near.get(zone_id, 1e9):
+                near[zone_id] = distance
+
+        out: list[Transition] = []
+        limits = self._zone_limits
+        factor = cfg.exit_distance_factor
+        zones = state.zones
+        for zone_id in list(zones):
+            stay = zones[zone_id]
+            enter_m, dwell_s = limits.get(zone_id, (0.0, 0.0))
+            distance = near.get(zone_id)
+            if distance is not None and distance <= enter_m * factor:
+                stay.last_near = now
+            if not stay.dwelt and stay.last_near - stay.entered >= dwell_s and zone_id in limits:
+                stay.dwelt = True
+                out.append(Transition(ZONE_DWELL, zone_id, stay.last_near, stay.entered))
+            if now - stay.last_near > timeout or zone_id not in limits:
+                del zones[zone_id]
+                out.append(Transition(ZONE_EXIT, zone_id, stay.last_near, stay.entered))
+        for zone_id, distance in near.items():
+            if zone_id in zones:
+                continue
+            enter_m, dwell_s = limits[zone_id]
+            if distance <= enter_m:
+                stay = zones[zone_id] = Stay(now, now)
+                out.append(Transition(ZONE_ENTER, zone_id, now, now))
+                if dwell_s <= 0:
+                    stay.dwelt = True
+                    out.append(Transition(ZONE_DWELL, zone_id, now, now))
+
+        if state.mall_entered is None:
+            if fresh_batch:
+                if state.cand_since is None or now - state.cand_last > timeout:
+                    state.cand_since, state.cand_updates = now, 0
+                state.cand_updates += 1
+                state.cand_last = now
+                if state.cand_updates >= cfg.checkin_min_updates and now - state.cand_since >= cfg.checkin_min_span_s:
+                    state.mall_entered, state.mall_last = state.cand_since, now
+                    state.cand_since, state.cand_updates = None, 0
+                    out.append(Transition(MALL_ENTER, 0, now, state.mall_entered))
+            elif state.cand_since is not None and now - state.cand_last > timeout:
+                state.cand_since, state.cand_updates = None, 0
+        else:
+            if last_fresh > state.mall_last:
+                state.mall_last = last_fresh
+            if now - state.mall_last > timeout:
+                out.append(Transition(MALL_EXIT, 0, state.mall_last, state.mall_entered))
+                state.mall_entered = None
+        return out
+
+    def readings(self, state: MemberState) -> list[Reading]:
+        """Filtered readings of the anchors with a known position: (x, y, rssi, measured power)."""
+        anchors = self.registry.anchors
+        out = []
+        for anchor_id, track in state.tracks.items():
+            anchor = anchors.get(anchor_id)
+            power = anchor.measured_power if anchor is not None and anchor.measured_power is not None else track.power
+            if anchor is None or power is None or not track.rssis:
+                continue
+            out.append((anchor.x, anchor.y, self._filter(track.rssis), float(power)))
+        return out
+
+    def position(self, state: MemberState) -> tuple[float, float] | None:
+        """The member's estimated position on the floor plan, or None without readings."""
+        readings = self.readings(state)
+        return weighted_centroid(readings) if readings else None

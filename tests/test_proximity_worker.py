@@ -1,0 +1,223 @@
+"""Sightings through the API, the stream and the worker: automatic check-in, dwell events, visits, idempotence."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import pytest
+from proximity_helpers import UUID, build_venue, signed
+from sqlalchemy import func, select
+
+from mallapp.checkin import Checkin
+from mallapp.proximity import effects, live
+from mallapp.proximity.history import MallVisit, ProximityEvent, ZoneVisit
+from mallapp.proximity.ingest import STREAM
+from mallapp.proximity.worker import GROUP, Worker
+from mallapp.venue import BeaconStatus
+
+
+@pytest.fixture
+def venue(rt):
+    return build_venue(rt)
+
+
+@pytest.fixture
+def worker(rt, venue):
+    w = Worker(rt, "worker-1", block_ms=0)
+    w.ensure_group()
+    return w
+
+
+def post(client, member, readings: dict[int, int]):
+    beacons = [{"uuid": UUID, "major": 1, "minor": minor, "rssi": rssi, "accuracy": 1.0, "proximity": 1}
+               for minor, rssi in readings.items()]
+    response = client.post("/api/v1/sightings", headers=member["headers"], json={"beacons": beacons})
+    assert response.status_code == 202, response.get_json()
+    return response
+
+
+def count(rt, model, **where) -> int:
+    with rt.sessions() as s:
+        stmt = select(func.count()).select_from(model)
+        for name, value in where.items():
+            stmt = stmt.where(getattr(model, name) == value)
+        return s.scalar(stmt)
+
+
+def walk(client, member, worker, clock, seconds: int, readings, step: float = 1.0):
+    for i in range(seconds):
+        clock.advance(seconds=step)
+        post(client, member, {minor: rssi - (i % 3) for minor, rssi in readings.items()})
+        worker.step(block_ms=0)
+
+
+def test_walking_in_checks_the_member_in_once_and_leaving_records_the_visit(client, member, worker, clock, rt, venue):
+    walk(client, member, worker, clock, 1, {1: -60})
+    assert count(rt, Checkin) == 0  # one batch is not enough
+    walk(client, member, worker, clock, 6, {1: -60})
+    assert count(rt, Checkin, member_id=member["member"]["id"], method="beacon") == 1
+    me = client.get("/api/v1/me", headers=member["headers"]).get_json()
+    assert me["checked_in_today"] is True and me["points"]["balance"] == 5
+    assert live.zone_counts(rt.redis, [0, venue.entrance]) == {0: 1, venue.entrance: 1}
+    # Silence for longer than the exit timeout: the sweep ends both stays.
+    clock.advance(seconds=31)
+    worker.sweep()
+    assert live.zone_counts(rt.redis, [0, venue.entrance]) == {0: 0, venue.entrance: 0}
+    assert count(rt, MallVisit, member_id=member["member"]["id"]) == 1
+    assert count(rt, ZoneVisit, zone_id=venue.entrance) == 1
+    # Coming back the same day walks in again, but checks in no more.
+    walk(client, member, worker, clock, 8, {1: -61})
+    assert count(rt, Checkin) == 1
+    assert client.get("/api/v1/me", headers=member["headers"]).get_json()["points"]["balance"] == 5
+
+
+def test_dwelling_at_a_store_and_its_sale_item_records_one_event_each(client, member, worker, clock, rt, venue):
+    walk(client, member, worker, clock, 25, {2: -66, 3: -62})
+    with rt.sessions() as s:
+        events = s.scalars(select(ProximityEvent).order_by(ProximityEvent.zone_id)).all()
+    assert [(e.zone_id, e.store_id, e.sale_item_id) for e in events] == [
+        (venue.store_zone, venue.store, None), (venue.item_zone, venue.store, venue.item)]
+    published = rt.redis.xrange(effects.EVENTS_STREAM)
+    assert sorted(int(fields[b"zone_id"]) for _, fields in published) == [venue.store_zone, venue.item_zone]
+    # Staying longer does not repeat them.
+    walk(client, member, worker, clock, 10, {2: -66, 3: -62})
+    assert count(rt, ProximityEvent) == 2
+
+
+def test_a_far_away_beacon_does_not_place_the_member_at_the_item(client, member, worker, clock, rt, venue):
+    walk(client, member, worker, clock, 25, {3: -85})
+    assert count(rt, ProximityEvent) == 0
+    assert live.zone_counts(rt.redis, [venue.item_zone]) == {venue.item_zone: 0}
+
+
+def test_sightings_with_a_position_far_from_the_mall_do_not_check_in(client, member, worker, clock, rt, venue):
+    for _ in range(8):
+        clock.advance(seconds=2)
+        response = client.post("/api/v1/sightings", headers=member["headers"], json={
+            "beacons": [{"uuid": UUID, "major": 1, "minor": 1, "rssi": -60}],
+            "location": {"latitude": 39.9042, "longitude": 116.4074}})  # Beijing, not Shanghai
+        assert response.status_code == 202
+        worker.step(block_ms=0)
+    assert count(rt, Checkin) == 0
+
+
+def test_redelivered_entries_change_nothing(client, member, worker, clock, rt, venue):
+    walk(client, member, worker, clock, 25, {1: -60, 2: -64})
+    entries = rt.redis.xrange(STREAM)
+    key = f"proximity:state:{member['member']['id']}"
+    before = (count(rt, Checkin), count(rt, ProximityEvent), rt.redis.get(key).partition(b"|")[2])
+    worker.handle(entries)  # the whole stream again, as after a crash before the acknowledgements
+    after = (count(rt, Checkin), count(rt, ProximityEvent), rt.redis.get(key).partition(b"|")[2])
+    assert before == after
+    assert before[:2] == (1, 1)
+
+
+def test_a_crash_before_the_effects_are_written_loses_nothing(client, member, worker, clock, rt, venue, monkeypatch):
+    real = effects.apply_transitions
+    calls = {"n": 0}
+
+    def crash_once(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("the worker died here")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(effects, "apply_transitions", crash_once)
+    for i in range(7):
+        clock.advance(seconds=1)
+        post(client, member, {1: -60 - i % 2})
+        with contextlib.suppress(RuntimeError):
+            worker.step(block_ms=0)
+    assert calls["n"] >= 1
+    # The entry whose effects failed was not acknowledged; another consumer claims it.
+    pending = rt.redis.xpending(STREAM, GROUP)["pending"]
+    assert pending >= 1
+    rescuer = Worker(rt, "worker-2", block_ms=0, claim_idle_ms=0)
+    rescuer.reclaim()
+    clock.advance(seconds=1)
+    post(client, member, {1: -61})
+    rescuer.step(block_ms=0)
+    assert rt.redis.xpending(STREAM, GROUP)["pending"] == 0
+    assert count(rt, Checkin, method="beacon") == 1
+
+
+def test_two_workers_share_the_stream_without_losing_updates(client, members_api, rt, clock, venue):
+    people = [members_api.sign_in(openid=f"o-walker-{i}") for i in range(6)]
+    workers = [Worker(rt, f"w-{i}", block_ms=0) for i in range(2)]
+    workers[0].ensure_group()
+    for second in range(30):
+        clock.advance(seconds=1)
+        for person in people:
+            post(client, person, {1: -60 - second % 2, 2: -64 - second % 3})
+    stop = threading.Event()
+
+    def drain(w):
+        while w.step(block_ms=0):
+            pass
+
+    threads = [threading.Thread(target=drain, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    assert rt.redis.xpending(STREAM, GROUP)["pending"] == 0
+    assert count(rt, Checkin, method="beacon") == 6
+    assert count(rt, ProximityEvent) == 6
+    assert live.zone_counts(rt.redis, [0])[0] == 6
+
+
+def test_a_gateway_hears_a_member_by_the_rotating_identity(client, member, worker, clock, rt, venue):
+    ident = client.get("/api/v1/me/beacon-identity", headers=member["headers"]).get_json()
+    assert ident["uuid"] == rt.settings.beacons.identity_uuid
+    for i in range(8):
+        clock.advance(seconds=1)
+        sighting = {"t": clock.now.timestamp(), "kind": "ibeacon", "rssi": -58 - i % 2, "address": "7A:11:22:33:44:55",
+                    "uuid": ident["uuid"], "major": ident["major"], "minor": ident["minor"], "measured_power": -59}
+        body, headers = signed(venue.gateway_key, {"sightings": [sighting]}, clock.now)
+        response = client.post("/api/v1/gateway/sightings", data=body, headers=headers)
+        assert response.status_code == 202, response.get_json()
+        worker.step(block_ms=0)
+    assert count(rt, Checkin, member_id=member["member"]["id"], method="beacon") == 1
+    assert live.members_in(rt.redis, venue.entrance) == {member["member"]["id"]}
+
+
+def test_an_identity_recorded_yesterday_resolves_to_nobody_today(client, member, worker, clock, rt, venue):
+    ident = client.get("/api/v1/me/beacon-identity", headers=member["headers"]).get_json()
+    clock.advance(days=1)
+    for _ in range(8):
+        clock.advance(seconds=1)
+        sighting = {"t": clock.now.timestamp(), "kind": "ibeacon", "rssi": -58, "uuid": ident["uuid"],
+                    "major": ident["major"], "minor": ident["minor"], "measured_power": -59}
+        body, headers = signed(venue.gateway_key, {"sightings": [sighting]}, clock.now)
+        assert client.post("/api/v1/gateway/sightings", data=body, headers=headers).status_code == 202
+        worker.step(block_ms=0)
+    assert count(rt, Checkin) == 0
+    assert live.zone_counts(rt.redis, [0])[0] == 0
+
+
+def test_identities_rotate(client, member, clock):
+    first = client.get("/api/v1/me/beacon-identity", headers=member["headers"]).get_json()
+    assert client.get("/api/v1/me/beacon-identity", headers=member["headers"]).get_json() == first
+    clock.advance(minutes=11)  # less than a third of the 15 minutes left
+    second = client.get("/api/v1/me/beacon-identity", headers=member["headers"]).get_json()
+    assert (second["major"], second["minor"]) != (first["major"], first["minor"])
+
+
+def test_gateway_telemetry_updates_fleet_health(client, worker, clock, rt, venue):
+    at = clock.now.timestamp()
+    batch = {"sightings": [
+        {"t": at, "kind": "ibeacon", "rssi": -70, "uuid": UUID, "major": 1, "minor": 2, "measured_power": -59},
+        {"t": at, "kind": "tlm", "rssi": -70, "uuid": UUID, "major": 1, "minor": 2, "battery_mv": 2400,
+         "temperature_c": -1.5, "adv_count": 1200, "uptime_s": 86400.5},
+        {"t": at, "kind": "tlm", "rssi": -80, "battery_mv": 3000, "temperature_c": None, "adv_count": 1,
+         "uptime_s": 1.0}]}
+    body, headers = signed(venue.gateway_key, batch, clock.now)
+    response = client.post("/api/v1/gateway/sightings", data=body, headers=headers)
+    assert response.get_json() == {"accepted": 2, "ignored": 1}
+    worker.step(block_ms=0)
+    with rt.sessions() as s:
+        status = s.get(BeaconStatus, venue.beacons["store"])
+    assert (status.battery_mv, status.temperature_c, status.adv_count, status.last_rssi) == (2400, -1.5, 1200, -70)
+    assert status.last_seen_at == clock.now
