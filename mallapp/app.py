@@ -28,11 +28,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.json.sort_keys = False
     app.extensions["mallapp"] = runtime
 
-    from mallapp.api import members, merchant, meta
+    from mallapp.api import members, merchant, meta, ops, proximity
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(members.bp)
     app.register_blueprint(merchant.bp)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(proximity.bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

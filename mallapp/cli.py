@@ -64,6 +64,41 @@ def merchants_create(name: str) -> None:
     click.echo(key)
 
 
+@main.group("ops")
+def ops_group() -> None:
+    """Operations staff accounts."""
+
+
+@ops_group.command("create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "viewer"]), required=True,
+              help="admin edits the venue and gateways; viewer reads health, presence and reports")
+@click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin")
+def ops_create_user(username: str, role: str, password_stdin: bool) -> None:
+    """Create an ops user; a generated password is printed once, as the last line."""
+    from mallapp import ops
+    from mallapp.db import make_engine, make_sessionmaker, utcnow
+    from mallapp.errors import MallError
+    from mallapp.runtime import database_url
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else ops.generate_password()
+    # Only the database is needed: no Redis (the embedded one would start a server for nothing).
+    engine = make_engine(database_url(_settings()))
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            user = ops.create_user(session, username, role, password, utcnow())
+            user_id, role = user.id, user.role
+    except MallError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        engine.dispose()
+    if password_stdin:
+        click.echo(f"ops user {user_id} {username.strip()!r} ({role}) created")
+    else:
+        click.echo(f"ops user {user_id} {username.strip()!r} ({role}) created; its password (shown once):")
+        click.echo(password)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

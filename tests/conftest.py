@@ -218,3 +218,31 @@ def merchant(rt: Runtime) -> dict[str, Any]:
 def card(client, member: dict[str, Any]) -> str:
     """A fresh member code for ``member``, as the till scans it."""
     return client.get("/api/v1/me/card", headers=member["headers"]).get_json()["code"]
+
+
+OPS_PASSWORD = "correct-horse-battery-staple"
+
+
+def _ops_user(rt: Runtime, client, username: str, role: str) -> dict[str, Any]:
+    """An ops user made as the CLI makes one, signed in through the real endpoint."""
+    from mallapp import ops
+
+    with rt.sessions.begin() as session:
+        user_id = ops.create_user(session, username, role, OPS_PASSWORD, rt.now()).id
+    response = client.post("/api/v1/ops/auth", json={"username": username, "password": OPS_PASSWORD})
+    assert response.status_code == 200, response.get_json()
+    token = response.get_json()["token"]
+    return {"id": user_id, "username": username, "password": OPS_PASSWORD, "token": token,
+            "headers": {"Authorization": f"Bearer {token}"}}
+
+
+@pytest.fixture
+def ops_admin(rt: Runtime, client) -> dict[str, Any]:
+    """A signed-in ops admin: ``id``, ``token`` and ready ``headers``."""
+    return _ops_user(rt, client, "ops-admin", "admin")
+
+
+@pytest.fixture
+def ops_viewer(rt: Runtime, client) -> dict[str, Any]:
+    """A signed-in ops viewer (reads only): ``id``, ``token`` and ready ``headers``."""
+    return _ops_user(rt, client, "ops-viewer", "viewer")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -89,7 +90,7 @@ def test_openapi_document_is_valid_and_matches_the_routes(client, app):
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = rule.rule.replace("<path:name>", "{name}").replace("<receipt_no>", "{receipt_no}")
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert documented == served
 

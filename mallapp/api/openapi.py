@@ -48,7 +48,7 @@ def build(app: Flask, version: str) -> dict[str, Any]:
         spec: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method.lower()}_{path}",
                                 "responses": {}}
         if op.auth:
-            spec["security"] = [{f"{op.auth}Bearer": []}]
+            spec["security"] = [{_SECURITY[op.auth]: []}]
         params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                   for name in re.findall(r"{([^}]+)}", path)]
         if op.query is not None:
@@ -93,9 +93,18 @@ def build(app: Flask, version: str) -> dict[str, Any]:
             "memberBearer": {"type": "http", "scheme": "bearer",
                              "description": "the token from POST /api/v1/auth/wechat"},
             "merchantBearer": {"type": "http", "scheme": "bearer",
-                               "description": "the merchant's API key (mk_...)"}}},
+                               "description": "the merchant's API key (mk_...)"},
+            "opsBearer": {"type": "http", "scheme": "bearer",
+                          "description": "an ops user's token from POST /api/v1/ops/auth (ot_...)"},
+            "gatewaySignature": {"type": "apiKey", "in": "header", "name": "X-Gateway-Signature",
+                                 "description": "HMAC-SHA256 of the batch under the gateway's key, with "
+                                                "X-Gateway-Key-Id, X-Gateway-Timestamp and X-Gateway-Nonce "
+                                                "(see beacons/README.md)"}}},
     }
 
+
+_SECURITY = {"member": "memberBearer", "merchant": "merchantBearer", "ops": "opsBearer", "ops_admin": "opsBearer",
+             "gateway": "gatewaySignature"}
 
 # Error codes whose status is not the family default; the rest follow their prefix.
 _CODE_STATUS = {
@@ -105,7 +114,21 @@ _CODE_STATUS = {
     "checkin.already_today": 409, "checkin.location_required": 400, "checkin.too_far": 422,
     "card.invalid": 400, "card.expired": 400, "purchase.receipt_conflict": 409, "purchase.time_out_of_range": 422,
     "purchase.not_found": 404, "refund.exceeds_purchase": 422, "refund.number_conflict": 409,
+    "ops.bad_credentials": 401, "ops.admin_required": 403, "zone.not_found": 404, "store.not_found": 404,
+    "sale_item.not_found": 404, "beacon.not_found": 404, "gateway.not_found": 404, "zone.invalid_polygon": 400,
+    "zone.store_required": 422, "venue.unknown_zone": 422, "venue.unknown_store": 422,
+    "venue.unknown_sale_item": 422, "venue.unknown_merchant": 422, "beacon.unknown_uuid": 422,
+    "beacon.duplicate": 409, "beacon.item_not_in_store": 422, "store.in_use": 409, "sale_item.in_use": 409,
+    "footfall.invalid_range": 400,
 }
+
+# Sightings and gateways (mallapp.proximity.ingest).
+_CODE_STATUS.update({
+    "sightings.unknown_uuid": 422, "sightings.impossible_rssi": 400, "sightings.invalid_beacon": 400,
+    "sightings.stale": 422, "sightings.from_future": 422, "sightings.batch_too_large": 413,
+    "sightings.rate_limited": 429, "gateway.unsigned": 401, "gateway.bad_key": 401,
+    "gateway.stale_signature": 401, "gateway.bad_signature": 401, "gateway.replayed": 409,
+})
 
 
 def _status_of(code: str) -> int:

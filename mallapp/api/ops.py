@@ -1,0 +1,693 @@
+"""The operations API: the venue (zones, stores, sale items, beacons, gateways), fleet health, presence, footfall.
+
+Any ops user reads; only an admin writes. Every committed change to the venue bumps the
+registry version, so that the proximity workers reload it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+
+from flask import Blueprint, request
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator
+
+from mallapp import ops, venue, venue_admin
+from mallapp.api.core import Body, Out, Query, operation, runtime, transaction
+from mallapp.errors import InvalidInput
+from mallapp.venue import Beacon, Gateway, SaleItem, Store, Zone
+
+bp = Blueprint("ops", __name__, url_prefix="/api/v1/ops")
+
+
+# --- shapes ----------------------------------------------------------------------------------------
+
+# Printable text only: PostgreSQL refuses NUL, and control characters have no place on a floor plan.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=_PRINTABLE)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=80, pattern=_PRINTABLE)]
+Unit = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20, pattern=_PRINTABLE)]
+Category = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40, pattern=_PRINTABLE)]
+Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=_PRINTABLE)]
+Id = Annotated[int, Field(ge=1, le=venue_admin.MAX_ID)]
+Floor = Annotated[int, Field(ge=-20, le=200, description="1 is the ground floor")]
+Metres = Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False, description="metres on the plan")]
+Point = tuple[Metres, Metres]
+ZoneKind = Literal["entrance", "store", "item", "area"]  # venue.ZONE_KINDS
+Problem = Literal["never_seen", "silent", "battery_low"]
+_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
+U16 = Annotated[int, Field(ge=0, le=65535)]
+Polygon = Annotated[list[Point], Field(max_length=200, description="the outline [[x, y], ...]: at least 3 corners "
+                                                                   "in metres, edges not crossing")]
+DwellSeconds = Annotated[int, Field(ge=0, le=3600, description="overrides [beacons] dwell_<kind>_s")]
+EnterM = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False, description="overrides [beacons] enter_<kind>_m")]
+MeasuredPower = Annotated[int, Field(ge=-100, le=-20, description="RSSI at 1 m in dBm, as calibrated on site")]
+
+
+class SignInIn(Body):
+    username: Username
+    password: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class SignedInOut(Out):
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    username: str
+    role: Literal["admin", "viewer"]
+
+
+class _Row(Out):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ListQuery(Query):
+    floor: Floor | None = None
+    include_inactive: bool = False
+
+
+class ZoneIn(Body):
+    name: Name
+    kind: ZoneKind
+    floor: Floor
+    polygon: Polygon
+    store_id: Id | None = Field(default=None, description="required for a store zone")
+    dwell_seconds: DwellSeconds | None = None
+    enter_m: EnterM | None = None
+
+
+class ZonePatch(Body):
+    name: Name | None = None
+    kind: ZoneKind | None = None
+    floor: Floor | None = None
+    polygon: Polygon | None = None
+    store_id: Id | None = Field(default=None, description="null clears (not for a store zone)")
+    dwell_seconds: DwellSeconds | None = Field(default=None, description="null restores the default")
+    enter_m: EnterM | None = Field(default=None, description="null restores the default")
+    active: bool | None = None
+
+
+class ZoneOut(_Row):
+    id: int
+    name: str
+    kind: ZoneKind
+    floor: int
+    polygon: list[list[float]]
+    store_id: int | None
+    dwell_seconds: int | None
+    enter_m: float | None
+    active: bool
+    created_at: datetime
+
+
+class ZonesOut(Out):
+    zones: list[ZoneOut]
+
+
+class StoreIn(Body):
+    name: Name
+    merchant_id: Id | None = Field(default=None, description="the merchant running the store")
+    unit: Unit = Field(default="", description='the directory\'s unit number, e.g. "L2-07"')
+    category: Category = ""
+    floor: Floor
+    x: Metres
+    y: Metres
+
+
+class StorePatch(Body):
+    name: Name | None = None
+    merchant_id: Id | None = Field(default=None, description="null unlinks the merchant")
+    unit: Unit | None = None
+    category: Category | None = None
+    floor: Floor | None = None
+    x: Metres | None = None
+    y: Metres | None = None
+    active: bool | None = None
+
+
+class StoreOut(_Row):
+    id: int
+    name: str
+    merchant_id: int | None
+    unit: str
+    category: str
+    floor: int
+    x: float
+    y: float
+    active: bool
+    created_at: datetime
+
+
+class StoresOut(Out):
+    stores: list[StoreOut]
+
+
+class SaleItemIn(Body):
+    name: Name
+
+
+class SaleItemPatch(Body):
+    name: Name | None = None
+    active: bool | None = None
+
+
+class SaleItemOut(_Row):
+    id: int
+    store_id: int
+    name: str
+    active: bool
+    created_at: datetime
+
+
+class SaleItemsOut(Out):
+    items: list[SaleItemOut]
+
+
+class ItemsQuery(Query):
+    include_inactive: bool = False
+
+
+class BeaconIn(Body):
+    uuid: Annotated[str, StringConstraints(max_length=64)] = Field(
+        description="one of the mall's UUIDs ([beacons] uuids); stored in lower-case canonical form")
+    major: U16
+    minor: U16
+    label: Label = ""
+    zone_id: Id | None = None
+    store_id: Id | None = Field(default=None, description="taken from the sale item when only that is given")
+    sale_item_id: Id | None = Field(default=None, description="must belong to store_id when both are given")
+    floor: Floor
+    x: Metres
+    y: Metres
+    measured_power: MeasuredPower = -59
+
+    @field_validator("uuid")
+    @classmethod
+    def _a_uuid(cls, value: str) -> str:
+        return venue.normalize_uuid(value)  # ValueError: a 400 that names the field
+
+
+class BeaconPatch(Body):
+    label: Label | None = None
+    zone_id: Id | None = Field(default=None, description="null clears")
+    store_id: Id | None = Field(default=None, description="null clears")
+    sale_item_id: Id | None = Field(default=None, description="null clears")
+    floor: Floor | None = None
+    x: Metres | None = None
+    y: Metres | None = None
+    measured_power: MeasuredPower | None = None
+    active: bool | None = None
+
+
+class BeaconHealthOut(_Row):
+    last_seen_at: datetime | None = None
+    last_rssi: int | None = None
+    battery_mv: int | None = Field(default=None, description="0: the beacon reports no battery voltage")
+    temperature_c: float | None = None
+    uptime_s: float | None = None
+    telemetry_at: datetime | None = None
+
+
+class BeaconOut(_Row):
+    id: int
+    uuid: str
+    major: int
+    minor: int
+    label: str
+    zone_id: int | None
+    store_id: int | None
+    sale_item_id: int | None
+    floor: int
+    x: float
+    y: float
+    measured_power: int
+    active: bool
+    created_at: datetime
+    health: BeaconHealthOut
+    problems: list[Problem] = Field(description="never_seen, silent (unheard for [beacons] silent_after_s), "
+                                                "battery_low (below [beacons] battery_low_mv)")
+
+
+class BeaconsOut(Out):
+    beacons: list[BeaconOut] = Field(description="problems first (unheard, then low battery), then by id")
+
+
+class BeaconsQuery(Query):
+    floor: Floor | None = None
+    zone_id: Id | None = None
+    problems_only: bool = False
+
+
+class GatewayIn(Body):
+    name: Name
+    zone_id: Id | None = None
+    floor: Floor
+    x: Metres
+    y: Metres
+
+
+class GatewayPatch(Body):
+    name: Name | None = None
+    zone_id: Id | None = Field(default=None, description="null clears")
+    floor: Floor | None = None
+    x: Metres | None = None
+    y: Metres | None = None
+    active: bool | None = None
+
+
+class GatewayOut(_Row):
+    id: int
+    name: str
+    zone_id: int | None
+    floor: int
+    x: float
+    y: float
+    key_version: int
+    active: bool
+    last_seen_at: datetime | None = Field(description="its last accepted batch")
+    created_at: datetime
+    problems: list[Literal["never_seen", "silent"]]
+
+
+class GatewayKeyOut(GatewayOut):
+    key: str = Field(description="gk_<id>.<version>.<secret>: configure it on the gateway; shown only now")
+
+
+class GatewaysOut(Out):
+    gateways: list[GatewayOut]
+
+
+class PresenceQuery(Query):
+    floor: Floor | None = None
+
+
+class ZonePresenceOut(Out):
+    zone_id: int
+    name: str
+    kind: str
+    floor: int
+    present: int
+
+
+class PresenceOut(Out):
+    mall: int = Field(description="members in the mall now")
+    zones: list[ZonePresenceOut]
+
+
+class FloorPlanQuery(Query):
+    floor: Floor
+
+
+class FloorPlanOut(Out):
+    floor: int
+    zones: list[ZoneOut]
+    stores: list[StoreOut]
+    beacons: list[BeaconOut]
+    gateways: list[GatewayOut]
+
+
+class FootfallQuery(Query):
+    since: AwareDatetime | None = Field(default=None, description="default: the start of today, mall time")
+    until: AwareDatetime | None = Field(default=None, description="default: the start of tomorrow, mall time")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        # Far-off years would overflow when converted to UTC for the database.
+        if value is not None and not (_EARLIEST <= value < _LATEST):
+            raise ValueError("a time between the years 2000 and 2999")
+        return value
+
+
+class ZoneFootfallOut(Out):
+    zone_id: int
+    name: str
+    kind: str
+    floor: int
+    visits: int = Field(description="visits that began in the period")
+    members: int = Field(description="distinct members among them")
+    mean_dwell_seconds: float
+
+
+class FootfallOut(Out):
+    since: datetime
+    until: datetime
+    zones: list[ZoneFootfallOut]
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+_ADMIN = ("ops.admin_required",)
+_ZONE_REFS = ("venue.unknown_store",)
+_BEACON_REFS = ("venue.unknown_zone", "venue.unknown_store", "venue.unknown_sale_item", "beacon.item_not_in_store")
+
+
+def _changes(body: Body, nullable: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The fields a PATCH sent; null only where it clears something."""
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise InvalidInput("nothing to change: send at least one field", code="request.invalid")
+    cleared = sorted(name for name, value in changes.items() if value is None and name not in nullable)
+    if cleared:
+        problems = [{"field": name, "problem": "cannot be null"} for name in cleared]
+        raise InvalidInput(f"invalid body: {', '.join(cleared)} cannot be null", code="request.invalid",
+                           details={"problems": problems})
+    return changes
+
+
+def _venue_changed() -> None:
+    # After the commit: a worker that reloads at once must see the change.
+    venue.bump_registry_version(runtime().redis)
+
+
+def _columns(row: Any, model: type[Out]) -> dict[str, Any]:
+    """The row's values for the fields of ``model`` that are its columns."""
+    return {name: getattr(row, name) for name in model.model_fields if hasattr(type(row), name)}
+
+
+def _beacon_out(health: venue_admin.BeaconHealth) -> BeaconOut:
+    status = BeaconHealthOut.model_validate(health.status) if health.status else BeaconHealthOut()
+    return BeaconOut(**_columns(health.beacon, BeaconOut), health=status, problems=list(health.problems))
+
+
+def _gateway_out(gateway: Gateway, model: type[GatewayOut] = GatewayOut, **extra: Any) -> GatewayOut:
+    rt = runtime()
+    problems = venue_admin.gateway_problems(gateway, rt.settings.beacons, rt.now())
+    return model(**_columns(gateway, GatewayOut), problems=list(problems), **extra)
+
+
+def _beacon_reply(session, beacon: Beacon) -> BeaconOut:
+    rt = runtime()
+    return _beacon_out(venue_admin.beacon_health(session, rt.settings.beacons, beacon, rt.now()))
+
+
+# --- sign-in ---------------------------------------------------------------------------------------
+
+@operation(bp, "/auth", "POST", summary="Sign an ops user in with username and password", body=SignInIn,
+           response=SignedInOut, errors=("ops.bad_credentials",))
+def sign_in(body: SignInIn) -> SignedInOut:
+    rt = runtime()
+    ttl = rt.settings.auth.token_ttl_seconds
+    with transaction() as session:
+        token, caller = ops.sign_in(session, rt.redis, body.username, body.password, ttl)
+    return SignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role)
+
+
+@operation(bp, "/auth/logout", "POST", summary="Revoke the ops token used for this call", auth="ops", status=204)
+def logout() -> None:
+    ops.revoke_token(runtime().redis, request.headers["Authorization"].split(" ", 1)[1].strip())
+
+
+# --- zones -----------------------------------------------------------------------------------------
+
+@operation(bp, "/zones", "GET", summary="The zones (active ones unless include_inactive)", auth="ops",
+           query=ListQuery, response=ZonesOut)
+def list_zones(query: ListQuery) -> ZonesOut:
+    with transaction() as session:
+        zones = venue_admin.list_zones(session, query.floor, query.include_inactive)
+        return ZonesOut(zones=[ZoneOut.model_validate(z) for z in zones])
+
+
+@operation(bp, "/zones", "POST", summary="Draw a zone on a floor", auth="ops_admin", body=ZoneIn, response=ZoneOut,
+           status=201, errors=(*_ADMIN, "zone.invalid_polygon", "zone.store_required", *_ZONE_REFS))
+def create_zone(body: ZoneIn) -> ZoneOut:
+    with transaction() as session:
+        zone = venue_admin.create_zone(session, **body.model_dump(), now=runtime().now())
+        out = ZoneOut.model_validate(zone)
+    _venue_changed()
+    return out
+
+
+@operation(bp, "/zones/<int:zone_id>", "GET", summary="One zone", auth="ops", response=ZoneOut,
+           errors=("zone.not_found",))
+def get_zone(zone_id: int) -> ZoneOut:
+    with transaction() as session:
+        return ZoneOut.model_validate(venue_admin.get(session, Zone, zone_id))
+
+
+@operation(bp, "/zones/<int:zone_id>", "PATCH", summary="Change a zone (active false deactivates, true restores)",
+           auth="ops_admin", body=ZonePatch, response=ZoneOut,
+           errors=(*_ADMIN, "zone.not_found", "zone.invalid_polygon", "zone.store_required", *_ZONE_REFS))
+def patch_zone(zone_id: int, body: ZonePatch) -> ZoneOut:
+    changes = _changes(body, frozenset({"store_id", "dwell_seconds", "enter_m"}))
+    with transaction() as session:
+        out = ZoneOut.model_validate(venue_admin.update_zone(session, zone_id, changes))
+    _venue_changed()
+    return out
+
+
+@operation(bp, "/zones/<int:zone_id>", "DELETE", summary="Deactivate a zone (its history stays)", auth="ops_admin",
+           response=ZoneOut, errors=(*_ADMIN, "zone.not_found"))
+def delete_zone(zone_id: int) -> ZoneOut:
+    with transaction() as session:
+        out = ZoneOut.model_validate(venue_admin.update_zone(session, zone_id, {"active": False}))
+    _venue_changed()
+    return out
+
+
+# --- stores and sale items -------------------------------------------------------------------------
+
+@operation(bp, "/stores", "GET", summary="The stores (active ones unless include_inactive)", auth="ops",
+           query=ListQuery, response=StoresOut)
+def list_stores(query: ListQuery) -> StoresOut:
+    with transaction() as session:
+        stores = venue_admin.list_stores(session, query.floor, query.include_inactive)
+        return StoresOut(stores=[StoreOut.model_validate(s) for s in stores])
+
+
+@operation(bp, "/stores", "POST", summary="Put a store on the floor plan", auth="ops_admin", body=StoreIn,
+           response=StoreOut, status=201, errors=(*_ADMIN, "venue.unknown_merchant"))
+def create_store(body: StoreIn) -> StoreOut:
+    with transaction() as session:
+        out = StoreOut.model_validate(venue_admin.create_store(session, **body.model_dump(), now=runtime().now()))
+    _venue_changed()
+    return out
+
+
+@operation(bp, "/stores/<int:store_id>", "GET", summary="One store", auth="ops", response=StoreOut,
+           errors=("store.not_found",))
+def get_store(store_id: int) -> StoreOut:
+    with transaction() as session:
+        return StoreOut.model_validate(venue_admin.get(session, Store, store_id))
+
+
+@operation(bp, "/stores/<int:store_id>", "PATCH", summary="Change a store (active false deactivates, true restores)",
+           auth="ops_admin", body=StorePatch, response=StoreOut,
+           errors=(*_ADMIN, "store.not_found", "venue.unknown_merchant", "store.in_use"))
+def patch_store(store_id: int, body: StorePatch) -> StoreOut:
+    changes = _changes(body, frozenset({"merchant_id"}))
+    with transaction() as session:
+        out = StoreOut.model_validate(venue_admin.update_store(session, store_id, changes))
+    _venue_changed()
+    return out
+
+
+@operation(bp, "/stores/<int:store_id>", "DELETE",
+           summary="Deactivate a store (refused while active zones or beacons point at it)", auth="ops_admin",
+           response=StoreOut, errors=(*_ADMIN, "store.not_found", "store.in_use"))
+def delete_store(store_id: int) -> StoreOut:
+    with transaction() as session:
+        out = StoreOut.model_validate(venue_admin.update_store(session, store_id, {"active": False}))
+    _venue_changed()
+    return out
+
+
+@operation(bp, "/stores/<int:store_id>/items", "GET", summary="A store's sale items", auth="ops", query=ItemsQuery,
+           response=SaleItemsOut, errors=("store.not_found",))
+def list_items(store_id: int, query: ItemsQuery) -> SaleItemsOut:
+    with transaction() as session:
+        items = venue_admin.list_sale_items(session, store_id, query.include_inactive)
+        return SaleItemsOut(items=[SaleItemOut.model_validate(i) for i in items])
+
+
+@operation(bp, "/stores/<int:store_id>/items", "POST", summary="Add a sale item (a display a beacon can mark)",
+           auth="ops_admin", body=SaleItemIn, response=SaleItemOut, status=201,
+           errors=(*_ADMIN, "store.not_found", "venue.unknown_store"))
+def create_item(store_id: int, body: SaleItemIn) -> SaleItemOut:
+    with transaction() as session:
+        item = venue_admin.create_sale_item(session, store_id, name=body.name, now=runtime().now())
+        out = SaleItemOut.model_validate(item)
+    _venue_changed()
+    return out
+
+
+@operation(bp, "/items/<int:item_id>", "GET", summary="One sale item", auth="ops", response=SaleItemOut,
+           errors=("sale_item.not_found",))
+def get_item(item_id: int) -> SaleItemOut:
+    with transaction() as session:
+        return SaleItemOut.model_validate(venue_admin.get(session, SaleItem, item_id))
+
+
+@operation(bp, "/items/<int:item_id>", "PATCH", summary="Rename, deactivate or restore a sale item",
+           auth="ops_admin", body=SaleItemPatch, response=SaleItemOut,
+           errors=(*_ADMIN, "sale_item.not_found", "sale_item.in_use", "venue.unknown_store"))
+def patch_item(item_id: int, body: SaleItemPatch) -> SaleItemOut:
+    changes = _changes(body)
+    with transaction() as session:
+        out = SaleItemOut.model_validate(venue_admin.update_sale_item(session, item_id, changes))
+    _venue_changed()
+    return out
+
+
+@operation(bp, "/items/<int:item_id>", "DELETE", summary="Deactivate a sale item (refused while beacons mark it)",
+           auth="ops_admin", response=SaleItemOut, errors=(*_ADMIN, "sale_item.not_found", "sale_item.in_use"))
+def delete_item(item_id: int) -> SaleItemOut:
+    with transaction() as session:
+        out = SaleItemOut.model_validate(venue_admin.update_sale_item(session, item_id, {"active": False}))
+    _venue_changed()
+    return out
+
+
+# --- beacons ---------------------------------------------------------------------------------------
+
+@operation(bp, "/beacons", "GET", summary="Fleet health: the active beacons, problems first", auth="ops",
+           query=BeaconsQuery, response=BeaconsOut)
+def list_beacons(query: BeaconsQuery) -> BeaconsOut:
+    rt = runtime()
+    with transaction() as session:
+        fleet = venue_admin.fleet_health(session, rt.settings.beacons, rt.now(), floor=query.floor,
+                                         zone_id=query.zone_id, problems_only=query.problems_only)
+        return BeaconsOut(beacons=[_beacon_out(h) for h in fleet])
+
+
+@operation(bp, "/beacons", "POST", summary="Register and place a beacon (a deactivated one comes back)",
+           auth="ops_admin", body=BeaconIn, response=BeaconOut, status=201,
+           errors=(*_ADMIN, "beacon.unknown_uuid", "beacon.duplicate", *_BEACON_REFS))
+def create_beacon(body: BeaconIn) -> BeaconOut:
+    rt = runtime()
+    with transaction() as session:
+        beacon = venue_admin.create_beacon(session, rt.settings.beacons, **body.model_dump(), now=rt.now())
+        out = _beacon_reply(session, beacon)
+    _venue_changed()
+    return out
+
+
+@operation(bp, "/beacons/<int:beacon_id>", "GET", summary="One beacon with its health", auth="ops",
+           response=BeaconOut, errors=("beacon.not_found",))
+def get_beacon(beacon_id: int) -> BeaconOut:
+    with transaction() as session:
+        return _beacon_reply(session, venue_admin.get(session, Beacon, beacon_id))
+
+
+@operation(bp, "/beacons/<int:beacon_id>", "PATCH",
+           summary="Move, relabel or recalibrate a beacon (active false deactivates, true restores)",
+           auth="ops_admin", body=BeaconPatch, response=BeaconOut,
+           errors=(*_ADMIN, "beacon.not_found", *_BEACON_REFS))
+def patch_beacon(beacon_id: int, body: BeaconPatch) -> BeaconOut:
+    changes = _changes(body, frozenset({"zone_id", "store_id", "sale_item_id"}))
+    with transaction() as session:
+        out = _beacon_reply(session, venue_admin.update_beacon(session, beacon_id, changes))
+    _venue_changed()
+    return out
+
+
+@operation(bp, "/beacons/<int:beacon_id>", "DELETE", summary="Deactivate a beacon (registering it again restores it)",
+           auth="ops_admin", response=BeaconOut, errors=(*_ADMIN, "beacon.not_found"))
+def delete_beacon(beacon_id: int) -> BeaconOut:
+    with transaction() as session:
+        out = _beacon_reply(session, venue_admin.update_beacon(session, beacon_id, {"active": False}))
+    _venue_changed()
+    return out
+
+
+# --- gateways --------------------------------------------------------------------------------------
+
+@operation(bp, "/gateways", "GET", summary="The listener gateways and when each was last heard", auth="ops",
+           query=ListQuery, response=GatewaysOut)
+def list_gateways(query: ListQuery) -> GatewaysOut:
+    with transaction() as session:
+        gateways = venue_admin.list_gateways(session, query.floor, query.include_inactive)
+        return GatewaysOut(gateways=[_gateway_out(g) for g in gateways])
+
+
+@operation(bp, "/gateways", "POST", summary="Register a gateway; its key is in the reply, only this once",
+           auth="ops_admin", body=GatewayIn, response=GatewayKeyOut, status=201,
+           errors=(*_ADMIN, "venue.unknown_zone"))
+def create_gateway(body: GatewayIn) -> GatewayOut:
+    rt = runtime()
+    with transaction() as session:
+        gateway, key = venue_admin.create_gateway(session, rt.secret, **body.model_dump(), now=rt.now())
+        out = _gateway_out(gateway, GatewayKeyOut, key=key)
+    _venue_changed()
+    return out
+
+
+@operation(bp, "/gateways/<int:gateway_id>", "GET", summary="One gateway", auth="ops", response=GatewayOut,
+           errors=("gateway.not_found",))
+def get_gateway(gateway_id: int) -> GatewayOut:
+    with transaction() as session:
+        return _gateway_out(venue_admin.get(session, Gateway, gateway_id))
+
+
+@operation(bp, "/gateways/<int:gateway_id>", "PATCH",
+           summary="Rename or move a gateway (active false deactivates, true restores)", auth="ops_admin",
+           body=GatewayPatch, response=GatewayOut, errors=(*_ADMIN, "gateway.not_found", "venue.unknown_zone"))
+def patch_gateway(gateway_id: int, body: GatewayPatch) -> GatewayOut:
+    changes = _changes(body, frozenset({"zone_id"}))
+    with transaction() as session:
+        out = _gateway_out(venue_admin.update_gateway(session, gateway_id, changes))
+    _venue_changed()
+    return out
+
+
+@operation(bp, "/gateways/<int:gateway_id>/key", "POST",
+           summary="Rotate a gateway's key: the reply holds the new one, the old one stops working",
+           auth="ops_admin", response=GatewayKeyOut, errors=(*_ADMIN, "gateway.not_found"))
+def rotate_gateway_key(gateway_id: int) -> GatewayOut:
+    rt = runtime()
+    with transaction() as session:
+        gateway, key = venue_admin.rotate_gateway_key(session, rt.secret, gateway_id)
+        out = _gateway_out(gateway, GatewayKeyOut, key=key)
+    _venue_changed()
+    return out
+
+
+@operation(bp, "/gateways/<int:gateway_id>", "DELETE", summary="Deactivate a gateway", auth="ops_admin",
+           response=GatewayOut, errors=(*_ADMIN, "gateway.not_found"))
+def delete_gateway(gateway_id: int) -> GatewayOut:
+    with transaction() as session:
+        out = _gateway_out(venue_admin.update_gateway(session, gateway_id, {"active": False}))
+    _venue_changed()
+    return out
+
+
+# --- what ops watches ------------------------------------------------------------------------------
+
+@operation(bp, "/presence", "GET", summary="Members in the mall and in each zone now", auth="ops",
+           query=PresenceQuery, response=PresenceOut)
+def get_presence(query: PresenceQuery) -> PresenceOut:
+    rt = runtime()
+    with transaction() as session:
+        mall, zones = venue_admin.presence(session, rt.redis, query.floor)
+        return PresenceOut(mall=mall, zones=[ZonePresenceOut(zone_id=z.id, name=z.name, kind=z.kind, floor=z.floor,
+                                                             present=n) for z, n in zones])
+
+
+@operation(bp, "/floor-plan", "GET", summary="Everything to draw a floor: zones, stores, beacons, gateways",
+           auth="ops", query=FloorPlanQuery, response=FloorPlanOut)
+def get_floor_plan(query: FloorPlanQuery) -> FloorPlanOut:
+    rt = runtime()
+    with transaction() as session:
+        plan = venue_admin.floor_plan(session, rt.settings.beacons, query.floor, rt.now())
+        return FloorPlanOut(floor=plan.floor, zones=[ZoneOut.model_validate(z) for z in plan.zones],
+                            stores=[StoreOut.model_validate(s) for s in plan.stores],
+                            beacons=[_beacon_out(h) for h in plan.beacons],
+                            gateways=[_gateway_out(g) for g in plan.gateways])
+
+
+@operation(bp, "/footfall", "GET", summary="Visits, distinct members and mean dwell per zone over a period",
+           auth="ops", query=FootfallQuery, response=FootfallOut, errors=("footfall.invalid_range",))
+def get_footfall(query: FootfallQuery) -> FootfallOut:
+    rt = runtime()
+    tz = rt.settings.mall.tz
+    today = rt.now().astimezone(tz).date()
+    since = query.since or datetime.combine(today, time(), tzinfo=tz)
+    until = query.until or datetime.combine(today + timedelta(days=1), time(), tzinfo=tz)
+    if not (since < until and until - since <= timedelta(days=366)):
+        raise InvalidInput("since must come before until, at most 366 days apart", code="footfall.invalid_range")
+    with transaction() as session:
+        rows = venue_admin.footfall(session, since, until)
+        return FootfallOut(since=since, until=until, zones=[
+            ZoneFootfallOut(zone_id=r.zone.id, name=r.zone.name, kind=r.zone.kind, floor=r.zone.floor,
+                            visits=r.visits, members=r.members, mean_dwell_seconds=round(r.mean_dwell_seconds, 1))
+            for r in rows])
