@@ -18,7 +18,8 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULTS_FILE = CONFIG_DIR / "defaults.toml"
 
 # Variables that are not settings keys but are read by name.
-_SPECIAL_ENV = {"MALL_CONFIG", "MALL_SECRET_KEY", "MALL_WECHAT_SECRET"}
+# MALL_GATEWAY_KEY and MALL_SHARED_DATA belong to the gateway (python -m beacons) and the data-set tools.
+_SPECIAL_ENV = {"MALL_CONFIG", "MALL_SECRET_KEY", "MALL_WECHAT_SECRET", "MALL_GATEWAY_KEY", "MALL_SHARED_DATA"}
 
 
 class _Section(BaseModel):

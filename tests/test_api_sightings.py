@@ -105,8 +105,14 @@ def test_gateway_batches_with_a_bad_signature_stale_time_or_old_key_are_refused(
     assert stream_len(rt) == 0
 
 
+def test_gateways_ignore_other_uuids_they_hear(client, venue, clock, rt):
+    stranger = sighting(clock, uuid="11111111-2222-3333-4444-555555555555")
+    body, headers = signed(venue.gateway_key, {"sightings": [sighting(clock), stranger]}, clock.now)
+    response = gateway_post(client, body, headers)
+    assert (response.status_code, response.get_json()) == (202, {"accepted": 1, "ignored": 1})
+
+
 @pytest.mark.parametrize(("over", "status", "code"), [
-    ({"uuid": "11111111-2222-3333-4444-555555555555"}, 422, "sightings.unknown_uuid"),
     ({"rssi": 3}, 400, "sightings.impossible_rssi"),
     ({"t_offset": -4000}, 422, "sightings.stale"),
     ({"t_offset": 600}, 422, "sightings.from_future"),

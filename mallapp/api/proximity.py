@@ -54,14 +54,14 @@ class GatewaySightingIn(Body):
     uuid: Uuid | None = None
     major: int | None = None
     minor: int | None = None
-    measured_power: int | None = Field(default=None, ge=-127, le=20)
+    measured_power: int | None = Field(default=None, ge=-128, le=127)
     battery_mv: int | None = Field(default=None, ge=0, le=65535)
     temperature_c: float | None = Field(default=None, ge=-128, le=128)
     adv_count: int | None = Field(default=None, ge=0)
     uptime_s: float | None = Field(default=None, ge=0)
     namespace: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{20}$")] | None = None
     instance: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{12}$")] | None = None
-    tx_power: int | None = Field(default=None, ge=-127, le=20)
+    tx_power: int | None = Field(default=None, ge=-128, le=127)
 
 
 class GatewayBatchIn(Body):

@@ -137,7 +137,11 @@ def member_batch(redis: Redis, settings: Settings, member_id: int, beacons: Sequ
 
 def gateway_batch(redis: Redis, settings: Settings, gateway_id: int, sightings: Sequence[GatewaySighting], *,
                   now: datetime) -> int:
-    """Queue a gateway's batch; return the sightings accepted."""
+    """Queue a gateway's batch; return the sightings accepted (others' UUIDs are ignored, not refused).
+
+    Impossible values and timestamps outside the window refuse the whole batch: they mean a
+    broken gateway or clock, which its operators must hear about (the forwarder logs the refusal).
+    """
     cfg = settings.beacons
     if len(sightings) > cfg.gateway_batch_max:
         raise PayloadTooLarge(f"at most {cfg.gateway_batch_max} sightings per batch, not {len(sightings)}",
@@ -158,8 +162,10 @@ def gateway_batch(redis: Redis, settings: Settings, gateway_id: int, sightings: 
             uuid = s.uuid.lower()
             ui = IDENTITY if uuid == identity else index.get(uuid)
             if ui is None:
-                raise RuleViolation(f"sightings[{i}]: {s.uuid} is neither a mall beacon UUID nor the member "
-                                    f"identity UUID", code="sightings.unknown_uuid")
+                # A shop's own beacon, or a stranger's phone: the air is shared, so a gateway hears
+                # UUIDs that are not the mall's. Counted as ignored, not a reason to refuse the batch.
+                other += 1
+                continue
             if s.major is None or s.minor is None or not (0 <= s.major <= 0xFFFF and 0 <= s.minor <= 0xFFFF):
                 raise InvalidInput(f"sightings[{i}]: major and minor are 0 to 65535", code="sightings.invalid_beacon")
         if s.kind == "ibeacon":

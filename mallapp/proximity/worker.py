@@ -19,6 +19,7 @@ workers, no state in process memory that another worker needs:
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
@@ -78,6 +79,10 @@ class Work:
     unknown: int = 0
 
 
+# Upper edges (ms) of the ingest-to-decision latency histogram the workers publish.
+LATENCY_EDGES_MS = (5, 10, 20, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000)
+
+
 @dataclass
 class Stats:
     entries: int = 0
@@ -87,6 +92,8 @@ class Stats:
     unknown_beacons: int = 0
     claimed: int = 0
     latency_ms: list[float] = field(default_factory=list)
+    # Cumulative counts per LATENCY_EDGES_MS bucket (the last one: above every edge).
+    latency_hist: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_EDGES_MS) + 1))
 
 
 class Worker:
@@ -198,7 +205,11 @@ class Worker:
         done = time.time()
         self.stats.entries += len(ids)
         self.stats.unknown_beacons += work.unknown
-        self.stats.latency_ms.extend((done - at) * 1000 for at in work.latencies_from)
+        hist = self.stats.latency_hist
+        for at in work.latencies_from:
+            ms = (done - at) * 1000
+            self.stats.latency_ms.append(ms)
+            hist[bisect.bisect_left(LATENCY_EDGES_MS, ms)] += 1
 
     def _parse(self, entries: Iterable[tuple[bytes | str, dict]]) -> Work:
         work = Work()
@@ -354,7 +365,9 @@ class Worker:
         out = {"entries": s.entries, "sightings": s.sightings, "transitions": s.transitions,
                "conflicts": s.conflicts, "unknown_beacons": s.unknown_beacons, "claimed": s.claimed,
                "latency_p50_ms": lat[len(lat) // 2] if lat else 0.0,
-               "latency_p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0.0}
+               "latency_p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0.0,
+               **{f"latency_le_{edge}": n for edge, n in zip((*LATENCY_EDGES_MS, "inf"), s.latency_hist,
+                                                            strict=True)}}
         self.redis.hset(stats_key(self.consumer), mapping=out)
         self.redis.expire(stats_key(self.consumer), 3600)
         s.latency_ms = []
