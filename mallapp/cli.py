@@ -104,7 +104,9 @@ def ops_create_user(username: str, role: str, password_stdin: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--emulator-port", default=8011, show_default=True, type=int)
-def demo(host: str, port: int, workers: int, emulator_port: int) -> None:
+@click.option("--beacon-traffic/--no-beacon-traffic", default=True, show_default=True,
+              help="replay demo shoppers' walks through gateway listeners")
+def demo(host: str, port: int, workers: int, emulator_port: int, beacon_traffic: bool) -> None:
     """Run the whole system on the embedded default: SQLite, embedded Redis, the WeChat emulator, the demo mall."""
     from mallapp import demo as demo_mall
     from mallapp.devtools.servers import stop_process
@@ -138,6 +140,14 @@ def demo(host: str, port: int, workers: int, emulator_port: int) -> None:
          "mallapp:create_app()"],
         env=env)
     base = f"http://{host}:{port}"
+    # The proximity worker, and demo beacon traffic through the gateway listener (beacons/, on
+    # bleak's replay backend) once the web server answers.
+    worker = subprocess.Popen([sys.executable, "-m", "mallapp.proximity"], env=env)
+    walks = None
+    if beacon_traffic:
+        walks = subprocess.Popen([sys.executable, "-m", "mallapp.devtools.walks", "--backend-url",
+                                  f"http://127.0.0.1:{port}"], env=env)
+    children = [p for p in (walks, worker) if p is not None]
     click.echo("")
     click.echo(f"mallapp is running at {base}")
     click.echo(f"  API page:        {base}/api/v1/docs")
@@ -147,6 +157,11 @@ def demo(host: str, port: int, workers: int, emulator_port: int) -> None:
                    f"curl -X POST {emulator.base_url}/__emulator/login)")
     for line in lines:
         click.echo(f"  {line}")
+    click.echo(f"  live presence:   curl -H 'Authorization: Bearer <ops token>' {base}/api/v1/ops/presence"
+               "  (POST /api/v1/ops/auth with the demo ops user for a token)")
+    if beacon_traffic:
+        click.echo("  beacon traffic:  demo shoppers walk past the gateways every few minutes "
+                   "(--no-beacon-traffic to stop it)")
     click.echo("Ctrl-C stops everything.")
     stop = {"now": False}
 
@@ -160,6 +175,8 @@ def demo(host: str, port: int, workers: int, emulator_port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        for child in children:
+            stop_process(child)
         stop_process(web)
         if emulator is not None:
             emulator.stop()

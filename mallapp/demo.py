@@ -1,19 +1,68 @@
-"""The demo mall: merchants and a member so a newcomer can try every endpoint at once."""
+"""The demo mall: merchants, a floor plan with beacons and gateways, shoppers and an ops user.
+
+Seeding is idempotent (``mallapp demo`` runs it at every start); the floor plan comes from
+``config/demo_mall.toml``.
+"""
 
 from __future__ import annotations
 
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from sqlalchemy import select
 
-from mallapp import merchants
+from mallapp import members, merchants, ops
 from mallapp.runtime import Runtime
+from mallapp.settings import CONFIG_DIR
+from mallapp.venue import Beacon, Gateway, SaleItem, Store, Zone, bump_registry_version, gateway_key
 
 # The secret the embedded WeChat emulator accepts; it guards nothing real.
 EMULATOR_SECRET = "demo-emulator-secret"
 DEMO_MERCHANTS = ("Starlight Coffee", "Harbour Books", "Jade Garden Restaurant")
+DEMO_MALL_FILE = CONFIG_DIR / "demo_mall.toml"
+DEMO_SHOPPERS = ("demo-shopper-ada", "demo-shopper-bo", "demo-shopper-chen", "demo-shopper-dee")
+
+
+@dataclass(frozen=True)
+class DemoGateway:
+    id: int
+    name: str
+    key: str
+    floor: int
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class DemoBeacon:
+    uuid: str
+    major: int
+    minor: int
+    floor: int
+    x: float
+    y: float
+    measured_power: int
+
+
+@dataclass(frozen=True)
+class DemoMall:
+    gateways: list[DemoGateway]
+    beacons: list[DemoBeacon]
+    shoppers: list[int]  # member ids
+    zones: dict[str, tuple[int, float, float]]  # zone key -> (floor, centre x, centre y)
+
+
+def load_plan(path: Path = DEMO_MALL_FILE) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
 
 
 def seed(rt: Runtime) -> list[str]:
-    """Create the demo merchants once; return lines telling the operator how to use them."""
+    """Create the demo merchants, floor plan, shoppers and ops user once; return lines for the operator."""
+    lines = []
     keys_file = rt.settings.var_path / "demo-merchant-keys.txt"
     with rt.sessions.begin() as session:
         existing = set(session.scalars(select(merchants.Merchant.name)))
@@ -27,4 +76,85 @@ def seed(rt: Runtime) -> list[str]:
         with keys_file.open("a") as fh:
             fh.write("\n".join(created) + "\n")
         keys_file.chmod(0o600)
-    return [f"demo merchant keys: {keys_file}"]
+    lines.append(f"demo merchant keys: {keys_file}")
+    password_file = rt.settings.var_path / "demo-ops-password.txt"
+    with rt.sessions.begin() as session:
+        if session.scalar(select(ops.OpsUser.id).where(ops.OpsUser.username == "ops")) is None:
+            password = secrets.token_urlsafe(12)
+            ops.create_user(session, "ops", "admin", password, rt.now())
+            password_file.write_text(f"ops\t{password}\n")
+            password_file.chmod(0o600)
+    lines.append(f"demo ops user (admin): {password_file}")
+    seed_venue(rt)
+    return lines
+
+
+def seed_venue(rt: Runtime, plan: dict[str, Any] | None = None) -> DemoMall:
+    """Create the floor plan's stores, items, zones, beacons and gateways unless present; return the demo mall."""
+    plan = plan or load_plan()
+    now = rt.now()
+    uuid = rt.settings.beacons.uuids[0]
+    with rt.sessions.begin() as s:
+        merchant_ids = dict(s.execute(select(merchants.Merchant.name, merchants.Merchant.id)).all())
+        stores: dict[str, Store] = {}
+        for row in plan["stores"]:
+            store = s.scalar(select(Store).where(Store.name == row["name"]))
+            if store is None:
+                store = Store(name=row["name"], merchant_id=merchant_ids.get(row["name"]), unit=row["unit"],
+                              category=row["category"], floor=row["floor"], x=row["x"], y=row["y"], created_at=now)
+                s.add(store)
+                s.flush()
+            stores[row["key"]] = store
+        items: dict[str, SaleItem] = {}
+        for row in plan["items"]:
+            store = stores[row["store"]]
+            item = s.scalar(select(SaleItem).where(SaleItem.store_id == store.id, SaleItem.name == row["name"]))
+            if item is None:
+                item = SaleItem(store_id=store.id, name=row["name"], created_at=now)
+                s.add(item)
+                s.flush()
+            items[row["key"]] = item
+        zones: dict[str, Zone] = {}
+        for row in plan["zones"]:
+            zone = s.scalar(select(Zone).where(Zone.name == row["name"], Zone.floor == row["floor"]))
+            if zone is None:
+                zone = Zone(name=row["name"], kind=row["kind"], floor=row["floor"], polygon=row["polygon"],
+                            store_id=stores[row["store"]].id if "store" in row else None, created_at=now)
+                s.add(zone)
+                s.flush()
+            zones[row["key"]] = zone
+        beacons = []
+        for row in plan["beacons"]:
+            major = row["floor"]
+            beacon = s.scalar(select(Beacon).where(Beacon.uuid == uuid, Beacon.major == major,
+                                                   Beacon.minor == row["minor"]))
+            if beacon is None:
+                beacon = Beacon(uuid=uuid, major=major, minor=row["minor"], label=row["label"],
+                                zone_id=zones[row["zone"]].id, floor=row["floor"], x=row["x"], y=row["y"],
+                                store_id=stores[row["store"]].id if "store" in row else None,
+                                sale_item_id=items[row["item"]].id if "item" in row else None,
+                                measured_power=row["measured_power"], created_at=now)
+                s.add(beacon)
+            beacons.append(DemoBeacon(uuid, major, row["minor"], row["floor"], row["x"], row["y"],
+                                      row["measured_power"]))
+        gateways = []
+        for row in plan["gateways"]:
+            gateway = s.scalar(select(Gateway).where(Gateway.name == row["name"]))
+            if gateway is None:
+                gateway = Gateway(name=row["name"], zone_id=zones[row["zone"]].id, floor=row["floor"], x=row["x"],
+                                  y=row["y"], key_version=1, created_at=now)
+                s.add(gateway)
+                s.flush()
+            gateways.append(DemoGateway(gateway.id, gateway.name, gateway_key(rt.secret, gateway), gateway.floor,
+                                        gateway.x, gateway.y))
+        shoppers = []
+        for openid in DEMO_SHOPPERS:
+            member, _ = members.sign_in(s, openid=openid, unionid=None, now=now)
+            shoppers.append(member.id)
+        centres = {}
+        for key, zone in zones.items():
+            xs = [p[0] for p in zone.polygon]
+            ys = [p[1] for p in zone.polygon]
+            centres[key] = (zone.floor, sum(xs) / len(xs), sum(ys) / len(ys))
+    bump_registry_version(rt.redis)
+    return DemoMall(gateways, beacons, shoppers, centres)

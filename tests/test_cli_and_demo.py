@@ -101,6 +101,25 @@ def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
         assert status == 201 and bought["points_total"] == 18
         _, me = _call("GET", f"{base}/api/v1/me", headers=member)
         assert me["points"]["balance"] == checked["points"] + 18
+
+        # The demo's shoppers walk past the gateways: the listeners' batches reach the worker, and
+        # operations see them in the mall, checked in by beacon, next to the fleet's health.
+        username, password = (tmp_path / "var" / "demo-ops-password.txt").read_text().split()
+        _, signed_ops = _call("POST", f"{base}/api/v1/ops/auth", {"username": username, "password": password})
+        ops = {"Authorization": f"Bearer {signed_ops['token']}"}
+        deadline = time.monotonic() + 90
+        while True:
+            _, presence = _call("GET", f"{base}/api/v1/ops/presence", headers=ops)
+            stores = {z["name"]: z["present"] for z in presence["zones"]}
+            if presence["mall"] >= 2 and stores["Starlight Coffee"] >= 1:
+                break
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, f"no demo shoppers in the mall and the coffee shop: {presence}"
+            time.sleep(1)
+        _, fleet = _call("GET", f"{base}/api/v1/ops/beacons", headers=ops)
+        problems = {b["label"]: b["problems"] for b in fleet["beacons"]}
+        assert problems["Food court, centre"] == ["never_seen"]  # no gateway on floor 2 hears it
+        assert problems["Starlight Coffee, counter"] == []
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)

@@ -1,0 +1,187 @@
+"""Demo beacon traffic: shoppers walk through the demo mall and its gateways hear them.
+
+``python -m mallapp.devtools.walks --backend-url URL`` runs one ``beacons`` gateway per demo
+gateway, each on bleak's replay backend, fed with what it would hear in a cycle of a few minutes:
+the shoppers' phones advertising their rotating identity (fresh each cycle, from
+``mallapp.proximity.identity``), the mall's beacons' iBeacon frames, and their Eddystone-TLM
+telemetry (one beacon's battery is low, so fleet health has a problem to show). Signal strength
+follows the log-distance model with Gaussian noise. ``mallapp demo`` starts this next to the web
+server and the proximity worker, so members appear, check in, dwell and leave.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import random
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from beacons import Gateway, GatewayConfig, ReplaySource
+from beacons.capture import Advert
+from beacons.frames import build_eddystone_tlm, build_ibeacon
+from mallapp.demo import DemoBeacon, DemoGateway, DemoMall, seed_venue
+from mallapp.proximity import identity
+from mallapp.runtime import build_runtime
+
+log = logging.getLogger("mallapp.demo.walks")
+
+APPLE = 0x004C
+EDDYSTONE = "0000feaa-0000-1000-8000-00805f9b34fb"
+PHONE_POWER = -59  # what the mini-program advertises as its 1 m power
+HEARING_M = 25.0
+WALK_SPEED = 1.2  # m/s
+LOW_BATTERY_MINOR = 9
+
+# Who walks where: (zone key, seconds there), starting at an entrance and leaving through one.
+ITINERARIES = (
+    (("north-entrance", 8), ("atrium", 10), ("coffee", 35), ("winter-blend", 15), ("north-entrance", 5)),
+    (("south-entrance", 8), ("sports", 30), ("trail-runners", 15), ("south-entrance", 5)),
+    (("north-entrance", 8), ("coffee", 25), ("north-entrance", 5)),
+    (("north-entrance", 6), ("atrium", 20), ("books", 30), ("north-entrance", 5)),
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    t: float
+    floor: int
+    x: float
+    y: float
+
+
+def path(mall: DemoMall, itinerary: tuple[tuple[str, int], ...], start: float, rng: random.Random) -> Iterator[Step]:
+    """One position a second: stay at each stop (with a little fidgeting), walk between them."""
+    t = start
+    previous = None
+    for key, stay in itinerary:
+        floor, x, y = mall.zones[key]
+        if previous is not None:
+            _, px, py = previous
+            steps = max(1, int(math.dist((px, py), (x, y)) / WALK_SPEED))
+            for i in range(1, steps):
+                yield Step(t, floor, px + (x - px) * i / steps, py + (y - py) * i / steps)
+                t += 1.0
+        for _ in range(stay):
+            yield Step(t, floor, x + rng.uniform(-0.5, 0.5), y + rng.uniform(-0.5, 0.5))
+            t += 1.0
+        previous = (floor, x, y)
+
+
+def rssi_at(distance: float, power: int, rng: random.Random) -> int:
+    return max(-100, min(-30, round(power - 20 * math.log10(max(distance, 0.5)) + rng.gauss(0, 2.5))))
+
+
+def cycle(mall: DemoMall, identities: list[tuple[int, int]], uuid: str, rng: random.Random,
+          cycle_s: float) -> dict[int, list[Advert]]:
+    """What each gateway hears in one cycle, by gateway id, in time order."""
+    heard: dict[int, list[Advert]] = {g.id: [] for g in mall.gateways}
+    for n, ((major, minor), itinerary) in enumerate(zip(identities, ITINERARIES, strict=False)):
+        frame = {APPLE: build_ibeacon(uuid, major, minor, PHONE_POWER)}
+        address = f"5E:00:00:00:{n:02X}:{rng.randrange(256):02X}"  # phones rotate their address too
+        for step in path(mall, itinerary, start=10.0 * n, rng=rng):
+            for g in mall.gateways:
+                d = math.dist((g.x, g.y), (step.x, step.y))
+                if g.floor == step.floor and d <= HEARING_M:
+                    heard[g.id].append(Advert(step.t + rng.uniform(0, 0.9), address, rssi_at(d, PHONE_POWER, rng),
+                                              manufacturer_data=frame))
+    for b in mall.beacons:
+        _beacon_traffic(b, mall.gateways, heard, rng, cycle_s)
+    return {g: sorted(adverts, key=lambda a: a.t) for g, adverts in heard.items()}
+
+
+def _beacon_traffic(b: DemoBeacon, gateways: list[DemoGateway], heard: dict[int, list[Advert]],
+                    rng: random.Random, cycle_s: float) -> None:
+    address = f"C0:FF:EE:00:{b.major:02X}:{b.minor:02X}"
+    ibeacon = {APPLE: build_ibeacon(b.uuid, b.major, b.minor, b.measured_power)}
+    battery = 2300 if b.minor == LOW_BATTERY_MINOR else 2950 - 10 * b.minor
+    for g in gateways:
+        d = math.dist((g.x, g.y), (b.x, b.y))
+        if g.floor != b.floor or d > HEARING_M:
+            continue
+        t = rng.uniform(0, 1)
+        while t < cycle_s:
+            heard[g.id].append(Advert(t, address, rssi_at(d, b.measured_power, rng), manufacturer_data=ibeacon))
+            t += 2.0
+        for t in range(5, int(cycle_s), 30):
+            tlm = build_eddystone_tlm(battery, 21.5 + b.minor / 10, 100_000 + t * 10, 86_400.0 + t)
+            heard[g.id].append(Advert(float(t), address, rssi_at(d, b.measured_power, rng),
+                                      service_data={EDDYSTONE: tlm}))
+
+
+def run(backend_url: str, cycles: int | None = None, gap_s: float = 40.0, seed: int | None = None,
+        stop: threading.Event | None = None) -> None:
+    """Play cycles of demo traffic through one gateway per demo gateway until stopped."""
+    stop = stop or threading.Event()
+    rt = build_runtime()
+    rng = random.Random(seed)
+    settings = rt.settings
+    spool_root = Path(tempfile.mkdtemp(prefix="demo-gateways-", dir=settings.var_path))
+    try:
+        mall = seed_venue(rt)
+        n = 0
+        while not stop.is_set() and (cycles is None or n < cycles):
+            n += 1
+            now = rt.now()
+            idents = []
+            for member_id in mall.shoppers:
+                ident = identity.issue(rt.redis, settings, member_id, now)
+                idents.append((ident.major, ident.minor))
+            cycle_s = max(sum(s for _, s in it) for it in ITINERARIES) + 60.0
+            heard = cycle(mall, idents, settings.beacons.identity_uuid, rng, cycle_s)
+            gateways = []
+            for g in mall.gateways:
+                if not heard[g.id]:
+                    continue
+                config = GatewayConfig(backend_url=backend_url, key=g.key, spool_dir=spool_root / str(g.id),
+                                       uuids=(*settings.beacons.uuids, settings.beacons.identity_uuid),
+                                       replay=ReplaySource(heard[g.id], speed=1.0, name=g.name),
+                                       stats_interval=None)
+                gateway = Gateway(config)
+                gateway.start_in_thread()
+                gateways.append(gateway)
+            log.info("demo cycle %s: %s shoppers walking past %s gateways", n, len(idents), len(gateways))
+            for gateway in gateways:
+                while not stop.is_set():
+                    try:
+                        stats = gateway.join(timeout=0.5)
+                    except TimeoutError:
+                        continue
+                    log.info("demo gateway done", extra={"stats": stats})
+                    break
+            if stop.is_set():
+                for gateway in gateways:
+                    with contextlib.suppress(Exception):
+                        gateway.stop_and_join()
+                break
+            stop.wait(gap_s)  # everybody has left; the mall is quiet for a moment
+    finally:
+        rt.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mallapp.devtools.walks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend-url", required=True)
+    parser.add_argument("--cycles", type=int, help="stop after this many cycles (default: run until stopped)")
+    parser.add_argument("--gap", type=float, default=40.0, help="quiet seconds between cycles")
+    parser.add_argument("--seed", type=int)
+    args = parser.parse_args(argv)
+    from mallapp import logs
+    from mallapp.settings import load_settings
+
+    settings = load_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run(args.backend_url, args.cycles, args.gap, args.seed, stop)
+
+
+if __name__ == "__main__":
+    main()
