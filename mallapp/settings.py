@@ -109,6 +109,7 @@ class BeaconSettings(_Section):
     gateway_batches_per_minute: int = Field(gt=0)
     signature_max_age_s: int = Field(gt=0)
     stream_maxlen: int = Field(gt=1000)
+    stream_partitions: int = Field(ge=1, le=256)
     # Fleet health.
     silent_after_s: float = Field(gt=0)
     battery_low_mv: int = Field(ge=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from proximity_helpers import UUID, build_venue, signed
 
-from mallapp.proximity.ingest import STREAM
+from mallapp.proximity.ingest import streams
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -24,7 +24,8 @@ def post(client, member, body):
 
 
 def stream_len(rt) -> int:
-    return rt.redis.xlen(STREAM) if rt.redis.exists(STREAM) else 0
+    """Entries in all partitions of the sightings stream."""
+    return sum(rt.redis.xlen(name) for name in streams(rt.settings) if rt.redis.exists(name))
 
 
 def test_a_member_batch_is_appended_and_ios_unmeasured_entries_ignored(client, member, rt):

@@ -125,10 +125,13 @@ def test_state_round_trips_through_its_wire_form(engine):
     state = MemberState()
     for i in range(12):
         feed(engine, state, 50.0 + i, {10: -60 - i % 2, 20: -63, 30: -75 - i % 3})
-    state.applied = ["1-0", "2-0"]
-    copy = MemberState.from_wire(state.to_wire(), version=4)
+    state.applied = ["1700000000000-0", "2-15"]
+    state.outbox = feed(engine, state, 63.0, {10: -90})
+    copy = MemberState.from_bytes(state.to_bytes(), version=4)
     assert copy.to_wire() == state.to_wire() and copy.version == 4
     assert feed(engine, copy, 70.0, {20: -61}) == feed(engine, state, 70.0, {20: -61})
+    empty = MemberState.from_bytes(MemberState().to_bytes())
+    assert empty.to_wire() == MemberState().to_wire()
 
 
 def test_position_is_pulled_toward_the_strongest_beacon(engine):

@@ -100,11 +100,9 @@ def post_sightings(body: PhoneBatchIn) -> Accepted:
                    "gateway.replayed", *SIGHTING_ERRORS))
 def post_gateway_sightings(body: GatewayBatchIn) -> Accepted:
     rt = runtime()
-    sightings = [ingest.GatewaySighting(s.t, s.kind, s.rssi, s.uuid, s.major, s.minor, s.measured_power,
-                                        s.battery_mv, s.temperature_c, s.adv_count, s.uptime_s)
-                 for s in body.sightings]
-    accepted = ingest.gateway_batch(rt.redis, rt.settings, current_gateway_id(), sightings, now=rt.now())
-    return Accepted(accepted=accepted, ignored=len(sightings) - accepted)
+    # The validated models have the fields of ingest.GatewaySighting: no second copy of 1,000 objects.
+    accepted = ingest.gateway_batch(rt.redis, rt.settings, current_gateway_id(), body.sightings, now=rt.now())
+    return Accepted(accepted=accepted, ignored=len(body.sightings) - accepted)
 
 
 @operation(bp, "/me/beacon-identity", "GET", summary="The iBeacon identity this phone should advertise now",

@@ -6,8 +6,11 @@ Two sources, one stream:
 - a gateway posts what its listener heard (mall beacons and their telemetry, and members' phones
   advertising their rotating identity), each batch signed with the gateway's key.
 
-Each batch becomes one stream entry, ``{"d": <compact JSON>}``: the worker parses it, so the web
-worker's cost per sighting is a validation and a few bytes of JSON.
+The stream is partitioned (``stream_partitions`` streams): a member's sightings go to the
+partition of the member (phone) or of the identity token (gateway), so one worker at a time
+advances a member's state (see ``mallapp.proximity.worker``). Each batch becomes one entry per
+partition it touches, ``{"d": <compact JSON>}``: the worker parses it, so the web worker's cost
+per sighting is a validation and a few bytes of JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from redis import Redis
 from sqlalchemy.orm import Session
@@ -29,8 +32,23 @@ from mallapp.errors import Conflict, InvalidInput, PayloadTooLarge, RateLimited,
 from mallapp.settings import Settings
 from mallapp.venue import Gateway, batch_signature, gateway_secret
 
-STREAM = "proximity:sightings"
 IDENTITY = -1  # the uuid index of a member identity in a gateway entry
+
+
+def stream(partition: int) -> str:
+    return f"proximity:sightings:{partition}"
+
+
+def streams(settings: Settings) -> list[str]:
+    return [stream(p) for p in range(settings.beacons.stream_partitions)]
+
+
+def member_partition(settings: Settings, member_id: int) -> int:
+    return member_id % settings.beacons.stream_partitions
+
+
+def token_partition(settings: Settings, major: int, minor: int) -> int:
+    return ((major << 16) | minor) % settings.beacons.stream_partitions
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +59,20 @@ class PhoneBeacon:
     major: int
     minor: int
     rssi: int
+
+
+class GatewaySightingLike(Protocol):
+    t: float
+    kind: str
+    rssi: int
+    uuid: str | None
+    major: int | None
+    minor: int | None
+    measured_power: int | None
+    battery_mv: int | None
+    temperature_c: float | None
+    adv_count: int | None
+    uptime_s: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +125,13 @@ def _check_rssi(rssi: int, where: str) -> None:
                            code="sightings.impossible_rssi")
 
 
-def _append(redis: Redis, settings: Settings, entry: dict[str, Any]) -> None:
-    redis.xadd(STREAM, {"d": json.dumps(entry, separators=(",", ":"))},
-               maxlen=settings.beacons.stream_maxlen, approximate=True)
+def _append(redis: Redis, settings: Settings, entries: dict[int, dict[str, Any]]) -> None:
+    """Append one entry to each partition's stream (one round trip)."""
+    pipe = redis.pipeline(transaction=False)
+    for partition, entry in entries.items():
+        pipe.xadd(stream(partition), {"d": json.dumps(entry, separators=(",", ":"))},
+                  maxlen=settings.beacons.stream_maxlen, approximate=True)
+    pipe.execute()
 
 
 def member_batch(redis: Redis, settings: Settings, member_id: int, beacons: Sequence[PhoneBeacon], *,
@@ -131,11 +167,12 @@ def member_batch(redis: Redis, settings: Settings, member_id: int, beacons: Sequ
     _check_rate(redis, "m", member_id, cfg.member_batches_per_minute, now)
     far = position is not None and distance_to_mall_m(settings, position) > settings.mall.radius_m
     if rows:
-        _append(redis, settings, {"src": "m", "member": member_id, "at": time.time(), "far": far, "s": rows})
+        _append(redis, settings, {member_partition(settings, member_id): {
+            "src": "m", "member": member_id, "at": time.time(), "far": far, "s": rows}})
     return len(rows), len(beacons) - len(rows)
 
 
-def gateway_batch(redis: Redis, settings: Settings, gateway_id: int, sightings: Sequence[GatewaySighting], *,
+def gateway_batch(redis: Redis, settings: Settings, gateway_id: int, sightings: Sequence[GatewaySightingLike], *,
                   now: datetime) -> int:
     """Queue a gateway's batch; return the sightings accepted (others' UUIDs are ignored, not refused).
 
@@ -181,9 +218,20 @@ def gateway_batch(redis: Redis, settings: Settings, gateway_id: int, sightings: 
         else:
             other += 1
     _check_rate(redis, "g", gateway_id, cfg.gateway_batches_per_minute, now)
-    if heard or telemetry:
-        _append(redis, settings, {"src": "g", "gateway": gateway_id, "at": time.time(), "s": heard,
-                                  "tlm": telemetry})
+    # Members' identities to their token's partition; the mall's beacons (fleet health) to the gateway's.
+    at = time.time()
+    own = gateway_id % cfg.stream_partitions
+    entries: dict[int, dict[str, Any]] = {}
+    for row in heard:
+        partition = token_partition(settings, row[1], row[2]) if row[0] == IDENTITY else own
+        entry = entries.get(partition)
+        if entry is None:
+            entry = entries[partition] = {"src": "g", "gateway": gateway_id, "at": at, "s": [], "tlm": []}
+        entry["s"].append(row)
+    if telemetry:
+        entries.setdefault(own, {"src": "g", "gateway": gateway_id, "at": at, "s": [], "tlm": []})["tlm"] = telemetry
+    if entries:
+        _append(redis, settings, entries)
     return len(heard) + len(telemetry)
 
 

@@ -1,20 +1,25 @@
-"""The proximity worker: a member of the ``proximity`` consumer group on the sightings stream.
+"""The proximity worker: a consumer of the partitioned sightings stream.
 
-One step reads a chunk of batches (``XREADGROUP``), applies them to the members' engine states
-and acknowledges them only when their effects are safe. At-least-once delivery, any number of
-workers, no state in process memory that another worker needs:
+The stream has ``stream_partitions`` partitions (one Redis stream each) and a member's sightings
+always land in the same one (see ``mallapp.proximity.ingest``). A worker takes a partition by a
+lease (``SET NX PX``), reads a chunk of it through the ``proximity`` consumer group, applies it,
+acknowledges, and gives the lease back; any number of workers share the partitions this way, and
+one worker at a time advances a member. Delivery is at least once and nothing another process
+needs lives in process memory:
 
-1. Member states live in Redis (``proximity:state:<member>``, a version and the engine's wire
-   form). Each is loaded, advanced, and saved with a compare-and-set on the version; a member
-   another worker saved meanwhile is redone from the new state.
+1. Member states live in Redis (``proximity:state:<member>``: a version and the engine's wire
+   form), saved with a compare-and-set on the version. The lease makes conflicts rare (a member
+   seen by a gateway and by their own phone can be in two partitions); a member saved meanwhile
+   by someone else is redone from the new state.
 2. The state keeps the ids of the entries it applied (a redelivery is not applied twice) and an
    *outbox* of transitions whose effects may not be durable yet. The outbox is saved with the
    state, then the effects are written in one database transaction (idempotent by natural keys),
    then published to Redis, then the outbox is cleared and the entries acknowledged. A crash at
    any point leaves either unacknowledged entries or a saved outbox; both are finished later.
-3. Entries idle with a dead consumer are claimed after ``claim_idle_ms`` (``XAUTOCLAIM``).
+3. A partition's entries left unacknowledged for ``claim_idle_ms`` (a worker died, or failed) are
+   claimed by the next holder of its lease (``XAUTOCLAIM``); a dead worker's lease expires.
 4. Members nobody hears any more still have to leave: a sorted set of deadlines lets any worker
-   sweep them at the time their exit timeout passes.
+   sweep them once their exit timeout has passed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import math
+import operator
 import os
 import socket
 import threading
@@ -35,7 +42,7 @@ from redis.exceptions import ResponseError
 
 from mallapp.proximity import effects, identity
 from mallapp.proximity.engine import Engine, EngineConfig, MemberState, Transition
-from mallapp.proximity.ingest import IDENTITY, STREAM
+from mallapp.proximity.ingest import IDENTITY, stream
 from mallapp.runtime import Runtime
 from mallapp.venue import Registry, gateway_anchor_id, load_registry, registry_version
 
@@ -43,8 +50,10 @@ log = logging.getLogger("mallapp.proximity")
 
 GROUP = "proximity"
 DEADLINES = "proximity:deadlines"
+LEASE_MS = 30_000  # far longer than a chunk takes; a dead worker's partitions free up after it
 STATE_TTL_S = 6 * 3600
 APPLIED_KEPT = 64
+UPDATE_STEP_S = 1.0  # batches of a member within this many seconds share one engine update
 
 # Compare-and-set of a member state: "<version>|<json>"; an empty value deletes.
 _CAS = """
@@ -57,6 +66,16 @@ return 1
 """
 
 
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def lease_key(partition: int) -> str:
+    return f"proximity:partition-lease:{partition}"
+
+
 def state_key(member_id: int) -> str:
     return f"proximity:state:{member_id}"
 
@@ -64,6 +83,8 @@ def state_key(member_id: int) -> str:
 def stats_key(consumer: str) -> str:
     return f"proximity:stats:{consumer}"
 
+
+_T = operator.itemgetter(4)  # the time of a gateway row
 
 # A member's sightings from one entry: (anchor id, rssi, t, measured power, phone channel).
 Sighting = tuple[int, int, float, int | None, bool]
@@ -117,16 +138,20 @@ class Worker:
         self._sale_items: dict[int, int] = {}
         self._health_written: dict[tuple[str, int], float] = {}
         self._last_sweep = 0.0
-        self._last_claim = 0.0
+        self._last_claim: dict[int, float] = {}
+        self._release = self.redis.register_script(_RELEASE)
+        self.partitions = rt.settings.beacons.stream_partitions
+        self._next = 0
 
     # --- set-up ----------------------------------------------------------------------------------
 
     def ensure_group(self) -> None:
-        try:
-            self.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for p in range(self.partitions):
+            try:
+                self.redis.xgroup_create(stream(p), GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     def refresh_registry(self) -> None:
         version = registry_version(self.redis)
@@ -156,33 +181,62 @@ class Worker:
                 stop.wait(1.0)
 
     def step(self, block_ms: int | None = None) -> int:
-        """Read and handle one chunk, then sweep and reclaim when due; return the entries handled."""
+        """One pass over the partitions whose lease is free, then a sweep when due; the entries handled.
+
+        When nothing was waiting, pause up to ``block_ms`` (capped at 50 ms) before returning.
+        """
         self.refresh_registry()
-        block = self.block_ms if block_ms is None else block_ms
-        reply = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=self.count, block=block or None)
         handled = 0
-        if reply:
-            entries = reply[0][1]
-            self.handle(entries)
-            handled = len(entries)
+        start, self._next = self._next, (self._next + 1) % self.partitions
+        for i in range(self.partitions):
+            partition = (start + i) % self.partitions
+            if not self.redis.set(lease_key(partition), self.consumer, nx=True, px=LEASE_MS):
+                continue  # another worker has it
+            try:
+                handled += self._take(partition)
+            finally:
+                self._release(keys=[lease_key(partition)], args=[self.consumer])
         now = time.monotonic()
         if now - self._last_sweep >= self.sweep_every_s:
             self._last_sweep = now
             self.sweep()
-        if now - self._last_claim >= self.claim_idle_ms / 3000:
-            self._last_claim = now
-            handled += self.reclaim()
+        block = self.block_ms if block_ms is None else block_ms
+        if not handled and block:
+            time.sleep(min(block, 50) / 1000)
+        return handled
+
+    def _take(self, partition: int) -> int:
+        """Under the partition's lease: entries others left behind when due, then new ones."""
+        handled = 0
+        now = time.monotonic()
+        if now - self._last_claim.get(partition, 0.0) >= self.claim_idle_ms / 3000:
+            self._last_claim[partition] = now
+            handled += self._reclaim(partition)
+        reply = self.redis.xreadgroup(GROUP, self.consumer, {stream(partition): ">"}, count=self.count)
+        if reply and reply[0][1]:
+            self.handle(reply[0][1], partition)
+            handled += len(reply[0][1])
         return handled
 
     def reclaim(self) -> int:
-        """Take over entries another consumer read but did not acknowledge in time (it died)."""
-        reply = self.redis.xautoclaim(STREAM, GROUP, self.consumer, self.claim_idle_ms, start_id="0-0",
+        """Take over what other consumers read but did not acknowledge in time, in every free partition."""
+        handled = 0
+        for partition in range(self.partitions):
+            if self.redis.set(lease_key(partition), self.consumer, nx=True, px=LEASE_MS):
+                try:
+                    handled += self._reclaim(partition)
+                finally:
+                    self._release(keys=[lease_key(partition)], args=[self.consumer])
+        return handled
+
+    def _reclaim(self, partition: int) -> int:
+        reply = self.redis.xautoclaim(stream(partition), GROUP, self.consumer, self.claim_idle_ms, start_id="0-0",
                                       count=self.count)
         # [next id, entries] before Redis 7, [next id, entries, deleted ids] since; trimmed entries are empty.
         entries = [e for e in reply[1] if e[1]]
         if entries:
             self.stats.claimed += len(entries)
-            self.handle(entries)
+            self.handle(entries, partition)
         return len(entries)
 
     def sweep(self) -> int:
@@ -197,11 +251,14 @@ class Worker:
 
     # --- one chunk --------------------------------------------------------------------------------
 
-    def handle(self, entries: list[tuple[bytes | str, dict]]) -> None:
+    def handle(self, entries: list[tuple[bytes | str, dict]], partition: int) -> None:
+        """Apply a chunk of one partition's entries, then acknowledge them."""
+        if not entries:
+            return
         work = self._parse(entries)
         self._process(work.by_member, work.health, self.rt.now().timestamp())
         ids = [entry_id for entry_id, _ in entries]
-        self.redis.xack(STREAM, GROUP, *ids)
+        self.redis.xack(stream(partition), GROUP, *ids)
         done = time.time()
         self.stats.entries += len(ids)
         self.stats.unknown_beacons += work.unknown
@@ -243,57 +300,87 @@ class Worker:
                 self.stats.sightings += len(data["s"])
             else:
                 gateway_id = data["gateway"]
-                t_last = 0.0
-                for ui, major, minor, rssi, t, power in data["s"]:
-                    t_last = max(t_last, t)
+                rows_in = data["s"]
+                anchor = gateway_anchor_id(gateway_id)
+                for ui, major, minor, rssi, t, power in rows_in:
                     if ui == IDENTITY:
                         pair = (major, minor)
-                        heard_identities[pair] = max(heard_identities.get(pair, 0.0), t)
-                        identity_rows.append((entry_id, gateway_id, major, minor, rssi, t, power))
+                        if heard_identities.get(pair, 0.0) < t:
+                            heard_identities[pair] = t
+                        identity_rows.append((entry_id, pair, (anchor, rssi, t, power, False)))
                         continue
                     anchor_id = by_key.get((uuids[ui], major, minor))
                     if anchor_id is None:
                         work.unknown += 1
                     else:
                         health.saw(anchor_id, t, rssi)
-                for ui, major, minor, battery, temperature, uptime, adv_count, t in data.get("tlm", ()):
+                tlm = data.get("tlm", ())
+                for ui, major, minor, battery, temperature, uptime, adv_count, t in tlm:
                     anchor_id = by_key.get((uuids[ui], major, minor))
                     if anchor_id is not None:
                         previous = health.telemetry.get(anchor_id)
                         if previous is None or t > previous[0]:
                             health.telemetry[anchor_id] = (t, battery, temperature, uptime, adv_count)
-                if t_last:
-                    health.gateways[gateway_id] = max(health.gateways.get(gateway_id, 0.0), t_last)
-                self.stats.sightings += len(data["s"]) + len(data.get("tlm", ()))
+                if rows_in:
+                    t_last = max(rows_in, key=_T)[4]
+                    if health.gateways.get(gateway_id, 0.0) < t_last:
+                        health.gateways[gateway_id] = t_last
+                self.stats.sightings += len(rows_in) + len(tlm)
         if identity_rows:
             members = identity.resolve_many(self.redis, heard_identities)
-            grouped: dict[tuple[int, str], list[Sighting]] = defaultdict(list)
-            for entry_id, gateway_id, major, minor, rssi, t, power in identity_rows:
-                member_id = members.get((major, minor))
-                if member_id is not None:
-                    grouped[(member_id, entry_id)].append((gateway_anchor_id(gateway_id), rssi, t, power, False))
-            for (member_id, entry_id), rows in grouped.items():
-                work.by_member[member_id].append((entry_id, max(r[2] for r in rows), rows))
+            # One batch per member and entry: [entry id, latest time, sightings].
+            grouped: dict[tuple[int, str], list] = {}
+            for entry_id, pair, row in identity_rows:
+                member_id = members.get(pair)
+                if member_id is None:
+                    continue
+                batch = grouped.get((member_id, entry_id))
+                if batch is None:
+                    grouped[(member_id, entry_id)] = batch = [entry_id, row[2], [row]]
+                    work.by_member[member_id].append(batch)
+                else:
+                    batch[2].append(row)
+                    if row[2] > batch[1]:
+                        batch[1] = row[2]
         return work
 
     def _advance(self, state: MemberState, batches: list[tuple[str, float, list[Sighting]]],
                  now: float) -> list[Transition]:
+        """Observe a member's new batches of this chunk and update presence once per second of their time.
+
+        Batches within a second of each other share one update (the costly part); a backlog that
+        spans minutes is still replayed second by second, so dwell and exits keep their times.
+        """
         engine = self.engine
         observe = engine.observe
-        out: list[Transition] = []
         applied = state.applied
+        out: list[Transition] = []
+        group_start = group_latest = 0.0
+        fresh_batches, fresh_since = 0, math.inf
         for entry_id, t_max, rows in batches:
             if entry_id in applied:
                 continue
+            if (fresh_batches or group_latest) and t_max - group_start >= UPDATE_STEP_S:
+                out.extend(engine.update(state, group_latest, fresh_batches,
+                                         fresh_since if fresh_batches else None))
+                group_start = group_latest = 0.0
+                fresh_batches, fresh_since = 0, math.inf
+            if not group_latest:
+                group_start = t_max
             fresh = False
             for anchor_id, rssi, t, power, phone in rows:
                 if observe(state, anchor_id, rssi, t, power, phone):
                     fresh = True
-            out.extend(engine.update(state, t_max, fresh))
+            if fresh:
+                fresh_batches += 1
+                fresh_since = min(fresh_since, t_max)
+            group_latest = max(group_latest, t_max)
             applied.append(entry_id)
         if len(applied) > APPLIED_KEPT:
             del applied[:-APPLIED_KEPT]
-        if not batches:  # a sweep: time passes without sightings
+        if group_latest:
+            out.extend(engine.update(state, group_latest, fresh_batches, fresh_since if fresh_batches else None))
+        elif not batches:  # a sweep: time passes without sightings
             out.extend(engine.update(state, now))
         return out
 
@@ -377,10 +464,9 @@ class Worker:
 def _load(value: bytes | None) -> MemberState:
     if value is None:
         return MemberState()
-    text = value.decode() if isinstance(value, bytes) else value
-    version, _, body = text.partition("|")
-    return MemberState.from_wire(json.loads(body), int(version))
+    version, _, body = value.partition(b"|")
+    return MemberState.from_bytes(body, int(version))
 
 
-def _dump(state: MemberState) -> str:
-    return f"{state.version + 1}|{json.dumps(state.to_wire(), separators=(',', ':'))}"
+def _dump(state: MemberState) -> bytes:
+    return b"%d|%s" % (state.version + 1, state.to_bytes())
