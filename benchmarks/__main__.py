@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cpus = len(os.sched_getaffinity(0))
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0],
                                 formatter_class=_Help)
-    p.add_argument("--only", choices=("http", "ledger"), help="run one half only")
+    p.add_argument("--only", choices=("http", "ledger", "proximity"),
+                   help="run one part only (proximity: python -m benchmarks.proximity with its defaults)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of each measured phase")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per HTTP scenario")
     p.add_argument("--connections", type=int, default=16, help="wrk connections")
@@ -300,6 +301,10 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.only == "proximity":
+        from benchmarks import proximity
+
+        return proximity.main([])
     signal.signal(signal.SIGTERM, _terminate)  # clean up servers and gunicorn on kill, as on Ctrl-C
     try:
         return run(args)
