@@ -114,8 +114,18 @@ class Health:
             self.seen[beacon_id] = (t, rssi)
 
 
+HEALTH_EVERY_S = 30.0
+
+
+def health_due(health: Health, written: dict[tuple[str, int], float], now: float,
+               every_s: float = HEALTH_EVERY_S) -> bool:
+    """Whether write_health would write anything (so a chunk with nothing due opens no transaction)."""
+    return bool(health.telemetry) or any(now - written.get(("b", b), 0.0) >= every_s for b in health.seen) or \
+        any(now - written.get(("g", g), 0.0) >= every_s for g in health.gateways)
+
+
 def write_health(session: Session, health: Health, written: dict[tuple[str, int], float], now: float,
-                 every_s: float = 30.0) -> None:
+                 every_s: float = HEALTH_EVERY_S) -> None:
     """Persist fleet health, at most every ``every_s`` per beacon and gateway (``written`` remembers when)."""
     for beacon_id, (t, rssi) in health.seen.items():
         tlm = health.telemetry.pop(beacon_id, None)

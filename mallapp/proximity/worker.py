@@ -420,7 +420,7 @@ class Worker:
         rt = self.rt
         outcome = effects.Outcome()
         with_outbox = {m: s for m, s in saved.items() if s.outbox}
-        if with_outbox or health.seen or health.telemetry or health.gateways:
+        if with_outbox or effects.health_due(health, self._health_written, now):
             with rt.sessions.begin() as session:
                 for member_id, state in with_outbox.items():
                     effects.apply_transitions(session, rt.settings, self.engine.registry, self._sale_items,
