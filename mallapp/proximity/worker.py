@@ -305,8 +305,7 @@ class Worker:
                 for ui, major, minor, rssi, t, power in rows_in:
                     if ui == IDENTITY:
                         pair = (major, minor)
-                        if heard_identities.get(pair, 0.0) < t:
-                            heard_identities[pair] = t
+                        heard_identities[pair] = t  # entries come in time order: the latest wins
                         identity_rows.append((entry_id, pair, (anchor, rssi, t, power, False)))
                         continue
                     anchor_id = by_key.get((uuids[ui], major, minor))
@@ -328,16 +327,20 @@ class Worker:
                 self.stats.sightings += len(rows_in) + len(tlm)
         if identity_rows:
             members = identity.resolve_many(self.redis, heard_identities)
-            # One batch per member and entry: [entry id, latest time, sightings].
-            grouped: dict[tuple[int, str], list] = {}
+            # One batch per member and entry: [entry id, latest time, sightings]. Rows come grouped by entry.
+            by_member = work.by_member
+            current: str | None = None
+            batches: dict[int, list] = {}
             for entry_id, pair, row in identity_rows:
                 member_id = members.get(pair)
                 if member_id is None:
                     continue
-                batch = grouped.get((member_id, entry_id))
+                if entry_id is not current:
+                    current, batches = entry_id, {}
+                batch = batches.get(member_id)
                 if batch is None:
-                    grouped[(member_id, entry_id)] = batch = [entry_id, row[2], [row]]
-                    work.by_member[member_id].append(batch)
+                    batches[member_id] = batch = [entry_id, row[2], [row]]
+                    by_member[member_id].append(batch)
                 else:
                     batch[2].append(row)
                     if row[2] > batch[1]:
