@@ -76,7 +76,9 @@ def _engine_batches(members: int, steps: int, per_batch: int, seed_: int = 7) ->
 
 def run_engine(seconds: float = 3.0, members: int = 2000, per_batch: int = 8) -> tuple[float, float]:
     """Sightings per second through the engine, and through the filing-only baseline."""
-    engine = Engine(EngineConfig(), _synthetic_registry())
+    from mallapp.settings import load_settings
+
+    engine = Engine(EngineConfig.from_settings(load_settings(environ={}).beacons), _synthetic_registry())
     batches = _engine_batches(members, 30, per_batch)
 
     def engine_pass() -> int:
@@ -409,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--members", type=int, default=10_000, help="members in the mall, each heard by 3 gateways")
     p.add_argument("--gateways", type=int, default=10)
     p.add_argument("--web-workers", type=int, default=2)
-    p.add_argument("--workers", type=int, default=2, help="proximity worker processes")
+    p.add_argument("--workers", type=int, default=3, help="proximity worker processes")
     p.add_argument("--only", choices=("engine", "e2e", "parser"))
     args = p.parse_args(argv)
     ok = True

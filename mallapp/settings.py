@@ -85,7 +85,7 @@ class BeaconSettings(_Section):
     identity_uuid: str
     identity_ttl_seconds: int = Field(ge=60, le=86400)
     # The engine: see mallapp/proximity/engine.py and locate.py.
-    rssi_filter: Literal["trimmed_mean", "max", "median", "mean"] = "trimmed_mean"
+    rssi_filter: Literal["trimmed_mean", "max", "median", "mean"] = "max"
     filter_window_s: float = Field(gt=0, le=60)
     path_loss_exponent: float = Field(gt=1, le=6)
     exit_timeout_s: float = Field(gt=0, le=600)

@@ -13,9 +13,11 @@ from sqlalchemy import create_engine
 from mallapp.models import metadata
 
 
-def test_domain_modules_do_not_import_flask():
+def test_domain_modules_the_worker_and_the_gateway_do_not_import_flask():
     code = ("import sys, mallapp, mallapp.points, mallapp.purchases, mallapp.checkin, mallapp.members, "
-            "mallapp.gifts, mallapp.auth, mallapp.runtime, mallapp.wechat, mallapp.cli, beacons; "
+            "mallapp.gifts, mallapp.auth, mallapp.runtime, mallapp.wechat, mallapp.cli, mallapp.venue, "
+            "mallapp.venue_admin, mallapp.ops, mallapp.proximity.worker, mallapp.proximity.__main__, "
+            "mallapp.proximity.evaluate, mallapp.devtools.walks, beacons, beacons.__main__; "
             "sys.exit(1 if 'flask' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

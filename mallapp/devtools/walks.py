@@ -75,7 +75,8 @@ def path(mall: DemoMall, itinerary: tuple[tuple[str, int], ...], start: float, r
 
 
 def rssi_at(distance: float, power: int, rng: random.Random) -> int:
-    return max(-100, min(-30, round(power - 20 * math.log10(max(distance, 0.5)) + rng.gauss(0, 2.5))))
+    # Indoors, with people and shelves about: path-loss exponent 3 (the library data's fit is 3.09).
+    return max(-100, min(-30, round(power - 30 * math.log10(max(distance, 0.5)) + rng.gauss(0, 2.5))))
 
 
 def cycle(mall: DemoMall, identities: list[tuple[int, int]], uuid: str, rng: random.Random,

@@ -28,7 +28,15 @@ from array import array
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from mallapp.proximity.locate import FILTERS, Reading, weighted_centroid
+from mallapp.proximity.locate import (
+    FILTERS,
+    FloorPlan,
+    Geometry,
+    LocateParams,
+    Locator,
+    Reading,
+    weighted_centroid,
+)
 from mallapp.settings import BeaconSettings
 from mallapp.venue import Registry
 
@@ -47,6 +55,9 @@ class Transition(NamedTuple):
 
 @dataclass(frozen=True)
 class EngineConfig:
+    """The engine's parameters; these defaults are AltBeacon's filter and free-space loss, the configured
+    ones (``from_settings``, ``[beacons]``) are what the evaluation on recorded data chose."""
+
     rssi_filter: str = "trimmed_mean"
     window_s: float = 10.0
     path_loss_exponent: float = 2.0
@@ -201,9 +212,14 @@ _KIND_CODE = {kind: i for i, kind in enumerate(_KINDS)}
 class Engine:
     """Applies sightings to member states against one registry snapshot."""
 
-    def __init__(self, config: EngineConfig, registry: Registry) -> None:
+    def __init__(self, config: EngineConfig, registry: Registry, floor_plans: dict[int, FloorPlan] | None = None,
+                 locate: LocateParams | None = None) -> None:
         self.config = config
         self.registry = registry
+        # For position() only: the floor plans by floor (optional) and the position model.
+        self._floor_plans = dict(floor_plans or {})
+        self._locate = locate or LocateParams()
+        self._locators: dict[int, Locator] = {}
         self._filter = FILTERS[config.rssi_filter]
         self._dwell = dict(config.dwell_s)
         self._enter = dict(config.enter_m)
@@ -363,6 +379,34 @@ class Engine:
         return out
 
     def position(self, state: MemberState) -> tuple[float, float] | None:
-        """The member's estimated position on the floor plan, or None without readings."""
-        readings = self.readings(state)
-        return weighted_centroid(readings) if readings else None
+        """The member's estimated position on the floor plan, or None without readings.
+
+        On the floor of the strongest calibrated reading, from that floor's readings: with that floor's
+        plan, the model of :class:`mallapp.proximity.locate.Locator` (about 2 ms with twenty anchors
+        heard: call it when a position is wanted, not after every batch); without one, the weighted
+        centroid it would start from (15 us), which did better than the model without obstacles.
+        """
+        anchors = self.registry.anchors
+        by_floor: dict[int, list[Reading]] = {}
+        best: tuple[float, int] | None = None
+        for anchor_id, track in state.tracks.items():
+            anchor = anchors.get(anchor_id)
+            if anchor is None or not track.rssis:
+                continue
+            power = anchor.measured_power if anchor.measured_power is not None else track.power
+            if power is None:
+                continue
+            rssi = self._filter(track.rssis)
+            by_floor.setdefault(anchor.floor, []).append((anchor.x, anchor.y, rssi, float(power)))
+            if best is None or rssi - power > best[0]:
+                best = (rssi - power, anchor.floor)
+        if best is None:
+            return None
+        floor = best[1]
+        plan = self._floor_plans.get(floor)
+        if plan is None:
+            return weighted_centroid(by_floor[floor], self._locate.k, self._locate.sharpness)
+        locator = self._locators.get(floor)
+        if locator is None:
+            locator = self._locators[floor] = Locator(Geometry(plan, self._locate.step_m), self._locate)
+        return locator.estimate(by_floor[floor])

@@ -53,7 +53,9 @@ DEADLINES = "proximity:deadlines"
 LEASE_MS = 30_000  # far longer than a chunk takes; a dead worker's partitions free up after it
 STATE_TTL_S = 6 * 3600
 APPLIED_KEPT = 64
-UPDATE_STEP_S = 1.0  # batches of a member within this many seconds share one engine update
+UPDATE_STEP_S = 1.0
+LIGHT_PASS = 100  # entries: a pass that found fewer waits GATHER_MS before the next
+GATHER_MS = 100  # batches of a member within this many seconds share one engine update
 
 # Compare-and-set of a member state: "<version>|<json>"; an empty value deletes.
 _CAS = """
@@ -183,7 +185,7 @@ class Worker:
     def step(self, block_ms: int | None = None) -> int:
         """One pass over the partitions whose lease is free, then a sweep when due; the entries handled.
 
-        When nothing was waiting, pause up to ``block_ms`` (capped at 50 ms) before returning.
+        After a light pass, pause up to ``block_ms`` (capped at GATHER_MS) before returning.
         """
         self.refresh_registry()
         handled = 0
@@ -201,8 +203,10 @@ class Worker:
             self._last_sweep = now
             self.sweep()
         block = self.block_ms if block_ms is None else block_ms
-        if not handled and block:
-            time.sleep(min(block, 50) / 1000)
+        if handled < LIGHT_PASS and block:
+            # Let entries gather: a member's batches from several gateways then share one engine
+            # update and one state round trip, which is most of a worker's cost per sighting.
+            time.sleep(min(block, GATHER_MS) / 1000)
         return handled
 
     def _take(self, partition: int) -> int:

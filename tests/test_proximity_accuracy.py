@@ -1,0 +1,140 @@
+"""The position estimate and its baselines on small synthetic cases, and the evaluation on the recorded data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mallapp.proximity import evaluate
+from mallapp.proximity.engine import Engine, EngineConfig, MemberState
+from mallapp.proximity.locate import (
+    FloorPlan,
+    Geometry,
+    LocateParams,
+    Locator,
+    centroid_of_three,
+    strongest_anchor,
+    weighted_centroid,
+)
+from mallapp.venue import Anchor, Registry, ZoneInfo
+
+SQUARE = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)]
+
+
+def model_readings(x: float, y: float, anchors, exponent=2.0, offset=-60.0, body=(0.0, 0.0)):
+    """Noise-free readings from the log-distance model, with a phone offset and a body shadow a cos + b sin."""
+    out = []
+    for ax, ay in anchors:
+        d = max(math.hypot(ax - x, ay - y), 0.5)
+        c, s = (ax - x) / d, (ay - y) / d
+        out.append((ax, ay, offset - 10 * exponent * math.log10(d) + body[0] * c + body[1] * s, -59.0))
+    return out
+
+
+def test_symmetric_beacons_put_the_estimate_at_the_centre():
+    readings = [(x, y, -70.0, -59.0) for x, y in SQUARE]
+    for estimate in (weighted_centroid(readings), Locator.for_anchors(SQUARE).estimate(readings)):
+        assert estimate == pytest.approx((5.0, 5.0), abs=0.3)
+    triangle = [(0.0, 0.0, -70.0, -59.0), (6.0, 0.0, -70.0, -59.0), (3.0, 6.0, -70.0, -59.0)]
+    assert centroid_of_three(triangle) == pytest.approx((3.0, 2.0))
+
+
+def test_a_much_stronger_beacon_pulls_the_estimate_toward_it():
+    readings = [(x, y, -55.0 if (x, y) == (10.0, 10.0) else -80.0, -59.0) for x, y in SQUARE]
+    for estimate in (weighted_centroid(readings), Locator.for_anchors(SQUARE).estimate(readings)):
+        assert estimate[0] > 6.0 and estimate[1] > 6.0
+
+
+def test_the_model_places_clean_readings_whatever_the_phone_gain():
+    anchors = SQUARE + [(5.0, 0.0), (0.0, 5.0), (10.0, 5.0), (5.0, 10.0)]
+    locator = Locator.for_anchors(anchors, params=LocateParams(exponent=2.0, sigma_db=2.0))
+    for truth in ((3.0, 4.0), (6.5, 2.5), (5.0, 8.0)):
+        quiet, loud = (locator.estimate(model_readings(*truth, anchors, offset=o)) for o in (-80.0, -45.0))
+        assert quiet == pytest.approx(loud)
+        # The body-shadow term has no pattern to explain here and does not move the estimate off.
+        assert math.dist(quiet, truth) < 0.4
+        assert math.dist(quiet, truth) < math.dist(weighted_centroid(model_readings(*truth, anchors)), truth) + 0.1
+
+
+def test_a_body_shadow_costs_the_model_no_more_than_the_centroid():
+    anchors = SQUARE + [(5.0, 0.0), (0.0, 5.0), (10.0, 5.0), (5.0, 10.0)]
+    locator = Locator.for_anchors(anchors)
+    for truth in ((6.5, 2.5), (5.0, 8.0)):
+        readings = model_readings(*truth, anchors, body=(-4.0, 3.0))
+        assert math.dist(locator.estimate(readings), truth) < math.dist(weighted_centroid(readings), truth)
+
+
+def test_strongest_baseline_is_the_position_of_the_strongest_reading():
+    readings = [(0.0, 0.0, -70.0, -59.0), (4.0, 1.0, -62.0, -59.0), (9.0, 9.0, -65.0, -40.0)]
+    assert strongest_anchor(readings) == (4.0, 1.0)
+
+
+def test_centroid3_weights_the_three_strongest_by_received_power():
+    readings = [(0.0, 0.0, -60.0, -59.0), (10.0, 0.0, -70.0, -59.0), (0.0, 10.0, -70.0, -59.0),
+                (50.0, 50.0, -90.0, -59.0)]
+    x, y = centroid_of_three(readings)
+    assert x == pytest.approx(10 * 0.1 / 1.2) and y == pytest.approx(10 * 0.1 / 1.2)
+
+
+def test_an_obstacle_between_place_and_beacon_counts_as_a_wall():
+    shelf = ((4.0, 0.0), (5.0, 0.0), (5.0, 10.0), (4.0, 10.0))
+    geometry = Geometry(FloorPlan((0.0, 0.0, 10.0, 10.0), (shelf,)), step_m=0.5)
+    assert all(not (4.0 < x < 5.0) for x in geometry.xs)  # nobody stands inside the shelf
+    left = geometry.cells_near(2.0, 5.0, 0.3)
+    right = geometry.cells_near(8.0, 5.0, 0.3)
+    paths = geometry.paths(1.0, 5.0, left + right)
+    assert all(paths[c][1] == 0 for c in left) and all(paths[c][1] == 1 for c in right)
+
+
+def test_a_beacon_mounted_on_a_shelf_radiates_from_its_face():
+    shelf = ((4.0, 0.0), (5.0, 0.0), (5.0, 10.0), (4.0, 10.0))
+    geometry = Geometry(FloorPlan((0.0, 0.0, 10.0, 10.0), (shelf,)))
+    x, _ = geometry.source(4.97, 5.0)
+    assert x > 5.0  # on the east face: the shelf is behind it for the west side
+    paths = geometry.paths(4.97, 5.0, geometry.cells_near(3.0, 5.0, 0.3))
+    assert all(walls == 1 for _, walls in paths.values())
+
+
+def test_engine_places_the_member_on_the_floor_of_the_strongest_reading():
+    zones = {1: ZoneInfo(1, "ground", "area", 1, None, None, None), 2: ZoneInfo(2, "first", "area", 2, None, None, None)}
+    anchors = {i: Anchor(i, "beacon", 1 if i < 10 else 2, None, None, 1 if i < 10 else 2, x, y, -59)
+               for i, (x, y) in zip((1, 2, 3, 11, 12, 13), [(0, 0), (10, 0), (5, 8), (40, 40), (50, 40), (45, 48)],
+                                    strict=True)}
+    engine = Engine(EngineConfig(rssi_filter="max"), Registry(1, zones, anchors, {}))
+    state = MemberState()
+    for anchor, rssi in {1: -80, 2: -82, 3: -81, 11: -60, 12: -75, 13: -74}.items():
+        engine.observe(state, anchor, rssi, 100.0)
+    engine.update(state, 100.0, 1)
+    x, y = engine.position(state)
+    assert 40.0 <= x <= 50.0 and 38.0 <= y <= 48.0
+    assert engine.position(MemberState()) is None
+
+
+@pytest.fixture(scope="module")
+def data_root():
+    root = evaluate.data_root()
+    if not (root / "ble" / "uji_library").is_dir():
+        pytest.skip(f"the recorded BLE data sets are not under {root}")
+    return root
+
+
+def test_engine_beats_both_baselines_per_point_on_the_library(data_root):
+    ds = evaluate.load_uji_library(data_root)
+    assert len(ds.anchors) == 24 and len(ds.points) == 350 and sum(len(p.samples) for p in ds.points) == 2100
+    run = evaluate.replay(ds, EngineConfig(rssi_filter="max"), LocateParams(), per_sample=False)
+    results = {name: per_point for name, (_, per_point) in evaluate.evaluate(ds, run).items()}
+    assert results["engine"].samples == 350
+    for baseline in ("strongest", "centroid3"):
+        assert results["engine"].better_than(results[baseline]), (baseline, results)
+    assert results["engine"].median < 1.3 and results["engine"].p90 < 2.6
+
+
+def test_evaluation_command_prints_figures_for_the_wmu_data(data_root, capsys):
+    assert evaluate.main(["--dataset", "uci435_ibeacon_wmu", "--data", str(data_root)]) == 0
+    out = capsys.readouterr().out
+    assert "uci435_ibeacon_wmu: 13 beacons" in out
+    for name in evaluate.ESTIMATORS:
+        row = next(line for line in out.splitlines() if line.strip().startswith(name))
+        numbers = [float(v) for v in row.split()[3:7]]
+        assert all(math.isfinite(v) and v > 0 for v in numbers)
