@@ -16,30 +16,44 @@ TOKEN_PREFIX = "mt_"
 CARD_PREFIX = "MC1"
 
 
-def _token_key(token: str) -> str:
+def _token_key(kind: str, token: str) -> str:
     # Only a digest is stored: a dump of Redis does not hand out working tokens.
-    return "auth:member-token:" + hashlib.sha256(token.encode()).hexdigest()
+    return f"auth:{kind}-token:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_bearer(redis: Redis, kind: str, prefix: str, value: str | int, ttl_seconds: int) -> str:
+    """Issue a random bearer token of ``kind`` that stands for ``value`` for ``ttl_seconds``."""
+    token = prefix + secrets.token_urlsafe(32)
+    redis.set(_token_key(kind, token), value, ex=ttl_seconds)
+    return token
+
+
+def bearer_value(redis: Redis, kind: str, prefix: str, token: str) -> str:
+    """What a live token of ``kind`` stands for, or Unauthorized."""
+    if not token.startswith(prefix):
+        raise Unauthorized(f"not a {kind} token", code="auth.invalid_token")
+    value = redis.get(_token_key(kind, token))
+    if value is None:
+        raise Unauthorized("the token has expired or was revoked; sign in again", code="auth.invalid_token")
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def revoke_bearer(redis: Redis, kind: str, token: str) -> None:
+    redis.delete(_token_key(kind, token))
 
 
 def issue_token(redis: Redis, member_id: int, ttl_seconds: int) -> str:
     """Issue a bearer token for the member, valid for ``ttl_seconds``."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    redis.set(_token_key(token), member_id, ex=ttl_seconds)
-    return token
+    return issue_bearer(redis, "member", TOKEN_PREFIX, member_id, ttl_seconds)
 
 
 def member_for_token(redis: Redis, token: str) -> int:
     """Return the member id behind a live token, or raise Unauthorized."""
-    if not token.startswith(TOKEN_PREFIX):
-        raise Unauthorized("not a member token", code="auth.invalid_token")
-    member_id = redis.get(_token_key(token))
-    if member_id is None:
-        raise Unauthorized("the token has expired or was revoked; sign in again", code="auth.invalid_token")
-    return int(member_id)
+    return int(bearer_value(redis, "member", TOKEN_PREFIX, token))
 
 
 def revoke_token(redis: Redis, token: str) -> None:
-    redis.delete(_token_key(token))
+    revoke_bearer(redis, "member", token)
 
 
 def _card_sig(secret: bytes, member_id: int, expires: int) -> str:

@@ -13,6 +13,7 @@ from redis import Redis
 from sqlalchemy import Boolean, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from mallapp import auth
 from mallapp.db import Base, UTCDateTime
 from mallapp.errors import Conflict, InvalidInput, Unauthorized
 
@@ -78,10 +79,6 @@ def create_user(session: Session, username: str, role: str, password: str, now: 
     return user
 
 
-def _token_key(token: str) -> str:
-    return "auth:ops-token:" + hashlib.sha256(token.encode()).hexdigest()
-
-
 def sign_in(session: Session, redis: Redis, username: str, password: str, ttl_seconds: int) -> tuple[str, OpsCaller]:
     """Check the password and issue a bearer token; the same error for an unknown user and a wrong password."""
     user = session.scalar(select(OpsUser).where(OpsUser.username == username))
@@ -89,23 +86,17 @@ def sign_in(session: Session, redis: Redis, username: str, password: str, ttl_se
     stored = user.password_hash if user is not None else _dummy_hash()
     if not check_password(password, stored) or user is None or not user.active:
         raise Unauthorized("wrong username or password", code="ops.bad_credentials")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    redis.set(_token_key(token), f"{user.id}:{user.role}:{user.username}", ex=ttl_seconds)
+    token = auth.issue_bearer(redis, "ops", TOKEN_PREFIX, f"{user.id}:{user.role}:{user.username}", ttl_seconds)
     return token, OpsCaller(user.id, user.username, user.role)
 
 
 def caller_for_token(redis: Redis, token: str) -> OpsCaller:
-    if not token.startswith(TOKEN_PREFIX):
-        raise Unauthorized("not an ops token", code="auth.invalid_token")
-    raw = redis.get(_token_key(token))
-    if raw is None:
-        raise Unauthorized("the token has expired or was revoked; sign in again", code="auth.invalid_token")
-    user_id, role, username = (raw.decode() if isinstance(raw, bytes) else raw).split(":", 2)
+    user_id, role, username = auth.bearer_value(redis, "ops", TOKEN_PREFIX, token).split(":", 2)
     return OpsCaller(int(user_id), username, role)
 
 
 def revoke_token(redis: Redis, token: str) -> None:
-    redis.delete(_token_key(token))
+    auth.revoke_bearer(redis, "ops", token)
 
 
 @functools.cache

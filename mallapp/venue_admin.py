@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta, tzinfo
 from typing import Any, TypeVar
 
 from redis import Redis
@@ -174,13 +174,21 @@ def update_zone(session: Session, zone_id: int, changes: Mapping[str, Any]) -> Z
     return zone
 
 
-def list_zones(session: Session, floor: int | None = None, include_inactive: bool = False) -> list[Zone]:
-    query = select(Zone).order_by(Zone.id)
+Placed = TypeVar("Placed", Zone, Store, Gateway)
+
+
+def _on_floor(session: Session, model: type[Placed], floor: int | None, include_inactive: bool) -> list[Placed]:
+    """Rows of a placed venue table by id: of one floor if given, the active ones unless asked for all."""
+    query = select(model).order_by(model.id)
     if floor is not None:
-        query = query.where(Zone.floor == floor)
+        query = query.where(model.floor == floor)
     if not include_inactive:
-        query = query.where(Zone.active)
+        query = query.where(model.active)
     return list(session.scalars(query))
+
+
+def list_zones(session: Session, floor: int | None = None, include_inactive: bool = False) -> list[Zone]:
+    return _on_floor(session, Zone, floor, include_inactive)
 
 
 # --- stores and sale items -------------------------------------------------------------------------------
@@ -220,12 +228,7 @@ def update_store(session: Session, store_id: int, changes: Mapping[str, Any]) ->
 
 
 def list_stores(session: Session, floor: int | None = None, include_inactive: bool = False) -> list[Store]:
-    query = select(Store).order_by(Store.id)
-    if floor is not None:
-        query = query.where(Store.floor == floor)
-    if not include_inactive:
-        query = query.where(Store.active)
-    return list(session.scalars(query))
+    return _on_floor(session, Store, floor, include_inactive)
 
 
 def create_sale_item(session: Session, store_id: int, *, name: str, now: datetime) -> SaleItem:
@@ -419,12 +422,7 @@ def rotate_gateway_key(session: Session, server_secret: bytes, gateway_id: int) 
 
 
 def list_gateways(session: Session, floor: int | None = None, include_inactive: bool = False) -> list[Gateway]:
-    query = select(Gateway).order_by(Gateway.id)
-    if floor is not None:
-        query = query.where(Gateway.floor == floor)
-    if not include_inactive:
-        query = query.where(Gateway.active)
-    return list(session.scalars(query))
+    return _on_floor(session, Gateway, floor, include_inactive)
 
 
 # --- what ops watches ------------------------------------------------------------------------------------
@@ -442,6 +440,20 @@ class ZoneFootfall:
     visits: int
     members: int
     mean_dwell_seconds: float
+
+
+MAX_FOOTFALL_PERIOD = timedelta(days=366)
+
+
+def footfall_period(tz: tzinfo, now: datetime, since: datetime | None,
+                    until: datetime | None) -> tuple[datetime, datetime]:
+    """The period a footfall report covers: as asked, by default today in the mall's time zone."""
+    today = now.astimezone(tz).date()
+    since = since or datetime.combine(today, time(), tzinfo=tz)
+    until = until or datetime.combine(today + timedelta(days=1), time(), tzinfo=tz)
+    if not (since < until and until - since <= MAX_FOOTFALL_PERIOD):
+        raise InvalidInput("since must come before until, at most 366 days apart", code="footfall.invalid_range")
+    return since, until
 
 
 def footfall(session: Session, since: datetime, until: datetime) -> list[ZoneFootfall]:

@@ -6,7 +6,7 @@ registry version, so that the proximity workers reload it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, request
@@ -679,12 +679,7 @@ def get_floor_plan(query: FloorPlanQuery) -> FloorPlanOut:
            auth="ops", query=FootfallQuery, response=FootfallOut, errors=("footfall.invalid_range",))
 def get_footfall(query: FootfallQuery) -> FootfallOut:
     rt = runtime()
-    tz = rt.settings.mall.tz
-    today = rt.now().astimezone(tz).date()
-    since = query.since or datetime.combine(today, time(), tzinfo=tz)
-    until = query.until or datetime.combine(today + timedelta(days=1), time(), tzinfo=tz)
-    if not (since < until and until - since <= timedelta(days=366)):
-        raise InvalidInput("since must come before until, at most 366 days apart", code="footfall.invalid_range")
+    since, until = venue_admin.footfall_period(rt.settings.mall.tz, rt.now(), query.since, query.until)
     with transaction() as session:
         rows = venue_admin.footfall(session, since, until)
         return FootfallOut(since=since, until=until, zones=[

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import secrets
 import threading
@@ -468,14 +469,13 @@ def _handler_for(emulator: WeChatEmulator) -> type[BaseHTTPRequestHandler]:
             else:
                 payload = json.dumps(answer, ensure_ascii=False).encode("utf-8")
                 content_type = "application/json; encoding=utf-8"
-            try:
+            # A caller that gave up waiting (a client timeout test) has left nobody to answer.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the caller gave up waiting (a client timeout test); nobody is left to answer
 
         def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
             self._serve("GET")

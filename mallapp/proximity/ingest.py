@@ -15,6 +15,7 @@ per sighting is a validation and a few bytes of JSON.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import re
@@ -116,7 +117,13 @@ def _check_rate(redis: Redis, kind: str, caller: int, limit: int, now: datetime)
 
 
 def _uuid_index(settings: Settings) -> dict[str, int]:
-    return {u: i for i, u in enumerate(settings.beacons.uuids)}
+    return _index_of(settings.beacons.uuids)
+
+
+@functools.cache
+def _index_of(uuids: tuple[str, ...]) -> dict[str, int]:
+    # Built once per configured list, not per batch.
+    return {u: i for i, u in enumerate(uuids)}
 
 
 def _check_rssi(rssi: int, where: str) -> None:
