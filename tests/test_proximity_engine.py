@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mallapp.proximity.engine import (
+    APPLIED_BYTES,
     MALL_ENTER,
     MALL_EXIT,
     ZONE_DWELL,
@@ -121,11 +122,23 @@ def test_late_batches_keep_the_window_in_time_order(engine):
     assert state.tracks[20].rssis == [-69, -70, -71, -72]
 
 
+def test_a_state_remembers_the_last_entries_applied_and_forgets_old_ones():
+    state = MemberState()
+    ids = [b"1700000000%03d-0" % i for i in range(200)]
+    for entry_id in ids:
+        state.mark_applied(entry_id)
+    assert state.has_applied(ids[-1]) and state.has_applied(ids[-60])
+    assert not state.has_applied(ids[0])
+    assert not state.has_applied(b"1700000000199") and not state.has_applied(b"0-0")  # whole ids only
+    assert len(state.applied) <= APPLIED_BYTES
+
+
 def test_state_round_trips_through_its_wire_form(engine):
     state = MemberState()
     for i in range(12):
         feed(engine, state, 50.0 + i, {10: -60 - i % 2, 20: -63, 30: -75 - i % 3})
-    state.applied = ["1700000000000-0", "2-15"]
+    for entry_id in (b"1700000000000-0", b"2-15"):
+        state.mark_applied(entry_id)
     state.outbox = feed(engine, state, 63.0, {10: -90})
     copy = MemberState.from_bytes(state.to_bytes(), version=4)
     assert copy.to_wire() == state.to_wire() and copy.version == 4
