@@ -10,10 +10,11 @@ from proximity_helpers import UUID, build_venue, signed
 from sqlalchemy import func, select
 
 from mallapp.checkin import Checkin
-from mallapp.proximity import effects, live
+from mallapp.proximity import effects, identity, live
 from mallapp.proximity.history import MallVisit, ProximityEvent, ZoneVisit
 from mallapp.proximity.ingest import stream, streams
-from mallapp.proximity.worker import GROUP, Worker
+from mallapp.proximity.leases import WORKERS, lease_key
+from mallapp.proximity.worker import GROUP, Worker, state_key
 from mallapp.venue import BeaconStatus
 
 
@@ -24,9 +25,16 @@ def venue(rt):
 
 @pytest.fixture
 def worker(rt, venue):
-    w = Worker(rt, "worker-1", block_ms=0)
+    w = Worker(rt, "worker-1", block_ms=0, flush_every_s=0)
     w.ensure_group()
     return w
+
+
+def lapse(rt, worker: Worker) -> None:
+    """A worker's leases lapse (it died, or stalled for longer than a lease): no leases, no heartbeat."""
+    rt.redis.delete(*[lease_key(p) for p in worker.leases.held])
+    rt.redis.zrem(WORKERS, worker.consumer)
+    worker.leases.held.clear()  # what a stalled worker finds out at its next renewal
 
 
 def post(client, member, readings: dict[int, int]):
@@ -109,7 +117,7 @@ def test_sightings_with_a_position_far_from_the_mall_do_not_check_in(client, mem
 
 def test_redelivered_entries_change_nothing(client, member, worker, clock, rt, venue):
     walk(client, member, worker, clock, 25, {1: -60, 2: -64})
-    key = f"proximity:state:{member['member']['id']}"
+    key = state_key(member["member"]["id"])
     before = (count(rt, Checkin), count(rt, ProximityEvent), rt.redis.get(key).partition(b"|")[2])
     for p in range(rt.settings.beacons.stream_partitions):  # all of it again, as after a crash before the acks
         if rt.redis.exists(stream(p)):
@@ -138,13 +146,55 @@ def test_a_crash_before_the_effects_are_written_loses_nothing(client, member, wo
     assert calls["n"] >= 1
     # The entry whose effects failed was not acknowledged; another consumer claims it.
     assert pending(rt) >= 1
-    rescuer = Worker(rt, "worker-2", block_ms=0, claim_idle_ms=0)
+    lapse(rt, worker)
+    rescuer = Worker(rt, "worker-2", block_ms=0, claim_idle_ms=0, flush_every_s=0)
     rescuer.reclaim()
     clock.advance(seconds=1)
     post(client, member, {1: -61})
     rescuer.step(block_ms=0)
     assert pending(rt) == 0
     assert count(rt, Checkin, method="beacon") == 1
+
+
+def test_decisions_do_not_wait_for_the_flush_and_a_crash_before_it_loses_nothing(client, member, clock, rt, venue):
+    lazy = Worker(rt, "lazy", block_ms=0, flush_every_s=3600)
+    lazy.ensure_group()
+    walk(client, member, lazy, clock, 7, {1: -60})
+    # Checked in at once, though the sightings since are neither saved nor acknowledged yet.
+    assert count(rt, Checkin, method="beacon") == 1
+    assert pending(rt) >= 1
+    saved = rt.redis.get(state_key(member["member"]["id"]))
+    walk(client, member, lazy, clock, 3, {1: -61})  # nothing new happens: nothing to save at once
+    assert rt.redis.get(state_key(member["member"]["id"])) == saved
+    # It dies unflushed: the next holder applies the unacknowledged entries to the last saved state.
+    lapse(rt, lazy)
+    rescuer = Worker(rt, "rescuer", block_ms=0, claim_idle_ms=0, flush_every_s=0)
+    rescuer.reclaim()
+    assert pending(rt) == 0
+    track = rescuer._states[member["member"]["id"]].tracks[venue.beacons["entrance"]]
+    assert track.fresh == clock.now.timestamp()  # the unflushed sightings were applied again
+    walk(client, member, rescuer, clock, 22, {2: -66})
+    assert count(rt, Checkin, method="beacon") == 1
+    with rt.sessions() as s:
+        assert s.scalars(select(ProximityEvent.zone_id)).all() == [venue.store_zone]
+    assert live.zone_counts(rt.redis, [0, venue.store_zone]) == {0: 1, venue.store_zone: 1}
+
+
+def test_a_stale_copy_in_memory_is_caught_and_redone_on_the_saved_state(client, member, worker, clock, rt, venue):
+    walk(client, member, worker, clock, 7, {1: -60})
+    other = Worker(rt, "other", block_ms=0, flush_every_s=0)
+    # The member's partition moves to another worker and back (identities rotate, leases lapse).
+    lapse(rt, worker)
+    walk(client, member, other, clock, 21, {2: -66})
+    assert count(rt, ProximityEvent) == 1
+    lapse(rt, other)
+    # The first worker still has the member's old state in memory; its next sightings do not undo the other's.
+    walk(client, member, worker, clock, 2, {2: -66})
+    assert worker.stats.conflicts >= 1
+    assert live.zone_counts(rt.redis, [venue.store_zone]) == {venue.store_zone: 1}
+    walk(client, member, worker, clock, 25, {2: -66})
+    assert count(rt, ProximityEvent) == 1 and count(rt, Checkin) == 1
+    assert count(rt, ZoneVisit, zone_id=venue.store_zone) == 0  # one stay, still going
 
 
 def test_two_workers_share_the_stream_without_losing_updates(client, members_api, rt, clock, venue):
@@ -200,6 +250,21 @@ def test_an_identity_recorded_yesterday_resolves_to_nobody_today(client, member,
         worker.step(block_ms=0)
     assert count(rt, Checkin) == 0
     assert live.zone_counts(rt.redis, [0])[0] == 0
+
+
+def test_a_worker_remembers_an_identity_only_for_as_long_as_it_is_valid(rt, clock, monkeypatch):
+    asked = []
+    lookup = identity._lookup
+    monkeypatch.setattr(identity, "_lookup", lambda redis, pairs: asked.append(pairs) or lookup(redis, pairs))
+    resolver = identity.Resolver(rt.redis)
+    issued = identity.issue(rt.redis, rt.settings, 7, clock.now)
+    pair, t = (issued.major, issued.minor), clock.now.timestamp()
+    assert resolver.resolve({pair: t}) == {pair: 7}
+    assert resolver.resolve({pair: t + 60}) == {pair: 7} and len(asked) == 1  # from memory
+    # Heard after its validity: Redis decides, and the token may belong to someone else by then.
+    later = issued.valid_until.timestamp() + 1
+    rt.redis.set(identity._token_key((pair[0] << 16) | pair[1]), f"8:{later + 900}")
+    assert resolver.resolve({pair: later}) == {pair: 8} and len(asked) == 2
 
 
 def test_identities_rotate(client, member, clock):

@@ -55,18 +55,50 @@ def issue(redis: Redis, settings: Settings, member_id: int, now: datetime) -> Id
     return Identity(settings.beacons.identity_uuid, token >> 16, token & 0xFFFF, until)
 
 
+def _lookup(redis: Redis, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, float]]:
+    """The (member, valid until) of each (major, minor) pair that is a live identity."""
+    out = {}
+    for pair, value in zip(pairs, redis.mget([_token_key((major << 16) | minor) for major, minor in pairs]),
+                           strict=True):
+        if value is not None:
+            member_s, _, until_s = (value.decode() if isinstance(value, bytes) else value).partition(":")
+            out[pair] = (int(member_s), float(until_s))
+    return out
+
+
 def resolve_many(redis: Redis, heard: dict[tuple[int, int], float]) -> dict[tuple[int, int], int]:
     """Map (major, minor) pairs heard by gateways at the given times to members; identities that were
     not valid at that time, or are unknown, are left out."""
     if not heard:
         return {}
-    pairs = list(heard)
-    values = redis.mget([_token_key((major << 16) | minor) for major, minor in pairs])
-    out = {}
-    for pair, value in zip(pairs, values, strict=True):
-        if value is None:
-            continue
-        member_s, _, until_s = (value.decode() if isinstance(value, bytes) else value).partition(":")
-        if heard[pair] <= float(until_s):
-            out[pair] = int(member_s)
-    return out
+    return {pair: member for pair, (member, until) in _lookup(redis, list(heard)).items() if heard[pair] <= until}
+
+
+class Resolver:
+    """``resolve_many`` with a memory, for a worker that hears the same identities all day.
+
+    A token is set once (``SET NX``) for its whole validity, so while it is valid its member cannot
+    change: only tokens never seen, or heard after the validity known for them, go to Redis.
+    """
+
+    def __init__(self, redis: Redis, max_known: int = 500_000) -> None:
+        self.redis = redis
+        self.max_known = max_known
+        self._known: dict[tuple[int, int], tuple[int, float]] = {}
+
+    def resolve(self, heard: dict[tuple[int, int], float]) -> dict[tuple[int, int], int]:
+        known = self._known
+        out, ask = {}, []
+        for pair, t in heard.items():
+            entry = known.get(pair)
+            if entry is not None and t <= entry[1]:
+                out[pair] = entry[0]
+            else:
+                ask.append(pair)
+        if ask:
+            if len(known) > self.max_known:
+                known.clear()
+            found = _lookup(self.redis, ask)
+            known.update(found)
+            out.update((pair, member) for pair, (member, until) in found.items() if heard[pair] <= until)
+        return out
