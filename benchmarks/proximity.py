@@ -1,17 +1,18 @@
 """Proximity: the engine in-process, sightings end to end, and the frame parser, in one run.
 
-    python -m benchmarks.proximity [--duration 10] [--rate 30000] [--web-workers 2] [--workers 2]
+    python -m benchmarks.proximity [--duration 30] [--capacity-duration 10] [--rate 30000] [--workers 3]
 
 1. **Engine**, one process (one core): member batches of 8 readings through ``Engine.observe`` and
    ``Engine.update``. Baseline in the same run: a loop that only files each sighting under its
    member and anchor (the least any engine must do). Goal: at least 100,000 sightings/s.
 2. **End to end** on a durable PostgreSQL and a Redis: gateways post signed batches of 500
    identity sightings over HTTP to gunicorn, which appends them to the stream; proximity workers
-   (``python -m mallapp.proximity``) resolve the identities, run the engine, keep state in Redis
-   and write check-ins, visits and events. First an open-loop phase at ``--rate`` (is the p99
-   from ingest to decision under 1 s at that rate?), then a phase as fast as the load can go
-   (capacity). Baseline: the Redis stream alone (XADD, XREADGROUP, XACK of the same entries, no
-   processing). Goal: at least 30,000 sightings/s with p99 under 1 s.
+   (``python -m mallapp.proximity``) resolve the identities, run the engine on member states kept
+   in memory and saved to Redis, and write check-ins, visits and events. First an open-loop phase
+   at ``--rate``: do the workers keep up, and is the p99 from ingest to decision under 1 s? Then a
+   phase as fast as the load can go (capacity). Baseline: the Redis stream alone (XADD,
+   XREADGROUP, XACK of the same entries, no processing). Goal: at least 30,000 sightings/s with
+   p99 under 1 s.
 3. **Parser**: ``beacons.frames`` against beacontools on the same frames (benchmarks/parser.py).
 """
 
@@ -165,7 +166,7 @@ def _load(url: str, keys: list[str], idents: list[tuple[int, int]], identity_uui
     lock = threading.Lock()
     counters = {"requests": 0, "accepted": 0, "failed": 0, "statuses": {}}
     latencies: list[float] = []
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     interval = (BATCH / rate * threads) if rate else 0.0
     rng = random.Random(offset)
 
@@ -232,7 +233,7 @@ def _load(url: str, keys: list[str], idents: list[tuple[int, int]], identity_uui
         th.start()
     for th in pool:
         th.join()
-    out.put({**counters, "latencies": latencies, "seconds": time.monotonic() - started})
+    out.put({**counters, "latencies": latencies, "seconds": time.monotonic() - started, "started_at": started_at})
 
 
 @dataclass
@@ -248,6 +249,7 @@ class Phase:
     http_p99_ms: float
     decision_p99_ms: float
     decision_p50_ms: float
+    ack_p99_ms: float
 
     @property
     def ingest_rate(self) -> float:
@@ -258,13 +260,15 @@ class Phase:
         return self.accepted / self.processed_seconds if self.processed_seconds else 0.0
 
 
-def _histogram(redis) -> list[int]:
-    total = [0] * (len(LATENCY_EDGES_MS) + 1)
+def _histograms(redis) -> tuple[list[int], list[int]]:
+    """The workers' histograms summed: ingest to decision, and ingest to acknowledgement."""
+    decide, ack = [0] * (len(LATENCY_EDGES_MS) + 1), [0] * (len(LATENCY_EDGES_MS) + 1)
     for key in redis.scan_iter("proximity:stats:*"):
         stats = {k.decode(): v for k, v in redis.hgetall(key).items()}
         for i, edge in enumerate((*LATENCY_EDGES_MS, "inf")):
-            total[i] += int(float(stats.get(f"latency_le_{edge}", 0)))
-    return total
+            decide[i] += int(float(stats.get(f"latency_le_{edge}", 0)))
+            ack[i] += int(float(stats.get(f"ack_le_{edge}", 0)))
+    return decide, ack
 
 
 def _percentile(hist: list[int], q: float) -> float:
@@ -294,14 +298,13 @@ def _drained(redis, names: list[str]) -> bool:
 def run_phase(st: Stack, url: str, venue: Venue, name: str, rate: float | None, seconds: float,
               processes: int, threads: int) -> Phase:
     redis = st.runtime().redis
-    before = _histogram(redis)
+    before = _histograms(redis)
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue = ctx.Queue()
     uuid = st.settings.beacons.identity_uuid
     per_process = rate / processes if rate else None
     procs = [ctx.Process(target=_load, args=(url, venue.gateway_keys, venue.identities, uuid, per_process, seconds,
                                              threads, i, out)) for i in range(processes)]
-    started = time.monotonic()
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
@@ -310,9 +313,11 @@ def run_phase(st: Stack, url: str, venue: Venue, name: str, rate: float | None, 
     names = streams(st.settings)
     while not _drained(redis, names):
         time.sleep(0.02)
-    processed = time.monotonic() - started
+    # From the first request (not from spawning the load processes) to the last acknowledgement.
+    processed = time.time() - min(r["started_at"] for r in results)
     time.sleep(2.5)  # the workers publish their histograms every second
-    hist = [a - b for a, b in zip(_histogram(redis), before, strict=True)]
+    after = _histograms(redis)
+    hist, ack = ([a - b for a, b in zip(now, then, strict=True)] for now, then in zip(after, before, strict=True))
     latencies = sorted(x for r in results for x in r["latencies"])
     statuses: dict[int, int] = {}
     for r in results:
@@ -323,7 +328,7 @@ def run_phase(st: Stack, url: str, venue: Venue, name: str, rate: float | None, 
                  sum(r["requests"] for r in results), sum(r["failed"] for r in results), statuses,
                  sum(r["accepted"] for r in results), processed,
                  latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else 0.0,
-                 _percentile(hist, 0.99), _percentile(hist, 0.50))
+                 _percentile(hist, 0.99), _percentile(hist, 0.50), _percentile(ack, 0.99))
 
 
 def run_stream_baseline(st: Stack, seconds: float, sample_entry: bytes) -> float:
@@ -384,7 +389,7 @@ def run_e2e(args: argparse.Namespace, workdir: Path) -> tuple[list[Phase], float
                 log(f"  warm-up ({args.warmup:g} s at {args.rate:,.0f}/s): every member walked in, checked in and "
                     f"dwelt at a store: {warm.e2e_rate:,.0f}/s end to end, decide p99 {warm.decision_p99_ms:.0f} ms")
                 phases.append(run_phase(st, server.url, venue, "at rate", args.rate, args.duration, 1, 4))
-                phases.append(run_phase(st, server.url, venue, "capacity", None, args.duration, 2, 3))
+                phases.append(run_phase(st, server.url, venue, "capacity", None, args.capacity_duration, 2, 3))
         finally:
             for w in workers:
                 stop_process(w)
@@ -404,7 +409,9 @@ def _verdict(ok: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.proximity", description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=10.0, help="seconds of each end-to-end phase")
+    # Long enough that the last entries' drain (a fraction of a second) does not decide the rate.
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of the open-loop phase at --rate")
+    p.add_argument("--capacity-duration", type=float, default=10.0, help="seconds of the flat-out phase")
     p.add_argument("--warmup", type=float, default=25.0,
                    help="seconds of load before measuring: long enough for every member's entry and dwell")
     p.add_argument("--rate", type=float, default=float(E2E_GOAL), help="offered sightings/s of the open-loop phase")
@@ -428,20 +435,29 @@ def main(argv: list[str] | None = None) -> int:
         log("")
         log("== End to end: HTTP batches -> gunicorn -> Redis stream -> proximity workers -> Redis state, PostgreSQL")
         log(f"{'phase':<10}{'offered':>12}{'ingested/s':>12}{'e2e/s':>10}{'http p99':>10}{'decide p50':>11}"
-            f"{'decide p99':>11}{'requests':>10}{'failed':>8}  goal (e2e >= {E2E_GOAL:,}/s, p99 < 1 s)")
+            f"{'decide p99':>11}{'ack p99':>9}{'requests':>10}{'failed':>8}")
         for ph in phases:
-            goal = (f"e2e {_verdict(ph.e2e_rate >= E2E_GOAL)}, p99 {_verdict(ph.decision_p99_ms < P99_GOAL_MS)}")
             log(f"{ph.name:<10}{ph.offered:>12}{ph.ingest_rate:>12,.0f}{ph.e2e_rate:>10,.0f}{ph.http_p99_ms:>9.0f}m"
-                f"{ph.decision_p50_ms:>10.0f}m{ph.decision_p99_ms:>10.0f}m{ph.requests:>10}{ph.failed:>8}  {goal}")
+                f"{ph.decision_p50_ms:>10.0f}m{ph.decision_p99_ms:>10.0f}m{ph.ack_p99_ms:>8.0f}m{ph.requests:>10}{ph.failed:>8}")
             if ph.failed:
                 log(f"  {ph.name}: statuses {ph.statuses}")
         log(f"baseline  the Redis stream alone (XADD, XREADGROUP, XACK, JSON decode): {stream_rate:,.0f} sightings/s;"
             f" e2e / baseline at capacity {phases[-1].e2e_rate / stream_rate:.3f}")
         log(f"  e2e/s: sightings accepted / (load start .. the group has read and acknowledged everything); "
-            f"decide: ingest to acknowledgement, from the workers' histograms (bucket upper edges); "
+            f"decide: ingest to the engine's decision (any check-in or event it makes durable); ack: ingest to "
+            f"acknowledgement (member state saved; at most a flush later), from the workers' histograms (bucket "
+            f"upper edges); "
             f"{checkins} automatic check-ins written")
-        at_rate = phases[0]
-        ok &= at_rate.e2e_rate >= E2E_GOAL * 0.97 and at_rate.decision_p99_ms < P99_GOAL_MS
+        at_rate, capacity = phases
+        # Open loop at the goal's rate: the workers keep up (all but the last moment's drain is done
+        # within the phase) and decide within the latency goal; flat out, they go past the rate.
+        kept_up = at_rate.ingest_rate >= E2E_GOAL * 0.97 and at_rate.e2e_rate >= at_rate.ingest_rate * 0.97
+        met = kept_up and at_rate.decision_p99_ms < P99_GOAL_MS and capacity.e2e_rate >= E2E_GOAL
+        log(f"GOAL end to end >= {E2E_GOAL:,} sightings/s with p99 < {P99_GOAL_MS / 1000:g} s: {_verdict(met)} (at "
+            f"{at_rate.offered} offered: {'kept up' if kept_up else 'fell behind'}, e2e {at_rate.e2e_rate:,.0f}/s = "
+            f"{at_rate.e2e_rate / max(at_rate.ingest_rate, 1):.1%} of ingested, decide p99 <= "
+            f"{at_rate.decision_p99_ms:.0f} ms; flat out {capacity.e2e_rate:,.0f}/s end to end)")
+        ok &= met
     if args.only in (None, "parser"):
         from benchmarks.parser import print_result, run_parser_bench
 
