@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from mallapp.checkin import Checkin
 from mallapp.proximity import effects, identity, live
+from mallapp.proximity.engine import MemberState
 from mallapp.proximity.history import MallVisit, ProximityEvent, ZoneVisit
 from mallapp.proximity.ingest import stream, streams
 from mallapp.proximity.leases import WORKERS, lease_key
@@ -178,6 +179,21 @@ def test_decisions_do_not_wait_for_the_flush_and_a_crash_before_it_loses_nothing
     with rt.sessions() as s:
         assert s.scalars(select(ProximityEvent.zone_id)).all() == [venue.store_zone]
     assert live.zone_counts(rt.redis, [0, venue.store_zone]) == {0: 1, venue.store_zone: 1}
+
+
+def test_a_clean_stop_saves_what_is_in_memory_and_gives_the_partitions_back(client, member, clock, rt, venue):
+    lazy = Worker(rt, "lazy", block_ms=0, flush_every_s=3600)
+    lazy.ensure_group()
+    walk(client, member, lazy, clock, 9, {1: -60})
+    assert pending(rt) >= 1
+    stop = threading.Event()
+    stop.set()
+    lazy.run(stop)  # what SIGTERM leads to: the loop ends and the worker closes
+    assert pending(rt) == 0
+    assert not any(rt.redis.exists(lease_key(p)) for p in range(rt.settings.beacons.stream_partitions))
+    assert rt.redis.zscore(WORKERS, "lazy") is None
+    saved = rt.redis.get(state_key(member["member"]["id"]))
+    assert MemberState.from_bytes(saved.partition(b"|")[2]).clock == clock.now.timestamp()
 
 
 def test_a_stale_copy_in_memory_is_caught_and_redone_on_the_saved_state(client, member, worker, clock, rt, venue):
