@@ -286,7 +286,8 @@ class Worker:
     def sweep(self) -> int:
         """Advance members whose exit deadline passed with no sightings (they left)."""
         now = self.rt.now().timestamp()
-        due = self.redis.zrangebyscore(DEADLINES, "-inf", now, start=0, num=500)
+        # A flush late: the member's worker may hold sightings newer than the saved deadline.
+        due = self.redis.zrangebyscore(DEADLINES, "-inf", now - self.flush_every_s, start=0, num=500)
         if not due:
             return 0
         members = [int(m) for m in due]
