@@ -9,7 +9,12 @@ stand, within a few metres of the weighted centroid. At each place the filtered 
 by a log-distance model with a loss per obstacle crossed, plus two nuisances that are least-squared
 out per place: the phone's gain (an offset in dB; phones differ by 15 dB and more) and the shadow of
 the member's own body (a cosine of the bearing, ridge-shrunk, which otherwise drags the estimate
-towards where the member faces). It needs the floor plan (:class:`FloorPlan`): on the library data
+towards where the member faces). The spread of the readings about the model is not assumed but
+integrated out (a scale-free prior), so a place's likelihood is its residual sum of squares to the
+power -nu/2: the posterior is as sharp as the fit is good, for a quiet phone and a noisy one alike.
+nu is the number of independent readings a window is worth: at most the anchors heard less one (the
+offset), and no more than a constant however many are heard, since their errors are shared (the
+body, people nearby, the room). It needs the floor plan (:class:`FloorPlan`): on the library data
 the same model without obstacles did worse than the weighted centroid, which is what the engine uses
 on a floor without a plan. No fingerprints: the model knows anchor positions, measured power and the
 floor plan only.
@@ -18,7 +23,6 @@ floor plan only.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -121,11 +125,11 @@ class FloorPlan:
 class LocateParams:
     """The position model; defaults chosen by ``python -m mallapp.proximity.evaluate`` (see there)."""
 
-    exponent: float = 2.5  # path-loss exponent of the model (not the presence distance's)
+    exponent: float = 2.0  # path-loss exponent of the model (not the presence distance's)
     wall_db: float = 2.5  # loss per obstacle crossed
-    sigma_db: float = 6.0  # spread of the (tempered) likelihood of a filtered reading
+    independent_readings: float = 14.0  # nu: what a window's readings are worth (see the module docstring)
     body_ridge: float = 0.1  # shrinkage of the body-shadow term, per anchor heard
-    radius_m: float = 4.0  # the search radius around the centroid
+    radius_m: float = 6.0  # the search radius around the centroid
     step_m: float = 0.5  # lattice step
     k: int = 6  # the starting centroid's anchors ...
     sharpness: float = 0.15  # ... and weighting (see weighted_centroid)
@@ -348,14 +352,18 @@ class Locator:
     def estimate(self, readings: Sequence[Reading]) -> Point:
         """The posterior mean position from filtered readings (x, y, rssi, measured power)."""
         start, cells, losses = self.fit(readings)
-        return self.posterior_mean(cells, losses, self.params.sigma_db) if cells else start
+        if not cells:
+            return start
+        return self.posterior_mean(cells, losses, self.params.independent_readings, len(readings))
 
-    def posterior_mean(self, cells: list[int], losses: list[float], sigma_db: float) -> Point:
-        """The mean of the places under the prior and the likelihood exp(-loss / (2 sigma^2))."""
-        half_inv_var = 0.5 / (sigma_db * sigma_db)
+    def posterior_mean(self, cells: list[int], losses: list[float], nu: float, heard: int) -> Point:
+        """The mean of the places under the prior and the likelihood loss^(-nu / 2), nu at most ``heard`` - 1."""
+        # heard - 1 is the exact exponent if every reading were independent: the likelihood with the noise
+        # level, the offset (flat prior) and the body term (its ridge a Gaussian prior) integrated out.
+        half_nu = 0.5 * min(nu, heard - 1)
         geo = self.geometry
         prior, xs, ys = geo.weights, geo.xs, geo.ys
-        scores = [math.log(prior[c]) - loss * half_inv_var for c, loss in zip(cells, losses, strict=True)]
+        scores = [math.log(prior[c]) - half_nu * math.log(loss) for c, loss in zip(cells, losses, strict=True)]
         best = max(scores)
         weights = [math.exp(v - best) for v in scores]
         total = sum(weights)
@@ -363,7 +371,8 @@ class Locator:
                 sum(w * ys[c] for w, c in zip(weights, cells, strict=True)) / total)
 
     def fit(self, readings: Sequence[Reading]) -> tuple[Point, list[int], list[float]]:
-        """The starting centroid, the places searched and each place's loss (no places: the centroid it is)."""
+        """The starting centroid, the places searched and each place's loss, a sum of squares in dB^2 (no
+        places: the centroid it is)."""
         p = self.params
         start = weighted_centroid(readings, p.k, p.sharpness)
         if len(readings) < p.min_anchors:
@@ -375,26 +384,25 @@ class Locator:
         m = len(readings)
         # Per cell, sums over the anchors heard (column-wise, so that the loops run in C): of l, c, s, cc, ss,
         # cs, ll, lc, ls (see _columns), and of g l, g c, g s with g the reading's level above 1 m.
-        add = operator.add
-        sums: list[list[float]] = [[0.0] * len(cells) for _ in range(12)]
-        sg = sgg = 0.0
-        for x, y, rssi, power in readings:
-            g = rssi - power
-            sg += g
-            sgg += g * g
-            columns = self._columns(x, y, cells)
-            for k in range(9):
-                sums[k] = list(map(add, sums[k], columns[k]))
-            for k in range(3):
-                sums[9 + k] = list(map(add, sums[9 + k], map(g.__mul__, columns[k])))
+        columns = [self._columns(x, y, cells) for x, y, _, _ in readings]
+        levels = [rssi - power for _, _, rssi, power in readings]
+        sg = sum(levels)
+        sgg = sum(g * g for g in levels)
+        sums = [list(map(sum, zip(*[column[k] for column in columns], strict=True))) for k in range(9)]
+        for k in range(3):
+            weighted = [map(g.__mul__, column[k]) for g, column in zip(levels, columns, strict=True)]
+            sums.append(list(map(sum, zip(*weighted, strict=True))))
         ridge = p.body_ridge * m
+        # Readings are whole dBm: their rounding alone leaves m/12 dB^2 that no place fits away (and the
+        # likelihood's logarithm finite).
+        rounding = m / 12.0
         losses = []
         for sl, sc, ss, scc, sss, scs, sll, slc, sls, sgl, sgc, sgs in zip(*sums, strict=True):
             # Residual r = g - l = offset + a c + b s + noise, least squares with a ridge on (a, b); the loss
             # is the residual sum of squares plus the ridge's penalty, r'r - theta'A'r at the solution.
             sr, src, srs = sg - sl, sgc - slc, sgs - sls
             offset, a, b = _solve3(m, sc, ss, scc + ridge, sss + ridge, scs, sr, src, srs)
-            losses.append(sgg - 2.0 * sgl + sll - offset * sr - a * src - b * srs)
+            losses.append(sgg - 2.0 * sgl + sll - offset * sr - a * src - b * srs + rounding)
         return start, cells, losses
 
 
