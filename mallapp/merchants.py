@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String, bindparam, select
+from sqlalchemy import Boolean, Integer, String, bindparam, false, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp.db import Base, UTCDateTime
@@ -26,6 +26,8 @@ class Merchant(Base):
     # The first characters of the key, so staff can tell keys apart without seeing them.
     key_hint: Mapped[str] = mapped_column(String(12))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set by ops admins: this merchant's submitted deals go live without review.
+    auto_approve_deals: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -39,7 +41,8 @@ def create(session: Session, name: str, now: datetime) -> tuple[Merchant, str]:
     if not name or len(name) > 80:
         raise InvalidInput("a merchant name is 1 to 80 characters", code="merchant.invalid_name")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    merchant = Merchant(name=name, api_key_hash=hash_key(key), key_hint=key[:8], active=True, created_at=now)
+    merchant = Merchant(name=name, api_key_hash=hash_key(key), key_hint=key[:8], active=True,
+                        auto_approve_deals=False, created_at=now)
     session.add(merchant)
     session.flush()
     return merchant, key

@@ -1,6 +1,6 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
-from mallapp import checkin, gifts, members, merchants, ops, points, purchases, venue  # noqa: F401
+from mallapp import checkin, coupons, deals, gifts, members, merchants, ops, points, purchases, venue  # noqa: F401
 from mallapp.db import Base
 from mallapp.proximity import history  # noqa: F401
 

@@ -140,6 +140,13 @@ def _canonical_uuid(value: str) -> str:
         raise ValueError(f"{value!r} is not a UUID") from None
 
 
+class DealsSettings(_Section):
+    # A member counts as new for deals with the new_members rule this many days after joining.
+    new_member_days: int = Field(gt=0, le=3650)
+    # Characters in a coupon code (from a 31-letter alphabet: 10 characters are ~49 bits).
+    coupon_code_length: int = Field(ge=8, le=16)
+
+
 class Gift(_Section):
     code: str = Field(pattern=r"^[a-z0-9_-]{1,40}$")
     name: str
@@ -160,6 +167,7 @@ class Settings(_Section):
     points: PointsSettings
     checkin: CheckinSettings
     beacons: BeaconSettings
+    deals: DealsSettings
     gifts: tuple[Gift, ...] = ()
 
     def gift(self, code: str) -> Gift | None:

@@ -348,3 +348,74 @@ def test_concurrent_gift_redemption_requests_with_one_idempotency_key_spend_once
     assert Counter(status for status, _ in results) == {201: 1, 200: 19}
     assert len({(body["id"], body["pickup_code"]) for _, body in results}) == 1
     assert account(rt, member_id).balance == 380
+
+
+# --- deals and coupons -----------------------------------------------------------------------------
+
+def live_deal(rt: Runtime, quota: int, per_member_limit: int, benefit: dict | None = None) -> int:
+    from mallapp import deals, venue_admin
+
+    now = rt.now()
+    with rt.sessions.begin() as session:
+        merchant_id = merchants.create(session, "Flash Sale Shoes", now)[0].id
+        store = venue_admin.create_store(session, name="Flash", floor=1, x=0, y=0, merchant_id=merchant_id, now=now)
+        deal = deals.create(session, merchant_id, title="First 100 pairs", store_id=store.id,
+                            starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1), quota=quota,
+                            per_member_limit=per_member_limit,
+                            benefit=benefit or {"kind": "percent_off", "percent": 50}, now=now)
+        deals.transition(session, merchant_id, deal.id, "submit", now)
+        deals.review(session, deal.id, approve=True, now=now)
+        return deal.id
+
+
+def test_a_thousand_concurrent_claims_on_a_hundred_coupon_deal_yield_exactly_a_hundred(rt):
+    from mallapp import coupons, deals
+
+    deal_id = live_deal(rt, quota=100, per_member_limit=2)
+    with rt.sessions.begin() as session:
+        member_ids = [members.sign_in(session, openid=f"o-flash-{i}", unionid=None, now=rt.now())[0].id
+                      for i in range(200)]
+
+    def claim(i: int) -> Any:
+        # 200 members, 5 attempts each, all released together; the pool hands out connections in turn.
+        with rt.sessions.begin() as session:
+            return coupons.claim(session, rt.settings, member_ids[i % 200], deal_id, rt.now())
+
+    results = race(1000, claim)
+
+    assert unexpected(results) == []
+    outcome = codes(results)
+    assert outcome["ok"] == 100 and set(outcome) <= {"ok", "deal.sold_out", "deal.limit_reached"}
+    with rt.sessions.begin() as session:
+        held = session.execute(select(coupons.Coupon.member_id, func.count())
+                               .where(coupons.Coupon.deal_id == deal_id).group_by(coupons.Coupon.member_id)).all()
+        assert sum(n for _, n in held) == 100
+        assert max(n for _, n in held) <= 2
+        assert session.get(deals.Deal, deal_id).claimed == 100
+        assert len(set(session.scalars(select(coupons.Coupon.code)))) == 100
+
+
+def test_concurrent_redemptions_of_one_coupon_use_it_once_and_credit_its_points_once(rt):
+    from mallapp import coupons, deals
+
+    deal_id = live_deal(rt, quota=1, per_member_limit=1, benefit={"kind": "bonus_points", "points": 40})
+    member_id = new_member(rt, "o-bonus")
+    with rt.sessions.begin() as session:
+        code = coupons.claim(session, rt.settings, member_id, deal_id, rt.now()).coupon.code
+        deal = session.get(deals.Deal, deal_id)
+        merchant_id, store_id = deal.merchant_id, deal.store_id
+
+    # Half the tills retry one request id, the other half send their own: one redemption either way.
+    results = race_in_transactions(rt, WORKERS, lambda session, i: coupons.redeem(
+        session, rt.settings, rt.secret, merchant_id=merchant_id, store_id=store_id, code=code,
+        request_id="till-a" if i % 2 else f"till-{i}", now=rt.now()))
+
+    assert unexpected(results) == []
+    first = [r for r in results if isinstance(r, coupons.Redeemed) and not r.replayed]
+    assert len(first) == 1
+    replays = sum(1 for r in results if isinstance(r, coupons.Redeemed) and r.replayed)
+    assert replays + codes(results)["coupon.already_used"] == WORKERS - 1
+    assert reasons(rt, member_id) == {"coupon": 1}
+    assert account(rt, member_id).balance == 40
+    with rt.sessions.begin() as session:
+        assert session.get(deals.Deal, deal_id).redeemed == 1

@@ -1,0 +1,207 @@
+"""Coupons: members claim deals, tills redeem the coupons once.
+
+A claim locks the deal's row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions begin
+``IMMEDIATE``, so writers queue), so the quota and the per-member limit are checked and the
+counter moved under one lock: concurrent claims can never exceed either. A redemption locks the
+coupon's row; the till's ``request_id`` makes its retry return the first result.
+
+A coupon's status is derived: ``used`` once redeemed, else ``expired`` from the deal's
+``ends_at``, else ``active``. Pausing or ending a deal stops claims, not the coupons members hold.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import ForeignKey, Index, String, func, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from mallapp import members, points
+from mallapp.db import Base, UTCDateTime, insert_or_nothing
+from mallapp.deals import Deal, member_matches
+from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
+from mallapp.points import BigId
+from mallapp.settings import Settings
+
+Status = Literal["active", "used", "expired"]
+QR_PREFIX = "CP1"
+# Codes are read off a phone and typed at a till: no 0/O, 1/I/L.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+class Coupon(Base):
+    __tablename__ = "coupons"
+    __table_args__ = (Index("ix_coupons_deal_id_member_id", "deal_id", "member_id"),
+                      Index("ix_coupons_member_id_claimed_at", "member_id", "claimed_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    redeemed_at_store: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    # The till's id for the redeem call: a retry carrying it gets the first answer again.
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    bonus_points: Mapped[int | None] = mapped_column()
+
+    def status(self, deal: Deal, now: datetime) -> Status:
+        if self.redeemed_at is not None:
+            return "used"
+        return "expired" if now >= deal.ends_at else "active"
+
+
+@dataclass(frozen=True)
+class Held:
+    """A coupon with its deal, as the wallet and the till show it."""
+
+    coupon: Coupon
+    deal: Deal
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    coupon: Coupon
+    deal: Deal
+    replayed: bool
+
+
+# --- codes and the QR payload ----------------------------------------------------------------------
+
+def new_code(length: int) -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def normalize_code(text: str) -> str:
+    """What a cashier typed, in canonical form: upper case, without spaces or dashes."""
+    return text.replace("-", "").replace(" ", "").upper()
+
+
+def _qr_sig(secret: bytes, coupon_id: int, code: str) -> str:
+    mac = hmac.new(secret, f"coupon:{coupon_id}:{code}".encode(), hashlib.sha256).digest()[:15]
+    return base64.urlsafe_b64encode(mac).decode()
+
+
+def qr_payload(secret: bytes, coupon: Coupon) -> str:
+    """The signed payload of the coupon's QR code: ``CP1.<id>.<code>.<HMAC>``."""
+    return f"{QR_PREFIX}.{coupon.id}.{coupon.code}.{_qr_sig(secret, coupon.id, coupon.code)}"
+
+
+def code_from_qr(secret: bytes, payload: str) -> str:
+    """The coupon code in a genuine QR payload, or InvalidInput."""
+    parts = payload.split(".")
+    if len(parts) != 4 or parts[0] != QR_PREFIX or not parts[1].isdigit():
+        raise InvalidInput("not a coupon QR code", code="coupon.invalid_qr")
+    if not hmac.compare_digest(parts[3], _qr_sig(secret, int(parts[1]), parts[2])):
+        raise InvalidInput("the coupon QR code is not genuine", code="coupon.invalid_qr")
+    return parts[2]
+
+
+# --- claiming --------------------------------------------------------------------------------------
+
+def claim(session: Session, settings: Settings, member_id: int, deal_id: int, now: datetime) -> Held:
+    """Give the member a coupon for a live deal, within its quota and the per-member limit."""
+    member = members.get(session, member_id)
+    deal = session.scalar(select(Deal).where(Deal.id == deal_id).with_for_update()
+                          .execution_options(populate_existing=True)) if 0 < deal_id < 2**31 else None
+    if deal is None or deal.status in ("draft", "pending_approval", "rejected"):
+        raise NotFound(f"no deal with id {deal_id}", code="deal.not_found")
+    if deal.status != "live" or not deal.within_validity(now):
+        raise RuleViolation("this deal cannot be claimed now", code="deal.not_available",
+                            details={"status": deal.status})
+    if not member_matches(settings, deal.member_rule, member, now):
+        raise RuleViolation("this deal is for other members", code="deal.member_not_eligible",
+                            details={"member_rule": deal.member_rule})
+    if deal.claimed >= deal.quota:
+        raise RuleViolation("every coupon of this deal has been claimed", code="deal.sold_out")
+    held = claims_by_deal(session, member_id, [deal.id]).get(deal.id, 0)
+    if held >= deal.per_member_limit:
+        raise RuleViolation(f"a member may claim this deal {deal.per_member_limit} time(s)",
+                            code="deal.limit_reached")
+    values = dict(deal_id=deal.id, member_id=member_id, claimed_at=now, redeemed_at=None, redeemed_at_store=None,
+                  request_id=None, bonus_points=None)
+    for _ in range(5):
+        values["code"] = new_code(settings.deals.coupon_code_length)
+        coupon_id = insert_or_nothing(session, Coupon, values, ["code"])
+        if coupon_id is not None:
+            break
+    else:  # pragma: no cover - five collisions in a space of 31^8 or more
+        raise Conflict("could not allocate a coupon code, try again", code="coupon.retry")
+    deal.claimed += 1  # under the deal's lock, in the coupon's transaction
+    session.flush()
+    return Held(Coupon(id=coupon_id, **values), deal)
+
+
+def claims_by_deal(session: Session, member_id: int, deal_ids: Sequence[int]) -> dict[int, int]:
+    """How many coupons the member holds of each deal (used and expired ones count)."""
+    if not deal_ids:
+        return {}
+    rows = session.execute(select(Coupon.deal_id, func.count()).where(Coupon.member_id == member_id,
+                                                                      Coupon.deal_id.in_(deal_ids))
+                           .group_by(Coupon.deal_id))
+    return {deal_id: n for deal_id, n in rows}
+
+
+def wallet(session: Session, member_id: int, now: datetime, status: Status | None = None,
+           limit: int = 50) -> list[Held]:
+    """The member's coupons, newest first, optionally of one status."""
+    query = select(Coupon, Deal).join(Deal, Deal.id == Coupon.deal_id).where(Coupon.member_id == member_id)
+    if status == "used":
+        query = query.where(Coupon.redeemed_at.is_not(None))
+    elif status == "active":
+        query = query.where(Coupon.redeemed_at.is_(None), Deal.ends_at > now)
+    elif status == "expired":
+        query = query.where(Coupon.redeemed_at.is_(None), Deal.ends_at <= now)
+    rows = session.execute(query.order_by(Coupon.claimed_at.desc(), Coupon.id.desc()).limit(limit))
+    return [Held(coupon, deal) for coupon, deal in rows]
+
+
+# --- redeeming at the till -------------------------------------------------------------------------
+
+def redeem(session: Session, settings: Settings, secret: bytes, *, merchant_id: int, store_id: int,
+           code: str | None = None, qr: str | None = None, request_id: str, now: datetime) -> Redeemed:
+    """Use a coupon at the till, once; the same request_id again returns the first result."""
+    if (code is None) == (qr is None):
+        raise InvalidInput("send the coupon's code or its QR payload", code="request.invalid")
+    wanted = code_from_qr(secret, qr) if qr is not None else normalize_code(code or "")
+    coupon = session.scalar(select(Coupon).where(Coupon.code == wanted).with_for_update()
+                            .execution_options(populate_existing=True))
+    if coupon is None:
+        raise NotFound("no coupon with this code", code="coupon.not_found")
+    deal = session.get(Deal, coupon.deal_id)
+    assert deal is not None  # a foreign key
+    if deal.merchant_id != merchant_id:
+        raise RuleViolation("this coupon is for another merchant's deal", code="coupon.wrong_merchant")
+    if coupon.redeemed_at is not None:
+        if coupon.request_id == request_id:
+            return Redeemed(coupon, deal, replayed=True)
+        raise Conflict("this coupon has already been used", code="coupon.already_used",
+                       details={"redeemed_at": coupon.redeemed_at.isoformat(), "store_id": coupon.redeemed_at_store})
+    if store_id != deal.store_id:
+        raise RuleViolation("this coupon is valid only at the deal's store", code="coupon.wrong_store",
+                            details={"store_id": deal.store_id})
+    if now < deal.starts_at:
+        raise RuleViolation("this coupon is not valid yet", code="coupon.not_yet_valid",
+                            details={"starts_at": deal.starts_at.isoformat()})
+    if now >= deal.ends_at:
+        raise RuleViolation("this coupon has expired", code="coupon.expired",
+                            details={"ends_at": deal.ends_at.isoformat()})
+    coupon.redeemed_at, coupon.redeemed_at_store, coupon.request_id = now, store_id, request_id
+    if deal.benefit_kind == "bonus_points" and deal.benefit_value:
+        # Keyed by the coupon, so no path (a retry, a second request id) can credit it twice.
+        points.credit(session, settings, coupon.member_id, deal.benefit_value, "coupon",
+                      source_ref=f"coupon:{coupon.id}", idempotency_key=f"coupon:{coupon.id}:bonus", now=now,
+                      note=deal.title[:200])
+        coupon.bonus_points = deal.benefit_value
+    # One statement, in the coupon's transaction: the figure stays exact under concurrent redemptions.
+    session.execute(update(Deal).where(Deal.id == deal.id).values(redeemed=Deal.redeemed + 1))
+    session.flush()
+    session.refresh(deal)
+    return Redeemed(coupon, deal, replayed=False)
