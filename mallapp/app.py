@@ -28,13 +28,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.json.sort_keys = False
     app.extensions["mallapp"] = runtime
 
-    from mallapp.api import members, merchant, meta, ops, proximity
+    from mallapp.api import coupons, deals, members, merchant, meta, ops, proximity
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(members.bp)
     app.register_blueprint(merchant.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(proximity.bp)
+    app.register_blueprint(deals.merchant_bp)
+    app.register_blueprint(deals.ops_bp)
+    app.register_blueprint(coupons.member_bp)
+    app.register_blueprint(coupons.till_bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

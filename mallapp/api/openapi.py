@@ -131,5 +131,15 @@ _CODE_STATUS.update({
 })
 
 
+# Deals and coupons (mallapp.deals, mallapp.coupons).
+_CODE_STATUS.update({
+    "deal.not_found": 404, "deal.invalid_state": 409, "deal.store_not_yours": 422, "deal.invalid_window": 400,
+    "deal.invalid_benefit": 400, "deal.terms_locked": 409, "deal.quota_below_claimed": 422,
+    "deal.not_available": 422, "deal.member_not_eligible": 422, "deal.sold_out": 422, "deal.limit_reached": 422,
+    "merchant.not_found": 404, "coupon.not_found": 404, "coupon.invalid_qr": 400, "coupon.wrong_merchant": 422,
+    "coupon.already_used": 409, "coupon.wrong_store": 422, "coupon.not_yet_valid": 422, "coupon.expired": 422,
+})
+
+
 def _status_of(code: str) -> int:
     return _CODE_STATUS[code]

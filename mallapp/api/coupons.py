@@ -1,0 +1,169 @@
+"""Coupons: members browse and claim deals and keep a wallet; tills redeem coupons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from flask import Blueprint
+from pydantic import Field, StringConstraints, model_validator
+
+from mallapp import coupons, deals, members
+from mallapp.api.core import (
+    Body,
+    Out,
+    Query,
+    current_member_id,
+    current_merchant_id,
+    operation,
+    runtime,
+    transaction,
+)
+from mallapp.api.deals import Benefit, Id
+
+member_bp = Blueprint("member_deals", __name__, url_prefix="/api/v1")
+till_bp = Blueprint("till_coupons", __name__, url_prefix="/api/v1/merchant")
+
+
+# --- shapes ----------------------------------------------------------------------------------------
+
+class MemberDealOut(Out):
+    id: int
+    store_id: int
+    title: str
+    text: str
+    image_url: str | None
+    starts_at: datetime
+    ends_at: datetime
+    benefit: Benefit
+    remaining: int = Field(description="coupons left to claim")
+    per_member_limit: int
+    claimed_by_me: int
+
+
+class MemberDealsOut(Out):
+    deals: list[MemberDealOut] = Field(description="soonest ending first")
+
+
+class CouponDealOut(Out):
+    id: int
+    store_id: int
+    title: str
+    image_url: str | None
+    benefit: Benefit
+    starts_at: datetime
+    ends_at: datetime = Field(description="the coupon expires then")
+
+
+class CouponOut(Out):
+    id: int
+    code: str = Field(description="what a cashier types at the till")
+    qr: str = Field(description="the signed payload to show as a QR code; the till posts it back as qr")
+    status: Literal["active", "used", "expired"]
+    claimed_at: datetime
+    redeemed_at: datetime | None
+    redeemed_at_store: int | None
+    deal: CouponDealOut
+
+
+class WalletOut(Out):
+    coupons: list[CouponOut] = Field(description="newest first")
+
+
+class WalletQuery(Query):
+    status: Literal["active", "used", "expired"] | None = None
+    limit: int = Field(default=50, ge=1, le=100)
+
+
+class RedeemIn(Body):
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z\- ]{4,40}$")] | None = Field(
+        default=None, description="the coupon code as the member shows it (dashes, spaces and case ignored)")
+    qr: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        default=None, description="the scanned QR payload, instead of the code")
+    store_id: Id = Field(description="the store whose till this is")
+    request_id: Annotated[str, StringConstraints(pattern=r"^[\w\-./:#]{1,64}$")] = Field(
+        description="the till's id for this redemption: a retry with it returns the first result")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RedeemIn:
+        if (self.code is None) == (self.qr is None):
+            raise ValueError("send either code or qr")
+        return self
+
+
+class RedeemOut(Out):
+    code: str
+    deal_id: int
+    title: str
+    benefit: Benefit = Field(description="what the till grants")
+    store_id: int
+    redeemed_at: datetime
+    request_id: str
+    bonus_points: int | None = Field(description="points credited to the member (bonus_points deals)")
+    replayed: bool = Field(description="true when this request_id had redeemed the coupon before; nothing changed")
+
+
+def _coupon_out(held: coupons.Held) -> CouponOut:
+    rt = runtime()
+    coupon, deal = held.coupon, held.deal
+    return CouponOut(id=coupon.id, code=coupon.code, qr=coupons.qr_payload(rt.secret, coupon),
+                     status=coupon.status(deal, rt.now()), claimed_at=coupon.claimed_at,
+                     redeemed_at=coupon.redeemed_at, redeemed_at_store=coupon.redeemed_at_store,
+                     deal=CouponDealOut(id=deal.id, store_id=deal.store_id, title=deal.title,
+                                        image_url=deal.image_url, benefit=deal.benefit, starts_at=deal.starts_at,
+                                        ends_at=deal.ends_at))
+
+
+# --- members ---------------------------------------------------------------------------------------
+
+@operation(member_bp, "/deals", "GET", summary="Live deals this member may claim now", auth="member",
+           response=MemberDealsOut)
+def list_deals() -> MemberDealsOut:
+    rt = runtime()
+    with transaction() as session:
+        member = members.get(session, current_member_id())
+        found = deals.claimable(session, rt.settings, member, rt.now())
+        held = coupons.claims_by_deal(session, member.id, [d.id for d in found])
+        return MemberDealsOut(deals=[MemberDealOut(
+            id=d.id, store_id=d.store_id, title=d.title, text=d.text, image_url=d.image_url, starts_at=d.starts_at,
+            ends_at=d.ends_at, benefit=d.benefit, remaining=d.quota - d.claimed, per_member_limit=d.per_member_limit,
+            claimed_by_me=held.get(d.id, 0)) for d in found])
+
+
+@operation(member_bp, "/deals/<int:deal_id>/claim", "POST", summary="Claim a coupon of a live deal",
+           auth="member", response=CouponOut, status=201,
+           errors=("deal.not_found", "deal.not_available", "deal.member_not_eligible", "deal.sold_out",
+                   "deal.limit_reached"))
+def claim(deal_id: int) -> CouponOut:
+    rt = runtime()
+    with transaction() as session:
+        return _coupon_out(coupons.claim(session, rt.settings, current_member_id(), deal_id, rt.now()))
+
+
+@operation(member_bp, "/me/coupons", "GET", summary="The member's coupon wallet (active, used, expired)",
+           auth="member", query=WalletQuery, response=WalletOut)
+def wallet(query: WalletQuery) -> WalletOut:
+    rt = runtime()
+    with transaction() as session:
+        held = coupons.wallet(session, current_member_id(), rt.now(), query.status, query.limit)
+        return WalletOut(coupons=[_coupon_out(h) for h in held])
+
+
+# --- tills -----------------------------------------------------------------------------------------
+
+@operation(till_bp, "/coupons/redeem", "POST",
+           summary="Redeem a coupon at the till, once (a retry with the same request_id returns the first result)",
+           auth="merchant", body=RedeemIn, response=RedeemOut, status=201,
+           errors=("coupon.not_found", "coupon.invalid_qr", "coupon.wrong_merchant", "coupon.already_used",
+                   "coupon.wrong_store", "coupon.not_yet_valid", "coupon.expired"))
+def redeem(body: RedeemIn):
+    rt = runtime()
+    with transaction() as session:
+        done = coupons.redeem(session, rt.settings, rt.secret, merchant_id=current_merchant_id(),
+                              store_id=body.store_id, code=body.code, qr=body.qr, request_id=body.request_id,
+                              now=rt.now())
+        coupon, deal = done.coupon, done.deal
+        out = RedeemOut(code=coupon.code, deal_id=deal.id, title=deal.title, benefit=deal.benefit,
+                        store_id=coupon.redeemed_at_store, redeemed_at=coupon.redeemed_at,
+                        request_id=coupon.request_id, bonus_points=coupon.bonus_points, replayed=done.replayed)
+    return out, 200 if done.replayed else 201
