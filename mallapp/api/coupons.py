@@ -19,7 +19,7 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.api.deals import Benefit, Id
+from mallapp.api.deals import Benefit, DealContent, Id
 
 member_bp = Blueprint("member_deals", __name__, url_prefix="/api/v1")
 till_bp = Blueprint("till_coupons", __name__, url_prefix="/api/v1/merchant")
@@ -27,17 +27,8 @@ till_bp = Blueprint("till_coupons", __name__, url_prefix="/api/v1/merchant")
 
 # --- shapes ----------------------------------------------------------------------------------------
 
-class MemberDealOut(Out):
-    id: int
-    store_id: int
-    title: str
-    text: str
-    image_url: str | None
-    starts_at: datetime
-    ends_at: datetime
-    benefit: Benefit
+class MemberDealOut(DealContent):
     remaining: int = Field(description="coupons left to claim")
-    per_member_limit: int
     claimed_by_me: int
 
 

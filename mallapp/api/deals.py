@@ -120,18 +120,23 @@ class TargetingOut(Out):
     followers_only: bool
 
 
-class DealOut(Out):
+class DealContent(Out):
+    """What every audience sees of a deal."""
+
     id: int
-    merchant_id: int
     store_id: int
     title: str
     text: str
     image_url: str | None
     starts_at: datetime
     ends_at: datetime
-    quota: int
     per_member_limit: int
     benefit: Benefit
+
+
+class DealOut(DealContent):
+    merchant_id: int
+    quota: int
     targeting: TargetingOut
     status: Status
     rejection_reason: str | None
