@@ -5,8 +5,9 @@ A claim locks the deal's row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite tr
 counter moved under one lock: concurrent claims can never exceed either. A redemption locks the
 coupon's row; the till's ``request_id`` makes its retry return the first result.
 
-A coupon's status is derived: ``used`` once redeemed, else ``expired`` from the deal's
-``ends_at``, else ``active``. Pausing or ending a deal stops claims, not the coupons members hold.
+A coupon's status is derived: ``used`` once redeemed, else ``expired`` from its expiry (the deal's
+``ends_at``, or the coupon's own ``valid_until`` when sooner: a new-member pack coupon lasts the
+member's first month), else ``active``. Pausing or ending a deal stops claims, not the coupons members hold.
 """
 
 from __future__ import annotations
@@ -51,11 +52,17 @@ class Coupon(Base):
     # The till's id for the redeem call: a retry carrying it gets the first answer again.
     request_id: Mapped[str | None] = mapped_column(String(64))
     bonus_points: Mapped[int | None] = mapped_column()
+    # A coupon issued rather than claimed (mallapp.rewards): its own expiry, and the key that makes it once.
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    issue_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+
+    def expires_at(self, deal: Deal) -> datetime:
+        return deal.ends_at if self.valid_until is None else min(deal.ends_at, self.valid_until)
 
     def status(self, deal: Deal, now: datetime) -> Status:
         if self.redeemed_at is not None:
             return "used"
-        return "expired" if now >= deal.ends_at else "active"
+        return "expired" if now >= self.expires_at(deal) else "active"
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ def claim(session: Session, settings: Settings, member_id: int, deal_id: int, no
     member = members.get(session, member_id)
     deal = session.scalar(select(Deal).where(Deal.id == deal_id).with_for_update()
                           .execution_options(populate_existing=True)) if 0 < deal_id < 2**31 else None
-    if deal is None or deal.status in ("draft", "pending_approval", "rejected"):
+    if deal is None or deal.status in ("draft", "pending_approval", "rejected") or deal.pack_key is not None:
         raise NotFound(f"no deal with id {deal_id}", code="deal.not_found")
     if deal.status != "live" or not deal.within_validity(now):
         raise RuleViolation("this deal cannot be claimed now", code="deal.not_available",
@@ -126,17 +133,38 @@ def claim(session: Session, settings: Settings, member_id: int, deal_id: int, no
         raise RuleViolation(f"a member may claim this deal {deal.per_member_limit} time(s)",
                             code="deal.limit_reached")
     values = dict(deal_id=deal.id, member_id=member_id, claimed_at=now, redeemed_at=None, redeemed_at_store=None,
-                  request_id=None, bonus_points=None)
-    for _ in range(5):
-        values["code"] = new_code(settings.deals.coupon_code_length)
-        coupon_id = insert_or_nothing(session, Coupon, values, ["code"])
-        if coupon_id is not None:
-            break
-    else:  # pragma: no cover - five collisions in a space of 31^8 or more
-        raise Conflict("could not allocate a coupon code, try again", code="coupon.retry")
+                  request_id=None, bonus_points=None, valid_until=None, issue_key=None)
+    coupon_id = _insert(session, settings, values, ["code"])
     deal.claimed += 1  # under the deal's lock, in the coupon's transaction
     session.flush()
     return Held(Coupon(id=coupon_id, **values), deal)
+
+
+def issue(session: Session, settings: Settings, member_id: int, deal: Deal, *, key: str, valid_until: datetime,
+          now: datetime) -> Held | None:
+    """Give the member a coupon of ``deal`` unasked, once per ``key``; None when the key was used before."""
+    values = dict(deal_id=deal.id, member_id=member_id, claimed_at=now, redeemed_at=None, redeemed_at_store=None,
+                  request_id=None, bonus_points=None, valid_until=valid_until, issue_key=key)
+    # The unique key decides: a concurrent issue of the same key waits for this one and inserts nothing.
+    coupon_id = _insert(session, settings, values, ["issue_key"])
+    if coupon_id is None:
+        return None
+    session.execute(update(Deal).where(Deal.id == deal.id).values(claimed=Deal.claimed + 1))
+    return Held(Coupon(id=coupon_id, **values), deal)
+
+
+def _insert(session: Session, settings: Settings, values: dict[str, object], conflict_on: list[str]) -> int | None:
+    """Insert a coupon with a fresh code; None when a row with the same ``conflict_on`` key exists.
+
+    Keyed on ``issue_key``, a code collision (one in 31^8 or more) raises IntegrityError and the
+    caller's transaction fails: rare enough for a retry to be the answer.
+    """
+    for _ in range(5):
+        values["code"] = new_code(settings.deals.coupon_code_length)
+        coupon_id = insert_or_nothing(session, Coupon, values, conflict_on)
+        if coupon_id is not None or conflict_on != ["code"]:
+            return coupon_id
+    raise Conflict("could not allocate a coupon code, try again", code="coupon.retry")  # pragma: no cover
 
 
 def claims_by_deal(session: Session, member_id: int, deal_ids: Sequence[int]) -> dict[int, int]:
@@ -153,12 +181,13 @@ def wallet(session: Session, member_id: int, now: datetime, status: Status | Non
            limit: int = 50) -> list[Held]:
     """The member's coupons, newest first, optionally of one status."""
     query = select(Coupon, Deal).join(Deal, Deal.id == Coupon.deal_id).where(Coupon.member_id == member_id)
+    own_expiry_passed = Coupon.valid_until.is_not(None) & (Coupon.valid_until <= now)
     if status == "used":
         query = query.where(Coupon.redeemed_at.is_not(None))
     elif status == "active":
-        query = query.where(Coupon.redeemed_at.is_(None), Deal.ends_at > now)
+        query = query.where(Coupon.redeemed_at.is_(None), Deal.ends_at > now, ~own_expiry_passed)
     elif status == "expired":
-        query = query.where(Coupon.redeemed_at.is_(None), Deal.ends_at <= now)
+        query = query.where(Coupon.redeemed_at.is_(None), (Deal.ends_at <= now) | own_expiry_passed)
     rows = session.execute(query.order_by(Coupon.claimed_at.desc(), Coupon.id.desc()).limit(limit))
     return [Held(coupon, deal) for coupon, deal in rows]
 
@@ -190,9 +219,9 @@ def redeem(session: Session, settings: Settings, secret: bytes, *, merchant_id: 
     if now < deal.starts_at:
         raise RuleViolation("this coupon is not valid yet", code="coupon.not_yet_valid",
                             details={"starts_at": deal.starts_at.isoformat()})
-    if now >= deal.ends_at:
+    if now >= coupon.expires_at(deal):
         raise RuleViolation("this coupon has expired", code="coupon.expired",
-                            details={"ends_at": deal.ends_at.isoformat()})
+                            details={"ends_at": coupon.expires_at(deal).isoformat()})
     coupon.redeemed_at, coupon.redeemed_at_store, coupon.request_id = now, store_id, request_id
     if deal.benefit_kind == "bonus_points" and deal.benefit_value:
         # Keyed by the coupon, so no path (a retry, a second request id) can credit it twice.

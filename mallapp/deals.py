@@ -74,6 +74,8 @@ class Deal(Base):
     rejection_reason: Mapped[str | None] = mapped_column(String(200))
     claimed: Mapped[int] = mapped_column(Integer, default=0)
     redeemed: Mapped[int] = mapped_column(Integer, default=0)
+    # Set on a new-member pack deal (mallapp.rewards issues its coupons): members cannot claim it.
+    pack_key: Mapped[str | None] = mapped_column(String(40), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -301,7 +303,8 @@ def claimable(session: Session, settings: Settings, member: members.Member, now:
     from mallapp.coupons import claims_by_deal  # coupons builds on deals
 
     deals = session.scalars(select(Deal).where(Deal.status == "live", Deal.starts_at <= now, Deal.ends_at > now,
-                                               Deal.claimed < Deal.quota).order_by(Deal.ends_at, Deal.id))
+                                               Deal.claimed < Deal.quota, Deal.pack_key.is_(None))
+                            .order_by(Deal.ends_at, Deal.id))
     fitting = [d for d in deals if member_matches(settings, d.member_rule, member, now)]
     held = claims_by_deal(session, member.id, [d.id for d in fitting])
     return [d for d in fitting if held.get(d.id, 0) < d.per_member_limit]

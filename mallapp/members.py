@@ -47,17 +47,18 @@ class EarningProfile:
 
     tier: str | None
     birthday: date | None
+    referred_by_id: int | None = None
 
 
-_EARNING_PROFILE = select(Member.tier, Member.birthday).where(Member.id == bindparam("member"))
+_EARNING_PROFILE = select(Member.tier, Member.birthday, Member.referred_by_id).where(Member.id == bindparam("member"))
 
 
 def earning_profile(session: Session, member_id: int) -> EarningProfile:
-    """The member's tier and birthday, or NotFound (a lean read for the purchase path)."""
+    """The member's tier, birthday and referrer, or NotFound (a lean read for the purchase path)."""
     row = session.execute(_EARNING_PROFILE, {"member": member_id}).first()
     if row is None:
         raise NotFound("member not found", code="member.not_found")
-    return EarningProfile(row.tier, row.birthday)
+    return EarningProfile(row.tier, row.birthday, row.referred_by_id)
 
 
 def get(session: Session, member_id: int) -> Member:

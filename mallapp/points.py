@@ -40,7 +40,7 @@ from mallapp.db import Base, UTCDateTime, insert_or_nothing
 from mallapp.errors import Conflict, InvalidInput, RuleViolation
 from mallapp.settings import Settings
 
-Reason = Literal["checkin", "purchase", "birthday_bonus", "referral", "redemption", "expiry",
+Reason = Literal["checkin", "purchase", "birthday_bonus", "birthday_gift", "referral", "redemption", "expiry",
                  "reversal", "adjustment", "coupon"]
 REASONS: tuple[str, ...] = Reason.__args__  # type: ignore[attr-defined]
 BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite only auto-increments INTEGER keys

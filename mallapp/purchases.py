@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mallapp import auth, members, points
+from mallapp import auth, members, points, rewards
 from mallapp.db import Base, UTCDateTime, insert_or_nothing
 from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from mallapp.points import BigId
@@ -116,6 +116,8 @@ def record_purchase(session: Session, settings: Settings, *, merchant_id: int, m
         if bonus:
             points.credit(session, settings, member_id, bonus, "birthday_bonus",
                           source_ref=purchase.source_ref, idempotency_key=f"{key}:birthday", now=now)
+        if member.referred_by_id is not None:
+            rewards.reward_referral(session, settings, purchase, member.referred_by_id, now)
         return Recorded(purchase, replayed=False)
     existing = find(session, merchant_id, receipt_no)
     if existing is None:  # pragma: no cover - ON CONFLICT only yields to a committed row

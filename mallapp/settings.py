@@ -147,6 +147,61 @@ class DealsSettings(_Section):
     coupon_code_length: int = Field(ge=8, le=16)
 
 
+class PackCoupon(_Section):
+    """One coupon of the new-member pack."""
+
+    key: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
+    title: str = Field(min_length=1, max_length=80)
+    text: str = Field(default="", max_length=1000)
+    # As a deal's benefit: {kind = "amount_off", amount_fen = 1000}, percent_off/percent, gift/gift, bonus_points/points.
+    benefit: dict[str, Any]
+    # The store (by name) whose till redeems it; omitted: the pack's house store (mall-wide coupons).
+    store: str | None = None
+
+    @field_validator("benefit")
+    @classmethod
+    def _valid_benefit(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from mallapp.deals import benefit_columns  # deals builds on settings
+        from mallapp.errors import InvalidInput
+
+        try:
+            benefit_columns(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+
+class NewMemberPackSettings(_Section):
+    enabled: bool = True
+    # Pack coupons are usable for this many days after joining (the sources' first month).
+    valid_days: int = Field(gt=0, le=366)
+    # The store (by name) that redeems mall-wide pack coupons: the mall's service desk, run by a house merchant.
+    house_store: str
+    coupons: tuple[PackCoupon, ...] = Field(default=(), max_length=10)
+
+    @field_validator("coupons")
+    @classmethod
+    def _unique_keys(cls, value: tuple[PackCoupon, ...]) -> tuple[PackCoupon, ...]:
+        keys = [c.key for c in value]
+        if len(set(keys)) != len(keys):
+            raise ValueError("pack coupon keys must be unique")
+        return value
+
+
+class BirthdaySettings(_Section):
+    enabled: bool = True
+    # Bonus points credited once a year, during the member's birthday month (the mall's time zone).
+    gift_points: int = Field(gt=0)
+
+
+class ReferralSettings(_Section):
+    enabled: bool = True
+    # Credited to the referrer on the referred member's first purchase.
+    reward_points: int = Field(ge=0)
+    # The points that first purchase earns also accrue to the referrer.
+    accrue_purchase_points: bool = True
+
+
 class Gift(_Section):
     code: str = Field(pattern=r"^[a-z0-9_-]{1,40}$")
     name: str
@@ -168,6 +223,9 @@ class Settings(_Section):
     checkin: CheckinSettings
     beacons: BeaconSettings
     deals: DealsSettings
+    new_member_pack: NewMemberPackSettings
+    birthday: BirthdaySettings
+    referral: ReferralSettings
     gifts: tuple[Gift, ...] = ()
 
     def gift(self, code: str) -> Gift | None:

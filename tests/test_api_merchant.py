@@ -68,7 +68,9 @@ def test_birthday_purchase_earns_double(purchase, client, member, clock):
     body = purchase(amount_fen=10_000).get_json()
     assert (body["points_earned"], body["birthday_bonus"], body["points_total"]) == (10, 10, 20)
     history = client.get("/api/v1/me/points", headers=member["headers"]).get_json()["entries"]
-    assert [(e["reason"], e["delta"]) for e in history] == [("birthday_bonus", 10), ("purchase", 10)]
+    # Setting the birthday in the birthday month also brought the yearly birthday gift.
+    assert [(e["reason"], e["delta"]) for e in history] == [("birthday_bonus", 10), ("purchase", 10),
+                                                            ("birthday_gift", 100)]
 
 
 @pytest.mark.parametrize("offset", [timedelta(days=-31), timedelta(hours=1)])

@@ -419,3 +419,64 @@ def test_concurrent_redemptions_of_one_coupon_use_it_once_and_credit_its_points_
     assert account(rt, member_id).balance == 40
     with rt.sessions.begin() as session:
         assert session.get(deals.Deal, deal_id).redeemed == 1
+
+
+# --- rewards (mallapp.rewards) ---------------------------------------------------------------------
+
+def test_concurrent_birthday_gift_calls_credit_once(rt):
+    from datetime import date
+
+    from mallapp import rewards
+
+    member_id = new_member(rt, "o-birthday")
+    with rt.sessions.begin() as session:
+        session.get(members.Member, member_id).birthday = date(1990, 3, 20)  # the clock's month
+
+    def work(session, i: int) -> Any:
+        if i % 2:  # the clock's sweep and members opening their profile, at once
+            return rewards.issue_birthday_gifts(session, rt.settings, rt.now())
+        return rewards.issue_birthday_gift(session, rt.settings, members.get(session, member_id), rt.now())
+
+    results = race_in_transactions(rt, 10, work)
+    assert unexpected(results) == []
+    assert reasons(rt, member_id) == Counter({"birthday_gift": 1})
+    assert account(rt, member_id).balance == rt.settings.birthday.gift_points
+
+
+def test_concurrent_pack_issues_for_one_member_give_each_coupon_once(rt):
+    from mallapp import rewards, venue_admin
+    from mallapp.coupons import Coupon
+    from mallapp.deals import Deal
+
+    with rt.sessions.begin() as session:
+        merchant_id = merchants.create(session, "Mall Operations", rt.now())[0].id
+        venue_admin.create_store(session, name=rt.settings.new_member_pack.house_store, floor=1, x=0, y=0,
+                                 merchant_id=merchant_id, now=rt.now())
+    member_id = new_member(rt, "o-pack")  # the pack deals do not exist yet: the race creates them too
+
+    results = race_in_transactions(rt, 10, lambda session, i: len(rewards.issue_new_member_pack(
+        session, rt.settings, members.get(session, member_id), rt.now())))
+    assert unexpected(results) == [] and sum(results) == 4
+    with rt.sessions.begin() as session:
+        assert session.scalar(select(func.count()).select_from(Coupon).where(Coupon.member_id == member_id)) == 4
+        assert session.scalar(select(func.count()).select_from(Deal)) == 4
+        assert session.scalar(select(func.sum(Deal.claimed))) == 4
+
+
+def test_concurrent_first_purchases_of_a_referred_member_reward_the_referrer_once(rt):
+    from mallapp.rewards import Referral
+
+    referrer_id = new_member(rt, "o-referrer")
+    newcomer_id = new_member(rt, "o-newcomer")
+    with rt.sessions.begin() as session:
+        session.get(members.Member, newcomer_id).referred_by_id = referrer_id
+    merchant_id = new_merchant(rt)
+
+    results = race_in_transactions(rt, 10, lambda session, i: purchases.record_purchase(
+        session, rt.settings, merchant_id=merchant_id, member_id=newcomer_id, receipt_no=f"R-{i}",
+        amount_fen=10_000, occurred_at=rt.now(), now=rt.now()))
+    assert unexpected(results) == [] and codes(results) == Counter({"ok": 10})
+    with rt.sessions.begin() as session:
+        assert session.scalar(select(func.count()).select_from(Referral)) == 1
+    assert reasons(rt, referrer_id) == Counter({"referral": 2})
+    assert account(rt, referrer_id).balance == rt.settings.referral.reward_points + 10

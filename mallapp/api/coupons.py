@@ -43,7 +43,7 @@ class CouponDealOut(Out):
     image_url: str | None
     benefit: Benefit
     starts_at: datetime
-    ends_at: datetime = Field(description="the coupon expires then")
+    ends_at: datetime = Field(description="the deal ends then")
 
 
 class CouponOut(Out):
@@ -51,6 +51,8 @@ class CouponOut(Out):
     code: str = Field(description="what a cashier types at the till")
     qr: str = Field(description="the signed payload to show as a QR code; the till posts it back as qr")
     status: Literal["active", "used", "expired"]
+    expires_at: datetime = Field(description="the coupon expires then: the deal's end, or sooner for a "
+                                             "new-member pack coupon (the member's first month)")
     claimed_at: datetime
     redeemed_at: datetime | None
     redeemed_at_store: int | None
@@ -98,7 +100,8 @@ def _coupon_out(held: coupons.Held) -> CouponOut:
     rt = runtime()
     coupon, deal = held.coupon, held.deal
     return CouponOut(id=coupon.id, code=coupon.code, qr=coupons.qr_payload(rt.secret, coupon),
-                     status=coupon.status(deal, rt.now()), claimed_at=coupon.claimed_at,
+                     status=coupon.status(deal, rt.now()), expires_at=coupon.expires_at(deal),
+                     claimed_at=coupon.claimed_at,
                      redeemed_at=coupon.redeemed_at, redeemed_at_store=coupon.redeemed_at_store,
                      deal=CouponDealOut(id=deal.id, store_id=deal.store_id, title=deal.title,
                                         image_url=deal.image_url, benefit=deal.benefit, starts_at=deal.starts_at,

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from flask import Blueprint, request
 from pydantic import Field, StringConstraints, field_validator
 
-from mallapp import auth, checkin, gifts, members, points, wechat
+from mallapp import auth, checkin, gifts, members, points, rewards, wechat
 from mallapp.api.core import (
     Body,
     Out,
@@ -153,7 +153,9 @@ def _summary(session, member_id: int) -> PointsSummary:
 
 
 def _me(session, member: members.Member) -> MeOut:
+    """The profile; opening it (or signing in) in the birthday month brings the birthday gift."""
     rt = runtime()
+    rewards.issue_birthday_gift(session, rt.settings, member, rt.now())
     points.expire_due(session, rt.now(), member_id=member.id)
     return MeOut(id=member.id, nickname=member.nickname, gender=member.gender, birthday=member.birthday,
                  phone=member.phone, referral_code=member.referral_code, member_since=member.created_at,
@@ -172,8 +174,9 @@ def sign_in(body: SignIn) -> SignedIn:
     # WeChat first, outside any transaction: a slow upstream must not hold a database connection.
     session_info = wechat.code_to_session(rt.wechat, body.code)
     with transaction() as session:
-        member, created = members.sign_in(session, openid=session_info.openid, unionid=session_info.unionid,
-                                          now=rt.now(), referral_code=body.referral_code)
+        member, created = rewards.sign_in(session, rt.settings, openid=session_info.openid,
+                                          unionid=session_info.unionid, now=rt.now(),
+                                          referral_code=body.referral_code)
         out = _me(session, member)
     wechat.remember_session_key(rt.redis, member.id, session_info)
     token = auth.issue_token(rt.redis, member.id, rt.settings.auth.token_ttl_seconds)
