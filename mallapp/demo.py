@@ -14,14 +14,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mallapp import members, merchants, ops
+from mallapp import merchants, ops, rewards
 from mallapp.runtime import Runtime
 from mallapp.settings import CONFIG_DIR
 from mallapp.venue import Beacon, Gateway, SaleItem, Store, Zone, bump_registry_version, gateway_key
 
 # The secret the embedded WeChat emulator accepts; it guards nothing real.
 EMULATOR_SECRET = "demo-emulator-secret"
-DEMO_MERCHANTS = ("Starlight Coffee", "Harbour Books", "Jade Garden Restaurant")
+# "Customer Service" is the mall's own desk: the house store where new members' pack coupons are redeemed.
+DEMO_MERCHANTS = ("Starlight Coffee", "Harbour Books", "Jade Garden Restaurant", "Customer Service")
 DEMO_MALL_FILE = CONFIG_DIR / "demo_mall.toml"
 DEMO_SHOPPERS = ("demo-shopper-ada", "demo-shopper-bo", "demo-shopper-chen", "demo-shopper-dee")
 
@@ -149,7 +150,7 @@ def seed_venue(rt: Runtime, plan: dict[str, Any] | None = None) -> DemoMall:
                                         gateway.x, gateway.y))
         shoppers = []
         for openid in DEMO_SHOPPERS:
-            member, _ = members.sign_in(s, openid=openid, unionid=None, now=now)
+            member, _ = rewards.sign_in(s, rt.settings, openid=openid, unionid=None, now=now)
             shoppers.append(member.id)
         centres = {}
         for key, zone in zones.items():

@@ -89,6 +89,9 @@ def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
         status, signed_in = _call("POST", f"{base}/api/v1/auth/wechat", {"code": login["code"]})
         assert status == 200 and signed_in["new_member"] is True
         member = {"Authorization": f"Bearer {signed_in['token']}"}
+        # The demo mall has the house store, so a new member's pack is in the wallet.
+        status, wallet = _call("GET", f"{base}/api/v1/me/coupons?status=active", headers=member)
+        assert status == 200 and len(wallet["coupons"]) == 4
         status, checked = _call("POST", f"{base}/api/v1/checkins", {}, member)
         assert status == 201 and checked["points"] > 0
 
