@@ -9,7 +9,8 @@ Lifecycle::
 
 A content edit of a live or paused deal sends it back to review (unless the merchant is
 auto-approved); raising the quota is not a content edit. ``claimed`` and ``redeemed`` are changed
-only by :mod:`mallapp.coupons`, in the same transaction as the coupon rows, so they are exact.
+only by :mod:`mallapp.coupons`, in the same transaction as the coupon rows, and ``pushes`` only by
+:mod:`mallapp.notifications`, in the same transaction as the delivery rows, so they are exact.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Deal(Base):
                       CheckConstraint("per_member_limit > 0", name="limit_positive"),
                       CheckConstraint("claimed >= 0 AND claimed <= quota", name="claimed_in_quota"),
                       CheckConstraint("redeemed >= 0 AND redeemed <= claimed", name="redeemed_in_claimed"),
+                      CheckConstraint("pushes >= 0", name="pushes_non_negative"),
                       CheckConstraint("starts_at < ends_at", name="window"),
                       Index("ix_deals_status_ends_at", "status", "ends_at"))
 
@@ -74,6 +76,11 @@ class Deal(Base):
     rejection_reason: Mapped[str | None] = mapped_column(String(200))
     claimed: Mapped[int] = mapped_column(Integer, default=0)
     redeemed: Mapped[int] = mapped_column(Integer, default=0)
+    # Inbox items plus subscribe messages sent about this deal; moved only by mallapp.notifications,
+    # in the transaction that records the delivery.
+    pushes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the merchant announced it to the store's followers (once per deal).
+    announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set on a new-member pack deal (mallapp.rewards issues its coupons): members cannot claim it.
     pack_key: Mapped[str | None] = mapped_column(String(40), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -202,6 +202,22 @@ class ReferralSettings(_Section):
     accrue_purchase_points: bool = True
 
 
+class SubscribeTemplate(_Section):
+    """The WeChat subscribe-message template for one kind of message, and how its data is filled."""
+
+    template_id: str = Field(pattern=r"^[\w-]{1,64}$")
+    # WeChat data key (thing1, time2, ...) -> the message field that fills it: title, body, or a
+    # field the message carries (a deal message: store, starts_at, ends_at, benefit).
+    data: dict[str, str] = Field(min_length=1)
+
+
+class NotificationsSettings(_Section):
+    # Message kind -> its template; a kind without one goes to the inbox only.
+    templates: dict[Literal["deal", "reminder"], SubscribeTemplate] = Field(default_factory=dict)
+    # The mini-program page a deal message opens (the deal's id is appended as ?id=).
+    deal_page: str = Field(default="pages/deals/detail", max_length=100)
+
+
 class Gift(_Section):
     code: str = Field(pattern=r"^[a-z0-9_-]{1,40}$")
     name: str
@@ -226,6 +242,7 @@ class Settings(_Section):
     new_member_pack: NewMemberPackSettings
     birthday: BirthdaySettings
     referral: ReferralSettings
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
     gifts: tuple[Gift, ...] = ()
 
     def gift(self, code: str) -> Gift | None:

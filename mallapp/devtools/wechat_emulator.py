@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 CODE_TTL_SECONDS = 300  # wx.login and phone codes live five minutes, per WeChat's documentation
 DEFAULT_TOKEN_TTL_SECONDS = 7200
-DEFAULT_TEMPLATES = ("demo-points-changed", "demo-points-expiring", "demo-gift-ready")
+DEFAULT_TEMPLATES = ("demo-points-changed", "demo-points-expiring", "demo-gift-ready", "demo-deal-announced")
 CONTROL_PREFIX = "/__emulator/"
 
 Answer = dict[str, Any]
