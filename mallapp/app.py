@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.json.sort_keys = False
     app.extensions["mallapp"] = runtime
 
-    from mallapp.api import coupons, deals, members, merchant, meta, ops, proximity
+    from mallapp.api import coupons, deals, members, merchant, meta, notifications, ops, proximity
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(members.bp)
@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(deals.ops_bp)
     app.register_blueprint(coupons.member_bp)
     app.register_blueprint(coupons.till_bp)
+    app.register_blueprint(notifications.member_bp)
+    app.register_blueprint(notifications.merchant_bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

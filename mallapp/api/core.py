@@ -56,6 +56,9 @@ class Operation:
     headers: dict[str, str] = field(default_factory=dict)
     raw: bool = False
     max_body: int | None = None  # bytes, instead of the app's max_body_bytes
+    # False: a merchant's key is checked in a transaction of its own and the view manages its own
+    # (a view that calls WeChat between commits); True: one unit of work for the whole request.
+    one_transaction: bool = True
 
 
 def runtime() -> Runtime:
@@ -176,9 +179,10 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               response: type[BaseModel] | None = None, status: int = 200, errors: tuple[str, ...] = (),
               headers: dict[str, str] | None = None, raw: bool = False,
-              max_body: int | None = None) -> Callable[[Callable[..., Any]], Any]:
+              max_body: int | None = None, one_transaction: bool = True) -> Callable[[Callable[..., Any]], Any]:
     """Declare an endpoint: register it on ``bp`` and record it for the OpenAPI document."""
-    op = Operation(method, rule, summary, auth, body, query, response, status, errors, headers or {}, raw, max_body)
+    op = Operation(method, rule, summary, auth, body, query, response, status, errors, headers or {}, raw, max_body,
+                   one_transaction)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         def call(**kwargs: Any) -> Any:
@@ -192,7 +196,11 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth
         def view(**path: Any) -> Any:
             if op.max_body is not None:
                 request.max_content_length = op.max_body
-            if op.auth in ("merchant", "gateway"):
+            if op.auth == "merchant" and not op.one_transaction:
+                with transaction() as session:
+                    _authenticate_merchant(session)
+                result = call(**path)
+            elif op.auth in ("merchant", "gateway"):
                 # The key is checked in the view's own transaction: one unit of work per request.
                 with transaction() as session:
                     (_authenticate_merchant if op.auth == "merchant" else _authenticate_gateway)(session)

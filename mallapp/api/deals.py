@@ -109,7 +109,8 @@ class DealPatch(Body):
 class FiguresOut(Out):
     claimed: int
     redeemed: int
-    pushes: int = Field(description="proximity and follower pushes; always 0 until delivery is built")
+    pushes: int = Field(description="deliveries about this deal: inbox items plus WeChat subscribe messages sent "
+                                    "(announcements to followers; proximity pushes will add to it)")
 
 
 class TargetingOut(Out):
@@ -184,7 +185,7 @@ def deal_out(deal: deals.Deal) -> DealOut:
         targeting=TargetingOut(zone_ids=deal.zone_ids, store_ids=deal.store_ids, sale_item_ids=deal.sale_item_ids,
                                member_rule=deal.member_rule, followers_only=deal.followers_only),
         status=deal.status, rejection_reason=deal.rejection_reason,
-        figures=FiguresOut(claimed=deal.claimed, redeemed=deal.redeemed, pushes=0),
+        figures=FiguresOut(claimed=deal.claimed, redeemed=deal.redeemed, pushes=deal.pushes),
         created_at=deal.created_at, updated_at=deal.updated_at)
 
 

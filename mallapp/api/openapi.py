@@ -141,5 +141,9 @@ _CODE_STATUS.update({
 })
 
 
+# Delivery (mallapp.follows, mallapp.notifications).
+_CODE_STATUS.update({"notification.not_found": 404})
+
+
 def _status_of(code: str) -> int:
     return _CODE_STATUS[code]

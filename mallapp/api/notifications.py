@@ -1,0 +1,225 @@
+"""Delivery for members (follows, mutes, subscribe opt-ins, the inbox) and deal announcements for merchants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from flask import Blueprint
+from pydantic import Field, StringConstraints
+
+from mallapp import follows, notifications
+from mallapp.api.core import (
+    Body,
+    Out,
+    Query,
+    current_member_id,
+    current_merchant_id,
+    operation,
+    runtime,
+    transaction,
+)
+from mallapp.deals import Deal
+
+member_bp = Blueprint("member_delivery", __name__, url_prefix="/api/v1/me")
+merchant_bp = Blueprint("merchant_announcements", __name__, url_prefix="/api/v1/merchant")
+
+
+# --- shapes ----------------------------------------------------------------------------------------
+
+class FollowOut(Out):
+    store_id: int
+    store_name: str
+    followed_at: datetime
+
+
+class FollowsOut(Out):
+    follows: list[FollowOut] = Field(description="most recent first")
+
+
+class MutesOut(Out):
+    all: bool = Field(description="every deal push is muted (messages still reach the inbox)")
+    store_ids: list[int] = Field(description="stores whose deal pushes are muted")
+
+
+TemplateId = Annotated[str, StringConstraints(pattern=r"^[\w-]{1,64}$")]
+
+
+class SubscriptionsIn(Body):
+    results: dict[TemplateId, Literal["accept", "reject", "ban", "filter"]] = Field(
+        max_length=20, description="the template ids and answers of a wx.requestSubscribeMessage result "
+                                   "(leave out its errMsg); each accept allows one message of that template")
+
+
+class QuotasOut(Out):
+    quotas: dict[str, int] = Field(description="subscribe messages the member may still receive, per configured "
+                                               "template")
+    ignored: list[str] = Field(default_factory=list, description="template ids this mall does not send")
+
+
+class InboxItemOut(Out):
+    id: int
+    kind: Literal["deal", "reminder"]
+    title: str
+    body: str
+    deal_id: int | None
+    store_id: int | None
+    page: str | None = Field(description="the mini-program page to open")
+    created_at: datetime
+    read_at: datetime | None
+
+
+class InboxOut(Out):
+    items: list[InboxItemOut] = Field(description="newest first")
+    next_cursor: int | None = Field(description="pass as cursor for the next page; null on the last page")
+    unread: int = Field(description="unread items in the whole inbox")
+
+
+class InboxQuery(Query):
+    cursor: int | None = Field(default=None, ge=1, le=2**62, description="next_cursor of the previous page")
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class AnnounceOut(Out):
+    deal_id: int
+    announced_at: datetime
+    replayed: bool = Field(description="true when the deal had been announced before; nothing was sent now")
+    inbox: int = Field(description="followers who got it in their inbox")
+    subscribe_sent: int = Field(description="followers who got a WeChat subscribe message")
+    pushes: int = Field(description="the deal's pushes figure now")
+
+
+def _item(n: notifications.Notification) -> InboxItemOut:
+    return InboxItemOut(id=n.id, kind=n.kind, title=n.title, body=n.body, deal_id=n.deal_id, store_id=n.store_id,
+                        page=n.page, created_at=n.created_at, read_at=n.read_at)
+
+
+def _mutes_out() -> MutesOut:
+    with transaction() as session:
+        muted_all, store_ids = follows.mutes(session, current_member_id())
+    return MutesOut(all=muted_all, store_ids=store_ids)
+
+
+_STORE = ("store.not_found",)
+
+
+# --- follows and mutes -----------------------------------------------------------------------------
+
+@operation(member_bp, "/follows", "GET", summary="The stores this member follows", auth="member",
+           response=FollowsOut)
+def list_follows() -> FollowsOut:
+    with transaction() as session:
+        rows = follows.following(session, current_member_id())
+        return FollowsOut(follows=[FollowOut(store_id=s.id, store_name=s.name, followed_at=f.created_at)
+                                   for f, s in rows])
+
+
+@operation(member_bp, "/follows/<int:store_id>", "PUT",
+           summary="Follow a store: hear of its limited specials before they open (following again changes nothing)",
+           auth="member", response=FollowOut, errors=_STORE)
+def follow(store_id: int) -> FollowOut:
+    with transaction() as session:
+        row, store = follows.follow(session, current_member_id(), store_id, runtime().now())
+        return FollowOut(store_id=store.id, store_name=store.name, followed_at=row.created_at)
+
+
+@operation(member_bp, "/follows/<int:store_id>", "DELETE", summary="Stop following a store (idempotent)",
+           auth="member", status=204)
+def unfollow(store_id: int) -> None:
+    with transaction() as session:
+        follows.unfollow(session, current_member_id(), store_id)
+
+
+@operation(member_bp, "/mutes", "GET", summary="What this member muted", auth="member", response=MutesOut)
+def list_mutes() -> MutesOut:
+    return _mutes_out()
+
+
+@operation(member_bp, "/mutes/all", "PUT", summary="Mute every deal push (the inbox still gets them)",
+           auth="member", response=MutesOut)
+def mute_all() -> MutesOut:
+    with transaction() as session:
+        follows.mute(session, current_member_id(), None, runtime().now())
+    return _mutes_out()
+
+
+@operation(member_bp, "/mutes/all", "DELETE", summary="Lift the mute of every push", auth="member",
+           response=MutesOut)
+def unmute_all() -> MutesOut:
+    with transaction() as session:
+        follows.unmute(session, current_member_id(), None)
+    return _mutes_out()
+
+
+@operation(member_bp, "/mutes/stores/<int:store_id>", "PUT", summary="Mute one store's deal pushes",
+           auth="member", response=MutesOut, errors=_STORE)
+def mute_store(store_id: int) -> MutesOut:
+    with transaction() as session:
+        follows.mute(session, current_member_id(), store_id, runtime().now())
+    return _mutes_out()
+
+
+@operation(member_bp, "/mutes/stores/<int:store_id>", "DELETE", summary="Lift the mute of one store",
+           auth="member", response=MutesOut)
+def unmute_store(store_id: int) -> MutesOut:
+    with transaction() as session:
+        follows.unmute(session, current_member_id(), store_id)
+    return _mutes_out()
+
+
+# --- subscribe-message quota -----------------------------------------------------------------------
+
+@operation(member_bp, "/subscriptions", "GET", summary="Subscribe messages this member may still receive",
+           auth="member", response=QuotasOut)
+def list_quotas() -> QuotasOut:
+    rt = runtime()
+    with transaction() as session:
+        return QuotasOut(quotas=notifications.quotas(session, rt.settings, current_member_id()))
+
+
+@operation(member_bp, "/subscriptions", "POST",
+           summary="Report a wx.requestSubscribeMessage result: one message per accepted template",
+           auth="member", body=SubscriptionsIn, response=QuotasOut)
+def report_opt_ins(body: SubscriptionsIn) -> QuotasOut:
+    rt = runtime()
+    with transaction() as session:
+        ignored = notifications.record_opt_ins(session, rt.settings, current_member_id(), body.results, rt.now())
+        return QuotasOut(quotas=notifications.quotas(session, rt.settings, current_member_id()), ignored=ignored)
+
+
+# --- the inbox -------------------------------------------------------------------------------------
+
+@operation(member_bp, "/inbox", "GET", summary="The member's messages, newest first, a page at a time",
+           auth="member", query=InboxQuery, response=InboxOut)
+def inbox(query: InboxQuery) -> InboxOut:
+    with transaction() as session:
+        items, cursor = notifications.inbox(session, current_member_id(), query.cursor, query.limit)
+        return InboxOut(items=[_item(n) for n in items], next_cursor=cursor,
+                        unread=notifications.unread(session, current_member_id()))
+
+
+@operation(member_bp, "/inbox/<int:notification_id>/read", "POST", summary="Mark one inbox item read",
+           auth="member", response=InboxItemOut, errors=("notification.not_found",))
+def mark_read(notification_id: int) -> InboxItemOut:
+    with transaction() as session:
+        return _item(notifications.mark_read(session, current_member_id(), notification_id, runtime().now()))
+
+
+# --- merchants -------------------------------------------------------------------------------------
+
+@operation(merchant_bp, "/deals/<int:deal_id>/announce", "POST",
+           summary="Announce a live deal to its store's followers, once (inbox, and WeChat where they opted in)",
+           auth="merchant", response=AnnounceOut, status=201, errors=("deal.not_found", "deal.invalid_state"),
+           one_transaction=False)
+def announce(deal_id: int):
+    rt = runtime()
+    # Recorded and committed first; WeChat is called after, outside any transaction.
+    with rt.sessions.begin() as session:
+        done = notifications.announce(session, rt.settings, current_merchant_id(), deal_id, rt.now())
+    notifications.dispatch(rt.sessions, rt.wechat, done.outbound, rt.now())
+    with rt.sessions.begin() as session:
+        inbox_items, sent = notifications.announcement_figures(session, deal_id)
+        deal = session.get(Deal, deal_id)
+        out = AnnounceOut(deal_id=deal_id, announced_at=deal.announced_at, replayed=done.replayed, inbox=inbox_items,
+                          subscribe_sent=sent, pushes=deal.pushes)
+    return out, 200 if done.replayed else 201
