@@ -6,9 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from api_helpers import api_error
 
 from mallapp import merchants, ops, venue_admin
-from mallapp.api.openapi import _CODE_STATUS
 
 M, OPS = "/api/v1/merchant", "/api/v1/ops"
 
@@ -17,14 +17,6 @@ M, OPS = "/api/v1/merchant", "/api/v1/ops"
 def _cheap_password_hashing(monkeypatch):
     # These tests prove the API, not the cost of scrypt.
     monkeypatch.setitem(ops._SCRYPT, "n", 2**8)
-
-
-def _error(response, code: str) -> dict:
-    assert response.is_json, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code, error
-    assert response.status_code == _CODE_STATUS.get(code, response.status_code), response.status_code
-    return error
 
 
 @pytest.fixture
@@ -89,25 +81,25 @@ def test_a_merchant_creates_a_draft_deal_and_sees_it_with_its_figures(client, sh
 def test_bad_deal_bodies_are_400_json_errors(client, shop, clock, over, code):
     response = client.post(f"{M}/deals", json=_body(clock, shop["store"], **over), headers=shop["headers"])
     assert response.status_code == 400
-    _error(response, code)
+    api_error(response, code)
 
 
 def test_deal_rules_the_schema_cannot_see_are_refused_with_their_codes(client, shop, clock):
     def post(**over):
         return client.post(f"{M}/deals", json={**_body(clock, shop["store"]), **over}, headers=shop["headers"])
 
-    _error(post(store_id=shop["other"]["store"]), "deal.store_not_yours")
-    _error(post(ends_at=(clock.now - timedelta(days=1)).isoformat()), "deal.invalid_window")
-    _error(post(targeting={"zone_ids": [4242]}), "venue.unknown_zone")
+    api_error(post(store_id=shop["other"]["store"]), "deal.store_not_yours")
+    api_error(post(ends_at=(clock.now - timedelta(days=1)).isoformat()), "deal.invalid_window")
+    api_error(post(targeting={"zone_ids": [4242]}), "venue.unknown_zone")
 
 
 def test_another_merchants_deal_is_404_for_every_verb(client, shop, live_deal):
     deal_id = live_deal()
     other = shop["other"]["headers"]
-    _error(client.get(f"{M}/deals/{deal_id}", headers=other), "deal.not_found")
-    _error(client.patch(f"{M}/deals/{deal_id}", json={"title": "mine"}, headers=other), "deal.not_found")
+    api_error(client.get(f"{M}/deals/{deal_id}", headers=other), "deal.not_found")
+    api_error(client.patch(f"{M}/deals/{deal_id}", json={"title": "mine"}, headers=other), "deal.not_found")
     for verb in ("submit", "pause", "resume", "end"):
-        _error(client.post(f"{M}/deals/{deal_id}/{verb}", headers=other), "deal.not_found")
+        api_error(client.post(f"{M}/deals/{deal_id}/{verb}", headers=other), "deal.not_found")
     assert client.get(f"{M}/deals", headers=other).get_json()["deals"] == []
 
 
@@ -115,24 +107,24 @@ def test_editing_a_live_deal_sends_it_back_to_review_and_a_lower_quota_than_clai
         client, shop, live_deal, member):
     deal_id = live_deal()
     client.post(f"/api/v1/deals/{deal_id}/claim", headers=member["headers"])
-    _error(client.patch(f"{M}/deals/{deal_id}", json={"quota": 0}, headers=shop["headers"]), "request.invalid")
+    api_error(client.patch(f"{M}/deals/{deal_id}", json={"quota": 0}, headers=shop["headers"]), "request.invalid")
     raised = client.patch(f"{M}/deals/{deal_id}", json={"quota": 10}, headers=shop["headers"]).get_json()
     assert (raised["status"], raised["quota"], raised["figures"]["claimed"]) == ("live", 10, 1)
     edited = client.patch(f"{M}/deals/{deal_id}", json={"title": "Better", "targeting": {"member_rule": "new_members"}},
                           headers=shop["headers"]).get_json()
     assert (edited["status"], edited["title"], edited["targeting"]["member_rule"]) == ("pending_approval", "Better",
                                                                                       "new_members")
-    _error(client.patch(f"{M}/deals/{deal_id}", json={"title": None}, headers=shop["headers"]), "request.invalid")
-    _error(client.patch(f"{M}/deals/{deal_id}", json={}, headers=shop["headers"]), "request.invalid")
+    api_error(client.patch(f"{M}/deals/{deal_id}", json={"title": None}, headers=shop["headers"]), "request.invalid")
+    api_error(client.patch(f"{M}/deals/{deal_id}", json={}, headers=shop["headers"]), "request.invalid")
 
 
 def test_pause_resume_end_and_wrong_moves(client, shop, live_deal):
     deal_id = live_deal()
     assert client.post(f"{M}/deals/{deal_id}/pause", headers=shop["headers"]).get_json()["status"] == "paused"
-    _error(client.post(f"{M}/deals/{deal_id}/pause", headers=shop["headers"]), "deal.invalid_state")
+    api_error(client.post(f"{M}/deals/{deal_id}/pause", headers=shop["headers"]), "deal.invalid_state")
     assert client.post(f"{M}/deals/{deal_id}/resume", headers=shop["headers"]).get_json()["status"] == "live"
     assert client.post(f"{M}/deals/{deal_id}/end", headers=shop["headers"]).get_json()["status"] == "ended"
-    _error(client.patch(f"{M}/deals/{deal_id}", json={"quota": 9}, headers=shop["headers"]), "deal.invalid_state")
+    api_error(client.patch(f"{M}/deals/{deal_id}", json={"quota": 9}, headers=shop["headers"]), "deal.invalid_state")
 
 
 # --- ops -------------------------------------------------------------------------------------------
@@ -144,22 +136,22 @@ def test_ops_review_queue_approve_and_reject(client, shop, clock, ops_admin, ops
         client.post(f"{M}/deals/{deal_id}/submit", headers=shop["headers"])
     queue = client.get(f"{OPS}/deals", query_string={"status": "pending_approval"}, headers=ops_viewer["headers"])
     assert [d["id"] for d in queue.get_json()["deals"]] == ids
-    _error(client.post(f"{OPS}/deals/{ids[0]}/approve", headers=ops_viewer["headers"]), "ops.admin_required")
-    _error(client.post(f"{OPS}/deals/{ids[1]}/reject", json={}, headers=ops_admin["headers"]), "request.invalid")
+    api_error(client.post(f"{OPS}/deals/{ids[0]}/approve", headers=ops_viewer["headers"]), "ops.admin_required")
+    api_error(client.post(f"{OPS}/deals/{ids[1]}/reject", json={}, headers=ops_admin["headers"]), "request.invalid")
     rejected = client.post(f"{OPS}/deals/{ids[1]}/reject", json={"reason": "no image"}, headers=ops_admin["headers"])
     assert (rejected.get_json()["status"], rejected.get_json()["rejection_reason"]) == ("rejected", "no image")
-    _error(client.post(f"{OPS}/deals/{ids[1]}/approve", headers=ops_admin["headers"]), "deal.invalid_state")
-    _error(client.post(f"{OPS}/deals/999/approve", headers=ops_admin["headers"]), "deal.not_found")
-    _error(client.get(f"{OPS}/deals", query_string={"status": "bogus"}, headers=ops_viewer["headers"]),
+    api_error(client.post(f"{OPS}/deals/{ids[1]}/approve", headers=ops_admin["headers"]), "deal.invalid_state")
+    api_error(client.post(f"{OPS}/deals/999/approve", headers=ops_admin["headers"]), "deal.not_found")
+    api_error(client.get(f"{OPS}/deals", query_string={"status": "bogus"}, headers=ops_viewer["headers"]),
            "request.invalid_query")
 
 
 def test_ops_admins_turn_on_auto_approval(client, shop, clock, ops_admin, ops_viewer):
     url = f"{OPS}/merchants/{shop['id']}"
-    _error(client.patch(url, json={"auto_approve_deals": True}, headers=ops_viewer["headers"]), "ops.admin_required")
-    _error(client.patch(f"{OPS}/merchants/999", json={"auto_approve_deals": True}, headers=ops_admin["headers"]),
+    api_error(client.patch(url, json={"auto_approve_deals": True}, headers=ops_viewer["headers"]), "ops.admin_required")
+    api_error(client.patch(f"{OPS}/merchants/999", json={"auto_approve_deals": True}, headers=ops_admin["headers"]),
            "merchant.not_found")
-    _error(client.patch(url, json={"auto_approve_deals": "yes"}, headers=ops_admin["headers"]), "request.invalid")
+    api_error(client.patch(url, json={"auto_approve_deals": "yes"}, headers=ops_admin["headers"]), "request.invalid")
     assert client.patch(url, json={"auto_approve_deals": True}, headers=ops_admin["headers"]).get_json()[
         "auto_approve_deals"] is True
     deal_id = client.post(f"{M}/deals", json=_body(clock, shop["store"]), headers=shop["headers"]).get_json()["id"]
@@ -168,12 +160,12 @@ def test_ops_admins_turn_on_auto_approval(client, shop, clock, ops_admin, ops_vi
 
 def test_callers_of_the_wrong_kind_are_refused(client, shop, member, ops_viewer, live_deal):
     deal_id = live_deal()
-    _error(client.get(f"{M}/deals", headers=member["headers"]), "auth.wrong_caller")
-    _error(client.post(f"{M}/coupons/redeem", json={}, headers=member["headers"]), "auth.wrong_caller")
-    _error(client.get(f"{OPS}/deals", headers=member["headers"]), "auth.wrong_caller")
-    _error(client.get(f"{OPS}/deals", headers=shop["headers"]), "auth.wrong_caller")
-    _error(client.post(f"/api/v1/deals/{deal_id}/claim", headers=shop["headers"]), "auth.wrong_caller")
-    _error(client.get("/api/v1/me/coupons", headers=ops_viewer["headers"]), "auth.wrong_caller")
+    api_error(client.get(f"{M}/deals", headers=member["headers"]), "auth.wrong_caller")
+    api_error(client.post(f"{M}/coupons/redeem", json={}, headers=member["headers"]), "auth.wrong_caller")
+    api_error(client.get(f"{OPS}/deals", headers=member["headers"]), "auth.wrong_caller")
+    api_error(client.get(f"{OPS}/deals", headers=shop["headers"]), "auth.wrong_caller")
+    api_error(client.post(f"/api/v1/deals/{deal_id}/claim", headers=shop["headers"]), "auth.wrong_caller")
+    api_error(client.get("/api/v1/me/coupons", headers=ops_viewer["headers"]), "auth.wrong_caller")
     assert client.get("/api/v1/deals").status_code == 401
 
 
@@ -187,13 +179,13 @@ def test_a_member_lists_claims_and_sees_the_coupon_in_the_wallet(client, member,
     assert claimed.status_code == 201
     coupon = claimed.get_json()
     assert coupon["status"] == "active" and coupon["qr"].startswith("CP1.") and coupon["code"] in coupon["qr"]
-    _error(client.post(f"/api/v1/deals/{deal_id}/claim", headers=member["headers"]), "deal.limit_reached")
+    api_error(client.post(f"/api/v1/deals/{deal_id}/claim", headers=member["headers"]), "deal.limit_reached")
     assert client.get("/api/v1/deals", headers=member["headers"]).get_json()["deals"] == []
     wallet = client.get("/api/v1/me/coupons", query_string={"status": "active"}, headers=member["headers"])
     assert wallet.get_json()["coupons"] == [coupon]
-    _error(client.get("/api/v1/me/coupons", query_string={"status": "lost"}, headers=member["headers"]),
+    api_error(client.get("/api/v1/me/coupons", query_string={"status": "lost"}, headers=member["headers"]),
            "request.invalid_query")
-    _error(client.post("/api/v1/deals/999/claim", headers=member["headers"]), "deal.not_found")
+    api_error(client.post("/api/v1/deals/999/claim", headers=member["headers"]), "deal.not_found")
 
 
 def test_the_till_redeems_by_code_or_qr_once_and_a_retry_replays(client, shop, members_api, live_deal, clock):
@@ -208,7 +200,7 @@ def test_the_till_redeems_by_code_or_qr_once_and_a_retry_replays(client, shop, m
     clock.advance(seconds=30)
     retry = _redeem(client, shop, code=by_code["code"])
     assert retry.status_code == 200 and retry.get_json() == {**first.get_json(), "replayed": True}
-    _error(_redeem(client, shop, code=by_code["code"], request_id="till-2"), "coupon.already_used")
+    api_error(_redeem(client, shop, code=by_code["code"], request_id="till-2"), "coupon.already_used")
     assert _redeem(client, shop, qr=by_qr["qr"], request_id="till-3").status_code == 201
 
     me = client.get("/api/v1/me", headers=one["headers"]).get_json()
@@ -221,20 +213,20 @@ def test_the_till_redeems_by_code_or_qr_once_and_a_retry_replays(client, shop, m
 
 def test_the_till_is_refused_clearly(client, shop, member, live_deal):
     coupon = client.post(f"/api/v1/deals/{live_deal()}/claim", headers=member["headers"]).get_json()
-    _error(_redeem(client, shop), "request.invalid")  # neither code nor qr
-    _error(_redeem(client, shop, code=coupon["code"], qr=coupon["qr"]), "request.invalid")
-    _error(_redeem(client, shop, qr=coupon["qr"][:-4] + "AAAA"), "coupon.invalid_qr")
-    _error(_redeem(client, shop, code="NOPE-NOPE-NO"), "coupon.not_found")
-    _error(_redeem(client, shop, code=coupon["code"], store_id=shop["other"]["store"]), "coupon.wrong_store")
+    api_error(_redeem(client, shop), "request.invalid")  # neither code nor qr
+    api_error(_redeem(client, shop, code=coupon["code"], qr=coupon["qr"]), "request.invalid")
+    api_error(_redeem(client, shop, qr=coupon["qr"][:-4] + "AAAA"), "coupon.invalid_qr")
+    api_error(_redeem(client, shop, code="NOPE-NOPE-NO"), "coupon.not_found")
+    api_error(_redeem(client, shop, code=coupon["code"], store_id=shop["other"]["store"]), "coupon.wrong_store")
     other = client.post(f"{M}/coupons/redeem", json={"code": coupon["code"], "store_id": shop["other"]["store"],
                                                      "request_id": "x"}, headers=shop["other"]["headers"])
-    _error(other, "coupon.wrong_merchant")
+    api_error(other, "coupon.wrong_merchant")
     assert client.get("/api/v1/me/coupons", headers=member["headers"]).get_json()["coupons"][0]["status"] == "active"
 
 
 def test_an_expired_coupon_is_refused_and_shows_as_expired(client, shop, member, live_deal, clock):
     coupon = client.post(f"/api/v1/deals/{live_deal()}/claim", headers=member["headers"]).get_json()
     clock.advance(days=8)
-    _error(_redeem(client, shop, code=coupon["code"]), "coupon.expired")
+    api_error(_redeem(client, shop, code=coupon["code"]), "coupon.expired")
     wallet = client.get("/api/v1/me/coupons", query_string={"status": "expired"}, headers=member["headers"])
     assert [c["id"] for c in wallet.get_json()["coupons"]] == [coupon["id"]]

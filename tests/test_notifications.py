@@ -6,23 +6,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from api_helpers import api_error
 from sqlalchemy import select
 
 from mallapp import deals, merchants, notifications, venue_admin
-from mallapp.api.openapi import _CODE_STATUS
 from mallapp.notifications import Delivery, Message, Notification
 
 M, ME = "/api/v1/merchant", "/api/v1/me"
 SEND_PATH = "/cgi-bin/message/subscribe/send"
 DEAL_TEMPLATE = "demo-deal-announced"
-
-
-def _error(response, code: str) -> dict:
-    assert response.is_json, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code, error
-    assert response.status_code == _CODE_STATUS.get(code, response.status_code), response.status_code
-    return error
 
 
 @pytest.fixture
@@ -110,8 +102,8 @@ def test_following_and_unfollowing_are_idempotent(client, shop, member):
 
 
 def test_following_an_unknown_store_is_a_404(client, member):
-    _error(client.put(f"{ME}/follows/999999", headers=member["headers"]), "store.not_found")
-    _error(client.put(f"{ME}/mutes/stores/999999", headers=member["headers"]), "store.not_found")
+    api_error(client.put(f"{ME}/follows/999999", headers=member["headers"]), "store.not_found")
+    api_error(client.put(f"{ME}/mutes/stores/999999", headers=member["headers"]), "store.not_found")
 
 
 def test_mutes_of_a_store_and_of_everything_are_kept_and_lifted(client, shop, member):
@@ -140,14 +132,14 @@ def test_each_accepted_opt_in_adds_one_quota_and_unknown_templates_are_ignored(c
 @pytest.mark.parametrize("body", [{"results": {DEAL_TEMPLATE: "maybe"}}, {"results": {"bad id!": "accept"}},
                                   {"results": []}, {DEAL_TEMPLATE: "accept"}, {}])
 def test_bad_opt_in_reports_are_400_json_errors(client, member, body):
-    _error(client.post(f"{ME}/subscriptions", json=body, headers=member["headers"]), "request.invalid")
+    api_error(client.post(f"{ME}/subscriptions", json=body, headers=member["headers"]), "request.invalid")
 
 
 def test_bad_inbox_queries_and_unauthenticated_calls_are_json_errors(client, member):
-    _error(client.get(f"{ME}/inbox?cursor=abc", headers=member["headers"]), "request.invalid_query")
-    _error(client.get(f"{ME}/inbox?limit=0", headers=member["headers"]), "request.invalid_query")
-    _error(client.get(f"{ME}/inbox"), "auth.required")
-    _error(client.post(f"{ME}/subscriptions", data="{no", content_type="application/json",
+    api_error(client.get(f"{ME}/inbox?cursor=abc", headers=member["headers"]), "request.invalid_query")
+    api_error(client.get(f"{ME}/inbox?limit=0", headers=member["headers"]), "request.invalid_query")
+    api_error(client.get(f"{ME}/inbox"), "auth.required")
+    api_error(client.post(f"{ME}/subscriptions", data="{no", content_type="application/json",
                        headers=member["headers"]), "request.malformed_json")
 
 
@@ -241,22 +233,22 @@ def test_a_muted_other_store_does_not_silence_this_one(client, emulator, shop, s
 def test_a_merchant_cannot_announce_another_merchants_deal(client, emulator, shop, shoppers, make_deal):
     client.put(f"{ME}/follows/{shop['other']['store']}", headers=shoppers["ada"]["headers"])
     theirs = make_deal(shop["other"])
-    _error(client.post(f"{M}/deals/{theirs}/announce", headers=shop["headers"]), "deal.not_found")
-    _error(client.post(f"{M}/deals/999999/announce", headers=shop["headers"]), "deal.not_found")
-    _error(client.post(f"{M}/deals/{theirs}/announce", headers=shoppers["ada"]["headers"]), "auth.wrong_caller")
-    _error(client.post(f"{M}/deals/{theirs}/announce"), "auth.required")
+    api_error(client.post(f"{M}/deals/{theirs}/announce", headers=shop["headers"]), "deal.not_found")
+    api_error(client.post(f"{M}/deals/999999/announce", headers=shop["headers"]), "deal.not_found")
+    api_error(client.post(f"{M}/deals/{theirs}/announce", headers=shoppers["ada"]["headers"]), "auth.wrong_caller")
+    api_error(client.post(f"{M}/deals/{theirs}/announce"), "auth.required")
     assert _inbox(client, shoppers["ada"])["items"] == []
 
 
 def test_only_a_live_deal_that_has_not_ended_can_be_announced(client, clock, shop, make_deal):
     draft = make_deal(shop, submit=False)
-    _error(client.post(f"{M}/deals/{draft}/announce", headers=shop["headers"]), "deal.invalid_state")
+    api_error(client.post(f"{M}/deals/{draft}/announce", headers=shop["headers"]), "deal.invalid_state")
     paused = make_deal(shop)
     client.post(f"{M}/deals/{paused}/pause", headers=shop["headers"])
-    _error(client.post(f"{M}/deals/{paused}/announce", headers=shop["headers"]), "deal.invalid_state")
+    api_error(client.post(f"{M}/deals/{paused}/announce", headers=shop["headers"]), "deal.invalid_state")
     over = make_deal(shop)
     clock.advance(days=4)
-    _error(client.post(f"{M}/deals/{over}/announce", headers=shop["headers"]), "deal.invalid_state")
+    api_error(client.post(f"{M}/deals/{over}/announce", headers=shop["headers"]), "deal.invalid_state")
 
 
 def test_an_open_deal_can_be_announced_and_its_member_rule_filters_followers(client, clock, rt, shop, shoppers,
@@ -321,6 +313,6 @@ def test_the_inbox_pages_newest_first_and_counts_unread(client, rt, shoppers):
 
     # Another member sees none of it and cannot touch it.
     assert _inbox(client, bo) == {"items": [], "next_cursor": None, "unread": 0}
-    _error(client.post(f"{ME}/inbox/{ids[1]}/read", headers=bo["headers"]), "notification.not_found")
-    _error(client.post(f"{ME}/inbox/99999999/read", headers=ada["headers"]), "notification.not_found")
+    api_error(client.post(f"{ME}/inbox/{ids[1]}/read", headers=bo["headers"]), "notification.not_found")
+    api_error(client.post(f"{ME}/inbox/99999999/read", headers=ada["headers"]), "notification.not_found")
     assert _inbox(client, ada)["unread"] == 4
