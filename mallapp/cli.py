@@ -140,14 +140,15 @@ def demo(host: str, port: int, workers: int, emulator_port: int, beacon_traffic:
          "mallapp:create_app()"],
         env=env)
     base = f"http://{host}:{port}"
-    # The proximity worker, and demo beacon traffic through the gateway listener (beacons/, on
-    # bleak's replay backend) once the web server answers.
+    # The proximity worker, the offers consumer, and demo beacon traffic through the gateway
+    # listener (beacons/, on bleak's replay backend) once the web server answers.
     worker = subprocess.Popen([sys.executable, "-m", "mallapp.proximity"], env=env)
+    offers = subprocess.Popen([sys.executable, "-m", "mallapp.offers"], env=env)
     walks = None
     if beacon_traffic:
         walks = subprocess.Popen([sys.executable, "-m", "mallapp.devtools.walks", "--backend-url",
                                   f"http://127.0.0.1:{port}"], env=env)
-    children = [p for p in (walks, worker) if p is not None]
+    children = [p for p in (walks, worker, offers) if p is not None]
     click.echo("")
     click.echo(f"mallapp is running at {base}")
     click.echo(f"  API page:        {base}/api/v1/docs")

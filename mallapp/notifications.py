@@ -342,6 +342,18 @@ def describe_benefit(benefit: Mapping[str, Any]) -> str:
     return str(benefit["gift"])
 
 
+def deal_message(session: Session, settings: Settings, deal: Deal, key: str) -> Message:
+    """The message telling a member about a deal (an announcement, a proximity offer)."""
+    store = session.get(Store, deal.store_id)
+    local = settings.mall.tz
+    return Message(
+        kind="deal", key=key, title=deal.title, body=deal.text or describe_benefit(deal.benefit),
+        deal_id=deal.id, store_id=deal.store_id, page=f"{settings.notifications.deal_page}?id={deal.id}",
+        fields={"store": store.name if store else "", "benefit": describe_benefit(deal.benefit),
+                "starts_at": deal.starts_at.astimezone(local).strftime("%Y-%m-%d %H:%M"),
+                "ends_at": deal.ends_at.astimezone(local).strftime("%Y-%m-%d %H:%M")})
+
+
 @dataclass(frozen=True)
 class Announcement:
     deal: Deal
@@ -358,14 +370,7 @@ def announce(session: Session, settings: Settings, merchant_id: int, deal_id: in
     if deal.announced_at is not None:
         return Announcement(deal, True, [])
     deal.announced_at = now
-    store = session.get(Store, deal.store_id)
-    local = settings.mall.tz
-    message = Message(
-        kind="deal", key=announce_key(deal.id), title=deal.title, body=deal.text or describe_benefit(deal.benefit),
-        deal_id=deal.id, store_id=deal.store_id, page=f"{settings.notifications.deal_page}?id={deal.id}",
-        fields={"store": store.name if store else "", "benefit": describe_benefit(deal.benefit),
-                "starts_at": deal.starts_at.astimezone(local).strftime("%Y-%m-%d %H:%M"),
-                "ends_at": deal.ends_at.astimezone(local).strftime("%Y-%m-%d %H:%M")})
+    message = deal_message(session, settings, deal, announce_key(deal.id))
     outbound = []
     for member_id in follows.followers(session, deal.store_id):
         # Only followers the deal's member rule lets claim: a message they cannot act on is noise.

@@ -218,6 +218,16 @@ class NotificationsSettings(_Section):
     deal_page: str = Field(default="pages/deals/detail", max_length=100)
 
 
+class OffersSettings(_Section):
+    # Proximity offers (mallapp.offers): at most this many per member per mall-local day.
+    max_pushes_per_day: int = Field(default=3, ge=0, le=100)
+    # No proximity offer from quiet_start to quiet_end, mall time ("HH:MM"; equal times: none).
+    quiet_start: str = Field(default="22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_end: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # A dwell event older than this when the consumer reads it is dropped: the member has moved on.
+    max_event_age_s: float = Field(default=300.0, gt=0)
+
+
 class Gift(_Section):
     code: str = Field(pattern=r"^[a-z0-9_-]{1,40}$")
     name: str
@@ -243,6 +253,7 @@ class Settings(_Section):
     birthday: BirthdaySettings
     referral: ReferralSettings
     notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
+    offers: OffersSettings = Field(default_factory=OffersSettings)
     gifts: tuple[Gift, ...] = ()
 
     def gift(self, code: str) -> Gift | None:
