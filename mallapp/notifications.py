@@ -393,3 +393,30 @@ def announcement_figures(session: Session, deal_id: int) -> tuple[int, int]:
         .where(Notification.deal_id == deal_id, Notification.key == key, Delivery.channel == "subscribe",
                Delivery.outcome == "sent")) or 0
     return inbox_items, subscribed
+
+
+@dataclass(frozen=True)
+class Announced:
+    """An announcement as its merchant sees it, once its WeChat messages went out."""
+
+    deal_id: int
+    announced_at: datetime | None
+    replayed: bool
+    inbox: int
+    subscribe_sent: int
+    pushes: int
+
+
+def announce_and_send(sessions: sessionmaker[Session], settings: Settings, client: MallWeChatClient,
+                      merchant_id: int, deal_id: int, now: datetime) -> Announced:
+    """``announce``, committed, then its subscribe messages outside any transaction, then its figures."""
+    # Owns its transactions, like notify: the WeChat calls must happen between two commits.
+    with sessions.begin() as session:
+        done = announce(session, settings, merchant_id, deal_id, now)
+    dispatch(sessions, client, done.outbound, now)
+    with sessions.begin() as session:
+        inbox_items, sent = announcement_figures(session, deal_id)
+        deal = session.get(deals.Deal, deal_id)
+        assert deal is not None  # announce found it
+        return Announced(deal_id, deal.announced_at, done.replayed, inbox_items, sent, deal.pushes)
+

@@ -19,7 +19,6 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.deals import Deal
 
 member_bp = Blueprint("member_delivery", __name__, url_prefix="/api/v1/me")
 merchant_bp = Blueprint("merchant_announcements", __name__, url_prefix="/api/v1/merchant")
@@ -213,13 +212,8 @@ def mark_read(notification_id: int) -> InboxItemOut:
            one_transaction=False)
 def announce(deal_id: int):
     rt = runtime()
-    # Recorded and committed first; WeChat is called after, outside any transaction.
-    with rt.sessions.begin() as session:
-        done = notifications.announce(session, rt.settings, current_merchant_id(), deal_id, rt.now())
-    notifications.dispatch(rt.sessions, rt.wechat, done.outbound, rt.now())
-    with rt.sessions.begin() as session:
-        inbox_items, sent = notifications.announcement_figures(session, deal_id)
-        deal = session.get(Deal, deal_id)
-        out = AnnounceOut(deal_id=deal_id, announced_at=deal.announced_at, replayed=done.replayed, inbox=inbox_items,
-                          subscribe_sent=sent, pushes=deal.pushes)
+    done = notifications.announce_and_send(rt.sessions, rt.settings, rt.wechat, current_merchant_id(), deal_id,
+                                           rt.now())
+    out = AnnounceOut(deal_id=done.deal_id, announced_at=done.announced_at, replayed=done.replayed,
+                      inbox=done.inbox, subscribe_sent=done.subscribe_sent, pushes=done.pushes)
     return out, 200 if done.replayed else 201
