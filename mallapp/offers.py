@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import socket
@@ -36,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
+from time import monotonic
 
 from redis import Redis
 from redis.exceptions import ResponseError
@@ -221,6 +223,7 @@ class Consumer:
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.offered = 0
+        self._last_claim = -math.inf
 
     def ensure_group(self) -> None:
         try:
@@ -231,9 +234,14 @@ class Consumer:
 
     def step(self, block_ms: int | None = None) -> int:
         """Handle what others left pending too long, then new entries; the number handled."""
-        reply = self.redis.xautoclaim(EVENTS_STREAM, GROUP, self.consumer, self.claim_idle_ms, start_id="0-0",
-                                      count=self.count)
-        entries = [e for e in reply[1] if e[1]]  # trimmed entries come back empty
+        entries = []
+        now = monotonic()
+        # Entries go idle only after claim_idle_ms: looking a few times per idle period is enough.
+        if now - self._last_claim >= self.claim_idle_ms / 3000:
+            self._last_claim = now
+            reply = self.redis.xautoclaim(EVENTS_STREAM, GROUP, self.consumer, self.claim_idle_ms,
+                                          start_id="0-0", count=self.count)
+            entries = [e for e in reply[1] if e[1]]  # trimmed entries come back empty
         block = self.block_ms if block_ms is None else block_ms
         read = self.redis.xreadgroup(GROUP, self.consumer, {EVENTS_STREAM: ">"}, count=self.count,
                                      block=block or None)
