@@ -50,9 +50,11 @@ if TYPE_CHECKING:
 KINDS = ("deal", "reminder")
 # Muting (a store, or every push) silences these kinds on WeChat; the inbox still gets them.
 MUTABLE_KINDS = ("deal",)
-CHANNELS = ("inbox", "subscribe")
-# pending: reserved and being sent; muted / no_quota: not sent to WeChat; refused: WeChat's 43101.
-OUTCOMES = ("sent", "pending", "muted", "no_quota", "refused", "failed")
+CHANNELS = ("inbox", "subscribe", "live")
+# pending: reserved and being sent; muted / no_quota: not sent to WeChat; refused: WeChat's 43101;
+# missed: the member's live connection closed before the message reached it; unknown: a send that a
+# crash cut off between the call and its settlement (whether WeChat delivered it cannot be known).
+OUTCOMES = ("sent", "pending", "muted", "no_quota", "refused", "failed", "missed", "unknown")
 OPT_IN_RESULTS = ("accept", "reject", "ban", "filter")
 NO_QUOTA_ERRCODE = 43101
 _MAX_ID = 2**31 - 1
