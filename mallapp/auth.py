@@ -56,6 +56,13 @@ def revoke_token(redis: Redis, token: str) -> None:
     revoke_bearer(redis, "member", token)
 
 
+def member_token_key(token: str) -> str:
+    """The Redis key a member token lives under (the live server reads it with its own client)."""
+    if not token.startswith(TOKEN_PREFIX):
+        raise Unauthorized("not a member token", code="auth.invalid_token")
+    return _token_key("member", token)
+
+
 def _card_sig(secret: bytes, member_id: int, expires: int) -> str:
     mac = hmac.new(secret, f"card:{member_id}:{expires}".encode(), hashlib.sha256).digest()[:15]
     return base64.urlsafe_b64encode(mac).decode()

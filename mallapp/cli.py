@@ -104,9 +104,10 @@ def ops_create_user(username: str, role: str, password_stdin: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--emulator-port", default=8011, show_default=True, type=int)
+@click.option("--live-port", default=8001, show_default=True, type=int, help="the live channel's WebSocket port")
 @click.option("--beacon-traffic/--no-beacon-traffic", default=True, show_default=True,
               help="replay demo shoppers' walks through gateway listeners")
-def demo(host: str, port: int, workers: int, emulator_port: int, beacon_traffic: bool) -> None:
+def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int, beacon_traffic: bool) -> None:
     """Run the whole system on the embedded default: SQLite, embedded Redis, the WeChat emulator, the demo mall."""
     from mallapp import demo as demo_mall
     from mallapp.devtools.servers import stop_process
@@ -144,15 +145,18 @@ def demo(host: str, port: int, workers: int, emulator_port: int, beacon_traffic:
     # listener (beacons/, on bleak's replay backend) once the web server answers.
     worker = subprocess.Popen([sys.executable, "-m", "mallapp.proximity"], env=env)
     offers = subprocess.Popen([sys.executable, "-m", "mallapp.offers"], env=env)
+    live = subprocess.Popen([sys.executable, "-m", "mallapp.live", "--host", host, "--port", str(live_port)], env=env)
     walks = None
     if beacon_traffic:
         walks = subprocess.Popen([sys.executable, "-m", "mallapp.devtools.walks", "--backend-url",
                                   f"http://127.0.0.1:{port}"], env=env)
-    children = [p for p in (walks, worker, offers) if p is not None]
+    children = [p for p in (walks, worker, offers, live) if p is not None]
     click.echo("")
     click.echo(f"mallapp is running at {base}")
     click.echo(f"  API page:        {base}/api/v1/docs")
     click.echo(f"  health:          {base}/healthz")
+    click.echo(f"  live channel:    ws://{host}:{live_port}{settings.live.path}  (a member token in "
+               "Authorization: Bearer; messages arrive as JSON frames)")
     if emulator is not None:
         click.echo(f"  WeChat emulator: {emulator.base_url}  (a wx.login code: "
                    f"curl -X POST {emulator.base_url}/__emulator/login)")

@@ -92,13 +92,33 @@ def insert_or_nothing(session: Session, model: type[Base], values: dict[str, Any
 @functools.cache
 def _insert_or_nothing(dialect: str, table: Table, conflict_on: tuple[str, ...]) -> Any:
     # Built once per table: SQLAlchemy memoizes a statement's cache key, not a fresh one's.
+    insert = _dialect_insert(dialect)
+    return insert(table).on_conflict_do_nothing(index_elements=list(conflict_on)).returning(table.c.id)
+
+
+def _dialect_insert(dialect: str) -> Any:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two engines mallapp supports
         raise RuntimeError(f"unsupported database {dialect}")
-    return insert(table).on_conflict_do_nothing(index_elements=list(conflict_on)).returning(table.c.id)
+    return insert
+
+
+def insert_many_or_nothing(session: Session, model: type[Base], rows: list[dict[str, Any]],
+                           conflict_on: list[str] | None, returning: tuple[str, ...]) -> list[Any]:
+    """Insert the rows in one statement (skipping those whose ``conflict_on`` key exists, when given).
+
+    Returns the ``returning`` columns of the rows inserted; with conflicts skipped, match them by key.
+    """
+    if not rows:
+        return []
+    table = model.__table__
+    stmt = _dialect_insert(session.get_bind().dialect.name)(table)
+    if conflict_on:
+        stmt = stmt.on_conflict_do_nothing(index_elements=conflict_on)
+    return list(session.execute(stmt.returning(*(table.c[name] for name in returning)), rows))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -7,6 +7,7 @@ followed does nothing, and the same holds for mutes. A mute is ``all`` (every de
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, delete, select
@@ -101,13 +102,32 @@ def unmute(session: Session, member_id: int, store_id: int | None) -> None:
 
 def mutes(session: Session, member_id: int) -> tuple[bool, list[int]]:
     """Whether the member muted every push, and the stores muted one by one (ascending)."""
-    scopes = list(session.execute(select(Mute.scope, Mute.store_id).where(Mute.member_id == member_id)))
-    return (any(scope == ALL for scope, _ in scopes),
-            sorted(store_id for scope, store_id in scopes if store_id is not None))
+    everything, stores = mutes_of(session, [member_id]).get(member_id, (False, set()))
+    return everything, sorted(stores)
 
 
-def is_muted(session: Session, member_id: int, store_id: int | None) -> bool:
-    """Whether pushes about ``store_id`` (or any push, when None) are muted for the member."""
-    wanted = [ALL] if store_id is None else [ALL, store_scope(store_id)]
-    return session.scalar(select(Mute.id).where(Mute.member_id == member_id, Mute.scope.in_(wanted)).limit(1)) \
-        is not None
+def mutes_of(session: Session, member_ids: Iterable[int]) -> dict[int, tuple[bool, set[int]]]:
+    """For each of these members who muted anything: (every push muted, the stores muted)."""
+    ids = list(set(member_ids))
+    found: dict[int, tuple[bool, set[int]]] = {}
+    if not ids:
+        return found
+    for member_id, scope, store_id in session.execute(
+            select(Mute.member_id, Mute.scope, Mute.store_id).where(Mute.member_id.in_(ids))):
+        everything, stores = found.get(member_id, (False, set()))
+        if store_id is not None:
+            stores.add(store_id)
+        found[member_id] = (everything or scope == ALL, stores)
+    return found
+
+
+def muted(session: Session, pairs: Iterable[tuple[int, int | None]]) -> set[tuple[int, int | None]]:
+    """Which (member, store) pairs are muted: every push, or that store's (a None store: every push only)."""
+    pairs = list(pairs)
+    held = mutes_of(session, (member_id for member_id, _ in pairs))
+    out = set()
+    for member_id, store_id in pairs:
+        everything, stores = held.get(member_id, (False, set()))
+        if everything or store_id in stores:
+            out.add((member_id, store_id))
+    return out

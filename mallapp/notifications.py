@@ -17,11 +17,13 @@ deal's ``pushes`` figure moves in the transaction that records the delivery, so 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from redis import Redis
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -30,14 +32,15 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    bindparam,
     func,
     select,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from mallapp import deals, follows, members, wechat
-from mallapp.db import Base, UTCDateTime, insert_or_nothing
+from mallapp import deals, follows, live, members, wechat
+from mallapp.db import Base, UTCDateTime, insert_many_or_nothing, insert_or_nothing
 from mallapp.deals import Deal
 from mallapp.errors import Conflict, MallError, NotFound
 from mallapp.points import BigId
@@ -58,6 +61,7 @@ OUTCOMES = ("sent", "pending", "muted", "no_quota", "refused", "failed", "missed
 OPT_IN_RESULTS = ("accept", "reject", "ban", "filter")
 NO_QUOTA_ERRCODE = 43101
 _MAX_ID = 2**31 - 1
+_ANNOUNCE_BATCH = 500
 
 
 class Notification(Base):
@@ -126,31 +130,53 @@ class Message:
 
 
 @dataclass(frozen=True)
-class Outbound:
+class SubscribeOutbound:
     """A subscribe message recorded as pending, to send after the transaction commits."""
 
     delivery_id: int
     member_id: int
+    deal_id: int | None
     openid: str
     template_id: str
     data: dict[str, dict[str, str]]
     page: str | None
+
+
+@dataclass(frozen=True)
+class LiveOutbound:
+    """A live message recorded as pending: the JSON frame for the member's open mini-program."""
+
+    delivery_id: int
+    member_id: int
     deal_id: int | None
+    text: str
+
+
+Outbound = SubscribeOutbound | LiveOutbound
 
 
 @dataclass(frozen=True)
 class Recorded:
     notification_id: int
     created: bool  # False: the key was used before, and nothing was delivered now
-    subscribe: str | None  # the subscribe outcome so far (None: no template for the kind, or a replay)
+    subscribe: str | None  # the subscribe outcome so far (None: not attempted, or a replay)
     outbound: Outbound | None = None
+    live: str | None = None  # the live outcome so far (None: the member had no live connection)
 
 
 @dataclass(frozen=True)
 class Sent:
-    outcome: str  # sent, refused or failed
+    outcome: str  # sent, refused or failed; a live message: sent or missed
     errcode: int | None = None
     msgid: int | None = None
+
+
+@dataclass(frozen=True)
+class Senders:
+    """What carries messages out: the WeChat client, and the Redis the live servers listen on."""
+
+    wechat: MallWeChatClient
+    redis: Redis
 
 
 # --- delivering ------------------------------------------------------------------------------------
@@ -167,108 +193,220 @@ def _data(template: Mapping[str, str], message: Message) -> dict[str, dict[str, 
     return {key: {"value": _fit(key, values.get(name, ""))} for key, name in template.items()}
 
 
-def _deliver(session: Session, notification_id: int, channel: str, outcome: str, now: datetime,
-             template_id: str | None = None) -> int:
-    row = Delivery(notification_id=notification_id, channel=channel, outcome=outcome, template_id=template_id,
-                   at=now)
-    session.add(row)
-    session.flush()
-    return row.id
+def live_frame(notification_id: int, member_id: int, message: Message, now: datetime) -> str:
+    """The live frame: the inbox item's fields, as ``GET /api/v1/me/inbox`` shows them."""
+    return live.frame("notification", id=notification_id, kind=message.kind, title=message.title[:80],
+                      body=message.body[:1000], deal_id=message.deal_id, store_id=message.store_id,
+                      page=message.page, read_at=None,
+                      created_at=now.astimezone(UTC).isoformat().replace("+00:00", "Z"))  # as the API writes it
 
 
-def _count_push(session: Session, deal_id: int | None) -> None:
-    if deal_id is not None:
-        session.execute(update(Deal).where(Deal.id == deal_id).values(pushes=Deal.pushes + 1))
+def _count_pushes(session: Session, deal_ids: Iterable[int | None]) -> None:
+    counts = Counter(d for d in deal_ids if d is not None)
+    if counts:
+        deals_table = Deal.__table__  # Core: an executemany of one UPDATE, not the ORM's per-key bulk mode
+        session.execute(update(deals_table).where(deals_table.c.id == bindparam("deal"))
+                        .values(pushes=deals_table.c.pushes + bindparam("n")),
+                        [{"deal": deal_id, "n": n} for deal_id, n in counts.items()])
 
 
-def record(session: Session, settings: Settings, member_id: int, message: Message, now: datetime) -> Recorded:
-    """Write the inbox item and its deliveries; reserve one quota when a subscribe message will go."""
-    if message.kind not in KINDS or not 0 < len(message.key) <= 80:
-        raise ValueError(f"a message has a kind in {KINDS} and a key of 1-80 characters")
-    notification_id = insert_or_nothing(session, Notification, {
-        "member_id": member_id, "kind": message.kind, "title": message.title[:80], "body": message.body[:1000],
-        "deal_id": message.deal_id, "store_id": message.store_id, "page": message.page, "key": message.key,
-        "created_at": now, "read_at": None}, ["member_id", "key"])
-    if notification_id is None:
-        existing = session.scalar(select(Notification.id).where(Notification.member_id == member_id,
-                                                                Notification.key == message.key))
-        return Recorded(notification_id=existing, created=False, subscribe=None)
-    _deliver(session, notification_id, "inbox", "sent", now)
-    _count_push(session, message.deal_id)
-    template = settings.notifications.templates.get(message.kind)  # type: ignore[call-overload]
-    if template is None:
-        return Recorded(notification_id, True, None)
-    tid = template.template_id
-    if message.kind in MUTABLE_KINDS and follows.is_muted(session, member_id, message.store_id):
-        _deliver(session, notification_id, "subscribe", "muted", now, tid)
-        return Recorded(notification_id, True, "muted")
-    reserved = session.execute(
-        update(SubscribeQuota).where(SubscribeQuota.member_id == member_id, SubscribeQuota.template_id == tid,
-                                     SubscribeQuota.remaining > 0)
-        .values(remaining=SubscribeQuota.remaining - 1, updated_at=now)).rowcount
-    if not reserved:
-        _deliver(session, notification_id, "subscribe", "no_quota", now, tid)
-        return Recorded(notification_id, True, "no_quota")
-    delivery_id = _deliver(session, notification_id, "subscribe", "pending", now, tid)
-    openid = members.get(session, member_id).openid
-    return Recorded(notification_id, True, "pending", Outbound(
-        delivery_id=delivery_id, member_id=member_id, openid=openid, template_id=tid,
-        data=_data(template.data, message), page=message.page, deal_id=message.deal_id))
+def _reserve(session: Session, template_id: str, member_ids: list[int], now: datetime) -> Counter[int]:
+    """Take one quota of the template per occurrence of a member holding some; how many each gave."""
+    taken: Counter[int] = Counter()
+    wanted = Counter(member_ids)
+    # One statement per round: a member twice in the batch is in two rounds.
+    for round_no in range(max(wanted.values(), default=0)):
+        round_ids = [m for m, n in wanted.items() if n > round_no]
+        taken.update(session.scalars(
+            update(SubscribeQuota).where(SubscribeQuota.template_id == template_id,
+                                         SubscribeQuota.member_id.in_(round_ids), SubscribeQuota.remaining > 0)
+            .values(remaining=SubscribeQuota.remaining - 1, updated_at=now).returning(SubscribeQuota.member_id)
+            .execution_options(synchronize_session=False)))
+    return taken
 
 
-def send(client: MallWeChatClient, outbound: Outbound) -> Sent:
-    """Send one subscribe message; WeChat's refusal is an outcome, not an error."""
-    try:
-        msgid = wechat.send_subscribe_message(client, outbound.openid, outbound.template_id, outbound.data,
-                                              page=outbound.page)
-    except MallError as exc:
-        errcode = exc.details.get("errcode")
-        return Sent("refused" if errcode == NO_QUOTA_ERRCODE else "failed", errcode)
-    return Sent("sent", msgid=msgid)
+def record(session: Session, settings: Settings, member_id: int, message: Message, now: datetime,
+           online: Collection[int] = ()) -> Recorded:
+    """Record one message (see :func:`record_many`)."""
+    return record_many(session, settings, [(member_id, message)], now, online)[0]
 
 
-def settle(session: Session, outbound: Outbound, sent: Sent, now: datetime) -> None:
-    """Record how a pending subscribe message went, once; fix the member's quota to match."""
-    settled = session.execute(
-        update(Delivery).where(Delivery.id == outbound.delivery_id, Delivery.outcome == "pending")
-        .values(outcome=sent.outcome, errcode=sent.errcode, msgid=sent.msgid, at=now)).rowcount
-    if not settled:
-        return
-    quota = update(SubscribeQuota).where(SubscribeQuota.member_id == outbound.member_id,
-                                         SubscribeQuota.template_id == outbound.template_id)
-    if sent.outcome == "sent":
-        _count_push(session, outbound.deal_id)
-    elif sent.outcome == "refused":
-        # WeChat holds no quota for this member and template: ours was wrong, start again from none.
-        session.execute(quota.values(remaining=0, updated_at=now))
-    else:
-        # Not delivered: give the reserved message back. Should WeChat have used it after all, the
-        # next send meets 43101 and the count is corrected then.
-        session.execute(quota.values(remaining=SubscribeQuota.remaining + 1, updated_at=now))
+def record_many(session: Session, settings: Settings, items: Sequence[tuple[int, Message]], now: datetime,
+                online: Collection[int] = ()) -> list[Recorded]:
+    """Write each (member, message)'s inbox item and deliveries; reserve what goes out after the commit.
+
+    The channel, for a message not delivered before under its key: live when the member is in
+    ``online`` (:func:`mallapp.live.online`), else a subscribe message when the kind has a template
+    and the member holds quota for it (one is reserved). A deal message whose store the member
+    muted goes to the inbox only. Statements are per batch, not per message.
+    """
+    for _, message in items:
+        if message.kind not in KINDS or not 0 < len(message.key) <= 80:
+            raise ValueError(f"a message has a kind in {KINDS} and a key of 1-80 characters")
+    created = {(row.member_id, row.key): row.id for row in insert_many_or_nothing(
+        session, Notification, [
+            {"member_id": member_id, "kind": m.kind, "title": m.title[:80], "body": m.body[:1000],
+             "deal_id": m.deal_id, "store_id": m.store_id, "page": m.page, "key": m.key, "created_at": now,
+             "read_at": None} for member_id, m in items],
+        ["member_id", "key"], returning=("id", "member_id", "key"))}
+    fresh = [(member_id, m, created.pop((member_id, m.key))) for member_id, m in items
+             if (member_id, m.key) in created]  # pop: the same key twice in a batch is delivered once
+    replays = {(member_id, m.key) for member_id, m in items} - {(member_id, m.key) for member_id, m, _ in fresh}
+    earlier = _existing_ids(session, replays)
+
+    deliveries: list[dict[str, Any]] = [
+        {"notification_id": nid, "channel": "inbox", "outcome": "sent", "template_id": None} for _, _, nid in fresh]
+    outcomes: dict[int, tuple[str | None, str | None]] = {}  # notification -> (subscribe, live)
+    muted = follows.muted(session, [(member_id, m.store_id) for member_id, m, _ in fresh
+                                    if m.kind in MUTABLE_KINDS])
+    want_quota: dict[str, list[tuple[int, Message, int]]] = defaultdict(list)
+    for member_id, m, nid in fresh:
+        template = settings.notifications.templates.get(m.kind)  # type: ignore[call-overload]
+        if m.kind in MUTABLE_KINDS and (member_id, m.store_id) in muted:
+            if template is not None:
+                deliveries.append({"notification_id": nid, "channel": "subscribe", "outcome": "muted",
+                                   "template_id": template.template_id})
+            outcomes[nid] = ("muted" if template is not None else None, None)
+        elif member_id in online:
+            deliveries.append({"notification_id": nid, "channel": "live", "outcome": "pending", "template_id": None})
+            outcomes[nid] = (None, "pending")
+        elif template is not None:
+            want_quota[template.template_id].append((member_id, m, nid))
+        else:
+            outcomes[nid] = (None, None)
+    for tid, wanting in want_quota.items():
+        reserved = _reserve(session, tid, [member_id for member_id, _, _ in wanting], now)
+        for member_id, _, nid in wanting:
+            got = reserved[member_id] > 0
+            reserved[member_id] -= got
+            deliveries.append({"notification_id": nid, "channel": "subscribe",
+                               "outcome": "pending" if got else "no_quota", "template_id": tid})
+            outcomes[nid] = ("pending" if got else "no_quota", None)
+    for row in deliveries:
+        row.update(errcode=None, msgid=None, at=now)
+    pending = {(row.notification_id, row.channel): row.id for row in insert_many_or_nothing(
+        session, Delivery, deliveries, None, returning=("id", "notification_id", "channel", "outcome"))
+        if row.outcome == "pending"}
+    _count_pushes(session, [m.deal_id for _, m, _ in fresh])
+
+    openids = members.openids(session, {member_id for member_id, _, nid in fresh
+                                        if (nid, "subscribe") in pending})
+    by_key: dict[tuple[int, str], Recorded] = {}
+    for member_id, m, nid in fresh:
+        subscribe, live_outcome = outcomes[nid]
+        outbound: Outbound | None = None
+        if live_outcome == "pending":
+            outbound = LiveOutbound(pending[nid, "live"], member_id, m.deal_id, live_frame(nid, member_id, m, now))
+        elif subscribe == "pending":
+            template = settings.notifications.templates[m.kind]  # type: ignore[index]
+            outbound = SubscribeOutbound(pending[nid, "subscribe"], member_id, m.deal_id, openids[member_id],
+                                         template.template_id, _data(template.data, m), m.page)
+        by_key[member_id, m.key] = Recorded(nid, True, subscribe, outbound, live_outcome)
+    return [by_key.get((member_id, m.key)) or Recorded(earlier[member_id, m.key], False, None)
+            for member_id, m in items]
 
 
-def dispatch(sessions: sessionmaker[Session], client: MallWeChatClient, outbound: Sequence[Outbound],
-             now: datetime) -> list[Sent]:
-    """Send each outbound message, settling each in its own short transaction."""
+def _existing_ids(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    if not keys:
+        return {}
+    rows = session.execute(select(Notification.id, Notification.member_id, Notification.key)
+                           .where(Notification.member_id.in_({m for m, _ in keys}),
+                                  Notification.key.in_({k for _, k in keys})))
+    return {(row.member_id, row.key): row.id for row in rows if (row.member_id, row.key) in keys}
+
+
+def send(senders: Senders, outbound: Sequence[Outbound]) -> list[Sent]:
+    """Send each message; WeChat's refusal, or a live connection gone, is an outcome, not an error."""
+    lives = [o for o in outbound if isinstance(o, LiveOutbound)]
+    taken = iter(live.publish_many(senders.redis, [(o.member_id, o.text) for o in lives]))
     results = []
     for item in outbound:
-        sent = send(client, item)
-        with sessions.begin() as session:
-            settle(session, item, sent, now)
-        results.append(sent)
+        if isinstance(item, LiveOutbound):
+            results.append(Sent("sent" if next(taken) else "missed"))
+            continue
+        try:
+            msgid = wechat.send_subscribe_message(senders.wechat, item.openid, item.template_id, item.data,
+                                                  page=item.page)
+        except MallError as exc:
+            errcode = exc.details.get("errcode")
+            results.append(Sent("refused" if errcode == NO_QUOTA_ERRCODE else "failed", errcode))
+        else:
+            results.append(Sent("sent", msgid=msgid))
     return results
 
 
-def notify(sessions: sessionmaker[Session], settings: Settings, client: MallWeChatClient, member_id: int,
+def settle(session: Session, outbound: Sequence[Outbound], sent: Sequence[Sent], now: datetime) -> None:
+    """Record how pending messages went, each once; fix the members' quotas to match."""
+    live_by_outcome: dict[str, list[LiveOutbound]] = defaultdict(list)
+    pushed: list[int | None] = []
+    for item, result in zip(outbound, sent, strict=True):
+        if isinstance(item, LiveOutbound):
+            live_by_outcome[result.outcome].append(item)
+        elif _settle_subscribe(session, item, result, now) and result.outcome == "sent":
+            pushed.append(item.deal_id)
+    for outcome, items in live_by_outcome.items():
+        deal_of = {item.delivery_id: item.deal_id for item in items}
+        settled = session.scalars(
+            update(Delivery).where(Delivery.id.in_(deal_of), Delivery.outcome == "pending")
+            .values(outcome=outcome, at=now).returning(Delivery.id).execution_options(synchronize_session=False))
+        if outcome == "sent":
+            pushed.extend(deal_of[delivery_id] for delivery_id in settled)
+    _count_pushes(session, pushed)
+
+
+def _settle_subscribe(session: Session, item: SubscribeOutbound, sent: Sent, now: datetime) -> bool:
+    settled = session.execute(
+        update(Delivery).where(Delivery.id == item.delivery_id, Delivery.outcome == "pending")
+        .values(outcome=sent.outcome, errcode=sent.errcode, msgid=sent.msgid, at=now)).rowcount
+    if not settled:
+        return False
+    quota = update(SubscribeQuota).where(SubscribeQuota.member_id == item.member_id,
+                                         SubscribeQuota.template_id == item.template_id)
+    if sent.outcome == "refused":
+        # WeChat holds no quota for this member and template: ours was wrong, start again from none.
+        session.execute(quota.values(remaining=0, updated_at=now))
+    elif sent.outcome != "sent":
+        # Not delivered: give the reserved message back. Should WeChat have used it after all, the
+        # next send meets 43101 and the count is corrected then.
+        session.execute(quota.values(remaining=SubscribeQuota.remaining + 1, updated_at=now))
+    return True
+
+
+def dispatch(sessions: sessionmaker[Session], senders: Senders, outbound: Sequence[Outbound],
+             now: datetime, chunk: int = 200) -> list[Sent]:
+    """Send the outbound messages and settle them, a chunk per short transaction."""
+    results: list[Sent] = []
+    for start in range(0, len(outbound), chunk):
+        part = outbound[start:start + chunk]
+        sent = send(senders, part)
+        with sessions.begin() as session:
+            settle(session, part, sent, now)
+        results.extend(sent)
+    return results
+
+
+def notify(sessions: sessionmaker[Session], settings: Settings, senders: Senders, member_id: int,
            message: Message, now: datetime) -> Recorded:
-    """Deliver one message: inbox always, WeChat when the member holds quota; once per key."""
-    # Owns its transactions (unlike other services): the WeChat call must happen between two commits.
+    """Deliver one message: inbox always, live or WeChat when it can; once per key."""
+    # Owns its transactions (unlike other services): the sends must happen between two commits.
+    online = live.online(senders.redis, [member_id])
     with sessions.begin() as session:
-        recorded = record(session, settings, member_id, message, now)
+        recorded = record(session, settings, member_id, message, now, online)
     if recorded.outbound is None:
         return recorded
-    sent = dispatch(sessions, client, [recorded.outbound], now)[0]
-    return Recorded(recorded.notification_id, True, sent.outcome)
+    outcome = dispatch(sessions, senders, [recorded.outbound], now)[0].outcome
+    if isinstance(recorded.outbound, LiveOutbound):
+        return replace(recorded, live=outcome)
+    return replace(recorded, subscribe=outcome)
+
+
+def settle_abandoned(session: Session, before: datetime) -> int:
+    """Mark deliveries still pending since before ``before`` as unknown (a crash cut them off); how many.
+
+    Whether WeChat delivered such a message cannot be known, so its quota is not given back.
+    """
+    return session.execute(update(Delivery).where(Delivery.outcome == "pending", Delivery.at < before)
+                           .values(outcome="unknown").execution_options(synchronize_session=False)).rowcount
 
 
 # --- quota -----------------------------------------------------------------------------------------
@@ -363,7 +501,8 @@ class Announcement:
     outbound: list[Outbound]
 
 
-def announce(session: Session, settings: Settings, merchant_id: int, deal_id: int, now: datetime) -> Announcement:
+def announce(session: Session, redis: Redis, settings: Settings, merchant_id: int, deal_id: int,
+             now: datetime) -> Announcement:
     """Tell the followers of a live deal's store about it, once per deal (before it opens or while on)."""
     deal = deals.get_own(session, merchant_id, deal_id, lock=True)
     if deal.status != "live" or deal.pack_key is not None or now >= deal.ends_at:
@@ -373,52 +512,53 @@ def announce(session: Session, settings: Settings, merchant_id: int, deal_id: in
         return Announcement(deal, True, [])
     deal.announced_at = now
     message = deal_message(session, settings, deal, announce_key(deal.id))
+    followers = follows.followers(session, deal.store_id)
+    # Only followers the deal's member rule lets claim: a message they cannot act on is noise.
+    audience = [m.id for m in members.get_many(session, followers)
+                if deals.member_matches(settings, deal.member_rule, m, now)]
     outbound = []
-    for member_id in follows.followers(session, deal.store_id):
-        # Only followers the deal's member rule lets claim: a message they cannot act on is noise.
-        if not deals.member_matches(settings, deal.member_rule, members.get(session, member_id), now):
-            continue
-        recorded = record(session, settings, member_id, message, now)
-        if recorded.outbound is not None:
-            outbound.append(recorded.outbound)
+    for start in range(0, len(audience), _ANNOUNCE_BATCH):
+        batch = audience[start:start + _ANNOUNCE_BATCH]
+        recorded = record_many(session, settings, [(m, message) for m in batch], now, live.online(redis, batch))
+        outbound.extend(r.outbound for r in recorded if r.outbound is not None)
     session.flush()
     return Announcement(deal, False, outbound)
 
 
-def announcement_figures(session: Session, deal_id: int) -> tuple[int, int]:
-    """How many members a deal's announcement reached in the inbox, and by subscribe message."""
+def announcement_figures(session: Session, deal_id: int) -> tuple[int, int, int]:
+    """How many members a deal's announcement reached: in the inbox, by subscribe message, live."""
     key = announce_key(deal_id)
     inbox_items = session.scalar(select(func.count()).where(Notification.deal_id == deal_id,
                                                             Notification.key == key)) or 0
-    subscribed = session.scalar(
-        select(func.count()).select_from(Delivery).join(Notification, Notification.id == Delivery.notification_id)
-        .where(Notification.deal_id == deal_id, Notification.key == key, Delivery.channel == "subscribe",
-               Delivery.outcome == "sent")) or 0
-    return inbox_items, subscribed
+    reached = {channel: n for channel, n in session.execute(
+        select(Delivery.channel, func.count()).join(Notification, Notification.id == Delivery.notification_id)
+        .where(Notification.deal_id == deal_id, Notification.key == key, Delivery.channel.in_(("subscribe", "live")),
+               Delivery.outcome == "sent").group_by(Delivery.channel))}
+    return inbox_items, reached.get("subscribe", 0), reached.get("live", 0)
 
 
 @dataclass(frozen=True)
 class Announced:
-    """An announcement as its merchant sees it, once its WeChat messages went out."""
+    """An announcement as its merchant sees it, once its messages went out."""
 
     deal_id: int
     announced_at: datetime | None
     replayed: bool
     inbox: int
     subscribe_sent: int
+    live_sent: int
     pushes: int
 
 
-def announce_and_send(sessions: sessionmaker[Session], settings: Settings, client: MallWeChatClient,
+def announce_and_send(sessions: sessionmaker[Session], settings: Settings, senders: Senders,
                       merchant_id: int, deal_id: int, now: datetime) -> Announced:
-    """``announce``, committed, then its subscribe messages outside any transaction, then its figures."""
-    # Owns its transactions, like notify: the WeChat calls must happen between two commits.
+    """``announce``, committed, then its live and subscribe messages outside any transaction, then its figures."""
+    # Owns its transactions, like notify: the sends must happen between two commits.
     with sessions.begin() as session:
-        done = announce(session, settings, merchant_id, deal_id, now)
-    dispatch(sessions, client, done.outbound, now)
+        done = announce(session, senders.redis, settings, merchant_id, deal_id, now)
+    dispatch(sessions, senders, done.outbound, now)
     with sessions.begin() as session:
-        inbox_items, sent = announcement_figures(session, deal_id)
+        inbox_items, subscribed, lived = announcement_figures(session, deal_id)
         deal = session.get(deals.Deal, deal_id)
         assert deal is not None  # announce found it
-        return Announced(deal_id, deal.announced_at, done.replayed, inbox_items, sent, deal.pushes)
-
+        return Announced(deal_id, deal.announced_at, done.replayed, inbox_items, subscribed, lived, deal.pushes)

@@ -267,7 +267,7 @@ class Consumer:
             return recorded
         self.offered += 1
         if recorded.outbound is not None:
-            notifications.dispatch(rt.sessions, rt.wechat, [recorded.outbound], now)
+            notifications.dispatch(rt.sessions, rt.senders, [recorded.outbound], now)
         return recorded
 
     def run(self, stop: threading.Event) -> None:

@@ -21,6 +21,7 @@ from mallapp.db import make_engine, make_sessionmaker, utcnow
 from mallapp.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from mallapp.notifications import Senders
     from mallapp.wechat import MallWeChatClient
 
 
@@ -72,6 +73,13 @@ class Runtime:
         from mallapp.wechat import build_client
 
         return build_client(self.settings, self.redis)
+
+    @cached_property
+    def senders(self) -> Senders:
+        """What the notification service sends through: this WeChat client and this Redis."""
+        from mallapp.notifications import Senders
+
+        return Senders(self.wechat, self.redis)
 
     def now(self) -> datetime:
         return self.clock()

@@ -228,6 +228,17 @@ class OffersSettings(_Section):
     max_event_age_s: float = Field(default=300.0, gt=0)
 
 
+class LiveSettings(_Section):
+    # The live channel (python -m mallapp.live): open mini-programs hold a WebSocket at ``path``.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=0, le=65535)
+    path: str = Field(default="/api/v1/live", pattern=r"^/[\w/-]*$")
+    # How often a connection's token is checked again: a revoked or expired token is closed by then.
+    recheck_s: float = Field(default=60.0, gt=0)
+    # More connections than this for one member are refused (one per open mini-program).
+    max_connections_per_member: int = Field(default=5, ge=1, le=100)
+
+
 class Gift(_Section):
     code: str = Field(pattern=r"^[a-z0-9_-]{1,40}$")
     name: str
@@ -254,6 +265,7 @@ class Settings(_Section):
     referral: ReferralSettings
     notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
     offers: OffersSettings = Field(default_factory=OffersSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     gifts: tuple[Gift, ...] = ()
 
     def gift(self, code: str) -> Gift | None:

@@ -157,7 +157,7 @@ def test_an_announcement_reaches_followers_only_once_with_subscribe_messages_whe
     first = client.post(f"{M}/deals/{deal_id}/announce", headers=shop["headers"])
     assert first.status_code == 201, first.get_json()
     assert first.get_json() | {"announced_at": None} == {"deal_id": deal_id, "announced_at": None,
-                                                         "replayed": False, "inbox": 2, "subscribe_sent": 1,
+                                                         "replayed": False, "inbox": 2, "subscribe_sent": 1, "live_sent": 0,
                                                          "pushes": 3}
     [sent] = emulator.messages
     assert sent["touser"] == "o-ada" and sent["template_id"] == DEAL_TEMPLATE
@@ -267,7 +267,7 @@ def test_an_open_deal_can_be_announced_and_its_member_rule_filters_followers(cli
 # --- the service and the inbox ---------------------------------------------------------------------
 
 def _notify(rt, member_id: int, message: Message) -> notifications.Recorded:
-    return notifications.notify(rt.sessions, rt.settings, rt.wechat, member_id, message, rt.now())
+    return notifications.notify(rt.sessions, rt.settings, rt.senders, member_id, message, rt.now())
 
 
 def test_the_same_key_never_delivers_twice(client, rt, emulator, shoppers):

@@ -85,6 +85,8 @@ class AnnounceOut(Out):
     replayed: bool = Field(description="true when the deal had been announced before; nothing was sent now")
     inbox: int = Field(description="followers who got it in their inbox")
     subscribe_sent: int = Field(description="followers who got a WeChat subscribe message")
+    live_sent: int = Field(description="followers whose open mini-program got it live (they keep their "
+                                       "subscribe-message quota)")
     pushes: int = Field(description="the deal's pushes figure now")
 
 
@@ -212,8 +214,9 @@ def mark_read(notification_id: int) -> InboxItemOut:
            one_transaction=False)
 def announce(deal_id: int):
     rt = runtime()
-    done = notifications.announce_and_send(rt.sessions, rt.settings, rt.wechat, current_merchant_id(), deal_id,
+    done = notifications.announce_and_send(rt.sessions, rt.settings, rt.senders, current_merchant_id(), deal_id,
                                            rt.now())
     out = AnnounceOut(deal_id=done.deal_id, announced_at=done.announced_at, replayed=done.replayed,
-                      inbox=done.inbox, subscribe_sent=done.subscribe_sent, pushes=done.pushes)
+                      inbox=done.inbox, subscribe_sent=done.subscribe_sent, live_sent=done.live_sent,
+                      pushes=done.pushes)
     return out, 200 if done.replayed else 201
