@@ -33,7 +33,8 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
@@ -44,8 +45,8 @@ from redis.exceptions import ResponseError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mallapp import deals, follows, members, notifications
-from mallapp.coupons import Coupon, claims_by_deal
+from mallapp import deals, follows, live, members, notifications
+from mallapp.coupons import Coupon
 from mallapp.deals import Deal
 from mallapp.notifications import Notification, Recorded
 from mallapp.proximity.effects import EVENTS_STREAM
@@ -85,11 +86,10 @@ class Event:
 
 
 def offer_key(member_id: int, deal_id: int, local_day: str) -> str:
-    return f"offer:{member_id}:{deal_id}:{local_day}"
+    return f"{OFFER_PREFIX}{member_id}:{deal_id}:{local_day}"
 
 
-def _key_prefix(member_id: int) -> str:
-    return f"offer:{member_id}:"
+OFFER_PREFIX = "offer:"
 
 
 # --- rules -----------------------------------------------------------------------------------------
@@ -138,68 +138,118 @@ def rank_key(deal: Deal, event: Event, claims_at_store: int) -> tuple[int, Fract
             Fraction(deal.quota - deal.claimed, deal.quota), -deal.id)
 
 
-def _claims_by_store(session: Session, member_id: int, store_ids: set[int]) -> dict[int, int]:
-    if not store_ids:
-        return {}
-    rows = session.execute(select(Deal.store_id, func.count()).select_from(Coupon)
+def _claims(session: Session, member_ids: list[int], deals_: list[Deal]) -> tuple[Counter[tuple[int, int]],
+                                                                                  Counter[tuple[int, int]]]:
+    """Coupons held per (member, deal) of these deals, and per (member, store) of any deal of those stores."""
+    by_deal: Counter[tuple[int, int]] = Counter()
+    by_store: Counter[tuple[int, int]] = Counter()
+    if not member_ids or not deals_:
+        return by_deal, by_store
+    store_ids = {d.store_id for d in deals_}
+    rows = session.execute(select(Coupon.member_id, Coupon.deal_id, Deal.store_id, func.count())
                            .join(Deal, Deal.id == Coupon.deal_id)
-                           .where(Coupon.member_id == member_id, Deal.store_id.in_(store_ids))
-                           .group_by(Deal.store_id))
-    return {store_id: n for store_id, n in rows}
+                           .where(Coupon.member_id.in_(member_ids), Deal.store_id.in_(store_ids))
+                           .group_by(Coupon.member_id, Coupon.deal_id, Deal.store_id))
+    for member_id, deal_id, store_id, n in rows:
+        by_deal[member_id, deal_id] += n
+        by_store[member_id, store_id] += n
+    return by_deal, by_store
+
+
+def live_deals(session: Session, now: datetime) -> list[Deal]:
+    """The deals a proximity offer may choose from now: live, open, not sold out, not a pack's."""
+    return list(session.scalars(select(Deal).where(Deal.status == "live", Deal.starts_at <= now, Deal.ends_at > now,
+                                                   Deal.claimed < Deal.quota, Deal.pack_key.is_(None))))
+
+
+def decide_many(session: Session, settings: Settings, events: Sequence[Event], now: datetime
+                ) -> list[Deal | None]:
+    """The deal to offer for each dwell event, in order, or None (nothing eligible, or a cap holds).
+
+    An event counts against the caps of the events after it in the batch. Locks the members' rows
+    (in id order, so two consumers never deadlock): call it in the transaction that records the
+    offers (see :func:`offer_many`). A few statements per batch, whatever its size.
+    """
+    caps = settings.offers
+    if not events or in_quiet_hours(settings, now):
+        return [None] * len(events)
+    ids = sorted({e.member_id for e in events if now - e.at <= timedelta(seconds=caps.max_event_age_s)})
+    if not ids:
+        return [None] * len(events)
+    # The lock makes the counts below hold until this transaction commits (see the module doc).
+    people = {m.id: m for m in session.scalars(
+        select(members.Member).where(members.Member.id.in_(ids)).order_by(members.Member.id)
+        .with_for_update().execution_options(populate_existing=True))}
+    muted = follows.mutes_of(session, ids)
+    today = day_start(settings, now)
+    since = min(today, now - timedelta(hours=24))
+    pushed_today: Counter[int] = Counter()
+    recent: set[tuple[int, int]] = set()  # (member, deal) offered within 24 h
+    for member_id, deal_id, at in session.execute(
+            select(Notification.member_id, Notification.deal_id, Notification.created_at)
+            .where(Notification.member_id.in_(ids), Notification.key.startswith(OFFER_PREFIX),
+                   Notification.created_at >= since)):
+        pushed_today[member_id] += at >= today
+        if at > now - timedelta(hours=24):
+            recent.add((member_id, deal_id))
+    on_offer = live_deals(session, now)
+    followed: set[tuple[int, int]] = set()
+    if any(d.followers_only for d in on_offer):
+        followed = set(session.execute(select(follows.Follow.member_id, follows.Follow.store_id)
+                                       .where(follows.Follow.member_id.in_(ids))).tuples())
+    held, history = _claims(session, ids, on_offer)
+
+    chosen: list[Deal | None] = [None] * len(events)
+    for i, event in enumerate(events):
+        member = people.get(event.member_id)
+        if now - event.at > timedelta(seconds=caps.max_event_age_s):
+            continue
+        if member is None or pushed_today[member.id] >= caps.max_pushes_per_day:
+            continue
+        muted_all, muted_stores = muted.get(member.id, (False, set()))
+        if muted_all:
+            continue
+        candidates = [d for d in on_offer
+                      if relevance(d, event) and (member.id, d.id) not in recent and d.store_id not in muted_stores
+                      and (not d.followers_only or (member.id, d.store_id) in followed)
+                      and held[member.id, d.id] < d.per_member_limit
+                      and deals.member_matches(settings, d.member_rule, member, now)]
+        if not candidates:
+            continue
+        best = max(candidates, key=lambda d: rank_key(d, event, history[member.id, d.store_id]))
+        chosen[i] = best
+        pushed_today[member.id] += 1
+        recent.add((member.id, best.id))
+    return chosen
 
 
 def decide(session: Session, settings: Settings, event: Event, now: datetime) -> Deal | None:
-    """The deal to offer the member for this dwell event, or None (nothing eligible, or a cap holds).
+    """The deal to offer the member for this dwell event, or None (see :func:`decide_many`)."""
+    return decide_many(session, settings, [event], now)[0]
 
-    Locks the member's row: call it in the transaction that records the offer (see :func:`offer`).
+
+def offer_many(session: Session, redis: Redis | None, settings: Settings, events: Sequence[Event], now: datetime
+               ) -> list[Recorded | None]:
+    """Decide, and record each chosen deal's message (inbox; live or a reserved subscribe message).
+
+    ``redis`` tells who has the mini-program open (None: nobody, as in a test without live servers).
+    The caller commits, then sends the outbound messages (``notifications.dispatch``).
     """
-    caps = settings.offers
-    if now - event.at > timedelta(seconds=caps.max_event_age_s) or in_quiet_hours(settings, now):
-        return None
-    # The lock makes the day's count below hold until this transaction commits (see the module doc).
-    member = session.scalar(select(members.Member).where(members.Member.id == event.member_id)
-                            .with_for_update().execution_options(populate_existing=True))
-    if member is None:
-        return None
-    muted_all, muted_stores = follows.mutes(session, member.id)
-    if muted_all:
-        return None
-    since = min(day_start(settings, now), now - timedelta(hours=24))
-    earlier = session.execute(select(Notification.deal_id, Notification.created_at)
-                              .where(Notification.member_id == member.id,
-                                     Notification.key.startswith(_key_prefix(member.id), autoescape=True),
-                                     Notification.created_at >= since)).all()
-    today = day_start(settings, now)
-    if sum(1 for _, at in earlier if at >= today) >= caps.max_pushes_per_day:
-        return None
-    recent = {deal_id for deal_id, at in earlier if at > now - timedelta(hours=24)}
-
-    live = session.scalars(select(Deal).where(Deal.status == "live", Deal.starts_at <= now, Deal.ends_at > now,
-                                              Deal.claimed < Deal.quota, Deal.pack_key.is_(None)))
-    candidates = [d for d in live if relevance(d, event) and d.id not in recent and d.store_id not in muted_stores
-                  and deals.member_matches(settings, d.member_rule, member, now)]
-    if any(d.followers_only for d in candidates):
-        followed = set(session.scalars(select(follows.Follow.store_id).where(follows.Follow.member_id == member.id)))
-        candidates = [d for d in candidates if not d.followers_only or d.store_id in followed]
-    held = claims_by_deal(session, member.id, [d.id for d in candidates])
-    candidates = [d for d in candidates if held.get(d.id, 0) < d.per_member_limit]
-    if not candidates:
-        return None
-    history = _claims_by_store(session, member.id, {d.store_id for d in candidates})
-    return max(candidates, key=lambda d: rank_key(d, event, history.get(d.store_id, 0)))
-
-
-def offer(session: Session, settings: Settings, event: Event, now: datetime) -> Recorded | None:
-    """Decide, and record the chosen deal's message (inbox, and a reserved subscribe message); None: no offer.
-
-    The caller commits, then sends ``recorded.outbound`` (``notifications.dispatch``).
-    """
-    deal = decide(session, settings, event, now)
-    if deal is None:
-        return None
+    picks = decide_many(session, settings, events, now)
     local_day = now.astimezone(settings.mall.tz).date().isoformat()
-    message = notifications.deal_message(session, settings, deal, offer_key(event.member_id, deal.id, local_day))
-    return notifications.record(session, settings, event.member_id, message, now)
+    chosen = [(e.member_id, d) for e, d in zip(events, picks, strict=True) if d is not None]
+    messages = [notifications.deal_message(session, settings, deal, offer_key(member_id, deal.id, local_day))
+                for member_id, deal in chosen]
+    online = live.online(redis, {m for m, _ in chosen}) if redis is not None and chosen else set()
+    recorded = iter(notifications.record_many(session, settings, [(m, msg) for (m, _), msg in
+                                                                  zip(chosen, messages, strict=True)], now, online))
+    return [next(recorded) if d is not None else None for d in picks]
+
+
+def offer(session: Session, settings: Settings, event: Event, now: datetime, redis: Redis | None = None
+          ) -> Recorded | None:
+    """Decide and record one event's offer (see :func:`offer_many`); None: no offer."""
+    return offer_many(session, redis, settings, [event], now)[0]
 
 
 # --- the consumer ----------------------------------------------------------------------------------
@@ -207,8 +257,8 @@ def offer(session: Session, settings: Settings, event: Event, now: datetime) -> 
 class Consumer:
     """One consumer of the ``offers`` group on the proximity-events stream.
 
-    Each entry: decide and record in one transaction (commit), send the subscribe message if one
-    was reserved (settled in its own transaction), then acknowledge. Entries another consumer left
+    Each batch read: decide and record in one transaction (commit), send the live and subscribe
+    messages that were reserved (settled in short transactions of their own), then acknowledge. Entries another consumer left
     pending for ``claim_idle_ms`` are claimed (``XAUTOCLAIM``). A crash after the commit and before
     the acknowledgement replays the entry: the deal already offered is not offered again (its key,
     and the 24 h rule), but another eligible deal may be, still within the daily cap.
@@ -247,27 +297,31 @@ class Consumer:
                                      block=block or None)
         for _name, new in read or ():
             entries.extend(new)
-        for entry_id, fields in entries:
-            self.handle(fields)
-            self.redis.xack(EVENTS_STREAM, GROUP, entry_id)
+        if entries:
+            self.handle(fields for _id, fields in entries)
+            self.redis.xack(EVENTS_STREAM, GROUP, *(entry_id for entry_id, _ in entries))
         return len(entries)
 
-    def handle(self, fields: Mapping[bytes | str, bytes | str]) -> Recorded | None:
-        """Decide and deliver for one entry (a malformed entry is logged and skipped)."""
-        try:
-            event = Event.from_fields(fields)
-        except (KeyError, ValueError):
-            log.warning("malformed proximity event skipped: %r", fields)
-            return None
+    def handle(self, entries: Iterable[Mapping[bytes | str, bytes | str]]) -> list[Recorded]:
+        """Decide and deliver for a batch of entries in one transaction; the offers recorded.
+
+        A malformed entry is logged and skipped.
+        """
+        events = []
+        for fields in entries:
+            try:
+                events.append(Event.from_fields(fields))
+            except (KeyError, ValueError):
+                log.warning("malformed proximity event skipped: %r", fields)
         rt = self.rt
         now = rt.now()
         with rt.sessions.begin() as session:
-            recorded = offer(session, rt.settings, event, now)
-        if recorded is None or not recorded.created:
-            return recorded
-        self.offered += 1
-        if recorded.outbound is not None:
-            notifications.dispatch(rt.sessions, rt.senders, [recorded.outbound], now)
+            recorded = [r for r in offer_many(session, self.redis, rt.settings, events, now)
+                        if r is not None and r.created]
+        self.offered += len(recorded)
+        outbound = [r.outbound for r in recorded if r.outbound is not None]
+        if outbound:
+            notifications.dispatch(rt.sessions, rt.senders, outbound, now)
         return recorded
 
     def run(self, stop: threading.Event) -> None:

@@ -15,17 +15,21 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import test_offers
 from redis import Redis
 from sqlalchemy import func, select
+from test_offers import shop, venue
 
-from mallapp import checkin, gifts, members, merchants, points, purchases
+from mallapp import checkin, gifts, members, merchants, offers, points, purchases
 from mallapp.db import make_engine, make_sessionmaker
 from mallapp.errors import Conflict, MallError, RuleViolation
+from mallapp.notifications import Notification
 from mallapp.points import PointsAccount, PointsEntry
 from mallapp.runtime import Runtime, secret_key
 from mallapp.settings import Settings
 
 pytestmark = pytest.mark.postgres
+__all__ = ["shop", "venue"]  # fixtures of test_offers, for the offers race
 
 WORKERS = 50
 BARRIER_TIMEOUT = 60  # only a guard against a hung test; nothing is asserted about time
@@ -480,3 +484,24 @@ def test_concurrent_first_purchases_of_a_referred_member_reward_the_referrer_onc
         assert session.scalar(select(func.count()).select_from(Referral)) == 1
     assert reasons(rt, referrer_id) == Counter({"referral": 2})
     assert account(rt, referrer_id).balance == rt.settings.referral.reward_points + 10
+
+
+
+# --- proximity offers ------------------------------------------------------------------------------
+
+def test_concurrent_offer_decisions_for_one_member_stay_within_the_daily_cap(rt, shop):
+    # Six deals at the shop, and 50 consumers deciding the member's dwell there at once: without
+    # the lock on the member's row each would count the day's offers as none and offer one.
+    deal_ids = {test_offers.live_deal(rt, shop, title=f"Deal {n}", quota=100) for n in range(6)}
+
+    def decide(session, _i):
+        recorded = offers.offer(session, rt.settings, test_offers.at_store(rt, shop), rt.now())
+        return None if recorded is None else recorded.notification_id
+
+    results = race_in_transactions(rt, WORKERS, decide)
+    assert unexpected(results) == []
+    offered = [r for r in results if r is not None]
+    with rt.sessions.begin() as session:
+        pushed = list(session.scalars(select(Notification.deal_id).where(Notification.member_id == shop.member)))
+    assert len(offered) == len(pushed) == rt.settings.offers.max_pushes_per_day
+    assert len(set(pushed)) == len(pushed) and set(pushed) <= deal_ids

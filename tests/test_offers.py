@@ -109,6 +109,15 @@ def test_the_daily_cap_counts_the_malls_day_and_resets_at_local_midnight(rt, sho
     assert keys[-1] == f"offer:{shop.member}:{fourth}:2026-03-11"
 
 
+def test_in_one_batch_each_offer_counts_against_the_caps_of_the_events_after_it(rt, shop):
+    ids = [live_deal(rt, shop, title=f"Deal {n}") for n in range(5)]
+    with rt.sessions.begin() as s:
+        batch = offers.offer_many(s, None, rt.settings, [at_store(rt, shop)] * 5, rt.now())
+        offered = [s.get(Notification, r.notification_id).deal_id if r else None for r in batch]
+    assert offered == ids[:3] + [None, None]  # three a day, each deal once
+    assert push(rt, at_store(rt, shop)) is None
+
+
 def test_a_deal_is_not_offered_to_the_same_member_twice_within_24_hours(rt, shop, clock):
     deal_id = live_deal(rt, shop)
     assert push(rt, at_store(rt, shop)) == deal_id
