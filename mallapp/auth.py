@@ -1,8 +1,12 @@
-"""Member bearer tokens (in Redis, revocable, expiring) and the signed member code a till scans."""
+"""Bearer tokens (in Redis, revocable, expiring), the signed member code a till scans, and passwords.
+
+Passwords (ops users, merchant staff) are hashed with scrypt here and nowhere else.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -14,6 +18,9 @@ from mallapp.errors import InvalidInput, Unauthorized
 
 TOKEN_PREFIX = "mt_"
 CARD_PREFIX = "MC1"
+MIN_PASSWORD = 12
+# scrypt parameters: about 30 ms and 16 MiB per check on a small server, which makes guessing slow.
+SCRYPT = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
 
 
 def _token_key(kind: str, token: str) -> str:
@@ -85,3 +92,32 @@ def member_for_card(secret: bytes, code: str, now: datetime) -> int:
     if now.timestamp() > expires:
         raise InvalidInput("the member code has expired; ask the member to refresh it", code="card.expired")
     return member_id
+
+
+# --- passwords ------------------------------------------------------------------------------------
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash of ``password``, as stored: ``scrypt$<salt hex>$<digest hex>``."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, **SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches a hash from :func:`hash_password` (compared in constant time)."""
+    scheme, salt, digest = stored.split("$")
+    if scheme != "scrypt":
+        return False
+    candidate = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), **SCRYPT)
+    return hmac.compare_digest(candidate.hex(), digest)
+
+
+def generate_password() -> str:
+    """A strong random password for a new account: 24 URL-safe characters, 144 bits."""
+    return secrets.token_urlsafe(18)
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A hash to check against when the username is unknown, so timing does not tell which names exist."""
+    return hash_password(secrets.token_urlsafe(16))

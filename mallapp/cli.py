@@ -76,12 +76,12 @@ def ops_group() -> None:
 @click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin")
 def ops_create_user(username: str, role: str, password_stdin: bool) -> None:
     """Create an ops user; a generated password is printed once, as the last line."""
-    from mallapp import ops
+    from mallapp import auth, ops
     from mallapp.db import make_engine, make_sessionmaker, utcnow
     from mallapp.errors import MallError
     from mallapp.runtime import database_url
 
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else ops.generate_password()
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else auth.generate_password()
     # Only the database is needed: no Redis (the embedded one would start a server for nothing).
     engine = make_engine(database_url(_settings()))
     try:

@@ -13,6 +13,7 @@ from mallapp import (  # noqa: F401
     points,
     purchases,
     rewards,
+    staff,
     venue,
 )
 from mallapp.db import Base

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,8 +15,6 @@ from mallapp.errors import Conflict, InvalidInput, Unauthorized
 
 ROLES = ("admin", "viewer")
 TOKEN_PREFIX = "ot_"
-# scrypt parameters: about 30 ms and 16 MiB per check on a small server, which makes guessing slow.
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
 
 
 class OpsUser(Base):
@@ -42,25 +36,6 @@ class OpsCaller:
     role: str
 
 
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
-    return f"scrypt${salt.hex()}${digest.hex()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    scheme, salt, digest = stored.split("$")
-    if scheme != "scrypt":
-        return False
-    candidate = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), **_SCRYPT)
-    return hmac.compare_digest(candidate.hex(), digest)
-
-
-def generate_password() -> str:
-    """A strong random password for a new ops user: 24 URL-safe characters, 144 bits."""
-    return secrets.token_urlsafe(18)
-
-
 def create_user(session: Session, username: str, role: str, password: str, now: datetime) -> OpsUser:
     """Create an ops user; the caller shows the password once."""
     username = username.strip()
@@ -68,11 +43,11 @@ def create_user(session: Session, username: str, role: str, password: str, now: 
         raise InvalidInput("a username is 1 to 40 characters", code="ops.invalid_username")
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", code="ops.invalid_role")
-    if len(password) < 12:
-        raise InvalidInput("a password has at least 12 characters", code="ops.weak_password")
+    if len(password) < auth.MIN_PASSWORD:
+        raise InvalidInput(f"a password has at least {auth.MIN_PASSWORD} characters", code="ops.weak_password")
     if session.scalar(select(OpsUser.id).where(OpsUser.username == username)) is not None:
         raise Conflict(f"ops user {username!r} already exists", code="ops.username_taken")
-    user = OpsUser(username=username, role=role, password_hash=hash_password(password), active=True,
+    user = OpsUser(username=username, role=role, password_hash=auth.hash_password(password), active=True,
                    created_at=now)
     session.add(user)
     session.flush()
@@ -83,8 +58,8 @@ def sign_in(session: Session, redis: Redis, username: str, password: str, ttl_se
     """Check the password and issue a bearer token; the same error for an unknown user and a wrong password."""
     user = session.scalar(select(OpsUser).where(OpsUser.username == username))
     # Hash even for an unknown user, so timing does not tell which usernames exist.
-    stored = user.password_hash if user is not None else _dummy_hash()
-    if not check_password(password, stored) or user is None or not user.active:
+    stored = user.password_hash if user is not None else auth.dummy_hash()
+    if not auth.check_password(password, stored) or user is None or not user.active:
         raise Unauthorized("wrong username or password", code="ops.bad_credentials")
     token = auth.issue_bearer(redis, "ops", TOKEN_PREFIX, f"{user.id}:{user.role}:{user.username}", ttl_seconds)
     return token, OpsCaller(user.id, user.username, user.role)
@@ -97,8 +72,3 @@ def caller_for_token(redis: Redis, token: str) -> OpsCaller:
 
 def revoke_token(redis: Redis, token: str) -> None:
     auth.revoke_bearer(redis, "ops", token)
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    return hash_password(secrets.token_urlsafe(16))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from api_helpers import api_error
 
-from mallapp import merchants, ops, venue_admin
+from mallapp import auth, merchants, venue_admin
 
 M, OPS = "/api/v1/merchant", "/api/v1/ops"
 
@@ -16,7 +16,7 @@ M, OPS = "/api/v1/merchant", "/api/v1/ops"
 @pytest.fixture(autouse=True)
 def _cheap_password_hashing(monkeypatch):
     # These tests prove the API, not the cost of scrypt.
-    monkeypatch.setitem(ops._SCRYPT, "n", 2**8)
+    monkeypatch.setitem(auth.SCRYPT, "n", 2**8)
 
 
 @pytest.fixture

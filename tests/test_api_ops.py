@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
-from mallapp import members, ops, venue
+from mallapp import auth, members, ops, venue
 from mallapp.api.ops import ZoneKind
 from mallapp.errors import Unauthorized
 from mallapp.proximity import history, live
@@ -26,13 +26,13 @@ API = "/api/v1/ops"
 UUID = "fda50693-a4e2-4fb1-afcf-c6eb07647825"
 SQUARE = [[0, 0], [10, 0], [10, 10], [0, 10]]
 MALLAPP = str(Path(sys.executable).with_name("mallapp"))
-_REAL_SCRYPT_N = ops._SCRYPT["n"]
+_REAL_SCRYPT_N = auth.SCRYPT["n"]
 
 
 @pytest.fixture(autouse=True)
 def _cheap_password_hashing(monkeypatch):
     # Real scrypt costs ~40 ms a hash; these tests prove the API, not the hash's cost.
-    monkeypatch.setitem(ops._SCRYPT, "n", 2**8)
+    monkeypatch.setitem(auth.SCRYPT, "n", 2**8)
 
 
 def _error(response, status: int, code: str) -> dict:
@@ -466,14 +466,14 @@ def _stored_user(url: str, username: str) -> tuple[str, str]:
 
 
 def test_ops_create_user_prints_a_strong_password_last_and_stores_its_hash(tmp_path, sqlite_template, monkeypatch):
-    monkeypatch.setitem(ops._SCRYPT, "n", _REAL_SCRYPT_N)  # the CLI hashes at the real cost
+    monkeypatch.setitem(auth.SCRYPT, "n", _REAL_SCRYPT_N)  # the CLI hashes at the real cost
     env, url = _cli_env(tmp_path, sqlite_template)
     done = subprocess.run([MALLAPP, "ops", "create-user", "alice", "--role", "admin"], env=env,
                           capture_output=True, text=True, check=True)
     password = done.stdout.strip().splitlines()[-1]
     assert len(password) >= 20 and re.fullmatch(r"[A-Za-z0-9_-]+", password)
     role, stored = _stored_user(url, "alice")
-    assert role == "admin" and password not in stored and ops.check_password(password, stored)
+    assert role == "admin" and password not in stored and auth.check_password(password, stored)
 
 
 def test_ops_create_user_reads_a_password_from_stdin_and_refuses_bad_input(tmp_path, sqlite_template, monkeypatch):
@@ -487,7 +487,7 @@ def test_ops_create_user_reads_a_password_from_stdin_and_refuses_bad_input(tmp_p
                           input="a long enough passphrase\n")
     assert typed.exit_code == 0 and "passphrase" not in typed.output, typed.output
     role, stored = _stored_user(url, "bob")
-    assert role == "viewer" and ops.check_password("a long enough passphrase", stored)
+    assert role == "viewer" and auth.check_password("a long enough passphrase", stored)
 
     for args, stdin, message in ((["carol", "--role", "viewer", "--password-stdin"], "short\n", "12 characters"),
                                  (["bob", "--role", "admin"], None, "already exists"),
@@ -498,7 +498,7 @@ def test_ops_create_user_reads_a_password_from_stdin_and_refuses_bad_input(tmp_p
 
 
 def test_cli_users_can_sign_in(client, rt):
-    password = ops.generate_password()
+    password = auth.generate_password()
     with rt.sessions.begin() as session:
         ops.create_user(session, "erin", "viewer", password, datetime(2026, 1, 1, tzinfo=UTC))
     response = client.post(f"{API}/auth", json={"username": "erin", "password": password})

@@ -17,13 +17,15 @@ from flask import Blueprint, Response, current_app, g, request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.orm import Session
 
-from mallapp import auth, merchants, ops
+from mallapp import auth, merchants, ops, staff
 from mallapp.errors import Forbidden, InvalidInput, MallError, Unauthorized
 from mallapp.runtime import Runtime
 
-# member: a mini-program token; merchant: an mk_ key; ops: any ops user, ops_admin: an admin;
+# member: a mini-program token; merchant: an mk_ key or any staff member's st_ token (the till);
+# merchant_manager: the key or a manager's token; ops: any ops user, ops_admin: an admin;
 # gateway: a batch signed with a gateway key (mallapp.proximity.ingest.authenticate_gateway).
-Auth = Literal["member", "merchant", "ops", "ops_admin", "gateway"] | None
+Auth = Literal["member", "merchant", "merchant_manager", "ops", "ops_admin", "gateway"] | None
+MERCHANT_AUTH = ("merchant", "merchant_manager")
 
 
 class Body(BaseModel):
@@ -56,8 +58,8 @@ class Operation:
     headers: dict[str, str] = field(default_factory=dict)
     raw: bool = False
     max_body: int | None = None  # bytes, instead of the app's max_body_bytes
-    # False: a merchant's key is checked in a transaction of its own and the view manages its own
-    # (a view that calls WeChat between commits); True: one unit of work for the whole request.
+    # False: a merchant's key or staff token is checked in a transaction of its own and the view
+    # manages its own (a view that calls WeChat between commits); True: one unit of work for the whole request.
     one_transaction: bool = True
 
 
@@ -98,6 +100,11 @@ def current_merchant_id() -> int:
     return g.merchant_id
 
 
+def current_staff_id() -> int | None:
+    """The staff member calling a merchant endpoint, or None when the merchant's API key is."""
+    return g.staff_id
+
+
 def current_ops() -> ops.OpsCaller:
     return g.ops_user
 
@@ -108,14 +115,14 @@ def current_gateway_id() -> int:
 
 def _authenticate_member() -> None:
     token = _bearer()
-    if token.startswith((merchants.KEY_PREFIX, ops.TOKEN_PREFIX)):
+    if token.startswith((merchants.KEY_PREFIX, staff.TOKEN_PREFIX, ops.TOKEN_PREFIX)):
         raise Forbidden("only a member token can call member endpoints", code="auth.wrong_caller")
     g.member_id = auth.member_for_token(runtime().redis, token)
 
 
 def _authenticate_ops(admin: bool) -> None:
     token = _bearer()
-    if token.startswith((merchants.KEY_PREFIX, auth.TOKEN_PREFIX)):
+    if token.startswith((merchants.KEY_PREFIX, staff.TOKEN_PREFIX, auth.TOKEN_PREFIX)):
         raise Forbidden("only an ops token can call ops endpoints", code="auth.wrong_caller")
     g.ops_user = ops.caller_for_token(runtime().redis, token)
     if admin and g.ops_user.role != "admin":
@@ -130,12 +137,19 @@ def _authenticate_gateway(session: Session) -> None:
                                         request.get_data(cache=True), rt.now())
 
 
-def _authenticate_merchant(session: Session) -> None:
+def _authenticate_merchant(session: Session, manager: bool) -> None:
     token = _bearer()
     if token.startswith((auth.TOKEN_PREFIX, ops.TOKEN_PREFIX)):
-        raise Forbidden("only a merchant key can call merchant endpoints", code="auth.wrong_caller")
-    merchant = merchants.authenticate(session, token)
-    g.merchant_id, g.merchant_name = merchant.id, merchant.name
+        raise Forbidden("only a merchant key or staff token can call merchant endpoints", code="auth.wrong_caller")
+    if token.startswith(staff.TOKEN_PREFIX):
+        # The staff row is read on every request: a deactivation or a new role applies at once.
+        caller = staff.authenticate(session, runtime().redis, token)
+        g.merchant_id, g.merchant_name, g.staff_id = caller.merchant_id, caller.merchant_name, caller.id
+        if manager and caller.role != "manager":
+            raise Forbidden("this needs a manager (or the merchant's API key)", code="merchant.role_required")
+    else:
+        merchant = merchants.authenticate(session, token)
+        g.merchant_id, g.merchant_name, g.staff_id = merchant.id, merchant.name, None
 
 
 def _problems(exc: ValidationError) -> list[dict[str, str]]:
@@ -196,14 +210,17 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth
         def view(**path: Any) -> Any:
             if op.max_body is not None:
                 request.max_content_length = op.max_body
-            if op.auth == "merchant" and not op.one_transaction:
+            if op.auth in MERCHANT_AUTH and not op.one_transaction:
                 with transaction() as session:
-                    _authenticate_merchant(session)
+                    _authenticate_merchant(session, manager=op.auth == "merchant_manager")
                 result = call(**path)
-            elif op.auth in ("merchant", "gateway"):
-                # The key is checked in the view's own transaction: one unit of work per request.
+            elif op.auth in (*MERCHANT_AUTH, "gateway"):
+                # The credential is checked in the view's own transaction: one unit of work per request.
                 with transaction() as session:
-                    (_authenticate_merchant if op.auth == "merchant" else _authenticate_gateway)(session)
+                    if op.auth == "gateway":
+                        _authenticate_gateway(session)
+                    else:
+                        _authenticate_merchant(session, manager=op.auth == "merchant_manager")
                     result = call(**path)
             else:
                 if op.auth == "member":

@@ -1,4 +1,4 @@
-"""Deals: merchants write and run them, ops review them and set who is auto-approved."""
+"""Deals: merchants (the key or a manager) write and run them, ops review them and set who is auto-approved."""
 
 from __future__ import annotations
 
@@ -209,8 +209,8 @@ _CONTENT = ("deal.store_not_yours", "deal.invalid_window", "deal.invalid_benefit
 
 # --- merchants -------------------------------------------------------------------------------------
 
-@operation(merchant_bp, "/deals", "POST", summary="Write a deal (a draft until submitted)", auth="merchant",
-           body=DealIn, response=DealOut, status=201, errors=_CONTENT)
+@operation(merchant_bp, "/deals", "POST", summary="Write a deal (a draft until submitted)",
+           auth="merchant_manager", body=DealIn, response=DealOut, status=201, errors=_CONTENT)
 def create_deal(body: DealIn) -> DealOut:
     values = body.model_dump()
     values |= values.pop("targeting")
@@ -219,14 +219,14 @@ def create_deal(body: DealIn) -> DealOut:
 
 
 @operation(merchant_bp, "/deals", "GET", summary="This merchant's deals with their figures, newest first",
-           auth="merchant", query=OwnDealsQuery, response=DealsOut)
+           auth="merchant_manager", query=OwnDealsQuery, response=DealsOut)
 def list_deals(query: OwnDealsQuery) -> DealsOut:
     with transaction() as session:
         return DealsOut(deals=[deal_out(d) for d in deals.list_own(session, current_merchant_id(), query.status)])
 
 
 @operation(merchant_bp, "/deals/<int:deal_id>", "GET", summary="One of this merchant's deals with its figures",
-           auth="merchant", response=DealOut, errors=_NOT_FOUND)
+           auth="merchant_manager", response=DealOut, errors=_NOT_FOUND)
 def get_deal(deal_id: int) -> DealOut:
     with transaction() as session:
         return deal_out(deals.get_own(session, current_merchant_id(), deal_id))
@@ -234,7 +234,7 @@ def get_deal(deal_id: int) -> DealOut:
 
 @operation(merchant_bp, "/deals/<int:deal_id>", "PATCH",
            summary="Edit a deal; a content edit of a live or paused deal sends it back to review",
-           auth="merchant", body=DealPatch, response=DealOut,
+           auth="merchant_manager", body=DealPatch, response=DealOut,
            errors=(*_NOT_FOUND, *_CONTENT, "deal.invalid_state", "deal.terms_locked", "deal.quota_below_claimed"))
 def patch_deal(deal_id: int, body: DealPatch) -> DealOut:
     changes = _patch_changes(body)
@@ -252,26 +252,26 @@ _MOVE_ERRORS = (*_NOT_FOUND, "deal.invalid_state")
 
 @operation(merchant_bp, "/deals/<int:deal_id>/submit", "POST",
            summary="Submit a draft or rejected deal for review (live at once when auto-approved)",
-           auth="merchant", response=DealOut, errors=_MOVE_ERRORS)
+           auth="merchant_manager", response=DealOut, errors=_MOVE_ERRORS)
 def submit_deal(deal_id: int) -> DealOut:
     return _move(deal_id, "submit")
 
 
 @operation(merchant_bp, "/deals/<int:deal_id>/pause", "POST", summary="Pause a live deal: no claims meanwhile",
-           auth="merchant", response=DealOut, errors=_MOVE_ERRORS)
+           auth="merchant_manager", response=DealOut, errors=_MOVE_ERRORS)
 def pause_deal(deal_id: int) -> DealOut:
     return _move(deal_id, "pause")
 
 
-@operation(merchant_bp, "/deals/<int:deal_id>/resume", "POST", summary="Resume a paused deal", auth="merchant",
-           response=DealOut, errors=_MOVE_ERRORS)
+@operation(merchant_bp, "/deals/<int:deal_id>/resume", "POST", summary="Resume a paused deal",
+           auth="merchant_manager", response=DealOut, errors=_MOVE_ERRORS)
 def resume_deal(deal_id: int) -> DealOut:
     return _move(deal_id, "resume")
 
 
 @operation(merchant_bp, "/deals/<int:deal_id>/end", "POST",
            summary="End a deal for good: no more claims (coupons already held stay valid until ends_at)",
-           auth="merchant", response=DealOut, errors=_MOVE_ERRORS)
+           auth="merchant_manager", response=DealOut, errors=_MOVE_ERRORS)
 def end_deal(deal_id: int) -> DealOut:
     return _move(deal_id, "end")
 

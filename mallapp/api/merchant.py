@@ -1,20 +1,35 @@
-"""The merchant (till) API: post purchases for points, refund them, look them up."""
+"""The merchant API: staff sign in and are managed; tills post purchases for points, refund them, look them up.
+
+The till endpoints take the merchant's API key or any staff token; staff management takes the
+key or a manager's token.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from flask import Blueprint
-from pydantic import AwareDatetime, Field, StringConstraints
+from flask import Blueprint, request
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
 
-from mallapp import purchases
-from mallapp.api.core import Body, Out, current_merchant_id, operation, runtime, transaction
-from mallapp.errors import NotFound
+from mallapp import auth, purchases, staff
+from mallapp.api.core import (
+    Body,
+    Out,
+    current_merchant_id,
+    current_staff_id,
+    operation,
+    runtime,
+    transaction,
+)
+from mallapp.errors import Forbidden, InvalidInput, NotFound
 
 bp = Blueprint("merchant", __name__, url_prefix="/api/v1/merchant")
 
 ReceiptNo = Annotated[str, StringConstraints(pattern=r"^[\w\-./:#]{1,64}$")]
+Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40,
+                                            pattern=r"^[^\x00-\x1f\x7f]*$")]
+Role = Literal["manager", "cashier"]  # staff.ROLES
 
 
 class PurchaseIn(Body):
@@ -97,3 +112,100 @@ def post_refund(body: RefundIn):
                         points_taken=done.refund.points_taken, points_owed=done.refund.points_owed,
                         points_lapsed=done.refund.points_lapsed, replayed=done.replayed)
     return out, 200 if done.replayed else 201
+
+
+# --- staff -----------------------------------------------------------------------------------------
+
+class SignInIn(Body):
+    username: Username
+    password: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class SignedInOut(Out):
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    username: str
+    role: Role
+    merchant_id: int
+    merchant_name: str
+
+
+class StaffIn(Body):
+    username: Username = Field(description="unique in the whole mall: staff sign in with it alone")
+    role: Role
+    password: Annotated[str, StringConstraints(min_length=auth.MIN_PASSWORD, max_length=200)] | None = Field(
+        default=None, description="leave out to have a strong one generated and shown once")
+
+
+class StaffPatch(Body):
+    role: Role | None = None
+    active: bool | None = Field(default=None, description="false signs the staff member out at once")
+
+
+class StaffOut(Out):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    role: Role
+    active: bool
+    created_at: datetime
+
+
+class StaffCreatedOut(StaffOut):
+    password: str | None = Field(description="the generated password, shown this once; null when one was given")
+
+
+class StaffListOut(Out):
+    staff: list[StaffOut]
+
+
+@operation(bp, "/auth", "POST", summary="Sign a staff member in with username and password", body=SignInIn,
+           response=SignedInOut, errors=("merchant.bad_credentials",))
+def sign_in(body: SignInIn) -> SignedInOut:
+    rt = runtime()
+    ttl = rt.settings.auth.token_ttl_seconds
+    with transaction() as session:
+        token, caller = staff.sign_in(session, rt.redis, body.username, body.password, ttl)
+    return SignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role,
+                       merchant_id=caller.merchant_id, merchant_name=caller.merchant_name)
+
+
+@operation(bp, "/auth", "DELETE", summary="Sign out: revoke the staff token used for this call", auth="merchant",
+           status=204)
+def sign_out() -> None:
+    if current_staff_id() is None:
+        raise Forbidden("an API key is not signed in; rotate it to retire it", code="auth.wrong_caller")
+    staff.revoke_token(runtime().redis, request.headers["Authorization"].split(" ", 1)[1].strip())
+
+
+@operation(bp, "/staff", "POST", summary="Add a manager or a cashier (a generated password is shown once)",
+           auth="merchant_manager", body=StaffIn, response=StaffCreatedOut, status=201,
+           errors=("staff.username_taken",))
+def create_staff(body: StaffIn) -> StaffCreatedOut:
+    password = body.password or auth.generate_password()
+    with transaction() as session:
+        added = staff.create(session, current_merchant_id(), body.username, body.role, password, runtime().now())
+        out = StaffOut.model_validate(added)
+    return StaffCreatedOut(**out.model_dump(), password=None if body.password else password)
+
+
+@operation(bp, "/staff", "GET", summary="This merchant's staff, inactive ones too", auth="merchant_manager",
+           response=StaffListOut)
+def list_staff() -> StaffListOut:
+    with transaction() as session:
+        return StaffListOut(staff=[StaffOut.model_validate(s) for s in staff.list_own(session, current_merchant_id())])
+
+
+@operation(bp, "/staff/<int:staff_id>", "PATCH",
+           summary="Change a staff member's role or deactivate them; it applies to their next request",
+           auth="merchant_manager", body=StaffPatch, response=StaffOut,
+           errors=("staff.not_found", "staff.self_lockout"))
+def patch_staff(staff_id: int, body: StaffPatch) -> StaffOut:
+    if body.role is None and body.active is None:
+        raise InvalidInput("nothing to change: send role or active", code="request.invalid")
+    with transaction() as session:
+        changed = staff.update(session, current_merchant_id(), staff_id, role=body.role, active=body.active,
+                               acting_staff_id=current_staff_id())
+        return StaffOut.model_validate(changed)

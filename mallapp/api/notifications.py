@@ -210,8 +210,8 @@ def mark_read(notification_id: int) -> InboxItemOut:
 
 @operation(merchant_bp, "/deals/<int:deal_id>/announce", "POST",
            summary="Announce a live deal to its store's followers, once (inbox, and WeChat where they opted in)",
-           auth="merchant", response=AnnounceOut, status=201, errors=("deal.not_found", "deal.invalid_state"),
-           one_transaction=False)
+           auth="merchant_manager", response=AnnounceOut, status=201,
+           errors=("deal.not_found", "deal.invalid_state"), one_transaction=False)
 def announce(deal_id: int):
     rt = runtime()
     done = notifications.announce_and_send(rt.sessions, rt.settings, rt.senders, current_merchant_id(), deal_id,

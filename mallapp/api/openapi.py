@@ -48,7 +48,8 @@ def build(app: Flask, version: str) -> dict[str, Any]:
         spec: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method.lower()}_{path}",
                                 "responses": {}}
         if op.auth:
-            spec["security"] = [{_SECURITY[op.auth]: []}]
+            # Any one of the schemes will do.
+            spec["security"] = [{scheme: []} for scheme in _SECURITY[op.auth]]
         params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                   for name in re.findall(r"{([^}]+)}", path)]
         if op.query is not None:
@@ -74,9 +75,10 @@ def build(app: Flask, version: str) -> dict[str, Any]:
             statuses |= {401, 403}
         if op.body:
             statuses.add(413)
-        statuses |= {_status_of(code) for code in op.errors}
+        errors = (*op.errors, *_AUTH_ERRORS.get(op.auth, ()))
+        statuses |= {_status_of(code) for code in errors}
         for status in sorted(statuses):
-            codes = [c for c in op.errors if _status_of(c) == status]
+            codes = [c for c in errors if _status_of(c) == status]
             desc = _ERROR_STATUS[status] + (f" (codes: {', '.join(codes)})" if codes else "")
             spec["responses"][str(status)] = {"description": desc, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -93,7 +95,11 @@ def build(app: Flask, version: str) -> dict[str, Any]:
             "memberBearer": {"type": "http", "scheme": "bearer",
                              "description": "the token from POST /api/v1/auth/wechat"},
             "merchantBearer": {"type": "http", "scheme": "bearer",
-                               "description": "the merchant's API key (mk_...)"},
+                               "description": "the merchant's API key (mk_...); it may call every merchant endpoint"},
+            "staffBearer": {"type": "http", "scheme": "bearer",
+                            "description": "a merchant staff token from POST /api/v1/merchant/auth (st_...): "
+                                           "a cashier's calls the till endpoints, a manager's every merchant "
+                                           "endpoint"},
             "opsBearer": {"type": "http", "scheme": "bearer",
                           "description": "an ops user's token from POST /api/v1/ops/auth (ot_...)"},
             "gatewaySignature": {"type": "apiKey", "in": "header", "name": "X-Gateway-Signature",
@@ -103,8 +109,11 @@ def build(app: Flask, version: str) -> dict[str, Any]:
     }
 
 
-_SECURITY = {"member": "memberBearer", "merchant": "merchantBearer", "ops": "opsBearer", "ops_admin": "opsBearer",
-             "gateway": "gatewaySignature"}
+_SECURITY = {"member": ("memberBearer",), "merchant": ("merchantBearer", "staffBearer"),
+             "merchant_manager": ("merchantBearer", "staffBearer"), "ops": ("opsBearer",),
+             "ops_admin": ("opsBearer",), "gateway": ("gatewaySignature",)}
+# Refusals an auth kind adds to every operation declared with it.
+_AUTH_ERRORS = {"merchant_manager": ("merchant.role_required",)}
 
 # Error codes whose status is not the family default; the rest follow their prefix.
 _CODE_STATUS = {
@@ -143,6 +152,13 @@ _CODE_STATUS.update({
 
 # Delivery (mallapp.follows, mallapp.notifications).
 _CODE_STATUS.update({"notification.not_found": 404})
+
+
+# Merchant staff (mallapp.staff).
+_CODE_STATUS.update({
+    "merchant.bad_credentials": 401, "merchant.role_required": 403, "staff.not_found": 404,
+    "staff.username_taken": 409, "staff.self_lockout": 409,
+})
 
 
 def _status_of(code: str) -> int:
