@@ -6,7 +6,7 @@ import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, Table, bindparam, cast, create_engine, event, func, select
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -110,15 +110,32 @@ def insert_many_or_nothing(session: Session, model: type[Base], rows: list[dict[
                            conflict_on: list[str] | None, returning: tuple[str, ...]) -> list[Any]:
     """Insert the rows in one statement (skipping those whose ``conflict_on`` key exists, when given).
 
-    Returns the ``returning`` columns of the rows inserted; with conflicts skipped, match them by key.
+    Every row names the same columns. Returns the ``returning`` columns of the rows inserted; with
+    conflicts skipped, match them by key.
     """
     if not rows:
         return []
     table = model.__table__
-    stmt = _dialect_insert(session.get_bind().dialect.name)(table)
+    dialect = session.get_bind().dialect.name
+    insert = _dialect_insert(dialect)
+    names = list(rows[0])
+    if dialect == "postgresql":
+        # One array parameter per column, unnested by the server: the statement's text stays short
+        # whatever the batch, where a VALUES list of thousands of parameters costs the driver more
+        # to rewrite than the server to run. Functions in a select list are zipped row by row.
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        arrays = [func.unnest(cast(bindparam(f"col_{name}", [row[name] for row in rows],
+                                             type_=ARRAY(table.c[name].type)), ARRAY(table.c[name].type)))
+                  for name in names]
+        stmt = insert(table).from_select(names, select(*arrays))
+        params: Any = None
+    else:
+        stmt, params = insert(table), rows
     if conflict_on:
         stmt = stmt.on_conflict_do_nothing(index_elements=conflict_on)
-    return list(session.execute(stmt.returning(*(table.c[name] for name in returning)), rows))
+    returning_stmt = stmt.returning(*(table.c[name] for name in returning))
+    return list(session.execute(returning_stmt) if params is None else session.execute(returning_stmt, params))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -34,6 +34,7 @@ from http import HTTPStatus
 from typing import Any
 
 from redis import Redis
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 
 from mallapp import auth
@@ -145,11 +146,15 @@ class LiveServer:
         if len(held) == 1:
             await self._pubsub.subscribe(channel(member_id))
         watch = asyncio.create_task(self._watch_token(ws))
+        from websockets.exceptions import ConnectionClosed
+
         try:
             await ws.send(frame("hello", member_id=member_id))
             async for text in ws:
                 if _is_ping(text):
                     await ws.send(frame("pong"))
+        except ConnectionClosed:
+            pass  # the phone went away without a closing handshake: as common as a clean close
         finally:
             watch.cancel()
             held.discard(ws)
@@ -186,7 +191,9 @@ class LiveServer:
         """Serve until ``stop`` is set; then close every socket (code 1001, going away)."""
         from websockets.asyncio.server import serve
 
-        self._redis = AsyncRedis.from_url(self.redis_url)
+        # A bounded pool that waits for a free connection: thousands of handshakes at once share it.
+        self._redis = AsyncRedis(connection_pool=BlockingConnectionPool.from_url(self.redis_url, max_connections=32,
+                                                                                 timeout=30))
         self._pubsub = self._redis.pubsub()
         await self._pubsub.subscribe(CONTROL_CHANNEL)
         reader = asyncio.create_task(self._read())

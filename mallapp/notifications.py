@@ -482,14 +482,20 @@ def describe_benefit(benefit: Mapping[str, Any]) -> str:
     return str(benefit["gift"])
 
 
-def deal_message(session: Session, settings: Settings, deal: Deal, key: str) -> Message:
+def store_names(session: Session, store_ids: Iterable[int]) -> dict[int, str]:
+    """The names of these stores, for the messages about their deals."""
+    ids = set(store_ids)
+    return {store_id: name for store_id, name in
+            session.execute(select(Store.id, Store.name).where(Store.id.in_(ids)))} if ids else {}
+
+
+def deal_message(settings: Settings, deal: Deal, store_name: str, key: str) -> Message:
     """The message telling a member about a deal (an announcement, a proximity offer)."""
-    store = session.get(Store, deal.store_id)
     local = settings.mall.tz
     return Message(
         kind="deal", key=key, title=deal.title, body=deal.text or describe_benefit(deal.benefit),
         deal_id=deal.id, store_id=deal.store_id, page=f"{settings.notifications.deal_page}?id={deal.id}",
-        fields={"store": store.name if store else "", "benefit": describe_benefit(deal.benefit),
+        fields={"store": store_name, "benefit": describe_benefit(deal.benefit),
                 "starts_at": deal.starts_at.astimezone(local).strftime("%Y-%m-%d %H:%M"),
                 "ends_at": deal.ends_at.astimezone(local).strftime("%Y-%m-%d %H:%M")})
 
@@ -511,7 +517,8 @@ def announce(session: Session, redis: Redis, settings: Settings, merchant_id: in
     if deal.announced_at is not None:
         return Announcement(deal, True, [])
     deal.announced_at = now
-    message = deal_message(session, settings, deal, announce_key(deal.id))
+    message = deal_message(settings, deal, store_names(session, [deal.store_id]).get(deal.store_id, ""),
+                           announce_key(deal.id))
     followers = follows.followers(session, deal.store_id)
     # Only followers the deal's member rule lets claim: a message they cannot act on is noise.
     audience = [m.id for m in members.get_many(session, followers)

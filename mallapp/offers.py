@@ -33,7 +33,7 @@ import os
 import signal
 import socket
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -195,9 +195,15 @@ def decide_many(session: Session, settings: Settings, events: Sequence[Event], n
     on_offer = live_deals(session, now)
     followed: set[tuple[int, int]] = set()
     if any(d.followers_only for d in on_offer):
-        followed = set(session.execute(select(follows.Follow.member_id, follows.Follow.store_id)
-                                       .where(follows.Follow.member_id.in_(ids))).tuples())
+        followed = {(member_id, store_id) for member_id, store_id in session.execute(
+            select(follows.Follow.member_id, follows.Follow.store_id).where(follows.Follow.member_id.in_(ids)))}
     held, history = _claims(session, ids, on_offer)
+
+    by_place: dict[tuple[str, int], list[Deal]] = defaultdict(list)
+    for d in on_offer:
+        for kind, place_ids in (("zone", d.zone_ids), ("store", d.store_ids), ("item", d.sale_item_ids)):
+            for place_id in place_ids:
+                by_place[kind, place_id].append(d)
 
     chosen: list[Deal | None] = [None] * len(events)
     for i, event in enumerate(events):
@@ -209,8 +215,11 @@ def decide_many(session: Session, settings: Settings, events: Sequence[Event], n
         muted_all, muted_stores = muted.get(member.id, (False, set()))
         if muted_all:
             continue
-        candidates = [d for d in on_offer
-                      if relevance(d, event) and (member.id, d.id) not in recent and d.store_id not in muted_stores
+        targeted = {d.id: d for kind, place_id in (("zone", event.zone_id), ("store", event.store_id),
+                                                    ("item", event.sale_item_id))
+                    for d in by_place.get((kind, place_id), ())}  # type: ignore[arg-type]
+        candidates = [d for d in targeted.values()
+                      if (member.id, d.id) not in recent and d.store_id not in muted_stores
                       and (not d.followers_only or (member.id, d.store_id) in followed)
                       and held[member.id, d.id] < d.per_member_limit
                       and deals.member_matches(settings, d.member_rule, member, now)]
@@ -238,8 +247,9 @@ def offer_many(session: Session, redis: Redis | None, settings: Settings, events
     picks = decide_many(session, settings, events, now)
     local_day = now.astimezone(settings.mall.tz).date().isoformat()
     chosen = [(e.member_id, d) for e, d in zip(events, picks, strict=True) if d is not None]
-    messages = [notifications.deal_message(session, settings, deal, offer_key(member_id, deal.id, local_day))
-                for member_id, deal in chosen]
+    names = notifications.store_names(session, {deal.store_id for _, deal in chosen})
+    messages = [notifications.deal_message(settings, deal, names.get(deal.store_id, ""),
+                                           offer_key(member_id, deal.id, local_day)) for member_id, deal in chosen]
     online = live.online(redis, {m for m, _ in chosen}) if redis is not None and chosen else set()
     recorded = iter(notifications.record_many(session, settings, [(m, msg) for (m, _), msg in
                                                                   zip(chosen, messages, strict=True)], now, online))
