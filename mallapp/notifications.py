@@ -207,7 +207,8 @@ def _count_pushes(session: Session, deal_ids: Iterable[int | None]) -> None:
         deals_table = Deal.__table__  # Core: an executemany of one UPDATE, not the ORM's per-key bulk mode
         session.execute(update(deals_table).where(deals_table.c.id == bindparam("deal"))
                         .values(pushes=deals_table.c.pushes + bindparam("n")),
-                        [{"deal": deal_id, "n": n} for deal_id, n in counts.items()])
+                        # In id order: two batches counting the same deals never deadlock.
+                        [{"deal": deal_id, "n": n} for deal_id, n in sorted(counts.items())])
 
 
 def _reserve(session: Session, template_id: str, member_ids: list[int], now: datetime) -> Counter[int]:
