@@ -1,7 +1,7 @@
-"""The demo mall: merchants, a floor plan with beacons and gateways, shoppers and an ops user.
+"""The demo mall: merchants, a floor plan with beacons and gateways, live deals, shoppers and an ops user.
 
-Seeding is idempotent (``mallapp demo`` runs it at every start); the floor plan comes from
-``config/demo_mall.toml``.
+Seeding is idempotent (``mallapp demo`` runs it at every start); the floor plan and the deals come
+from ``config/demo_mall.toml``.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 import secrets
 import tomllib
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from mallapp import merchants, ops, rewards
+from mallapp import deals, merchants, ops, rewards
 from mallapp.runtime import Runtime
 from mallapp.settings import CONFIG_DIR
 from mallapp.venue import Beacon, Gateway, SaleItem, Store, Zone, bump_registry_version, gateway_key
@@ -22,7 +23,7 @@ from mallapp.venue import Beacon, Gateway, SaleItem, Store, Zone, bump_registry_
 # The secret the embedded WeChat emulator accepts; it guards nothing real.
 EMULATOR_SECRET = "demo-emulator-secret"
 # "Customer Service" is the mall's own desk: the house store where new members' pack coupons are redeemed.
-DEMO_MERCHANTS = ("Starlight Coffee", "Harbour Books", "Jade Garden Restaurant", "Customer Service")
+DEMO_MERCHANTS = ("Starlight Coffee", "Harbour Books", "Jade Garden Restaurant", "Customer Service", "Summit Sports")
 DEMO_MALL_FILE = CONFIG_DIR / "demo_mall.toml"
 DEMO_SHOPPERS = ("demo-shopper-ada", "demo-shopper-bo", "demo-shopper-chen", "demo-shopper-dee")
 
@@ -87,6 +88,8 @@ def seed(rt: Runtime) -> list[str]:
             password_file.chmod(0o600)
     lines.append(f"demo ops user (admin): {password_file}")
     seed_venue(rt)
+    seeded = seed_deals(rt)
+    lines.append(f"demo deals: {', '.join(seeded)}")
     return lines
 
 
@@ -105,6 +108,8 @@ def seed_venue(rt: Runtime, plan: dict[str, Any] | None = None) -> DemoMall:
                               category=row["category"], floor=row["floor"], x=row["x"], y=row["y"], created_at=now)
                 s.add(store)
                 s.flush()
+            elif store.merchant_id is None and row["name"] in merchant_ids:
+                store.merchant_id = merchant_ids[row["name"]]  # a demo merchant added since the store was seeded
             stores[row["key"]] = store
         items: dict[str, SaleItem] = {}
         for row in plan["items"]:
@@ -159,3 +164,42 @@ def seed_venue(rt: Runtime, plan: dict[str, Any] | None = None) -> DemoMall:
             centres[key] = (zone.floor, sum(xs) / len(xs), sum(ys) / len(ys))
     bump_registry_version(rt.redis)
     return DemoMall(gateways, beacons, shoppers, centres)
+
+
+def seed_deals(rt: Runtime, plan: dict[str, Any] | None = None) -> dict[str, int]:
+    """Make the plan's deals live unless a deal of that title exists at that store; return deal ids by key.
+
+    A deal goes through the review as a merchant and ops would: created, submitted, approved. It is
+    valid from the first seeding for its ``valid_days``.
+    """
+    plan = plan or load_plan()
+    now = rt.now()
+    out = {}
+    with rt.sessions.begin() as s:
+        stores = {row["key"]: s.scalar(select(Store).where(Store.name == row["name"])) for row in plan["stores"]}
+        zones = {row["key"]: s.scalar(select(Zone.id).where(Zone.name == row["name"], Zone.floor == row["floor"]))
+                 for row in plan["zones"]}
+        items = {row["key"]: s.scalar(select(SaleItem.id).where(SaleItem.store_id == stores[row["store"]].id,
+                                                               SaleItem.name == row["name"]))
+                 for row in plan["items"]}
+        for row in plan.get("deals", ()):
+            store = stores[row["store"]]
+            deal_id = s.scalar(select(deals.Deal.id).where(deals.Deal.store_id == store.id,
+                                                           deals.Deal.title == row["title"]))
+            if deal_id is None:
+                if store.merchant_id is None:
+                    raise ValueError(f"demo deal {row['key']}: the store {store.name} has no merchant")
+                targets = row.get("targets", {})
+                deal = deals.create(s, store.merchant_id, title=row["title"], text=row.get("text", ""),
+                                    store_id=store.id, starts_at=now, ends_at=now + timedelta(days=row["valid_days"]),
+                                    quota=row["quota"], per_member_limit=row["per_member_limit"],
+                                    benefit=row["benefit"], now=now,
+                                    zone_ids=[zones[k] for k in targets.get("zones", ())],
+                                    store_ids=[stores[k].id for k in targets.get("stores", ())],
+                                    sale_item_ids=[items[k] for k in targets.get("items", ())])
+                deals.transition(s, store.merchant_id, deal.id, "submit", now)
+                if deal.status != "live":  # not auto-approved: ops approve it
+                    deals.review(s, deal.id, approve=True, now=now)
+                deal_id = deal.id
+            out[row["key"]] = deal_id
+    return out

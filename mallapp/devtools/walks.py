@@ -7,11 +7,17 @@ the shoppers' phones advertising their rotating identity (fresh each cycle, from
 telemetry (one beacon's battery is low, so fleet health has a problem to show). Signal strength
 follows the log-distance model with Gaussian noise. ``mallapp demo`` starts this next to the web
 server and the proximity worker, so members appear, check in, dwell and leave.
+
+Tests drive the same traffic on their own clock with :class:`SteppedGateways`: each step plays a
+stretch of what the gateways heard through the beacons listener (bleak's replay backend) and
+forwarder (batched, signed, POSTed), stamped with the walk's own times, so a dwell of half a
+minute takes milliseconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import math
@@ -19,12 +25,14 @@ import random
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from beacons import Gateway, GatewayConfig, ReplaySource
+from beacons import Forwarder, Gateway, GatewayConfig, Listener, ReplayScanner, ReplaySource, Sighting, Spool
 from beacons.capture import Advert
+from beacons.forwarder import Transport
 from beacons.frames import build_eddystone_tlm, build_ibeacon
 from mallapp.demo import DemoBeacon, DemoGateway, DemoMall, seed_venue
 from mallapp.proximity import identity
@@ -80,25 +88,29 @@ def rssi_at(distance: float, power: int, rng: random.Random) -> int:
 
 
 def cycle(mall: DemoMall, identities: list[tuple[int, int]], uuid: str, rng: random.Random,
-          cycle_s: float) -> dict[int, list[Advert]]:
-    """What each gateway hears in one cycle, by gateway id, in time order."""
+          cycle_s: float, itineraries: Sequence[tuple[tuple[str, int], ...]] = ITINERARIES,
+          start: float = 0.0) -> dict[int, list[Advert]]:
+    """What each gateway hears in one cycle from ``start``, by gateway id, in time order.
+
+    The n-th identity walks the n-th itinerary, setting off 10 s after the one before.
+    """
     heard: dict[int, list[Advert]] = {g.id: [] for g in mall.gateways}
-    for n, ((major, minor), itinerary) in enumerate(zip(identities, ITINERARIES, strict=False)):
+    for n, ((major, minor), itinerary) in enumerate(zip(identities, itineraries, strict=False)):
         frame = {APPLE: build_ibeacon(uuid, major, minor, PHONE_POWER)}
         address = f"5E:00:00:00:{n:02X}:{rng.randrange(256):02X}"  # phones rotate their address too
-        for step in path(mall, itinerary, start=10.0 * n, rng=rng):
+        for step in path(mall, itinerary, start=start + 10.0 * n, rng=rng):
             for g in mall.gateways:
                 d = math.dist((g.x, g.y), (step.x, step.y))
                 if g.floor == step.floor and d <= HEARING_M:
                     heard[g.id].append(Advert(step.t + rng.uniform(0, 0.9), address, rssi_at(d, PHONE_POWER, rng),
                                               manufacturer_data=frame))
     for b in mall.beacons:
-        _beacon_traffic(b, mall.gateways, heard, rng, cycle_s)
+        _beacon_traffic(b, mall.gateways, heard, rng, cycle_s, start)
     return {g: sorted(adverts, key=lambda a: a.t) for g, adverts in heard.items()}
 
 
 def _beacon_traffic(b: DemoBeacon, gateways: list[DemoGateway], heard: dict[int, list[Advert]],
-                    rng: random.Random, cycle_s: float) -> None:
+                    rng: random.Random, cycle_s: float, start: float = 0.0) -> None:
     address = f"C0:FF:EE:00:{b.major:02X}:{b.minor:02X}"
     ibeacon = {APPLE: build_ibeacon(b.uuid, b.major, b.minor, b.measured_power)}
     battery = 2300 if b.minor == LOW_BATTERY_MINOR else 2950 - 10 * b.minor
@@ -108,12 +120,98 @@ def _beacon_traffic(b: DemoBeacon, gateways: list[DemoGateway], heard: dict[int,
             continue
         t = rng.uniform(0, 1)
         while t < cycle_s:
-            heard[g.id].append(Advert(t, address, rssi_at(d, b.measured_power, rng), manufacturer_data=ibeacon))
+            heard[g.id].append(Advert(start + t, address, rssi_at(d, b.measured_power, rng),
+                                      manufacturer_data=ibeacon))
             t += 2.0
         for t in range(5, int(cycle_s), 30):
             tlm = build_eddystone_tlm(battery, 21.5 + b.minor / 10, 100_000 + t * 10, 86_400.0 + t)
-            heard[g.id].append(Advert(float(t), address, rssi_at(d, b.measured_power, rng),
+            heard[g.id].append(Advert(start + t, address, rssi_at(d, b.measured_power, rng),
                                       service_data={EDDYSTONE: tlm}))
+
+
+class SteppedGateways:
+    """The demo gateways on the caller's clock: :meth:`play_until` sends what each heard before a time.
+
+    ``heard`` is :func:`cycle`'s answer with ``start`` on the caller's clock (unix seconds). Each
+    call runs, per gateway with something to send, the ``beacons`` Listener on bleak's replay
+    backend over that stretch of advertisements (as fast as possible) and a Forwarder that
+    batches, signs and POSTs them (``transport`` as in :class:`beacons.GatewayConfig`). A sighting
+    is stamped with its advertisement's own time and a batch is signed at ``clock()``: a test that
+    moves its clock a step, plays until then and runs the worker sees the walk at its own pace.
+    (``beacons.Gateway`` stamps and signs with the wall clock, so a dwell would take as long as it
+    does in a mall.)
+    """
+
+    def __init__(self, mall: DemoMall, heard: dict[int, list[Advert]], *, backend_url: str, uuids: Sequence[str],
+                 spool_root: Path, clock: Callable[[], float], transport: Transport | None = None) -> None:
+        self.backend_url = backend_url
+        self.uuids = tuple(uuids)
+        self.clock = clock
+        self.transport = transport
+        self._gateways = [g for g in mall.gateways if heard.get(g.id)]
+        self._heard = heard
+        self._next = {g.id: 0 for g in self._gateways}
+        self._spools = {g.id: Spool(spool_root / str(g.id)) for g in self._gateways}
+        self.totals: dict[str, int] = {}  # the forwarders' counters, summed
+        self._runner = asyncio.Runner()
+
+    def remaining(self) -> int:
+        """Advertisements not played yet."""
+        return sum(len(self._heard[g]) - n for g, n in self._next.items())
+
+    def play_until(self, t: float) -> int:
+        """Play, send and return the sightings heard before ``t`` (unix seconds) not played yet."""
+        stretches = []
+        for g in self._gateways:
+            adverts = self._heard[g.id]
+            first = last = self._next[g.id]
+            while last < len(adverts) and adverts[last].t < t:
+                last += 1
+            if last > first:
+                self._next[g.id] = last
+                stretches.append((g, adverts[first:last]))
+        if not stretches:
+            return 0
+        results = self._runner.run(self._play_all(stretches))
+        for stats in results:
+            for name, value in stats.items():
+                self.totals[name] = self.totals.get(name, 0) + value
+        return sum(len(adverts) for _, adverts in stretches)
+
+    async def _play_all(self, stretches: list[tuple[DemoGateway, list[Advert]]]) -> list[dict[str, int]]:
+        return list(await asyncio.gather(*(self._play(g, adverts) for g, adverts in stretches)))
+
+    async def _play(self, gateway: DemoGateway, adverts: list[Advert]) -> dict[str, int]:
+        source = ReplaySource(adverts, speed=0, name=gateway.name)
+        queue: asyncio.Queue[Sighting] = asyncio.Queue()
+
+        def heard_at() -> float:  # the listener's clock: the time of the advertisement being delivered
+            return source.adverts[source.delivered - 1].t
+
+        listener = Listener(queue, uuids=self.uuids, backend=ReplayScanner, backend_kwargs={"replay": source},
+                            clock=heard_at)
+        # A stretch goes in one batch: it is sealed when the forwarder stops, not by the interval.
+        forwarder = Forwarder(queue, backend_url=self.backend_url, key=gateway.key, spool=self._spools[gateway.id],
+                              batch_size=1000, batch_interval=60.0, transport=self.transport, clock=self.clock)
+        listening = asyncio.create_task(listener.run(), name=f"listener {gateway.name}")
+        forwarding = asyncio.create_task(forwarder.run(), name=f"forwarder {gateway.name}")
+        await source.finished.wait()
+        listener.stop()
+        await listening
+        forwarder.stop()
+        await forwarding
+        return forwarder.stats()
+
+    def close(self) -> None:
+        self._runner.close()
+        for spool in self._spools.values():
+            spool.close()
+
+    def __enter__(self) -> SteppedGateways:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def run(backend_url: str, cycles: int | None = None, gap_s: float = 40.0, seed: int | None = None,
