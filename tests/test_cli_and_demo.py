@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from websockets.sync.client import connect
 
 from mallapp.devtools.servers import free_port
 
@@ -68,8 +69,9 @@ def _call(method: str, url: str, body: dict | None = None, headers: dict | None 
 
 
 def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
-    port, emulator_port = free_port(), free_port()
-    proc = subprocess.Popen([MALLAPP, "demo", "--port", str(port), "--emulator-port", str(emulator_port)],
+    port, emulator_port, live_port = free_port(), free_port(), free_port()
+    proc = subprocess.Popen([MALLAPP, "demo", "--port", str(port), "--emulator-port", str(emulator_port),
+                             "--live-port", str(live_port)],
                             env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     base, emulator = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}"
@@ -89,6 +91,17 @@ def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
         status, signed_in = _call("POST", f"{base}/api/v1/auth/wechat", {"code": login["code"]})
         assert status == 200 and signed_in["new_member"] is True
         member = {"Authorization": f"Bearer {signed_in['token']}"}
+        # The member's mini-program opens the live channel (its server may still be starting).
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with connect(f"ws://127.0.0.1:{live_port}/api/v1/live", additional_headers=member) as ws:
+                    hello = json.loads(ws.recv(timeout=10))
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "the live channel did not come up within 30 s"
+                time.sleep(0.2)
+        assert hello == {"type": "hello", "member_id": signed_in["member"]["id"]}
         # The demo mall has the house store, so a new member's pack is in the wallet.
         status, wallet = _call("GET", f"{base}/api/v1/me/coupons?status=active", headers=member)
         assert status == 200 and len(wallet["coupons"]) == 4
