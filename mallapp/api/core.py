@@ -11,10 +11,10 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, current_app, g, request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from sqlalchemy.orm import Session
 
 from mallapp import auth, merchants, ops, staff
@@ -42,6 +42,27 @@ class Query(BaseModel):
 
 class Out(BaseModel):
     """Base of response bodies."""
+
+
+# Printable text only: PostgreSQL refuses NUL, and control characters have no place in a name.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=PRINTABLE)]
+
+
+class SignInIn(Body):
+    """A password sign-in (ops users, merchant staff)."""
+
+    username: Username
+    password: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class SignedInOut(Out):
+    """A bearer token issued by a password sign-in; each caller kind adds its role and scope."""
+
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    username: str
 
 
 @dataclass(frozen=True)

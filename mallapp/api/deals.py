@@ -9,7 +9,7 @@ from flask import Blueprint
 from pydantic import AwareDatetime, Field, StringConstraints, field_validator
 
 from mallapp import deals
-from mallapp.api.core import Body, Out, Query, current_merchant_id, operation, runtime, transaction
+from mallapp.api.core import PRINTABLE, Body, Out, Query, current_merchant_id, operation, runtime, transaction
 from mallapp.errors import InvalidInput
 
 merchant_bp = Blueprint("merchant_deals", __name__, url_prefix="/api/v1/merchant")
@@ -18,8 +18,7 @@ ops_bp = Blueprint("ops_deals", __name__, url_prefix="/api/v1/ops")
 
 # --- shapes ----------------------------------------------------------------------------------------
 
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=_PRINTABLE)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=PRINTABLE)]
 Text = Annotated[str, StringConstraints(max_length=1000, pattern=r"^[^\x00]*$")]
 ImageUrl = Annotated[str, StringConstraints(max_length=500, pattern=r"^https://[^\s\x00]+$")]
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
@@ -161,7 +160,7 @@ class OpsDealsQuery(Query):
 
 class RejectIn(Body):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
-                                             pattern=_PRINTABLE)] = Field(description="shown to the merchant")
+                                             pattern=PRINTABLE)] = Field(description="shown to the merchant")
 
 
 class MerchantPatch(Body):

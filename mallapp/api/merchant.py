@@ -16,6 +16,9 @@ from mallapp import auth, purchases, staff
 from mallapp.api.core import (
     Body,
     Out,
+    SignedInOut,
+    SignInIn,
+    Username,
     current_merchant_id,
     current_staff_id,
     operation,
@@ -27,8 +30,6 @@ from mallapp.errors import Forbidden, InvalidInput, NotFound
 bp = Blueprint("merchant", __name__, url_prefix="/api/v1/merchant")
 
 ReceiptNo = Annotated[str, StringConstraints(pattern=r"^[\w\-./:#]{1,64}$")]
-Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40,
-                                            pattern=r"^[^\x00-\x1f\x7f]*$")]
 Role = Literal["manager", "cashier"]  # staff.ROLES
 
 
@@ -116,16 +117,7 @@ def post_refund(body: RefundIn):
 
 # --- staff -----------------------------------------------------------------------------------------
 
-class SignInIn(Body):
-    username: Username
-    password: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-
-
-class SignedInOut(Out):
-    token: str
-    token_type: Literal["Bearer"] = "Bearer"
-    expires_in: int
-    username: str
+class StaffSignedInOut(SignedInOut):
     role: Role
     merchant_id: int
     merchant_name: str
@@ -162,13 +154,13 @@ class StaffListOut(Out):
 
 
 @operation(bp, "/auth", "POST", summary="Sign a staff member in with username and password", body=SignInIn,
-           response=SignedInOut, errors=("merchant.bad_credentials",))
-def sign_in(body: SignInIn) -> SignedInOut:
+           response=StaffSignedInOut, errors=("merchant.bad_credentials",))
+def sign_in(body: SignInIn) -> StaffSignedInOut:
     rt = runtime()
     ttl = rt.settings.auth.token_ttl_seconds
     with transaction() as session:
         token, caller = staff.sign_in(session, rt.redis, body.username, body.password, ttl)
-    return SignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role,
+    return StaffSignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role,
                        merchant_id=caller.merchant_id, merchant_name=caller.merchant_name)
 
 

@@ -13,7 +13,17 @@ from flask import Blueprint, request
 from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator
 
 from mallapp import ops, venue, venue_admin
-from mallapp.api.core import Body, Out, Query, operation, runtime, transaction
+from mallapp.api.core import (
+    PRINTABLE,
+    Body,
+    Out,
+    Query,
+    SignedInOut,
+    SignInIn,
+    operation,
+    runtime,
+    transaction,
+)
 from mallapp.errors import InvalidInput
 from mallapp.venue import Beacon, Gateway, SaleItem, Store, Zone
 
@@ -22,13 +32,11 @@ bp = Blueprint("ops", __name__, url_prefix="/api/v1/ops")
 
 # --- shapes ----------------------------------------------------------------------------------------
 
-# Printable text only: PostgreSQL refuses NUL, and control characters have no place on a floor plan.
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=_PRINTABLE)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=80, pattern=_PRINTABLE)]
-Unit = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20, pattern=_PRINTABLE)]
-Category = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40, pattern=_PRINTABLE)]
-Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=_PRINTABLE)]
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=PRINTABLE)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=80, pattern=PRINTABLE)]
+Unit = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20, pattern=PRINTABLE)]
+Category = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40, pattern=PRINTABLE)]
 Id = Annotated[int, Field(ge=1, le=venue_admin.MAX_ID)]
 Floor = Annotated[int, Field(ge=-20, le=200, description="1 is the ground floor")]
 Metres = Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False, description="metres on the plan")]
@@ -44,16 +52,7 @@ EnterM = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False, description="
 MeasuredPower = Annotated[int, Field(ge=-100, le=-20, description="RSSI at 1 m in dBm, as calibrated on site")]
 
 
-class SignInIn(Body):
-    username: Username
-    password: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-
-
-class SignedInOut(Out):
-    token: str
-    token_type: Literal["Bearer"] = "Bearer"
-    expires_in: int
-    username: str
+class OpsSignedInOut(SignedInOut):
     role: Literal["admin", "viewer"]
 
 
@@ -384,13 +383,13 @@ def _beacon_reply(session, beacon: Beacon) -> BeaconOut:
 # --- sign-in ---------------------------------------------------------------------------------------
 
 @operation(bp, "/auth", "POST", summary="Sign an ops user in with username and password", body=SignInIn,
-           response=SignedInOut, errors=("ops.bad_credentials",))
-def sign_in(body: SignInIn) -> SignedInOut:
+           response=OpsSignedInOut, errors=("ops.bad_credentials",))
+def sign_in(body: SignInIn) -> OpsSignedInOut:
     rt = runtime()
     ttl = rt.settings.auth.token_ttl_seconds
     with transaction() as session:
         token, caller = ops.sign_in(session, rt.redis, body.username, body.password, ttl)
-    return SignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role)
+    return OpsSignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role)
 
 
 @operation(bp, "/auth/logout", "POST", summary="Revoke the ops token used for this call", auth="ops", status=204)
