@@ -50,7 +50,9 @@ from mallapp.venue import Store
 if TYPE_CHECKING:
     from mallapp.wechat import MallWeChatClient
 
-KINDS = ("deal", "reminder")
+# deal: a deal (announcements, proximity offers); reminder: coupons and the like; queue: a restaurant
+# queue ticket (tables ahead, table ready, lapsed); reservation: a table booking (reminder, released).
+KINDS = ("deal", "reminder", "queue", "reservation")
 # Muting (a store, or every push) silences these kinds on WeChat; the inbox still gets them.
 MUTABLE_KINDS = ("deal",)
 CHANNELS = ("inbox", "subscribe", "live")

@@ -213,7 +213,7 @@ class SubscribeTemplate(_Section):
 
 class NotificationsSettings(_Section):
     # Message kind -> its template; a kind without one goes to the inbox only.
-    templates: dict[Literal["deal", "reminder"], SubscribeTemplate] = Field(default_factory=dict)
+    templates: dict[Literal["deal", "reminder", "queue", "reservation"], SubscribeTemplate] = Field(default_factory=dict)
     # The mini-program page a deal message opens (the deal's id is appended as ?id=).
     deal_page: str = Field(default="pages/deals/detail", max_length=100)
 

@@ -58,7 +58,7 @@ class QuotasOut(Out):
 
 class InboxItemOut(Out):
     id: int
-    kind: Literal["deal", "reminder"]
+    kind: Literal["deal", "reminder", "queue", "reservation"]
     title: str
     body: str
     deal_id: int | None
