@@ -1,4 +1,4 @@
-"""The ``mallapp`` command line: run the demo, manage the schema, create merchants."""
+"""The ``mallapp`` command line: run the demo, manage the schema, create merchants, run the clock's jobs."""
 
 from __future__ import annotations
 
@@ -97,6 +97,55 @@ def ops_create_user(username: str, role: str, password_stdin: bool) -> None:
     else:
         click.echo(f"ops user {user_id} {username.strip()!r} ({role}) created; its password (shown once):")
         click.echo(password)
+
+
+@main.group()
+def jobs() -> None:
+    """The clock's jobs (python -m mallapp.scheduler runs them on schedule)."""
+
+
+@jobs.command("list")
+def jobs_list() -> None:
+    """Each job: its schedule, misfire grace, what it does, and its last run."""
+    from mallapp import scheduler
+    from mallapp.runtime import build_runtime
+
+    rt = build_runtime(_settings())
+    try:
+        last = scheduler.last_runs(rt.redis)
+    finally:
+        rt.close()
+    for job in scheduler.JOBS:
+        click.echo(f"{job.name:<24} {job.describe():<32} grace {job.misfire_grace_s}s  {job.summary}")
+        run = last.get(job.name)
+        click.echo(f"{'':<24} last run: " + ("never" if run is None else
+                   f"{run['outcome']} at {run['started_at']}, {run['count']} in {run['seconds']}s"
+                   + (f" ({run['error']})" if run["error"] else "")))
+
+
+@jobs.command("run")
+@click.argument("name")
+def jobs_run(name: str) -> None:
+    """Run job NAME once now (skipped if a clock is running it this moment)."""
+    from mallapp import logs, scheduler
+    from mallapp.runtime import build_runtime
+
+    try:
+        job = scheduler.find(name)
+    except KeyError:
+        names = ", ".join(j.name for j in scheduler.JOBS)
+        raise click.ClickException(f"no job {name!r}; the jobs are: {names}") from None
+    settings = _settings()
+    logs.configure(settings.log_format, settings.log_level)
+    rt = build_runtime(settings)
+    try:
+        result = scheduler.run_job(rt, job)
+    finally:
+        rt.close()
+    click.echo(f"{result.job}: {result.outcome}, {result.count} in {result.seconds:.2f}s"
+               + (f" ({result.error})" if result.error else ""))
+    if result.outcome == "failed":
+        sys.exit(1)
 
 
 @main.command()

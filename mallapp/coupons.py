@@ -18,18 +18,22 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import ForeignKey, Index, String, func, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import ForeignKey, Index, String, and_, case, cast, func, literal, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from mallapp import members, points
+from mallapp import live, members, notifications, points
 from mallapp.db import Base, UTCDateTime, insert_or_nothing
 from mallapp.deals import Deal, member_matches
 from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from mallapp.points import BigId
 from mallapp.settings import Settings
+from mallapp.venue import Store
+
+if TYPE_CHECKING:
+    from mallapp.notifications import Senders
 
 Status = Literal["active", "used", "expired"]
 QR_PREFIX = "CP1"
@@ -234,3 +238,53 @@ def redeem(session: Session, settings: Settings, secret: bytes, *, merchant_id: 
     session.flush()
     session.refresh(deal)
     return Redeemed(coupon, deal, replayed=False)
+
+
+# --- reminders -------------------------------------------------------------------------------------
+
+def reminder_key(coupon_id: int) -> str:
+    return f"coupon:{coupon_id}:expiring"
+
+
+def remind_expiring(sessions: sessionmaker[Session], settings: Settings, senders: Senders, now: datetime,
+                    batch: int = 500) -> int:
+    """Tell members of unused coupons expiring within ``[deals] coupon_reminder_hours``, once each; how many.
+
+    For the clock. A batch is recorded in one transaction and sent after it; the reminder's
+    notification key is what marks a coupon reminded, so a second run, or one after a crash,
+    reminds nobody twice (see :mod:`mallapp.notifications`).
+    """
+    hours = settings.deals.coupon_reminder_hours
+    if not hours:
+        return 0
+    expires = case((and_(Coupon.valid_until.is_not(None), Coupon.valid_until < Deal.ends_at), Coupon.valid_until),
+                   else_=Deal.ends_at)
+    key = literal("coupon:") + cast(Coupon.id, String) + literal(":expiring")
+    told = (select(notifications.Notification.id)
+            .where(notifications.Notification.member_id == Coupon.member_id, notifications.Notification.key == key)
+            .exists())
+    due = (select(Coupon.id, Coupon.member_id, Deal.title, Deal.id.label("deal_id"), Deal.store_id,
+                  Store.name.label("store"), expires.label("expires_at"))
+           .join(Deal, Deal.id == Coupon.deal_id).join(Store, Store.id == Deal.store_id)
+           .where(Coupon.redeemed_at.is_(None), expires > now, expires <= now + timedelta(hours=hours), ~told)
+           .order_by(Coupon.id).limit(batch))
+    total = 0
+    while True:
+        with sessions.begin() as session:
+            rows = session.execute(due).all()
+            if not rows:
+                return total
+            online = live.online(senders.redis, {row.member_id for row in rows})
+            recorded = notifications.record_many(session, settings, [
+                (row.member_id, _reminder(settings, row)) for row in rows], now, online)
+        notifications.dispatch(sessions, senders, [r.outbound for r in recorded if r.outbound is not None], now)
+        total += len(rows)
+
+
+def _reminder(settings: Settings, row: Any) -> notifications.Message:
+    until = row.expires_at.astimezone(settings.mall.tz).strftime("%Y-%m-%d %H:%M")
+    return notifications.Message(
+        kind="reminder", key=reminder_key(row.id), title=f"Your coupon expires {until}",
+        body=f"{row.title}, at {row.store}", store_id=row.store_id,
+        page=f"{settings.notifications.deal_page}?id={row.deal_id}",
+        fields={"store": row.store, "ends_at": until})

@@ -6,7 +6,19 @@ import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, Table, bindparam, cast, create_engine, event, func, select
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    MetaData,
+    Table,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -79,21 +91,24 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
 
 
 def insert_or_nothing(session: Session, model: type[Base], values: dict[str, Any],
-                      conflict_on: list[str]) -> int | None:
+                      conflict_on: list[str], where: str | None = None) -> int | None:
     """Insert a row unless one with the same ``conflict_on`` key exists; return its new id, or None.
 
     One statement instead of SAVEPOINT/INSERT/RELEASE: on PostgreSQL a concurrent insert of the
-    same key waits for the other transaction and then does nothing, so exactly one wins.
+    same key waits for the other transaction and then does nothing, so exactly one wins. ``where``
+    names a partial unique index's condition (``"cleared_at IS NULL"``).
     """
-    stmt = _insert_or_nothing(session.get_bind().dialect.name, model.__table__, tuple(conflict_on))
+    stmt = _insert_or_nothing(session.get_bind().dialect.name, model.__table__, tuple(conflict_on), where)
     return session.execute(stmt, values).scalar()
 
 
 @functools.cache
-def _insert_or_nothing(dialect: str, table: Table, conflict_on: tuple[str, ...]) -> Any:
+def _insert_or_nothing(dialect: str, table: Table, conflict_on: tuple[str, ...], where: str | None) -> Any:
     # Built once per table: SQLAlchemy memoizes a statement's cache key, not a fresh one's.
     insert = _dialect_insert(dialect)
-    return insert(table).on_conflict_do_nothing(index_elements=list(conflict_on)).returning(table.c.id)
+    return (insert(table).on_conflict_do_nothing(index_elements=list(conflict_on),
+                                                 index_where=None if where is None else text(where))
+            .returning(table.c.id))
 
 
 def _dialect_insert(dialect: str) -> Any:

@@ -145,6 +145,8 @@ class DealsSettings(_Section):
     new_member_days: int = Field(gt=0, le=3650)
     # Characters in a coupon code (from a 31-letter alphabet: 10 characters are ~49 bits).
     coupon_code_length: int = Field(ge=8, le=16)
+    # The clock reminds a member of an unused coupon this many hours before it expires (0: never).
+    coupon_reminder_hours: int = Field(default=24, ge=0, le=24 * 14)
 
 
 class PackCoupon(_Section):
