@@ -41,6 +41,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(coupons.till_bp)
     app.register_blueprint(notifications.member_bp)
     app.register_blueprint(notifications.merchant_bp)
+    from mallapp.api import queueing
+
+    app.register_blueprint(queueing.member_bp)
+    app.register_blueprint(queueing.merchant_bp)
+    from mallapp.api import reservations
+
+    app.register_blueprint(reservations.member_bp)
+    app.register_blueprint(reservations.merchant_bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

@@ -12,11 +12,13 @@ from mallapp import (  # noqa: F401
     ops,
     points,
     purchases,
+    reservations,
     rewards,
     staff,
     venue,
 )
 from mallapp.db import Base
 from mallapp.proximity import history  # noqa: F401
+from mallapp.queueing import models as queueing_models  # noqa: F401
 
 metadata = Base.metadata

@@ -230,6 +230,38 @@ class OffersSettings(_Section):
     max_event_age_s: float = Field(default=300.0, gt=0)
 
 
+class QueueBandSettings(_Section):
+    """A default party-size band: its letter, its label and the party sizes it takes."""
+
+    code: str = Field(pattern=r"^[A-Z]$")
+    label: str = Field(min_length=1, max_length=40)
+    min_party: int = Field(ge=1, le=100)
+    max_party: int | None = Field(default=None, ge=1, le=100)  # None: no upper limit
+
+
+class QueueSettings(_Section):
+    # Restaurant queues (mallapp.queueing): the bands a restaurant starts with (a manager may change them).
+    bands: tuple[QueueBandSettings, ...] = Field(default=(
+        QueueBandSettings(code="A", label="1-2 people", min_party=1, max_party=2),
+        QueueBandSettings(code="B", label="3-4 people", min_party=3, max_party=4),
+        QueueBandSettings(code="C", label="5+ people", min_party=5)), min_length=1, max_length=8)
+    max_party: int = Field(default=20, ge=1, le=100)
+    # A called ticket not seated within this many seconds lapses (the clock runs queueing.lapse_due).
+    grace_s: int = Field(default=600, ge=0, le=24 * 3600)
+    # The "n tables ahead" message goes when this many parties (or fewer) are ahead (0: never).
+    near_tables_ahead: int = Field(default=3, ge=0, le=50)
+    # The naive estimate, and the estimator's prior: this many seconds per party ahead.
+    naive_seconds_per_party: int = Field(default=600, gt=0, le=7200)
+    # The estimator learns from this many days of the restaurant's own history, recent days weighing more.
+    history_days: int = Field(default=28, ge=1, le=366)
+    half_life_days: float = Field(default=7.0, gt=0)
+    # Time-of-day slots (minutes) and the pseudo-observations that pull a thin slot toward its band.
+    slot_minutes: int = Field(default=60, ge=10, le=1440)
+    shrinkage: float = Field(default=8.0, ge=0)
+    # The mini-program page queue messages open; ?id=<ticket id> is appended.
+    page: str = Field(default="pages/queue/ticket", max_length=100)
+
+
 class LiveSettings(_Section):
     # The live channel (python -m mallapp.live): open mini-programs hold a WebSocket at ``path``.
     host: str = "127.0.0.1"
@@ -239,6 +271,21 @@ class LiveSettings(_Section):
     recheck_s: float = Field(default=60.0, gt=0)
     # More connections than this for one member are refused (one per open mini-program).
     max_connections_per_member: int = Field(default=5, ge=1, le=100)
+
+
+class ReservationSettings(_Section):
+    # Table reservations (mallapp.reservations). Members book slots up to this many days ahead.
+    horizon_days: int = Field(default=30, ge=1, le=366)
+    # Parties larger than this cannot book (a manager's bands stay within it).
+    max_party: int = Field(default=20, ge=1, le=100)
+    # A member holds at most this many upcoming bookings, mall-wide (no hoarding of tables).
+    max_upcoming_per_member: int = Field(default=5, ge=1, le=100)
+    # The reminder goes this long before the slot starts (the clock runs reservations.remind_due).
+    reminder_lead_minutes: int = Field(default=120, ge=0, le=7 * 24 * 60)
+    # A booking not confirmed this long after its start is released and marked no_show.
+    no_show_grace_minutes: int = Field(default=15, ge=0, le=24 * 60)
+    # The mini-program page reservation messages open (?id=<reservation id> is appended).
+    page: str = Field(default="pages/reservations/detail", max_length=100)
 
 
 class Gift(_Section):
@@ -267,7 +314,9 @@ class Settings(_Section):
     referral: ReferralSettings
     notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
     offers: OffersSettings = Field(default_factory=OffersSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
+    reservations: ReservationSettings = Field(default_factory=ReservationSettings)
     gifts: tuple[Gift, ...] = ()
 
     def gift(self, code: str) -> Gift | None:

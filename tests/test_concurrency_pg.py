@@ -505,3 +505,202 @@ def test_concurrent_offer_decisions_for_one_member_stay_within_the_daily_cap(rt,
         pushed = list(session.scalars(select(Notification.deal_id).where(Notification.member_id == shop.member)))
     assert len(offered) == len(pushed) == rt.settings.offers.max_pushes_per_day
     assert len(set(pushed)) == len(pushed) and set(pushed) <= deal_ids
+
+
+# --- table reservations ----------------------------------------------------------------------------
+
+def test_a_thousand_concurrent_bookings_of_a_hundred_table_slot_yield_exactly_a_hundred(rt):
+    from test_reservations import Band, publish, restaurant, slot_figures
+
+    from mallapp import reservations
+
+    merchant_id, store_id = restaurant(rt)
+    slot_id = publish(rt, merchant_id, store_id, ["12:00"], [Band(1, 4, 100)])[0]
+    with rt.sessions.begin() as session:
+        member_ids = [members.sign_in(session, openid=f"o-diner-{i}", unionid=None, now=rt.now())[0].id
+                      for i in range(250)]
+
+    def attempt(i: int) -> Any:
+        # 250 members, 4 attempts each with their own request ids, all released together.
+        with rt.sessions.begin() as session:
+            return reservations.book(session, rt.settings, member_ids[i % 250], slot_id, 2, f"req-{i}", rt.now())
+
+    results = race(1000, attempt)
+
+    assert unexpected(results) == []
+    outcome = codes(results)
+    assert outcome["ok"] == 100 and set(outcome) <= {"ok", "reservation.full", "reservation.overlap"}
+    assert slot_figures(rt, slot_id) == (100, 100)
+    with rt.sessions.begin() as session:
+        per_member = session.execute(select(reservations.Reservation.member_id, func.count())
+                                     .group_by(reservations.Reservation.member_id)).all()
+    assert len(per_member) == 100 and {n for _, n in per_member} == {1}
+
+
+def test_concurrent_bookings_by_one_member_of_overlapping_slots_at_one_restaurant_hold_exactly_one(rt):
+    from test_reservations import Band, publish, restaurant
+
+    from mallapp import reservations
+
+    merchant_id, store_id = restaurant(rt)
+    slot_ids = publish(rt, merchant_id, store_id, [f"12:{m:02d}" for m in range(WORKERS)], [Band(1, 4, 5)])
+    member_id = new_member(rt, "o-hoarder")
+
+    results = race_in_transactions(rt, WORKERS, lambda session, i: reservations.book(
+        session, rt.settings, member_id, slot_ids[i], 2, f"req-{i}", rt.now()))
+
+    assert unexpected(results) == []
+    assert codes(results) == {"ok": 1, "reservation.overlap": WORKERS - 1}
+
+
+def test_concurrent_retries_of_one_booking_take_one_table(rt):
+    from test_reservations import Band, publish, restaurant, slot_figures
+
+    from mallapp import reservations
+
+    merchant_id, store_id = restaurant(rt)
+    slot_id = publish(rt, merchant_id, store_id, ["12:00"], [Band(1, 4, 5)])[0]
+    member_id = new_member(rt, "o-retrier")
+
+    results = race_in_transactions(rt, WORKERS, lambda session, i: reservations.book(
+        session, rt.settings, member_id, slot_id, 2, "one-tap", rt.now()))
+
+    assert unexpected(results) == []
+    assert sum(1 for r in results if not r.replayed) == 1
+    assert len({r.reservation.id for r in results}) == 1
+    assert slot_figures(rt, slot_id) == (1, 1)
+
+
+def test_concurrent_changes_in_opposite_directions_neither_deadlock_nor_overfill(rt):
+    from test_reservations import Band, book, publish, restaurant, slot_figures
+
+    from mallapp import reservations
+
+    merchant_id, store_id = restaurant(rt)
+    lunch, dinner = publish(rt, merchant_id, store_id, ["12:00", "18:00"], [Band(1, 4, 30)])
+    held = []
+    for i in range(WORKERS):
+        member_id = new_member(rt, f"o-mover-{i}")
+        held.append((member_id, book(rt, member_id, lunch if i % 2 else dinner).reservation.id, i % 2))
+
+    results = race_in_transactions(rt, WORKERS, lambda session, i: reservations.change(
+        session, rt.settings, held[i][0], held[i][1], slot_id=dinner if held[i][2] else lunch, now=rt.now()))
+
+    assert unexpected(results) == []
+    assert set(codes(results)) <= {"ok", "reservation.full"}
+    for slot_id in (lunch, dinner):
+        booked, holding = slot_figures(rt, slot_id)
+        assert booked == holding <= 30
+    assert sum(slot_figures(rt, s)[0] for s in (lunch, dinner)) == WORKERS
+
+
+def test_two_clocks_releasing_and_reminding_at_once_do_each_booking_once(rt, clock):
+    from test_reservations import NOON, Band, book, inbox_keys, publish, restaurant, slot_figures
+
+    from mallapp import reservations
+
+    merchant_id, store_id = restaurant(rt)
+    slot_ids = publish(rt, merchant_id, store_id, ["12:00"], [Band(1, 2, 20), Band(3, 4, 20)])
+    diners = [new_member(rt, f"o-clock-{i}") for i in range(30)]
+    for i, member_id in enumerate(diners):
+        book(rt, member_id, slot_ids[i % 2], party=2 if i % 2 == 0 else 3)
+
+    clock.now = NOON - timedelta(minutes=30)
+    reminded = race(10, lambda _i: reservations.remind_due(rt.sessions, rt.settings, rt.senders, rt.now(), limit=4))
+    clock.now = NOON + timedelta(hours=1)
+    released = race(10, lambda _i: reservations.release_no_shows(rt.sessions, rt.settings, rt.senders, rt.now(),
+                                                                  limit=4))
+
+    assert unexpected(reminded + released) == []
+    assert sum(reminded) == sum(released) == 30
+    assert [slot_figures(rt, s) for s in slot_ids] == [(0, 0), (0, 0)]
+    for member_id in diners:
+        assert [key.split(":")[2] for key in inbox_keys(rt, member_id)] == ["booked", "reminder", "no_show"]
+
+
+# --- restaurant queues -----------------------------------------------------------------------------
+
+def _open_restaurant(rt: Runtime) -> tuple[int, int]:
+    from mallapp import queueing, venue_admin
+
+    merchant_id = new_merchant(rt)
+    with rt.sessions.begin() as session:
+        store_id = venue_admin.create_store(session, name="Race Noodles", floor=3, x=0, y=0,
+                                            merchant_id=merchant_id, now=rt.now()).id
+        queueing.set_open(session, rt.settings, merchant_id, store_id, True, None, rt.now())
+    return merchant_id, store_id
+
+
+def test_members_taking_numbers_at_once_get_unique_consecutive_numbers_and_true_places(rt):
+    from mallapp import queueing
+
+    _, store_id = _open_restaurant(rt)
+    diners = [new_member(rt, f"o-queue-{i}") for i in range(WORKERS)]
+    results = race_in_transactions(rt, WORKERS, lambda session, i: queueing.take(
+        session, rt.settings, diners[i], store_id, 1 + i % 2, rt.now()).ticket.ticket_no)
+
+    assert unexpected(results) == [] and codes(results) == {"ok": WORKERS}
+    assert sorted(results) == [f"A{n:03d}" for n in range(1, WORKERS + 1)]
+    from mallapp.queueing.models import QueueTicket
+
+    with rt.sessions.begin() as session:
+        taken = session.execute(select(QueueTicket.number, QueueTicket.ahead_at_take)).all()
+    # Each saw exactly the parties numbered before it: the numbering and the counting agree.
+    assert sorted(ahead for _, ahead in taken) == list(range(WORKERS))
+    assert all(ahead == number - 1 for number, ahead in taken)
+
+
+def test_one_member_taking_numbers_at_once_in_every_band_holds_one_ticket(rt):
+    from mallapp import queueing
+    from mallapp.queueing.models import QueueCounter, QueueTicket
+
+    _, store_id = _open_restaurant(rt)
+    member_id = new_member(rt, "o-hoarder")
+    n = 12
+    results = race_in_transactions(rt, n, lambda session, i: queueing.take(
+        session, rt.settings, member_id, store_id, (2, 4, 6)[i % 3], rt.now()))
+
+    assert unexpected(results) == []
+    assert codes(results) == {"ok": 1, "queue.ticket_active": n - 1}
+    with rt.sessions.begin() as session:
+        assert session.scalar(select(func.count()).select_from(QueueTicket)) == 1
+        # A refused take burns no number.
+        assert session.scalar(select(func.sum(QueueCounter.last_number))) == 1
+
+
+def test_a_call_double_clicked_at_the_till_calls_one_party(rt):
+    from mallapp import queueing
+
+    merchant_id, store_id = _open_restaurant(rt)
+    for i in range(5):
+        with rt.sessions.begin() as session:
+            queueing.take(session, rt.settings, new_member(rt, f"o-line-{i}"), store_id, 2, rt.now())
+    n = 20
+    results = race_in_transactions(rt, n, lambda session, i: queueing.call_next(
+        session, rt.redis, rt.settings, merchant_id, store_id, "A", f"till-{i % 2}", rt.now()))
+
+    assert unexpected(results) == []
+    # Two request ids: two parties called, every retry answered with its first call.
+    assert {r.ticket.ticket_no for r in results} == {"A001", "A002"}
+    assert sum(not r.replayed for r in results) == 2
+    with rt.sessions.begin() as session:
+        called = [t for t in queueing.active_tickets(session, store_id) if t.status == "called"]
+    assert len(called) == 2
+
+
+def test_two_clocks_lapsing_at_once_lapse_and_tell_each_ticket_once(rt, clock):
+    from mallapp import queueing
+
+    merchant_id, store_id = _open_restaurant(rt)
+    diners = [new_member(rt, f"o-lapse-{i}") for i in range(10)]
+    for i, member_id in enumerate(diners):
+        with rt.sessions.begin() as session:
+            queueing.take(session, rt.settings, member_id, store_id, 2, rt.now())
+        with rt.sessions.begin() as session:
+            queueing.call_next(session, rt.redis, rt.settings, merchant_id, store_id, "A", f"c-{i}", rt.now())
+    clock.advance(seconds=rt.settings.queue.grace_s)
+    lapsed = race(6, lambda _i: queueing.lapse_due(rt.sessions, rt.settings, rt.senders, rt.now()))
+
+    assert unexpected(lapsed) == [] and sum(lapsed) == 10
+    with rt.sessions.begin() as session:
+        assert session.scalar(select(func.count()).where(Notification.key.like("queue:%:lapsed"))) == 10

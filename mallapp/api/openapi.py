@@ -161,5 +161,24 @@ _CODE_STATUS.update({
 })
 
 
+# Restaurant queues (mallapp.queueing).
+_CODE_STATUS.update({
+    "queue.closed": 409, "queue.ticket_active": 409, "queue.no_band": 422, "queue.party_too_large": 422,
+    "queue.ticket_not_found": 404, "queue.band_not_found": 404, "queue.nobody_waiting": 409,
+    "queue.ticket_closed": 409, "queue.busy": 409, "queue.invalid_bands": 400,
+})
+
+
+# Table reservations (mallapp.reservations, mallapp.reservation_admin).
+_CODE_STATUS.update({
+    "reservation.store_not_found": 404, "reservation.slot_not_found": 404, "reservation.not_found": 404,
+    "reservation.slot_not_available": 422, "reservation.party_size_mismatch": 422, "reservation.full": 409,
+    "reservation.overlap": 409, "reservation.too_many": 422, "reservation.request_id_reused": 409,
+    "reservation.not_changeable": 409, "reservation.not_active": 409, "reservation.not_today": 422,
+    "reservation.invalid_range": 400, "reservation.invalid_bands": 400, "reservation.too_many_slots": 400,
+    "reservation.slot_in_use": 409, "reservation.capacity_below_booked": 422,
+})
+
+
 def _status_of(code: str) -> int:
     return _CODE_STATUS[code]

@@ -1,0 +1,498 @@
+"""The queue's rules: bands, taking a number, calling, seating, skipping, cancelling and lapsing.
+
+Numbers: a ticket row is inserted first, without a number, then numbered from its band's counter
+for the mall-local day by one upsert (``INSERT … ON CONFLICT DO UPDATE … RETURNING``). The upsert
+holds the counter's row until commit, so on PostgreSQL concurrent takes in one band are numbered one
+after another, and each sees the tickets numbered before it when it counts the parties ahead. A
+ticket refused (one already active) never reaches the counter, so refusals burn no numbers.
+
+One active ticket per member and restaurant: ``active_member_id`` holds the member's id while the
+ticket is waiting or called and NULL after, under a unique key with the store; the insert does
+nothing on a clash, so of concurrent takes exactly one wins. A call locks its band's row, so calls of
+one band run one at a time and a till's retry with the same ``request_id`` finds the first call.
+
+Messages (kind ``queue``, once per ticket by key): "n tables ahead" (``queue:<id>:near``), "your
+table is ready" (``queue:<id>:ready``), "your number lapsed" (``queue:<id>:lapsed``). They are
+recorded in the caller's transaction; the caller dispatches the returned outbound after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from redis import Redis
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mallapp import live
+from mallapp.db import _dialect_insert, insert_or_nothing
+from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
+from mallapp.notifications import Message, Outbound, Senders, dispatch, record_many, store_names
+from mallapp.queueing.estimator import AT_ONCE_S, Aggregate, Model, Params, fit, naive
+from mallapp.queueing.models import ACTIVE, QueueBand, QueueCounter, QueueTicket
+from mallapp.settings import Settings
+from mallapp.venue import Store
+
+_LAPSE_BATCH = 200
+
+
+@dataclass(frozen=True)
+class BandSpec:
+    code: str
+    label: str
+    min_party: int
+    max_party: int | None
+
+
+@dataclass(frozen=True)
+class Done:
+    """A ticket after an operation; ``replayed``: nothing changed (a retry); messages to send after commit."""
+
+    ticket: QueueTicket
+    replayed: bool = False
+    outbound: list[Outbound] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a ticket stands: parties and people waiting ahead in its band, and the estimated wait."""
+
+    ahead: int
+    people_ahead: int
+    estimate_s: int
+
+
+@dataclass(frozen=True)
+class BandState:
+    band: QueueBand
+    waiting: int
+    people_waiting: int
+    estimate_s: int  # for a party taking a number now
+
+
+# --- time ------------------------------------------------------------------------------------------
+
+def local_day(settings: Settings, now: datetime) -> date:
+    return now.astimezone(settings.mall.tz).date()
+
+
+def local_minute(settings: Settings, now: datetime) -> int:
+    local = now.astimezone(settings.mall.tz)
+    return local.hour * 60 + local.minute
+
+
+# --- stores and bands ------------------------------------------------------------------------------
+
+def own_store(session: Session, merchant_id: int, store_id: int) -> Store:
+    """The merchant's store, or NotFound (another merchant's store is not found either)."""
+    store = session.get(Store, store_id) if 0 < store_id < 2**31 else None
+    if store is None or store.merchant_id != merchant_id:
+        raise NotFound(f"no store {store_id} of yours", code="store.not_found")
+    return store
+
+
+def open_store(session: Session, store_id: int) -> Store:
+    """An active store, as members see it, or NotFound."""
+    store = session.get(Store, store_id) if 0 < store_id < 2**31 else None
+    if store is None or not store.active:
+        raise NotFound(f"no store {store_id}", code="store.not_found")
+    return store
+
+
+def bands(session: Session, store_id: int) -> list[QueueBand]:
+    return list(session.scalars(select(QueueBand).where(QueueBand.store_id == store_id).order_by(QueueBand.code)))
+
+
+def _check_specs(specs: Sequence[BandSpec], max_party: int) -> None:
+    codes = [s.code for s in specs]
+    if not specs or len(set(codes)) != len(codes):
+        raise InvalidInput("give one or more bands with distinct codes", code="queue.invalid_bands")
+    ranges = sorted((s.min_party, s.max_party if s.max_party is not None else max_party) for s in specs)
+    for s in specs:
+        if s.max_party is not None and s.max_party < s.min_party:
+            raise InvalidInput(f"band {s.code}: max_party is below min_party", code="queue.invalid_bands")
+    for (_, hi), (lo, _) in zip(ranges, ranges[1:], strict=False):
+        if lo <= hi:
+            raise InvalidInput("bands overlap: each party size belongs to one band", code="queue.invalid_bands")
+
+
+def _ensure_bands(session: Session, settings: Settings, store_id: int, now: datetime) -> list[QueueBand]:
+    found = bands(session, store_id)
+    if found:
+        return found
+    for b in settings.queue.bands:
+        insert_or_nothing(session, QueueBand, {"store_id": store_id, "code": b.code, "label": b.label,
+                                               "min_party": b.min_party, "max_party": b.max_party,
+                                               "is_open": False, "updated_at": now}, ["store_id", "code"])
+    return bands(session, store_id)
+
+
+def set_bands(session: Session, settings: Settings, merchant_id: int, store_id: int, specs: Sequence[BandSpec],
+              now: datetime) -> list[QueueBand]:
+    """Replace the restaurant's bands, all closed; refused while any ticket is active."""
+    own_store(session, merchant_id, store_id)
+    _check_specs(specs, settings.queue.max_party)
+    if _active_count(session, store_id):
+        raise Conflict("tickets are still waiting or called; serve them before changing the bands",
+                       code="queue.busy")
+    wanted = {s.code: s for s in specs}
+    for band in bands(session, store_id):
+        if band.code not in wanted:
+            session.delete(band)
+    session.flush()
+    existing = {b.code: b for b in bands(session, store_id)}
+    for code, s in wanted.items():
+        band = existing.get(code) or QueueBand(store_id=store_id, code=code, is_open=False)
+        band.label, band.min_party, band.max_party, band.updated_at = s.label, s.min_party, s.max_party, now
+        band.is_open = False  # a new set of bands opens when staff open it
+        session.add(band)
+    session.flush()
+    return bands(session, store_id)
+
+
+def set_open(session: Session, settings: Settings, merchant_id: int, store_id: int, is_open: bool,
+             codes: Sequence[str] | None, now: datetime) -> list[QueueBand]:
+    """Open or close some bands (all when ``codes`` is None); closing stops new numbers, not the line."""
+    own_store(session, merchant_id, store_id)
+    found = _ensure_bands(session, settings, store_id, now)
+    unknown = set(codes or ()) - {b.code for b in found}
+    if unknown:
+        raise NotFound(f"no band {', '.join(sorted(unknown))}", code="queue.band_not_found")
+    for band in found:
+        if codes is None or band.code in codes:
+            band.is_open, band.updated_at = is_open, now
+    session.flush()
+    return found
+
+
+def _active_count(session: Session, store_id: int) -> int:
+    return session.scalar(select(func.count()).where(QueueTicket.store_id == store_id,
+                                                     QueueTicket.status.in_(ACTIVE))) or 0
+
+
+# --- the estimate ----------------------------------------------------------------------------------
+
+def params(settings: Settings) -> Params:
+    q = settings.queue
+    return Params(q.naive_seconds_per_party, q.half_life_days, q.slot_minutes, q.shrinkage)
+
+
+def model(session: Session, settings: Settings, store_id: int, now: datetime) -> Model:
+    """The estimator fitted on the restaurant's waits of the last ``history_days`` days (one GROUP BY)."""
+    p = params(settings)
+    today = local_day(settings, now)
+    t = QueueTicket
+    has_ahead = t.ahead_at_take > 0
+    rows = session.execute(
+        select(t.band, t.day, (t.taken_minute // p.slot_minutes).label("slot"),
+               func.sum(case((has_ahead, 1), else_=0)), func.sum(case((has_ahead, t.ahead_at_take), else_=0)),
+               func.sum(case((has_ahead, t.wait_s), else_=0)),
+               func.sum(case((has_ahead, t.ahead_at_take * t.ahead_at_take), else_=0)),
+               func.sum(case((has_ahead, t.ahead_at_take * t.wait_s), else_=0)),
+               func.sum(case((has_ahead, 0), else_=1)),
+               func.sum(case((and_(~has_ahead, t.wait_s <= AT_ONCE_S), 1), else_=0)),
+               func.sum(case((has_ahead, 0), else_=t.wait_s)))
+        .where(t.store_id == store_id, t.day >= today - timedelta(days=settings.queue.history_days), t.day < today,
+               t.wait_s.is_not(None))
+        .group_by(t.band, t.day, "slot"))
+    return fit([Aggregate(band, (today - day).days, int(slot), int(n), float(sx), float(sy), float(sxx), float(sxy),
+                          int(fn), int(fa), float(fy))
+                for band, day, slot, n, sx, sy, sxx, sxy, fn, fa, fy in rows], p)
+
+
+def _ahead_filter(ticket: QueueTicket) -> Any:
+    t = QueueTicket
+    return and_(t.store_id == ticket.store_id, t.band == ticket.band, t.status == "waiting",
+                or_(t.day < ticket.day, and_(t.day == ticket.day, t.number < ticket.number)))
+
+
+def place(session: Session, settings: Settings, ticket: QueueTicket, now: datetime,
+          fitted: Model | None = None) -> Place | None:
+    """Where a waiting ticket stands now (None once it is not waiting)."""
+    if ticket.status != "waiting":
+        return None
+    ahead, people = session.execute(select(func.count(), func.coalesce(func.sum(QueueTicket.party_size), 0))
+                                    .where(_ahead_filter(ticket))).one()
+    fitted = fitted or model(session, settings, ticket.store_id, now)
+    return Place(ahead, int(people), fitted.estimate(ticket.band, local_minute(settings, now), ahead))
+
+
+def states(session: Session, settings: Settings, store_id: int, now: datetime,
+           fitted: Model | None = None) -> list[BandState]:
+    """Each band of the restaurant: open or not, who waits, and the wait for a party taking a number now."""
+    found = bands(session, store_id)
+    counts = {band: (n, int(people)) for band, n, people in session.execute(
+        select(QueueTicket.band, func.count(), func.coalesce(func.sum(QueueTicket.party_size), 0))
+        .where(QueueTicket.store_id == store_id, QueueTicket.status == "waiting").group_by(QueueTicket.band))}
+    fitted = fitted or (model(session, settings, store_id, now) if found else None)
+    minute = local_minute(settings, now)
+    out = []
+    for band in found:
+        n, people = counts.get(band.code, (0, 0))
+        out.append(BandState(band, n, people, fitted.estimate(band.code, minute, n) if fitted else 0))
+    return out
+
+
+# --- taking a number -------------------------------------------------------------------------------
+
+def _next_number(session: Session, store_id: int, band: str, day: date) -> int:
+    insert = _dialect_insert(session.get_bind().dialect.name)
+    stmt = (insert(QueueCounter).values(store_id=store_id, band=band, day=day, last_number=1)
+            .on_conflict_do_update(index_elements=["store_id", "band", "day"],
+                                   set_={"last_number": QueueCounter.last_number + 1})
+            .returning(QueueCounter.last_number))
+    return session.execute(stmt).scalar_one()
+
+
+def _active_ticket(session: Session, store_id: int, member_id: int) -> QueueTicket | None:
+    return session.scalar(select(QueueTicket).where(QueueTicket.store_id == store_id,
+                                                    QueueTicket.active_member_id == member_id))
+
+
+def _refuse_second(existing: QueueTicket | None) -> Conflict:
+    details = {"ticket_id": existing.id, "ticket_no": existing.ticket_no} if existing is not None else {}
+    return Conflict("you already hold a number at this restaurant; cancel it to take another",
+                    code="queue.ticket_active", details=details)
+
+
+def _take(session: Session, settings: Settings, store: Store, party_size: int, now: datetime,
+          member_id: int | None, request_id: str | None) -> Done:
+    if not 1 <= party_size <= settings.queue.max_party:
+        raise RuleViolation(f"parties of 1 to {settings.queue.max_party} people take a number here",
+                            code="queue.party_too_large")
+    if request_id is not None:
+        earlier = session.scalar(select(QueueTicket).where(QueueTicket.store_id == store.id,
+                                                           QueueTicket.request_id == request_id))
+        if earlier is not None:
+            return Done(earlier, replayed=True)
+    found = bands(session, store.id)
+    band = next((b for b in found if b.min_party <= party_size and (b.max_party is None or party_size <= b.max_party)),
+                None)
+    if band is None:
+        if not found:
+            raise Conflict("this restaurant's queue is not open", code="queue.closed")
+        raise RuleViolation(f"no queue here takes parties of {party_size}", code="queue.no_band")
+    if not band.is_open:
+        raise Conflict(f"the queue for {band.label} is not open now", code="queue.closed",
+                       details={"band": band.code})
+    if member_id is not None and (existing := _active_ticket(session, store.id, member_id)) is not None:
+        raise _refuse_second(existing)
+    day, minute = local_day(settings, now), local_minute(settings, now)
+    ticket_id = insert_or_nothing(session, QueueTicket, {
+        "store_id": store.id, "band": band.code, "day": day, "number": None, "ticket_no": "",
+        "party_size": party_size, "member_id": member_id, "active_member_id": member_id, "status": "waiting",
+        "request_id": request_id, "call_request_id": None, "taken_at": now, "taken_minute": minute,
+        "ahead_at_take": 0, "estimate_s": 0, "naive_estimate_s": 0, "called_at": None, "wait_s": None,
+        "lapses_at": None, "ended_at": None, "near_notified": False},
+        ["store_id", "active_member_id"] if member_id is not None else ["store_id", "request_id"])
+    if ticket_id is None:  # a concurrent take won: the member's other ticket, or this request's first try
+        if member_id is not None:
+            raise _refuse_second(_active_ticket(session, store.id, member_id))
+        earlier = session.scalar(select(QueueTicket).where(QueueTicket.store_id == store.id,
+                                                           QueueTicket.request_id == request_id))
+        assert earlier is not None
+        return Done(earlier, replayed=True)
+    ticket = session.get_one(QueueTicket, ticket_id)
+    ticket.number = _next_number(session, store.id, band.code, day)
+    ticket.ticket_no = f"{band.code}{ticket.number:03d}"
+    session.flush()
+    ahead = session.scalar(select(func.count()).where(_ahead_filter(ticket))) or 0
+    ticket.ahead_at_take = ahead
+    ticket.estimate_s = model(session, settings, store.id, now).estimate(band.code, minute, ahead)
+    ticket.naive_estimate_s = naive(ahead, settings.queue.naive_seconds_per_party)
+    ticket.near_notified = ahead <= settings.queue.near_tables_ahead  # no "n ahead" news at take time
+    session.flush()
+    return Done(ticket)
+
+
+def take(session: Session, settings: Settings, member_id: int, store_id: int, party_size: int,
+         now: datetime) -> Done:
+    """A member takes a number for a party; one active ticket per restaurant."""
+    return _take(session, settings, open_store(session, store_id), party_size, now, member_id, None)
+
+
+def walk_in(session: Session, settings: Settings, merchant_id: int, store_id: int, party_size: int,
+            request_id: str, now: datetime) -> Done:
+    """Staff give a number to a party without the mini-program; a retry with the request id returns it."""
+    return _take(session, settings, own_store(session, merchant_id, store_id), party_size, now, None, request_id)
+
+
+# --- messages --------------------------------------------------------------------------------------
+
+def _message(settings: Settings, ticket: QueueTicket, store_name: str, what: str, ahead: int = 0) -> Message:
+    where = f"{store_name}, number {ticket.ticket_no}"
+    if what == "ready":
+        minutes = max(1, settings.queue.grace_s // 60)
+        title, body = "Your table is ready", f"{where}: please come to the host within {minutes} minutes."
+    elif what == "near":
+        title = "You are next" if ahead == 0 else f"{ahead} table{'s' if ahead > 1 else ''} ahead of you"
+        body = f"{where}: please head back to the restaurant."
+    else:
+        title, body = "Your number lapsed", f"{where} was not claimed in time."
+    return Message(kind="queue", key=f"queue:{ticket.id}:{what}", title=title, body=body, store_id=ticket.store_id,
+                   page=f"{settings.queue.page}?id={ticket.id}",
+                   fields={"store": store_name, "ticket_no": ticket.ticket_no, "ahead": str(ahead)})
+
+
+def _send(session: Session, redis: Redis, settings: Settings, items: list[tuple[int, Message]],
+          now: datetime) -> list[Outbound]:
+    if not items:
+        return []
+    recorded = record_many(session, settings, items, now, live.online(redis, [m for m, _ in items]))
+    return [r.outbound for r in recorded if r.outbound is not None]
+
+
+def _near_items(session: Session, settings: Settings, store_id: int, band: str, store_name: str) -> list[tuple[int, Message]]:
+    """"n tables ahead" for the members who now stand within n of the front and were not told yet."""
+    n = settings.queue.near_tables_ahead
+    if n <= 0:
+        return []
+    front = list(session.scalars(select(QueueTicket).where(
+        QueueTicket.store_id == store_id, QueueTicket.band == band, QueueTicket.status == "waiting")
+        .order_by(QueueTicket.day, QueueTicket.number).limit(n + 1)))
+    items = []
+    for ahead, ticket in enumerate(front):
+        if ticket.member_id is not None and not ticket.near_notified:
+            ticket.near_notified = True
+            items.append((ticket.member_id, _message(settings, ticket, store_name, "near", ahead)))
+    return items
+
+
+def _moved(session: Session, redis: Redis, settings: Settings, ticket: QueueTicket, line_moved: bool,
+           what: str | None, now: datetime) -> list[Outbound]:
+    name = store_names(session, [ticket.store_id]).get(ticket.store_id, "")
+    items = [(ticket.member_id, _message(settings, ticket, name, what))] if what and ticket.member_id else []
+    if line_moved:
+        items += _near_items(session, settings, ticket.store_id, ticket.band, name)
+    session.flush()
+    return _send(session, redis, settings, items, now)
+
+
+# --- staff -----------------------------------------------------------------------------------------
+
+def call_next(session: Session, redis: Redis, settings: Settings, merchant_id: int, store_id: int, band_code: str,
+              request_id: str, now: datetime) -> Done:
+    """Call the first party waiting in a band; the same request id again returns that call, never a second."""
+    own_store(session, merchant_id, store_id)
+    # The band's row is the lock: calls of one band run one at a time, so a retry sees the first.
+    band = session.scalar(select(QueueBand).where(QueueBand.store_id == store_id, QueueBand.code == band_code)
+                          .with_for_update())
+    if band is None:
+        raise NotFound(f"no band {band_code}", code="queue.band_not_found")
+    earlier = session.scalar(select(QueueTicket).where(QueueTicket.store_id == store_id,
+                                                       QueueTicket.call_request_id == request_id))
+    if earlier is not None:
+        return Done(earlier, replayed=True)
+    ticket = None
+    for _ in range(3):  # a member's cancel may take the first row from under the lock; look again
+        ticket = session.scalar(select(QueueTicket).where(QueueTicket.store_id == store_id,
+                                                          QueueTicket.band == band_code,
+                                                          QueueTicket.status == "waiting")
+                                .order_by(QueueTicket.day, QueueTicket.number).limit(1).with_for_update()
+                                .execution_options(populate_existing=True))
+        if ticket is not None:
+            break
+    if ticket is None:
+        raise Conflict(f"nobody is waiting in band {band_code}", code="queue.nobody_waiting")
+    ticket.status, ticket.called_at, ticket.call_request_id = "called", now, request_id
+    ticket.wait_s = max(0, int((now - ticket.taken_at).total_seconds()))
+    ticket.lapses_at = now + timedelta(seconds=settings.queue.grace_s)
+    return Done(ticket, outbound=_moved(session, redis, settings, ticket, True, "ready", now))
+
+
+def _own_ticket(session: Session, store_id: int, ticket_id: int, member_id: int | None = None) -> QueueTicket:
+    ticket = (session.scalar(select(QueueTicket).where(QueueTicket.id == ticket_id).with_for_update()
+                             .execution_options(populate_existing=True)) if 0 < ticket_id < 2**62 else None)
+    if ticket is None or (store_id and ticket.store_id != store_id) or (
+            member_id is not None and ticket.member_id != member_id):
+        raise NotFound(f"no ticket {ticket_id}", code="queue.ticket_not_found")
+    return ticket
+
+
+def _end(session: Session, redis: Redis, settings: Settings, ticket: QueueTicket, status: str,
+         now: datetime) -> Done:
+    if ticket.status == status:
+        return Done(ticket, replayed=True)
+    if ticket.status not in ACTIVE:
+        raise Conflict(f"this ticket is already {ticket.status}", code="queue.ticket_closed",
+                       details={"status": ticket.status})
+    was_waiting = ticket.status == "waiting"
+    if status == "seated" and ticket.called_at is None:  # seated straight from the line
+        ticket.called_at, ticket.wait_s = now, max(0, int((now - ticket.taken_at).total_seconds()))
+    ticket.status, ticket.ended_at, ticket.active_member_id = status, now, None
+    return Done(ticket, outbound=_moved(session, redis, settings, ticket, was_waiting, None, now))
+
+
+def seat(session: Session, redis: Redis, settings: Settings, merchant_id: int, store_id: int, ticket_id: int,
+         now: datetime) -> Done:
+    """The party is at its table (from called, or straight from the line); seating again changes nothing."""
+    own_store(session, merchant_id, store_id)
+    return _end(session, redis, settings, _own_ticket(session, store_id, ticket_id), "seated", now)
+
+
+def skip(session: Session, redis: Redis, settings: Settings, merchant_id: int, store_id: int, ticket_id: int,
+         now: datetime) -> Done:
+    """Pass a ticket over (the party is not there); skipping again changes nothing."""
+    own_store(session, merchant_id, store_id)
+    return _end(session, redis, settings, _own_ticket(session, store_id, ticket_id), "skipped", now)
+
+
+def active_tickets(session: Session, store_id: int) -> list[QueueTicket]:
+    return list(session.scalars(select(QueueTicket).where(QueueTicket.store_id == store_id,
+                                                          QueueTicket.status.in_(ACTIVE))
+                                .order_by(QueueTicket.band, QueueTicket.day, QueueTicket.number)))
+
+
+# --- members ---------------------------------------------------------------------------------------
+
+def cancel(session: Session, redis: Redis, settings: Settings, member_id: int, ticket_id: int, now: datetime) -> Done:
+    """The member gives up their ticket; cancelling again changes nothing; another's ticket is not found."""
+    return _end(session, redis, settings, _own_ticket(session, 0, ticket_id, member_id), "cancelled", now)
+
+
+def member_ticket(session: Session, member_id: int, ticket_id: int) -> QueueTicket:
+    ticket = session.get(QueueTicket, ticket_id) if 0 < ticket_id < 2**62 else None
+    if ticket is None or ticket.member_id != member_id:
+        raise NotFound(f"no ticket {ticket_id}", code="queue.ticket_not_found")
+    return ticket
+
+
+def member_tickets(session: Session, member_id: int, limit: int) -> list[QueueTicket]:
+    """The member's tickets, newest first."""
+    return list(session.scalars(select(QueueTicket).where(QueueTicket.member_id == member_id)
+                                .order_by(QueueTicket.id.desc()).limit(limit)))
+
+
+# --- the clock -------------------------------------------------------------------------------------
+
+def lapse_due(sessions: sessionmaker[Session], settings: Settings, senders: Senders, now: datetime) -> int:
+    """Lapse called tickets past their grace, and tickets left from earlier days; tell their members.
+
+    Idempotent: a lapsed ticket is not due again, and its message goes once by key. Each batch
+    commits before its messages go out; a crash in between leaves them in the inbox (and their
+    pending deliveries to ``notifications.settle_abandoned``). Rows another run holds are skipped.
+    """
+    today, total = local_day(settings, now), 0
+    while True:
+        with sessions.begin() as session:
+            due = list(session.scalars(
+                select(QueueTicket).where(or_(and_(QueueTicket.status == "called", QueueTicket.lapses_at <= now),
+                                              and_(QueueTicket.status.in_(ACTIVE), QueueTicket.day < today)))
+                .order_by(QueueTicket.id).limit(_LAPSE_BATCH).with_for_update(skip_locked=True)))
+            names = store_names(session, {t.store_id for t in due})
+            items = []
+            for ticket in due:
+                ticket.status, ticket.ended_at, ticket.active_member_id = "lapsed", now, None
+                if ticket.member_id is not None:
+                    items.append((ticket.member_id, _message(settings, ticket, names.get(ticket.store_id, ""),
+                                                             "lapsed")))
+            session.flush()
+            outbound = _send(session, senders.redis, settings, items, now)
+        dispatch(sessions, senders, outbound, now)
+        total += len(due)
+        if len(due) < _LAPSE_BATCH:
+            return total
+
