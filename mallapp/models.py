@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
 from mallapp import (  # noqa: F401
+    alerts,
     checkin,
     coupons,
     deals,

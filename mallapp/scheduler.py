@@ -108,6 +108,32 @@ def _abandoned_deliveries(rt: Runtime, now: datetime) -> int:
         return notifications.settle_abandoned(session, now - timedelta(minutes=10))
 
 
+def _beacon_health(rt: Runtime, now: datetime) -> int:
+    from mallapp import alerts
+
+    with rt.sessions.begin() as session:
+        swept = alerts.sweep(session, rt.settings, now)
+    return swept.raised + swept.cleared
+
+
+def _queue_lapses(rt: Runtime, now: datetime) -> int:
+    from mallapp import queueing
+
+    return queueing.lapse_due(rt.sessions, rt.settings, rt.senders, now)
+
+
+def _reservation_reminders(rt: Runtime, now: datetime) -> int:
+    from mallapp import reservations
+
+    return reservations.remind_due(rt.sessions, rt.settings, rt.senders, now)
+
+
+def _reservation_no_shows(rt: Runtime, now: datetime) -> int:
+    from mallapp import reservations
+
+    return reservations.release_no_shows(rt.sessions, rt.settings, rt.senders, now)
+
+
 JOBS: tuple[Job, ...] = (
     Job("points-expiry", "expire points lots past their expiry date (oldest lots first)", _points_expiry,
         "cron", {"hour": 3, "minute": 10}, misfire_grace_s=6 * 3600, lock_ttl_s=3600),
@@ -115,6 +141,15 @@ JOBS: tuple[Job, ...] = (
         _birthday_gifts, "cron", {"hour": 0, "minute": 5}, misfire_grace_s=12 * 3600, lock_ttl_s=3600),
     Job("coupon-reminders", "remind members of unused coupons that expire within [deals] coupon_reminder_hours",
         _coupon_reminders, "cron", {"hour": "10,18", "minute": 0}, misfire_grace_s=3 * 3600, lock_ttl_s=1800),
+    Job("queue-lapses", "lapse called queue tickets not seated within [queue] grace_s, and yesterday's leftovers",
+        _queue_lapses, "interval", {"seconds": 15}, misfire_grace_s=60, lock_ttl_s=120),
+    Job("reservation-reminders", "remind members of bookings starting within [reservations] reminder_lead_minutes",
+        _reservation_reminders, "interval", {"minutes": 1}, misfire_grace_s=120, lock_ttl_s=300),
+    Job("reservation-no-shows", "release bookings unconfirmed [reservations] no_show_grace_minutes after "
+        "their start, and free their tables", _reservation_no_shows, "interval", {"minutes": 1},
+        misfire_grace_s=120, lock_ttl_s=300),
+    Job("beacon-health", "raise an ops alert for each beacon or gateway gone silent or low on battery; clear "
+        "it when fixed", _beacon_health, "interval", {"minutes": 5}, misfire_grace_s=300, lock_ttl_s=300),
     Job("abandoned-deliveries", "settle sends a crash cut off (pending over 10 minutes) as unknown",
         _abandoned_deliveries, "interval", {"minutes": 5}, misfire_grace_s=300, lock_ttl_s=300),
 )

@@ -156,3 +156,32 @@ def test_jobs_list_and_run_from_the_command_line(tmp_path, settings):
     assert "last run: done" in listed.stdout and "last run: never" in listed.stdout
     unknown = subprocess.run([*mallapp, "jobs", "run", "no-such-job"], env=env, capture_output=True, text=True)
     assert unknown.returncode != 0 and "the jobs are: points-expiry" in unknown.stderr
+
+
+def test_beacon_health_raises_each_problem_once_and_clears_it_when_fixed(rt, client, ops_viewer, clock):
+    from proximity_helpers import build_venue
+
+    from mallapp.venue import BeaconStatus, Gateway
+
+    venue = build_venue(rt)  # three beacons and a gateway, none heard yet
+    job = scheduler.find("beacon-health")
+    assert run_job(rt, job).count == 4 and run_job(rt, job).count == 0  # raised once, however often it runs
+    listed = client.get("/api/v1/ops/alerts", headers=ops_viewer["headers"]).get_json()["alerts"]
+    assert sorted((a["subject"], a["problem"]) for a in listed) == [("beacon", "never_seen")] * 3 + [
+        ("gateway", "never_seen")]
+
+    # The entrance beacon is heard, with a weak battery; the gateway sends a batch.
+    with rt.sessions.begin() as s:
+        s.add(BeaconStatus(beacon_id=venue.beacons["entrance"], last_seen_at=clock.now, battery_mv=2000))
+        s.get(Gateway, venue.gateway).last_seen_at = clock.now
+    assert run_job(rt, job).count == 3  # two cleared (beacon and gateway never_seen), one raised (battery)
+    open_now = client.get("/api/v1/ops/alerts", headers=ops_viewer["headers"]).get_json()["alerts"]
+    assert sorted((a["subject_id"], a["problem"]) for a in open_now if a["subject"] == "beacon") == sorted(
+        [(venue.beacons["entrance"], "battery_low"), (venue.beacons["store"], "never_seen"),
+         (venue.beacons["item"], "never_seen")])
+    everything = client.get("/api/v1/ops/alerts?include_cleared=true", headers=ops_viewer["headers"]).get_json()
+    assert sum(a["cleared_at"] is not None for a in everything["alerts"]) == 2
+    # The same problem coming back after being cleared is a new alert.
+    clock.advance(hours=2)  # unheard again for longer than silent_after_s
+    assert run_job(rt, job).count >= 2
+    assert client.get("/api/v1/ops/alerts", headers={}).status_code == 401

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint, request
 from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator
 
-from mallapp import ops, venue, venue_admin
+from mallapp import alerts, ops, venue, venue_admin
 from mallapp.api.core import (
     PRINTABLE,
     Body,
@@ -547,6 +547,33 @@ def list_beacons(query: BeaconsQuery) -> BeaconsOut:
         fleet = venue_admin.fleet_health(session, rt.settings.beacons, rt.now(), floor=query.floor,
                                          zone_id=query.zone_id, problems_only=query.problems_only)
         return BeaconsOut(beacons=[_beacon_out(h) for h in fleet])
+
+
+class AlertsQuery(Query):
+    include_cleared: bool = Field(default=False, description="also the alerts already cleared (the latest 200)")
+
+
+class AlertOut(Out):
+    id: int
+    subject: Literal["beacon", "gateway"]
+    subject_id: int
+    label: str = Field(description="the beacon's label or the gateway's name when the alert was raised")
+    problem: Literal["never_seen", "silent", "battery_low"]
+    raised_at: datetime
+    cleared_at: datetime | None
+
+
+class AlertsOut(Out):
+    alerts: list[AlertOut] = Field(description="newest first; raised and cleared by the clock's beacon-health job")
+
+
+@operation(bp, "/alerts", "GET", summary="Fleet alerts: beacons and gateways gone silent or low on battery",
+           auth="ops", query=AlertsQuery, response=AlertsOut)
+def list_alerts(query: AlertsQuery) -> AlertsOut:
+    with transaction() as session:
+        return AlertsOut(alerts=[AlertOut(id=a.id, subject=a.subject, subject_id=a.subject_id, label=a.label,
+                                          problem=a.problem, raised_at=a.raised_at, cleared_at=a.cleared_at)
+                                 for a in alerts.listing(session, include_cleared=query.include_cleared)])
 
 
 @operation(bp, "/beacons", "POST", summary="Register and place a beacon (a deactivated one comes back)",
