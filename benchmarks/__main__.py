@@ -3,7 +3,7 @@
     python -m benchmarks [--duration 10] [--connections 16] [--workers 4] [--only http|ledger]
 
 It starts its own durable PostgreSQL and Redis, seeds members, and prints two comparisons:
-check-in and purchase requests through gunicorn against the bare JSON route of the same server,
+check-in, purchase and take-number requests through gunicorn against the bare JSON route of the same server,
 and in-process ledger purchase transactions against pgbench's tpcb-like on the same PostgreSQL.
 """
 

@@ -3,10 +3,13 @@
 --   wrk -s mall.lua URL -- ping     NTHREADS
 --   wrk -s mall.lua URL -- checkin  NTHREADS TOKENS_FILE FIRST
 --   wrk -s mall.lua URL -- purchase NTHREADS CODES_FILE FIRST MERCHANT_KEY RECEIPT_PREFIX OCCURRED_AT
+--   wrk -s mall.lua URL -- take     NTHREADS TOKENS_FILE FIRST STORE_IDS
 --
 -- A check-in is sent once per member: request n of thread t uses line FIRST + t + n*NTHREADS of
 -- TOKENS_FILE (0-based), so no two requests of a run share a member. A purchase gets a receipt
--- number of its own (RECEIPT_PREFIX-t-n) and the member codes of CODES_FILE in turn.
+-- number of its own (RECEIPT_PREFIX-t-n) and the member codes of CODES_FILE in turn. A take-number
+-- request is a member's (as a check-in is) at one of the restaurants STORE_IDS (comma-separated)
+-- in turn, for a party of 1 to 6.
 -- done() prints one line, "WRK_JSON {...}", with the counts, the status codes and the latency
 -- percentiles (microseconds) for the Python side to read.
 
@@ -34,13 +37,16 @@ function init(args)
    exhausted = 0     -- requests built after the data ran out (they reuse lines)
    if mode == "ping" then
       ping_request = wrk.format("GET", "/api/v1/ping")
-   elseif mode == "checkin" or mode == "purchase" then
+   elseif mode == "checkin" or mode == "purchase" or mode == "take" then
       lines = read_lines(args[3])
       first = tonumber(args[4])
       if mode == "purchase" then
          merchant_key = args[5]
          receipt_prefix = args[6]
          occurred_at = args[7]
+      elseif mode == "take" then
+         stores = {}
+         for id in string.gmatch(args[5], "%d+") do stores[#stores + 1] = id end
       end
    else
       error("unknown mode " .. tostring(mode))
@@ -66,6 +72,13 @@ function request()
       local token = next_line()
       return wrk.format("POST", "/api/v1/checkins",
          {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}, "{}")
+   elseif mode == "take" then
+      local n = sent
+      local token = next_line()
+      local store = stores[(tid + n) % #stores + 1]
+      return wrk.format("POST", "/api/v1/stores/" .. store .. "/queue/tickets",
+         {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"},
+         string.format('{"party_size":%d}', 1 + (n * 7 + tid) % 6))
    else
       local n = sent
       local code = next_line()

@@ -1,8 +1,9 @@
 """The HTTP half: mallapp under gunicorn on loopback, loaded by wrk.
 
-Three scenarios hit the same server in the same run, for the same duration and connection
-count: the bare JSON route (``GET /api/v1/ping``), member check-ins (one member per request)
-and till purchases (one receipt number per request). The rows the app wrote are counted in
+Four scenarios hit the same server in the same run, for the same duration and connection
+count: the bare JSON route (``GET /api/v1/ping``), member check-ins (one member per request),
+till purchases (one receipt number per request) and members taking a restaurant queue number
+(one member per request, across 20 open restaurants). The rows the app wrote are counted in
 the database afterwards, so a run that mostly failed cannot pass for a fast one.
 """
 
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
 
 from benchmarks import profiles
 from benchmarks.foundation import MALL_DB, Seeded, Stack, checkpoint, write_lines
@@ -234,11 +237,12 @@ class HttpSuite:
     ping: Scenario
     checkin: Scenario
     purchase: Scenario
+    take: Scenario
     members_used: int
 
     @property
     def scenarios(self) -> list[Scenario]:
-        return [self.ping, self.checkin, self.purchase]
+        return [self.ping, self.checkin, self.purchase, self.take]
 
 
 def _count(st: Stack, sql: str, *params: object) -> int:
@@ -277,6 +281,15 @@ def run_suite(st: Stack, seeded: Seeded, config: ServerConfig, plan: LoadPlan, w
         return load("purchase", ["purchase", str(codes), str(next_member % len(seeded.card_codes)),
                                  seeded.merchant_key, prefix, occurred_at], duration)
 
+    restaurants = ",".join(str(i) for i in open_restaurants(st, seeded.merchant_key))
+    next_taker = 0  # a member holds one ticket per restaurant: each request is a member's first there
+
+    def take(duration: float) -> LoadResult:
+        nonlocal next_taker
+        result = load("take", ["take", str(tokens), str(next_taker), restaurants], duration)
+        next_taker = result.last_index + 1
+        return result
+
     def measure(name: str, run: Callable[[], LoadResult], rows_sql: str | None, *params: object) -> Scenario:
         """One measured scenario: a checkpoint first, the rows it wrote counted after it settled."""
         checkpoint(st)
@@ -302,6 +315,7 @@ def run_suite(st: Stack, seeded: Seeded, config: ServerConfig, plan: LoadPlan, w
             load("ping", ["ping"], plan.warmup)
             checkin(plan.warmup)
             purchase(f"warm-{run_id}", plan.warmup)
+            take(plan.warmup)
             _settle(server.url)
         ping = measure("ping", lambda: load("ping", ["ping"], plan.duration), None)
         check_ins = measure("check-in", lambda: checkin(plan.duration), "SELECT count(*) FROM checkins")
@@ -310,7 +324,32 @@ def run_suite(st: Stack, seeded: Seeded, config: ServerConfig, plan: LoadPlan, w
         prefix = f"bench-{run_id}"
         sales = measure("purchase", lambda: purchase(prefix, plan.duration),
                         "SELECT count(*) FROM purchases WHERE receipt_no LIKE %s", prefix + "-%")
-    return HttpSuite(config, plan, server.command, ping, check_ins, sales, members_used=next_member - first_member)
+        taken = measure("take", lambda: take(plan.duration), "SELECT count(*) FROM queue_tickets")
+        if taken.load.exhausted:
+            log(f"WARNING: {taken.load.exhausted} take-number requests reused members (seed more with --members)")
+    return HttpSuite(config, plan, server.command, ping, check_ins, sales, taken,
+                     members_used=next_member - first_member)
+
+
+def open_restaurants(st: Stack, merchant_key: str, count: int = 20) -> list[int]:
+    """The benchmark merchant's restaurants, with their queues open (made the first time)."""
+    from mallapp import merchants, queueing, venue_admin
+    from mallapp.venue import Store
+
+    rt = st.runtime()
+    try:
+        with rt.sessions.begin() as session:
+            merchant = merchants.authenticate(session, merchant_key)
+            ids = list(session.scalars(select(Store.id).where(Store.merchant_id == merchant.id,
+                                                              Store.category == "restaurant").order_by(Store.id)))
+            for i in range(len(ids), count):
+                ids.append(venue_admin.create_store(session, name=f"Benchmark Noodles {i}", floor=3, x=float(i), y=0.0,
+                                                    merchant_id=merchant.id, category="restaurant", now=rt.now()).id)
+            for store_id in ids:
+                queueing.set_open(session, rt.settings, merchant.id, store_id, True, None, rt.now())
+        return ids
+    finally:
+        rt.close()
 
 
 def _profiled(st: Stack, server: Gunicorn, config: ServerConfig, plan: LoadPlan, name: str,

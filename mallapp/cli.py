@@ -195,11 +195,12 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
     worker = subprocess.Popen([sys.executable, "-m", "mallapp.proximity"], env=env)
     offers = subprocess.Popen([sys.executable, "-m", "mallapp.offers"], env=env)
     live = subprocess.Popen([sys.executable, "-m", "mallapp.live", "--host", host, "--port", str(live_port)], env=env)
+    clock = subprocess.Popen([sys.executable, "-m", "mallapp.scheduler"], env=env)
     walks = None
     if beacon_traffic:
         walks = subprocess.Popen([sys.executable, "-m", "mallapp.devtools.walks", "--backend-url",
                                   f"http://127.0.0.1:{port}"], env=env)
-    children = [p for p in (walks, worker, offers, live) if p is not None]
+    children = [p for p in (walks, worker, offers, live, clock) if p is not None]
     click.echo("")
     click.echo(f"mallapp is running at {base}")
     click.echo(f"  API page:        {base}/api/v1/docs")
