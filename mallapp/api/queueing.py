@@ -114,9 +114,10 @@ class WalkInIn(Body):
     request_id: RequestId = Field(description="the till's id for this ticket: a retry with it returns the first")
 
 
-def _ticket_out(session: Session, ticket: QueueTicket, fitted: Model | None = None, replayed: bool = False) -> TicketOut:
+def _ticket_out(session: Session, ticket: QueueTicket, fitted: Model | None = None, replayed: bool = False,
+                where: queueing.Place | None = None) -> TicketOut:
     rt = runtime()
-    where = queueing.place(session, rt.settings, ticket, rt.now(), fitted)
+    where = where or queueing.place(session, rt.settings, ticket, rt.now(), fitted)
     return TicketOut(id=ticket.id, store_id=ticket.store_id, ticket_no=ticket.ticket_no, band=ticket.band,
                      party_size=ticket.party_size, status=ticket.status, walk_in=ticket.member_id is None,
                      taken_at=ticket.taken_at, called_at=ticket.called_at, lapses_at=ticket.lapses_at,
@@ -172,7 +173,7 @@ def take(store_id: int, body: TakeIn) -> TicketOut:
     rt = runtime()
     with transaction() as session:
         done = queueing.take(session, rt.settings, current_member_id(), store_id, body.party_size, rt.now())
-        return _ticket_out(session, done.ticket)
+        return _ticket_out(session, done.ticket, where=done.place)
 
 
 @operation(member_bp, "/me/queue-tickets", "GET", summary="The member's queue tickets, newest first",
@@ -294,5 +295,5 @@ def walk_in(store_id: int, body: WalkInIn):
     with transaction() as session:
         done = queueing.walk_in(session, rt.settings, current_merchant_id(), store_id, body.party_size,
                                 body.request_id, rt.now())
-        out = _ticket_out(session, done.ticket, replayed=done.replayed)
+        out = _ticket_out(session, done.ticket, replayed=done.replayed, where=done.place)
     return out, 200 if done.replayed else 201

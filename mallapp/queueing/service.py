@@ -54,6 +54,7 @@ class Done:
     ticket: QueueTicket
     replayed: bool = False
     outbound: list[Outbound] = field(default_factory=list)
+    place: Place | None = None  # where a ticket just taken stands (so the reply need not ask again)
 
 
 @dataclass(frozen=True)
@@ -296,16 +297,20 @@ def _take(session: Session, settings: Settings, store: Store, party_size: int, n
         assert earlier is not None
         return Done(earlier, replayed=True)
     ticket = session.get_one(QueueTicket, ticket_id)
+    # Fitted before the number is taken: the band's counter row stays locked from the upsert to the
+    # commit, and every other take in the band waits for it.
+    fitted = model(session, settings, store.id, now)
     ticket.number = _next_number(session, store.id, band.code, day)
     ticket.ticket_no = f"{band.code}{ticket.number:03d}"
     session.flush()
-    ahead = session.scalar(select(func.count()).where(_ahead_filter(ticket))) or 0
+    ahead, people = session.execute(select(func.count(), func.coalesce(func.sum(QueueTicket.party_size), 0))
+                                    .where(_ahead_filter(ticket))).one()
     ticket.ahead_at_take = ahead
-    ticket.estimate_s = model(session, settings, store.id, now).estimate(band.code, minute, ahead)
+    ticket.estimate_s = fitted.estimate(band.code, minute, ahead)
     ticket.naive_estimate_s = naive(ahead, settings.queue.naive_seconds_per_party)
     ticket.near_notified = ahead <= settings.queue.near_tables_ahead  # no "n ahead" news at take time
     session.flush()
-    return Done(ticket)
+    return Done(ticket, place=Place(ahead, int(people), ticket.estimate_s))
 
 
 def take(session: Session, settings: Settings, member_id: int, store_id: int, party_size: int,
