@@ -145,16 +145,16 @@ class LiveServer:
         held.add(ws)
         if len(held) == 1:
             await self._pubsub.subscribe(channel(member_id))
-        watch = asyncio.create_task(self._watch_token(ws))
         from websockets.exceptions import ConnectionClosed
 
+        watch = asyncio.create_task(self._watch_token(ws))
         try:
-            await ws.send(frame("hello", member_id=member_id))
-            async for text in ws:
-                if _is_ping(text):
-                    await ws.send(frame("pong"))
-        except ConnectionClosed:
-            pass  # the phone went away without a closing handshake: as common as a clean close
+            # A phone that goes away without a closing handshake is as ordinary as a clean close.
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(frame("hello", member_id=member_id))
+                async for text in ws:
+                    if _is_ping(text):
+                        await ws.send(frame("pong"))
         finally:
             watch.cancel()
             held.discard(ws)

@@ -108,13 +108,6 @@ def in_quiet_hours(settings: Settings, now: datetime) -> bool:
     return start <= local < end if start < end else (local >= start or local < end)
 
 
-def day_start(settings: Settings, now: datetime) -> datetime:
-    """The start of the mall-local day holding ``now``, in UTC."""
-    tz = settings.mall.tz
-    local = now.astimezone(tz)
-    return datetime.combine(local.date(), time(0), tz).astimezone(UTC)
-
-
 def relevance(deal: Deal, event: Event) -> int:
     """How closely the deal targets where the member is: sale item 3, store 2, zone 1, none 0."""
     if event.sale_item_id is not None and event.sale_item_id in deal.sale_item_ids:
@@ -181,7 +174,7 @@ def decide_many(session: Session, settings: Settings, events: Sequence[Event], n
         select(members.Member).where(members.Member.id.in_(ids)).order_by(members.Member.id)
         .with_for_update().execution_options(populate_existing=True))}
     muted = follows.mutes_of(session, ids)
-    today = day_start(settings, now)
+    today = settings.mall.day_bounds(settings.mall.local_day(now))[0]
     since = min(today, now - timedelta(hours=24))
     pushed_today: Counter[int] = Counter()
     recent: set[tuple[int, int]] = set()  # (member, deal) offered within 24 h
@@ -245,7 +238,7 @@ def offer_many(session: Session, redis: Redis | None, settings: Settings, events
     The caller commits, then sends the outbound messages (``notifications.dispatch``).
     """
     picks = decide_many(session, settings, events, now)
-    local_day = now.astimezone(settings.mall.tz).date().isoformat()
+    local_day = settings.mall.local_day(now).isoformat()
     chosen = [(e.member_id, d) for e, d in zip(events, picks, strict=True) if d is not None]
     names = notifications.store_names(session, {deal.store_id for _, deal in chosen})
     messages = [notifications.deal_message(settings, deal, names.get(deal.store_id, ""),

@@ -43,17 +43,6 @@ class Published:
     slots: list[Slot]
 
 
-def day_bounds(settings: Settings, day: date) -> tuple[datetime, datetime]:
-    """The mall-local day as a UTC range [start, end)."""
-    tz = settings.mall.tz
-    return (datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC),
-            datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC))
-
-
-def local_day(settings: Settings, at: datetime) -> date:
-    return at.astimezone(settings.mall.tz).date()
-
-
 def own_store(session: Session, merchant_id: int, store_id: int, *, lock: bool = False) -> Store:
     query = select(Store).where(Store.id == store_id)
     if lock:
@@ -181,7 +170,7 @@ def arrive(session: Session, settings: Settings, merchant_id: int, reservation_i
     if reservation.status != "booked":
         raise Conflict(f"this booking is {reservation.status}", code="reservation.not_active",
                        details={"status": reservation.status})
-    if local_day(settings, now) != local_day(settings, reservation.starts_at):
+    if settings.mall.local_day(now) != settings.mall.local_day(reservation.starts_at):
         raise RuleViolation("arrival is confirmed on the day of the booking", code="reservation.not_today",
                             details={"starts_at": reservation.starts_at.isoformat()})
     reservation.status, reservation.arrived_at, reservation.arrived_by_staff_id = "arrived", now, staff_id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -63,6 +64,15 @@ class MallSettings(_Section):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def local_day(self, at: datetime) -> date:
+        """The mall-local date of the instant ``at`` (rules about "today" go by it)."""
+        return at.astimezone(self.tz).date()
+
+    def day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        """The mall-local ``day`` as a UTC range [start, end)."""
+        return (datetime.combine(day, time(0), tzinfo=self.tz).astimezone(UTC),
+                datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz).astimezone(UTC))
 
 
 class PointsSettings(_Section):

@@ -17,7 +17,7 @@ def test_domain_modules_the_worker_and_the_gateway_do_not_import_flask():
     code = ("import sys, mallapp, mallapp.points, mallapp.purchases, mallapp.checkin, mallapp.members, "
             "mallapp.gifts, mallapp.deals, mallapp.coupons, mallapp.follows, mallapp.notifications, mallapp.auth, "
             "mallapp.offers, mallapp.live, mallapp.staff, mallapp.runtime, mallapp.wechat, "
-            "mallapp.cli, mallapp.venue, mallapp.reservations, mallapp.reservation_admin, "
+            "mallapp.cli, mallapp.venue, mallapp.reservations, mallapp.reservation_admin, mallapp.scheduler, mallapp.alerts, "
             "mallapp.queueing, mallapp.queueing.service, mallapp.queueing.estimator, mallapp.queueing.evaluate, "
             "mallapp.venue_admin, mallapp.ops, mallapp.proximity.worker, mallapp.proximity.__main__, "
             "mallapp.proximity.evaluate, mallapp.devtools.walks, beacons, beacons.__main__; "

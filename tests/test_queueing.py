@@ -265,7 +265,7 @@ def test_tickets_left_waiting_from_an_earlier_day_lapse_overnight(client, restau
 def test_the_estimate_learns_this_restaurants_own_waits(client, restaurant, members_api, rt, clock):
     # Yesterday, at this hour, every party with k ahead in band A waited (k + 1) x 3 minutes.
     with rt.sessions.begin() as s:
-        yesterday = queueing.service.local_day(rt.settings, clock.now) - timedelta(days=1)
+        yesterday = rt.settings.mall.local_day(clock.now) - timedelta(days=1)
         minute = queueing.service.local_minute(rt.settings, clock.now)
         for n in range(1, 161):
             ahead = n % 8

@@ -185,3 +185,5 @@ def test_beacon_health_raises_each_problem_once_and_clears_it_when_fixed(rt, cli
     clock.advance(hours=2)  # unheard again for longer than silent_after_s
     assert run_job(rt, job).count >= 2
     assert client.get("/api/v1/ops/alerts", headers={}).status_code == 401
+    bad = client.get("/api/v1/ops/alerts?include_cleared=perhaps", headers=ops_viewer["headers"])
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "request.invalid_query"

@@ -208,8 +208,8 @@ def _slot_out(s: reservations.Slot) -> MerchantSlotOut:
 
 def _day(query: DayQuery) -> tuple[date, datetime, datetime]:
     rt = runtime()
-    day = query.date or reservation_admin.local_day(rt.settings, rt.now())
-    return (day, *reservation_admin.day_bounds(rt.settings, day))
+    day = query.date or rt.settings.mall.local_day(rt.now())
+    return (day, *rt.settings.mall.day_bounds(day))
 
 
 # --- members ---------------------------------------------------------------------------------------
@@ -322,9 +322,13 @@ def update_slot(slot_id: int, body: SlotPatch) -> MerchantSlotOut:
                                                        capacity=body.capacity, open=body.open))
 
 
-def _staff_out(session: Session, r: reservations.Reservation, member: GuestOut) -> dict:
-    name = notifications.store_names(session, [r.store_id]).get(r.store_id, "")
-    return dict(**_reservation_fields(r, name), member=member, arrived_by_staff_id=r.arrived_by_staff_id)
+def _staff_out(r: reservations.Reservation, store_name: str, member: Member) -> dict:
+    return dict(**_reservation_fields(r, store_name), arrived_by_staff_id=r.arrived_by_staff_id,
+                member=GuestOut(id=member.id, nickname=member.nickname, phone=member.phone))
+
+
+def _store_name(session: Session, store_id: int) -> str:
+    return notifications.store_names(session, [store_id]).get(store_id, "")
 
 
 @operation(merchant_bp, "/stores/<int:store_id>/reservations", "GET",
@@ -334,8 +338,9 @@ def day_bookings(store_id: int, query: BookingsQuery) -> BookingsOut:
     day, start, end = _day(query)
     with transaction() as session:
         found = reservation_admin.day_bookings(session, current_merchant_id(), store_id, start, end, query.status)
-        return BookingsOut(store_id=store_id, date=day, reservations=[StaffReservationOut(**_staff_out(
-            session, r, GuestOut(id=m.id, nickname=m.nickname, phone=m.phone))) for r, m in found])
+        name = _store_name(session, store_id)  # one store: one lookup, not one per booking
+        return BookingsOut(store_id=store_id, date=day,
+                           reservations=[StaffReservationOut(**_staff_out(r, name, m)) for r, m in found])
 
 
 @operation(merchant_bp, "/reservations/<int:reservation_id>/arrive", "POST",
@@ -347,5 +352,4 @@ def arrive(reservation_id: int) -> ArrivedOut:
         r, replayed = reservation_admin.arrive(session, rt.settings, current_merchant_id(), reservation_id,
                                                current_staff_id(), rt.now())
         member = session.get_one(Member, r.member_id)
-        return ArrivedOut(**_staff_out(session, r, GuestOut(id=member.id, nickname=member.nickname,
-                                                            phone=member.phone)), replayed=replayed)
+        return ArrivedOut(**_staff_out(r, _store_name(session, r.store_id), member), replayed=replayed)

@@ -76,10 +76,6 @@ class BandState:
 
 # --- time ------------------------------------------------------------------------------------------
 
-def local_day(settings: Settings, now: datetime) -> date:
-    return now.astimezone(settings.mall.tz).date()
-
-
 def local_minute(settings: Settings, now: datetime) -> int:
     local = now.astimezone(settings.mall.tz)
     return local.hour * 60 + local.minute
@@ -184,7 +180,7 @@ def params(settings: Settings) -> Params:
 def model(session: Session, settings: Settings, store_id: int, now: datetime) -> Model:
     """The estimator fitted on the restaurant's waits of the last ``history_days`` days (one GROUP BY)."""
     p = params(settings)
-    today = local_day(settings, now)
+    today = settings.mall.local_day(now)
     t = QueueTicket
     has_ahead = t.ahead_at_take > 0
     rows = session.execute(
@@ -281,7 +277,7 @@ def _take(session: Session, settings: Settings, store: Store, party_size: int, n
                        details={"band": band.code})
     if member_id is not None and (existing := _active_ticket(session, store.id, member_id)) is not None:
         raise _refuse_second(existing)
-    day, minute = local_day(settings, now), local_minute(settings, now)
+    day, minute = settings.mall.local_day(now), local_minute(settings, now)
     ticket_id = insert_or_nothing(session, QueueTicket, {
         "store_id": store.id, "band": band.code, "day": day, "number": None, "ticket_no": "",
         "party_size": party_size, "member_id": member_id, "active_member_id": member_id, "status": "waiting",
@@ -480,7 +476,7 @@ def lapse_due(sessions: sessionmaker[Session], settings: Settings, senders: Send
     commits before its messages go out; a crash in between leaves them in the inbox (and their
     pending deliveries to ``notifications.settle_abandoned``). Rows another run holds are skipped.
     """
-    today, total = local_day(settings, now), 0
+    today, total = settings.mall.local_day(now), 0
     while True:
         with sessions.begin() as session:
             due = list(session.scalars(
