@@ -668,6 +668,23 @@ def test_one_member_taking_numbers_at_once_in_every_band_holds_one_ticket(rt):
         assert session.scalar(select(func.sum(QueueCounter.last_number))) == 1
 
 
+def test_a_walk_in_sent_again_at_once_from_the_till_gets_one_ticket_and_burns_no_number(rt):
+    from mallapp import queueing
+    from mallapp.queueing.models import QueueCounter
+
+    merchant_id, store_id = _open_restaurant(rt)
+    n = 12
+    results = race_in_transactions(rt, n, lambda session, i: queueing.walk_in(
+        session, rt.settings, merchant_id, store_id, 2, f"till-{i % 2}", rt.now()))
+
+    assert unexpected(results) == [] and codes(results) == {"ok": n}
+    # Two request ids: two tickets, every retry answered with its first; the retries' numbers went back.
+    assert sorted({r.ticket.ticket_no for r in results}) == ["A001", "A002"]
+    assert sum(not r.replayed for r in results) == 2
+    with rt.sessions.begin() as session:
+        assert session.scalar(select(QueueCounter.last_number)) == 2
+
+
 def test_a_call_double_clicked_at_the_till_calls_one_party(rt):
     from mallapp import queueing
 

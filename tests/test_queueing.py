@@ -263,16 +263,18 @@ def test_tickets_left_waiting_from_an_earlier_day_lapse_overnight(client, restau
 # --- the estimate ----------------------------------------------------------------------------------
 
 def test_the_estimate_learns_this_restaurants_own_waits(client, restaurant, members_api, rt, clock):
-    # Yesterday, at this hour, every party with k ahead in band A waited (k + 1) x 3 minutes.
+    # Today, at this hour, every party with k ahead in band A waits (k + 1) x 3 minutes.
     with rt.sessions.begin() as s:
-        yesterday = rt.settings.mall.local_day(clock.now) - timedelta(days=1)
+        today = rt.settings.mall.local_day(clock.now)
         minute = queueing.service.local_minute(rt.settings, clock.now)
         for n in range(1, 161):
             ahead = n % 8
-            s.add(QueueTicket(store_id=restaurant["store"], band="A", day=yesterday, number=n, ticket_no=f"A{n:03d}",
-                              party_size=2, member_id=None, status="seated", taken_at=clock.now - timedelta(days=1),
+            s.add(QueueTicket(store_id=restaurant["store"], band="A", day=today, number=n, ticket_no=f"A{n:03d}",
+                              party_size=2, member_id=None, status="seated", taken_at=clock.now,
                               taken_minute=minute, ahead_at_take=ahead, estimate_s=0, naive_estimate_s=0,
                               wait_s=(ahead + 1) * 180, near_notified=True))
+    # The estimate learns from the days before today (fitted once a day): tomorrow, at this hour.
+    clock.advance(days=1)
     people = [members_api.sign_in(openid=f"o-e-{i}") for i in range(4)]
     tickets = [_take(client, restaurant, m).get_json() for m in people]
     naive = rt.settings.queue.naive_seconds_per_party

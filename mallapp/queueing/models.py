@@ -77,7 +77,7 @@ class QueueTicket(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
     band: Mapped[str] = mapped_column(String(2))
-    # The mall-local day the number belongs to, and its number that day (set right after the insert).
+    # The mall-local day the number belongs to, and its number that day.
     day: Mapped[date] = mapped_column(Date)
     number: Mapped[int | None] = mapped_column(Integer)
     ticket_no: Mapped[str] = mapped_column(String(8), default="")

@@ -1,10 +1,11 @@
 """The queue's rules: bands, taking a number, calling, seating, skipping, cancelling and lapsing.
 
-Numbers: a ticket row is inserted first, without a number, then numbered from its band's counter
-for the mall-local day by one upsert (``INSERT … ON CONFLICT DO UPDATE … RETURNING``). The upsert
-holds the counter's row until commit, so on PostgreSQL concurrent takes in one band are numbered one
-after another, and each sees the tickets numbered before it when it counts the parties ahead. A
-ticket refused (one already active) never reaches the counter, so refusals burn no numbers.
+Numbers: a take first numbers its ticket from its band's counter for the mall-local day, by one
+upsert (``INSERT … ON CONFLICT DO UPDATE … RETURNING``). The upsert holds the counter's row until
+commit, so on PostgreSQL concurrent takes in one band are numbered one after another, and each sees
+the tickets numbered before it when it counts the parties ahead. Then it inserts the ticket whole.
+A take refused there (the member's other ticket, a walk-in's retry) gives its number back, so
+refusals burn no numbers.
 
 One active ticket per member and restaurant: ``active_member_id`` holds the member's id while the
 ticket is waiting or called and NULL after, under a unique key with the store; the insert does
@@ -18,14 +19,17 @@ recorded in the caller's transaction; the caller dispatches the returned outboun
 
 from __future__ import annotations
 
+import functools
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Date, Engine, Integer, and_, bindparam, case, func, or_, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 from mallapp import live
 from mallapp.db import _dialect_insert, insert_or_nothing
@@ -178,32 +182,75 @@ def params(settings: Settings) -> Params:
 
 
 def model(session: Session, settings: Settings, store_id: int, now: datetime) -> Model:
-    """The estimator fitted on the restaurant's waits of the last ``history_days`` days (one GROUP BY)."""
-    p = params(settings)
+    """The estimator fitted on the restaurant's waits of the ``history_days`` days before today.
+
+    Those days are over, so the fit holds all day: each process keeps it for ``_MODEL_TTL_S``
+    (a ticket left from yesterday and called today changes it a little; it shows within minutes).
+    """
     today = settings.mall.local_day(now)
-    t = QueueTicket
-    has_ahead = t.ahead_at_take > 0
-    rows = session.execute(
-        select(t.band, t.day, (t.taken_minute // p.slot_minutes).label("slot"),
-               func.sum(case((has_ahead, 1), else_=0)), func.sum(case((has_ahead, t.ahead_at_take), else_=0)),
-               func.sum(case((has_ahead, t.wait_s), else_=0)),
-               func.sum(case((has_ahead, t.ahead_at_take * t.ahead_at_take), else_=0)),
-               func.sum(case((has_ahead, t.ahead_at_take * t.wait_s), else_=0)),
-               func.sum(case((has_ahead, 0), else_=1)),
-               func.sum(case((and_(~has_ahead, t.wait_s <= AT_ONCE_S), 1), else_=0)),
-               func.sum(case((has_ahead, 0), else_=t.wait_s)))
-        .where(t.store_id == store_id, t.day >= today - timedelta(days=settings.queue.history_days), t.day < today,
-               t.wait_s.is_not(None))
-        .group_by(t.band, t.day, "slot"))
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    fitted = _models.setdefault(engine, {})
+    key = (store_id, today, settings.queue)
+    found = fitted.get(key)
+    clock = time.monotonic()
+    if found is not None and found[0] > clock:
+        return found[1]
+    if len(fitted) >= _MODELS_KEPT:
+        fitted.clear()
+    fitted[key] = (clock + _MODEL_TTL_S, _fit(session, settings, store_id, today))
+    return fitted[key][1]
+
+
+# Fitted models per database (a test's engine, the process's one), store, day and queue settings.
+_models: weakref.WeakKeyDictionary[Engine, dict[tuple[int, date, Any], tuple[float, Model]]] = (
+    weakref.WeakKeyDictionary())
+_MODEL_TTL_S = 300.0
+_MODELS_KEPT = 4096
+
+
+def _fit(session: Session, settings: Settings, store_id: int, today: date) -> Model:
+    p = params(settings)
+    rows = session.execute(_history(p.slot_minutes),
+                           {"store_id": store_id, "since": today - timedelta(days=settings.queue.history_days),
+                            "today": today})
     return fit([Aggregate(band, (today - day).days, int(slot), int(n), float(sx), float(sy), float(sxx), float(sxy),
                           int(fn), int(fa), float(fy))
                 for band, day, slot, n, sx, sy, sxx, sxy, fn, fa, fy in rows], p)
 
 
-def _ahead_filter(ticket: QueueTicket) -> Any:
+@functools.cache
+def _history(slot_minutes: int) -> Any:
+    """The sums the estimator needs per band, day and time-of-day slot (one GROUP BY), built once."""
     t = QueueTicket
-    return and_(t.store_id == ticket.store_id, t.band == ticket.band, t.status == "waiting",
-                or_(t.day < ticket.day, and_(t.day == ticket.day, t.number < ticket.number)))
+    has_ahead = t.ahead_at_take > 0
+    return (select(t.band, t.day, (t.taken_minute // slot_minutes).label("slot"),
+                   func.sum(case((has_ahead, 1), else_=0)), func.sum(case((has_ahead, t.ahead_at_take), else_=0)),
+                   func.sum(case((has_ahead, t.wait_s), else_=0)),
+                   func.sum(case((has_ahead, t.ahead_at_take * t.ahead_at_take), else_=0)),
+                   func.sum(case((has_ahead, t.ahead_at_take * t.wait_s), else_=0)),
+                   func.sum(case((has_ahead, 0), else_=1)),
+                   func.sum(case((and_(~has_ahead, t.wait_s <= AT_ONCE_S), 1), else_=0)),
+                   func.sum(case((has_ahead, 0), else_=t.wait_s)))
+            .where(t.store_id == bindparam("store_id"), t.day >= bindparam("since"), t.day < bindparam("today"),
+                   t.wait_s.is_not(None))
+            .group_by(t.band, t.day, "slot"))
+
+
+def _ahead(session: Session, store_id: int, band: str, day: date, number: int) -> tuple[int, int]:
+    """Parties, and people in them, waiting in the band before number ``number`` of ``day``."""
+    ahead, people = session.execute(_ahead_count(), {"store_id": store_id, "band": band, "day": day,
+                                                     "number": number}).one()
+    return ahead, int(people)
+
+
+@functools.cache
+def _ahead_count() -> Any:
+    t = QueueTicket
+    day, number = bindparam("day", type_=Date), bindparam("number", type_=Integer)
+    return (select(func.count(), func.coalesce(func.sum(t.party_size), 0))
+            .where(t.store_id == bindparam("store_id"), t.band == bindparam("band"), t.status == "waiting",
+                   or_(t.day < day, and_(t.day == day, t.number < number))))
 
 
 def place(session: Session, settings: Settings, ticket: QueueTicket, now: datetime,
@@ -211,10 +258,9 @@ def place(session: Session, settings: Settings, ticket: QueueTicket, now: dateti
     """Where a waiting ticket stands now (None once it is not waiting)."""
     if ticket.status != "waiting":
         return None
-    ahead, people = session.execute(select(func.count(), func.coalesce(func.sum(QueueTicket.party_size), 0))
-                                    .where(_ahead_filter(ticket))).one()
+    ahead, people = _ahead(session, ticket.store_id, ticket.band, ticket.day, ticket.number or 0)
     fitted = fitted or model(session, settings, ticket.store_id, now)
-    return Place(ahead, int(people), fitted.estimate(ticket.band, local_minute(settings, now), ahead))
+    return Place(ahead, people, fitted.estimate(ticket.band, local_minute(settings, now), ahead))
 
 
 def states(session: Session, settings: Settings, store_id: int, now: datetime,
@@ -236,12 +282,43 @@ def states(session: Session, settings: Settings, store_id: int, now: datetime,
 # --- taking a number -------------------------------------------------------------------------------
 
 def _next_number(session: Session, store_id: int, band: str, day: date) -> int:
-    insert = _dialect_insert(session.get_bind().dialect.name)
-    stmt = (insert(QueueCounter).values(store_id=store_id, band=band, day=day, last_number=1)
+    """The band's next number that day; the counter's row stays locked until the transaction ends."""
+    stmt = _counter_upsert(session.get_bind().dialect.name)
+    return session.execute(stmt, {"store_id": store_id, "band": band, "day": day}).scalar_one()
+
+
+@functools.cache
+def _counter_upsert(dialect: str) -> Any:
+    insert = _dialect_insert(dialect)
+    return (insert(QueueCounter.__table__).values(last_number=1)
             .on_conflict_do_update(index_elements=["store_id", "band", "day"],
-                                   set_={"last_number": QueueCounter.last_number + 1})
-            .returning(QueueCounter.last_number))
-    return session.execute(stmt).scalar_one()
+                                   set_={"last_number": QueueCounter.__table__.c.last_number + 1})
+            .returning(QueueCounter.__table__.c.last_number))
+
+
+def _give_back_number(session: Session, store_id: int, band: str, day: date) -> None:
+    session.execute(update(QueueCounter).where(QueueCounter.store_id == store_id, QueueCounter.band == band,
+                                               QueueCounter.day == day)
+                    .values(last_number=QueueCounter.last_number - 1))
+
+
+def _insert_ticket(session: Session, by_member: bool, values: dict[str, Any]) -> QueueTicket | None:
+    """Insert a waiting ticket, or nothing when the member already holds one here (or the walk-in's
+    request id was used): on PostgreSQL a concurrent insert of the same key waits, then does nothing."""
+    ticket_id = insert_or_nothing(session, QueueTicket, values,
+                                  ["store_id", "active_member_id"] if by_member else ["store_id", "request_id"])
+    if ticket_id is None:
+        return None
+    # The row is exactly these values: the session takes it as loaded, with no SELECT to read it back.
+    ticket = QueueTicket(id=ticket_id, **values)
+    make_transient_to_detached(ticket)
+    session.add(ticket)
+    return ticket
+
+
+def _walk_in(session: Session, store_id: int, request_id: str) -> QueueTicket | None:
+    return session.scalar(select(QueueTicket).where(QueueTicket.store_id == store_id,
+                                                    QueueTicket.request_id == request_id))
 
 
 def _active_ticket(session: Session, store_id: int, member_id: int) -> QueueTicket | None:
@@ -255,17 +332,13 @@ def _refuse_second(existing: QueueTicket | None) -> Conflict:
                     code="queue.ticket_active", details=details)
 
 
-def _take(session: Session, settings: Settings, store: Store, party_size: int, now: datetime,
-          member_id: int | None, request_id: str | None) -> Done:
+def _take(session: Session, settings: Settings, store_id: int, found: list[QueueBand], party_size: int,
+          now: datetime, member_id: int | None, request_id: str | None) -> Done:
     if not 1 <= party_size <= settings.queue.max_party:
         raise RuleViolation(f"parties of 1 to {settings.queue.max_party} people take a number here",
                             code="queue.party_too_large")
-    if request_id is not None:
-        earlier = session.scalar(select(QueueTicket).where(QueueTicket.store_id == store.id,
-                                                           QueueTicket.request_id == request_id))
-        if earlier is not None:
-            return Done(earlier, replayed=True)
-    found = bands(session, store.id)
+    if request_id is not None and (earlier := _walk_in(session, store_id, request_id)) is not None:
+        return Done(earlier, replayed=True)
     band = next((b for b in found if b.min_party <= party_size and (b.max_party is None or party_size <= b.max_party)),
                 None)
     if band is None:
@@ -275,50 +348,55 @@ def _take(session: Session, settings: Settings, store: Store, party_size: int, n
     if not band.is_open:
         raise Conflict(f"the queue for {band.label} is not open now", code="queue.closed",
                        details={"band": band.code})
-    if member_id is not None and (existing := _active_ticket(session, store.id, member_id)) is not None:
-        raise _refuse_second(existing)
     day, minute = settings.mall.local_day(now), local_minute(settings, now)
-    ticket_id = insert_or_nothing(session, QueueTicket, {
-        "store_id": store.id, "band": band.code, "day": day, "number": None, "ticket_no": "",
-        "party_size": party_size, "member_id": member_id, "active_member_id": member_id, "status": "waiting",
-        "request_id": request_id, "call_request_id": None, "taken_at": now, "taken_minute": minute,
-        "ahead_at_take": 0, "estimate_s": 0, "naive_estimate_s": 0, "called_at": None, "wait_s": None,
-        "lapses_at": None, "ended_at": None, "near_notified": False},
-        ["store_id", "active_member_id"] if member_id is not None else ["store_id", "request_id"])
-    if ticket_id is None:  # a concurrent take won: the member's other ticket, or this request's first try
+    fitted = model(session, settings, store_id, now)  # before the counter is locked: it is held until commit
+    number = _next_number(session, store_id, band.code, day)
+    # Every ticket numbered before this one has committed (its take held the counter), so the count is true.
+    ahead, people = _ahead(session, store_id, band.code, day, number)
+    estimate = fitted.estimate(band.code, minute, ahead)
+    ticket = _insert_ticket(session, member_id is not None, {
+        "store_id": store_id, "band": band.code, "day": day, "number": number,
+        "ticket_no": f"{band.code}{number:03d}", "party_size": party_size, "member_id": member_id,
+        "active_member_id": member_id, "status": "waiting", "request_id": request_id, "call_request_id": None,
+        "taken_at": now, "taken_minute": minute, "ahead_at_take": ahead, "estimate_s": estimate,
+        "naive_estimate_s": naive(ahead, settings.queue.naive_seconds_per_party), "called_at": None,
+        "wait_s": None, "lapses_at": None, "ended_at": None,
+        "near_notified": ahead <= settings.queue.near_tables_ahead})  # no "n ahead" news at take time
+    if ticket is None:
+        # A concurrent take won: the member's other ticket, or this walk-in's first try. The number
+        # goes back (nobody can have taken a later one: this take still holds the counter).
+        _give_back_number(session, store_id, band.code, day)
         if member_id is not None:
-            raise _refuse_second(_active_ticket(session, store.id, member_id))
-        earlier = session.scalar(select(QueueTicket).where(QueueTicket.store_id == store.id,
-                                                           QueueTicket.request_id == request_id))
+            raise _refuse_second(_active_ticket(session, store_id, member_id))
+        earlier = _walk_in(session, store_id, request_id or "")
         assert earlier is not None
         return Done(earlier, replayed=True)
-    ticket = session.get_one(QueueTicket, ticket_id)
-    # Fitted before the number is taken: the band's counter row stays locked from the upsert to the
-    # commit, and every other take in the band waits for it.
-    fitted = model(session, settings, store.id, now)
-    ticket.number = _next_number(session, store.id, band.code, day)
-    ticket.ticket_no = f"{band.code}{ticket.number:03d}"
-    session.flush()
-    ahead, people = session.execute(select(func.count(), func.coalesce(func.sum(QueueTicket.party_size), 0))
-                                    .where(_ahead_filter(ticket))).one()
-    ticket.ahead_at_take = ahead
-    ticket.estimate_s = fitted.estimate(band.code, minute, ahead)
-    ticket.naive_estimate_s = naive(ahead, settings.queue.naive_seconds_per_party)
-    ticket.near_notified = ahead <= settings.queue.near_tables_ahead  # no "n ahead" news at take time
-    session.flush()
-    return Done(ticket, place=Place(ahead, int(people), ticket.estimate_s))
+    return Done(ticket, place=Place(ahead, people, estimate))
 
 
 def take(session: Session, settings: Settings, member_id: int, store_id: int, party_size: int,
          now: datetime) -> Done:
     """A member takes a number for a party; one active ticket per restaurant."""
-    return _take(session, settings, open_store(session, store_id), party_size, now, member_id, None)
+    rows = session.execute(_open_store_bands(), {"store_id": store_id}).all() if 0 < store_id < 2**31 else []
+    if not rows:
+        raise NotFound(f"no store {store_id}", code="store.not_found")
+    return _take(session, settings, store_id, [band for band, in rows if band is not None], party_size, now,
+                 member_id, None)
+
+
+@functools.cache
+def _open_store_bands() -> Any:
+    """An active store's bands: a store without bands gives one row of None, a missing or inactive one none."""
+    return (select(QueueBand).select_from(Store)
+            .outerjoin(QueueBand, QueueBand.store_id == Store.id)
+            .where(Store.id == bindparam("store_id"), Store.active).order_by(QueueBand.code))
 
 
 def walk_in(session: Session, settings: Settings, merchant_id: int, store_id: int, party_size: int,
             request_id: str, now: datetime) -> Done:
     """Staff give a number to a party without the mini-program; a retry with the request id returns it."""
-    return _take(session, settings, own_store(session, merchant_id, store_id), party_size, now, None, request_id)
+    own_store(session, merchant_id, store_id)
+    return _take(session, settings, store_id, bands(session, store_id), party_size, now, None, request_id)
 
 
 # --- messages --------------------------------------------------------------------------------------
