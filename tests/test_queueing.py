@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -145,6 +144,10 @@ def test_staff_call_seat_and_skip_and_a_call_retried_with_its_request_id_calls_n
     assert client.post(seat, headers=restaurant["cashier"]).get_json()["replayed"]
     skipped = client.post(f"{restaurant['queue']}/tickets/{tickets[1]['id']}/skip", headers=restaurant["cashier"])
     assert skipped.get_json()["status"] == "skipped"
+    assert [m["title"] for m in _inbox(client, b) if m["kind"] == "queue"][0] == "Your number was passed"
+    again = client.post(f"{restaurant['queue']}/tickets/{tickets[1]['id']}/skip", headers=restaurant["cashier"])
+    assert again.get_json()["replayed"] and _inbox(client, b)[0]["title"] == "Your number was passed"
+    assert sum(m["title"] == "Your number was passed" for m in _inbox(client, b)) == 1
     api_error(client.post(f"{restaurant['queue']}/tickets/{tickets[1]['id']}/seat", headers=restaurant["cashier"]),
               "queue.ticket_closed")
     assert _call(client, restaurant, request_id="till-1#2").get_json()["id"] == tickets[2]["id"]

@@ -13,7 +13,8 @@ nothing on a clash, so of concurrent takes exactly one wins. A call locks its ba
 one band run one at a time and a till's retry with the same ``request_id`` finds the first call.
 
 Messages (kind ``queue``, once per ticket by key): "n tables ahead" (``queue:<id>:near``), "your
-table is ready" (``queue:<id>:ready``), "your number lapsed" (``queue:<id>:lapsed``). They are
+table is ready" (``queue:<id>:ready``), "your number lapsed" (``queue:<id>:lapsed``), "your number was
+passed" when staff skip it (``queue:<id>:skipped``). They are
 recorded in the caller's transaction; the caller dispatches the returned outbound after commit.
 """
 
@@ -409,6 +410,8 @@ def _message(settings: Settings, ticket: QueueTicket, store_name: str, what: str
     elif what == "near":
         title = "You are next" if ahead == 0 else f"{ahead} table{'s' if ahead > 1 else ''} ahead of you"
         body = f"{where}: please head back to the restaurant."
+    elif what == "skipped":
+        title, body = "Your number was passed", f"{where} was passed over; please see the host if you are here."
     else:
         title, body = "Your number lapsed", f"{where} was not claimed in time."
     return Message(kind="queue", key=f"queue:{ticket.id}:{what}", title=title, body=body, store_id=ticket.store_id,
@@ -492,7 +495,7 @@ def _own_ticket(session: Session, store_id: int, ticket_id: int, member_id: int 
 
 
 def _end(session: Session, redis: Redis, settings: Settings, ticket: QueueTicket, status: str,
-         now: datetime) -> Done:
+         now: datetime, what: str | None = None) -> Done:
     if ticket.status == status:
         return Done(ticket, replayed=True)
     if ticket.status not in ACTIVE:
@@ -502,7 +505,7 @@ def _end(session: Session, redis: Redis, settings: Settings, ticket: QueueTicket
     if status == "seated" and ticket.called_at is None:  # seated straight from the line
         ticket.called_at, ticket.wait_s = now, max(0, int((now - ticket.taken_at).total_seconds()))
     ticket.status, ticket.ended_at, ticket.active_member_id = status, now, None
-    return Done(ticket, outbound=_moved(session, redis, settings, ticket, was_waiting, None, now))
+    return Done(ticket, outbound=_moved(session, redis, settings, ticket, was_waiting, what, now))
 
 
 def seat(session: Session, redis: Redis, settings: Settings, merchant_id: int, store_id: int, ticket_id: int,
@@ -514,9 +517,9 @@ def seat(session: Session, redis: Redis, settings: Settings, merchant_id: int, s
 
 def skip(session: Session, redis: Redis, settings: Settings, merchant_id: int, store_id: int, ticket_id: int,
          now: datetime) -> Done:
-    """Pass a ticket over (the party is not there); skipping again changes nothing."""
+    """Pass a ticket over (the party is not there) and tell its member; skipping again changes nothing."""
     own_store(session, merchant_id, store_id)
-    return _end(session, redis, settings, _own_ticket(session, store_id, ticket_id), "skipped", now)
+    return _end(session, redis, settings, _own_ticket(session, store_id, ticket_id), "skipped", now, "skipped")
 
 
 def active_tickets(session: Session, store_id: int) -> list[QueueTicket]:
