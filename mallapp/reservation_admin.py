@@ -1,4 +1,4 @@
-"""The restaurant's side of reservations: publishing slots, the day's bookings, confirming arrival.
+"""The restaurant's side of reservations: publishing slots, the day's bookings, arrivals and cancellations.
 
 A merchant reaches only its own stores, slots and bookings; anything else is not found. Slots are
 published as a pattern (days, weekdays, start times, bands of party sizes with their tables) and
@@ -12,12 +12,15 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mallapp import live, notifications
 from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from mallapp.members import Member
-from mallapp.reservations import Reservation, Slot
+from mallapp.notifications import Outbound
+from mallapp.reservations import Reservation, Slot, give_back_table, message, store_name
 from mallapp.settings import Settings
 from mallapp.venue import Store
 
@@ -155,9 +158,8 @@ def day_bookings(session: Session, merchant_id: int, store_id: int, start: datet
     return [(r, m) for r, m in session.execute(query)]
 
 
-def arrive(session: Session, settings: Settings, merchant_id: int, reservation_id: int, staff_id: int | None,
-           now: datetime) -> tuple[Reservation, bool]:
-    """Confirm the party has arrived (on the slot's day); confirming again changes nothing (True: a replay)."""
+def _own_booking(session: Session, merchant_id: int, reservation_id: int) -> Reservation:
+    """A booking at one of the merchant's stores, locked; another merchant's is not found."""
     reservation = session.scalar(
         select(Reservation).join(Store, Store.id == Reservation.store_id)
         .where(Reservation.id == reservation_id, Store.merchant_id == merchant_id)
@@ -165,14 +167,52 @@ def arrive(session: Session, settings: Settings, merchant_id: int, reservation_i
         if 0 < reservation_id <= _MAX_ID else None
     if reservation is None:
         raise NotFound(f"no reservation with id {reservation_id}", code="reservation.not_found")
+    return reservation
+
+
+def _not_active(reservation: Reservation) -> Conflict:
+    return Conflict(f"this booking is {reservation.status}", code="reservation.not_active",
+                    details={"status": reservation.status})
+
+
+def arrive(session: Session, settings: Settings, merchant_id: int, reservation_id: int, staff_id: int | None,
+           now: datetime) -> tuple[Reservation, bool]:
+    """Confirm the party has arrived (on the slot's day); confirming again changes nothing (True: a replay)."""
+    reservation = _own_booking(session, merchant_id, reservation_id)
     if reservation.status == "arrived":
         return reservation, True
     if reservation.status != "booked":
-        raise Conflict(f"this booking is {reservation.status}", code="reservation.not_active",
-                       details={"status": reservation.status})
+        raise _not_active(reservation)
     if settings.mall.local_day(now) != settings.mall.local_day(reservation.starts_at):
         raise RuleViolation("arrival is confirmed on the day of the booking", code="reservation.not_today",
                             details={"starts_at": reservation.starts_at.isoformat()})
     reservation.status, reservation.arrived_at, reservation.arrived_by_staff_id = "arrived", now, staff_id
     session.flush()
     return reservation, False
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    reservation: Reservation
+    replayed: bool  # it was cancelled before (by either side): nothing changed
+    outbound: list[Outbound]  # the member's message, to send after the commit
+
+
+def cancel(session: Session, settings: Settings, redis: Redis, merchant_id: int, reservation_id: int, reason: str,
+           now: datetime) -> Cancelled:
+    """Cancel a booking for the restaurant (the guest called, the evening is closed), free its table and tell
+    the member why; cancelling again changes nothing."""
+    reservation = _own_booking(session, merchant_id, reservation_id)
+    if reservation.status == "cancelled":
+        return Cancelled(reservation, True, [])
+    if reservation.status != "booked":
+        raise _not_active(reservation)
+    reservation.status, reservation.cancelled_at = "cancelled", now
+    reservation.cancelled_by, reservation.cancel_reason = "restaurant", reason
+    give_back_table(session, reservation.slot_id)
+    note = message(settings, reservation, store_name(session, reservation.store_id), "cancelled",
+                   f"reservation:{reservation.id}:cancelled")
+    recorded = notifications.record(session, settings, reservation.member_id, note, now,
+                                    live.online(redis, [reservation.member_id]))
+    session.flush()
+    return Cancelled(reservation, False, [recorded.outbound] if recorded.outbound is not None else [])

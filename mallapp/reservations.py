@@ -109,6 +109,9 @@ class Reservation(Base):
     arrived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     arrived_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("merchant_staff.id"))
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who cancelled: "member" or "restaurant" (which says why, in cancel_reason, and tells the member).
+    cancelled_by: Mapped[str | None] = mapped_column(String(10))
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
@@ -128,7 +131,7 @@ def local_text(settings: Settings, at: datetime) -> str:
 
 
 def message(settings: Settings, reservation: Reservation, store_name: str, what: str, key: str) -> Message:
-    """A reservation message: ``what`` is booked, reminder or no_show."""
+    """A reservation message: ``what`` is booked, reminder, no_show or cancelled (by the restaurant)."""
     when = local_text(settings, reservation.starts_at)
     title, body = {
         "booked": ("Table booked", f"{store_name}: a table for {reservation.party_size} at {when}."),
@@ -136,6 +139,8 @@ def message(settings: Settings, reservation: Reservation, store_name: str, what:
                                                 f"is at {when}. Show this booking to the staff when you arrive."),
         "no_show": ("Booking released", f"{store_name}: your table for {reservation.party_size} at {when} "
                                         "was released because nobody arrived."),
+        "cancelled": ("Booking cancelled", f"{store_name} cancelled your table for {reservation.party_size} at "
+                                           f"{when}: {reservation.cancel_reason}"),
     }[what]
     return Message(kind="reservation", key=key, title=title, body=body, store_id=reservation.store_id,
                    page=f"{settings.reservations.page}?id={reservation.id}",
@@ -230,7 +235,7 @@ def _take_table(session: Session, slot_id: int) -> None:
         raise Conflict("every table of this slot is booked", code="reservation.full")
 
 
-def _give_back(session: Session, slot_id: int) -> None:
+def give_back_table(session: Session, slot_id: int) -> None:
     session.execute(update(Slot).where(Slot.id == slot_id).values(booked=Slot.booked - 1)
                     .execution_options(synchronize_session=False))
 
@@ -306,7 +311,7 @@ def change(session: Session, settings: Settings, member_id: int, reservation_id:
         _check_no_overlap(session, member_id, slot, exclude=reservation.id)
         _lock_slots(session, (slot.id, reservation.slot_id))
         _take_table(session, slot.id)  # raises when full: the caller's transaction rolls back, nothing moved
-        _give_back(session, reservation.slot_id)
+        give_back_table(session, reservation.slot_id)
         reservation.slot_id, reservation.starts_at, reservation.ends_at = slot.id, slot.starts_at, slot.ends_at
         reservation.reminded_at = _already_reminded(settings, slot.starts_at, now)
     reservation.party_size = new_party
@@ -321,8 +326,8 @@ def cancel(session: Session, member_id: int, reservation_id: int, now: datetime)
     if reservation.status == "cancelled":
         return reservation
     _changeable(reservation, now)
-    reservation.status, reservation.cancelled_at = "cancelled", now
-    _give_back(session, reservation.slot_id)
+    reservation.status, reservation.cancelled_at, reservation.cancelled_by = "cancelled", now, "member"
+    give_back_table(session, reservation.slot_id)
     session.flush()
     return reservation
 

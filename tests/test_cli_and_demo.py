@@ -29,7 +29,7 @@ def test_merchants_create_prints_the_key_last_and_stores_only_its_hash(tmp_path)
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     env = _env(tmp_path, MALL_DATABASE_URL=url)
     upgrade = subprocess.run([MALLAPP, "db", "upgrade"], env=env, capture_output=True, text=True, check=True)
-    assert "schema at 0010" in upgrade.stdout
+    assert "schema at 0011" in upgrade.stdout
     done = subprocess.run([MALLAPP, "merchants", "create", "Harbour Books"], env=env, capture_output=True,
                           text=True, check=True)
     key = done.stdout.strip().splitlines()[-1]

@@ -365,6 +365,43 @@ def test_a_released_booking_cannot_be_confirmed(client, rt, clock, shop, slots, 
               "reservation.not_active")
 
 
+def test_the_restaurant_cancels_a_booking_frees_its_table_and_tells_the_member_why_once(client, rt, shop, slots,
+                                                                                       members_api):
+    guest = members_api.sign_in(openid="o-called")
+    booked = _book(client, guest, slots["12:00/1"]).get_json()
+    url = f"{M}/reservations/{booked['id']}/cancel"
+    reason = {"reason": "  the guest called to cancel "}
+    api_error(client.post(url, json={"reason": " "}, headers=shop["cashier"]), "request.invalid")
+    api_error(client.post(url, json=reason, headers=shop["other"]["manager"]), "reservation.not_found")
+    api_error(client.post(url, json=reason, headers=guest["headers"]), "auth.wrong_caller")
+    cancelled = client.post(url, json=reason, headers=shop["cashier"])
+    assert cancelled.status_code == 200, cancelled.get_json()
+    out = cancelled.get_json()
+    assert (out["status"], out["cancelled_by"], out["cancel_reason"], out["replayed"]) == (
+        "cancelled", "restaurant", "the guest called to cancel", False)
+    assert slot_figures(rt, slots["12:00/1"]) == (0, 0)
+    again = client.post(url, json={"reason": "twice"}, headers=shop["manager"]).get_json()
+    assert again["replayed"] and again["cancel_reason"] == "the guest called to cancel"
+    mine = client.get(f"/api/v1/me/reservations/{booked['id']}", headers=guest["headers"]).get_json()
+    assert (mine["status"], mine["cancelled_by"]) == ("cancelled", "restaurant")
+    assert inbox_keys(rt, out["member"]["id"]).count(f"reservation:{booked['id']}:cancelled") == 1
+    told = client.get("/api/v1/me/inbox", headers=guest["headers"]).get_json()["items"][0]
+    assert told["title"] == "Booking cancelled" and told["body"].endswith(": the guest called to cancel")
+
+
+def test_a_member_cancelling_is_recorded_as_theirs_and_the_restaurant_cannot_cancel_an_arrived_party(
+        client, clock, shop, slots, members_api):
+    first, second = members_api.sign_in(openid="o-first"), members_api.sign_in(openid="o-second")
+    mine = _book(client, first, slots["12:00/1"]).get_json()
+    theirs = _book(client, second, slots["12:00/1"]).get_json()
+    done = client.post(f"/api/v1/me/reservations/{mine['id']}/cancel", headers=first["headers"]).get_json()
+    assert (done["cancelled_by"], done["cancel_reason"]) == ("member", None)
+    clock.now = datetime.fromisoformat(theirs["starts_at"])
+    client.post(f"{M}/reservations/{theirs['id']}/arrive", headers=shop["cashier"])
+    api_error(client.post(f"{M}/reservations/{theirs['id']}/cancel", json={"reason": "closing"},
+                          headers=shop["cashier"]), "reservation.not_active")
+
+
 # --- the clock: reminders --------------------------------------------------------------------------
 
 NOON = datetime.fromisoformat("2026-03-11T04:00:00+00:00")  # 12:00 tomorrow, mall time

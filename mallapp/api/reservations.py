@@ -97,6 +97,8 @@ class ReservationOut(Out):
     changed_at: datetime | None
     arrived_at: datetime | None
     cancelled_at: datetime | None
+    cancelled_by: Literal["member", "restaurant"] | None
+    cancel_reason: str | None = Field(description="the restaurant's reason, when it cancelled")
     released_at: datetime | None
 
 
@@ -188,11 +190,21 @@ class ArrivedOut(StaffReservationOut):
     replayed: bool = Field(description="true when arrival had been confirmed before; nothing changed")
 
 
+class CancelIn(Body):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
+        description="told to the member, e.g. \"the guest called to cancel\" or \"closed for a private event\"")
+
+
+class CancelledOut(StaffReservationOut):
+    replayed: bool = Field(description="true when the booking had been cancelled before; nothing changed")
+
+
 def _reservation_fields(r: reservations.Reservation, store_name: str) -> dict:
     return dict(id=r.id, store_id=r.store_id, store_name=store_name, slot_id=r.slot_id, party_size=r.party_size,
                 starts_at=r.starts_at, ends_at=r.ends_at, status=r.status, request_id=r.request_id,
                 created_at=r.created_at, changed_at=r.changed_at, arrived_at=r.arrived_at,
-                cancelled_at=r.cancelled_at, released_at=r.released_at)
+                cancelled_at=r.cancelled_at, cancelled_by=r.cancelled_by, cancel_reason=r.cancel_reason,
+                released_at=r.released_at)
 
 
 def _outs(session: Session, found: list[reservations.Reservation]) -> list[ReservationOut]:
@@ -353,3 +365,19 @@ def arrive(reservation_id: int) -> ArrivedOut:
                                                current_staff_id(), rt.now())
         member = session.get_one(Member, r.member_id)
         return ArrivedOut(**_staff_out(r, _store_name(session, r.store_id), member), replayed=replayed)
+
+
+@operation(merchant_bp, "/reservations/<int:reservation_id>/cancel", "POST",
+           summary="Cancel a booking for the restaurant, free its table and tell the member why (cancelling "
+                   "again changes nothing)", auth="merchant", body=CancelIn, response=CancelledOut,
+           errors=("reservation.not_found", "reservation.not_active"))
+def cancel_booking(reservation_id: int, body: CancelIn) -> CancelledOut:
+    rt = runtime()
+    with transaction() as session:
+        done = reservation_admin.cancel(session, rt.settings, rt.redis, current_merchant_id(), reservation_id,
+                                        body.reason, rt.now())
+        r = done.reservation
+        out = CancelledOut(**_staff_out(r, _store_name(session, r.store_id), session.get_one(Member, r.member_id)),
+                           replayed=done.replayed)
+    notifications.dispatch(rt.sessions, rt.senders, done.outbound, rt.now())
+    return out
