@@ -14,7 +14,7 @@ from datetime import datetime
 
 from redis import Redis
 
-from mallapp.errors import InvalidInput, Unauthorized
+from mallapp.errors import InvalidInput, RateLimited, Unauthorized
 
 TOKEN_PREFIX = "mt_"
 CARD_PREFIX = "MC1"
@@ -110,6 +110,36 @@ def check_password(password: str, stored: str) -> bool:
         return False
     candidate = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), **SCRYPT)
     return hmac.compare_digest(candidate.hex(), digest)
+
+
+def _failures_key(kind: str, username: str) -> str:
+    # The name as typed, trimmed and case-folded: guesses at any spelling of it count together.
+    return f"auth:{kind}-failures:" + hashlib.sha256(username.strip().casefold().encode()).hexdigest()
+
+
+def check_sign_in(redis: Redis, kind: str, username: str, password: str, stored: str, limit: int,
+                  window_seconds: int) -> bool:
+    """Check a sign-in's password, allowing ``limit`` wrong ones per username within ``window_seconds``.
+
+    Past the limit every attempt, the right password too, is refused (RateLimited) until the window
+    ends, without hashing: online guessing gets ``limit`` tries a window, not one per 30 ms. The right
+    password clears the count.
+    """
+    key = _failures_key(kind, username)
+    failures = redis.get(key)
+    if failures is not None and int(failures) >= limit:
+        wait = max(1, int(redis.ttl(key)))
+        raise RateLimited(f"too many wrong passwords for this username; try again in {wait} s",
+                          code="auth.too_many_attempts", details={"retry_after_s": wait})
+    if check_password(password, stored):
+        if failures is not None:
+            redis.delete(key)
+        return True
+    pipe = redis.pipeline(transaction=False)
+    pipe.set(key, 0, ex=window_seconds, nx=True)  # the window starts at the first failure; INCR keeps it
+    pipe.incr(key)
+    pipe.execute()
+    return False
 
 
 def generate_password() -> str:

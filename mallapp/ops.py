@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from mallapp import auth
 from mallapp.db import Base, UTCDateTime
 from mallapp.errors import Conflict, InvalidInput, Unauthorized
+from mallapp.settings import AuthSettings
 
 ROLES = ("admin", "viewer")
 TOKEN_PREFIX = "ot_"
@@ -54,14 +55,18 @@ def create_user(session: Session, username: str, role: str, password: str, now: 
     return user
 
 
-def sign_in(session: Session, redis: Redis, username: str, password: str, ttl_seconds: int) -> tuple[str, OpsCaller]:
-    """Check the password and issue a bearer token; the same error for an unknown user and a wrong password."""
+def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str, password: str) -> tuple[str, OpsCaller]:
+    """Check the password and issue a bearer token; the same error for an unknown user and a wrong password,
+    and 429 ``auth.too_many_attempts`` after ``limits.sign_in_attempts`` wrong ones."""
     user = session.scalar(select(OpsUser).where(OpsUser.username == username))
     # Hash even for an unknown user, so timing does not tell which usernames exist.
     stored = user.password_hash if user is not None else auth.dummy_hash()
-    if not auth.check_password(password, stored) or user is None or not user.active:
+    right = auth.check_sign_in(redis, "ops", username, password, stored, limits.sign_in_attempts,
+                               limits.sign_in_window_seconds)
+    if not right or user is None or not user.active:
         raise Unauthorized("wrong username or password", code="ops.bad_credentials")
-    token = auth.issue_bearer(redis, "ops", TOKEN_PREFIX, f"{user.id}:{user.role}:{user.username}", ttl_seconds)
+    token = auth.issue_bearer(redis, "ops", TOKEN_PREFIX, f"{user.id}:{user.role}:{user.username}",
+                              limits.token_ttl_seconds)
     return token, OpsCaller(user.id, user.username, user.role)
 
 

@@ -42,6 +42,8 @@ class WeChatSettings(_Section):
 class AuthSettings(_Section):
     token_ttl_seconds: int = Field(gt=0)
     card_ttl_seconds: int = Field(gt=0, le=3600)
+    sign_in_attempts: int = Field(default=10, ge=1, le=1000)
+    sign_in_window_seconds: int = Field(default=900, ge=1, le=86400)
 
 
 class MallSettings(_Section):

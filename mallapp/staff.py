@@ -19,6 +19,7 @@ from mallapp import auth
 from mallapp.db import Base, UTCDateTime, insert_or_nothing
 from mallapp.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from mallapp.merchants import Merchant
+from mallapp.settings import AuthSettings
 
 ROLES = ("manager", "cashier")
 TOKEN_PREFIX = "st_"
@@ -103,15 +104,17 @@ _BY_USERNAME = (select(Staff.id, Staff.username, Staff.role, Staff.password_hash
                 .where(Staff.username == bindparam("username")))
 
 
-def sign_in(session: Session, redis: Redis, username: str, password: str,
-            ttl_seconds: int) -> tuple[str, StaffCaller]:
-    """Check the password and issue a bearer token; one error for an unknown user, a wrong password or a disabled one."""
+def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str, password: str) -> tuple[str, StaffCaller]:
+    """Check the password and issue a bearer token; one error for an unknown user, a wrong password or a disabled
+    one, and 429 ``auth.too_many_attempts`` after ``limits.sign_in_attempts`` wrong ones."""
     row = session.execute(_BY_USERNAME, {"username": username.strip()}).first()
     # Hash even for an unknown user, so timing does not tell which usernames exist.
     stored = row.password_hash if row is not None else auth.dummy_hash()
-    if not auth.check_password(password, stored) or row is None or not (row.active and row.merchant_active):
+    right = auth.check_sign_in(redis, "staff", username, password, stored, limits.sign_in_attempts,
+                               limits.sign_in_window_seconds)
+    if not right or row is None or not (row.active and row.merchant_active):
         raise Unauthorized("wrong username or password", code="merchant.bad_credentials")
-    token = auth.issue_bearer(redis, "staff", TOKEN_PREFIX, row.id, ttl_seconds)
+    token = auth.issue_bearer(redis, "staff", TOKEN_PREFIX, row.id, limits.token_ttl_seconds)
     return token, StaffCaller(row.id, row.username, row.role, row.merchant_id, row.merchant_name)
 
 

@@ -108,6 +108,15 @@ def test_wrong_password_and_unknown_user_get_the_same_401(client, ops_admin):
     _error(client.post(f"{API}/auth", json={"username": "ops-admin"}), 400, "request.invalid")
 
 
+@pytest.mark.parametrize("settings_overrides", [{"auth": {"sign_in_attempts": 2}}])
+def test_an_ops_username_is_locked_after_too_many_wrong_passwords(client, ops_admin):
+    for _ in range(2):
+        _error(client.post(f"{API}/auth", json={"username": "ops-admin", "password": "not-the-password"}), 401,
+               "ops.bad_credentials")
+    right = {"username": "ops-admin", "password": ops_admin["password"]}
+    _error(client.post(f"{API}/auth", json=right), 429, "auth.too_many_attempts")
+
+
 def test_logout_revokes_the_token(admin):
     admin.get("/zones")
     admin.call("POST", "/auth/logout", 204)

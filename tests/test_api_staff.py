@@ -116,6 +116,23 @@ def test_an_unknown_username_is_still_hashed_so_timing_does_not_tell_it_apart(cl
     assert checked == ["guess-number-one"]
 
 
+@pytest.mark.parametrize("settings_overrides", [{"auth": {"sign_in_attempts": 3, "sign_in_window_seconds": 600}}])
+def test_wrong_passwords_past_the_limit_lock_the_username_for_the_window_even_against_the_right_one(
+        client, shop, rt, monkeypatch):
+    api_error(_sign_in(client, "star-cashier", "wrong guess one"), "merchant.bad_credentials")
+    assert _sign_in(client, "star-cashier").status_code == 200  # the right password clears the count
+    for i in range(3):
+        api_error(_sign_in(client, " Star-Cashier ", f"wrong guess {i}"), "merchant.bad_credentials")
+    hashed = []
+    with monkeypatch.context() as m:
+        m.setattr(auth, "check_password", lambda password, stored: hashed.append(password) or True)
+        locked = api_error(_sign_in(client, "star-cashier"), "auth.too_many_attempts")
+    assert 590 <= locked["details"]["retry_after_s"] <= 600 and hashed == []  # refused without hashing
+    assert _sign_in(client, "star-manager").status_code == 200  # other usernames are not affected
+    rt.redis.delete(auth._failures_key("staff", "star-cashier"))  # as the window's end does
+    assert _sign_in(client, "star-cashier").status_code == 200
+
+
 def test_sign_out_revokes_the_staff_token_and_the_key_cannot_sign_out(client, shop):
     cashier = shop["cashier"]["headers"]
     assert client.get(f"{M}/purchases/R-1", headers=cashier).status_code == 404  # signed in: a real lookup

@@ -154,12 +154,12 @@ class StaffListOut(Out):
 
 
 @operation(bp, "/auth", "POST", summary="Sign a staff member in with username and password", body=SignInIn,
-           response=StaffSignedInOut, errors=("merchant.bad_credentials",))
+           response=StaffSignedInOut, errors=("merchant.bad_credentials", "auth.too_many_attempts"))
 def sign_in(body: SignInIn) -> StaffSignedInOut:
     rt = runtime()
     ttl = rt.settings.auth.token_ttl_seconds
     with transaction() as session:
-        token, caller = staff.sign_in(session, rt.redis, body.username, body.password, ttl)
+        token, caller = staff.sign_in(session, rt.redis, rt.settings.auth, body.username, body.password)
     return StaffSignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role,
                        merchant_id=caller.merchant_id, merchant_name=caller.merchant_name)
 

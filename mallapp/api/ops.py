@@ -383,12 +383,12 @@ def _beacon_reply(session, beacon: Beacon) -> BeaconOut:
 # --- sign-in ---------------------------------------------------------------------------------------
 
 @operation(bp, "/auth", "POST", summary="Sign an ops user in with username and password", body=SignInIn,
-           response=OpsSignedInOut, errors=("ops.bad_credentials",))
+           response=OpsSignedInOut, errors=("ops.bad_credentials", "auth.too_many_attempts"))
 def sign_in(body: SignInIn) -> OpsSignedInOut:
     rt = runtime()
     ttl = rt.settings.auth.token_ttl_seconds
     with transaction() as session:
-        token, caller = ops.sign_in(session, rt.redis, body.username, body.password, ttl)
+        token, caller = ops.sign_in(session, rt.redis, rt.settings.auth, body.username, body.password)
     return OpsSignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role)
 
 
