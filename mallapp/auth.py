@@ -119,11 +119,12 @@ def _failures_key(kind: str, username: str) -> str:
 
 def check_sign_in(redis: Redis, kind: str, username: str, password: str, stored: str, limit: int,
                   window_seconds: int) -> bool:
-    """Check a sign-in's password, allowing ``limit`` wrong ones per username within ``window_seconds``.
+    """Check a sign-in's password, allowing ``limit`` wrong ones per username, each within ``window_seconds``
+    of the one before.
 
-    Past the limit every attempt, the right password too, is refused (RateLimited) until the window
-    ends, without hashing: online guessing gets ``limit`` tries a window, not one per 30 ms. The right
-    password clears the count.
+    Past the limit every attempt, the right password too, is refused (RateLimited) until
+    ``window_seconds`` after the last wrong one, without hashing: online guessing gets ``limit`` tries
+    a window, not one per 30 ms. The right password clears the count.
     """
     key = _failures_key(kind, username)
     failures = redis.get(key)
@@ -135,9 +136,9 @@ def check_sign_in(redis: Redis, kind: str, username: str, password: str, stored:
         if failures is not None:
             redis.delete(key)
         return True
-    pipe = redis.pipeline(transaction=False)
-    pipe.set(key, 0, ex=window_seconds, nx=True)  # the window starts at the first failure; INCR keeps it
+    pipe = redis.pipeline()  # MULTI: the count never outlives its expiry
     pipe.incr(key)
+    pipe.expire(key, window_seconds)
     pipe.execute()
     return False
 
