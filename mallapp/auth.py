@@ -15,6 +15,7 @@ from datetime import datetime
 from redis import Redis
 
 from mallapp.errors import InvalidInput, RateLimited, Unauthorized
+from mallapp.settings import AuthSettings
 
 TOKEN_PREFIX = "mt_"
 CARD_PREFIX = "MC1"
@@ -117,30 +118,34 @@ def _failures_key(kind: str, username: str) -> str:
     return f"auth:{kind}-failures:" + hashlib.sha256(username.strip().casefold().encode()).hexdigest()
 
 
-def check_sign_in(redis: Redis, kind: str, username: str, password: str, stored: str, limit: int,
-                  window_seconds: int) -> bool:
-    """Check a sign-in's password, allowing ``limit`` wrong ones per username, each within ``window_seconds``
-    of the one before.
+def check_sign_in(redis: Redis, kind: str, limits: AuthSettings, username: str, password: str, stored: str | None,
+                  usable: bool, code: str) -> None:
+    """Check a password sign-in: one Unauthorized (``code``) for an unknown username (``stored`` None), a
+    wrong password and an account that may not sign in (``usable`` false).
 
-    Past the limit every attempt, the right password too, is refused (RateLimited) until
-    ``window_seconds`` after the last wrong one, without hashing: online guessing gets ``limit`` tries
-    a window, not one per 30 ms. The right password clears the count.
+    Hashes even for an unknown username, so timing does not tell which usernames exist. Allows
+    ``limits.sign_in_attempts`` wrong passwords per username, each within ``sign_in_window_seconds``
+    of the one before; past that every attempt, the right password too, is refused (RateLimited)
+    until ``sign_in_window_seconds`` after the last wrong one, without hashing: online guessing gets
+    that many tries a window, not one per 30 ms. The right password clears the count.
     """
     key = _failures_key(kind, username)
     failures = redis.get(key)
-    if failures is not None and int(failures) >= limit:
+    if failures is not None and int(failures) >= limits.sign_in_attempts:
         wait = max(1, int(redis.ttl(key)))
         raise RateLimited(f"too many wrong passwords for this username; try again in {wait} s",
                           code="auth.too_many_attempts", details={"retry_after_s": wait})
-    if check_password(password, stored):
+    if check_password(password, stored if stored is not None else dummy_hash()):
         if failures is not None:
             redis.delete(key)
-        return True
-    pipe = redis.pipeline()  # MULTI: the count never outlives its expiry
-    pipe.incr(key)
-    pipe.expire(key, window_seconds)
-    pipe.execute()
-    return False
+        if stored is not None and usable:
+            return
+    else:
+        pipe = redis.pipeline()  # MULTI: the count never outlives its expiry
+        pipe.incr(key)
+        pipe.expire(key, limits.sign_in_window_seconds)
+        pipe.execute()
+    raise Unauthorized("wrong username or password", code=code)
 
 
 def generate_password() -> str:

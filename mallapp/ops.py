@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp import auth
 from mallapp.db import Base, UTCDateTime
-from mallapp.errors import Conflict, InvalidInput, Unauthorized
+from mallapp.errors import Conflict, InvalidInput
 from mallapp.settings import AuthSettings
 
 ROLES = ("admin", "viewer")
@@ -56,15 +56,12 @@ def create_user(session: Session, username: str, role: str, password: str, now: 
 
 
 def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str, password: str) -> tuple[str, OpsCaller]:
-    """Check the password and issue a bearer token; the same error for an unknown user and a wrong password,
-    and 429 ``auth.too_many_attempts`` after ``limits.sign_in_attempts`` wrong ones."""
+    """Check the password (``auth.check_sign_in``: one error for an unknown user, a wrong password or a disabled
+    one; 429 past the wrong-password limit) and issue a bearer token."""
     user = session.scalar(select(OpsUser).where(OpsUser.username == username))
-    # Hash even for an unknown user, so timing does not tell which usernames exist.
-    stored = user.password_hash if user is not None else auth.dummy_hash()
-    right = auth.check_sign_in(redis, "ops", username, password, stored, limits.sign_in_attempts,
-                               limits.sign_in_window_seconds)
-    if not right or user is None or not user.active:
-        raise Unauthorized("wrong username or password", code="ops.bad_credentials")
+    auth.check_sign_in(redis, "ops", limits, username, password, user.password_hash if user is not None else None,
+                       user is not None and user.active, "ops.bad_credentials")
+    assert user is not None
     token = auth.issue_bearer(redis, "ops", TOKEN_PREFIX, f"{user.id}:{user.role}:{user.username}",
                               limits.token_ttl_seconds)
     return token, OpsCaller(user.id, user.username, user.role)

@@ -105,15 +105,12 @@ _BY_USERNAME = (select(Staff.id, Staff.username, Staff.role, Staff.password_hash
 
 
 def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str, password: str) -> tuple[str, StaffCaller]:
-    """Check the password and issue a bearer token; one error for an unknown user, a wrong password or a disabled
-    one, and 429 ``auth.too_many_attempts`` after ``limits.sign_in_attempts`` wrong ones."""
+    """Check the password (``auth.check_sign_in``: one error for an unknown user, a wrong password or a disabled
+    one; 429 past the wrong-password limit) and issue a bearer token."""
     row = session.execute(_BY_USERNAME, {"username": username.strip()}).first()
-    # Hash even for an unknown user, so timing does not tell which usernames exist.
-    stored = row.password_hash if row is not None else auth.dummy_hash()
-    right = auth.check_sign_in(redis, "staff", username, password, stored, limits.sign_in_attempts,
-                               limits.sign_in_window_seconds)
-    if not right or row is None or not (row.active and row.merchant_active):
-        raise Unauthorized("wrong username or password", code="merchant.bad_credentials")
+    auth.check_sign_in(redis, "staff", limits, username, password, row.password_hash if row is not None else None,
+                       row is not None and row.active and row.merchant_active, "merchant.bad_credentials")
+    assert row is not None
     token = auth.issue_bearer(redis, "staff", TOKEN_PREFIX, row.id, limits.token_ttl_seconds)
     return token, StaffCaller(row.id, row.username, row.role, row.merchant_id, row.merchant_name)
 
