@@ -7,12 +7,12 @@ deals each and quiet hours switched off, it prints two comparisons measured in t
 
 1. **Decisions**: dwell events (3 per member, at 3 different stores, so each should bring one
    offer) are appended to ``proximity:events`` and ``--consumers`` processes of
-   ``python -m mallapp.offers`` decide and record them (inbox, and the subscribe attempt: these
+   ``mallapp offers`` decide and record them (inbox, and the subscribe attempt: these
    members hold no quota). Decisions per second from the first event to the last one
    acknowledged, against the **baseline** of recording the same number of messages with
    ``notifications.record_many`` and no decision, from as many processes.
 2. **Live**: ``--clients`` WebSocket clients (members whose mini-program is open) hold
-   connections to ``python -m mallapp.live``; events for them arrive at ``--rate`` a second and
+   connections to ``mallapp live``; events for them arrive at ``--rate`` a second and
    the consumers deliver the offers live. Latency from the notification's record time to the
    client (and from the event itself), p50 / p99, against the **baseline** of a bare ``PUBLISH``
    to the same clients at the same rate, straight through the live server.
@@ -39,10 +39,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from benchmarks.foundation import Stack, seed, stack
-from mallapp import deals, live, merchants, notifications, venue_admin
-from mallapp.notifications import Delivery, Message, Notification
-from mallapp.offers import GROUP
-from mallapp.proximity.effects import EVENTS_STREAM
+from mallapp.adapters import live
+from mallapp.domain import deals, merchants, notifications, venue_admin
+from mallapp.domain.notifications import Delivery, Message, Notification
+from mallapp.domain.offers import GROUP
+from mallapp.domain.proximity.effects import EVENTS_STREAM
 from mallapp.runtime import build_runtime
 from mallapp.settings import load_settings
 
@@ -124,7 +125,7 @@ def _group_done(redis, last_id: bytes) -> bool:
 
 
 def start_consumers(st: Stack, n: int, count: int) -> list[subprocess.Popen]:
-    procs = [subprocess.Popen([sys.executable, "-m", "mallapp.offers", "--consumer", f"bench-{i}",
+    procs = [subprocess.Popen([sys.executable, "-m", "mallapp", "offers", "--consumer", f"bench-{i}",
                                "--count", str(count), "--block-ms", "50"], env=st.process_env())
              for i in range(n)]
     redis = st.runtime().redis
@@ -267,7 +268,7 @@ def _clients(url: str, tokens: list[tuple[int, str]], ready, go, out: str) -> No
 def run_live(st: Stack, members: list[int], tokens: list[str], stores: list[int], rate: float, seconds: float,
              consumers: int, client_procs: int, workdir: Path) -> dict[str, tuple[float, float]]:
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mallapp.live", "--port", str(port)], env=st.process_env())
+    server = subprocess.Popen([sys.executable, "-m", "mallapp", "live", "--port", str(port)], env=st.process_env())
     url = f"ws://127.0.0.1:{port}{st.settings.live.path}"
     redis = st.runtime().redis
     ctx = multiprocessing.get_context("spawn")

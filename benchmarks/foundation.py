@@ -18,8 +18,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from mallapp import auth, members, merchants, points
 from mallapp.devtools.servers import PostgresServer, RedisServer
+from mallapp.domain import auth, members, merchants, points
 from mallapp.runtime import Runtime, build_runtime
 from mallapp.schema import upgrade
 from mallapp.settings import Settings, load_settings

@@ -21,7 +21,7 @@ from typing import Any
 
 from benchmarks.foundation import MALL_DB, Seeded, Stack, checkpoint
 from benchmarks.machine import ForeignLoad, foreign_load
-from mallapp import purchases
+from mallapp.domain import purchases
 from mallapp.runtime import build_runtime
 from mallapp.settings import load_settings
 

@@ -7,7 +7,7 @@
    member and anchor (the least any engine must do). Goal: at least 100,000 sightings/s.
 2. **End to end** on a durable PostgreSQL and a Redis: gateways post signed batches of 500
    identity sightings over HTTP to gunicorn, which appends them to the stream; proximity workers
-   (``python -m mallapp.proximity``) resolve the identities, run the engine on member states kept
+   (``mallapp worker``) resolve the identities, run the engine on member states kept
    in memory and saved to Redis, and write check-ins, visits and events. First an open-loop phase
    at ``--rate``: do the workers keep up, and is the p99 from ingest to decision under 1 s? Then a
    phase as fast as the load can go (capacity). Baseline: the Redis stream alone (XADD,
@@ -38,11 +38,20 @@ from sqlalchemy import func, select
 from benchmarks.foundation import Stack, seed, stack
 from benchmarks.web import REPO_ROOT, ServerConfig, _die_with_parent, gunicorn
 from mallapp.devtools.servers import stop_process
-from mallapp.proximity import identity
-from mallapp.proximity.engine import Engine, EngineConfig, MemberState
-from mallapp.proximity.ingest import streams
-from mallapp.proximity.worker import GROUP, LATENCY_EDGES_MS
-from mallapp.venue import Anchor, Gateway, Registry, Store, Zone, ZoneInfo, batch_signature, gateway_key
+from mallapp.domain.proximity import identity
+from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState
+from mallapp.domain.proximity.ingest import streams
+from mallapp.domain.venue import (
+    Anchor,
+    Gateway,
+    Registry,
+    Store,
+    Zone,
+    ZoneInfo,
+    batch_signature,
+    gateway_key,
+)
+from mallapp.processes.worker import GROUP, LATENCY_EDGES_MS
 
 ENGINE_GOAL = 100_000
 E2E_GOAL = 30_000
@@ -147,7 +156,7 @@ def seed_venue(st: Stack, members: list[int], gateways: int) -> Venue:
                 s.add(gateway)
                 s.flush()
                 keys.append(gateway_key(rt.secret, gateway))
-        from mallapp.venue import bump_registry_version
+        from mallapp.domain.venue import bump_registry_version
 
         bump_registry_version(rt.redis)
         idents = []
@@ -366,7 +375,7 @@ def _count_rows(st: Stack, model) -> int:
 
 
 def run_e2e(args: argparse.Namespace, workdir: Path) -> tuple[list[Phase], float, int]:
-    from mallapp.checkin import Checkin
+    from mallapp.domain.checkin import Checkin
 
     with stack(workdir) as st:
         seeded = seed(st, args.members, processes=2)
@@ -374,7 +383,7 @@ def run_e2e(args: argparse.Namespace, workdir: Path) -> tuple[list[Phase], float
         env = st.process_env()
         env["MALL_BEACONS_GATEWAY_BATCHES_PER_MINUTE"] = "100000"
         env["MALL_LOG_LEVEL"] = "WARNING"
-        workers = [subprocess.Popen([sys.executable, "-m", "mallapp.proximity", "--consumer", f"bench-{i}",
+        workers = [subprocess.Popen([sys.executable, "-m", "mallapp", "worker", "--consumer", f"bench-{i}",
                                      "--stats-interval", "1"], cwd=REPO_ROOT, env=env,
                                     stdout=(workdir / "workers.log").open("ab"), stderr=subprocess.STDOUT,
                                     preexec_fn=_die_with_parent) for i in range(args.workers)]

@@ -333,8 +333,8 @@ def run_suite(st: Stack, seeded: Seeded, config: ServerConfig, plan: LoadPlan, w
 
 def open_restaurants(st: Stack, merchant_key: str, count: int = 20) -> list[int]:
     """The benchmark merchant's restaurants, with their queues open (made the first time)."""
-    from mallapp import merchants, queueing, venue_admin
-    from mallapp.venue import Store
+    from mallapp.domain import merchants, queueing, venue_admin
+    from mallapp.domain.venue import Store
 
     rt = st.runtime()
     try:

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["create_app"]
 
 if TYPE_CHECKING:
-    from mallapp.app import create_app
+    from mallapp.api.app import create_app
 
 
 def __getattr__(name: str) -> Any:
     if name == "create_app":
-        from mallapp.app import create_app
+        from mallapp.api.app import create_app
 
         return create_app
     raise AttributeError(f"module 'mallapp' has no attribute {name!r}")

@@ -10,6 +10,7 @@ import time
 
 import click
 
+from mallapp.processes import PROCESSES, procfile, runner
 from mallapp.settings import SettingsError, load_settings
 
 
@@ -51,7 +52,7 @@ def merchants() -> None:
 @click.argument("name")
 def merchants_create(name: str) -> None:
     """Create a merchant; its API key is printed once, as the last line."""
-    from mallapp import merchants as service
+    from mallapp.domain import merchants as service
     from mallapp.runtime import build_runtime
 
     rt = build_runtime(_settings())
@@ -76,8 +77,8 @@ def ops_group() -> None:
 @click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin")
 def ops_create_user(username: str, role: str, password_stdin: bool) -> None:
     """Create an ops user; a generated password is printed once, as the last line."""
-    from mallapp import auth, ops
     from mallapp.db import make_engine, make_sessionmaker, utcnow
+    from mallapp.domain import auth, ops
     from mallapp.errors import MallError
     from mallapp.runtime import database_url
 
@@ -101,13 +102,13 @@ def ops_create_user(username: str, role: str, password_stdin: bool) -> None:
 
 @main.group()
 def jobs() -> None:
-    """The clock's jobs (python -m mallapp.scheduler runs them on schedule)."""
+    """The clock's jobs (mallapp clock runs them on schedule)."""
 
 
 @jobs.command("list")
 def jobs_list() -> None:
     """Each job: its schedule, misfire grace, what it does, and its last run."""
-    from mallapp import scheduler
+    from mallapp.processes import clock as scheduler
     from mallapp.runtime import build_runtime
 
     rt = build_runtime(_settings())
@@ -127,7 +128,8 @@ def jobs_list() -> None:
 @click.argument("name")
 def jobs_run(name: str) -> None:
     """Run job NAME once now (skipped if a clock is running it this moment)."""
-    from mallapp import logs, scheduler
+    from mallapp import logs
+    from mallapp.processes import clock as scheduler
     from mallapp.runtime import build_runtime
 
     try:
@@ -148,6 +150,25 @@ def jobs_run(name: str) -> None:
         sys.exit(1)
 
 
+def _process_command(process) -> None:
+    @main.command(process.name, help=process.summary, add_help_option=False,
+                  context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        _settings()  # a bad configuration is one line, not a traceback
+        runner.run(process, args)
+
+
+for _process in PROCESSES:
+    _process_command(_process)
+
+
+@main.command("procfile")
+def procfile_command() -> None:
+    """Print the Procfile: the release step, the web server and every process."""
+    click.echo(procfile(), nl=False)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -158,7 +179,7 @@ def jobs_run(name: str) -> None:
               help="replay demo shoppers' walks through gateway listeners")
 def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int, beacon_traffic: bool) -> None:
     """Run the whole system on the embedded default: SQLite, embedded Redis, the WeChat emulator, the demo mall."""
-    from mallapp import demo as demo_mall
+    from mallapp.devtools import demo as demo_mall
     from mallapp.devtools.servers import stop_process
     from mallapp.devtools.wechat_emulator import WeChatEmulator
     from mallapp.runtime import build_runtime, start_embedded_redis
@@ -190,17 +211,14 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
          "mallapp:create_app()"],
         env=env)
     base = f"http://{host}:{port}"
-    # The proximity worker, the offers consumer, and demo beacon traffic through the gateway
-    # listener (beacons/, on bleak's replay backend) once the web server answers.
-    worker = subprocess.Popen([sys.executable, "-m", "mallapp.proximity"], env=env)
-    offers = subprocess.Popen([sys.executable, "-m", "mallapp.offers"], env=env)
-    live = subprocess.Popen([sys.executable, "-m", "mallapp.live", "--host", host, "--port", str(live_port)], env=env)
-    clock = subprocess.Popen([sys.executable, "-m", "mallapp.scheduler"], env=env)
-    walks = None
+    # Every process of the Procfile, as production runs them (the live channel on the demo's port),
+    # and demo shoppers' walks through the gateway listener (beacons/, on bleak's replay backend).
+    demo_args = {"live": ["--host", host, "--port", str(live_port)]}
+    children = [subprocess.Popen([sys.executable, "-m", "mallapp", p.name, *demo_args.get(p.name, [])], env=env)
+                for p in PROCESSES]
     if beacon_traffic:
-        walks = subprocess.Popen([sys.executable, "-m", "mallapp.devtools.walks", "--backend-url",
-                                  f"http://127.0.0.1:{port}"], env=env)
-    children = [p for p in (walks, worker, offers, live, clock) if p is not None]
+        children.insert(0, subprocess.Popen([sys.executable, "-m", "mallapp.devtools.walks", "--backend-url",
+                                             f"http://127.0.0.1:{port}"], env=env))
     click.echo("")
     click.echo(f"mallapp is running at {base}")
     click.echo(f"  API page:        {base}/api/v1/docs")

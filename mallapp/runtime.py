@@ -21,8 +21,8 @@ from mallapp.db import make_engine, make_sessionmaker, utcnow
 from mallapp.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from mallapp.notifications import Senders
-    from mallapp.wechat import MallWeChatClient
+    from mallapp.adapters.wechat import MallWeChatClient
+    from mallapp.domain.notifications import Senders
 
 
 def database_url(settings: Settings) -> str:
@@ -70,14 +70,14 @@ class Runtime:
 
     @cached_property
     def wechat(self) -> MallWeChatClient:
-        from mallapp.wechat import build_client
+        from mallapp.adapters.wechat import build_client
 
         return build_client(self.settings, self.redis)
 
     @cached_property
     def senders(self) -> Senders:
         """What the notification service sends through: this WeChat client and this Redis."""
-        from mallapp.notifications import Senders
+        from mallapp.domain.notifications import Senders
 
         return Senders(self.wechat, self.redis)
 

@@ -172,18 +172,6 @@ class PackCoupon(_Section):
     # The store (by name) whose till redeems it; omitted: the pack's house store (mall-wide coupons).
     store: str | None = None
 
-    @field_validator("benefit")
-    @classmethod
-    def _valid_benefit(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from mallapp.deals import benefit_columns  # deals builds on settings
-        from mallapp.errors import InvalidInput
-
-        try:
-            benefit_columns(value)
-        except InvalidInput as exc:
-            raise ValueError(exc.message) from None
-        return value
-
 
 class NewMemberPackSettings(_Section):
     enabled: bool = True
@@ -233,7 +221,7 @@ class NotificationsSettings(_Section):
 
 
 class OffersSettings(_Section):
-    # Proximity offers (mallapp.offers): at most this many per member per mall-local day.
+    # Proximity offers (mallapp.domain.offers): at most this many per member per mall-local day.
     max_pushes_per_day: int = Field(default=3, ge=0, le=100)
     # No proximity offer from quiet_start to quiet_end, mall time ("HH:MM"; equal times: none).
     quiet_start: str = Field(default="22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -252,7 +240,7 @@ class QueueBandSettings(_Section):
 
 
 class QueueSettings(_Section):
-    # Restaurant queues (mallapp.queueing): the bands a restaurant starts with (a manager may change them).
+    # Restaurant queues (mallapp.domain.queueing): the bands a restaurant starts with (a manager may change them).
     bands: tuple[QueueBandSettings, ...] = Field(default=(
         QueueBandSettings(code="A", label="1-2 people", min_party=1, max_party=2),
         QueueBandSettings(code="B", label="3-4 people", min_party=3, max_party=4),
@@ -275,7 +263,7 @@ class QueueSettings(_Section):
 
 
 class LiveSettings(_Section):
-    # The live channel (python -m mallapp.live): open mini-programs hold a WebSocket at ``path``.
+    # The live channel (mallapp live): open mini-programs hold a WebSocket at ``path``.
     host: str = "127.0.0.1"
     port: int = Field(default=8001, ge=0, le=65535)
     path: str = Field(default="/api/v1/live", pattern=r"^/[\w/-]*$")
@@ -286,7 +274,7 @@ class LiveSettings(_Section):
 
 
 class ReservationSettings(_Section):
-    # Table reservations (mallapp.reservations). Members book slots up to this many days ahead.
+    # Table reservations (mallapp.domain.reservations). Members book slots up to this many days ahead.
     horizon_days: int = Field(default=30, ge=1, le=366)
     # Parties larger than this cannot book (a manager's bands stay within it).
     max_party: int = Field(default=20, ge=1, le=100)

@@ -17,10 +17,11 @@ import pytest
 from redis import Redis
 from sqlalchemy import text
 
-from mallapp import create_app, merchants, points
+from mallapp import create_app
 from mallapp.devtools.servers import PostgresServer, RedisServer
 from mallapp.devtools.wechat_emulator import WeChatEmulator
-from mallapp.models import metadata
+from mallapp.domain import merchants, points
+from mallapp.domain.models import metadata
 from mallapp.runtime import Runtime, build_runtime
 from mallapp.schema import upgrade
 from mallapp.settings import Settings, load_settings
@@ -225,7 +226,7 @@ OPS_PASSWORD = "correct-horse-battery-staple"
 
 def _ops_user(rt: Runtime, client, username: str, role: str) -> dict[str, Any]:
     """An ops user made as the CLI makes one, signed in through the real endpoint."""
-    from mallapp import ops
+    from mallapp.domain import ops
 
     with rt.sessions.begin() as session:
         user_id = ops.create_user(session, username, role, OPS_PASSWORD, rt.now()).id

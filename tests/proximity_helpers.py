@@ -7,8 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from mallapp.runtime import Runtime
-from mallapp.venue import (
+from mallapp.domain.venue import (
     Beacon,
     Gateway,
     SaleItem,
@@ -18,6 +17,7 @@ from mallapp.venue import (
     bump_registry_version,
     gateway_key,
 )
+from mallapp.runtime import Runtime
 
 UUID = "fda50693-a4e2-4fb1-afcf-c6eb07647825"
 

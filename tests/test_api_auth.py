@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from mallapp import auth, wechat
+from mallapp.adapters import wechat
+from mallapp.domain import auth
 
 
 def test_sign_in_creates_a_member_once_per_openid(members_api, emulator):
@@ -18,7 +19,7 @@ def test_sign_in_creates_a_member_once_per_openid(members_api, emulator):
 
 def test_sign_in_keeps_the_unionid(members_api, rt):
     body = members_api.sign_in(openid="o-bob", unionid="u-bob")
-    from mallapp import members
+    from mallapp.domain import members
 
     with rt.sessions.begin() as session:
         assert members.get(session, body["member"]["id"]).unionid == "u-bob"
@@ -111,7 +112,7 @@ def test_unknown_merchant_key_is_401(client):
 def test_referral_code_links_the_new_member_to_the_referrer(members_api, rt):
     alice = members_api.sign_in(openid="o-alice")
     bob = members_api.sign_in(openid="o-bob", referral_code=alice["member"]["referral_code"])
-    from mallapp import members
+    from mallapp.domain import members
 
     with rt.sessions.begin() as session:
         assert members.get(session, bob["member"]["id"]).referred_by_id == alice["member"]["id"]

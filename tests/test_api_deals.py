@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from api_helpers import api_error
 
-from mallapp import auth, merchants, venue_admin
+from mallapp.domain import auth, merchants, venue_admin
 
 M, OPS = "/api/v1/merchant", "/api/v1/ops"
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from mallapp import merchants
+from mallapp.domain import merchants
 
 
 def _post(client, merchant, **body):

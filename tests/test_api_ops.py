@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
-from mallapp import auth, members, ops, venue
 from mallapp.api.ops import ZoneKind
+from mallapp.domain import auth, members, ops, venue
+from mallapp.domain.proximity import history, live
 from mallapp.errors import Unauthorized
-from mallapp.proximity import history, live
 
 API = "/api/v1/ops"
 UUID = "fda50693-a4e2-4fb1-afcf-c6eb07647825"
@@ -335,7 +335,7 @@ def _gateway_headers(key: str, body: bytes, now: datetime) -> dict[str, str]:
 
 
 def _gateway_accepts(rt, key: str) -> bool:
-    from mallapp.proximity.ingest import authenticate_gateway
+    from mallapp.domain.proximity.ingest import authenticate_gateway
 
     try:
         with rt.sessions.begin() as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from proximity_helpers import UUID, build_venue, signed
 
-from mallapp.proximity.ingest import streams
+from mallapp.domain.proximity.ingest import streams
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 

@@ -9,7 +9,7 @@ import pytest
 from api_helpers import api_error
 from sqlalchemy import update
 
-from mallapp import auth, merchants, venue_admin
+from mallapp.domain import auth, merchants, venue_admin
 
 M, OPS = "/api/v1/merchant", "/api/v1/ops"
 PASSWORD = "a long enough passphrase"

@@ -40,7 +40,7 @@ def test_merchants_create_prints_the_key_last_and_stores_only_its_hash(tmp_path)
     engine.dispose()
     assert name == "Harbour Books" and key not in stored
 
-    from mallapp import merchants
+    from mallapp.domain import merchants
     from mallapp.runtime import build_runtime
     from mallapp.settings import load_settings
 

@@ -20,11 +20,11 @@ from redis import Redis
 from sqlalchemy import func, select
 from test_offers import shop, venue
 
-from mallapp import checkin, gifts, members, merchants, offers, points, purchases
 from mallapp.db import make_engine, make_sessionmaker
+from mallapp.domain import checkin, gifts, members, merchants, offers, points, purchases
+from mallapp.domain.notifications import Notification
+from mallapp.domain.points import PointsAccount, PointsEntry
 from mallapp.errors import Conflict, MallError, RuleViolation
-from mallapp.notifications import Notification
-from mallapp.points import PointsAccount, PointsEntry
 from mallapp.runtime import Runtime, secret_key
 from mallapp.settings import Settings
 
@@ -357,7 +357,7 @@ def test_concurrent_gift_redemption_requests_with_one_idempotency_key_spend_once
 # --- deals and coupons -----------------------------------------------------------------------------
 
 def live_deal(rt: Runtime, quota: int, per_member_limit: int, benefit: dict | None = None) -> int:
-    from mallapp import deals, venue_admin
+    from mallapp.domain import deals, venue_admin
 
     now = rt.now()
     with rt.sessions.begin() as session:
@@ -373,7 +373,7 @@ def live_deal(rt: Runtime, quota: int, per_member_limit: int, benefit: dict | No
 
 
 def test_a_thousand_concurrent_claims_on_a_hundred_coupon_deal_yield_exactly_a_hundred(rt):
-    from mallapp import coupons, deals
+    from mallapp.domain import coupons, deals
 
     deal_id = live_deal(rt, quota=100, per_member_limit=2)
     with rt.sessions.begin() as session:
@@ -400,7 +400,7 @@ def test_a_thousand_concurrent_claims_on_a_hundred_coupon_deal_yield_exactly_a_h
 
 
 def test_concurrent_redemptions_of_one_coupon_use_it_once_and_credit_its_points_once(rt):
-    from mallapp import coupons, deals
+    from mallapp.domain import coupons, deals
 
     deal_id = live_deal(rt, quota=1, per_member_limit=1, benefit={"kind": "bonus_points", "points": 40})
     member_id = new_member(rt, "o-bonus")
@@ -425,12 +425,12 @@ def test_concurrent_redemptions_of_one_coupon_use_it_once_and_credit_its_points_
         assert session.get(deals.Deal, deal_id).redeemed == 1
 
 
-# --- rewards (mallapp.rewards) ---------------------------------------------------------------------
+# --- rewards (mallapp.domain.rewards) ---------------------------------------------------------------------
 
 def test_concurrent_birthday_gift_calls_credit_once(rt):
     from datetime import date
 
-    from mallapp import rewards
+    from mallapp.domain import rewards
 
     member_id = new_member(rt, "o-birthday")
     with rt.sessions.begin() as session:
@@ -448,9 +448,9 @@ def test_concurrent_birthday_gift_calls_credit_once(rt):
 
 
 def test_concurrent_pack_issues_for_one_member_give_each_coupon_once(rt):
-    from mallapp import rewards, venue_admin
-    from mallapp.coupons import Coupon
-    from mallapp.deals import Deal
+    from mallapp.domain import rewards, venue_admin
+    from mallapp.domain.coupons import Coupon
+    from mallapp.domain.deals import Deal
 
     with rt.sessions.begin() as session:
         merchant_id = merchants.create(session, "Mall Operations", rt.now())[0].id
@@ -468,7 +468,7 @@ def test_concurrent_pack_issues_for_one_member_give_each_coupon_once(rt):
 
 
 def test_concurrent_first_purchases_of_a_referred_member_reward_the_referrer_once(rt):
-    from mallapp.rewards import Referral
+    from mallapp.domain.rewards import Referral
 
     referrer_id = new_member(rt, "o-referrer")
     newcomer_id = new_member(rt, "o-newcomer")
@@ -512,7 +512,7 @@ def test_concurrent_offer_decisions_for_one_member_stay_within_the_daily_cap(rt,
 def test_a_thousand_concurrent_bookings_of_a_hundred_table_slot_yield_exactly_a_hundred(rt):
     from test_reservations import Band, publish, restaurant, slot_figures
 
-    from mallapp import reservations
+    from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
     slot_id = publish(rt, merchant_id, store_id, ["12:00"], [Band(1, 4, 100)])[0]
@@ -540,7 +540,7 @@ def test_a_thousand_concurrent_bookings_of_a_hundred_table_slot_yield_exactly_a_
 def test_concurrent_bookings_by_one_member_of_overlapping_slots_at_one_restaurant_hold_exactly_one(rt):
     from test_reservations import Band, publish, restaurant
 
-    from mallapp import reservations
+    from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
     slot_ids = publish(rt, merchant_id, store_id, [f"12:{m:02d}" for m in range(WORKERS)], [Band(1, 4, 5)])
@@ -556,7 +556,7 @@ def test_concurrent_bookings_by_one_member_of_overlapping_slots_at_one_restauran
 def test_concurrent_retries_of_one_booking_take_one_table(rt):
     from test_reservations import Band, publish, restaurant, slot_figures
 
-    from mallapp import reservations
+    from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
     slot_id = publish(rt, merchant_id, store_id, ["12:00"], [Band(1, 4, 5)])[0]
@@ -574,7 +574,7 @@ def test_concurrent_retries_of_one_booking_take_one_table(rt):
 def test_concurrent_changes_in_opposite_directions_neither_deadlock_nor_overfill(rt):
     from test_reservations import Band, book, publish, restaurant, slot_figures
 
-    from mallapp import reservations
+    from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
     lunch, dinner = publish(rt, merchant_id, store_id, ["12:00", "18:00"], [Band(1, 4, 30)])
@@ -597,7 +597,7 @@ def test_concurrent_changes_in_opposite_directions_neither_deadlock_nor_overfill
 def test_two_clocks_releasing_and_reminding_at_once_do_each_booking_once(rt, clock):
     from test_reservations import NOON, Band, book, inbox_keys, publish, restaurant, slot_figures
 
-    from mallapp import reservations
+    from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
     slot_ids = publish(rt, merchant_id, store_id, ["12:00"], [Band(1, 2, 20), Band(3, 4, 20)])
@@ -621,7 +621,7 @@ def test_two_clocks_releasing_and_reminding_at_once_do_each_booking_once(rt, clo
 # --- restaurant queues -----------------------------------------------------------------------------
 
 def _open_restaurant(rt: Runtime) -> tuple[int, int]:
-    from mallapp import queueing, venue_admin
+    from mallapp.domain import queueing, venue_admin
 
     merchant_id = new_merchant(rt)
     with rt.sessions.begin() as session:
@@ -632,7 +632,7 @@ def _open_restaurant(rt: Runtime) -> tuple[int, int]:
 
 
 def test_members_taking_numbers_at_once_get_unique_consecutive_numbers_and_true_places(rt):
-    from mallapp import queueing
+    from mallapp.domain import queueing
 
     _, store_id = _open_restaurant(rt)
     diners = [new_member(rt, f"o-queue-{i}") for i in range(WORKERS)]
@@ -641,7 +641,7 @@ def test_members_taking_numbers_at_once_get_unique_consecutive_numbers_and_true_
 
     assert unexpected(results) == [] and codes(results) == {"ok": WORKERS}
     assert sorted(results) == [f"A{n:03d}" for n in range(1, WORKERS + 1)]
-    from mallapp.queueing.models import QueueTicket
+    from mallapp.domain.queueing.models import QueueTicket
 
     with rt.sessions.begin() as session:
         taken = session.execute(select(QueueTicket.number, QueueTicket.ahead_at_take)).all()
@@ -651,8 +651,8 @@ def test_members_taking_numbers_at_once_get_unique_consecutive_numbers_and_true_
 
 
 def test_one_member_taking_numbers_at_once_in_every_band_holds_one_ticket(rt):
-    from mallapp import queueing
-    from mallapp.queueing.models import QueueCounter, QueueTicket
+    from mallapp.domain import queueing
+    from mallapp.domain.queueing.models import QueueCounter, QueueTicket
 
     _, store_id = _open_restaurant(rt)
     member_id = new_member(rt, "o-hoarder")
@@ -669,8 +669,8 @@ def test_one_member_taking_numbers_at_once_in_every_band_holds_one_ticket(rt):
 
 
 def test_a_walk_in_sent_again_at_once_from_the_till_gets_one_ticket_and_burns_no_number(rt):
-    from mallapp import queueing
-    from mallapp.queueing.models import QueueCounter
+    from mallapp.domain import queueing
+    from mallapp.domain.queueing.models import QueueCounter
 
     merchant_id, store_id = _open_restaurant(rt)
     n = 12
@@ -686,7 +686,7 @@ def test_a_walk_in_sent_again_at_once_from_the_till_gets_one_ticket_and_burns_no
 
 
 def test_a_call_double_clicked_at_the_till_calls_one_party(rt):
-    from mallapp import queueing
+    from mallapp.domain import queueing
 
     merchant_id, store_id = _open_restaurant(rt)
     for i in range(5):
@@ -706,7 +706,7 @@ def test_a_call_double_clicked_at_the_till_calls_one_party(rt):
 
 
 def test_two_clocks_lapsing_at_once_lapse_and_tell_each_ticket_once(rt, clock):
-    from mallapp import queueing
+    from mallapp.domain import queueing
 
     merchant_id, store_id = _open_restaurant(rt)
     diners = [new_member(rt, f"o-lapse-{i}") for i in range(10)]

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mallapp import coupons, deals, members, merchants, points, venue_admin
+from mallapp.domain import coupons, deals, members, merchants, points, venue_admin
+from mallapp.domain.points import PointsEntry
 from mallapp.errors import MallError
-from mallapp.points import PointsEntry
 
 
 @contextmanager
@@ -220,7 +220,7 @@ def test_birthday_month_deals_follow_the_malls_calendar(rt, world, clock):
         claim(rt, world["member"], deal_id)  # no birthday given
     assert claim(rt, april, deal_id).coupon.member_id == april
     with rt.sessions.begin() as s:
-        listed = [d.id for d in deals.claimable(s, rt.settings, members.get(s, march), rt.now())]
+        listed = [d.id for d in coupons.claimable(s, rt.settings, members.get(s, march), rt.now())]
     assert deal_id not in listed
 
 
@@ -229,7 +229,7 @@ def test_the_deal_list_leaves_out_what_the_member_cannot_claim(rt, world):
     make_deal(rt, world, live=False)
     claim(rt, world["member"], once)
     with rt.sessions.begin() as s:
-        listed = [d.id for d in deals.claimable(s, rt.settings, members.get(s, world["member"]), rt.now())]
+        listed = [d.id for d in coupons.claimable(s, rt.settings, members.get(s, world["member"]), rt.now())]
     assert listed == [open_deal]
 
 

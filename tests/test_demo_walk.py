@@ -19,12 +19,13 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from mallapp import demo, offers
-from mallapp.deals import Deal
-from mallapp.devtools import walks
-from mallapp.proximity.history import ProximityEvent
-from mallapp.proximity.worker import Worker
-from mallapp.venue import Zone
+from mallapp.devtools import demo, walks
+from mallapp.domain import offers
+from mallapp.domain.deals import Deal
+from mallapp.domain.proximity.history import ProximityEvent
+from mallapp.domain.venue import Zone
+from mallapp.processes import offers as offer_consumer
+from mallapp.processes.worker import Worker
 
 DEAL_TEMPLATE = "demo-deal-announced"
 
@@ -78,7 +79,7 @@ def walk(rt, client, clock, shoppers: dict[str, dict], backend_url: str, spool_r
                         itineraries=list(WALKS.values()), start=start)
     worker = Worker(rt, "worker-1", block_ms=0, flush_every_s=0, sweep_every_s=0)
     worker.ensure_group()
-    consumer = offers.Consumer(rt, "offers-1", block_ms=0)
+    consumer = offer_consumer.Consumer(rt, "offers-1", block_ms=0)
     consumer.ensure_group()
     silence = settings.beacons.exit_timeout_s + 5  # then everybody has been swept out of the mall
     with walks.SteppedGateways(mall, heard, backend_url=backend_url,
@@ -92,7 +93,7 @@ def walk(rt, client, clock, shoppers: dict[str, dict], backend_url: str, spool_r
             consumer.step(block_ms=0)
             quiet = quiet + 1 if not gateways.remaining() else 0
     worker.close()
-    assert rt.redis.xpending(offers.EVENTS_STREAM, offers.GROUP)["pending"] == 0
+    assert rt.redis.xpending(offer_consumer.EVENTS_STREAM, offers.GROUP)["pending"] == 0
     return gateways.totals
 
 

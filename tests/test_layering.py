@@ -10,17 +10,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from mallapp.models import metadata
+from mallapp.domain.models import metadata
 
 
 def test_domain_modules_the_worker_and_the_gateway_do_not_import_flask():
-    code = ("import sys, mallapp, mallapp.points, mallapp.purchases, mallapp.checkin, mallapp.members, "
-            "mallapp.gifts, mallapp.deals, mallapp.coupons, mallapp.follows, mallapp.notifications, mallapp.auth, "
-            "mallapp.offers, mallapp.live, mallapp.staff, mallapp.runtime, mallapp.wechat, "
-            "mallapp.cli, mallapp.venue, mallapp.reservations, mallapp.reservation_admin, mallapp.scheduler, mallapp.alerts, "
-            "mallapp.queueing, mallapp.queueing.service, mallapp.queueing.estimator, mallapp.queueing.evaluate, "
-            "mallapp.venue_admin, mallapp.ops, mallapp.proximity.worker, mallapp.proximity.__main__, "
-            "mallapp.proximity.evaluate, mallapp.devtools.walks, beacons, beacons.__main__; "
+    code = ("import sys, mallapp, mallapp.domain.points, mallapp.domain.purchases, mallapp.domain.checkin, mallapp.domain.members, "
+            "mallapp.domain.gifts, mallapp.domain.deals, mallapp.domain.coupons, mallapp.domain.follows, mallapp.domain.notifications, mallapp.domain.auth, "
+            "mallapp.domain.offers, mallapp.adapters.live, mallapp.domain.staff, mallapp.runtime, mallapp.adapters.wechat, "
+            "mallapp.cli, mallapp.domain.venue, mallapp.domain.reservations, mallapp.domain.reservation_admin, mallapp.processes.clock, mallapp.domain.alerts, "
+            "mallapp.domain.queueing, mallapp.domain.queueing.service, mallapp.domain.queueing.estimator, mallapp.domain.queueing.evaluate, "
+            "mallapp.domain.venue_admin, mallapp.domain.ops, mallapp.processes.worker, mallapp.processes.worker, "
+            "mallapp.domain.proximity.evaluate, mallapp.devtools.walks, beacons, beacons.__main__; "
             "sys.exit(1 if 'flask' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
@@ -38,7 +38,7 @@ def test_ledger_entries_cannot_be_changed_or_deleted(rt, statement):
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
-    from mallapp import members, points
+    from mallapp.domain import members, points
 
     with rt.sessions.begin() as session:
         member, _ = members.sign_in(session, openid="o-1", unionid=None, now=rt.now())

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from mallapp import checkin, gifts, members, merchants, points, purchases
+from mallapp.domain import checkin, gifts, members, merchants, points, purchases
+from mallapp.domain.points import PointsAccount, PointsAllocation, PointsEntry, PointsLot
 from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
-from mallapp.points import PointsAccount, PointsAllocation, PointsEntry, PointsLot
 
 SHANGHAI_2028 = datetime(2027, 12, 31, 16, 0, tzinfo=UTC)  # 1 Jan 2028 00:00 in Shanghai
 SHANGHAI_2029 = datetime(2028, 12, 31, 16, 0, tzinfo=UTC)

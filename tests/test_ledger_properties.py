@@ -22,10 +22,10 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from mallapp import members, merchants, points, purchases
 from mallapp.db import make_engine, make_sessionmaker
+from mallapp.domain import members, merchants, points, purchases
+from mallapp.domain.points import PointsAccount, PointsEntry, PointsLot
 from mallapp.errors import Conflict, RuleViolation
-from mallapp.points import PointsAccount, PointsEntry, PointsLot
 from mallapp.settings import Settings, load_settings
 
 START = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)

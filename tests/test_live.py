@@ -16,9 +16,10 @@ from test_notifications import ME, M, _deliveries, _inbox, _opt_in, _quota, make
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from mallapp import live, notifications
-from mallapp.live import LiveServer
-from mallapp.notifications import Delivery, Message
+from mallapp.adapters import live
+from mallapp.domain import notifications
+from mallapp.domain.notifications import Delivery, Message
+from mallapp.processes.live import TOKEN_CLOSE_CODE, LiveServer
 
 __all__ = ["make_deal", "shop", "shoppers"]  # fixtures shared with test_notifications
 
@@ -188,7 +189,7 @@ def test_a_signed_out_member_is_disconnected(client, rt, shoppers, redis_server)
         assert client.post("/api/v1/auth/logout", headers=ada["headers"]).status_code == 204
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=5)
-    assert closed.value.rcvd.code == live.TOKEN_CLOSE_CODE
+    assert closed.value.rcvd.code == TOKEN_CLOSE_CODE
     _wait_online(rt, ada["member"]["id"], expected=False)
 
 

@@ -9,8 +9,8 @@ import pytest
 from api_helpers import api_error
 from sqlalchemy import select
 
-from mallapp import deals, merchants, notifications, venue_admin
-from mallapp.notifications import Delivery, Message, Notification
+from mallapp.domain import deals, merchants, notifications, venue_admin
+from mallapp.domain.notifications import Delivery, Message, Notification
 
 M, ME = "/api/v1/merchant", "/api/v1/me"
 SEND_PATH = "/cgi-bin/message/subscribe/send"

@@ -10,11 +10,12 @@ import pytest
 from proximity_helpers import build_venue
 from sqlalchemy import select, update
 
-from mallapp import coupons, deals, follows, members, merchants, offers
-from mallapp.deals import Deal
-from mallapp.notifications import Notification
-from mallapp.proximity.worker import Worker
-from mallapp.venue import Store
+from mallapp.domain import coupons, deals, follows, members, merchants, offers
+from mallapp.domain.deals import Deal
+from mallapp.domain.notifications import Notification
+from mallapp.domain.venue import Store
+from mallapp.processes import offers as offer_consumer
+from mallapp.processes.worker import Worker
 
 DEAL_TEMPLATE = "demo-deal-announced"
 SEND_PATH = "/cgi-bin/message/subscribe/send"
@@ -234,7 +235,7 @@ def test_a_dwell_at_a_store_delivers_one_offer_and_the_same_day_no_more(client, 
     deal_id = live_deal(rt, Shop(merchant.id, venue.store, 0, venue.store_zone, venue.item_zone, venue.item, 0))
     worker = Worker(rt, "worker-1", block_ms=0, flush_every_s=0)
     worker.ensure_group()
-    consumer = offers.Consumer(rt, "offers-1", block_ms=0)
+    consumer = offer_consumer.Consumer(rt, "offers-1", block_ms=0)
     consumer.ensure_group()
 
     walk(client, ada, worker, clock, 25, {venue.minors["store"]: -62})
@@ -244,7 +245,7 @@ def test_a_dwell_at_a_store_delivers_one_offer_and_the_same_day_no_more(client, 
     [sent] = emulator.messages
     assert sent["touser"] == "o-ada" and sent["template_id"] == DEAL_TEMPLATE
     assert sent["page"] == f"pages/deals/detail?id={deal_id}"
-    assert rt.redis.xpending(offers.EVENTS_STREAM, offers.GROUP)["pending"] == 0
+    assert rt.redis.xpending(offer_consumer.EVENTS_STREAM, offers.GROUP)["pending"] == 0
 
     # She leaves, comes back an hour later and dwells again: a new event, but no second offer.
     clock.advance(seconds=31)

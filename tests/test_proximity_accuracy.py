@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from mallapp.proximity import evaluate
-from mallapp.proximity.engine import Engine, EngineConfig, MemberState
-from mallapp.proximity.locate import (
+from mallapp.domain.proximity import evaluate
+from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState
+from mallapp.domain.proximity.locate import (
     FloorPlan,
     Geometry,
     LocateParams,
@@ -17,7 +17,7 @@ from mallapp.proximity.locate import (
     strongest_anchor,
     weighted_centroid,
 )
-from mallapp.venue import Anchor, Registry, ZoneInfo
+from mallapp.domain.venue import Anchor, Registry, ZoneInfo
 
 SQUARE = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mallapp.proximity.engine import (
+from mallapp.domain.proximity.engine import (
     APPLIED_BYTES,
     MALL_ENTER,
     MALL_EXIT,
@@ -15,7 +15,7 @@ from mallapp.proximity.engine import (
     EngineConfig,
     MemberState,
 )
-from mallapp.venue import Anchor, Registry, ZoneInfo
+from mallapp.domain.venue import Anchor, Registry, ZoneInfo
 
 ENTRANCE, STORE, ITEM = 1, 2, 3
 

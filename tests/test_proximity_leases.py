@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mallapp.proximity.leases import Leases, lease_key
+from mallapp.domain.proximity.leases import Leases, lease_key
 
 PARTITIONS = 8
 

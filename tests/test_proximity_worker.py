@@ -9,14 +9,14 @@ import pytest
 from proximity_helpers import UUID, build_venue, signed
 from sqlalchemy import func, select
 
-from mallapp.checkin import Checkin
-from mallapp.proximity import effects, identity, live
-from mallapp.proximity.engine import MemberState
-from mallapp.proximity.history import MallVisit, ProximityEvent, ZoneVisit
-from mallapp.proximity.ingest import stream, streams
-from mallapp.proximity.leases import WORKERS, lease_key
-from mallapp.proximity.worker import GROUP, Worker, state_key
-from mallapp.venue import BeaconStatus
+from mallapp.domain.checkin import Checkin
+from mallapp.domain.proximity import effects, identity, live
+from mallapp.domain.proximity.engine import MemberState
+from mallapp.domain.proximity.history import MallVisit, ProximityEvent, ZoneVisit
+from mallapp.domain.proximity.ingest import stream, streams
+from mallapp.domain.proximity.leases import WORKERS, lease_key
+from mallapp.domain.venue import BeaconStatus
+from mallapp.processes.worker import GROUP, Worker, state_key
 
 
 @pytest.fixture

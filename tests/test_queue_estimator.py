@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mallapp.queueing import evaluate
-from mallapp.queueing.estimator import Observation, Params, aggregate, fit, naive
+from mallapp.domain.queueing import evaluate
+from mallapp.domain.queueing.estimator import Observation, Params, aggregate, fit, naive
 
 P = Params(naive_seconds_per_party=600, half_life_days=7, slot_minutes=60, shrinkage=8)
 

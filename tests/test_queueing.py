@@ -8,9 +8,9 @@ import pytest
 from api_helpers import api_error
 from sqlalchemy import func, select
 
-from mallapp import auth, merchants, queueing, venue_admin
-from mallapp.notifications import Notification
-from mallapp.queueing.models import QueueTicket
+from mallapp.domain import auth, merchants, queueing, venue_admin
+from mallapp.domain.notifications import Notification
+from mallapp.domain.queueing.models import QueueTicket
 
 M = "/api/v1/merchant"
 PASSWORD = "a long enough passphrase"

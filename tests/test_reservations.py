@@ -10,10 +10,18 @@ import pytest
 from api_helpers import api_error
 from sqlalchemy import func, select
 
-from mallapp import auth, members, merchants, notifications, reservation_admin, reservations, venue_admin
-from mallapp.notifications import Notification
-from mallapp.reservation_admin import Band
-from mallapp.reservations import Reservation, Slot
+from mallapp.domain import (
+    auth,
+    members,
+    merchants,
+    notifications,
+    reservation_admin,
+    reservations,
+    venue_admin,
+)
+from mallapp.domain.notifications import Notification
+from mallapp.domain.reservation_admin import Band
+from mallapp.domain.reservations import Reservation, Slot
 
 M = "/api/v1/merchant"
 PASSWORD = "a long enough passphrase"

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mallapp import members, merchants, points, rewards, venue_admin
-from mallapp.deals import Deal
-from mallapp.points import PointsEntry
-from mallapp.rewards import Referral
+from mallapp.domain import members, merchants, points, rewards, venue_admin
+from mallapp.domain.deals import Deal
+from mallapp.domain.points import PointsEntry
+from mallapp.domain.rewards import Referral
 
 # 01:00 on 1 April in Shanghai, still 31 March in UTC: the month differs by zone.
 APRIL_IN_SHANGHAI = datetime(2026, 3, 31, 17, 0, tzinfo=UTC)

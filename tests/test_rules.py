@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from mallapp import auth, checkin, members, points
+from mallapp.domain import auth, checkin, members, points
 from mallapp.errors import InvalidInput
 from mallapp.settings import SettingsError, load_settings
 

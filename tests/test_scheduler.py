@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mallapp import coupons, deals, members, merchants, notifications, scheduler, venue_admin
-from mallapp.notifications import Delivery, Notification
-from mallapp.scheduler import JOBS, run_job
+from mallapp.domain import coupons, deals, members, merchants, notifications, venue_admin
+from mallapp.domain.notifications import Delivery, Notification
+from mallapp.processes import clock as scheduler
+from mallapp.processes.clock import JOBS, run_job
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_a_reminder_run_that_crashed_after_recording_does_not_remind_again(rt, c
 
 
 def test_points_expiry_and_birthday_gifts_run_twice_change_nothing_the_second_time(rt, clock):
-    from mallapp import points
+    from mallapp.domain import points
 
     now = rt.now()
     with rt.sessions.begin() as s:
@@ -161,7 +162,7 @@ def test_jobs_list_and_run_from_the_command_line(tmp_path, settings):
 def test_beacon_health_raises_each_problem_once_and_clears_it_when_fixed(rt, client, ops_viewer, clock):
     from proximity_helpers import build_venue
 
-    from mallapp.venue import BeaconStatus, Gateway
+    from mallapp.domain.venue import BeaconStatus, Gateway
 
     venue = build_venue(rt)  # three beacons and a gateway, none heard yet
     job = scheduler.find("beacon-health")

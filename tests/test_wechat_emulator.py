@@ -1,4 +1,4 @@
-"""mallapp.wechat against the WeChat emulator, over real loopback HTTP."""
+"""mallapp.adapters.wechat against the WeChat emulator, over real loopback HTTP."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ import pytest
 import requests
 from wechatpy.session.memorystorage import MemoryStorage
 
+from mallapp.adapters.wechat import (
+    MallWeChatClient,
+    WeChatSession,
+    build_client,
+    code_to_session,
+    get_phone_number,
+    recall_session_key,
+    remember_session_key,
+    send_subscribe_message,
+)
 from mallapp.devtools.wechat_emulator import WeChatEmulator
 from mallapp.errors import (
     Conflict,
@@ -21,16 +31,6 @@ from mallapp.errors import (
     UpstreamError,
 )
 from mallapp.settings import load_settings
-from mallapp.wechat import (
-    MallWeChatClient,
-    WeChatSession,
-    build_client,
-    code_to_session,
-    get_phone_number,
-    recall_session_key,
-    remember_session_key,
-    send_subscribe_message,
-)
 
 APPID = "wxemulatortest0001"
 SECRET = "s3cr3t-never-shown"

@@ -17,13 +17,14 @@ from flask import Blueprint, Response, current_app, g, request
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from sqlalchemy.orm import Session
 
-from mallapp import auth, merchants, ops, staff
+from mallapp.domain import auth, merchants, ops, staff
+from mallapp.domain.proximity.ingest import authenticate_gateway
 from mallapp.errors import Forbidden, InvalidInput, MallError, Unauthorized
 from mallapp.runtime import Runtime
 
 # member: a mini-program token; merchant: an mk_ key or any staff member's st_ token (the till);
 # merchant_manager: the key or a manager's token; ops: any ops user, ops_admin: an admin;
-# gateway: a batch signed with a gateway key (mallapp.proximity.ingest.authenticate_gateway).
+# gateway: a batch signed with a gateway key (mallapp.domain.proximity.ingest.authenticate_gateway).
 Auth = Literal["member", "merchant", "merchant_manager", "ops", "ops_admin", "gateway"] | None
 MERCHANT_AUTH = ("merchant", "merchant_manager")
 
@@ -151,8 +152,6 @@ def _authenticate_ops(admin: bool) -> None:
 
 
 def _authenticate_gateway(session: Session) -> None:
-    from mallapp.proximity.ingest import authenticate_gateway
-
     rt = runtime()
     g.gateway_id = authenticate_gateway(session, rt.redis, rt.settings, rt.secret, request.headers,
                                         request.get_data(cache=True), rt.now())

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import Field, StringConstraints, model_validator
 
-from mallapp import coupons, deals, members
 from mallapp.api.core import (
     Body,
     Out,
@@ -20,6 +19,7 @@ from mallapp.api.core import (
     transaction,
 )
 from mallapp.api.deals import Benefit, DealContent, Id
+from mallapp.domain import coupons, members
 
 member_bp = Blueprint("member_deals", __name__, url_prefix="/api/v1")
 till_bp = Blueprint("till_coupons", __name__, url_prefix="/api/v1/merchant")
@@ -116,7 +116,7 @@ def list_deals() -> MemberDealsOut:
     rt = runtime()
     with transaction() as session:
         member = members.get(session, current_member_id())
-        found = deals.claimable(session, rt.settings, member, rt.now())
+        found = coupons.claimable(session, rt.settings, member, rt.now())
         held = coupons.claims_by_deal(session, member.id, [d.id for d in found])
         return MemberDealsOut(deals=[MemberDealOut(
             id=d.id, store_id=d.store_id, title=d.title, text=d.text, image_url=d.image_url, starts_at=d.starts_at,

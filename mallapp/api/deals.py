@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint
 from pydantic import AwareDatetime, Field, StringConstraints, field_validator
 
-from mallapp import deals
 from mallapp.api.core import PRINTABLE, Body, Out, Query, current_merchant_id, operation, runtime, transaction
+from mallapp.domain import deals
 from mallapp.errors import InvalidInput
 
 merchant_bp = Blueprint("merchant_deals", __name__, url_prefix="/api/v1/merchant")

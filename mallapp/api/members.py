@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from flask import Blueprint, request
 from pydantic import Field, StringConstraints, field_validator
 
-from mallapp import auth, checkin, gifts, members, points, rewards, wechat
+from mallapp.adapters import wechat
 from mallapp.api.core import (
     Body,
     Out,
@@ -18,6 +18,7 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
+from mallapp.domain import auth, checkin, gifts, members, points, rewards
 from mallapp.errors import InvalidInput
 
 bp = Blueprint("members", __name__, url_prefix="/api/v1")

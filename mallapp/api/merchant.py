@@ -12,7 +12,6 @@ from typing import Annotated, Literal
 from flask import Blueprint, request
 from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
 
-from mallapp import auth, purchases, staff
 from mallapp.api.core import (
     Body,
     Out,
@@ -25,6 +24,7 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
+from mallapp.domain import auth, purchases, staff
 from mallapp.errors import Forbidden, InvalidInput, NotFound
 
 bp = Blueprint("merchant", __name__, url_prefix="/api/v1/merchant")

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import Field, StringConstraints
 
-from mallapp import follows, notifications
 from mallapp.api.core import (
     Body,
     Out,
@@ -19,6 +18,7 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
+from mallapp.domain import follows, notifications
 
 member_bp = Blueprint("member_delivery", __name__, url_prefix="/api/v1/me")
 merchant_bp = Blueprint("merchant_announcements", __name__, url_prefix="/api/v1/merchant")

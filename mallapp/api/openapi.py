@@ -132,7 +132,7 @@ _CODE_STATUS = {
     "footfall.invalid_range": 400,
 }
 
-# Sightings and gateways (mallapp.proximity.ingest).
+# Sightings and gateways (mallapp.domain.proximity.ingest).
 _CODE_STATUS.update({
     "sightings.unknown_uuid": 422, "sightings.impossible_rssi": 400, "sightings.invalid_beacon": 400,
     "sightings.stale": 422, "sightings.from_future": 422, "sightings.batch_too_large": 413,
@@ -141,7 +141,7 @@ _CODE_STATUS.update({
 })
 
 
-# Deals and coupons (mallapp.deals, mallapp.coupons).
+# Deals and coupons (mallapp.domain.deals, mallapp.domain.coupons).
 _CODE_STATUS.update({
     "deal.not_found": 404, "deal.invalid_state": 409, "deal.store_not_yours": 422, "deal.invalid_window": 400,
     "deal.invalid_benefit": 400, "deal.terms_locked": 409, "deal.quota_below_claimed": 422,
@@ -151,18 +151,18 @@ _CODE_STATUS.update({
 })
 
 
-# Delivery (mallapp.follows, mallapp.notifications).
+# Delivery (mallapp.domain.follows, mallapp.domain.notifications).
 _CODE_STATUS.update({"notification.not_found": 404})
 
 
-# Merchant staff (mallapp.staff).
+# Merchant staff (mallapp.domain.staff).
 _CODE_STATUS.update({
     "merchant.bad_credentials": 401, "merchant.role_required": 403, "staff.not_found": 404,
     "staff.username_taken": 409, "staff.self_lockout": 409,
 })
 
 
-# Restaurant queues (mallapp.queueing).
+# Restaurant queues (mallapp.domain.queueing).
 _CODE_STATUS.update({
     "queue.closed": 409, "queue.ticket_active": 409, "queue.no_band": 422, "queue.party_too_large": 422,
     "queue.ticket_not_found": 404, "queue.band_not_found": 404, "queue.nobody_waiting": 409,
@@ -170,7 +170,7 @@ _CODE_STATUS.update({
 })
 
 
-# Table reservations (mallapp.reservations, mallapp.reservation_admin).
+# Table reservations (mallapp.domain.reservations, mallapp.domain.reservation_admin).
 _CODE_STATUS.update({
     "reservation.store_not_found": 404, "reservation.slot_not_found": 404, "reservation.not_found": 404,
     "reservation.slot_not_available": 422, "reservation.party_size_mismatch": 422, "reservation.full": 409,

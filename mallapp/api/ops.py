@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint, request
 from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator
 
-from mallapp import alerts, ops, venue, venue_admin
 from mallapp.api.core import (
     PRINTABLE,
     Body,
@@ -24,8 +23,9 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
+from mallapp.domain import alerts, ops, venue, venue_admin
+from mallapp.domain.venue import Beacon, Gateway, SaleItem, Store, Zone
 from mallapp.errors import InvalidInput
-from mallapp.venue import Beacon, Gateway, SaleItem, Store, Zone
 
 bp = Blueprint("ops", __name__, url_prefix="/api/v1/ops")
 

@@ -9,8 +9,8 @@ from flask import Blueprint
 from pydantic import Field, StringConstraints
 
 from mallapp.api.core import Body, Out, current_gateway_id, current_member_id, operation, runtime
-from mallapp.checkin import Position
-from mallapp.proximity import identity, ingest
+from mallapp.domain.checkin import Position
+from mallapp.domain.proximity import identity, ingest
 
 bp = Blueprint("proximity", __name__, url_prefix="/api/v1")
 

@@ -9,7 +9,6 @@ from flask import Blueprint
 from pydantic import Field, StringConstraints
 from sqlalchemy.orm import Session
 
-from mallapp import notifications, queueing
 from mallapp.api.core import (
     Body,
     Out,
@@ -20,8 +19,9 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.queueing.estimator import Model
-from mallapp.queueing.models import QueueTicket
+from mallapp.domain import notifications, queueing
+from mallapp.domain.queueing.estimator import Model
+from mallapp.domain.queueing.models import QueueTicket
 
 member_bp = Blueprint("member_queue", __name__, url_prefix="/api/v1")
 merchant_bp = Blueprint("merchant_queue", __name__, url_prefix="/api/v1/merchant")

@@ -9,7 +9,7 @@ from flask import Blueprint
 from pydantic import Field, StringConstraints, model_validator
 from sqlalchemy.orm import Session
 
-from mallapp import live, notifications, reservation_admin, reservations
+from mallapp.adapters import live
 from mallapp.api.core import (
     Body,
     Out,
@@ -22,7 +22,8 @@ from mallapp.api.core import (
     transaction,
 )
 from mallapp.api.deals import Id
-from mallapp.members import Member
+from mallapp.domain import notifications, reservation_admin, reservations
+from mallapp.domain.members import Member
 
 member_bp = Blueprint("member_reservations", __name__, url_prefix="/api/v1")
 merchant_bp = Blueprint("merchant_reservations", __name__, url_prefix="/api/v1/merchant")

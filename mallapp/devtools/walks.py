@@ -3,7 +3,7 @@
 ``python -m mallapp.devtools.walks --backend-url URL`` runs one ``beacons`` gateway per demo
 gateway, each on bleak's replay backend, fed with what it would hear in a cycle of a few minutes:
 the shoppers' phones advertising their rotating identity (fresh each cycle, from
-``mallapp.proximity.identity``), the mall's beacons' iBeacon frames, and their Eddystone-TLM
+``mallapp.domain.proximity.identity``), the mall's beacons' iBeacon frames, and their Eddystone-TLM
 telemetry (one beacon's battery is low, so fleet health has a problem to show). Signal strength
 follows the log-distance model with Gaussian noise. ``mallapp demo`` starts this next to the web
 server and the proximity worker, so members appear, check in, dwell and leave.
@@ -34,11 +34,11 @@ from beacons import Forwarder, Gateway, GatewayConfig, Listener, ReplayScanner, 
 from beacons.capture import Advert
 from beacons.forwarder import Transport
 from beacons.frames import build_eddystone_tlm, build_ibeacon
-from mallapp.demo import DemoBeacon, DemoGateway, DemoMall, seed_venue
-from mallapp.proximity import identity
+from mallapp.devtools.demo import DemoBeacon, DemoGateway, DemoMall, seed_venue
+from mallapp.domain.proximity import identity
 from mallapp.runtime import build_runtime
 
-log = logging.getLogger("mallapp.demo.walks")
+log = logging.getLogger("mallapp.walks")
 
 APPLE = 0x004C
 EDDYSTONE = "0000feaa-0000-1000-8000-00805f9b34fb"

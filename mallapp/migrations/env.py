@@ -4,7 +4,7 @@ from alembic import context
 from sqlalchemy import pool
 
 from mallapp.db import make_engine
-from mallapp.models import metadata
+from mallapp.domain.models import metadata
 
 config = context.config
 

@@ -1,0 +1,42 @@
+"""What a deal or coupon gives: its kinds, how one is checked, and how one reads to a member."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mallapp.errors import InvalidInput
+
+BENEFIT_KINDS = ("amount_off", "percent_off", "gift", "bonus_points")
+# The integer each benefit kind carries; a gift carries text instead.
+BENEFIT_VALUE = {"amount_off": "amount_fen", "percent_off": "percent", "bonus_points": "points"}
+
+
+def benefit_columns(benefit: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns for a benefit such as ``{"kind": "percent_off", "percent": 20}``; integers only."""
+    kind = benefit.get("kind")
+    if kind == "gift":
+        gift = benefit.get("gift")
+        if set(benefit) == {"kind", "gift"} and isinstance(gift, str) and 0 < len(gift.strip()) <= 80:
+            return {"benefit_kind": kind, "benefit_value": None, "benefit_gift": gift.strip()}
+    elif kind in BENEFIT_VALUE:
+        field = BENEFIT_VALUE[kind]
+        value = benefit.get(field)
+        top = 99 if kind == "percent_off" else 100_000_000
+        if (set(benefit) == {"kind", field} and isinstance(value, int) and not isinstance(value, bool)
+                and 0 < value <= top):
+            return {"benefit_kind": kind, "benefit_value": value, "benefit_gift": None}
+    raise InvalidInput("a benefit is amount_off with amount_fen, percent_off with percent (1-99), gift with gift "
+                       "text, or bonus_points with points", code="deal.invalid_benefit")
+
+
+def describe_benefit(benefit: Mapping[str, Any]) -> str:
+    """The benefit as a member reads it: \"10.00 yuan off\", \"20% off\", \"50 bonus points\" or the gift."""
+    kind = benefit["kind"]
+    if kind == "amount_off":
+        return f"{benefit['amount_fen'] / 100:.2f} yuan off"
+    if kind == "percent_off":
+        return f"{benefit['percent']}% off"
+    if kind == "bonus_points":
+        return f"{benefit['points']} bonus points"
+    return str(benefit["gift"])

@@ -1,0 +1,302 @@
+"""Coupons: members claim deals, tills redeem the coupons once.
+
+A claim locks the deal's row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions begin
+``IMMEDIATE``, so writers queue), so the quota and the per-member limit are checked and the
+counter moved under one lock: concurrent claims can never exceed either. A redemption locks the
+coupon's row; the till's ``request_id`` makes its retry return the first result.
+
+A coupon's status is derived: ``used`` once redeemed, else ``expired`` from its expiry (the deal's
+``ends_at``, or the coupon's own ``valid_until`` when sooner: a new-member pack coupon lasts the
+member's first month), else ``active``. Pausing or ending a deal stops claims, not the coupons members hold.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import ForeignKey, Index, String, and_, case, cast, func, literal, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from mallapp.adapters import live
+from mallapp.db import Base, UTCDateTime, insert_or_nothing
+from mallapp.domain import members, notifications, points
+from mallapp.domain.deals import Deal, member_matches
+from mallapp.domain.members import Member
+from mallapp.domain.points import BigId
+from mallapp.domain.venue import Store
+from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
+from mallapp.settings import Settings
+
+if TYPE_CHECKING:
+    from mallapp.domain.notifications import Senders
+
+Status = Literal["active", "used", "expired"]
+QR_PREFIX = "CP1"
+# Codes are read off a phone and typed at a till: no 0/O, 1/I/L.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+class Coupon(Base):
+    __tablename__ = "coupons"
+    __table_args__ = (Index("ix_coupons_deal_id_member_id", "deal_id", "member_id"),
+                      Index("ix_coupons_member_id_claimed_at", "member_id", "claimed_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    redeemed_at_store: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    # The till's id for the redeem call: a retry carrying it gets the first answer again.
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    bonus_points: Mapped[int | None] = mapped_column()
+    # A coupon issued rather than claimed (mallapp.domain.rewards): its own expiry, and the key that makes it once.
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    issue_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+
+    def expires_at(self, deal: Deal) -> datetime:
+        return deal.ends_at if self.valid_until is None else min(deal.ends_at, self.valid_until)
+
+    def status(self, deal: Deal, now: datetime) -> Status:
+        if self.redeemed_at is not None:
+            return "used"
+        return "expired" if now >= self.expires_at(deal) else "active"
+
+
+@dataclass(frozen=True)
+class Held:
+    """A coupon with its deal, as the wallet and the till show it."""
+
+    coupon: Coupon
+    deal: Deal
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    coupon: Coupon
+    deal: Deal
+    replayed: bool
+
+
+# --- codes and the QR payload ----------------------------------------------------------------------
+
+def new_code(length: int) -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def normalize_code(text: str) -> str:
+    """What a cashier typed, in canonical form: upper case, without spaces or dashes."""
+    return text.replace("-", "").replace(" ", "").upper()
+
+
+def _qr_sig(secret: bytes, coupon_id: int, code: str) -> str:
+    mac = hmac.new(secret, f"coupon:{coupon_id}:{code}".encode(), hashlib.sha256).digest()[:15]
+    return base64.urlsafe_b64encode(mac).decode()
+
+
+def qr_payload(secret: bytes, coupon: Coupon) -> str:
+    """The signed payload of the coupon's QR code: ``CP1.<id>.<code>.<HMAC>``."""
+    return f"{QR_PREFIX}.{coupon.id}.{coupon.code}.{_qr_sig(secret, coupon.id, coupon.code)}"
+
+
+def code_from_qr(secret: bytes, payload: str) -> str:
+    """The coupon code in a genuine QR payload, or InvalidInput."""
+    parts = payload.split(".")
+    if len(parts) != 4 or parts[0] != QR_PREFIX or not parts[1].isdigit():
+        raise InvalidInput("not a coupon QR code", code="coupon.invalid_qr")
+    if not hmac.compare_digest(parts[3], _qr_sig(secret, int(parts[1]), parts[2])):
+        raise InvalidInput("the coupon QR code is not genuine", code="coupon.invalid_qr")
+    return parts[2]
+
+
+# --- claiming --------------------------------------------------------------------------------------
+
+def claim(session: Session, settings: Settings, member_id: int, deal_id: int, now: datetime) -> Held:
+    """Give the member a coupon for a live deal, within its quota and the per-member limit."""
+    member = members.get(session, member_id)
+    deal = session.scalar(select(Deal).where(Deal.id == deal_id).with_for_update()
+                          .execution_options(populate_existing=True)) if 0 < deal_id < 2**31 else None
+    if deal is None or deal.status in ("draft", "pending_approval", "rejected") or deal.pack_key is not None:
+        raise NotFound(f"no deal with id {deal_id}", code="deal.not_found")
+    if deal.status != "live" or not deal.within_validity(now):
+        raise RuleViolation("this deal cannot be claimed now", code="deal.not_available",
+                            details={"status": deal.status})
+    if not member_matches(settings, deal.member_rule, member, now):
+        raise RuleViolation("this deal is for other members", code="deal.member_not_eligible",
+                            details={"member_rule": deal.member_rule})
+    if deal.claimed >= deal.quota:
+        raise RuleViolation("every coupon of this deal has been claimed", code="deal.sold_out")
+    held = claims_by_deal(session, member_id, [deal.id]).get(deal.id, 0)
+    if held >= deal.per_member_limit:
+        raise RuleViolation(f"a member may claim this deal {deal.per_member_limit} time(s)",
+                            code="deal.limit_reached")
+    values = dict(deal_id=deal.id, member_id=member_id, claimed_at=now, redeemed_at=None, redeemed_at_store=None,
+                  request_id=None, bonus_points=None, valid_until=None, issue_key=None)
+    coupon_id = _insert(session, settings, values, ["code"])
+    deal.claimed += 1  # under the deal's lock, in the coupon's transaction
+    session.flush()
+    return Held(Coupon(id=coupon_id, **values), deal)
+
+
+def issue(session: Session, settings: Settings, member_id: int, deal: Deal, *, key: str, valid_until: datetime,
+          now: datetime) -> Held | None:
+    """Give the member a coupon of ``deal`` unasked, once per ``key``; None when the key was used before."""
+    values = dict(deal_id=deal.id, member_id=member_id, claimed_at=now, redeemed_at=None, redeemed_at_store=None,
+                  request_id=None, bonus_points=None, valid_until=valid_until, issue_key=key)
+    # The unique key decides: a concurrent issue of the same key waits for this one and inserts nothing.
+    coupon_id = _insert(session, settings, values, ["issue_key"])
+    if coupon_id is None:
+        return None
+    session.execute(update(Deal).where(Deal.id == deal.id).values(claimed=Deal.claimed + 1))
+    return Held(Coupon(id=coupon_id, **values), deal)
+
+
+def _insert(session: Session, settings: Settings, values: dict[str, object], conflict_on: list[str]) -> int | None:
+    """Insert a coupon with a fresh code; None when a row with the same ``conflict_on`` key exists.
+
+    Keyed on ``issue_key``, a code collision (one in 31^8 or more) raises IntegrityError and the
+    caller's transaction fails: rare enough for a retry to be the answer.
+    """
+    for _ in range(5):
+        values["code"] = new_code(settings.deals.coupon_code_length)
+        coupon_id = insert_or_nothing(session, Coupon, values, conflict_on)
+        if coupon_id is not None or conflict_on != ["code"]:
+            return coupon_id
+    raise Conflict("could not allocate a coupon code, try again", code="coupon.retry")  # pragma: no cover
+
+
+def claims_by_deal(session: Session, member_id: int, deal_ids: Sequence[int]) -> dict[int, int]:
+    """How many coupons the member holds of each deal (used and expired ones count)."""
+    if not deal_ids:
+        return {}
+    rows = session.execute(select(Coupon.deal_id, func.count()).where(Coupon.member_id == member_id,
+                                                                      Coupon.deal_id.in_(deal_ids))
+                           .group_by(Coupon.deal_id))
+    return {deal_id: n for deal_id, n in rows}
+
+
+def wallet(session: Session, member_id: int, now: datetime, status: Status | None = None,
+           limit: int = 50) -> list[Held]:
+    """The member's coupons, newest first, optionally of one status."""
+    query = select(Coupon, Deal).join(Deal, Deal.id == Coupon.deal_id).where(Coupon.member_id == member_id)
+    own_expiry_passed = Coupon.valid_until.is_not(None) & (Coupon.valid_until <= now)
+    if status == "used":
+        query = query.where(Coupon.redeemed_at.is_not(None))
+    elif status == "active":
+        query = query.where(Coupon.redeemed_at.is_(None), Deal.ends_at > now, ~own_expiry_passed)
+    elif status == "expired":
+        query = query.where(Coupon.redeemed_at.is_(None), (Deal.ends_at <= now) | own_expiry_passed)
+    rows = session.execute(query.order_by(Coupon.claimed_at.desc(), Coupon.id.desc()).limit(limit))
+    return [Held(coupon, deal) for coupon, deal in rows]
+
+
+# --- redeeming at the till -------------------------------------------------------------------------
+
+def redeem(session: Session, settings: Settings, secret: bytes, *, merchant_id: int, store_id: int,
+           code: str | None = None, qr: str | None = None, request_id: str, now: datetime) -> Redeemed:
+    """Use a coupon at the till, once; the same request_id again returns the first result."""
+    if (code is None) == (qr is None):
+        raise InvalidInput("send the coupon's code or its QR payload", code="request.invalid")
+    wanted = code_from_qr(secret, qr) if qr is not None else normalize_code(code or "")
+    coupon = session.scalar(select(Coupon).where(Coupon.code == wanted).with_for_update()
+                            .execution_options(populate_existing=True))
+    if coupon is None:
+        raise NotFound("no coupon with this code", code="coupon.not_found")
+    deal = session.get(Deal, coupon.deal_id)
+    assert deal is not None  # a foreign key
+    if deal.merchant_id != merchant_id:
+        raise RuleViolation("this coupon is for another merchant's deal", code="coupon.wrong_merchant")
+    if coupon.redeemed_at is not None:
+        if coupon.request_id == request_id:
+            return Redeemed(coupon, deal, replayed=True)
+        raise Conflict("this coupon has already been used", code="coupon.already_used",
+                       details={"redeemed_at": coupon.redeemed_at.isoformat(), "store_id": coupon.redeemed_at_store})
+    if store_id != deal.store_id:
+        raise RuleViolation("this coupon is valid only at the deal's store", code="coupon.wrong_store",
+                            details={"store_id": deal.store_id})
+    if now < deal.starts_at:
+        raise RuleViolation("this coupon is not valid yet", code="coupon.not_yet_valid",
+                            details={"starts_at": deal.starts_at.isoformat()})
+    if now >= coupon.expires_at(deal):
+        raise RuleViolation("this coupon has expired", code="coupon.expired",
+                            details={"ends_at": coupon.expires_at(deal).isoformat()})
+    coupon.redeemed_at, coupon.redeemed_at_store, coupon.request_id = now, store_id, request_id
+    if deal.benefit_kind == "bonus_points" and deal.benefit_value:
+        # Keyed by the coupon, so no path (a retry, a second request id) can credit it twice.
+        points.credit(session, settings, coupon.member_id, deal.benefit_value, "coupon",
+                      source_ref=f"coupon:{coupon.id}", idempotency_key=f"coupon:{coupon.id}:bonus", now=now,
+                      note=deal.title[:200])
+        coupon.bonus_points = deal.benefit_value
+    # One statement, in the coupon's transaction: the figure stays exact under concurrent redemptions.
+    session.execute(update(Deal).where(Deal.id == deal.id).values(redeemed=Deal.redeemed + 1))
+    session.flush()
+    session.refresh(deal)
+    return Redeemed(coupon, deal, replayed=False)
+
+
+# --- reminders -------------------------------------------------------------------------------------
+
+def reminder_key(coupon_id: int) -> str:
+    return f"coupon:{coupon_id}:expiring"
+
+
+def remind_expiring(sessions: sessionmaker[Session], settings: Settings, senders: Senders, now: datetime,
+                    batch: int = 500) -> int:
+    """Tell members of unused coupons expiring within ``[deals] coupon_reminder_hours``, once each; how many.
+
+    For the clock. A batch is recorded in one transaction and sent after it; the reminder's
+    notification key is what marks a coupon reminded, so a second run, or one after a crash,
+    reminds nobody twice (see :mod:`mallapp.domain.notifications`).
+    """
+    hours = settings.deals.coupon_reminder_hours
+    if not hours:
+        return 0
+    expires = case((and_(Coupon.valid_until.is_not(None), Coupon.valid_until < Deal.ends_at), Coupon.valid_until),
+                   else_=Deal.ends_at)
+    key = literal("coupon:") + cast(Coupon.id, String) + literal(":expiring")
+    told = (select(notifications.Notification.id)
+            .where(notifications.Notification.member_id == Coupon.member_id, notifications.Notification.key == key)
+            .exists())
+    due = (select(Coupon.id, Coupon.member_id, Deal.title, Deal.id.label("deal_id"), Deal.store_id,
+                  Store.name.label("store"), expires.label("expires_at"))
+           .join(Deal, Deal.id == Coupon.deal_id).join(Store, Store.id == Deal.store_id)
+           .where(Coupon.redeemed_at.is_(None), expires > now, expires <= now + timedelta(hours=hours), ~told)
+           .order_by(Coupon.id).limit(batch))
+    total = 0
+    while True:
+        with sessions.begin() as session:
+            rows = session.execute(due).all()
+            if not rows:
+                return total
+            online = live.online(senders.redis, {row.member_id for row in rows})
+            recorded = notifications.record_many(session, settings, [
+                (row.member_id, _reminder(settings, row)) for row in rows], now, online)
+        notifications.dispatch(sessions, senders, [r.outbound for r in recorded if r.outbound is not None], now)
+        total += len(rows)
+
+
+def _reminder(settings: Settings, row: Any) -> notifications.Message:
+    until = row.expires_at.astimezone(settings.mall.tz).strftime("%Y-%m-%d %H:%M")
+    return notifications.Message(
+        kind="reminder", key=reminder_key(row.id), title=f"Your coupon expires {until}",
+        body=f"{row.title}, at {row.store}", store_id=row.store_id,
+        page=f"{settings.notifications.deal_page}?id={row.deal_id}",
+        fields={"store": row.store, "ends_at": until})
+
+
+def claimable(session: Session, settings: Settings, member: Member, now: datetime) -> list[Deal]:
+    """Live deals within validity, not sold out, whose member rule fits, under the member's limit."""
+    deals = session.scalars(select(Deal).where(Deal.status == "live", Deal.starts_at <= now, Deal.ends_at > now,
+                                               Deal.claimed < Deal.quota, Deal.pack_key.is_(None))
+                            .order_by(Deal.ends_at, Deal.id))
+    fitting = [d for d in deals if member_matches(settings, d.member_rule, member, now)]
+    held = claims_by_deal(session, member.id, [d.id for d in fitting])
+    return [d for d in fitting if held.get(d.id, 0) < d.per_member_limit]

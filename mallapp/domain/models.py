@@ -1,0 +1,29 @@
+"""The model registry: every table, imported in one place.
+
+Whatever builds a session (the runtime of every process, Alembic, the tests) imports this, so every
+mapper can resolve every foreign key whichever modules the process itself uses.
+"""
+
+from mallapp.db import Base
+from mallapp.domain import (  # noqa: F401
+    alerts,
+    checkin,
+    coupons,
+    deals,
+    follows,
+    gifts,
+    members,
+    merchants,
+    notifications,
+    ops,
+    points,
+    purchases,
+    reservations,
+    rewards,
+    staff,
+    venue,
+)
+from mallapp.domain.proximity import history  # noqa: F401
+from mallapp.domain.queueing import models as queueing_models  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,76 @@
+"""Operations staff accounts (created from the command line) and their bearer tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis import Redis
+from sqlalchemy import Boolean, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from mallapp.db import Base, UTCDateTime
+from mallapp.domain import auth
+from mallapp.errors import Conflict, InvalidInput
+from mallapp.settings import AuthSettings
+
+ROLES = ("admin", "viewer")
+TOKEN_PREFIX = "ot_"
+
+
+class OpsUser(Base):
+    __tablename__ = "ops_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    # "admin" edits the venue and gateways; "viewer" reads fleet health, presence and reports.
+    role: Mapped[str] = mapped_column(String(12))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@dataclass(frozen=True)
+class OpsCaller:
+    id: int
+    username: str
+    role: str
+
+
+def create_user(session: Session, username: str, role: str, password: str, now: datetime) -> OpsUser:
+    """Create an ops user; the caller shows the password once."""
+    username = username.strip()
+    if not username or len(username) > 40:
+        raise InvalidInput("a username is 1 to 40 characters", code="ops.invalid_username")
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", code="ops.invalid_role")
+    if len(password) < auth.MIN_PASSWORD:
+        raise InvalidInput(f"a password has at least {auth.MIN_PASSWORD} characters", code="ops.weak_password")
+    if session.scalar(select(OpsUser.id).where(OpsUser.username == username)) is not None:
+        raise Conflict(f"ops user {username!r} already exists", code="ops.username_taken")
+    user = OpsUser(username=username, role=role, password_hash=auth.hash_password(password), active=True,
+                   created_at=now)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str, password: str) -> tuple[str, OpsCaller]:
+    """Check the password (``auth.check_sign_in``: one error for an unknown user, a wrong password or a disabled
+    one; 429 past the wrong-password limit) and issue a bearer token."""
+    user = session.scalar(select(OpsUser).where(OpsUser.username == username))
+    auth.check_sign_in(redis, "ops", limits, username, password, user.password_hash if user is not None else None,
+                       user is not None and user.active, "ops.bad_credentials")
+    assert user is not None
+    token = auth.issue_bearer(redis, "ops", TOKEN_PREFIX, f"{user.id}:{user.role}:{user.username}",
+                              limits.token_ttl_seconds)
+    return token, OpsCaller(user.id, user.username, user.role)
+
+
+def caller_for_token(redis: Redis, token: str) -> OpsCaller:
+    user_id, role, username = auth.bearer_value(redis, "ops", TOKEN_PREFIX, token).split(":", 2)
+    return OpsCaller(int(user_id), username, role)
+
+
+def revoke_token(redis: Redis, token: str) -> None:
+    auth.revoke_bearer(redis, "ops", token)

@@ -1,0 +1,106 @@
+"""What presence leaves behind: zone visits (footfall, dwell) and proximity events (for the deals issue).
+
+Both are written by the worker under at-least-once delivery, so each row has a natural key
+(member, zone, when the visit began) and a repeat is an ``insert_or_nothing`` that does nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from mallapp.db import Base, UTCDateTime, insert_or_nothing
+from mallapp.domain.points import BigId
+
+
+class ZoneVisit(Base):
+    """A member's stay in a zone, written when it ends (exit after the unseen timeout)."""
+
+    __tablename__ = "zone_visits"
+    __table_args__ = (UniqueConstraint("member_id", "zone_id", "entered_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"))
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    exited_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dwell_seconds: Mapped[int] = mapped_column(Integer)
+
+
+class MallVisit(Base):
+    """A member's stay in the mall as a whole (from the first consistent sighting to the exit timeout)."""
+
+    __tablename__ = "mall_visits"
+    __table_args__ = (UniqueConstraint("member_id", "entered_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    exited_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dwell_seconds: Mapped[int] = mapped_column(Integer)
+
+
+class ProximityEvent(Base):
+    """A member dwelt near a store or a sale item: the moment an offer may be relevant."""
+
+    __tablename__ = "proximity_events"
+    __table_args__ = (UniqueConstraint("member_id", "zone_id", "visit_started_at", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), nullable=True)
+    sale_item_id: Mapped[int | None] = mapped_column(ForeignKey("sale_items.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(12))  # "dwell"
+    visit_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def record_zone_visit(session: Session, member_id: int, zone_id: int, entered_at: datetime,
+                      exited_at: datetime) -> int | None:
+    """Record a finished zone visit; None when this visit was recorded already."""
+    dwell = max(0, int((exited_at - entered_at).total_seconds()))
+    return insert_or_nothing(session, ZoneVisit, dict(member_id=member_id, zone_id=zone_id, entered_at=entered_at,
+                                                      exited_at=exited_at, dwell_seconds=dwell),
+                             ["member_id", "zone_id", "entered_at"])
+
+
+def record_mall_visit(session: Session, member_id: int, entered_at: datetime, exited_at: datetime) -> int | None:
+    dwell = max(0, int((exited_at - entered_at).total_seconds()))
+    return insert_or_nothing(session, MallVisit, dict(member_id=member_id, entered_at=entered_at,
+                                                      exited_at=exited_at, dwell_seconds=dwell),
+                             ["member_id", "entered_at"])
+
+
+def record_proximity_event(session: Session, member_id: int, zone_id: int, store_id: int | None,
+                           sale_item_id: int | None, visit_started_at: datetime, at: datetime,
+                           kind: str = "dwell") -> int | None:
+    """Record that a member dwelt near a store or item; None when this visit's event exists already."""
+    return insert_or_nothing(session, ProximityEvent,
+                             dict(member_id=member_id, zone_id=zone_id, store_id=store_id,
+                                  sale_item_id=sale_item_id, kind=kind, visit_started_at=visit_started_at, at=at),
+                             ["member_id", "zone_id", "visit_started_at", "kind"])
+
+
+def proximity_event_id(session: Session, member_id: int, zone_id: int, visit_started_at: datetime,
+                       kind: str = "dwell") -> int | None:
+    return session.scalar(select(ProximityEvent.id).where(
+        ProximityEvent.member_id == member_id, ProximityEvent.zone_id == zone_id,
+        ProximityEvent.visit_started_at == visit_started_at, ProximityEvent.kind == kind))
+
+
+def footfall(session: Session, since: datetime, until: datetime) -> dict[int, tuple[int, int, float]]:
+    """Per zone: visits that began in [since, until), distinct members, mean dwell in seconds."""
+    rows = session.execute(
+        select(ZoneVisit.zone_id, func.count(), func.count(ZoneVisit.member_id.distinct()),
+               func.avg(ZoneVisit.dwell_seconds))
+        .where(ZoneVisit.entered_at >= since, ZoneVisit.entered_at < until)
+        .group_by(ZoneVisit.zone_id))
+    return {zone: (int(visits), int(members), float(dwell or 0)) for zone, visits, members, dwell in rows}
+
+
+def events_for(session: Session, member_id: int, limit: int = 50) -> list[ProximityEvent]:
+    return list(session.scalars(select(ProximityEvent).where(ProximityEvent.member_id == member_id)
+                                .order_by(ProximityEvent.id.desc()).limit(limit)))

@@ -1,8 +1,0 @@
-"""Proximity: sightings in, presence per zone out.
-
-``engine`` is the pure tracker (RSSI filter, distance, zone presence with hysteresis);
-``locate`` the filters and the position estimate; ``ingest`` validates batches onto the Redis
-stream; ``worker`` (``python -m mallapp.proximity``) consumes the stream and applies the effects
-in ``history`` (visits, proximity events) and ``mallapp.checkin`` (automatic check-in);
-``identity`` issues and resolves the members' rotating advertising identities.
-"""
