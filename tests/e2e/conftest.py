@@ -2,9 +2,9 @@
 
 ``live_server`` is the base URL of the app built by the shared ``app`` fixture (SQLite only: these
 tests look at pages, not at the database), served by werkzeug in a thread on a free loopback port.
-``page`` is a fresh Chromium tab (its own browser context) for each test. Playwright's own browser
-download is never used: Chromium is Debian's, at /usr/bin/chromium, which .ci/run installs. Where it
-is missing the browser tests skip and say why.
+``page`` is a fresh Chromium tab (its own browser context) for each test, in a browser started once
+per test module. Playwright's own browser download is never used: Chromium is Debian's, at
+/usr/bin/chromium, which .ci/run installs. Where it is missing the browser tests skip and say why.
 """
 
 from __future__ import annotations
@@ -50,9 +50,15 @@ def live_server(app) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Debian Chromium per test session (per xdist worker)."""
+    """A headless Debian Chromium, one per test module.
+
+    Not one per session: while Playwright's sync API is started, its event loop counts as running in
+    this thread, so any later test that calls asyncio.run() (the beacon listener's, the demo's) would
+    fail. Module scope has pytest stop it before the next module's tests. (A test in the same module
+    as the browser cannot use asyncio.run() for the same reason.)
+    """
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's 'chromium' package (.ci/run does)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the [test] extra")
