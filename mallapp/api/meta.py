@@ -77,6 +77,8 @@ def docs_init() -> Response:
 
 @operation(bp, "/api/v1/docs/assets/<path:name>", "GET", summary="Swagger UI's files", raw=True)
 def docs_assets(name: str) -> Response:
-    import swagger_ui_bundle
+    # Swagger UI 5's dist files as the flask-swagger-ui package ships them (its blueprint is not used:
+    # our page and init.js above load nothing from another host).
+    from importlib.resources import files
 
-    return send_from_directory(swagger_ui_bundle.swagger_ui_path, name, max_age=86400)
+    return send_from_directory(str(files("flask_swagger_ui") / "dist"), name, max_age=86400)
