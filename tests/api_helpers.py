@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mallapp.api.openapi import _CODE_STATUS
+from mallapp.api.error_index import error_index
 
 
 def api_error(response, code: str) -> dict:
@@ -10,5 +10,5 @@ def api_error(response, code: str) -> dict:
     assert response.is_json, response.get_data(as_text=True)
     error = response.get_json()["error"]
     assert error["code"] == code, error
-    assert response.status_code == _CODE_STATUS.get(code, response.status_code), response.status_code
+    assert response.status_code == error_index().status(code), response.status_code
     return error

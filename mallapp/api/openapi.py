@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from mallapp.api.core import Operation
+from mallapp.api.error_index import error_index
 
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content"}
 _ERROR_STATUS = {400: "Bad request", 401: "Missing, expired or revoked credentials",
@@ -75,7 +76,7 @@ def build(app: Flask, version: str) -> dict[str, Any]:
             statuses |= {401, 403}
         if op.body:
             statuses.add(413)
-        errors = (*op.errors, *_AUTH_ERRORS.get(op.auth, ()))
+        errors = documented_errors(op)
         statuses |= {_status_of(code) for code in errors}
         for status in sorted(statuses):
             codes = [c for c in errors if _status_of(c) == status]
@@ -115,71 +116,12 @@ _SECURITY = {"member": ("memberBearer",), "merchant": ("merchantBearer", "staffB
 # Refusals an auth kind adds to every operation declared with it.
 _AUTH_ERRORS = {"merchant_manager": ("merchant.role_required",)}
 
-# Error codes whose status is not the family default; the rest follow their prefix.
-_CODE_STATUS = {
-    "wechat.invalid_code": 400, "wechat.code_used": 409, "wechat.rate_limited": 429, "wechat.unreachable": 502,
-    "member.unknown_referral_code": 400, "member.birthday_locked": 409, "points.insufficient": 422,
-    "gift.not_found": 404, "points.idempotency_mismatch": 409, "request.idempotency_key_required": 400,
-    "checkin.already_today": 409, "checkin.location_required": 400, "checkin.too_far": 422,
-    "card.invalid": 400, "card.expired": 400, "purchase.receipt_conflict": 409, "purchase.time_out_of_range": 422,
-    "purchase.not_found": 404, "refund.exceeds_purchase": 422, "refund.number_conflict": 409,
-    "ops.bad_credentials": 401, "auth.too_many_attempts": 429, "ops.admin_required": 403, "zone.not_found": 404,
-    "store.not_found": 404,
-    "sale_item.not_found": 404, "beacon.not_found": 404, "gateway.not_found": 404, "zone.invalid_polygon": 400,
-    "zone.store_required": 422, "venue.unknown_zone": 422, "venue.unknown_store": 422,
-    "venue.unknown_sale_item": 422, "venue.unknown_merchant": 422, "beacon.unknown_uuid": 422,
-    "beacon.duplicate": 409, "beacon.item_not_in_store": 422, "store.in_use": 409, "sale_item.in_use": 409,
-    "footfall.invalid_range": 400,
-}
 
-# Sightings and gateways (mallapp.domain.proximity.ingest).
-_CODE_STATUS.update({
-    "sightings.unknown_uuid": 422, "sightings.impossible_rssi": 400, "sightings.invalid_beacon": 400,
-    "sightings.stale": 422, "sightings.from_future": 422, "sightings.batch_too_large": 413,
-    "sightings.rate_limited": 429, "gateway.unsigned": 401, "gateway.bad_key": 401,
-    "gateway.stale_signature": 401, "gateway.bad_signature": 401, "gateway.replayed": 409,
-})
-
-
-# Deals and coupons (mallapp.domain.deals, mallapp.domain.coupons).
-_CODE_STATUS.update({
-    "deal.not_found": 404, "deal.invalid_state": 409, "deal.store_not_yours": 422, "deal.invalid_window": 400,
-    "deal.invalid_benefit": 400, "deal.terms_locked": 409, "deal.quota_below_claimed": 422,
-    "deal.not_available": 422, "deal.member_not_eligible": 422, "deal.sold_out": 422, "deal.limit_reached": 422,
-    "merchant.not_found": 404, "coupon.not_found": 404, "coupon.invalid_qr": 400, "coupon.wrong_merchant": 422,
-    "coupon.already_used": 409, "coupon.wrong_store": 422, "coupon.not_yet_valid": 422, "coupon.expired": 422,
-})
-
-
-# Delivery (mallapp.domain.follows, mallapp.domain.notifications).
-_CODE_STATUS.update({"notification.not_found": 404})
-
-
-# Merchant staff (mallapp.domain.staff).
-_CODE_STATUS.update({
-    "merchant.bad_credentials": 401, "merchant.role_required": 403, "staff.not_found": 404,
-    "staff.username_taken": 409, "staff.self_lockout": 409,
-})
-
-
-# Restaurant queues (mallapp.domain.queueing).
-_CODE_STATUS.update({
-    "queue.closed": 409, "queue.ticket_active": 409, "queue.no_band": 422, "queue.party_too_large": 422,
-    "queue.ticket_not_found": 404, "queue.band_not_found": 404, "queue.nobody_waiting": 409,
-    "queue.ticket_closed": 409, "queue.busy": 409, "queue.invalid_bands": 400,
-})
-
-
-# Table reservations (mallapp.domain.reservations, mallapp.domain.reservation_admin).
-_CODE_STATUS.update({
-    "reservation.store_not_found": 404, "reservation.slot_not_found": 404, "reservation.not_found": 404,
-    "reservation.slot_not_available": 422, "reservation.party_size_mismatch": 422, "reservation.full": 409,
-    "reservation.overlap": 409, "reservation.too_many": 422, "reservation.request_id_reused": 409,
-    "reservation.not_changeable": 409, "reservation.not_active": 409, "reservation.not_today": 422,
-    "reservation.invalid_range": 400, "reservation.invalid_bands": 400, "reservation.too_many_slots": 400,
-    "reservation.slot_in_use": 409, "reservation.capacity_below_booked": 422,
-})
+def documented_errors(op: Operation) -> tuple[str, ...]:
+    """The error codes the document lists for ``op``: its own and those its auth kind adds."""
+    return (*op.errors, *_AUTH_ERRORS.get(op.auth, ()))
 
 
 def _status_of(code: str) -> int:
-    return _CODE_STATUS[code]
+    """The status a documented error code answers with: its raise site's class (mallapp.api.error_index)."""
+    return error_index().status(code)

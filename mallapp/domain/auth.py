@@ -113,14 +113,18 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(candidate.hex(), digest)
 
 
+# The refusal of a wrong password, by the kind of account (mallapp.api.error_index reads the literals).
+_BAD_CREDENTIALS = {"staff": "merchant.bad_credentials", "ops": "ops.bad_credentials"}
+
+
 def _failures_key(kind: str, username: str) -> str:
     # The name as typed, trimmed and case-folded: guesses at any spelling of it count together.
     return f"auth:{kind}-failures:" + hashlib.sha256(username.strip().casefold().encode()).hexdigest()
 
 
 def check_sign_in(redis: Redis, kind: str, limits: AuthSettings, username: str, password: str, stored: str | None,
-                  usable: bool, code: str) -> None:
-    """Check a password sign-in: one Unauthorized (``code``) for an unknown username (``stored`` None), a
+                  usable: bool) -> None:
+    """Check a password sign-in: one Unauthorized (``_BAD_CREDENTIALS[kind]``) for an unknown username (``stored`` None), a
     wrong password and an account that may not sign in (``usable`` false).
 
     Hashes even for an unknown username, so timing does not tell which usernames exist. Allows
@@ -145,7 +149,7 @@ def check_sign_in(redis: Redis, kind: str, limits: AuthSettings, username: str, 
         pipe.incr(key)
         pipe.expire(key, limits.sign_in_window_seconds)
         pipe.execute()
-    raise Unauthorized("wrong username or password", code=code)
+    raise Unauthorized("wrong username or password", code=_BAD_CREDENTIALS[kind])
 
 
 def generate_password() -> str:

@@ -105,16 +105,20 @@ def member_matches(settings: Settings, rule: str, member: members.Member, now: d
     return rule == "everyone"
 
 
+# The code of an unknown reference, spelled out so that each is a literal (mallapp.api.error_index).
+_UNKNOWN = {"zone": "venue.unknown_zone", "store": "venue.unknown_store", "sale_item": "venue.unknown_sale_item"}
+
+
 def _check_ids(session: Session, model: type[Zone] | type[Store] | type[SaleItem], ids: Sequence[int],
                noun: str) -> list[int]:
     wanted = sorted(set(ids))
     if any(not 0 < i <= _MAX_ID for i in wanted):
-        raise RuleViolation(f"unknown {noun} id", code=f"venue.unknown_{noun}")
+        raise RuleViolation(f"unknown {noun} id", code=_UNKNOWN[noun])
     found = set(session.scalars(select(model.id).where(model.id.in_(wanted), model.active))) if wanted else set()
     missing = [i for i in wanted if i not in found]
     if missing:
         raise RuleViolation(f"there is no active {noun.replace('_', ' ')} with id {missing[0]}",
-                            code=f"venue.unknown_{noun}", details={"ids": missing})
+                            code=_UNKNOWN[noun], details={"ids": missing})
     return wanted
 
 

@@ -60,7 +60,7 @@ def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str,
     one; 429 past the wrong-password limit) and issue a bearer token."""
     user = session.scalar(select(OpsUser).where(OpsUser.username == username))
     auth.check_sign_in(redis, "ops", limits, username, password, user.password_hash if user is not None else None,
-                       user is not None and user.active, "ops.bad_credentials")
+                       user is not None and user.active)
     assert user is not None
     token = auth.issue_bearer(redis, "ops", TOKEN_PREFIX, f"{user.id}:{user.role}:{user.username}",
                               limits.token_ttl_seconds)

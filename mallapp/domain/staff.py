@@ -109,7 +109,7 @@ def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str,
     one; 429 past the wrong-password limit) and issue a bearer token."""
     row = session.execute(_BY_USERNAME, {"username": username.strip()}).first()
     auth.check_sign_in(redis, "staff", limits, username, password, row.password_hash if row is not None else None,
-                       row is not None and row.active and row.merchant_active, "merchant.bad_credentials")
+                       row is not None and row.active and row.merchant_active)
     assert row is not None
     token = auth.issue_bearer(redis, "staff", TOKEN_PREFIX, row.id, limits.token_ttl_seconds)
     return token, StaffCaller(row.id, row.username, row.role, row.merchant_id, row.merchant_name)

@@ -52,6 +52,11 @@ GATEWAY_FIELDS = ("name", "zone_id", "floor", "x", "y", "active")
 _NOUN = {Zone: "zone", Store: "store", SaleItem: "sale_item", Beacon: "beacon", Gateway: "gateway",
          Merchant: "merchant"}
 T = TypeVar("T", Zone, Store, SaleItem, Beacon, Gateway, Merchant)
+# The codes of the lookups' refusals, spelled out so that each is a literal (mallapp.api.error_index).
+_NOT_FOUND = {Zone: "zone.not_found", Store: "store.not_found", SaleItem: "sale_item.not_found",
+              Beacon: "beacon.not_found", Gateway: "gateway.not_found", Merchant: "merchant.not_found"}
+_UNKNOWN = {Zone: "venue.unknown_zone", Store: "venue.unknown_store", SaleItem: "venue.unknown_sale_item",
+            Merchant: "venue.unknown_merchant"}
 
 
 # --- lookups -----------------------------------------------------------------------------------------
@@ -60,7 +65,7 @@ def get(session: Session, model: type[T], row_id: int) -> T:
     """The row with this id, active or not; NotFound (``<noun>.not_found``) otherwise."""
     row = session.get(model, row_id) if 0 < row_id <= MAX_ID else None
     if row is None:
-        raise NotFound(f"no {_NOUN[model].replace('_', ' ')} with id {row_id}", code=f"{_NOUN[model]}.not_found")
+        raise NotFound(f"no {_NOUN[model].replace('_', ' ')} with id {row_id}", code=_NOT_FOUND[model])
     return row
 
 
@@ -70,7 +75,7 @@ def _active(session: Session, model: type[T], row_id: int) -> T:
     if row is None or not row.active:
         noun = _NOUN[model]
         raise RuleViolation(f"there is no active {noun.replace('_', ' ')} with id {row_id}",
-                            code=f"venue.unknown_{noun}")
+                            code=_UNKNOWN[model])
     return row
 
 

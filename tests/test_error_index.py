@@ -1,0 +1,102 @@
+"""The index of error codes: every documented code is raised somewhere, each with one class (one status)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mallapp.api.error_index import error_index, scan
+from mallapp.api.openapi import documented_errors, operations
+from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation, Unauthorized
+
+
+def test_the_package_has_no_error_code_problems():
+    # A code computed at its raise site, one code with two classes, an error class outside mallapp.errors.
+    assert error_index().problems == ()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_every_documented_error_code_is_raised_somewhere(app):
+    documented = {code for _, op in operations(app) for code in documented_errors(op)}
+    assert documented, "no operation documents an error code"
+    assert sorted(documented - set(error_index().classes)) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_document_states_each_code_under_its_raise_sites_status(client, app):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    for path, op in operations(app):
+        responses = doc["paths"][path][op.method.lower()]["responses"]
+        for code in documented_errors(op):
+            status = str(error_index().status(code))
+            assert code in responses[status]["description"], (path, op.method, code)
+
+
+def _package(tmp_path: Path, **modules: str) -> Path:
+    root = tmp_path / "pkg"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    for name, source in modules.items():
+        path = root / f"{name.replace('.', '/')}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+    return root
+
+
+def test_scan_reads_literals_tables_conditionals_tuples_and_class_defaults(tmp_path):
+    root = _package(tmp_path, shop="""
+        from mallapp.errors import Conflict, NotFound, RuleViolation as RV
+        from mallapp import errors
+
+        _MISSING = {"a": "shop.a_missing", "b": "shop.b_missing"}
+        _TABLE = {1: (errors.Unauthorized, "shop.upstream_says_no", "text")}
+
+        def f(kind, late):
+            if kind:
+                raise NotFound("x", code=_MISSING[kind])
+            if late:
+                return RV("x", code="shop.too_late" if late > 1 else "shop.late")
+            raise Conflict("x", code="shop.taken")
+        """)
+    index = scan(root, "pkg")
+    assert index.problems == ()
+    expected = {"shop.a_missing": NotFound, "shop.b_missing": NotFound, "shop.upstream_says_no": Unauthorized,
+                "shop.too_late": RuleViolation, "shop.late": RuleViolation, "shop.taken": Conflict,
+                "request.invalid": InvalidInput, "not_found": NotFound}
+    assert {code: index.classes[code] for code in expected} == expected
+    assert index.status("shop.taken") == 409
+    assert index.sites["shop.taken"] == ("pkg/shop.py:13",)
+    with pytest.raises(LookupError, match="shop.unknown"):
+        index.status("shop.unknown")
+
+
+def test_scan_reports_a_code_raised_with_two_classes(tmp_path):
+    root = _package(tmp_path, a="""
+        from mallapp.errors import Conflict
+        raise Conflict("x", code="shop.taken")
+        """, b="""
+        from mallapp.errors import RuleViolation
+        raise RuleViolation("x", code="shop.taken")
+        """)
+    problems = scan(root, "pkg").problems
+    assert len(problems) == 1
+    assert "shop.taken" in problems[0] and "Conflict (409)" in problems[0] and "RuleViolation (422)" in problems[0]
+
+
+def test_scan_reports_computed_codes_and_error_classes_outside_mallapp_errors(tmp_path):
+    root = _package(tmp_path, **{"sub.deep": """
+        from mallapp.errors import NotFound, MallError
+
+        class Gone(NotFound):
+            status = 410
+
+        def f(noun, code):
+            MallError("the base class is not indexed", code=f"http.{noun}")
+            raise NotFound("x", code=f"{noun}.not_found")
+        """})
+    problems = scan(root, "pkg").problems
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("pkg/sub/deep.py:4: error class Gone")
+    assert problems[1].startswith("pkg/sub/deep.py:9: NotFound is raised with a code that is neither")
