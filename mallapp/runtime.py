@@ -1,28 +1,32 @@
-"""The per-process runtime: settings, database engine, Redis and the WeChat client, built once.
+"""The composition root: settings, database engine, Redis and the adapters, built once per process.
 
-No Flask here: the web app, the worker, the clock, the CLI and the tests all build a Runtime.
+No Flask here: the web app, every process, the CLI and the tests build a Runtime. Building one
+loads the whole model registry (:mod:`mallapp.domain.models`), so every mapper resolves every
+foreign key whatever the process imports itself, and hooks the unit of work's outbox to the
+commit: the messages a transaction recorded are sent after it commits, and dropped if it rolls back.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from redis import Redis
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from mallapp.adapters import wechat
+from mallapp.adapters.senders import WeChatAndLive
 from mallapp.db import make_engine, make_sessionmaker, utcnow
+from mallapp.domain import models, notifications, rewards
 from mallapp.settings import Settings, load_settings
 
-if TYPE_CHECKING:
-    from mallapp.adapters.wechat import MallWeChatClient
-    from mallapp.domain.notifications import Senders
+log = logging.getLogger("mallapp.runtime")
 
 
 def database_url(settings: Settings) -> str:
@@ -68,18 +72,31 @@ class Runtime:
     secret: bytes
     clock: Callable[[], datetime] = field(default=utcnow)
 
-    @cached_property
-    def wechat(self) -> MallWeChatClient:
-        from mallapp.adapters.wechat import build_client
-
-        return build_client(self.settings, self.redis)
+    def __post_init__(self) -> None:
+        event.listen(self.sessions, "after_commit", self._send_outbox)
+        event.listen(self.sessions, "after_rollback", notifications.take_outbox)
 
     @cached_property
-    def senders(self) -> Senders:
-        """What the notification service sends through: this WeChat client and this Redis."""
-        from mallapp.domain.notifications import Senders
+    def wechat(self) -> wechat.MallWeChatClient:
+        return wechat.build_client(self.settings, self.redis)
 
-        return Senders(self.wechat, self.redis)
+    @cached_property
+    def senders(self) -> WeChatAndLive:
+        """What messages leave by: this WeChat client and this Redis (the live servers listen on it)."""
+        return WeChatAndLive(self.wechat, self.redis)
+
+    def _send_outbox(self, session: Session) -> None:
+        """After a unit of work commits: send what it recorded, each settled in a short transaction of its own."""
+        box = notifications.take_outbox(session)
+        if box is None or not box.pending:
+            return
+        pending = box.pending
+        try:
+            sent = notifications.dispatch(self.sessions, self.senders, pending, self.now())
+        except Exception:  # committed either way; a send cut off is settled later as unknown
+            log.exception("sending %d message(s) after a commit failed", len(pending))
+            return
+        box.sent.update((item.delivery_id, result) for item, result in zip(pending, sent, strict=True))
 
     def now(self) -> datetime:
         return self.clock()
@@ -92,6 +109,8 @@ class Runtime:
 def build_runtime(settings: Settings | None = None, *, redis: Redis | None = None) -> Runtime:
     """Build the runtime from settings (loaded from config and the environment when not given)."""
     settings = settings or load_settings()
+    rewards.check_settings(settings)
+    assert models.metadata.tables  # the whole registry is loaded: every mapper can configure
     engine = make_engine(database_url(settings))
     return Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
                    redis=redis if redis is not None else connect_redis(settings), secret=secret_key(settings))

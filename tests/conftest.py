@@ -6,8 +6,13 @@ built a runtime, the points ledger's invariants are checked.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import shutil
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,12 +21,15 @@ from typing import Any
 import pytest
 from redis import Redis
 from sqlalchemy import text
+from websockets.sync.client import ClientConnection, connect
 
 from mallapp import create_app
+from mallapp.adapters import live
 from mallapp.devtools.servers import PostgresServer, RedisServer
 from mallapp.devtools.wechat_emulator import WeChatEmulator
 from mallapp.domain import merchants, points
 from mallapp.domain.models import metadata
+from mallapp.processes.live import LiveServer
 from mallapp.runtime import Runtime, build_runtime
 from mallapp.schema import upgrade
 from mallapp.settings import Settings, load_settings
@@ -176,6 +184,64 @@ def app(rt: Runtime, emulator: WeChatEmulator):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# --- the live channel ------------------------------------------------------------------------------
+
+class LiveThread:
+    """A live server on its own event loop in a thread, on a free port."""
+
+    def __init__(self, settings, redis_url: str, **kwargs: Any) -> None:
+        self.server = LiveServer(settings, redis_url, host="127.0.0.1", port=0, **kwargs)
+        self.loop = asyncio.new_event_loop()
+        self.stop = asyncio.Event()
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self.server.run(self.stop),),
+                                       daemon=True)
+
+    def __enter__(self) -> LiveThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while self.server.bound_port is None:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "the live server did not start"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(10)
+        self.loop.close()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.bound_port}{self.server.path}"
+
+    def wait_online(self, rt: Runtime, member_id: int) -> None:
+        """Until the member's connection is subscribed in Redis (messages reach it from then on)."""
+        deadline = time.monotonic() + 5
+        while member_id not in live.online(rt.redis, [member_id]):
+            assert time.monotonic() < deadline, f"member {member_id} did not come online"
+            time.sleep(0.01)
+
+    @contextlib.contextmanager
+    def connect(self, member: dict[str, Any]) -> Iterator[ClientConnection]:
+        """Connect as the mini-program does, and read the hello."""
+        with connect(self.url, additional_headers=member["headers"], open_timeout=5) as ws:
+            assert json.loads(ws.recv(timeout=5)) == {"type": "hello", "member_id": member["member"]["id"]}
+            yield ws
+
+
+@pytest.fixture
+def start_live_server(rt: Runtime, redis_server: RedisServer) -> Iterator[Callable[..., LiveThread]]:
+    """Start live servers on the test Redis (keyword arguments go to LiveServer); all stop after the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda **kwargs: stack.enter_context(LiveThread(rt.settings, redis_server.url, **kwargs))
+
+
+@pytest.fixture
+def live_server(start_live_server: Callable[..., LiveThread]) -> LiveThread:
+    """A live server (the WebSocket channel) for members' open mini-programs."""
+    return start_live_server()
+
 
 
 # --- helpers ---------------------------------------------------------------------------------------

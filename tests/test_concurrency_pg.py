@@ -694,7 +694,7 @@ def test_a_call_double_clicked_at_the_till_calls_one_party(rt):
             queueing.take(session, rt.settings, new_member(rt, f"o-line-{i}"), store_id, 2, rt.now())
     n = 20
     results = race_in_transactions(rt, n, lambda session, i: queueing.call_next(
-        session, rt.redis, rt.settings, merchant_id, store_id, "A", f"till-{i % 2}", rt.now()))
+        session, rt.senders, rt.settings, merchant_id, store_id, "A", f"till-{i % 2}", rt.now()))
 
     assert unexpected(results) == []
     # Two request ids: two parties called, every retry answered with its first call.
@@ -714,7 +714,7 @@ def test_two_clocks_lapsing_at_once_lapse_and_tell_each_ticket_once(rt, clock):
         with rt.sessions.begin() as session:
             queueing.take(session, rt.settings, member_id, store_id, 2, rt.now())
         with rt.sessions.begin() as session:
-            queueing.call_next(session, rt.redis, rt.settings, merchant_id, store_id, "A", f"c-{i}", rt.now())
+            queueing.call_next(session, rt.senders, rt.settings, merchant_id, store_id, "A", f"c-{i}", rt.now())
     clock.advance(seconds=rt.settings.queue.grace_s)
     lapsed = race(6, lambda _i: queueing.lapse_due(rt.sessions, rt.settings, rt.senders, rt.now()))
 

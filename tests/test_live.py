@@ -2,67 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from test_notifications import ME, M, _deliveries, _inbox, _opt_in, _quota, make_deal, shop, shoppers
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from mallapp.adapters import live
 from mallapp.domain import notifications
 from mallapp.domain.notifications import Delivery, Message
-from mallapp.processes.live import TOKEN_CLOSE_CODE, LiveServer
+from mallapp.processes.live import TOKEN_CLOSE_CODE
 
 __all__ = ["make_deal", "shop", "shoppers"]  # fixtures shared with test_notifications
-
-
-class LiveThread:
-    """A live server on its own event loop in a thread, on a free port."""
-
-    def __init__(self, settings, redis_url: str, **kwargs: Any) -> None:
-        self.server = LiveServer(settings, redis_url, host="127.0.0.1", port=0, **kwargs)
-        self.loop = asyncio.new_event_loop()
-        self.stop = asyncio.Event()
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self.server.run(self.stop),),
-                                       daemon=True)
-
-    def __enter__(self) -> LiveThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while self.server.bound_port is None:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the live server did not start"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(10)
-        self.loop.close()
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.server.bound_port}{self.server.path}"
-
-    @contextlib.contextmanager
-    def connect(self, member: dict[str, Any]) -> Iterator[ClientConnection]:
-        """Connect as the mini-program does, and read the hello."""
-        with connect(self.url, additional_headers=member["headers"], open_timeout=5) as ws:
-            assert json.loads(ws.recv(timeout=5)) == {"type": "hello", "member_id": member["member"]["id"]}
-            yield ws
-
-
-@pytest.fixture
-def live_server(rt, redis_server):
-    with LiveThread(rt.settings, redis_server.url) as server:
-        yield server
 
 
 def _wait_online(rt, member_id: int, expected: bool = True) -> None:
@@ -113,11 +69,11 @@ def test_a_member_who_closed_the_mini_program_gets_the_subscribe_message_instead
     assert len(emulator.messages) == 1 and _quota(client, ada) == 0
 
 
-def test_messages_fan_out_through_redis_to_every_connection_on_every_live_server(rt, shoppers, redis_server,
+def test_messages_fan_out_through_redis_to_every_connection_on_every_live_server(rt, shoppers, start_live_server,
                                                                                  live_server):
     ada, bo = shoppers["ada"], shoppers["bo"]
-    with (LiveThread(rt.settings, redis_server.url) as other, live_server.connect(ada) as phone,
-          other.connect(ada) as tablet, other.connect(bo) as bos):
+    other = start_live_server()
+    with live_server.connect(ada) as phone, other.connect(ada) as tablet, other.connect(bo) as bos:
         _wait_online(rt, ada["member"]["id"])
         _notify(rt, ada["member"]["id"], key="k-fanout")
         got = [json.loads(ws.recv(timeout=5))["title"] for ws in (phone, tablet)]
@@ -132,8 +88,8 @@ def test_a_message_whose_connection_closed_in_between_is_missed_and_stays_in_the
     message = Message(kind="deal", key="k-missed", title="Nearby: a coffee deal")
     with rt.sessions.begin() as s:  # the member looked online when the message was recorded
         recorded = notifications.record(s, rt.settings, member_id, message, rt.now(), online={member_id})
-    [sent] = notifications.dispatch(rt.sessions, rt.senders, [recorded.outbound], rt.now())
-    assert sent.outcome == "missed"
+        box = notifications.outbox(s)
+    assert box.sent[recorded.outbound.delivery_id].outcome == "missed"  # sent by the commit
     assert _deliveries(rt, member_id) == [("inbox", "sent", None), ("live", "missed", None)]
     assert [i["title"] for i in _inbox(client, ada)["items"]] == ["Nearby: a coffee deal"]
 
@@ -183,9 +139,10 @@ def test_the_client_keeps_the_connection_alive_with_pings(shoppers, live_server)
         assert [json.loads(ws.recv(timeout=5)) for _ in range(2)] == [{"type": "pong"}] * 2
 
 
-def test_a_signed_out_member_is_disconnected(client, rt, shoppers, redis_server):
+def test_a_signed_out_member_is_disconnected(client, rt, shoppers, start_live_server):
     ada = shoppers["ada"]
-    with LiveThread(rt.settings, redis_server.url, recheck_s=0.1) as server, server.connect(ada) as ws:
+    server = start_live_server(recheck_s=0.1)
+    with server.connect(ada) as ws:
         assert client.post("/api/v1/auth/logout", headers=ada["headers"]).status_code == 204
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=5)
@@ -198,8 +155,9 @@ def test_sends_a_crash_cut_off_are_settled_as_unknown_without_giving_quota_back(
     ada = shoppers["ada"]
     member_id = ada["member"]["id"]
     _opt_in(client, emulator, ada)
-    with rt.sessions.begin() as s:  # recorded and reserved, then the process died before settling
+    with rt.sessions.begin() as s:  # recorded and reserved, then the process died before sending
         notifications.record(s, rt.settings, member_id, Message(kind="deal", key="k-crash", title="T"), rt.now())
+        notifications.take_outbox(s)  # as a crash between the commit and the send would lose it
     with rt.sessions.begin() as s:
         assert notifications.settle_abandoned(s, clock.now - timedelta(minutes=10)) == 0  # not abandoned yet
     clock.advance(minutes=11)

@@ -8,7 +8,7 @@ import pytest
 from api_helpers import api_error
 from sqlalchemy import func, select
 
-from mallapp.domain import auth, merchants, queueing, venue_admin
+from mallapp.domain import auth, merchants, notifications, queueing, venue_admin
 from mallapp.domain.notifications import Notification
 from mallapp.domain.queueing.models import QueueTicket
 
@@ -245,10 +245,10 @@ def test_lapse_due_run_again_after_a_crash_before_sending_lapses_and_tells_each_
     clock.advance(seconds=rt.settings.queue.grace_s)
 
     def crash(*_args, **_kwargs):
-        raise RuntimeError("the clock process died")
+        raise SystemExit("the clock process died after the commit, before sending")
 
-    monkeypatch.setattr(queueing.service, "dispatch", crash)
-    with pytest.raises(RuntimeError):
+    monkeypatch.setattr(notifications, "take_outbox", crash)  # the process dies right after the commit
+    with pytest.raises(SystemExit):
         queueing.lapse_due(rt.sessions, rt.settings, rt.senders, rt.now())
     monkeypatch.undo()
     assert queueing.lapse_due(rt.sessions, rt.settings, rt.senders, rt.now()) == 0

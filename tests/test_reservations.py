@@ -467,10 +467,10 @@ def test_a_reminder_run_that_died_after_its_commit_reminds_no_one_twice(rt, cloc
     clock.now = NOON - timedelta(minutes=60)
 
     def crash(*_args, **_kwargs):
-        raise RuntimeError("killed before the sends")
+        raise SystemExit("killed after the commit, before the sends")
 
-    monkeypatch.setattr(notifications, "dispatch", crash)
-    with pytest.raises(RuntimeError):
+    monkeypatch.setattr(notifications, "take_outbox", crash)  # the process dies right after the commit
+    with pytest.raises(SystemExit):
         _remind(rt)
     monkeypatch.undo()
     assert _remind(rt) == 0
@@ -526,10 +526,10 @@ def test_a_release_run_that_died_after_its_commit_frees_no_table_twice(rt, clock
     clock.now = NOON + timedelta(hours=1)
 
     def crash(*_args, **_kwargs):
-        raise RuntimeError("killed before the sends")
+        raise SystemExit("killed after the commit, before the sends")
 
-    monkeypatch.setattr(notifications, "dispatch", crash)
-    with pytest.raises(RuntimeError):
+    monkeypatch.setattr(notifications, "take_outbox", crash)  # the process dies right after the commit
+    with pytest.raises(SystemExit):
         _release(rt)
     monkeypatch.undo()
     assert _release(rt) == 0

@@ -11,6 +11,19 @@ from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mallapp import logs
+from mallapp.api import (
+    coupons,
+    deals,
+    members,
+    merchant,
+    meta,
+    notifications,
+    ops,
+    proximity,
+    queueing,
+    reservations,
+)
+from mallapp.api.core import error_response
 from mallapp.errors import MallError, PayloadTooLarge
 from mallapp.runtime import Runtime, build_runtime
 from mallapp.settings import Settings
@@ -28,8 +41,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.json.sort_keys = False
     app.extensions["mallapp"] = runtime
 
-    from mallapp.api import coupons, deals, members, merchant, meta, notifications, ops, proximity
-
     app.register_blueprint(meta.bp)
     app.register_blueprint(members.bp)
     app.register_blueprint(merchant.bp)
@@ -41,12 +52,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(coupons.till_bp)
     app.register_blueprint(notifications.member_bp)
     app.register_blueprint(notifications.merchant_bp)
-    from mallapp.api import queueing
-
     app.register_blueprint(queueing.member_bp)
     app.register_blueprint(queueing.merchant_bp)
-    from mallapp.api import reservations
-
     app.register_blueprint(reservations.member_bp)
     app.register_blueprint(reservations.merchant_bp)
     _install_request_context(app)
@@ -77,8 +84,6 @@ def _install_request_context(app: Flask) -> None:
 
 
 def _install_error_handlers(app: Flask) -> None:
-    from mallapp.api.core import error_response
-
     @app.errorhandler(MallError)
     def _mall_error(exc: MallError):
         return error_response(exc)

@@ -80,9 +80,13 @@ class Operation:
     headers: dict[str, str] = field(default_factory=dict)
     raw: bool = False
     max_body: int | None = None  # bytes, instead of the app's max_body_bytes
-    # False: a merchant's key or staff token is checked in a transaction of its own and the view
-    # manages its own (a view that calls WeChat between commits); True: one unit of work for the whole request.
-    one_transaction: bool = True
+
+
+@dataclass(frozen=True)
+class AfterCommit:
+    """A view's reply that is read after the request's unit of work committed and its messages went out."""
+
+    reply: Callable[[Session], Any]
 
 
 def runtime() -> Runtime:
@@ -93,7 +97,8 @@ def runtime() -> Runtime:
 def transaction() -> Iterator[Session]:
     """The request's unit of work: commits when the outermost block succeeds, rolls back when it raises.
 
-    Nested blocks join the open one, so authentication and the view share one transaction.
+    Nested blocks join the open one, so authentication and the view share one transaction. The
+    messages it recorded leave after its commit (the runtime's hook), never inside it.
     """
     if "session" in g:
         yield g.session
@@ -213,10 +218,9 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               response: type[BaseModel] | None = None, status: int = 200, errors: tuple[str, ...] = (),
               headers: dict[str, str] | None = None, raw: bool = False,
-              max_body: int | None = None, one_transaction: bool = True) -> Callable[[Callable[..., Any]], Any]:
+              max_body: int | None = None) -> Callable[[Callable[..., Any]], Any]:
     """Declare an endpoint: register it on ``bp`` and record it for the OpenAPI document."""
-    op = Operation(method, rule, summary, auth, body, query, response, status, errors, headers or {}, raw, max_body,
-                   one_transaction)
+    op = Operation(method, rule, summary, auth, body, query, response, status, errors, headers or {}, raw, max_body)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         def call(**kwargs: Any) -> Any:
@@ -230,11 +234,7 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth
         def view(**path: Any) -> Any:
             if op.max_body is not None:
                 request.max_content_length = op.max_body
-            if op.auth in MERCHANT_AUTH and not op.one_transaction:
-                with transaction() as session:
-                    _authenticate_merchant(session, manager=op.auth == "merchant_manager")
-                result = call(**path)
-            elif op.auth in (*MERCHANT_AUTH, "gateway"):
+            if op.auth in (*MERCHANT_AUTH, "gateway"):
                 # The credential is checked in the view's own transaction: one unit of work per request.
                 with transaction() as session:
                     if op.auth == "gateway":
@@ -248,6 +248,9 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth
                 elif op.auth in ("ops", "ops_admin"):
                     _authenticate_ops(admin=op.auth == "ops_admin")
                 result = call(**path)
+            if isinstance(result, AfterCommit):
+                with transaction() as session:
+                    result = result.reply(session)
             if op.raw or isinstance(result, Response):
                 return result
             if isinstance(result, tuple):

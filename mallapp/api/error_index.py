@@ -182,6 +182,4 @@ def scan(root: Path, package: str) -> ErrorIndex:
 @functools.cache
 def error_index() -> ErrorIndex:
     """The index of the installed mallapp package, built on first use."""
-    import mallapp
-
-    return scan(Path(mallapp.__file__).resolve().parent, "mallapp")
+    return scan(Path(__file__).resolve().parent.parent, "mallapp")

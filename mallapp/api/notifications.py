@@ -9,6 +9,7 @@ from flask import Blueprint
 from pydantic import Field, StringConstraints
 
 from mallapp.api.core import (
+    AfterCommit,
     Body,
     Out,
     Query,
@@ -211,11 +212,16 @@ def mark_read(notification_id: int) -> InboxItemOut:
 @operation(merchant_bp, "/deals/<int:deal_id>/announce", "POST",
            summary="Announce a live deal to its store's followers, once (inbox, and WeChat where they opted in)",
            auth="merchant_manager", response=AnnounceOut, status=201,
-           errors=("deal.not_found", "deal.invalid_state"), one_transaction=False)
-def announce(deal_id: int):
+           errors=("deal.not_found", "deal.invalid_state"))
+def announce(deal_id: int) -> AfterCommit:
     rt = runtime()
-    done = notifications.announce_and_send(rt.sessions, rt.settings, rt.senders, current_merchant_id(), deal_id,
-                                           rt.now())
+    with transaction() as session:
+        replayed = notifications.announce(session, rt.senders, rt.settings, current_merchant_id(), deal_id,
+                                          rt.now()).replayed
+    return AfterCommit(lambda session: _announced(notifications.announced(session, deal_id, replayed)))
+
+
+def _announced(done: notifications.Announced) -> tuple[AnnounceOut, int]:
     out = AnnounceOut(deal_id=done.deal_id, announced_at=done.announced_at, replayed=done.replayed,
                       inbox=done.inbox, subscribe_sent=done.subscribe_sent, live_sent=done.live_sent,
                       pushes=done.pushes)

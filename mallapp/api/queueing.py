@@ -19,7 +19,7 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.domain import notifications, queueing
+from mallapp.domain import queueing
 from mallapp.domain.queueing.estimator import Model
 from mallapp.domain.queueing.models import QueueTicket
 
@@ -143,11 +143,6 @@ def _board(session: Session, store_id: int) -> BoardOut:
                     tickets=[_ticket_out(session, t, fitted) for t in queueing.active_tickets(session, store.id)])
 
 
-def _after_commit(done: queueing.Done) -> None:
-    rt = runtime()
-    notifications.dispatch(rt.sessions, rt.senders, done.outbound, rt.now())
-
-
 _STORE = ("store.not_found",)
 _TICKET = ("store.not_found", "queue.ticket_not_found", "queue.ticket_closed")
 
@@ -198,9 +193,8 @@ def my_ticket(ticket_id: int) -> TicketOut:
 def cancel(ticket_id: int) -> TicketOut:
     rt = runtime()
     with transaction() as session:
-        done = queueing.cancel(session, rt.redis, rt.settings, current_member_id(), ticket_id, rt.now())
+        done = queueing.cancel(session, rt.senders, rt.settings, current_member_id(), ticket_id, rt.now())
         out = _ticket_out(session, done.ticket, replayed=done.replayed)
-    _after_commit(done)
     return out
 
 
@@ -251,38 +245,35 @@ def close_queue(store_id: int, body: OpenIn) -> BoardOut:
 @operation(merchant_bp, "/stores/<int:store_id>/queue/call", "POST",
            summary="Call the next party of a band: its table is ready (a retry with the request_id calls no other)",
            auth="merchant", body=CallIn, response=TicketOut, status=201,
-           errors=("store.not_found", "queue.band_not_found", "queue.nobody_waiting"), one_transaction=False)
+           errors=("store.not_found", "queue.band_not_found", "queue.nobody_waiting"))
 def call_next(store_id: int, body: CallIn):
     rt = runtime()
     with transaction() as session:
-        done = queueing.call_next(session, rt.redis, rt.settings, current_merchant_id(), store_id, body.band,
+        done = queueing.call_next(session, rt.senders, rt.settings, current_merchant_id(), store_id, body.band,
                                   body.request_id, rt.now())
         out = _ticket_out(session, done.ticket, replayed=done.replayed)
-    _after_commit(done)
     return out, 200 if done.replayed else 201
 
 
 @operation(merchant_bp, "/stores/<int:store_id>/queue/tickets/<int:ticket_id>/seat", "POST",
            summary="The party is seated (seating again changes nothing)", auth="merchant", response=TicketOut,
-           errors=_TICKET, one_transaction=False)
+           errors=_TICKET)
 def seat(store_id: int, ticket_id: int) -> TicketOut:
     rt = runtime()
     with transaction() as session:
-        done = queueing.seat(session, rt.redis, rt.settings, current_merchant_id(), store_id, ticket_id, rt.now())
+        done = queueing.seat(session, rt.senders, rt.settings, current_merchant_id(), store_id, ticket_id, rt.now())
         out = _ticket_out(session, done.ticket, replayed=done.replayed)
-    _after_commit(done)
     return out
 
 
 @operation(merchant_bp, "/stores/<int:store_id>/queue/tickets/<int:ticket_id>/skip", "POST",
            summary="Pass a ticket over: the party is not there (skipping again changes nothing)", auth="merchant",
-           response=TicketOut, errors=_TICKET, one_transaction=False)
+           response=TicketOut, errors=_TICKET)
 def skip(store_id: int, ticket_id: int) -> TicketOut:
     rt = runtime()
     with transaction() as session:
-        done = queueing.skip(session, rt.redis, rt.settings, current_merchant_id(), store_id, ticket_id, rt.now())
+        done = queueing.skip(session, rt.senders, rt.settings, current_merchant_id(), store_id, ticket_id, rt.now())
         out = _ticket_out(session, done.ticket, replayed=done.replayed)
-    _after_commit(done)
     return out
 
 

@@ -9,7 +9,6 @@ from flask import Blueprint
 from pydantic import Field, StringConstraints, model_validator
 from sqlalchemy.orm import Session
 
-from mallapp.adapters import live
 from mallapp.api.core import (
     Body,
     Out,
@@ -247,13 +246,11 @@ def open_slots(store_id: int, query: MemberSlotsQuery) -> MemberSlotsOut:
 def book(body: BookIn):
     rt = runtime()
     member_id = current_member_id()
-    online = live.online(rt.redis, [member_id])
+    online = rt.senders.online([member_id])
     with transaction() as session:
         done = reservations.book(session, rt.settings, member_id, body.slot_id, body.party_size, body.request_id,
                                  rt.now(), online)
         out = BookedOut(**_outs(session, [done.reservation])[0].model_dump(), replayed=done.replayed)
-    # The confirmation goes out after the commit, never inside the booking's transaction.
-    notifications.dispatch(rt.sessions, rt.senders, done.outbound, rt.now())
     return out, 200 if done.replayed else 201
 
 
@@ -375,10 +372,9 @@ def arrive(reservation_id: int) -> ArrivedOut:
 def cancel_booking(reservation_id: int, body: CancelIn) -> CancelledOut:
     rt = runtime()
     with transaction() as session:
-        done = reservation_admin.cancel(session, rt.settings, rt.redis, current_merchant_id(), reservation_id,
+        done = reservation_admin.cancel(session, rt.settings, rt.senders, current_merchant_id(), reservation_id,
                                         body.reason, rt.now())
         r = done.reservation
         out = CancelledOut(**_staff_out(r, _store_name(session, r.store_id), session.get_one(Member, r.member_id)),
                            replayed=done.replayed)
-    notifications.dispatch(rt.sessions, rt.senders, done.outbound, rt.now())
     return out

@@ -34,9 +34,11 @@ from beacons import Forwarder, Gateway, GatewayConfig, Listener, ReplayScanner, 
 from beacons.capture import Advert
 from beacons.forwarder import Transport
 from beacons.frames import build_eddystone_tlm, build_ibeacon
+from mallapp import logs
 from mallapp.devtools.demo import DemoBeacon, DemoGateway, DemoMall, seed_venue
 from mallapp.domain.proximity import identity
 from mallapp.runtime import build_runtime
+from mallapp.settings import load_settings
 
 log = logging.getLogger("mallapp.walks")
 
@@ -271,9 +273,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gap", type=float, default=40.0, help="quiet seconds between cycles")
     parser.add_argument("--seed", type=int)
     args = parser.parse_args(argv)
-    from mallapp import logs
-    from mallapp.settings import load_settings
-
     settings = load_settings()
     logs.configure(settings.log_format, settings.log_level)
     stop = threading.Event()

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import ForeignKey, Index, String, and_, case, cast, func, literal, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from mallapp.adapters import live
 from mallapp.db import Base, UTCDateTime, insert_or_nothing
 from mallapp.domain import members, notifications, points
 from mallapp.domain.deals import Deal, member_matches
@@ -252,7 +251,7 @@ def remind_expiring(sessions: sessionmaker[Session], settings: Settings, senders
                     batch: int = 500) -> int:
     """Tell members of unused coupons expiring within ``[deals] coupon_reminder_hours``, once each; how many.
 
-    For the clock. A batch is recorded in one transaction and sent after it; the reminder's
+    For the clock. A batch is recorded in one transaction and sent after its commit; the reminder's
     notification key is what marks a coupon reminded, so a second run, or one after a crash,
     reminds nobody twice (see :mod:`mallapp.domain.notifications`).
     """
@@ -276,10 +275,8 @@ def remind_expiring(sessions: sessionmaker[Session], settings: Settings, senders
             rows = session.execute(due).all()
             if not rows:
                 return total
-            online = live.online(senders.redis, {row.member_id for row in rows})
-            recorded = notifications.record_many(session, settings, [
-                (row.member_id, _reminder(settings, row)) for row in rows], now, online)
-        notifications.dispatch(sessions, senders, [r.outbound for r in recorded if r.outbound is not None], now)
+            notifications.record_many(session, settings, [(row.member_id, _reminder(settings, row)) for row in rows],
+                                      now, senders.online({row.member_id for row in rows}))
         total += len(rows)
 
 

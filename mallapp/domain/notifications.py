@@ -1,13 +1,17 @@
 """The one notification service: every message goes to the inbox, and by WeChat when it may.
 
 A :class:`Message` for a member is delivered in three steps, so no database transaction stays
-open across the call to WeChat::
+open across the call to WeChat and nothing leaves before the record of it is committed::
 
-    record(session, ...)  -> Recorded     the inbox row, its deliveries, a reserved quota (commit)
-    send(wechat, outbound) -> Sent        the subscribe message, outside any transaction
+    record(session, ...)   -> Recorded    the inbox row, its deliveries, a reserved quota; the pending
+                                          sends join the unit of work's outbox (the caller commits)
+    send(senders, outbound) -> Sent       after the commit: live frames and subscribe messages
     settle(session, ...)                  the outcome; quota zeroed on 43101, given back on failure (commit)
 
-:func:`notify` runs the three with its own transactions. The message's ``key`` is unique per member:
+The runtime hooks the last two to the commit of every unit of work (:func:`dispatch` on the
+session's :class:`Outbox`), so a service only records: whoever commits sends, and a rolled-back
+unit of work sends nothing. Messages leave by the :class:`Senders` port, which the runtime fills
+with the live channel and WeChat (:mod:`mallapp.adapters`). The message's ``key`` is unique per member:
 a second message with the same key delivers nothing. A subscribe message goes only when the kind
 has a template in ``[notifications.templates]`` and the member holds quota for it (one per accepted
 ``wx.requestSubscribeMessage`` opt-in); a deal message whose store (or every push) the member muted
@@ -17,13 +21,13 @@ deal's ``pushes`` figure moves in the transaction that records the delivery, so 
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from redis import Redis
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -39,7 +43,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from mallapp.adapters import live, wechat
 from mallapp.db import Base, UTCDateTime, insert_many_or_nothing, insert_or_nothing
 from mallapp.domain import deals, follows, members
 from mallapp.domain.benefits import describe_benefit
@@ -48,9 +51,6 @@ from mallapp.domain.points import BigId
 from mallapp.domain.venue import Store
 from mallapp.errors import Conflict, MallError, NotFound
 from mallapp.settings import Settings
-
-if TYPE_CHECKING:
-    from mallapp.adapters.wechat import MallWeChatClient
 
 # deal: a deal (announcements, proximity offers); reminder: coupons and the like; queue: a restaurant
 # queue ticket (tables ahead, table ready, lapsed); reservation: a table booking (reminder, released).
@@ -175,12 +175,45 @@ class Sent:
     msgid: int | None = None
 
 
-@dataclass(frozen=True)
-class Senders:
-    """What carries messages out: the WeChat client, and the Redis the live servers listen on."""
+class Senders(Protocol):
+    """The port messages leave by; the runtime plugs in the live channel and WeChat (:mod:`mallapp.adapters`)."""
 
-    wechat: MallWeChatClient
-    redis: Redis
+    def online(self, member_ids: Iterable[int]) -> set[int]:
+        """Which of these members have a live connection open now."""
+        ...
+
+    def publish_live(self, messages: Collection[tuple[int, str]]) -> list[int]:
+        """Hand each (member, JSON frame) to the member's live connections; how many servers took each."""
+        ...
+
+    def send_subscribe(self, openid: str, template_id: str, data: dict[str, dict[str, str]],
+                       page: str | None) -> int:
+        """Send a WeChat subscribe message; its msgid. WeChat's refusal raises a MallError with its errcode."""
+        ...
+
+
+OUTBOX = "mallapp.outbox"
+
+
+@dataclass
+class Outbox:
+    """The sends a unit of work recorded, and how each went once the runtime sent them after its commit."""
+
+    pending: list[Outbound] = field(default_factory=list)
+    sent: dict[int, Sent] = field(default_factory=dict)  # delivery id -> outcome
+
+
+def outbox(session: Session) -> Outbox:
+    """The session's outbox (made on first use)."""
+    box = session.info.get(OUTBOX)
+    if box is None:
+        box = session.info[OUTBOX] = Outbox()
+    return box
+
+
+def take_outbox(session: Session) -> Outbox | None:
+    """Remove and return the session's outbox: after a commit to send it, after a rollback to drop it."""
+    return session.info.pop(OUTBOX, None)
 
 
 # --- delivering ------------------------------------------------------------------------------------
@@ -199,10 +232,14 @@ def _data(template: Mapping[str, str], message: Message) -> dict[str, dict[str, 
 
 def live_frame(notification_id: int, member_id: int, message: Message, now: datetime) -> str:
     """The live frame: the inbox item's fields, as ``GET /api/v1/me/inbox`` shows them."""
-    return live.frame("notification", id=notification_id, kind=message.kind, title=message.title[:80],
+    return _frame("notification", id=notification_id, kind=message.kind, title=message.title[:80],
                       body=message.body[:1000], deal_id=message.deal_id, store_id=message.store_id,
                       page=message.page, read_at=None,
                       created_at=now.astimezone(UTC).isoformat().replace("+00:00", "Z"))  # as the API writes it
+
+
+def _frame(frame_type: str, /, **fields: Any) -> str:
+    return json.dumps({"type": frame_type, **fields}, separators=(",", ":"), default=str)
 
 
 def _count_pushes(session: Session, deal_ids: Iterable[int | None]) -> None:
@@ -241,7 +278,7 @@ def record_many(session: Session, settings: Settings, items: Sequence[tuple[int,
     """Write each (member, message)'s inbox item and deliveries; reserve what goes out after the commit.
 
     The channel, for a message not delivered before under its key: live when the member is in
-    ``online`` (:func:`mallapp.adapters.live.online`), else a subscribe message when the kind has a template
+    ``online`` (:meth:`Senders.online`), else a subscribe message when the kind has a template
     and the member holds quota for it (one is reserved). A deal message whose store the member
     muted goes to the inbox only. Statements are per batch, not per message.
     """
@@ -307,8 +344,10 @@ def record_many(session: Session, settings: Settings, items: Sequence[tuple[int,
             outbound = SubscribeOutbound(pending[nid, "subscribe"], member_id, m.deal_id, openids[member_id],
                                          template.template_id, _data(template.data, m), m.page)
         by_key[member_id, m.key] = Recorded(nid, True, subscribe, outbound, live_outcome)
-    return [by_key.get((member_id, m.key)) or Recorded(earlier[member_id, m.key], False, None)
-            for member_id, m in items]
+    results = [by_key.get((member_id, m.key)) or Recorded(earlier[member_id, m.key], False, None)
+               for member_id, m in items]
+    outbox(session).pending.extend(r.outbound for r in results if r.outbound is not None)
+    return results
 
 
 def _existing_ids(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
@@ -323,15 +362,14 @@ def _existing_ids(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[in
 def send(senders: Senders, outbound: Sequence[Outbound]) -> list[Sent]:
     """Send each message; WeChat's refusal, or a live connection gone, is an outcome, not an error."""
     lives = [o for o in outbound if isinstance(o, LiveOutbound)]
-    taken = iter(live.publish_many(senders.redis, [(o.member_id, o.text) for o in lives]))
+    taken = iter(senders.publish_live([(o.member_id, o.text) for o in lives]) if lives else [])
     results = []
     for item in outbound:
         if isinstance(item, LiveOutbound):
             results.append(Sent("sent" if next(taken) else "missed"))
             continue
         try:
-            msgid = wechat.send_subscribe_message(senders.wechat, item.openid, item.template_id, item.data,
-                                                  page=item.page)
+            msgid = senders.send_subscribe(item.openid, item.template_id, item.data, item.page)
         except MallError as exc:
             errcode = exc.details.get("errcode")
             results.append(Sent("refused" if errcode == NO_QUOTA_ERRCODE else "failed", errcode))
@@ -379,7 +417,10 @@ def _settle_subscribe(session: Session, item: SubscribeOutbound, sent: Sent, now
 
 def dispatch(sessions: sessionmaker[Session], senders: Senders, outbound: Sequence[Outbound],
              now: datetime, chunk: int = 200) -> list[Sent]:
-    """Send the outbound messages and settle them, a chunk per short transaction."""
+    """Send the outbound messages and settle them, a chunk per short transaction.
+
+    The runtime calls this with a unit of work's outbox after its commit; services only record.
+    """
     results: list[Sent] = []
     for start in range(0, len(outbound), chunk):
         part = outbound[start:start + chunk]
@@ -393,13 +434,15 @@ def dispatch(sessions: sessionmaker[Session], senders: Senders, outbound: Sequen
 def notify(sessions: sessionmaker[Session], settings: Settings, senders: Senders, member_id: int,
            message: Message, now: datetime) -> Recorded:
     """Deliver one message: inbox always, live or WeChat when it can; once per key."""
-    # Owns its transactions (unlike other services): the sends must happen between two commits.
-    online = live.online(senders.redis, [member_id])
+    # Owns its transaction: its commit sends (the runtime's hook), so the outcome is known here.
+    online = senders.online([member_id])
     with sessions.begin() as session:
         recorded = record(session, settings, member_id, message, now, online)
+        box = outbox(session)
     if recorded.outbound is None:
         return recorded
-    outcome = dispatch(sessions, senders, [recorded.outbound], now)[0].outcome
+    sent = box.sent.get(recorded.outbound.delivery_id)
+    outcome = "pending" if sent is None else sent.outcome
     if isinstance(recorded.outbound, LiveOutbound):
         return replace(recorded, live=outcome)
     return replace(recorded, subscribe=outcome)
@@ -498,10 +541,9 @@ def deal_message(settings: Settings, deal: Deal, store_name: str, key: str) -> M
 class Announcement:
     deal: Deal
     replayed: bool  # True: announced before; nothing was delivered now
-    outbound: list[Outbound]
 
 
-def announce(session: Session, redis: Redis, settings: Settings, merchant_id: int, deal_id: int,
+def announce(session: Session, senders: Senders, settings: Settings, merchant_id: int, deal_id: int,
              now: datetime) -> Announcement:
     """Tell the followers of a live deal's store about it, once per deal (before it opens or while on)."""
     deal = deals.get_own(session, merchant_id, deal_id, lock=True)
@@ -509,7 +551,7 @@ def announce(session: Session, redis: Redis, settings: Settings, merchant_id: in
         raise Conflict("only a live deal that has not ended can be announced", code="deal.invalid_state",
                        details={"status": deal.status})
     if deal.announced_at is not None:
-        return Announcement(deal, True, [])
+        return Announcement(deal, True)
     deal.announced_at = now
     message = deal_message(settings, deal, store_names(session, [deal.store_id]).get(deal.store_id, ""),
                            announce_key(deal.id))
@@ -517,13 +559,11 @@ def announce(session: Session, redis: Redis, settings: Settings, merchant_id: in
     # Only followers the deal's member rule lets claim: a message they cannot act on is noise.
     audience = [m.id for m in members.get_many(session, followers)
                 if deals.member_matches(settings, deal.member_rule, m, now)]
-    outbound = []
     for start in range(0, len(audience), _ANNOUNCE_BATCH):
         batch = audience[start:start + _ANNOUNCE_BATCH]
-        recorded = record_many(session, settings, [(m, message) for m in batch], now, live.online(redis, batch))
-        outbound.extend(r.outbound for r in recorded if r.outbound is not None)
+        record_many(session, settings, [(m, message) for m in batch], now, senders.online(batch))
     session.flush()
-    return Announcement(deal, False, outbound)
+    return Announcement(deal, False)
 
 
 def announcement_figures(session: Session, deal_id: int) -> tuple[int, int, int]:
@@ -551,15 +591,8 @@ class Announced:
     pushes: int
 
 
-def announce_and_send(sessions: sessionmaker[Session], settings: Settings, senders: Senders,
-                      merchant_id: int, deal_id: int, now: datetime) -> Announced:
-    """``announce``, committed, then its live and subscribe messages outside any transaction, then its figures."""
-    # Owns its transactions, like notify: the sends must happen between two commits.
-    with sessions.begin() as session:
-        done = announce(session, senders.redis, settings, merchant_id, deal_id, now)
-    dispatch(sessions, senders, done.outbound, now)
-    with sessions.begin() as session:
-        inbox_items, subscribed, lived = announcement_figures(session, deal_id)
-        deal = session.get(deals.Deal, deal_id)
-        assert deal is not None  # announce found it
-        return Announced(deal_id, deal.announced_at, done.replayed, inbox_items, subscribed, lived, deal.pushes)
+def announced(session: Session, deal_id: int, replayed: bool) -> Announced:
+    """A deal's announcement as its merchant sees it: read after the commit, once its messages went out."""
+    inbox_items, subscribed, lived = announcement_figures(session, deal_id)
+    deal = session.get_one(Deal, deal_id)
+    return Announced(deal_id, deal.announced_at, replayed, inbox_items, subscribed, lived, deal.pushes)

@@ -33,15 +33,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
 
-from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mallapp.adapters import live
 from mallapp.domain import deals, follows, members, notifications
 from mallapp.domain.coupons import Coupon
 from mallapp.domain.deals import Deal
-from mallapp.domain.notifications import Notification, Recorded
+from mallapp.domain.notifications import Notification, Recorded, Senders
 from mallapp.settings import Settings
 
 __all__ = ["GROUP", "Event", "decide", "offer", "offer_key", "rank_key"]
@@ -221,12 +219,12 @@ def decide(session: Session, settings: Settings, event: Event, now: datetime) ->
     return decide_many(session, settings, [event], now)[0]
 
 
-def offer_many(session: Session, redis: Redis | None, settings: Settings, events: Sequence[Event], now: datetime
+def offer_many(session: Session, senders: Senders | None, settings: Settings, events: Sequence[Event], now: datetime
                ) -> list[Recorded | None]:
     """Decide, and record each chosen deal's message (inbox; live or a reserved subscribe message).
 
-    ``redis`` tells who has the mini-program open (None: nobody, as in a test without live servers).
-    The caller commits, then sends the outbound messages (``notifications.dispatch``).
+    ``senders`` tells who has the mini-program open (None: nobody, as in a test without live servers).
+    The messages leave after the caller's commit.
     """
     picks = decide_many(session, settings, events, now)
     local_day = settings.mall.local_day(now).isoformat()
@@ -234,16 +232,16 @@ def offer_many(session: Session, redis: Redis | None, settings: Settings, events
     names = notifications.store_names(session, {deal.store_id for _, deal in chosen})
     messages = [notifications.deal_message(settings, deal, names.get(deal.store_id, ""),
                                            offer_key(member_id, deal.id, local_day)) for member_id, deal in chosen]
-    online = live.online(redis, {m for m, _ in chosen}) if redis is not None and chosen else set()
+    online = senders.online({m for m, _ in chosen}) if senders is not None and chosen else set()
     recorded = iter(notifications.record_many(session, settings, [(m, msg) for (m, _), msg in
                                                                   zip(chosen, messages, strict=True)], now, online))
     return [next(recorded) if d is not None else None for d in picks]
 
 
-def offer(session: Session, settings: Settings, event: Event, now: datetime, redis: Redis | None = None
-          ) -> Recorded | None:
+def offer(session: Session, settings: Settings, event: Event, now: datetime, senders: Senders | None = None
+           ) -> Recorded | None:
     """Decide and record one event's offer (see :func:`offer_many`); None: no offer."""
-    return offer_many(session, redis, settings, [event], now)[0]
+    return offer_many(session, senders, settings, [event], now)[0]
 
 
 # --- the consumer ----------------------------------------------------------------------------------

@@ -12,14 +12,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mallapp.adapters import live
 from mallapp.domain import notifications
 from mallapp.domain.members import Member
-from mallapp.domain.notifications import Outbound
+from mallapp.domain.notifications import Senders
 from mallapp.domain.reservations import Reservation, Slot, give_back_table, message, store_name
 from mallapp.domain.venue import Store
 from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
@@ -196,16 +194,15 @@ def arrive(session: Session, settings: Settings, merchant_id: int, reservation_i
 class Cancelled:
     reservation: Reservation
     replayed: bool  # it was cancelled before (by either side): nothing changed
-    outbound: list[Outbound]  # the member's message, to send after the commit
 
 
-def cancel(session: Session, settings: Settings, redis: Redis, merchant_id: int, reservation_id: int, reason: str,
+def cancel(session: Session, settings: Settings, senders: Senders, merchant_id: int, reservation_id: int, reason: str,
            now: datetime) -> Cancelled:
     """Cancel a booking for the restaurant (the guest called, the evening is closed), free its table and tell
     the member why; cancelling again changes nothing."""
     reservation = _own_booking(session, merchant_id, reservation_id)
     if reservation.status == "cancelled":
-        return Cancelled(reservation, True, [])
+        return Cancelled(reservation, True)
     if reservation.status != "booked":
         raise _not_active(reservation)
     reservation.status, reservation.cancelled_at = "cancelled", now
@@ -213,7 +210,6 @@ def cancel(session: Session, settings: Settings, redis: Redis, merchant_id: int,
     give_back_table(session, reservation.slot_id)
     note = message(settings, reservation, store_name(session, reservation.store_id), "cancelled",
                    f"reservation:{reservation.id}:cancelled")
-    recorded = notifications.record(session, settings, reservation.member_id, note, now,
-                                    live.online(redis, [reservation.member_id]))
+    notifications.record(session, settings, reservation.member_id, note, now, senders.online([reservation.member_id]))
     session.flush()
-    return Cancelled(reservation, False, [recorded.outbound] if recorded.outbound is not None else [])
+    return Cancelled(reservation, False)

@@ -20,7 +20,6 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from redis import Redis
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -38,11 +37,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from mallapp.adapters import live
 from mallapp.db import Base, UTCDateTime
 from mallapp.domain import notifications
 from mallapp.domain.members import Member
-from mallapp.domain.notifications import Message, Outbound, Senders
+from mallapp.domain.notifications import Message, Senders
 from mallapp.domain.points import BigId
 from mallapp.domain.venue import Store
 from mallapp.errors import Conflict, NotFound, RuleViolation
@@ -118,11 +116,10 @@ class Reservation(Base):
 
 @dataclass(frozen=True)
 class Booked:
-    """A booking, with whether this call only replayed an earlier one, and messages to send after the commit."""
+    """A booking, with whether this call only replayed an earlier one."""
 
     reservation: Reservation
     replayed: bool
-    outbound: list[Outbound]
 
 
 # --- messages --------------------------------------------------------------------------------------
@@ -264,7 +261,7 @@ def book(session: Session, settings: Settings, member_id: int, slot_id: int, par
         if (earlier.slot_id, earlier.party_size) != (slot_id, party_size) and earlier.changed_at is None:
             raise Conflict("this request_id was used for another booking", code="reservation.request_id_reused",
                            details={"reservation_id": earlier.id})
-        return Booked(earlier, True, [])
+        return Booked(earlier, True)
     slot = _slot_to_book(session, settings, slot_id, party_size, now)
     _check_no_overlap(session, member_id, slot)
     _check_cap(session, settings, member_id, now)
@@ -276,8 +273,8 @@ def book(session: Session, settings: Settings, member_id: int, slot_id: int, par
     session.flush()
     note = message(settings, reservation, store_name(session, slot.store_id), "booked",
                    f"reservation:{reservation.id}:booked")
-    recorded = notifications.record(session, settings, member_id, note, now, online)
-    return Booked(reservation, False, [recorded.outbound] if recorded.outbound is not None else [])
+    notifications.record(session, settings, member_id, note, now, online)
+    return Booked(reservation, False)
 
 
 def get_own(session: Session, member_id: int, reservation_id: int, *, lock: bool = False) -> Reservation:
@@ -355,10 +352,9 @@ def slots_by_id(session: Session, slot_ids: Collection[int]) -> dict[int, Slot]:
 
 @dataclass(frozen=True)
 class Batch:
-    """What one transaction of a job did: how many bookings, and the messages to send after its commit."""
+    """What one transaction of a job did: how many bookings (their messages leave after its commit)."""
 
     count: int
-    outbound: list[Outbound]
 
 
 def _due(session: Session, conditions: tuple[ColumnElement[bool], ...], limit: int) -> list[Reservation]:
@@ -367,32 +363,32 @@ def _due(session: Session, conditions: tuple[ColumnElement[bool], ...], limit: i
                                 .with_for_update(skip_locked=True).execution_options(populate_existing=True)))
 
 
-def _tell(session: Session, settings: Settings, redis: Redis, due: list[Reservation], what: str,
-          key: Callable[[Reservation], str], now: datetime) -> list[Outbound]:
+def _tell(session: Session, settings: Settings, senders: Senders, due: list[Reservation], what: str,
+          key: Callable[[Reservation], str], now: datetime) -> None:
     names = notifications.store_names(session, {r.store_id for r in due})
     items = [(r.member_id, message(settings, r, names.get(r.store_id, ""), what, key(r))) for r in due]
-    recorded = notifications.record_many(session, settings, items, now, live.online(redis, [r.member_id for r in due]))
-    return [r.outbound for r in recorded if r.outbound is not None]
+    notifications.record_many(session, settings, items, now, senders.online([r.member_id for r in due]))
 
 
-def remind_batch(session: Session, settings: Settings, redis: Redis, now: datetime, limit: int = 500) -> Batch:
+def remind_batch(session: Session, settings: Settings, senders: Senders, now: datetime, limit: int = 500) -> Batch:
     """Mark up to ``limit`` bookings starting within the lead time as reminded and record their reminders."""
     lead = timedelta(minutes=settings.reservations.reminder_lead_minutes)
     due = _due(session, (Reservation.status == "booked", Reservation.reminded_at.is_(None),
                          Reservation.starts_at > now, Reservation.starts_at <= now + lead), limit)
     for reservation in due:
         reservation.reminded_at = now  # in the transaction that records the message: both or neither
-    outbound = _tell(session, settings, redis, due, "reminder", reminder_key, now) if due else []
+    if due:
+        _tell(session, settings, senders, due, "reminder", reminder_key, now)
     session.flush()
-    return Batch(len(due), outbound)
+    return Batch(len(due))
 
 
-def release_batch(session: Session, settings: Settings, redis: Redis, now: datetime, limit: int = 500) -> Batch:
+def release_batch(session: Session, settings: Settings, senders: Senders, now: datetime, limit: int = 500) -> Batch:
     """Release up to ``limit`` bookings unconfirmed past the grace period: no_show, their tables freed."""
     grace = timedelta(minutes=settings.reservations.no_show_grace_minutes)
     due = _due(session, (Reservation.status == "booked", Reservation.starts_at <= now - grace), limit)
     if not due:
-        return Batch(0, [])
+        return Batch(0)
     for reservation in due:
         reservation.status, reservation.released_at = "no_show", now
     session.flush()
@@ -401,19 +397,18 @@ def release_batch(session: Session, settings: Settings, redis: Redis, now: datet
     # In slot id order, after the bookings' locks: the same order as every other path.
     session.execute(update(slots).where(slots.c.id == bindparam("slot")).values(booked=slots.c.booked - bindparam("n")),
                     [{"slot": slot_id, "n": n} for slot_id, n in sorted(freed.items())])
-    outbound = _tell(session, settings, redis, due, "no_show", lambda r: f"reservation:{r.id}:no_show", now)
-    return Batch(len(due), outbound)
+    _tell(session, settings, senders, due, "no_show", lambda r: f"reservation:{r.id}:no_show", now)
+    return Batch(len(due))
 
 
-def _run(sessions: sessionmaker[Session], senders: Senders, now: datetime, limit: int,
-         one: Callable[[Session], Batch]) -> int:
+def _run(sessions: sessionmaker[Session], limit: int, one: Callable[[Session], Batch]) -> int:
     total = 0
     while True:
+        # Its messages leave after each commit: a crash before or during the sends leaves the bookings
+        # marked and the messages in the inbox, so a second run finds nothing to do (pending sends are
+        # settled as unknown).
         with sessions.begin() as session:
             done = one(session)
-        # After the commit: a crash before or during the sends leaves the bookings marked and the
-        # messages in the inbox, so a second run finds nothing to do (pending sends are settled as unknown).
-        notifications.dispatch(sessions, senders, done.outbound, now)
         total += done.count
         if done.count < limit:
             return total
@@ -422,10 +417,10 @@ def _run(sessions: sessionmaker[Session], senders: Senders, now: datetime, limit
 def remind_due(sessions: sessionmaker[Session], settings: Settings, senders: Senders, now: datetime,
                limit: int = 500) -> int:
     """Remind members of bookings starting within the lead time, once per booking and slot; how many."""
-    return _run(sessions, senders, now, limit, lambda s: remind_batch(s, settings, senders.redis, now, limit))
+    return _run(sessions, limit, lambda s: remind_batch(s, settings, senders, now, limit))
 
 
 def release_no_shows(sessions: sessionmaker[Session], settings: Settings, senders: Senders, now: datetime,
                      limit: int = 500) -> int:
     """Release bookings nobody confirmed within the grace period after their start; how many."""
-    return _run(sessions, senders, now, limit, lambda s: release_batch(s, settings, senders.redis, now, limit))
+    return _run(sessions, limit, lambda s: release_batch(s, settings, senders, now, limit))

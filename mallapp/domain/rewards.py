@@ -31,7 +31,8 @@ from mallapp.domain.deals import Deal
 from mallapp.domain.members import Member
 from mallapp.domain.points import BigId, PointsEntry
 from mallapp.domain.venue import Store
-from mallapp.settings import PackCoupon, Settings
+from mallapp.errors import InvalidInput
+from mallapp.settings import PackCoupon, Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,15 @@ def issue_new_member_pack(session: Session, settings: Settings, member: Member, 
             issued.append(held)
     session.flush()
     return issued
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse, at start-up, a new-member pack coupon whose benefit no deal could carry."""
+    for coupon in settings.new_member_pack.coupons:
+        try:
+            benefit_columns(coupon.benefit)
+        except InvalidInput as exc:
+            raise SettingsError(f"new_member_pack.coupons {coupon.key!r}: {exc.message}") from None
 
 
 def _pack_deal(session: Session, settings: Settings, template: PackCoupon) -> Deal | None:

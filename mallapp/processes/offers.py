@@ -14,7 +14,6 @@ from time import monotonic
 from redis import Redis
 from redis.exceptions import ResponseError
 
-from mallapp.domain import notifications
 from mallapp.domain.notifications import Recorded
 from mallapp.domain.offers import GROUP, Event, offer_many
 from mallapp.domain.proximity.effects import EVENTS_STREAM
@@ -86,12 +85,9 @@ class Consumer:
         rt = self.rt
         now = rt.now()
         with rt.sessions.begin() as session:
-            recorded = [r for r in offer_many(session, self.redis, rt.settings, events, now)
+            recorded = [r for r in offer_many(session, rt.senders, rt.settings, events, now)
                         if r is not None and r.created]
         self.offered += len(recorded)
-        outbound = [r.outbound for r in recorded if r.outbound is not None]
-        if outbound:
-            notifications.dispatch(rt.sessions, rt.senders, outbound, now)
         return recorded
 
     def run(self, stop: threading.Event) -> None:

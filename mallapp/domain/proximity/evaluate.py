@@ -118,7 +118,7 @@ def data_root(override: str | None = None) -> Path:
         return Path(override)
     if os.environ.get("MALL_SHARED_DATA"):
         return Path(os.environ["MALL_SHARED_DATA"])
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 def _rows(path: Path) -> list[list[str]]:

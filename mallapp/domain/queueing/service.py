@@ -15,7 +15,7 @@ one band run one at a time and a till's retry with the same ``request_id`` finds
 Messages (kind ``queue``, once per ticket by key): "n tables ahead" (``queue:<id>:near``), "your
 table is ready" (``queue:<id>:ready``), "your number lapsed" (``queue:<id>:lapsed``), "your number was
 passed" when staff skip it (``queue:<id>:skipped``). They are
-recorded in the caller's transaction; the caller dispatches the returned outbound after commit.
+recorded in the caller's transaction and leave after its commit.
 """
 
 from __future__ import annotations
@@ -24,17 +24,15 @@ import functools
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from redis import Redis
 from sqlalchemy import Date, Engine, Integer, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
-from mallapp.adapters import live
 from mallapp.db import _dialect_insert, insert_or_nothing
-from mallapp.domain.notifications import Message, Outbound, Senders, dispatch, record_many, store_names
+from mallapp.domain.notifications import Message, Senders, record_many, store_names
 from mallapp.domain.queueing.estimator import AT_ONCE_S, Aggregate, Model, Params, fit, naive
 from mallapp.domain.queueing.models import ACTIVE, QueueBand, QueueCounter, QueueTicket
 from mallapp.domain.venue import Store
@@ -54,11 +52,10 @@ class BandSpec:
 
 @dataclass(frozen=True)
 class Done:
-    """A ticket after an operation; ``replayed``: nothing changed (a retry); messages to send after commit."""
+    """A ticket after an operation; ``replayed``: nothing changed (a retry)."""
 
     ticket: QueueTicket
     replayed: bool = False
-    outbound: list[Outbound] = field(default_factory=list)
     place: Place | None = None  # where a ticket just taken stands (so the reply need not ask again)
 
 
@@ -419,12 +416,11 @@ def _message(settings: Settings, ticket: QueueTicket, store_name: str, what: str
                    fields={"store": store_name, "ticket_no": ticket.ticket_no, "ahead": str(ahead)})
 
 
-def _send(session: Session, redis: Redis, settings: Settings, items: list[tuple[int, Message]],
-          now: datetime) -> list[Outbound]:
-    if not items:
-        return []
-    recorded = record_many(session, settings, items, now, live.online(redis, [m for m, _ in items]))
-    return [r.outbound for r in recorded if r.outbound is not None]
+def _send(session: Session, senders: Senders, settings: Settings, items: list[tuple[int, Message]],
+          now: datetime) -> None:
+    """Record the members' messages; they leave after the caller's commit."""
+    if items:
+        record_many(session, settings, items, now, senders.online([m for m, _ in items]))
 
 
 def _near_items(session: Session, settings: Settings, store_id: int, band: str, store_name: str) -> list[tuple[int, Message]]:
@@ -443,19 +439,19 @@ def _near_items(session: Session, settings: Settings, store_id: int, band: str, 
     return items
 
 
-def _moved(session: Session, redis: Redis, settings: Settings, ticket: QueueTicket, line_moved: bool,
-           what: str | None, now: datetime) -> list[Outbound]:
+def _moved(session: Session, senders: Senders, settings: Settings, ticket: QueueTicket, line_moved: bool,
+           what: str | None, now: datetime) -> None:
     name = store_names(session, [ticket.store_id]).get(ticket.store_id, "")
     items = [(ticket.member_id, _message(settings, ticket, name, what))] if what and ticket.member_id else []
     if line_moved:
         items += _near_items(session, settings, ticket.store_id, ticket.band, name)
     session.flush()
-    return _send(session, redis, settings, items, now)
+    _send(session, senders, settings, items, now)
 
 
 # --- staff -----------------------------------------------------------------------------------------
 
-def call_next(session: Session, redis: Redis, settings: Settings, merchant_id: int, store_id: int, band_code: str,
+def call_next(session: Session, senders: Senders, settings: Settings, merchant_id: int, store_id: int, band_code: str,
               request_id: str, now: datetime) -> Done:
     """Call the first party waiting in a band; the same request id again returns that call, never a second."""
     own_store(session, merchant_id, store_id)
@@ -482,7 +478,8 @@ def call_next(session: Session, redis: Redis, settings: Settings, merchant_id: i
     ticket.status, ticket.called_at, ticket.call_request_id = "called", now, request_id
     ticket.wait_s = max(0, int((now - ticket.taken_at).total_seconds()))
     ticket.lapses_at = now + timedelta(seconds=settings.queue.grace_s)
-    return Done(ticket, outbound=_moved(session, redis, settings, ticket, True, "ready", now))
+    _moved(session, senders, settings, ticket, True, "ready", now)
+    return Done(ticket)
 
 
 def _own_ticket(session: Session, store_id: int, ticket_id: int, member_id: int | None = None) -> QueueTicket:
@@ -494,7 +491,7 @@ def _own_ticket(session: Session, store_id: int, ticket_id: int, member_id: int 
     return ticket
 
 
-def _end(session: Session, redis: Redis, settings: Settings, ticket: QueueTicket, status: str,
+def _end(session: Session, senders: Senders, settings: Settings, ticket: QueueTicket, status: str,
          now: datetime, what: str | None = None) -> Done:
     if ticket.status == status:
         return Done(ticket, replayed=True)
@@ -505,21 +502,22 @@ def _end(session: Session, redis: Redis, settings: Settings, ticket: QueueTicket
     if status == "seated" and ticket.called_at is None:  # seated straight from the line
         ticket.called_at, ticket.wait_s = now, max(0, int((now - ticket.taken_at).total_seconds()))
     ticket.status, ticket.ended_at, ticket.active_member_id = status, now, None
-    return Done(ticket, outbound=_moved(session, redis, settings, ticket, was_waiting, what, now))
+    _moved(session, senders, settings, ticket, was_waiting, what, now)
+    return Done(ticket)
 
 
-def seat(session: Session, redis: Redis, settings: Settings, merchant_id: int, store_id: int, ticket_id: int,
+def seat(session: Session, senders: Senders, settings: Settings, merchant_id: int, store_id: int, ticket_id: int,
          now: datetime) -> Done:
     """The party is at its table (from called, or straight from the line); seating again changes nothing."""
     own_store(session, merchant_id, store_id)
-    return _end(session, redis, settings, _own_ticket(session, store_id, ticket_id), "seated", now)
+    return _end(session, senders, settings, _own_ticket(session, store_id, ticket_id), "seated", now)
 
 
-def skip(session: Session, redis: Redis, settings: Settings, merchant_id: int, store_id: int, ticket_id: int,
+def skip(session: Session, senders: Senders, settings: Settings, merchant_id: int, store_id: int, ticket_id: int,
          now: datetime) -> Done:
     """Pass a ticket over (the party is not there) and tell its member; skipping again changes nothing."""
     own_store(session, merchant_id, store_id)
-    return _end(session, redis, settings, _own_ticket(session, store_id, ticket_id), "skipped", now, "skipped")
+    return _end(session, senders, settings, _own_ticket(session, store_id, ticket_id), "skipped", now, "skipped")
 
 
 def active_tickets(session: Session, store_id: int) -> list[QueueTicket]:
@@ -530,9 +528,9 @@ def active_tickets(session: Session, store_id: int) -> list[QueueTicket]:
 
 # --- members ---------------------------------------------------------------------------------------
 
-def cancel(session: Session, redis: Redis, settings: Settings, member_id: int, ticket_id: int, now: datetime) -> Done:
+def cancel(session: Session, senders: Senders, settings: Settings, member_id: int, ticket_id: int, now: datetime) -> Done:
     """The member gives up their ticket; cancelling again changes nothing; another's ticket is not found."""
-    return _end(session, redis, settings, _own_ticket(session, 0, ticket_id, member_id), "cancelled", now)
+    return _end(session, senders, settings, _own_ticket(session, 0, ticket_id, member_id), "cancelled", now)
 
 
 def member_ticket(session: Session, member_id: int, ticket_id: int) -> QueueTicket:
@@ -572,8 +570,7 @@ def lapse_due(sessions: sessionmaker[Session], settings: Settings, senders: Send
                     items.append((ticket.member_id, _message(settings, ticket, names.get(ticket.store_id, ""),
                                                              "lapsed")))
             session.flush()
-            outbound = _send(session, senders.redis, settings, items, now)
-        dispatch(sessions, senders, outbound, now)
+            _send(session, senders, settings, items, now)
         total += len(due)
         if len(due) < _LAPSE_BATCH:
             return total
