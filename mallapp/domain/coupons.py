@@ -25,7 +25,7 @@ from sqlalchemy import ForeignKey, Index, String, and_, case, cast, func, litera
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mallapp.adapters import live
-from mallapp.db import Base, UTCDateTime, insert_or_nothing
+from mallapp.db import Base, UTCDateTime, get_or_404, insert_or_nothing
 from mallapp.domain import members, notifications, points
 from mallapp.domain.deals import Deal, member_matches
 from mallapp.domain.members import Member
@@ -122,10 +122,9 @@ def code_from_qr(secret: bytes, payload: str) -> str:
 def claim(session: Session, settings: Settings, member_id: int, deal_id: int, now: datetime) -> Held:
     """Give the member a coupon for a live deal, within its quota and the per-member limit."""
     member = members.get(session, member_id)
-    deal = session.scalar(select(Deal).where(Deal.id == deal_id).with_for_update()
-                          .execution_options(populate_existing=True)) if 0 < deal_id < 2**31 else None
-    if deal is None or deal.status in ("draft", "pending_approval", "rejected") or deal.pack_key is not None:
-        raise NotFound(f"no deal with id {deal_id}", code="deal.not_found")
+    deal = get_or_404(session, Deal, deal_id, code="deal.not_found", what="deal", lock=True,
+                      accept=lambda deal: deal.status not in ("draft", "pending_approval", "rejected")
+                      and deal.pack_key is None)
     if deal.status != "live" or not deal.within_validity(now):
         raise RuleViolation("this deal cannot be claimed now", code="deal.not_available",
                             details={"status": deal.status})

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from mallapp.adapters import live
-from mallapp.db import Base, UTCDateTime
+from mallapp.db import Base, UTCDateTime, get_or_404, id_in_range
 from mallapp.domain import notifications
 from mallapp.domain.members import Member
 from mallapp.domain.notifications import Message, Outbound, Senders
@@ -50,7 +50,6 @@ from mallapp.settings import Settings
 
 STATUSES = ("booked", "arrived", "cancelled", "no_show")
 HOLDING = ("booked", "arrived")  # statuses that hold a table
-_MAX_ID = 2**31 - 1
 
 
 class Slot(Base):
@@ -160,10 +159,8 @@ def store_name(session: Session, store_id: int) -> str:
 # --- slots as members see them ---------------------------------------------------------------------
 
 def _bookable_store(session: Session, store_id: int) -> Store:
-    store = session.get(Store, store_id) if 0 < store_id <= _MAX_ID else None
-    if store is None or not store.active or store.merchant_id is None:
-        raise NotFound(f"no restaurant with id {store_id}", code="reservation.store_not_found")
-    return store
+    return get_or_404(session, Store, store_id, code="reservation.store_not_found", what="restaurant",
+                      accept=lambda store: store.active and store.merchant_id is not None)
 
 
 def open_slots(session: Session, settings: Settings, store_id: int, start: datetime, end: datetime,
@@ -181,9 +178,8 @@ def open_slots(session: Session, settings: Settings, store_id: int, start: datet
 
 def _slot_to_book(session: Session, settings: Settings, slot_id: int, party_size: int, now: datetime,
                   store_id: int | None = None) -> Slot:
-    slot = session.get(Slot, slot_id) if 0 < slot_id <= _MAX_ID else None
-    if slot is None or (store_id is not None and slot.store_id != store_id):
-        raise NotFound(f"no reservation slot with id {slot_id}", code="reservation.slot_not_found")
+    slot = get_or_404(session, Slot, slot_id, code="reservation.slot_not_found", what="reservation slot",
+                      accept=lambda slot: store_id is None or slot.store_id == store_id)
     _bookable_store(session, slot.store_id)
     horizon = now + timedelta(days=settings.reservations.horizon_days)
     if not slot.open or now >= slot.starts_at or slot.starts_at >= horizon:
@@ -285,7 +281,7 @@ def get_own(session: Session, member_id: int, reservation_id: int, *, lock: bool
     query = select(Reservation).where(Reservation.id == reservation_id, Reservation.member_id == member_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
-    found = session.scalar(query) if 0 < reservation_id <= _MAX_ID else None
+    found = session.scalar(query) if id_in_range(reservation_id) else None
     if found is None:
         raise NotFound(f"no reservation with id {reservation_id}", code="reservation.not_found")
     return found
