@@ -45,7 +45,7 @@ from mallapp.domain import deals, follows, members
 from mallapp.domain.benefits import describe_benefit
 from mallapp.domain.deals import Deal
 from mallapp.domain.points import BigId
-from mallapp.domain.venue import Store
+from mallapp.domain.venue import store_names
 from mallapp.errors import Conflict, MallError
 from mallapp.settings import Settings
 
@@ -472,13 +472,6 @@ def mark_read(session: Session, member_id: int, notification_id: int, now: datet
 
 def announce_key(deal_id: int) -> str:
     return f"deal:{deal_id}:announce"
-
-
-def store_names(session: Session, store_ids: Iterable[int]) -> dict[int, str]:
-    """The names of these stores, for the messages about their deals."""
-    ids = set(store_ids)
-    return {store_id: name for store_id, name in
-            session.execute(select(Store.id, Store.name).where(Store.id.in_(ids)))} if ids else {}
 
 
 def deal_message(settings: Settings, deal: Deal, store_name: str, key: str) -> Message:

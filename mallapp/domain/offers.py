@@ -38,7 +38,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mallapp.adapters import live
-from mallapp.domain import deals, follows, members, notifications
+from mallapp.domain import deals, follows, members, notifications, venue
 from mallapp.domain.coupons import Coupon
 from mallapp.domain.deals import Deal
 from mallapp.domain.notifications import Notification, Recorded
@@ -231,7 +231,7 @@ def offer_many(session: Session, redis: Redis | None, settings: Settings, events
     picks = decide_many(session, settings, events, now)
     local_day = settings.mall.local_day(now).isoformat()
     chosen = [(e.member_id, d) for e, d in zip(events, picks, strict=True) if d is not None]
-    names = notifications.store_names(session, {deal.store_id for _, deal in chosen})
+    names = venue.store_names(session, {deal.store_id for _, deal in chosen})
     messages = [notifications.deal_message(settings, deal, names.get(deal.store_id, ""),
                                            offer_key(member_id, deal.id, local_day)) for member_id, deal in chosen]
     online = live.online(redis, {m for m, _ in chosen}) if redis is not None and chosen else set()

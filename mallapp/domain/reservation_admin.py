@@ -21,8 +21,8 @@ from mallapp.db import get_or_404, id_in_range
 from mallapp.domain import notifications
 from mallapp.domain.members import Member
 from mallapp.domain.notifications import Outbound
-from mallapp.domain.reservations import Reservation, Slot, give_back_table, message, store_name
-from mallapp.domain.venue import Store
+from mallapp.domain.reservations import Reservation, Slot, give_back_table, message
+from mallapp.domain.venue import Store, store_name
 from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from mallapp.settings import Settings
 

@@ -44,7 +44,7 @@ from mallapp.domain import notifications
 from mallapp.domain.members import Member
 from mallapp.domain.notifications import Message, Outbound, Senders
 from mallapp.domain.points import BigId
-from mallapp.domain.venue import Store
+from mallapp.domain.venue import Store, store_name, store_names
 from mallapp.errors import Conflict, NotFound, RuleViolation
 from mallapp.settings import Settings
 
@@ -150,10 +150,6 @@ def message(settings: Settings, reservation: Reservation, store_name: str, what:
 def reminder_key(reservation: Reservation) -> str:
     # Per slot: a booking moved to another slot after its reminder is reminded of the new time.
     return f"reservation:{reservation.id}:reminder:{reservation.slot_id}"
-
-
-def store_name(session: Session, store_id: int) -> str:
-    return session.scalar(select(Store.name).where(Store.id == store_id)) or ""
 
 
 # --- slots as members see them ---------------------------------------------------------------------
@@ -365,7 +361,7 @@ def _due(session: Session, conditions: tuple[ColumnElement[bool], ...], limit: i
 
 def _tell(session: Session, settings: Settings, redis: Redis, due: list[Reservation], what: str,
           key: Callable[[Reservation], str], now: datetime) -> list[Outbound]:
-    names = notifications.store_names(session, {r.store_id for r in due})
+    names = store_names(session, {r.store_id for r in due})
     items = [(r.member_id, message(settings, r, names.get(r.store_id, ""), what, key(r))) for r in due]
     recorded = notifications.record_many(session, settings, items, now, live.online(redis, [r.member_id for r in due]))
     return [r.outbound for r in recorded if r.outbound is not None]

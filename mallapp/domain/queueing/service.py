@@ -34,10 +34,10 @@ from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 from mallapp.adapters import live
 from mallapp.db import _dialect_insert, get_or_404, id_in_range, insert_or_nothing
-from mallapp.domain.notifications import Message, Outbound, Senders, dispatch, record_many, store_names
+from mallapp.domain.notifications import Message, Outbound, Senders, dispatch, record_many
 from mallapp.domain.queueing.estimator import AT_ONCE_S, Aggregate, Model, Params, fit, naive
 from mallapp.domain.queueing.models import ACTIVE, QueueBand, QueueCounter, QueueTicket
-from mallapp.domain.venue import Store
+from mallapp.domain.venue import Store, store_names
 from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from mallapp.settings import Settings
 
