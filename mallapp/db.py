@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Engine,
     MetaData,
@@ -21,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from mallapp.errors import NotFound
 
 # Stable constraint names, so Alembic migrations read the same on SQLite and PostgreSQL.
 NAMING = {
@@ -55,6 +59,41 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Ids are 32-bit integer columns (64-bit where BigId): a larger number cannot name a row, and PostgreSQL
+# would refuse it as a parameter rather than find nothing.
+MAX_ID = 2**31 - 1
+MAX_BIG_ID = 2**63 - 1
+
+M = TypeVar("M", bound=Base)
+
+
+def id_in_range(row_id: int, *, big: bool = False) -> bool:
+    """Whether ``row_id`` can name a row: positive and within the id column's integer type."""
+    return 0 < row_id <= (MAX_BIG_ID if big else MAX_ID)
+
+
+def get_or_404(session: Session, model: type[M], row_id: int, *, code: str, what: str | None = None,
+               message: str | None = None, lock: bool = False, accept: Callable[[M], bool] | None = None) -> M:
+    """The ``model`` row with this id, or NotFound(``code``).
+
+    ``lock`` selects it ``FOR UPDATE`` (and overwrites any stale copy the session kept, the lock being held
+    now); otherwise the session's copy serves. A row that ``accept`` refuses (another merchant's, an inactive
+    one) is not found either. The message is ``message``, else "no <what> with id <id>" (``what`` defaults to
+    the table's name). mallapp.api.error_index reads ``code=`` here as NotFound's: give it as a literal.
+    """
+    big = isinstance(model.__table__.primary_key.columns[0].type, BigInteger)  # type: ignore[attr-defined]
+    row: M | None = None
+    if id_in_range(row_id, big=big):
+        if lock:
+            row = session.scalar(select(model).where(model.id == row_id)  # type: ignore[attr-defined]
+                                 .with_for_update().execution_options(populate_existing=True))
+        else:
+            row = session.get(model, row_id)
+    if row is None or (accept is not None and not accept(row)):
+        raise NotFound(message or f"no {what or model.__tablename__} with id {row_id}", code=code)
+    return row
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

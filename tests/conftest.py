@@ -27,7 +27,7 @@ from mallapp import create_app
 from mallapp.adapters import live
 from mallapp.devtools.servers import PostgresServer, RedisServer
 from mallapp.devtools.wechat_emulator import WeChatEmulator
-from mallapp.domain import merchants, points
+from mallapp.domain import auth, merchants, points
 from mallapp.domain.models import metadata
 from mallapp.processes.live import LiveServer
 from mallapp.runtime import Runtime, build_runtime
@@ -130,6 +130,15 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
         url = request.getfixturevalue("pg_database")
         yield url
         _truncate_all(url)
+
+
+@pytest.fixture
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scrypt at a token cost, for modules that prove an API, not the hash's cost.
+
+    Opt in with ``pytestmark = pytest.mark.usefixtures("cheap_password_hashing")``.
+    """
+    monkeypatch.setitem(auth.SCRYPT, "n", 2**8)
 
 
 # --- the runtime and the app -----------------------------------------------------------------------

@@ -8,15 +8,12 @@ from typing import Any
 import pytest
 from api_helpers import api_error
 
-from mallapp.domain import auth, merchants, venue_admin
+from mallapp.domain import merchants, venue_admin
 
 M, OPS = "/api/v1/merchant", "/api/v1/ops"
 
 
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    # These tests prove the API, not the cost of scrypt.
-    monkeypatch.setitem(auth.SCRYPT, "n", 2**8)
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 
 @pytest.fixture

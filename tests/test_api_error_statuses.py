@@ -19,7 +19,7 @@ from proximity_helpers import UUID, build_venue, signed
 
 from mallapp.api.error_index import error_index
 from mallapp.api.openapi import documented_errors, operations
-from mallapp.domain import auth, merchants, venue_admin
+from mallapp.domain import merchants, venue_admin
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the statuses do not depend on the database
 
@@ -30,9 +30,7 @@ SQUARE = [[0, 0], [10, 0], [10, 10], [0, 10]]
 LOGIN_PATH = "/sns/jscode2session"
 
 
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setitem(auth.SCRYPT, "n", 2**8)
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -29,10 +29,7 @@ MALLAPP = str(Path(sys.executable).with_name("mallapp"))
 _REAL_SCRYPT_N = auth.SCRYPT["n"]
 
 
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    # Real scrypt costs ~40 ms a hash; these tests prove the API, not the hash's cost.
-    monkeypatch.setitem(auth.SCRYPT, "n", 2**8)
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 
 def _error(response, status: int, code: str) -> dict:

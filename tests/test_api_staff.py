@@ -15,10 +15,7 @@ M, OPS = "/api/v1/merchant", "/api/v1/ops"
 PASSWORD = "a long enough passphrase"
 
 
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    # These tests prove the API, not the cost of scrypt.
-    monkeypatch.setitem(auth.SCRYPT, "n", 2**8)
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 
 def _headers(token: str) -> dict[str, str]:

@@ -100,3 +100,29 @@ def test_scan_reports_computed_codes_and_error_classes_outside_mallapp_errors(tm
     assert len(problems) == 2, problems
     assert problems[0].startswith("pkg/sub/deep.py:4: error class Gone")
     assert problems[1].startswith("pkg/sub/deep.py:9: NotFound is raised with a code that is neither")
+
+
+def test_scan_reads_the_code_given_to_get_or_404_as_not_founds(tmp_path):
+    root = _package(tmp_path, shop="""
+        from mallapp.db import get_or_404
+
+        _MISSING = {"a": "shop.a_missing"}
+
+        def f(session, model, i, kind, code):
+            get_or_404(session, model, i, code="shop.gone")
+            get_or_404(session, model, i, code=_MISSING[kind])
+            get_or_404(session, model, i, code=code)
+        """)
+    index = scan(root, "pkg")
+    assert index.classes["shop.gone"] is NotFound and index.classes["shop.a_missing"] is NotFound
+    assert index.sites["shop.gone"] == ("pkg/shop.py:7",)
+    # Only the helper itself may pass a code on; a caller's must be a literal.
+    assert len(index.problems) == 1 and index.problems[0].startswith("pkg/shop.py:9: NotFound is raised with a code")
+
+
+def test_the_package_index_maps_get_or_404s_codes_to_not_found():
+    index = error_index()
+    for code in ("deal.not_found", "reservation.store_not_found", "queue.ticket_not_found", "notification.not_found",
+                 "zone.not_found", "staff.not_found"):
+        assert index.classes[code] is NotFound, code
+    assert any(site.startswith("mallapp/domain/follows.py") for site in index.sites["store.not_found"])

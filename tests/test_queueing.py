@@ -8,7 +8,7 @@ import pytest
 from api_helpers import api_error
 from sqlalchemy import func, select
 
-from mallapp.domain import auth, merchants, notifications, queueing, venue_admin
+from mallapp.domain import merchants, notifications, queueing, venue_admin
 from mallapp.domain.notifications import Notification
 from mallapp.domain.queueing.models import QueueTicket
 
@@ -16,9 +16,7 @@ M = "/api/v1/merchant"
 PASSWORD = "a long enough passphrase"
 
 
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setitem(auth.SCRYPT, "n", 2**8)
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 
 def _headers(token: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ from api_helpers import api_error
 from sqlalchemy import func, select
 
 from mallapp.domain import (
-    auth,
     members,
     merchants,
     notifications,
@@ -29,10 +28,7 @@ MALL_TZ = ZoneInfo("Asia/Shanghai")
 TOMORROW = date(2026, 3, 11)  # the conftest clock is 10:00 on 10 March, mall time
 
 
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    # These tests prove reservations, not the cost of scrypt.
-    monkeypatch.setitem(auth.SCRYPT, "n", 2**8)
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
 
 # --- service-level helpers (the concurrency tests use them too) -------------------------------------

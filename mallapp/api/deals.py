@@ -9,6 +9,7 @@ from flask import Blueprint
 from pydantic import AwareDatetime, Field, StringConstraints, field_validator
 
 from mallapp.api.core import PRINTABLE, Body, Out, Query, current_merchant_id, operation, runtime, transaction
+from mallapp.db import MAX_ID
 from mallapp.domain import deals
 from mallapp.errors import InvalidInput
 
@@ -21,7 +22,7 @@ ops_bp = Blueprint("ops_deals", __name__, url_prefix="/api/v1/ops")
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=PRINTABLE)]
 Text = Annotated[str, StringConstraints(max_length=1000, pattern=r"^[^\x00]*$")]
 ImageUrl = Annotated[str, StringConstraints(max_length=500, pattern=r"^https://[^\s\x00]+$")]
-Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Ids = Annotated[list[Id], Field(max_length=50)]
 Status = Literal["draft", "pending_approval", "live", "paused", "ended", "rejected"]  # deals.STATUSES
 MemberRule = Literal["everyone", "new_members", "birthday_month"]  # deals.MEMBER_RULES

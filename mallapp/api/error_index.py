@@ -8,7 +8,10 @@ answers 422 because RuleViolation does (mallapp.errors). This module reads the p
   stored;
 * a call with ``code=TABLE[key]``, TABLE a module-level dict whose values are literal codes: each of them;
 * a tuple ``(ErrorClass, "code", ...)``, as in the WeChat adapter's table of errcodes;
-* an error class's own ``code`` (mallapp.errors), which a raise without ``code=`` answers with.
+* an error class's own ``code`` (mallapp.errors), which a raise without ``code=`` answers with;
+* a call of a raising helper (``HELPERS``: ``get_or_404(session, Deal, deal_id, code="deal.not_found")``) with
+  ``code=`` as above: it binds the code to the class the helper raises, and the helper's own raise, which
+  passes its ``code`` parameter on, is not a computed code.
 
 Anything else is a problem the index reports, and tests/test_error_index.py fails on it: a code computed at
 the call (make it a literal, or an entry of a table beside the call), one code bound to two classes, an error
@@ -28,6 +31,8 @@ from mallapp import errors
 from mallapp.errors import MallError
 
 ERRORS_MODULE = "mallapp.errors"
+# Functions that raise an error class with the code their caller gives: "module.function" -> the class's name.
+HELPERS = {"mallapp.db.get_or_404": "NotFound"}
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,17 @@ class _Module:
     def __init__(self, name: str, is_package: bool, tree: ast.Module, classes: dict[str, type[MallError]]):
         self.classes: dict[str, type[MallError]] = {}  # local name -> error class
         self.modules: set[str] = set()  # local names of mallapp.errors itself
+        self.helpers: dict[str, type[MallError]] = {}  # local name -> the error class the helper raises
+        self.forwarding: set[int] = set()  # ids of the calls inside a helper, which pass its ``code`` on
         if name == ERRORS_MODULE:
             self.classes.update(classes)
+        for helper, raised in HELPERS.items():
+            helper_module, _, function = helper.rpartition(".")
+            if name == helper_module:
+                self.helpers[function] = classes[raised]
+                for node in tree.body:
+                    if isinstance(node, ast.FunctionDef) and node.name == function:
+                        self.forwarding.update(id(n) for n in ast.walk(node) if isinstance(n, ast.Call))
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
                 source = _absolute(name, is_package, node)
@@ -85,6 +99,8 @@ class _Module:
                     local = alias.asname or alias.name
                     if source == ERRORS_MODULE and alias.name in classes:
                         self.classes[local] = classes[alias.name]
+                    elif f"{source}.{alias.name}" in HELPERS:
+                        self.helpers[local] = classes[HELPERS[f"{source}.{alias.name}"]]
                     elif f"{source}.{alias.name}" == ERRORS_MODULE:
                         self.modules.add(local)
             elif isinstance(node, ast.Import):
@@ -106,6 +122,9 @@ class _Module:
             cls = getattr(errors, node.attr, None)
             return cls if isinstance(cls, type) and issubclass(cls, MallError) and cls is not MallError else None
         return None
+
+    def helper(self, node: ast.expr) -> type[MallError] | None:
+        return self.helpers.get(node.id) if isinstance(node, ast.Name) else None
 
 
 def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
@@ -146,7 +165,7 @@ def scan(root: Path, package: str) -> ErrorIndex:
             if isinstance(node, ast.ClassDef) and name != ERRORS_MODULE:
                 if any(module.error_class(base) for base in node.bases):
                     problems.append(f"{where}: error class {node.name} is defined outside {ERRORS_MODULE}")
-            elif isinstance(node, ast.Call) and (cls := module.error_class(node.func)) is not None:
+            elif isinstance(node, ast.Call) and (cls := module.error_class(node.func) or module.helper(node.func)):
                 for keyword in node.keywords:
                     if keyword.arg != "code":
                         continue
@@ -158,7 +177,7 @@ def scan(root: Path, package: str) -> ErrorIndex:
                           and module.tables.get(value.value.id)):
                         for code in module.tables[value.value.id] or ():
                             bind(code, cls, where)
-                    else:
+                    elif not (id(node) in module.forwarding and isinstance(value, ast.Name) and value.id == "code"):
                         problems.append(f"{where}: {cls.__name__} is raised with a code that is neither a literal "
                                         f"nor an entry of a module-level table of literal codes")
             elif (isinstance(node, ast.Tuple) and len(node.elts) >= 2

@@ -23,6 +23,7 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
+from mallapp.db import MAX_ID
 from mallapp.domain import alerts, ops, venue, venue_admin
 from mallapp.domain.venue import Beacon, Gateway, SaleItem, Store, Zone
 from mallapp.errors import InvalidInput
@@ -37,7 +38,7 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=80, pattern=PRINTABLE)]
 Unit = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20, pattern=PRINTABLE)]
 Category = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40, pattern=PRINTABLE)]
-Id = Annotated[int, Field(ge=1, le=venue_admin.MAX_ID)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Floor = Annotated[int, Field(ge=-20, le=200, description="1 is the ground floor")]
 Metres = Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False, description="metres on the plan")]
 Point = tuple[Metres, Metres]

@@ -21,7 +21,7 @@ from mallapp.api.core import (
     transaction,
 )
 from mallapp.api.deals import Id
-from mallapp.domain import notifications, reservation_admin, reservations
+from mallapp.domain import reservation_admin, reservations, venue
 from mallapp.domain.members import Member
 
 member_bp = Blueprint("member_reservations", __name__, url_prefix="/api/v1")
@@ -208,7 +208,7 @@ def _reservation_fields(r: reservations.Reservation, store_name: str) -> dict:
 
 
 def _outs(session: Session, found: list[reservations.Reservation]) -> list[ReservationOut]:
-    names = notifications.store_names(session, {r.store_id for r in found})
+    names = venue.store_names(session, {r.store_id for r in found})
     return [ReservationOut(**_reservation_fields(r, names.get(r.store_id, ""))) for r in found]
 
 
@@ -337,10 +337,6 @@ def _staff_out(r: reservations.Reservation, store_name: str, member: Member) -> 
                 member=GuestOut(id=member.id, nickname=member.nickname, phone=member.phone))
 
 
-def _store_name(session: Session, store_id: int) -> str:
-    return notifications.store_names(session, [store_id]).get(store_id, "")
-
-
 @operation(merchant_bp, "/stores/<int:store_id>/reservations", "GET",
            summary="The store's bookings on a day (default today), soonest first", auth="merchant",
            query=BookingsQuery, response=BookingsOut, errors=("store.not_found",))
@@ -348,7 +344,7 @@ def day_bookings(store_id: int, query: BookingsQuery) -> BookingsOut:
     day, start, end = _day(query)
     with transaction() as session:
         found = reservation_admin.day_bookings(session, current_merchant_id(), store_id, start, end, query.status)
-        name = _store_name(session, store_id)  # one store: one lookup, not one per booking
+        name = venue.store_name(session, store_id)  # one store: one lookup, not one per booking
         return BookingsOut(store_id=store_id, date=day,
                            reservations=[StaffReservationOut(**_staff_out(r, name, m)) for r, m in found])
 
@@ -362,7 +358,7 @@ def arrive(reservation_id: int) -> ArrivedOut:
         r, replayed = reservation_admin.arrive(session, rt.settings, current_merchant_id(), reservation_id,
                                                current_staff_id(), rt.now())
         member = session.get_one(Member, r.member_id)
-        return ArrivedOut(**_staff_out(r, _store_name(session, r.store_id), member), replayed=replayed)
+        return ArrivedOut(**_staff_out(r, venue.store_name(session, r.store_id), member), replayed=replayed)
 
 
 @operation(merchant_bp, "/reservations/<int:reservation_id>/cancel", "POST",
@@ -375,6 +371,6 @@ def cancel_booking(reservation_id: int, body: CancelIn) -> CancelledOut:
         done = reservation_admin.cancel(session, rt.settings, rt.senders, current_merchant_id(), reservation_id,
                                         body.reason, rt.now())
         r = done.reservation
-        out = CancelledOut(**_staff_out(r, _store_name(session, r.store_id), session.get_one(Member, r.member_id)),
+        out = CancelledOut(**_staff_out(r, venue.store_name(session, r.store_id), session.get_one(Member, r.member_id)),
                            replayed=done.replayed)
     return out

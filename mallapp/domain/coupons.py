@@ -12,9 +12,6 @@ member's first month), else ``active``. Pausing or ending a deal stops claims, n
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import ForeignKey, Index, String, and_, case, cast, func, literal, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from mallapp.db import Base, UTCDateTime, insert_or_nothing
-from mallapp.domain import members, notifications, points
+from mallapp.db import Base, UTCDateTime, get_or_404, insert_or_nothing
+from mallapp.domain import members, notifications, points, signed_codes
 from mallapp.domain.deals import Deal, member_matches
 from mallapp.domain.members import Member
 from mallapp.domain.points import BigId
@@ -38,6 +35,8 @@ if TYPE_CHECKING:
 
 Status = Literal["active", "used", "expired"]
 QR_PREFIX = "CP1"
+# A coupon's QR code: CP1.<coupon id>.<code>.<signature>.
+QR = signed_codes.Kind(QR_PREFIX, "coupon", (int, str))
 # Codes are read off a phone and typed at a till: no 0/O, 1/I/L.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
@@ -96,24 +95,19 @@ def normalize_code(text: str) -> str:
     return text.replace("-", "").replace(" ", "").upper()
 
 
-def _qr_sig(secret: bytes, coupon_id: int, code: str) -> str:
-    mac = hmac.new(secret, f"coupon:{coupon_id}:{code}".encode(), hashlib.sha256).digest()[:15]
-    return base64.urlsafe_b64encode(mac).decode()
-
-
 def qr_payload(secret: bytes, coupon: Coupon) -> str:
     """The signed payload of the coupon's QR code: ``CP1.<id>.<code>.<HMAC>``."""
-    return f"{QR_PREFIX}.{coupon.id}.{coupon.code}.{_qr_sig(secret, coupon.id, coupon.code)}"
+    return QR.sign(secret, coupon.id, coupon.code)
 
 
 def code_from_qr(secret: bytes, payload: str) -> str:
     """The coupon code in a genuine QR payload, or InvalidInput."""
-    parts = payload.split(".")
-    if len(parts) != 4 or parts[0] != QR_PREFIX or not parts[1].isdigit():
-        raise InvalidInput("not a coupon QR code", code="coupon.invalid_qr")
-    if not hmac.compare_digest(parts[3], _qr_sig(secret, int(parts[1]), parts[2])):
-        raise InvalidInput("the coupon QR code is not genuine", code="coupon.invalid_qr")
-    return parts[2]
+    try:
+        _, code = QR.open(secret, payload)
+    except signed_codes.Refused as refused:
+        message = "not a coupon QR code" if refused.reason == "malformed" else "the coupon QR code is not genuine"
+        raise InvalidInput(message, code="coupon.invalid_qr") from None
+    return str(code)
 
 
 # --- claiming --------------------------------------------------------------------------------------
@@ -121,10 +115,9 @@ def code_from_qr(secret: bytes, payload: str) -> str:
 def claim(session: Session, settings: Settings, member_id: int, deal_id: int, now: datetime) -> Held:
     """Give the member a coupon for a live deal, within its quota and the per-member limit."""
     member = members.get(session, member_id)
-    deal = session.scalar(select(Deal).where(Deal.id == deal_id).with_for_update()
-                          .execution_options(populate_existing=True)) if 0 < deal_id < 2**31 else None
-    if deal is None or deal.status in ("draft", "pending_approval", "rejected") or deal.pack_key is not None:
-        raise NotFound(f"no deal with id {deal_id}", code="deal.not_found")
+    deal = get_or_404(session, Deal, deal_id, code="deal.not_found", what="deal", lock=True,
+                      accept=lambda deal: deal.status not in ("draft", "pending_approval", "rejected")
+                      and deal.pack_key is None)
     if deal.status != "live" or not deal.within_validity(now):
         raise RuleViolation("this deal cannot be claimed now", code="deal.not_available",
                             details={"status": deal.status})

@@ -22,12 +22,12 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mallapp.db import Base, UTCDateTime
+from mallapp.db import Base, UTCDateTime, get_or_404, id_in_range
 from mallapp.domain import members
 from mallapp.domain.benefits import BENEFIT_VALUE, benefit_columns
 from mallapp.domain.merchants import Merchant
 from mallapp.domain.venue import SaleItem, Store, Zone
-from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
+from mallapp.errors import Conflict, InvalidInput, RuleViolation
 from mallapp.settings import Settings
 
 STATUSES = ("draft", "pending_approval", "live", "paused", "ended", "rejected")
@@ -37,7 +37,6 @@ CONTENT_FIELDS = ("title", "text", "image_url", "store_id", "starts_at", "ends_a
 EDITABLE = (*CONTENT_FIELDS, "quota")
 # What members hold a coupon for: once claimed, these stay as they were.
 _PROMISED = ("store_id", "benefit")
-_MAX_ID = 2**31 - 1
 
 
 class Deal(Base):
@@ -112,7 +111,7 @@ _UNKNOWN = {"zone": "venue.unknown_zone", "store": "venue.unknown_store", "sale_
 def _check_ids(session: Session, model: type[Zone] | type[Store] | type[SaleItem], ids: Sequence[int],
                noun: str) -> list[int]:
     wanted = sorted(set(ids))
-    if any(not 0 < i <= _MAX_ID for i in wanted):
+    if not all(id_in_range(i) for i in wanted):
         raise RuleViolation(f"unknown {noun} id", code=_UNKNOWN[noun])
     found = set(session.scalars(select(model.id).where(model.id.in_(wanted), model.active))) if wanted else set()
     missing = [i for i in wanted if i not in found]
@@ -129,7 +128,7 @@ def _check(session: Session, merchant_id: int, values: dict[str, Any], changed: 
     if values["member_rule"] not in MEMBER_RULES:
         raise InvalidInput(f"member_rule is one of {', '.join(MEMBER_RULES)}", code="request.invalid")
     if "store_id" in changed:
-        store = session.get(Store, values["store_id"]) if 0 < values["store_id"] <= _MAX_ID else None
+        store = session.get(Store, values["store_id"]) if id_in_range(values["store_id"]) else None
         if store is None or not store.active or store.merchant_id != merchant_id:
             raise RuleViolation("the deal's store must be an active store of this merchant",
                                 code="deal.store_not_yours")
@@ -163,21 +162,8 @@ def create(session: Session, merchant_id: int, *, title: str, store_id: int, sta
 
 def get_own(session: Session, merchant_id: int, deal_id: int, *, lock: bool = False) -> Deal:
     """The merchant's deal; another merchant's is NotFound, exactly like one that does not exist."""
-    deal = _get(session, deal_id, lock)
-    if deal.merchant_id != merchant_id:
-        raise NotFound(f"no deal with id {deal_id}", code="deal.not_found")
-    return deal
-
-
-def _get(session: Session, deal_id: int, lock: bool) -> Deal:
-    query = select(Deal).where(Deal.id == deal_id)
-    if lock:
-        # populate_existing: the lock is held now, so overwrite any stale copy the session kept.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    deal = session.scalar(query) if 0 < deal_id <= _MAX_ID else None
-    if deal is None:
-        raise NotFound(f"no deal with id {deal_id}", code="deal.not_found")
-    return deal
+    return get_or_404(session, Deal, deal_id, code="deal.not_found", what="deal", lock=lock,
+                      accept=lambda deal: deal.merchant_id == merchant_id)
 
 
 def list_own(session: Session, merchant_id: int, status: str | None = None) -> list[Deal]:
@@ -262,7 +248,7 @@ def transition(session: Session, merchant_id: int, deal_id: int, verb: str, now:
 
 def review(session: Session, deal_id: int, *, approve: bool, now: datetime, reason: str | None = None) -> Deal:
     """Ops approve a pending deal (it goes live) or reject it with a reason the merchant sees."""
-    deal = _move(_get(session, deal_id, lock=True), "approve" if approve else "reject", now)
+    deal = _move(get_or_404(session, Deal, deal_id, code="deal.not_found", what="deal", lock=True), "approve" if approve else "reject", now)
     deal.rejection_reason = None if approve else reason
     session.flush()
     return deal
@@ -279,9 +265,7 @@ def list_all(session: Session, status: str | None = None, merchant_id: int | Non
 
 
 def set_auto_approve(session: Session, merchant_id: int, value: bool) -> Merchant:
-    merchant = session.get(Merchant, merchant_id) if 0 < merchant_id <= _MAX_ID else None
-    if merchant is None:
-        raise NotFound(f"no merchant with id {merchant_id}", code="merchant.not_found")
+    merchant = get_or_404(session, Merchant, merchant_id, code="merchant.not_found", what="merchant")
     merchant.auto_approve_deals = value
     session.flush()
     return merchant

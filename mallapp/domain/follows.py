@@ -13,12 +13,10 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, UniqueConstraint, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mallapp.db import Base, UTCDateTime, insert_or_nothing
+from mallapp.db import Base, UTCDateTime, get_or_404, insert_or_nothing
 from mallapp.domain.points import BigId
 from mallapp.domain.venue import Store
-from mallapp.errors import NotFound
 
-_MAX_ID = 2**31 - 1
 ALL = "all"
 
 
@@ -49,10 +47,7 @@ def store_scope(store_id: int) -> str:
 
 
 def _active_store(session: Session, store_id: int) -> Store:
-    store = session.get(Store, store_id) if 0 < store_id <= _MAX_ID else None
-    if store is None or not store.active:
-        raise NotFound(f"no store with id {store_id}", code="store.not_found")
-    return store
+    return get_or_404(session, Store, store_id, code="store.not_found", what="store", accept=lambda store: store.active)
 
 
 # --- follows ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, bindp
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mallapp.db import Base, UTCDateTime
+from mallapp.db import Base, UTCDateTime, get_or_404
 from mallapp.domain import points
 from mallapp.errors import Conflict, InvalidInput, NotFound
 
@@ -65,10 +65,7 @@ def earning_profile(session: Session, member_id: int) -> EarningProfile:
 
 def get(session: Session, member_id: int) -> Member:
     """Return the member or raise NotFound."""
-    member = session.get(Member, member_id)
-    if member is None:
-        raise NotFound("member not found", code="member.not_found")
-    return member
+    return get_or_404(session, Member, member_id, code="member.not_found", message="member not found")
 
 
 def get_many(session: Session, member_ids: Iterable[int]) -> list[Member]:

@@ -43,13 +43,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from mallapp.db import Base, UTCDateTime, insert_many_or_nothing, insert_or_nothing
+from mallapp.db import Base, UTCDateTime, get_or_404, insert_many_or_nothing, insert_or_nothing
 from mallapp.domain import deals, follows, members
 from mallapp.domain.benefits import describe_benefit
 from mallapp.domain.deals import Deal
 from mallapp.domain.points import BigId
-from mallapp.domain.venue import Store
-from mallapp.errors import Conflict, MallError, NotFound
+from mallapp.domain.venue import store_names
+from mallapp.errors import Conflict, MallError
 from mallapp.settings import Settings
 
 # deal: a deal (announcements, proximity offers); reminder: coupons and the like; queue: a restaurant
@@ -64,7 +64,6 @@ CHANNELS = ("inbox", "subscribe", "live")
 OUTCOMES = ("sent", "pending", "muted", "no_quota", "refused", "failed", "missed", "unknown")
 OPT_IN_RESULTS = ("accept", "reject", "ban", "filter")
 NO_QUOTA_ERRCODE = 43101
-_MAX_ID = 2**31 - 1
 _ANNOUNCE_BATCH = 500
 
 
@@ -504,9 +503,8 @@ def unread(session: Session, member_id: int) -> int:
 
 def mark_read(session: Session, member_id: int, notification_id: int, now: datetime) -> Notification:
     """Mark one of the member's inbox items read (the first time counts); another's is NotFound."""
-    item = session.get(Notification, notification_id) if 0 < notification_id <= 2**62 else None
-    if item is None or item.member_id != member_id:
-        raise NotFound(f"no inbox item with id {notification_id}", code="notification.not_found")
+    item = get_or_404(session, Notification, notification_id, code="notification.not_found",
+                      what="inbox item", accept=lambda item: item.member_id == member_id)
     if item.read_at is None:
         item.read_at = now
         session.flush()
@@ -517,13 +515,6 @@ def mark_read(session: Session, member_id: int, notification_id: int, now: datet
 
 def announce_key(deal_id: int) -> str:
     return f"deal:{deal_id}:announce"
-
-
-def store_names(session: Session, store_ids: Iterable[int]) -> dict[int, str]:
-    """The names of these stores, for the messages about their deals."""
-    ids = set(store_ids)
-    return {store_id: name for store_id, name in
-            session.execute(select(Store.id, Store.name).where(Store.id.in_(ids)))} if ids else {}
 
 
 def deal_message(settings: Settings, deal: Deal, store_name: str, key: str) -> Message:

@@ -36,7 +36,7 @@ from fractions import Fraction
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mallapp.domain import deals, follows, members, notifications
+from mallapp.domain import deals, follows, members, notifications, venue
 from mallapp.domain.coupons import Coupon
 from mallapp.domain.deals import Deal
 from mallapp.domain.notifications import Notification, Recorded, Senders
@@ -229,7 +229,7 @@ def offer_many(session: Session, senders: Senders | None, settings: Settings, ev
     picks = decide_many(session, settings, events, now)
     local_day = settings.mall.local_day(now).isoformat()
     chosen = [(e.member_id, d) for e, d in zip(events, picks, strict=True) if d is not None]
-    names = notifications.store_names(session, {deal.store_id for _, deal in chosen})
+    names = venue.store_names(session, {deal.store_id for _, deal in chosen})
     messages = [notifications.deal_message(settings, deal, names.get(deal.store_id, ""),
                                            offer_key(member_id, deal.id, local_day)) for member_id, deal in chosen]
     online = senders.online({m for m, _ in chosen}) if senders is not None and chosen else set()

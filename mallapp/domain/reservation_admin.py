@@ -15,17 +15,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mallapp.db import get_or_404, id_in_range
 from mallapp.domain import notifications
 from mallapp.domain.members import Member
 from mallapp.domain.notifications import Senders
-from mallapp.domain.reservations import Reservation, Slot, give_back_table, message, store_name
-from mallapp.domain.venue import Store
+from mallapp.domain.reservations import Reservation, Slot, give_back_table, message
+from mallapp.domain.venue import Store, store_name
 from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from mallapp.settings import Settings
 
 MAX_DAYS = 92  # a season of weekly pattern in one publish
 MAX_SLOTS = 3000  # slots one publish may create or update
-_MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,8 @@ class Published:
 
 
 def own_store(session: Session, merchant_id: int, store_id: int, *, lock: bool = False) -> Store:
-    query = select(Store).where(Store.id == store_id)
-    if lock:
-        query = query.with_for_update()
-    store = session.scalar(query) if 0 < store_id <= _MAX_ID else None
-    if store is None or store.merchant_id != merchant_id:
-        raise NotFound(f"no store with id {store_id}", code="store.not_found")
-    return store
+    return get_or_404(session, Store, store_id, code="store.not_found", what="store", lock=lock,
+                      accept=lambda store: store.merchant_id == merchant_id)
 
 
 def _check_bands(settings: Settings, bands: Sequence[Band]) -> list[Band]:
@@ -124,7 +119,7 @@ def update_slot(session: Session, merchant_id: int, slot_id: int, *, capacity: i
     slot = session.scalar(select(Slot).join(Store, Store.id == Slot.store_id)
                           .where(Slot.id == slot_id, Store.merchant_id == merchant_id)
                           .with_for_update(of=Slot).execution_options(populate_existing=True)) \
-        if 0 < slot_id <= _MAX_ID else None
+        if id_in_range(slot_id) else None
     if slot is None:
         raise NotFound(f"no reservation slot with id {slot_id}", code="reservation.slot_not_found")
     if capacity is not None:
@@ -163,7 +158,7 @@ def _own_booking(session: Session, merchant_id: int, reservation_id: int) -> Res
         select(Reservation).join(Store, Store.id == Reservation.store_id)
         .where(Reservation.id == reservation_id, Store.merchant_id == merchant_id)
         .with_for_update(of=Reservation).execution_options(populate_existing=True)) \
-        if 0 < reservation_id <= _MAX_ID else None
+        if id_in_range(reservation_id) else None
     if reservation is None:
         raise NotFound(f"no reservation with id {reservation_id}", code="reservation.not_found")
     return reservation

@@ -37,18 +37,17 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from mallapp.db import Base, UTCDateTime
+from mallapp.db import Base, UTCDateTime, get_or_404, id_in_range
 from mallapp.domain import notifications
 from mallapp.domain.members import Member
 from mallapp.domain.notifications import Message, Senders
 from mallapp.domain.points import BigId
-from mallapp.domain.venue import Store
+from mallapp.domain.venue import Store, store_name, store_names
 from mallapp.errors import Conflict, NotFound, RuleViolation
 from mallapp.settings import Settings
 
 STATUSES = ("booked", "arrived", "cancelled", "no_show")
 HOLDING = ("booked", "arrived")  # statuses that hold a table
-_MAX_ID = 2**31 - 1
 
 
 class Slot(Base):
@@ -150,17 +149,11 @@ def reminder_key(reservation: Reservation) -> str:
     return f"reservation:{reservation.id}:reminder:{reservation.slot_id}"
 
 
-def store_name(session: Session, store_id: int) -> str:
-    return session.scalar(select(Store.name).where(Store.id == store_id)) or ""
-
-
 # --- slots as members see them ---------------------------------------------------------------------
 
 def _bookable_store(session: Session, store_id: int) -> Store:
-    store = session.get(Store, store_id) if 0 < store_id <= _MAX_ID else None
-    if store is None or not store.active or store.merchant_id is None:
-        raise NotFound(f"no restaurant with id {store_id}", code="reservation.store_not_found")
-    return store
+    return get_or_404(session, Store, store_id, code="reservation.store_not_found", what="restaurant",
+                      accept=lambda store: store.active and store.merchant_id is not None)
 
 
 def open_slots(session: Session, settings: Settings, store_id: int, start: datetime, end: datetime,
@@ -178,9 +171,8 @@ def open_slots(session: Session, settings: Settings, store_id: int, start: datet
 
 def _slot_to_book(session: Session, settings: Settings, slot_id: int, party_size: int, now: datetime,
                   store_id: int | None = None) -> Slot:
-    slot = session.get(Slot, slot_id) if 0 < slot_id <= _MAX_ID else None
-    if slot is None or (store_id is not None and slot.store_id != store_id):
-        raise NotFound(f"no reservation slot with id {slot_id}", code="reservation.slot_not_found")
+    slot = get_or_404(session, Slot, slot_id, code="reservation.slot_not_found", what="reservation slot",
+                      accept=lambda slot: store_id is None or slot.store_id == store_id)
     _bookable_store(session, slot.store_id)
     horizon = now + timedelta(days=settings.reservations.horizon_days)
     if not slot.open or now >= slot.starts_at or slot.starts_at >= horizon:
@@ -282,7 +274,7 @@ def get_own(session: Session, member_id: int, reservation_id: int, *, lock: bool
     query = select(Reservation).where(Reservation.id == reservation_id, Reservation.member_id == member_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
-    found = session.scalar(query) if 0 < reservation_id <= _MAX_ID else None
+    found = session.scalar(query) if id_in_range(reservation_id) else None
     if found is None:
         raise NotFound(f"no reservation with id {reservation_id}", code="reservation.not_found")
     return found
@@ -365,7 +357,7 @@ def _due(session: Session, conditions: tuple[ColumnElement[bool], ...], limit: i
 
 def _tell(session: Session, settings: Settings, senders: Senders, due: list[Reservation], what: str,
           key: Callable[[Reservation], str], now: datetime) -> None:
-    names = notifications.store_names(session, {r.store_id for r in due})
+    names = store_names(session, {r.store_id for r in due})
     items = [(r.member_id, message(settings, r, names.get(r.store_id, ""), what, key(r))) for r in due]
     notifications.record_many(session, settings, items, now, senders.online([r.member_id for r in due]))
 

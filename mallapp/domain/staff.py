@@ -15,10 +15,10 @@ from redis import Redis
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mallapp.db import Base, UTCDateTime, insert_or_nothing
+from mallapp.db import Base, UTCDateTime, get_or_404, insert_or_nothing
 from mallapp.domain import auth
 from mallapp.domain.merchants import Merchant
-from mallapp.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from mallapp.errors import Conflict, InvalidInput, Unauthorized
 from mallapp.settings import AuthSettings
 
 ROLES = ("manager", "cashier")
@@ -82,9 +82,8 @@ def list_own(session: Session, merchant_id: int) -> list[Staff]:
 def update(session: Session, merchant_id: int, staff_id: int, *, role: str | None = None,
            active: bool | None = None, acting_staff_id: int | None = None) -> Staff:
     """Change a staff member's role or active flag; ``acting_staff_id`` may not lock themself out."""
-    staff = session.scalar(select(Staff).where(Staff.id == staff_id, Staff.merchant_id == merchant_id))
-    if staff is None:
-        raise NotFound("no such staff member", code="staff.not_found")
+    staff = get_or_404(session, Staff, staff_id, code="staff.not_found", message="no such staff member",
+                       accept=lambda staff: staff.merchant_id == merchant_id)
     if role is not None:
         _check_role(role)
     # The key still works, but a manager should not lose their own access by a slip of the finger.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -68,6 +69,18 @@ class Store(Base):
     y: Mapped[float] = mapped_column(Float)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def store_names(session: Session, store_ids: Iterable[int]) -> dict[int, str]:
+    """The names of these stores by id (one query), for the messages and pages that name them."""
+    ids = set(store_ids)
+    return {store_id: name for store_id, name in
+            session.execute(select(Store.id, Store.name).where(Store.id.in_(ids)))} if ids else {}
+
+
+def store_name(session: Session, store_id: int) -> str:
+    """The store's name, or "" for no such store."""
+    return store_names(session, [store_id]).get(store_id, "")
 
 
 class SaleItem(Base):

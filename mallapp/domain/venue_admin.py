@@ -19,6 +19,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mallapp import db
+from mallapp.db import get_or_404
 from mallapp.domain.merchants import Merchant
 from mallapp.domain.proximity import history, live
 from mallapp.domain.venue import (
@@ -32,11 +34,9 @@ from mallapp.domain.venue import (
     gateway_key,
     normalize_uuid,
 )
-from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
+from mallapp.errors import Conflict, InvalidInput, RuleViolation
 from mallapp.settings import BeaconSettings
 
-# Ids are 32-bit integer columns; a larger number cannot name a row (and PostgreSQL would refuse it).
-MAX_ID = 2**31 - 1
 PROBLEMS = ("never_seen", "silent", "battery_low")
 # Fleet-health order: a beacon nobody hears first, then a weak battery, then the healthy ones.
 _SEVERITY = {"never_seen": 0, "silent": 0, "battery_low": 1}
@@ -63,15 +63,12 @@ _UNKNOWN = {Zone: "venue.unknown_zone", Store: "venue.unknown_store", SaleItem: 
 
 def get(session: Session, model: type[T], row_id: int) -> T:
     """The row with this id, active or not; NotFound (``<noun>.not_found``) otherwise."""
-    row = session.get(model, row_id) if 0 < row_id <= MAX_ID else None
-    if row is None:
-        raise NotFound(f"no {_NOUN[model].replace('_', ' ')} with id {row_id}", code=_NOT_FOUND[model])
-    return row
+    return get_or_404(session, model, row_id, code=_NOT_FOUND[model], what=_NOUN[model].replace("_", " "))
 
 
 def _active(session: Session, model: type[T], row_id: int) -> T:
     """A row that a zone, beacon or gateway may point at: it exists and is active."""
-    row = session.get(model, row_id) if 0 < row_id <= MAX_ID else None
+    row = session.get(model, row_id) if db.id_in_range(row_id) else None
     if row is None or not row.active:
         noun = _NOUN[model]
         raise RuleViolation(f"there is no active {noun.replace('_', ' ')} with id {row_id}",

@@ -31,11 +31,11 @@ from typing import Any
 from sqlalchemy import Date, Engine, Integer, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
-from mallapp.db import _dialect_insert, insert_or_nothing
-from mallapp.domain.notifications import Message, Senders, record_many, store_names
+from mallapp.db import _dialect_insert, get_or_404, id_in_range, insert_or_nothing
+from mallapp.domain.notifications import Message, Senders, record_many
 from mallapp.domain.queueing.estimator import AT_ONCE_S, Aggregate, Model, Params, fit, naive
 from mallapp.domain.queueing.models import ACTIVE, QueueBand, QueueCounter, QueueTicket
-from mallapp.domain.venue import Store
+from mallapp.domain.venue import Store, store_names
 from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from mallapp.settings import Settings
 
@@ -87,18 +87,14 @@ def local_minute(settings: Settings, now: datetime) -> int:
 
 def own_store(session: Session, merchant_id: int, store_id: int) -> Store:
     """The merchant's store, or NotFound (another merchant's store is not found either)."""
-    store = session.get(Store, store_id) if 0 < store_id < 2**31 else None
-    if store is None or store.merchant_id != merchant_id:
-        raise NotFound(f"no store {store_id} of yours", code="store.not_found")
-    return store
+    return get_or_404(session, Store, store_id, code="store.not_found", message=f"no store {store_id} of yours",
+                      accept=lambda store: store.merchant_id == merchant_id)
 
 
 def open_store(session: Session, store_id: int) -> Store:
     """An active store, as members see it, or NotFound."""
-    store = session.get(Store, store_id) if 0 < store_id < 2**31 else None
-    if store is None or not store.active:
-        raise NotFound(f"no store {store_id}", code="store.not_found")
-    return store
+    return get_or_404(session, Store, store_id, code="store.not_found", message=f"no store {store_id}",
+                      accept=lambda store: store.active)
 
 
 def bands(session: Session, store_id: int) -> list[QueueBand]:
@@ -375,7 +371,7 @@ def _take(session: Session, settings: Settings, store_id: int, found: list[Queue
 def take(session: Session, settings: Settings, member_id: int, store_id: int, party_size: int,
          now: datetime) -> Done:
     """A member takes a number for a party; one active ticket per restaurant."""
-    rows = session.execute(_open_store_bands(), {"store_id": store_id}).all() if 0 < store_id < 2**31 else []
+    rows = session.execute(_open_store_bands(), {"store_id": store_id}).all() if id_in_range(store_id) else []
     if not rows:
         raise NotFound(f"no store {store_id}", code="store.not_found")
     return _take(session, settings, store_id, [band for band, in rows if band is not None], party_size, now,
@@ -483,12 +479,9 @@ def call_next(session: Session, senders: Senders, settings: Settings, merchant_i
 
 
 def _own_ticket(session: Session, store_id: int, ticket_id: int, member_id: int | None = None) -> QueueTicket:
-    ticket = (session.scalar(select(QueueTicket).where(QueueTicket.id == ticket_id).with_for_update()
-                             .execution_options(populate_existing=True)) if 0 < ticket_id < 2**62 else None)
-    if ticket is None or (store_id and ticket.store_id != store_id) or (
-            member_id is not None and ticket.member_id != member_id):
-        raise NotFound(f"no ticket {ticket_id}", code="queue.ticket_not_found")
-    return ticket
+    return get_or_404(session, QueueTicket, ticket_id, code="queue.ticket_not_found", message=f"no ticket {ticket_id}",
+                      lock=True, accept=lambda ticket: (not store_id or ticket.store_id == store_id)
+                      and (member_id is None or ticket.member_id == member_id))
 
 
 def _end(session: Session, senders: Senders, settings: Settings, ticket: QueueTicket, status: str,
@@ -534,10 +527,8 @@ def cancel(session: Session, senders: Senders, settings: Settings, member_id: in
 
 
 def member_ticket(session: Session, member_id: int, ticket_id: int) -> QueueTicket:
-    ticket = session.get(QueueTicket, ticket_id) if 0 < ticket_id < 2**62 else None
-    if ticket is None or ticket.member_id != member_id:
-        raise NotFound(f"no ticket {ticket_id}", code="queue.ticket_not_found")
-    return ticket
+    return get_or_404(session, QueueTicket, ticket_id, code="queue.ticket_not_found", message=f"no ticket {ticket_id}",
+                      accept=lambda ticket: ticket.member_id == member_id)
 
 
 def member_tickets(session: Session, member_id: int, limit: int) -> list[QueueTicket]:
