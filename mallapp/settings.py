@@ -1,4 +1,4 @@
-"""Typed settings: ``config/defaults.toml``, an optional overlay file, then ``MALL_*`` variables.
+"""Typed settings: ``mallapp/defaults.toml``, an optional overlay file, then ``MALL_*`` variables.
 
 Read when called, never at import. Unknown keys and unknown ``MALL_*`` variables are errors,
 so a typo fails at start-up instead of silently running with a default.
@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+# The production defaults ship inside the package (package data), so an installed mallapp finds them.
+DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.toml"
+# The repository's config/: the demo mall and its settings (a checkout only; not installed).
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
-DEFAULTS_FILE = CONFIG_DIR / "defaults.toml"
 
 # Variables that are not settings keys but are read by name.
 # MALL_GATEWAY_KEY and MALL_SHARED_DATA belong to the gateway (python -m beacons) and the data-set tools.
