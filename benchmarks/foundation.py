@@ -22,7 +22,7 @@ from mallapp.devtools.servers import PostgresServer, RedisServer
 from mallapp.domain import auth, members, merchants, points
 from mallapp.runtime import Runtime, build_runtime
 from mallapp.schema import upgrade
-from mallapp.settings import Settings, load_settings
+from mallapp.settings import DEMO_SETTINGS_FILE, Settings, load_settings
 
 MALL_DB = "mall"
 # Member codes must outlive the run; 3600 s is the most the settings accept.
@@ -78,6 +78,8 @@ def mall_environ(database_url: str, redis_url: str, workdir: Path) -> dict[str, 
         # The production defaults, stated so an inherited environment cannot change them.
         "MALL_LOG_LEVEL": "INFO",
         "MALL_LOG_FORMAT": "json",
+        # The demo's values for the keys production must set (the mall's name and place, the appid).
+        "MALL_CONFIG": str(DEMO_SETTINGS_FILE),
     }
 
 

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # The production defaults ship inside the package (package data), so an installed mallapp finds them.
 DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.toml"
 # The repository's config/: the demo mall and its settings (a checkout only; not installed).
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+# The demo's values (its mall's name and place, the emulator's appid, example coupons, gifts and a
+# template): the overlay ``mallapp demo`` and the tests load.
+DEMO_SETTINGS_FILE = CONFIG_DIR / "demo.toml"
 
 # Variables that are not settings keys but are read by name.
 # MALL_GATEWAY_KEY and MALL_SHARED_DATA belong to the gateway (python -m beacons) and the data-set tools.
@@ -180,7 +183,8 @@ class NewMemberPackSettings(_Section):
     # Pack coupons are usable for this many days after joining (the sources' first month).
     valid_days: int = Field(gt=0, le=366)
     # The store (by name) that redeems mall-wide pack coupons: the mall's service desk, run by a house merchant.
-    house_store: str
+    # Required when a coupon names no store of its own.
+    house_store: str | None = None
     coupons: tuple[PackCoupon, ...] = Field(default=(), max_length=10)
 
     @field_validator("coupons")
@@ -190,6 +194,13 @@ class NewMemberPackSettings(_Section):
         if len(set(keys)) != len(keys):
             raise ValueError("pack coupon keys must be unique")
         return value
+
+    @model_validator(mode="after")
+    def _house_store_for_mall_wide_coupons(self) -> NewMemberPackSettings:
+        mall_wide = [c.key for c in self.coupons if c.store is None]
+        if mall_wide and not self.house_store:
+            raise ValueError(f"house_store is required: coupons {', '.join(mall_wide)} name no store")
+        return self
 
 
 class BirthdaySettings(_Section):
@@ -363,18 +374,27 @@ def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[str, A
     return out
 
 
-def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Build settings from the files, the environment, then explicit overrides (tests)."""
+def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None,
+                  overlay: str | Path | None = None) -> Settings:
+    """Build settings from the files, the environment, then explicit overrides (tests).
+
+    The files: the package's defaults, then ``overlay`` (the demo and the tests pass
+    ``DEMO_SETTINGS_FILE``), then the files ``MALL_CONFIG`` names (several separated by ``os.pathsep``;
+    later ones win).
+    """
     environ = dict(os.environ if environ is None else environ)
     with DEFAULTS_FILE.open("rb") as fh:
         data = tomllib.load(fh)
-    overlay = environ.get("MALL_CONFIG")
-    if overlay:
+    files = [(str(overlay), "overlay")] if overlay else []
+    files += [(f, "MALL_CONFIG") for f in environ.get("MALL_CONFIG", "").split(os.pathsep) if f]
+    for path, source in files:
         try:
-            with open(overlay, "rb") as fh:
+            with open(path, "rb") as fh:
                 data = _merge(data, tomllib.load(fh))
         except OSError as exc:
-            raise SettingsError(f"MALL_CONFIG={overlay}: {exc.strerror}") from exc
+            raise SettingsError(f"{source} {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{source} {path}: {exc}") from exc
     data = _env_overrides(data, environ)
     if environ.get("MALL_SECRET_KEY"):
         data["secret_key"] = environ["MALL_SECRET_KEY"]
@@ -387,4 +407,6 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
+        if any(err["type"] == "missing" for err in exc.errors()):
+            problems += " (required keys have no default: set them in the file MALL_CONFIG names, or by MALL_* variables)"
         raise SettingsError(f"invalid settings: {problems}") from None

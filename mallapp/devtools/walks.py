@@ -272,9 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int)
     args = parser.parse_args(argv)
     from mallapp import logs
-    from mallapp.settings import load_settings
+    from mallapp.settings import DEMO_SETTINGS_FILE, load_settings
 
-    settings = load_settings()
+    settings = load_settings(overlay=DEMO_SETTINGS_FILE)
     logs.configure(settings.log_format, settings.log_level)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
