@@ -35,7 +35,7 @@ class _Section(BaseModel):
 class WeChatSettings(_Section):
     appid: str
     api_base: str
-    timeout_seconds: float = 5.0
+    timeout_s: float = 5.0
     secret: str = ""
 
     @field_validator("api_base")
@@ -45,10 +45,10 @@ class WeChatSettings(_Section):
 
 
 class AuthSettings(_Section):
-    token_ttl_seconds: int = Field(gt=0)
-    card_ttl_seconds: int = Field(gt=0, le=3600)
+    token_ttl_s: int = Field(gt=0)
+    card_ttl_s: int = Field(gt=0, le=3600)
     sign_in_attempts: int = Field(default=10, ge=1, le=1000)
-    sign_in_window_seconds: int = Field(default=900, ge=1, le=86400)
+    sign_in_window_s: int = Field(default=900, ge=1, le=86400)
 
 
 class MallSettings(_Section):
@@ -100,7 +100,7 @@ class CheckinSettings(_Section):
 class BeaconSettings(_Section):
     uuids: tuple[str, ...] = Field(min_length=1)
     identity_uuid: str
-    identity_ttl_seconds: int = Field(ge=60, le=86400)
+    identity_ttl_s: int = Field(ge=60, le=86400)
     # The engine: see mallapp/proximity/engine.py and locate.py.
     rssi_filter: Literal["trimmed_mean", "max", "median", "mean"] = "max"
     filter_window_s: float = Field(gt=0, le=60)

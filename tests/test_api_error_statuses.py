@@ -315,7 +315,7 @@ scenario("card.invalid", 400)(lambda w: w.purchase(member_code="NOT-A-CARD"))
 @scenario("card.expired", 400)
 def _(w):
     card = w.card()
-    w.clock.advance(seconds=w.rt.settings.auth.card_ttl_seconds + 1)
+    w.clock.advance(seconds=w.rt.settings.auth.card_ttl_s + 1)
     return w.purchase(member_code=card)
 
 

@@ -98,7 +98,7 @@ def test_sign_in_issues_a_token_for_the_users_role(client, ops_viewer, rt):
     body = response.get_json()
     assert body["token"].startswith(ops.TOKEN_PREFIX) and body["token"] != ops_viewer["token"]
     assert (body["role"], body["username"], body["token_type"]) == ("viewer", "ops-viewer", "Bearer")
-    assert body["expires_in"] == rt.settings.auth.token_ttl_seconds
+    assert body["expires_in"] == rt.settings.auth.token_ttl_s
 
 
 def test_wrong_password_and_unknown_user_get_the_same_401(client, ops_admin):

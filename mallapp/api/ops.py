@@ -386,7 +386,7 @@ def _beacon_reply(session, beacon: Beacon) -> BeaconOut:
            response=OpsSignedInOut, errors=("ops.bad_credentials", "auth.too_many_attempts"))
 def sign_in(body: SignInIn) -> OpsSignedInOut:
     rt = runtime()
-    ttl = rt.settings.auth.token_ttl_seconds
+    ttl = rt.settings.auth.token_ttl_s
     with transaction() as session:
         token, caller = ops.sign_in(session, rt.redis, rt.settings.auth, body.username, body.password)
     return OpsSignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role)
