@@ -21,6 +21,7 @@ from mallapp.api.ops import ZoneKind
 from mallapp.domain import auth, members, ops, venue
 from mallapp.domain.proximity import history, live
 from mallapp.errors import Unauthorized
+from mallapp.settings import DEMO_SETTINGS_FILE
 
 API = "/api/v1/ops"
 UUID = "fda50693-a4e2-4fb1-afcf-c6eb07647825"
@@ -462,7 +463,8 @@ def _cli_env(tmp_path: Path, sqlite_template: Path) -> tuple[dict[str, str], str
     shutil.copy(sqlite_template, tmp_path / "cli.db")
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALL_")}
-    return {**env, "MALL_VAR_DIR": str(tmp_path / "var"), "MALL_DATABASE_URL": url}, url
+    return {**env, "MALL_CONFIG": str(DEMO_SETTINGS_FILE), "MALL_VAR_DIR": str(tmp_path / "var"),
+            "MALL_DATABASE_URL": url}, url
 
 
 def _stored_user(url: str, username: str) -> tuple[str, str]:
@@ -491,7 +493,7 @@ def test_ops_create_user_reads_a_password_from_stdin_and_refuses_bad_input(tmp_p
     from mallapp.cli import main
 
     env, url = _cli_env(tmp_path, sqlite_template)
-    runner = CliRunner(env={"MALL_VAR_DIR": env["MALL_VAR_DIR"], "MALL_DATABASE_URL": url})
+    runner = CliRunner(env={k: env[k] for k in ("MALL_CONFIG", "MALL_VAR_DIR", "MALL_DATABASE_URL")})
     typed = runner.invoke(main, ["ops", "create-user", "bob", "--role", "viewer", "--password-stdin"],
                           input="a long enough passphrase\n")
     assert typed.exit_code == 0 and "passphrase" not in typed.output, typed.output
