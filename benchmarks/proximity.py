@@ -381,7 +381,7 @@ def run_e2e(args: argparse.Namespace, workdir: Path) -> tuple[list[Phase], float
         seeded = seed(st, args.members, processes=2)
         venue = seed_venue(st, seeded.member_ids, args.gateways)
         env = st.process_env()
-        env["MALL_BEACONS_GATEWAY_BATCHES_PER_MINUTE"] = "100000"
+        env["MALL_BEACONS_INGEST_GATEWAY_BATCHES_PER_MINUTE"] = "100000"
         env["MALL_LOG_LEVEL"] = "WARNING"
         workers = [subprocess.Popen([sys.executable, "-m", "mallapp", "worker", "--consumer", f"bench-{i}",
                                      "--stats-interval", "1"], cwd=REPO_ROOT, env=env,

@@ -97,26 +97,38 @@ class CheckinSettings(_Section):
     streak_bonus: dict[int, int] = Field(default_factory=dict)
 
 
-class BeaconSettings(_Section):
-    uuids: tuple[str, ...] = Field(min_length=1)
-    identity_uuid: str
-    identity_ttl_s: int = Field(ge=60, le=86400)
-    # The engine: see mallapp/proximity/engine.py and locate.py.
+class BeaconSignalSettings(_Section):
+    """[beacons.signal]: from a member's readings of a beacon to a distance (mallapp/domain/proximity/engine.py)."""
+
     rssi_filter: Literal["trimmed_mean", "max", "median", "mean"] = "max"
     filter_window_s: float = Field(gt=0, le=60)
     path_loss_exponent: float = Field(gt=1, le=6)
-    exit_timeout_s: float = Field(gt=0, le=600)
     stale_repeats: int = Field(ge=2, le=20)
-    dwell_store_s: float = Field(ge=0)
-    dwell_item_s: float = Field(ge=0)
-    dwell_area_s: float = Field(ge=0)
+
+
+class BeaconZoneSettings(_Section):
+    """[beacons.zones]: when a member enters and leaves a zone, per zone kind."""
+
     enter_store_m: float = Field(gt=0)
     enter_item_m: float = Field(gt=0)
     enter_area_m: float = Field(gt=0)
+    dwell_store_s: float = Field(ge=0)
+    dwell_item_s: float = Field(ge=0)
+    dwell_area_s: float = Field(ge=0)
     exit_distance_factor: float = Field(ge=1)
-    checkin_min_updates: int = Field(ge=1)
-    checkin_min_span_s: float = Field(ge=0)
-    # Ingest limits.
+    exit_timeout_s: float = Field(gt=0, le=600)
+
+
+class BeaconCheckinSettings(_Section):
+    """[beacons.checkin]: the automatic check-in on entering the mall."""
+
+    min_updates: int = Field(ge=1)
+    min_span_s: float = Field(ge=0)
+
+
+class BeaconIngestSettings(_Section):
+    """[beacons.ingest]: the limits on sighting batches, and the stream they are queued on."""
+
     member_batch_max: int = Field(gt=0, le=1000)
     gateway_batch_max: int = Field(gt=0, le=10000)
     member_max_age_s: float = Field(gt=0)
@@ -127,9 +139,24 @@ class BeaconSettings(_Section):
     signature_max_age_s: int = Field(gt=0)
     stream_maxlen: int = Field(gt=1000)
     stream_partitions: int = Field(ge=1, le=256)
-    # Fleet health.
+
+
+class BeaconHealthSettings(_Section):
+    """[beacons.health]: when a beacon of the fleet is a problem."""
+
     silent_after_s: float = Field(gt=0)
     battery_low_mv: int = Field(ge=0)
+
+
+class BeaconSettings(_Section):
+    uuids: tuple[str, ...] = Field(min_length=1)
+    identity_uuid: str
+    identity_ttl_s: int = Field(ge=60, le=86400)
+    signal: BeaconSignalSettings
+    zones: BeaconZoneSettings
+    checkin: BeaconCheckinSettings
+    ingest: BeaconIngestSettings
+    health: BeaconHealthSettings
 
     @field_validator("uuids", mode="before")
     @classmethod
@@ -354,23 +381,38 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _is_section(field: Any) -> bool:
+    return isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+
+
+def _env_key(model: type[BaseModel], key: str) -> list[str] | None:
+    """The path of keys that ``key`` (a variable's name less ``MALL_``, lower case) names in ``model``:
+    a key of its own, or a section's name, ``_`` and a key of that section (sub-sections alike:
+    ``beacons_zones_enter_store_m`` is beacons.zones.enter_store_m)."""
+    fields = model.model_fields
+    if key in fields and not _is_section(fields[key]):
+        return [key]
+    for name, field in fields.items():
+        if _is_section(field) and key.startswith(name + "_"):
+            rest = _env_key(field.annotation, key[len(name) + 1:])
+            if rest:
+                return [name, *rest]
+    return None
+
+
 def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
-    """Apply ``MALL_KEY`` and ``MALL_SECTION_KEY`` variables onto the parsed files."""
+    """Apply ``MALL_KEY``, ``MALL_SECTION_KEY`` and ``MALL_SECTION_SUBSECTION_KEY`` variables onto the parsed files."""
     out = dict(data)
-    sections = {k for k, v in Settings.model_fields.items() if isinstance(v.annotation, type)
-                and issubclass(v.annotation, BaseModel)}
     for name, raw in environ.items():
         if not name.startswith("MALL_") or name in _SPECIAL_ENV:
             continue
-        key = name[len("MALL_"):].lower()
-        if key in Settings.model_fields and key not in sections:
-            out[key] = raw
-            continue
-        section = next((s for s in sections if key.startswith(s + "_")), None)
-        field = key[len(section) + 1:] if section else ""
-        if section is None or field not in Settings.model_fields[section].annotation.model_fields:
+        path = _env_key(Settings, name[len("MALL_"):].lower())
+        if path is None:
             raise SettingsError(f"{name} is not a mallapp setting")
-        out[section] = {**out.get(section, {}), field: raw}
+        value: Any = raw
+        for key in reversed(path):
+            value = {key: value}
+        out = _merge(out, value)
     return out
 
 

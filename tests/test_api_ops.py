@@ -304,7 +304,7 @@ def test_fleet_health_lists_problems_first(admin, viewer, rt, clock):
     _status(rt, ids["healthy"], last_seen_at=now, last_rssi=-70, battery_mv=3000, temperature_c=21.5,
             uptime_s=3600.0, telemetry_at=now)
     _status(rt, ids["battery_low"], last_seen_at=now - timedelta(minutes=5), battery_mv=2400)
-    _status(rt, ids["silent"], last_seen_at=now - timedelta(seconds=rt.settings.beacons.silent_after_s + 1),
+    _status(rt, ids["silent"], last_seen_at=now - timedelta(seconds=rt.settings.beacons.health.silent_after_s + 1),
             battery_mv=3000)
     _status(rt, ids["no_battery_telemetry"], last_seen_at=now, battery_mv=0)
 

@@ -78,3 +78,44 @@ def test_mall_wide_pack_coupons_need_a_house_store():
     settings = load_settings({"new_member_pack": {"house_store": None, "coupons": [{**coupon, "store": "S"}]}},
                              environ={}, overlay=DEMO_SETTINGS_FILE)
     assert settings.new_member_pack.coupons[0].store == "S"
+
+
+def test_environment_variables_reach_beacon_sub_tables():
+    settings = load_settings(environ={"MALL_BEACONS_ZONES_ENTER_STORE_M": "4.5",
+                                      "MALL_BEACONS_SIGNAL_RSSI_FILTER": "median",
+                                      "MALL_BEACONS_CHECKIN_MIN_UPDATES": "4",
+                                      "MALL_BEACONS_INGEST_STREAM_PARTITIONS": "16",
+                                      "MALL_BEACONS_HEALTH_BATTERY_LOW_MV": "2400",
+                                      "MALL_BEACONS_IDENTITY_TTL_S": "600",
+                                      "MALL_BEACONS_UUIDS": "fda50693-a4e2-4fb1-afcf-c6eb07647825, "
+                                                            "11111111-2222-3333-4444-555555555555"},
+                             overlay=DEMO_SETTINGS_FILE)
+    beacons = settings.beacons
+    assert beacons.zones.enter_store_m == 4.5 and beacons.zones.enter_item_m == 2.0
+    assert beacons.signal.rssi_filter == "median"
+    assert beacons.checkin.min_updates == 4
+    assert beacons.ingest.stream_partitions == 16
+    assert beacons.health.battery_low_mv == 2400
+    assert beacons.identity_ttl_s == 600
+    assert beacons.uuids[1] == "11111111-2222-3333-4444-555555555555"
+
+
+@pytest.mark.parametrize("name", ["MALL_BEACONS_ENTER_STORE_M", "MALL_BEACONS_ZONES", "MALL_BEACONS_ZONES_ENTER",
+                                  "MALL_AUTH_TOKEN_TTL_SECONDS"])
+def test_old_and_partial_names_are_not_settings(name):
+    with pytest.raises(SettingsError, match=f"{name} is not a mallapp setting"):
+        load_settings(environ={name: "1"}, overlay=DEMO_SETTINGS_FILE)
+
+
+def test_every_beacon_key_is_commented_in_the_defaults():
+    lines = settings_module.DEFAULTS_FILE.read_text().splitlines()
+    section = lines[lines.index("[beacons]"):lines.index("[deals]")]
+
+    def is_key(line: str) -> bool:
+        return "=" in line and not line.startswith("#")
+
+    for i, line in enumerate(section):
+        if is_key(line):
+            # The line above it, or above the run of keys it belongs to (enter_store_m, enter_item_m, ...).
+            above = next(p for p in reversed(section[:i]) if not is_key(p))
+            assert above.startswith("#"), f"{line!r} has no comment"

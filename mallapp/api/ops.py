@@ -223,8 +223,8 @@ class BeaconOut(_Row):
     active: bool
     created_at: datetime
     health: BeaconHealthOut
-    problems: list[Problem] = Field(description="never_seen, silent (unheard for [beacons] silent_after_s), "
-                                                "battery_low (below [beacons] battery_low_mv)")
+    problems: list[Problem] = Field(description="never_seen, silent (unheard for [beacons.health] silent_after_s), "
+                                                "battery_low (below [beacons.health] battery_low_mv)")
 
 
 class BeaconsOut(Out):
