@@ -22,7 +22,7 @@ from mallapp.devtools.servers import PostgresServer, RedisServer
 from mallapp.domain import auth, members, merchants, points
 from mallapp.runtime import Runtime, build_runtime
 from mallapp.schema import upgrade
-from mallapp.settings import Settings, load_settings
+from mallapp.settings import DEMO_SETTINGS_FILE, Settings, load_settings
 
 MALL_DB = "mall"
 # Member codes must outlive the run; 3600 s is the most the settings accept.
@@ -70,7 +70,7 @@ def mall_environ(database_url: str, redis_url: str, workdir: Path) -> dict[str, 
         "MALL_DATABASE_URL": database_url,
         "MALL_REDIS_URL": redis_url,
         "MALL_SECRET_KEY": secrets.token_urlsafe(32),
-        "MALL_AUTH_CARD_TTL_SECONDS": str(CARD_TTL_SECONDS),
+        "MALL_AUTH_CARD_TTL_S": str(CARD_TTL_SECONDS),
         # Nothing in the measured paths calls WeChat; if anything did, it would stay on loopback.
         "MALL_WECHAT_API_BASE": "http://127.0.0.1:9",
         "MALL_WECHAT_SECRET": "benchmark-not-a-secret",
@@ -78,6 +78,8 @@ def mall_environ(database_url: str, redis_url: str, workdir: Path) -> dict[str, 
         # The production defaults, stated so an inherited environment cannot change them.
         "MALL_LOG_LEVEL": "INFO",
         "MALL_LOG_FORMAT": "json",
+        # The demo's values for the keys production must set (the mall's name and place, the appid).
+        "MALL_CONFIG": str(DEMO_SETTINGS_FILE),
     }
 
 
@@ -125,7 +127,7 @@ def seed(st: Stack, count: int, processes: int = 2, batch: int = 500) -> Seeded:
             accounts = session.scalar(select(func.count()).select_from(points.PointsAccount))
         if accounts != count:
             raise RuntimeError(f"seeded {count} members but the database holds {accounts} points accounts")
-        ttl = rt.settings.auth.token_ttl_seconds
+        ttl = rt.settings.auth.token_ttl_s
         pipe = rt.redis.pipeline(transaction=False)
         tokens = [auth.issue_token(pipe, member_id, ttl) for member_id in ids]  # type: ignore[arg-type]
         pipe.execute()

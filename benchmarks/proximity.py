@@ -86,9 +86,9 @@ def _engine_batches(members: int, steps: int, per_batch: int, seed_: int = 7) ->
 
 def run_engine(seconds: float = 3.0, members: int = 2000, per_batch: int = 8) -> tuple[float, float]:
     """Sightings per second through the engine, and through the filing-only baseline."""
-    from mallapp.settings import load_settings
+    from mallapp.settings import DEMO_SETTINGS_FILE, load_settings
 
-    engine = Engine(EngineConfig.from_settings(load_settings(environ={}).beacons), _synthetic_registry())
+    engine = Engine(EngineConfig.from_settings(load_settings(environ={}, overlay=DEMO_SETTINGS_FILE).beacons), _synthetic_registry())
     batches = _engine_batches(members, 30, per_batch)
 
     def engine_pass() -> int:
@@ -381,7 +381,7 @@ def run_e2e(args: argparse.Namespace, workdir: Path) -> tuple[list[Phase], float
         seeded = seed(st, args.members, processes=2)
         venue = seed_venue(st, seeded.member_ids, args.gateways)
         env = st.process_env()
-        env["MALL_BEACONS_GATEWAY_BATCHES_PER_MINUTE"] = "100000"
+        env["MALL_BEACONS_INGEST_GATEWAY_BATCHES_PER_MINUTE"] = "100000"
         env["MALL_LOG_LEVEL"] = "WARNING"
         workers = [subprocess.Popen([sys.executable, "-m", "mallapp", "worker", "--consumer", f"bench-{i}",
                                      "--stats-interval", "1"], cwd=REPO_ROOT, env=env,

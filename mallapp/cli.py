@@ -11,12 +11,12 @@ import time
 import click
 
 from mallapp.processes import PROCESSES, procfile, runner
-from mallapp.settings import SettingsError, load_settings
+from mallapp.settings import DEMO_SETTINGS_FILE, SettingsError, load_settings
 
 
-def _settings():
+def _settings(environ: dict[str, str] | None = None):
     try:
-        return load_settings()
+        return load_settings(environ=environ)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -184,8 +184,11 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
     from mallapp.devtools.wechat_emulator import WeChatEmulator
     from mallapp.runtime import build_runtime, start_embedded_redis
 
-    settings = _settings()
+    # The demo's settings (config/demo.toml) under any overlay of the caller's; every process started
+    # here inherits them.
     env = dict(os.environ)
+    env["MALL_CONFIG"] = os.pathsep.join(f for f in (str(DEMO_SETTINGS_FILE), os.environ.get("MALL_CONFIG")) if f)
+    settings = _settings(env)
     if not settings.redis_url:
         redis = start_embedded_redis(settings)
         env["MALL_REDIS_URL"] = f"unix://{redis.socket_file}"

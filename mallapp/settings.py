@@ -1,4 +1,4 @@
-"""Typed settings: ``config/defaults.toml``, an optional overlay file, then ``MALL_*`` variables.
+"""Typed settings: ``mallapp/defaults.toml``, an optional overlay file, then ``MALL_*`` variables.
 
 Read when called, never at import. Unknown keys and unknown ``MALL_*`` variables are errors,
 so a typo fails at start-up instead of silently running with a default.
@@ -13,10 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+# The production defaults ship inside the package (package data), so an installed mallapp finds them.
+DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.toml"
+# The repository's config/: the demo mall and its settings (a checkout only; not installed).
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
-DEFAULTS_FILE = CONFIG_DIR / "defaults.toml"
+# The demo's values (its mall's name and place, the emulator's appid, example coupons, gifts and a
+# template): the overlay ``mallapp demo`` and the tests load.
+DEMO_SETTINGS_FILE = CONFIG_DIR / "demo.toml"
 
 # Variables that are not settings keys but are read by name.
 # MALL_GATEWAY_KEY and MALL_SHARED_DATA belong to the gateway (python -m beacons) and the data-set tools.
@@ -30,7 +35,7 @@ class _Section(BaseModel):
 class WeChatSettings(_Section):
     appid: str
     api_base: str
-    timeout_seconds: float = 5.0
+    timeout_s: float = 5.0
     secret: str = ""
 
     @field_validator("api_base")
@@ -40,10 +45,10 @@ class WeChatSettings(_Section):
 
 
 class AuthSettings(_Section):
-    token_ttl_seconds: int = Field(gt=0)
-    card_ttl_seconds: int = Field(gt=0, le=3600)
+    token_ttl_s: int = Field(gt=0)
+    card_ttl_s: int = Field(gt=0, le=3600)
     sign_in_attempts: int = Field(default=10, ge=1, le=1000)
-    sign_in_window_seconds: int = Field(default=900, ge=1, le=86400)
+    sign_in_window_s: int = Field(default=900, ge=1, le=86400)
 
 
 class MallSettings(_Section):
@@ -92,26 +97,38 @@ class CheckinSettings(_Section):
     streak_bonus: dict[int, int] = Field(default_factory=dict)
 
 
-class BeaconSettings(_Section):
-    uuids: tuple[str, ...] = Field(min_length=1)
-    identity_uuid: str
-    identity_ttl_seconds: int = Field(ge=60, le=86400)
-    # The engine: see mallapp/proximity/engine.py and locate.py.
+class BeaconSignalSettings(_Section):
+    """[beacons.signal]: from a member's readings of a beacon to a distance (mallapp/domain/proximity/engine.py)."""
+
     rssi_filter: Literal["trimmed_mean", "max", "median", "mean"] = "max"
     filter_window_s: float = Field(gt=0, le=60)
     path_loss_exponent: float = Field(gt=1, le=6)
-    exit_timeout_s: float = Field(gt=0, le=600)
     stale_repeats: int = Field(ge=2, le=20)
-    dwell_store_s: float = Field(ge=0)
-    dwell_item_s: float = Field(ge=0)
-    dwell_area_s: float = Field(ge=0)
+
+
+class BeaconZoneSettings(_Section):
+    """[beacons.zones]: when a member enters and leaves a zone, per zone kind."""
+
     enter_store_m: float = Field(gt=0)
     enter_item_m: float = Field(gt=0)
     enter_area_m: float = Field(gt=0)
+    dwell_store_s: float = Field(ge=0)
+    dwell_item_s: float = Field(ge=0)
+    dwell_area_s: float = Field(ge=0)
     exit_distance_factor: float = Field(ge=1)
-    checkin_min_updates: int = Field(ge=1)
-    checkin_min_span_s: float = Field(ge=0)
-    # Ingest limits.
+    exit_timeout_s: float = Field(gt=0, le=600)
+
+
+class BeaconCheckinSettings(_Section):
+    """[beacons.checkin]: the automatic check-in on entering the mall."""
+
+    min_updates: int = Field(ge=1)
+    min_span_s: float = Field(ge=0)
+
+
+class BeaconIngestSettings(_Section):
+    """[beacons.ingest]: the limits on sighting batches, and the stream they are queued on."""
+
     member_batch_max: int = Field(gt=0, le=1000)
     gateway_batch_max: int = Field(gt=0, le=10000)
     member_max_age_s: float = Field(gt=0)
@@ -122,9 +139,24 @@ class BeaconSettings(_Section):
     signature_max_age_s: int = Field(gt=0)
     stream_maxlen: int = Field(gt=1000)
     stream_partitions: int = Field(ge=1, le=256)
-    # Fleet health.
+
+
+class BeaconHealthSettings(_Section):
+    """[beacons.health]: when a beacon of the fleet is a problem."""
+
     silent_after_s: float = Field(gt=0)
     battery_low_mv: int = Field(ge=0)
+
+
+class BeaconSettings(_Section):
+    uuids: tuple[str, ...] = Field(min_length=1)
+    identity_uuid: str
+    identity_ttl_s: int = Field(ge=60, le=86400)
+    signal: BeaconSignalSettings
+    zones: BeaconZoneSettings
+    checkin: BeaconCheckinSettings
+    ingest: BeaconIngestSettings
+    health: BeaconHealthSettings
 
     @field_validator("uuids", mode="before")
     @classmethod
@@ -178,7 +210,8 @@ class NewMemberPackSettings(_Section):
     # Pack coupons are usable for this many days after joining (the sources' first month).
     valid_days: int = Field(gt=0, le=366)
     # The store (by name) that redeems mall-wide pack coupons: the mall's service desk, run by a house merchant.
-    house_store: str
+    # Required when a coupon names no store of its own.
+    house_store: str | None = None
     coupons: tuple[PackCoupon, ...] = Field(default=(), max_length=10)
 
     @field_validator("coupons")
@@ -188,6 +221,13 @@ class NewMemberPackSettings(_Section):
         if len(set(keys)) != len(keys):
             raise ValueError("pack coupon keys must be unique")
         return value
+
+    @model_validator(mode="after")
+    def _house_store_for_mall_wide_coupons(self) -> NewMemberPackSettings:
+        mall_wide = [c.key for c in self.coupons if c.store is None]
+        if mall_wide and not self.house_store:
+            raise ValueError(f"house_store is required: coupons {', '.join(mall_wide)} name no store")
+        return self
 
 
 class BirthdaySettings(_Section):
@@ -341,38 +381,62 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _is_section(field: Any) -> bool:
+    return isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+
+
+def _env_key(model: type[BaseModel], key: str) -> list[str] | None:
+    """The path of keys that ``key`` (a variable's name less ``MALL_``, lower case) names in ``model``:
+    a key of its own, or a section's name, ``_`` and a key of that section (sub-sections alike:
+    ``beacons_zones_enter_store_m`` is beacons.zones.enter_store_m)."""
+    fields = model.model_fields
+    if key in fields and not _is_section(fields[key]):
+        return [key]
+    for name, field in fields.items():
+        if _is_section(field) and key.startswith(name + "_"):
+            rest = _env_key(field.annotation, key[len(name) + 1:])
+            if rest:
+                return [name, *rest]
+    return None
+
+
 def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
-    """Apply ``MALL_KEY`` and ``MALL_SECTION_KEY`` variables onto the parsed files."""
+    """Apply ``MALL_KEY``, ``MALL_SECTION_KEY`` and ``MALL_SECTION_SUBSECTION_KEY`` variables onto the parsed files."""
     out = dict(data)
-    sections = {k for k, v in Settings.model_fields.items() if isinstance(v.annotation, type)
-                and issubclass(v.annotation, BaseModel)}
     for name, raw in environ.items():
         if not name.startswith("MALL_") or name in _SPECIAL_ENV:
             continue
-        key = name[len("MALL_"):].lower()
-        if key in Settings.model_fields and key not in sections:
-            out[key] = raw
-            continue
-        section = next((s for s in sections if key.startswith(s + "_")), None)
-        field = key[len(section) + 1:] if section else ""
-        if section is None or field not in Settings.model_fields[section].annotation.model_fields:
+        path = _env_key(Settings, name[len("MALL_"):].lower())
+        if path is None:
             raise SettingsError(f"{name} is not a mallapp setting")
-        out[section] = {**out.get(section, {}), field: raw}
+        value: Any = raw
+        for key in reversed(path):
+            value = {key: value}
+        out = _merge(out, value)
     return out
 
 
-def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Build settings from the files, the environment, then explicit overrides (tests)."""
+def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None,
+                  overlay: str | Path | None = None) -> Settings:
+    """Build settings from the files, the environment, then explicit overrides (tests).
+
+    The files: the package's defaults, then ``overlay`` (the demo and the tests pass
+    ``DEMO_SETTINGS_FILE``), then the files ``MALL_CONFIG`` names (several separated by ``os.pathsep``;
+    later ones win).
+    """
     environ = dict(os.environ if environ is None else environ)
     with DEFAULTS_FILE.open("rb") as fh:
         data = tomllib.load(fh)
-    overlay = environ.get("MALL_CONFIG")
-    if overlay:
+    files = [(str(overlay), "overlay")] if overlay else []
+    files += [(f, "MALL_CONFIG") for f in environ.get("MALL_CONFIG", "").split(os.pathsep) if f]
+    for path, source in files:
         try:
-            with open(overlay, "rb") as fh:
+            with open(path, "rb") as fh:
                 data = _merge(data, tomllib.load(fh))
         except OSError as exc:
-            raise SettingsError(f"MALL_CONFIG={overlay}: {exc.strerror}") from exc
+            raise SettingsError(f"{source} {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{source} {path}: {exc}") from exc
     data = _env_overrides(data, environ)
     if environ.get("MALL_SECRET_KEY"):
         data["secret_key"] = environ["MALL_SECRET_KEY"]
@@ -385,4 +449,6 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
+        if any(err["type"] == "missing" for err in exc.errors()):
+            problems += " (required keys have no default: set them in the file MALL_CONFIG names, or by MALL_* variables)"
         raise SettingsError(f"invalid settings: {problems}") from None

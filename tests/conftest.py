@@ -32,7 +32,7 @@ from mallapp.domain.models import metadata
 from mallapp.processes.live import LiveServer
 from mallapp.runtime import Runtime, build_runtime
 from mallapp.schema import upgrade
-from mallapp.settings import Settings, load_settings
+from mallapp.settings import DEMO_SETTINGS_FILE, Settings, load_settings
 
 APPID = "wxtest00000000001"
 SECRET = "test-secret-0123456789"
@@ -168,7 +168,8 @@ def settings(database_url: str, redis_server: RedisServer, emulator_server: WeCh
     }
     from mallapp.settings import _merge
 
-    return load_settings(_merge(base, settings_overrides), environ={})
+    # The demo's overlay: the demo mall's name and place, its pack coupons, gifts and deal template.
+    return load_settings(_merge(base, settings_overrides), environ={}, overlay=DEMO_SETTINGS_FILE)
 
 
 @pytest.fixture

@@ -313,7 +313,7 @@ scenario("card.invalid", 400)(lambda w: w.purchase(member_code="NOT-A-CARD"))
 @scenario("card.expired", 400)
 def _(w):
     card = w.card()
-    w.clock.advance(seconds=w.rt.settings.auth.card_ttl_seconds + 1)
+    w.clock.advance(seconds=w.rt.settings.auth.card_ttl_s + 1)
     return w.purchase(member_code=card)
 
 
@@ -651,7 +651,7 @@ scenario("sightings.batch_too_large", 413)(lambda w: w.sightings(*[_beacon()] * 
 scenario("sightings.stale", 422)(lambda w: w.sightings(_beacon(), ts=1_000))
 scenario("sightings.from_future", 422)(lambda w: w.sightings(_beacon(), ts=int(w.clock.now.timestamp() * 1000)
                                                              + 120_000))
-scenario("sightings.rate_limited", 429)(lambda w: _repeat(w.rt.settings.beacons.member_batches_per_minute + 1,
+scenario("sightings.rate_limited", 429)(lambda w: _repeat(w.rt.settings.beacons.ingest.member_batches_per_minute + 1,
                                                           lambda: w.sightings(_beacon())))
 scenario("gateway.unsigned", 401)(lambda w: w.client.post("/api/v1/gateway/sightings", json={"sightings": []}))
 scenario("gateway.bad_key", 401)(lambda w: w.gateway(key=w.venue.gateway_key.replace(".1.", ".2.")))

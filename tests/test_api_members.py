@@ -76,7 +76,7 @@ def test_phone_number_is_bound_through_wechat(client, member, emulator):
 
 def test_card_code_expires_after_its_ttl(client, member, merchant, rt, clock):
     card = client.get("/api/v1/me/card", headers=member["headers"]).get_json()
-    assert card["ttl_seconds"] == rt.settings.auth.card_ttl_seconds
+    assert card["ttl_seconds"] == rt.settings.auth.card_ttl_s
     clock.advance(seconds=card["ttl_seconds"] + 1)
     response = _purchase(client, merchant, card["code"], 10000, "R-late", clock.now)
     assert response.status_code == 400

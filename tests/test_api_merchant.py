@@ -56,7 +56,7 @@ def test_same_receipt_with_another_amount_is_a_conflict(purchase, client, member
 
 def test_retry_is_answered_after_the_member_code_expired(purchase, client, member, clock, rt):
     first = purchase()
-    clock.advance(seconds=rt.settings.auth.card_ttl_seconds + 60)
+    clock.advance(seconds=rt.settings.auth.card_ttl_s + 60)
     retry = purchase()
     assert retry.status_code == 200 and retry.get_json()["points_total"] == first.get_json()["points_total"]
     new = purchase(receipt_no="R-new")

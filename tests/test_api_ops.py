@@ -21,6 +21,7 @@ from mallapp.api.ops import ZoneKind
 from mallapp.domain import auth, members, ops, venue
 from mallapp.domain.proximity import history, live
 from mallapp.errors import Unauthorized
+from mallapp.settings import DEMO_SETTINGS_FILE
 
 API = "/api/v1/ops"
 UUID = "fda50693-a4e2-4fb1-afcf-c6eb07647825"
@@ -95,7 +96,7 @@ def test_sign_in_issues_a_token_for_the_users_role(client, ops_viewer, rt):
     body = response.get_json()
     assert body["token"].startswith(ops.TOKEN_PREFIX) and body["token"] != ops_viewer["token"]
     assert (body["role"], body["username"], body["token_type"]) == ("viewer", "ops-viewer", "Bearer")
-    assert body["expires_in"] == rt.settings.auth.token_ttl_seconds
+    assert body["expires_in"] == rt.settings.auth.token_ttl_s
 
 
 def test_wrong_password_and_unknown_user_get_the_same_401(client, ops_admin):
@@ -300,7 +301,7 @@ def test_fleet_health_lists_problems_first(admin, viewer, rt, clock):
     _status(rt, ids["healthy"], last_seen_at=now, last_rssi=-70, battery_mv=3000, temperature_c=21.5,
             uptime_s=3600.0, telemetry_at=now)
     _status(rt, ids["battery_low"], last_seen_at=now - timedelta(minutes=5), battery_mv=2400)
-    _status(rt, ids["silent"], last_seen_at=now - timedelta(seconds=rt.settings.beacons.silent_after_s + 1),
+    _status(rt, ids["silent"], last_seen_at=now - timedelta(seconds=rt.settings.beacons.health.silent_after_s + 1),
             battery_mv=3000)
     _status(rt, ids["no_battery_telemetry"], last_seen_at=now, battery_mv=0)
 
@@ -459,7 +460,8 @@ def _cli_env(tmp_path: Path, sqlite_template: Path) -> tuple[dict[str, str], str
     shutil.copy(sqlite_template, tmp_path / "cli.db")
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALL_")}
-    return {**env, "MALL_VAR_DIR": str(tmp_path / "var"), "MALL_DATABASE_URL": url}, url
+    return {**env, "MALL_CONFIG": str(DEMO_SETTINGS_FILE), "MALL_VAR_DIR": str(tmp_path / "var"),
+            "MALL_DATABASE_URL": url}, url
 
 
 def _stored_user(url: str, username: str) -> tuple[str, str]:
@@ -488,7 +490,7 @@ def test_ops_create_user_reads_a_password_from_stdin_and_refuses_bad_input(tmp_p
     from mallapp.cli import main
 
     env, url = _cli_env(tmp_path, sqlite_template)
-    runner = CliRunner(env={"MALL_VAR_DIR": env["MALL_VAR_DIR"], "MALL_DATABASE_URL": url})
+    runner = CliRunner(env={k: env[k] for k in ("MALL_CONFIG", "MALL_VAR_DIR", "MALL_DATABASE_URL")})
     typed = runner.invoke(main, ["ops", "create-user", "bob", "--role", "viewer", "--password-stdin"],
                           input="a long enough passphrase\n")
     assert typed.exit_code == 0 and "passphrase" not in typed.output, typed.output

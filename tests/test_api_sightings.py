@@ -59,7 +59,7 @@ def test_timestamps_from_the_future_are_refused(client, member, clock, rt):
 
 
 def test_member_batches_are_rate_limited(client, member, rt):
-    limit = rt.settings.beacons.member_batches_per_minute
+    limit = rt.settings.beacons.ingest.member_batches_per_minute
     for _ in range(limit):
         assert post(client, member, {"beacons": [beacon()]}).status_code == 202
     response = post(client, member, {"beacons": [beacon()]})
@@ -131,7 +131,7 @@ def test_bad_gateway_sightings_refuse_the_batch(client, venue, clock, rt, over, 
 
 
 def test_oversized_gateway_batches_are_refused(client, venue, clock, rt):
-    n = rt.settings.beacons.gateway_batch_max + 1
+    n = rt.settings.beacons.ingest.gateway_batch_max + 1
     body, headers = signed(venue.gateway_key, {"sightings": [sighting(clock)] * n}, clock.now)
     assert len(body) > rt.settings.max_body_bytes  # a full batch is larger than other bodies may be
     response = gateway_post(client, body, headers)

@@ -90,7 +90,7 @@ def test_the_key_adds_a_cashier_with_a_generated_password_and_a_manager_and_both
         assert body["token"].startswith("st_") and body["token_type"] == "Bearer"
         assert (body["role"], body["username"]) == (role, username)
         assert (body["merchant_id"], body["merchant_name"]) == (merchant["id"], "Starlight Coffee")
-        assert body["expires_in"] == rt.settings.auth.token_ttl_seconds
+        assert body["expires_in"] == rt.settings.auth.token_ttl_s
         assert 0 < rt.redis.ttl(auth._token_key("staff", body["token"])) <= body["expires_in"]
 
 
@@ -113,7 +113,7 @@ def test_an_unknown_username_is_still_hashed_so_timing_does_not_tell_it_apart(cl
     assert checked == ["guess-number-one"]
 
 
-@pytest.mark.parametrize("settings_overrides", [{"auth": {"sign_in_attempts": 3, "sign_in_window_seconds": 600}}])
+@pytest.mark.parametrize("settings_overrides", [{"auth": {"sign_in_attempts": 3, "sign_in_window_s": 600}}])
 def test_wrong_passwords_past_the_limit_lock_the_username_for_the_window_even_against_the_right_one(
         client, shop, rt, monkeypatch):
     api_error(_sign_in(client, "star-cashier", "wrong guess one"), "merchant.bad_credentials")

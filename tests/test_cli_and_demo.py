@@ -16,13 +16,15 @@ from sqlalchemy import create_engine, text
 from websockets.sync.client import connect
 
 from mallapp.devtools.servers import free_port
+from mallapp.settings import DEMO_SETTINGS_FILE
 
 MALLAPP = str(Path(sys.executable).with_name("mallapp"))
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALL_")}
-    return {**env, "MALL_VAR_DIR": str(tmp_path / "var"), "MALL_LOG_FORMAT": "text", **extra}
+    return {**env, "MALL_CONFIG": str(DEMO_SETTINGS_FILE), "MALL_VAR_DIR": str(tmp_path / "var"),
+            "MALL_LOG_FORMAT": "text", **extra}
 
 
 def test_merchants_create_prints_the_key_last_and_stores_only_its_hash(tmp_path):
@@ -45,7 +47,8 @@ def test_merchants_create_prints_the_key_last_and_stores_only_its_hash(tmp_path)
     from mallapp.settings import load_settings
 
     rt = build_runtime(load_settings({"database_url": url, "redis_url": "redis://127.0.0.1:1/0",
-                                      "var_dir": str(tmp_path / "var")}, environ={}))
+                                      "var_dir": str(tmp_path / "var")}, environ={},
+                                     overlay=DEMO_SETTINGS_FILE))
     with rt.sessions.begin() as session:
         assert merchants.authenticate(session, key).name == "Harbour Books"
     rt.engine.dispose()

@@ -81,7 +81,7 @@ def walk(rt, client, clock, shoppers: dict[str, dict], backend_url: str, spool_r
     worker.ensure_group()
     consumer = offer_consumer.Consumer(rt, "offers-1", block_ms=0)
     consumer.ensure_group()
-    silence = settings.beacons.exit_timeout_s + 5  # then everybody has been swept out of the mall
+    silence = settings.beacons.zones.exit_timeout_s + 5  # then everybody has been swept out of the mall
     with walks.SteppedGateways(mall, heard, backend_url=backend_url,
                                uuids=(*settings.beacons.uuids, settings.beacons.identity_uuid),
                                spool_root=spool_root, clock=lambda: clock.now.timestamp()) as gateways:

@@ -26,7 +26,7 @@ from mallapp.db import make_engine, make_sessionmaker
 from mallapp.domain import members, merchants, points, purchases
 from mallapp.domain.points import PointsAccount, PointsEntry, PointsLot
 from mallapp.errors import Conflict, RuleViolation
-from mallapp.settings import Settings, load_settings
+from mallapp.settings import DEMO_SETTINGS_FILE, Settings, load_settings
 
 START = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
 HYPOTHESIS = hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -52,7 +52,8 @@ def ledger(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     path = tmp_path_factory.mktemp("ledger-properties") / "ledger.db"
     shutil.copy(sqlite_template, path)
     url = f"sqlite:///{path}"
-    settings = load_settings({"database_url": url, "var_dir": str(path.parent / "var")}, environ={})
+    settings = load_settings({"database_url": url, "var_dir": str(path.parent / "var")}, environ={},
+                             overlay=DEMO_SETTINGS_FILE)
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     with sessions.begin() as session:

@@ -120,7 +120,7 @@ def test_redelivered_entries_change_nothing(client, member, worker, clock, rt, v
     walk(client, member, worker, clock, 25, {1: -60, 2: -64})
     key = state_key(member["member"]["id"])
     before = (count(rt, Checkin), count(rt, ProximityEvent), rt.redis.get(key).partition(b"|")[2])
-    for p in range(rt.settings.beacons.stream_partitions):  # all of it again, as after a crash before the acks
+    for p in range(rt.settings.beacons.ingest.stream_partitions):  # all of it again, as after a crash before the acks
         if rt.redis.exists(stream(p)):
             worker.handle(rt.redis.xrange(stream(p)), p)
     after = (count(rt, Checkin), count(rt, ProximityEvent), rt.redis.get(key).partition(b"|")[2])
@@ -190,7 +190,7 @@ def test_a_clean_stop_saves_what_is_in_memory_and_gives_the_partitions_back(clie
     stop.set()
     lazy.run(stop)  # what SIGTERM leads to: the loop ends and the worker closes
     assert pending(rt) == 0
-    assert not any(rt.redis.exists(lease_key(p)) for p in range(rt.settings.beacons.stream_partitions))
+    assert not any(rt.redis.exists(lease_key(p)) for p in range(rt.settings.beacons.ingest.stream_partitions))
     assert rt.redis.zscore(WORKERS, "lazy") is None
     saved = rt.redis.get(state_key(member["member"]["id"]))
     assert MemberState.from_bytes(saved.partition(b"|")[2]).clock == clock.now.timestamp()

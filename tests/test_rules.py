@@ -8,12 +8,12 @@ import pytest
 
 from mallapp.domain import auth, checkin, members, points
 from mallapp.errors import InvalidInput
-from mallapp.settings import SettingsError, load_settings
+from mallapp.settings import DEMO_SETTINGS_FILE, SettingsError, load_settings
 
 
 @pytest.fixture
 def settings():
-    return load_settings(environ={})
+    return load_settings(environ={}, overlay=DEMO_SETTINGS_FILE)
 
 
 def test_purchase_points_are_one_per_ten_yuan_rounded_down(settings):
@@ -23,14 +23,14 @@ def test_purchase_points_are_one_per_ten_yuan_rounded_down(settings):
 
 
 def test_tier_multiplier_hook_scales_purchase_points():
-    settings = load_settings({"points": {"tier_multipliers_pct": {"T1": 150}}}, environ={})
+    settings = load_settings({"points": {"tier_multipliers_pct": {"T1": 150}}}, environ={}, overlay=DEMO_SETTINGS_FILE)
     assert points.purchase_points(settings, 100_000, "T1") == 150
     assert points.purchase_points(settings, 100_000, "T4") == 100
 
 
 def test_birthday_bonus_doubles_by_default(settings):
     assert points.birthday_bonus(settings, 37) == 37
-    triple = load_settings({"points": {"birthday_multiplier_pct": 300}}, environ={})
+    triple = load_settings({"points": {"birthday_multiplier_pct": 300}}, environ={}, overlay=DEMO_SETTINGS_FILE)
     assert points.birthday_bonus(triple, 37) == 74
 
 
@@ -42,7 +42,7 @@ def test_points_expire_at_the_end_of_the_following_year_in_mall_time(settings):
 
 
 def test_points_never_expire_when_configured():
-    settings = load_settings({"points": {"expiry_policy": "never"}}, environ={})
+    settings = load_settings({"points": {"expiry_policy": "never"}}, environ={}, overlay=DEMO_SETTINGS_FILE)
     assert points.expiry_for(settings, datetime(2026, 1, 1, tzinfo=UTC)) is None
 
 
@@ -106,7 +106,8 @@ def test_member_code_from_another_key_is_rejected():
 
 def test_settings_take_mall_environment_variables():
     settings = load_settings(environ={"MALL_POINTS_FEN_PER_POINT": "500", "MALL_DATABASE_URL": "postgresql+psycopg://x",
-                                      "MALL_WECHAT_API_BASE": "http://127.0.0.1:9/", "MALL_WECHAT_SECRET": "s"})
+                                      "MALL_WECHAT_API_BASE": "http://127.0.0.1:9/", "MALL_WECHAT_SECRET": "s"},
+                             overlay=DEMO_SETTINGS_FILE)
     assert settings.points.fen_per_point == 500
     assert settings.database_url == "postgresql+psycopg://x"
     assert settings.wechat.api_base == "http://127.0.0.1:9"
@@ -120,4 +121,4 @@ def test_settings_take_mall_environment_variables():
 ])
 def test_settings_refuse_typos_and_bad_values(environ, fragment):
     with pytest.raises(SettingsError, match=fragment.replace(".", r"\.")):
-        load_settings(environ=environ)
+        load_settings(environ=environ, overlay=DEMO_SETTINGS_FILE)

@@ -16,6 +16,7 @@ from mallapp.domain import coupons, deals, members, merchants, notifications, ve
 from mallapp.domain.notifications import Delivery, Notification
 from mallapp.processes import clock as scheduler
 from mallapp.processes.clock import JOBS, run_job
+from mallapp.settings import DEMO_SETTINGS_FILE
 
 
 @pytest.fixture
@@ -149,7 +150,8 @@ def test_two_clocks_running_the_same_jobs_double_nothing(rt, coupon):
 
 def test_jobs_list_and_run_from_the_command_line(tmp_path, settings):
     env = {"MALL_DATABASE_URL": settings.database_url, "MALL_REDIS_URL": settings.redis_url,
-           "MALL_VAR_DIR": str(tmp_path), "MALL_LOG_FORMAT": "text", "PATH": "/usr/bin:/bin"}
+           "MALL_VAR_DIR": str(tmp_path), "MALL_LOG_FORMAT": "text", "PATH": "/usr/bin:/bin",
+           "MALL_CONFIG": str(DEMO_SETTINGS_FILE)}
     mallapp = [sys.executable, "-m", "mallapp.cli"]
     ran = subprocess.run([*mallapp, "jobs", "run", "abandoned-deliveries"], env=env, capture_output=True, text=True)
     assert ran.returncode == 0 and ran.stdout.startswith("abandoned-deliveries: done, 0 in"), ran.stderr

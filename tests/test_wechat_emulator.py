@@ -30,7 +30,7 @@ from mallapp.errors import (
     RuleViolation,
     UpstreamError,
 )
-from mallapp.settings import load_settings
+from mallapp.settings import DEMO_SETTINGS_FILE, load_settings
 
 APPID = "wxemulatortest0001"
 SECRET = "s3cr3t-never-shown"
@@ -444,7 +444,7 @@ def test_access_token_is_shared_through_redis_with_expiry_margin(request):
     with WeChatEmulator(appid, SECRET) as emulator:
         settings = load_settings(
             overrides={"wechat": {"appid": appid, "secret": SECRET, "api_base": emulator.base_url}},
-            environ={})
+            environ={}, overlay=DEMO_SETTINGS_FILE)
         one, two = build_client(settings, redis_client), build_client(settings, redis_client)
         for each in (one, two):
             get_phone_number(each, emulator.phone_code("o-rae"))

@@ -156,7 +156,7 @@ def build_client(settings: Settings, redis: Redis) -> MallWeChatClient:
         wechat.secret,
         api_base=wechat.api_base,
         session=RedisStorage(redis, prefix="wechat"),
-        timeout=wechat.timeout_seconds,
+        timeout=wechat.timeout_s,
     )
 
 

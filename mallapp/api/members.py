@@ -180,8 +180,8 @@ def sign_in(body: SignIn) -> SignedIn:
                                           referral_code=body.referral_code)
         out = _me(session, member)
     wechat.remember_session_key(rt.redis, member.id, session_info)
-    token = auth.issue_token(rt.redis, member.id, rt.settings.auth.token_ttl_seconds)
-    return SignedIn(token=token, expires_in=rt.settings.auth.token_ttl_seconds, new_member=created, member=out)
+    token = auth.issue_token(rt.redis, member.id, rt.settings.auth.token_ttl_s)
+    return SignedIn(token=token, expires_in=rt.settings.auth.token_ttl_s, new_member=created, member=out)
 
 
 @operation(bp, "/auth/logout", "POST", summary="Revoke the bearer token used for this call", auth="member",
@@ -223,7 +223,7 @@ def bind_phone(body: PhoneIn) -> MeOut:
            response=CardOut)
 def get_card() -> CardOut:
     rt = runtime()
-    ttl = rt.settings.auth.card_ttl_seconds
+    ttl = rt.settings.auth.card_ttl_s
     code, expires = auth.card_code(rt.secret, current_member_id(), rt.now(), ttl)
     return CardOut(code=code, expires_at=datetime.fromtimestamp(expires, tz=rt.now().tzinfo), ttl_seconds=ttl)
 

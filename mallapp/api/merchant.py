@@ -157,7 +157,7 @@ class StaffListOut(Out):
            response=StaffSignedInOut, errors=("merchant.bad_credentials", "auth.too_many_attempts"))
 def sign_in(body: SignInIn) -> StaffSignedInOut:
     rt = runtime()
-    ttl = rt.settings.auth.token_ttl_seconds
+    ttl = rt.settings.auth.token_ttl_s
     with transaction() as session:
         token, caller = staff.sign_in(session, rt.redis, rt.settings.auth, body.username, body.password)
     return StaffSignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role,

@@ -224,8 +224,8 @@ class BeaconOut(_Row):
     active: bool
     created_at: datetime
     health: BeaconHealthOut
-    problems: list[Problem] = Field(description="never_seen, silent (unheard for [beacons] silent_after_s), "
-                                                "battery_low (below [beacons] battery_low_mv)")
+    problems: list[Problem] = Field(description="never_seen, silent (unheard for [beacons.health] silent_after_s), "
+                                                "battery_low (below [beacons.health] battery_low_mv)")
 
 
 class BeaconsOut(Out):
@@ -387,7 +387,7 @@ def _beacon_reply(session, beacon: Beacon) -> BeaconOut:
            response=OpsSignedInOut, errors=("ops.bad_credentials", "auth.too_many_attempts"))
 def sign_in(body: SignInIn) -> OpsSignedInOut:
     rt = runtime()
-    ttl = rt.settings.auth.token_ttl_seconds
+    ttl = rt.settings.auth.token_ttl_s
     with transaction() as session:
         token, caller = ops.sign_in(session, rt.redis, rt.settings.auth, body.username, body.password)
     return OpsSignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role)

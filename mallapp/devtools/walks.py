@@ -38,7 +38,7 @@ from mallapp import logs
 from mallapp.devtools.demo import DemoBeacon, DemoGateway, DemoMall, seed_venue
 from mallapp.domain.proximity import identity
 from mallapp.runtime import build_runtime
-from mallapp.settings import load_settings
+from mallapp.settings import DEMO_SETTINGS_FILE, load_settings
 
 log = logging.getLogger("mallapp.walks")
 
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gap", type=float, default=40.0, help="quiet seconds between cycles")
     parser.add_argument("--seed", type=int)
     args = parser.parse_args(argv)
-    settings = load_settings()
+    settings = load_settings(overlay=DEMO_SETTINGS_FILE)
     logs.configure(settings.log_format, settings.log_level)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -125,9 +125,9 @@ def check_sign_in(redis: Redis, kind: str, limits: AuthSettings, username: str, 
     wrong password and an account that may not sign in (``usable`` false).
 
     Hashes even for an unknown username, so timing does not tell which usernames exist. Allows
-    ``limits.sign_in_attempts`` wrong passwords per username, each within ``sign_in_window_seconds``
+    ``limits.sign_in_attempts`` wrong passwords per username, each within ``sign_in_window_s``
     of the one before; past that every attempt, the right password too, is refused (RateLimited)
-    until ``sign_in_window_seconds`` after the last wrong one, without hashing: online guessing gets
+    until ``sign_in_window_s`` after the last wrong one, without hashing: online guessing gets
     that many tries a window, not one per 30 ms. The right password clears the count.
     """
     key = _failures_key(kind, username)
@@ -144,7 +144,7 @@ def check_sign_in(redis: Redis, kind: str, limits: AuthSettings, username: str, 
     else:
         pipe = redis.pipeline()  # MULTI: the count never outlives its expiry
         pipe.incr(key)
-        pipe.expire(key, limits.sign_in_window_seconds)
+        pipe.expire(key, limits.sign_in_window_s)
         pipe.execute()
     raise Unauthorized("wrong username or password", code=_BAD_CREDENTIALS[kind])
 

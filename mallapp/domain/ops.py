@@ -63,7 +63,7 @@ def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str,
                        user is not None and user.active)
     assert user is not None
     token = auth.issue_bearer(redis, "ops", TOKEN_PREFIX, f"{user.id}:{user.role}:{user.username}",
-                              limits.token_ttl_seconds)
+                              limits.token_ttl_s)
     return token, OpsCaller(user.id, user.username, user.role)
 
 

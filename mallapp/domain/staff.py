@@ -110,7 +110,7 @@ def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str,
     auth.check_sign_in(redis, "staff", limits, username, password, row.password_hash if row is not None else None,
                        row is not None and row.active and row.merchant_active)
     assert row is not None
-    token = auth.issue_bearer(redis, "staff", TOKEN_PREFIX, row.id, limits.token_ttl_seconds)
+    token = auth.issue_bearer(redis, "staff", TOKEN_PREFIX, row.id, limits.token_ttl_s)
     return token, StaffCaller(row.id, row.username, row.role, row.merchant_id, row.merchant_name)
 
 

@@ -352,7 +352,7 @@ class BeaconHealth:
 def _silence(last_seen_at: datetime | None, settings: BeaconSettings, now: datetime) -> tuple[str, ...]:
     if last_seen_at is None:
         return ("never_seen",)
-    if (now - last_seen_at).total_seconds() > settings.silent_after_s:
+    if (now - last_seen_at).total_seconds() > settings.health.silent_after_s:
         return ("silent",)
     return ()
 
@@ -360,7 +360,7 @@ def _silence(last_seen_at: datetime | None, settings: BeaconSettings, now: datet
 def beacon_problems(status: BeaconStatus | None, settings: BeaconSettings, now: datetime) -> tuple[str, ...]:
     """never_seen / silent (unheard for silent_after_s) and battery_low (0 mV: no battery telemetry)."""
     problems = _silence(status.last_seen_at if status else None, settings, now)
-    if status is not None and status.battery_mv and status.battery_mv < settings.battery_low_mv:
+    if status is not None and status.battery_mv and status.battery_mv < settings.health.battery_low_mv:
         problems += ("battery_low",)
     return problems
 

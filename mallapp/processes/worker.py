@@ -157,7 +157,7 @@ class Worker:
         self._health_written: dict[tuple[str, int], float] = {}
         self._last_sweep = 0.0
         self._last_claim: dict[int, float] = {}
-        self.partitions = rt.settings.beacons.stream_partitions
+        self.partitions = rt.settings.beacons.ingest.stream_partitions
         self.leases = Leases(self.redis, self.consumer, self.partitions)
         self._streams = {stream(p).encode(): p for p in range(self.partitions)}
         self._identities = identity.Resolver(self.redis)

@@ -72,14 +72,16 @@ class EngineConfig:
 
     @classmethod
     def from_settings(cls, b: BeaconSettings) -> EngineConfig:
-        return cls(rssi_filter=b.rssi_filter, window_s=b.filter_window_s, path_loss_exponent=b.path_loss_exponent,
-                   exit_timeout_s=b.exit_timeout_s, stale_repeats=b.stale_repeats,
-                   dwell_s=(("store", b.dwell_store_s), ("item", b.dwell_item_s), ("area", b.dwell_area_s),
+        signal, z = b.signal, b.zones
+        return cls(rssi_filter=signal.rssi_filter, window_s=signal.filter_window_s,
+                   path_loss_exponent=signal.path_loss_exponent, exit_timeout_s=z.exit_timeout_s,
+                   stale_repeats=signal.stale_repeats,
+                   dwell_s=(("store", z.dwell_store_s), ("item", z.dwell_item_s), ("area", z.dwell_area_s),
                             ("entrance", 0.0)),
-                   enter_m=(("store", b.enter_store_m), ("item", b.enter_item_m), ("area", b.enter_area_m),
-                            ("entrance", b.enter_area_m)),
-                   exit_distance_factor=b.exit_distance_factor, checkin_min_updates=b.checkin_min_updates,
-                   checkin_min_span_s=b.checkin_min_span_s)
+                   enter_m=(("store", z.enter_store_m), ("item", z.enter_item_m), ("area", z.enter_area_m),
+                            ("entrance", z.enter_area_m)),
+                   exit_distance_factor=z.exit_distance_factor, checkin_min_updates=b.checkin.min_updates,
+                   checkin_min_span_s=b.checkin.min_span_s)
 
 
 class Track:

@@ -2,7 +2,7 @@
 
 The mini-program advertises an iBeacon frame (``BLEPeripheralServer.startAdvertising``) with the
 mall's identity UUID and a random 32-bit token as major (high 16 bits) and minor (low 16 bits).
-The token resolves to the member only while it is valid (``identity_ttl_seconds``), so a token
+The token resolves to the member only while it is valid (``identity_ttl_s``), so a token
 recorded yesterday resolves to nobody today, and a bystander cannot follow a member from day to day.
 """
 
@@ -35,7 +35,7 @@ def _member_key(member_id: int) -> str:
 
 def issue(redis: Redis, settings: Settings, member_id: int, now: datetime) -> Identity:
     """The member's current identity; a new one once less than a third of the current one's life is left."""
-    ttl = settings.beacons.identity_ttl_seconds
+    ttl = settings.beacons.identity_ttl_s
     current = redis.get(_member_key(member_id))
     if current is not None:
         token_s, _, until_s = (current.decode() if isinstance(current, bytes) else current).partition(":")

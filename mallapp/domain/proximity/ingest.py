@@ -41,15 +41,15 @@ def stream(partition: int) -> str:
 
 
 def streams(settings: Settings) -> list[str]:
-    return [stream(p) for p in range(settings.beacons.stream_partitions)]
+    return [stream(p) for p in range(settings.beacons.ingest.stream_partitions)]
 
 
 def member_partition(settings: Settings, member_id: int) -> int:
-    return member_id % settings.beacons.stream_partitions
+    return member_id % settings.beacons.ingest.stream_partitions
 
 
 def token_partition(settings: Settings, major: int, minor: int) -> int:
-    return ((major << 16) | minor) % settings.beacons.stream_partitions
+    return ((major << 16) | minor) % settings.beacons.ingest.stream_partitions
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,14 +137,14 @@ def _append(redis: Redis, settings: Settings, entries: dict[int, dict[str, Any]]
     pipe = redis.pipeline(transaction=False)
     for partition, entry in entries.items():
         pipe.xadd(stream(partition), {"d": json.dumps(entry, separators=(",", ":"))},
-                  maxlen=settings.beacons.stream_maxlen, approximate=True)
+                  maxlen=settings.beacons.ingest.stream_maxlen, approximate=True)
     pipe.execute()
 
 
 def member_batch(redis: Redis, settings: Settings, member_id: int, beacons: Sequence[PhoneBeacon], *,
                  now: datetime, client_ms: int | None = None, position: Position | None = None) -> tuple[int, int]:
     """Queue a member's beacon list; return (accepted, ignored). Rssi 0 (iOS: not measured) is ignored."""
-    cfg = settings.beacons
+    cfg = settings.beacons.ingest
     if len(beacons) > cfg.member_batch_max:
         raise PayloadTooLarge(f"at most {cfg.member_batch_max} beacons per batch, not {len(beacons)}",
                               code="sightings.batch_too_large")
@@ -186,14 +186,14 @@ def gateway_batch(redis: Redis, settings: Settings, gateway_id: int, sightings: 
     Impossible values and timestamps outside the window refuse the whole batch: they mean a
     broken gateway or clock, which its operators must hear about (the forwarder logs the refusal).
     """
-    cfg = settings.beacons
+    cfg = settings.beacons.ingest
     if len(sightings) > cfg.gateway_batch_max:
         raise PayloadTooLarge(f"at most {cfg.gateway_batch_max} sightings per batch, not {len(sightings)}",
                               code="sightings.batch_too_large")
     t_now = now.timestamp()
     oldest, newest = t_now - cfg.gateway_max_age_s, t_now + cfg.max_future_skew_s
     index = _uuid_index(settings)
-    identity = cfg.identity_uuid
+    identity = settings.beacons.identity_uuid
     heard, telemetry, other = [], [], 0
     for i, s in enumerate(sightings):
         if not oldest <= s.t <= newest:
@@ -264,7 +264,7 @@ def authenticate_gateway(session: Session, redis: Redis, settings: Settings, ser
     if gateway is None or not gateway.active or gateway.key_version != version:
         raise Unauthorized("unknown, retired or rotated gateway key", code="gateway.bad_key")
     ts = int(timestamp)
-    max_age = settings.beacons.signature_max_age_s
+    max_age = settings.beacons.ingest.signature_max_age_s
     if abs(now.timestamp() - ts) > max_age:
         raise Unauthorized(f"the signature's timestamp is more than {max_age} s from the server's clock",
                            code="gateway.stale_signature")

@@ -1,7 +1,7 @@
 """RSSI filters, distance from measured power, and the position estimate: pure functions over numbers.
 
 The evaluation (``python -m mallapp.domain.proximity.evaluate``) runs these on the recorded data sets in
-``../shared/data/ble`` and compares them with the baselines; the defaults in ``config/defaults.toml``
+``../shared/data/ble`` and compares them with the baselines; the defaults in ``mallapp/defaults.toml``
 and in :class:`LocateParams` are the ones that did best there.
 
 The engine's position (:class:`Locator`) is a posterior mean over a lattice of places a member can

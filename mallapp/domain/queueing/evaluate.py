@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mallapp.domain.queueing.estimator import Aggregate, Observation, Params, aggregate, fit, naive
-from mallapp.settings import load_settings
+from mallapp.settings import DEMO_SETTINGS_FILE, load_settings
 
 GOAL = 0.20
 OPEN_MINUTE, CLOSE_MINUTE = 10 * 60, 21 * 60
@@ -187,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-days", type=int, default=7, help="the last days, whose estimates are scored")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    q = load_settings().queue
+    q = load_settings(overlay=DEMO_SETTINGS_FILE).queue  # only [queue]; the demo fills the mall's required keys
     params = Params(q.naive_seconds_per_party, q.half_life_days, q.slot_minutes, q.shrinkage)
     r = run(args.days, args.eval_days, args.seed, params, q.history_days)
     out = sys.stdout
