@@ -179,6 +179,7 @@ def procfile_command() -> None:
               help="replay demo shoppers' walks through gateway listeners")
 def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int, beacon_traffic: bool) -> None:
     """Run the whole system on the embedded default: SQLite, embedded Redis, the WeChat emulator, the demo mall."""
+    from mallapp import logs
     from mallapp.devtools import demo as demo_mall
     from mallapp.devtools.servers import stop_process
     from mallapp.devtools.wechat_emulator import WeChatEmulator
@@ -195,6 +196,7 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
         emulator.start()
         env.update(MALL_WECHAT_API_BASE=emulator.base_url, MALL_WECHAT_SECRET=demo_mall.EMULATOR_SECRET)
     env.setdefault("MALL_LOG_FORMAT", "text")
+    logs.configure(env["MALL_LOG_FORMAT"], settings.log_level)
 
     from mallapp import schema
     from mallapp.runtime import database_url
@@ -208,7 +210,8 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
 
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
-         "mallapp:create_app()"],
+         # gunicorn's own lines (start-up, workers) in mallapp's format, with its UTC timestamp
+         "--logger-class", "mallapp.api.gunicorn_logging.Logger", "mallapp:create_app()"],
         env=env)
     base = f"http://{host}:{port}"
     # Every process of the Procfile, as production runs them (the live channel on the demo's port),
