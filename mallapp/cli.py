@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -169,6 +171,35 @@ def procfile_command() -> None:
     click.echo(procfile(), nl=False)
 
 
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether binding ``host:port`` fails because something already listens there."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the servers will bind (SO_REUSEADDR): a port left in TIME_WAIT is free, one listened on is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def _check_ports(host: str, ports: list[tuple[int, str]]) -> None:
+    """Exit with one line naming the first port taken and the flag that moves it, before anything starts."""
+    seen: dict[int, str] = {}
+    for port, flag in ports:
+        if port in seen:
+            click.echo(f"mallapp demo: port {port} is given to both {seen[port]} and {flag}; "
+                       f"choose another with {flag}", err=True)
+            sys.exit(1)
+        seen[port] = flag
+        if _port_in_use(host, port):
+            click.echo(f"mallapp demo: port {port} is in use; choose another with {flag}", err=True)
+            sys.exit(1)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -186,6 +217,10 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
     from mallapp.runtime import build_runtime, start_embedded_redis
 
     settings = _settings()
+    ports = [(port, "--port"), (live_port, "--live-port")]
+    if not settings.wechat.secret or "MALL_WECHAT_API_BASE" not in os.environ:
+        ports.append((emulator_port, "--emulator-port"))
+    _check_ports(host, ports)
     env = dict(os.environ)
     if not settings.redis_url:
         redis = start_embedded_redis(settings)
