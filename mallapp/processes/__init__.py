@@ -16,7 +16,8 @@ PROCESSES: tuple[Process, ...] = (worker.PROCESS, offers.PROCESS, live.PROCESS, 
 # Procfile name -> command. The long-running processes' lines add only what production needs.
 PROCFILE: tuple[tuple[str, str], ...] = (
     ("release", "mallapp db upgrade"),
-    ("web", 'gunicorn --workers ${WEB_CONCURRENCY:-4} --bind 0.0.0.0:${PORT:-8000} "mallapp:create_app()"'),
+    ("web", "gunicorn --workers ${WEB_CONCURRENCY:-4} --bind 0.0.0.0:${PORT:-8000} "
+            '--logger-class mallapp.api.gunicorn_logging.Logger "mallapp:create_app()"'),
     *((p.name, f"mallapp {p.name}" + (" --host 0.0.0.0" if p is live.PROCESS else "")) for p in PROCESSES),
 )
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from mallapp import logs
 from mallapp.runtime import Runtime, build_runtime
+from mallapp.settings import SettingsError
 
 __all__ = ["Process", "run"]
 
@@ -37,7 +38,10 @@ def run(process: Process, argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"mallapp {process.name}", description=process.summary)
     process.arguments(parser)
     args = parser.parse_args(argv)
-    rt = build_runtime()
+    try:
+        rt = build_runtime()
+    except SettingsError as exc:  # a bad configuration is one line, not a traceback
+        parser.exit(2, f"{parser.prog}: {exc}\n")
     logs.configure(rt.settings.log_format, rt.settings.log_level)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

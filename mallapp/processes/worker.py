@@ -201,7 +201,8 @@ class Worker:
                     self.step()
                     if time.monotonic() - last_stats >= stats_every_s:
                         last_stats = time.monotonic()
-                        log.info("proximity worker", extra={"stats": self.publish_stats()})
+                        stats = self.publish_stats()
+                        log.info(stats_line(stats), extra={"stats": stats})
                 except Exception:  # keep consuming; unacknowledged entries come back
                     log.exception("proximity step failed")
                     stop.wait(1.0)
@@ -567,6 +568,13 @@ class Worker:
         self.redis.expire(stats_key(self.consumer), 3600)
         s.latency_ms = []
         return out
+
+
+def stats_line(stats: dict[str, float]) -> str:
+    """The periodic log line's message: the key numbers readable in the text format (json also has ``stats``)."""
+    return (f"proximity worker: {stats['entries']} entries, {stats['sightings']} sightings, "
+            f"{stats['transitions']} transitions, latency p50 {stats['latency_p50_ms']:.0f} ms "
+            f"p99 {stats['latency_p99_ms']:.0f} ms, {stats['partitions']} partitions")
 
 
 def _parse_state(value: bytes | None) -> MemberState:
