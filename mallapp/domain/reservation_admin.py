@@ -61,7 +61,7 @@ def _check_bands(settings: Settings, bands: Sequence[Band]) -> list[Band]:
     ordered = sorted(bands, key=lambda b: b.party_min)
     for band in ordered:
         if not 1 <= band.party_min <= band.party_max <= settings.reservations.max_party or band.tables < 0:
-            raise InvalidInput(f"a band is 1 <= party_min <= party_max <= {settings.reservations.max_party} "
+            raise InvalidInput(f"a band is 1 <= min_party <= max_party <= {settings.reservations.max_party} "
                                "with tables >= 0", code="reservation.invalid_bands")
     if any(a.party_max >= b.party_min for a, b in zip(ordered, ordered[1:], strict=False)):
         raise InvalidInput("the bands' party sizes must not overlap", code="reservation.invalid_bands")

@@ -192,7 +192,7 @@ def _slot_to_book(session: Session, settings: Settings, slot_id: int, party_size
     if not slot.party_min <= party_size <= slot.party_max:
         raise RuleViolation(f"this slot is for parties of {slot.party_min} to {slot.party_max}",
                             code="reservation.party_size_mismatch",
-                            details={"party_min": slot.party_min, "party_max": slot.party_max})
+                            details={"min_party": slot.party_min, "max_party": slot.party_max})
     return slot
 
 
