@@ -430,6 +430,13 @@ def test_footfall_counts_visits_that_began_in_the_period(admin, viewer, rt, cloc
         [("Atrium", 3, 2, 1200.0), ("Quiet corner", 0, 0, 0.0)]
     week = viewer.get("/footfall", since="2026-03-03T00:00:00+08:00")
     assert week["zones"][0]["visits"] == 4
+    # A plain day is that whole mall-local day: since its start, until its end.
+    day = viewer.get("/footfall", since="2026-03-10", until="2026-03-10")
+    assert (day["since"], day["until"]) == ("2026-03-10T00:00:00+08:00", "2026-03-11T00:00:00+08:00")
+    assert day["zones"][0]["visits"] == 3
+    days = viewer.get("/footfall", since="2026-03-09", until="2026-03-10T23:00:00+08:00")
+    assert (days["since"], days["zones"][0]["visits"]) == ("2026-03-09T00:00:00+08:00", 4)
+    _error(viewer.call("GET", "/footfall", query_string={"since": "2026-02-30"}), 400, "request.invalid_query")
     _error(viewer.call("GET", "/footfall", query_string={"since": "2026-03-12T00:00:00Z"}), 400,
            "footfall.invalid_range")
     _error(viewer.call("GET", "/footfall", query_string={"since": "2026-03-10T00:00:00"}), 400,
