@@ -306,6 +306,17 @@ class FloorPlanOut(Out):
     gateways: list[GatewayOut]
 
 
+class FloorOut(Out):
+    number: int = Field(description="1 is the ground floor")
+    name: str = Field(description="L1, L2, ... from the ground up; B1, B2, ... below")
+    outline: list[list[float]] = Field(description="[[x, y], ...] in metres: the convex hull of the floor's "
+                                                   "active zones, counter-clockwise; empty when it has none")
+
+
+class FloorsOut(Out):
+    floors: list[FloorOut]
+
+
 def _plain_day(value: Any) -> Any:
     # Only YYYY-MM-DD: a time without an offset ("2026-03-10T00:00:00") must not pass for a day.
     if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
@@ -725,6 +736,15 @@ def get_floor_plan(query: FloorPlanQuery) -> FloorPlanOut:
                             stores=[StoreOut.model_validate(s) for s in plan.stores],
                             beacons=[_beacon_out(h) for h in plan.beacons],
                             gateways=[_gateway_out(g) for g in plan.gateways])
+
+
+@operation(bp, "/floors", "GET",
+           summary="The floors in use (those with an active zone or store), lowest first: number, name (L1, B1) "
+                   "and outline (the convex hull of the floor's zones)", auth="ops", response=FloorsOut)
+def get_floors() -> FloorsOut:
+    with transaction() as session:
+        return FloorsOut(floors=[FloorOut(number=f.number, name=f.name, outline=f.outline)
+                                 for f in venue_admin.floors(session)])
 
 
 @operation(bp, "/footfall", "GET", summary="Visits, distinct members and mean dwell per zone over a period",
