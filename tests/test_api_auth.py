@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from mallapp.adapters import wechat
 from mallapp.domain import auth
+from mallapp.errors import Unauthorized
 
 
 def test_sign_in_creates_a_member_once_per_openid(members_api, emulator):
@@ -122,3 +125,10 @@ def test_unknown_referral_code_is_refused(client, emulator):
     response = client.post("/api/v1/auth/wechat", json={"code": emulator.login(), "referral_code": "ZZZZZZZZ"})
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "member.unknown_referral_code"
+
+
+def test_a_token_of_another_kind_is_refused_in_plain_english(rt):
+    with pytest.raises(Unauthorized, match="^not an ops token$"):
+        auth.bearer_value(rt.redis, "ops", "ot_", "mt_something")
+    with pytest.raises(Unauthorized, match="^not a staff token$"):
+        auth.bearer_value(rt.redis, "staff", "st_", "mt_something")
