@@ -253,8 +253,6 @@ def _repeat(times: int, call: Callable[[], Any]):
 # --- members: sign-in, profile, points, check-in ------------------------------------------------------
 
 scenario("wechat.invalid_code", 400)(lambda w: w.client.post("/api/v1/auth/wechat", json={"code": "bogus"}))
-scenario("member.unknown_referral_code", 400)(lambda w: w.client.post(
-    "/api/v1/auth/wechat", json={"code": w.emulator.login(), "referral_code": "ZZZZZZZZ"}))
 
 
 @scenario("wechat.code_used", 409)
