@@ -243,6 +243,8 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
     rt = build_runtime(load_settings(environ=env))
     try:
         lines = demo_mall.seed(rt)
+        if emulator is not None:
+            demo_mall.grant_recorded_quotas(rt, emulator)
     finally:
         rt.close()
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from mallapp.adapters import wechat
 from mallapp.domain import auth
+from mallapp.errors import Unauthorized
 
 
 def test_sign_in_creates_a_member_once_per_openid(members_api, emulator):
@@ -112,13 +115,27 @@ def test_unknown_merchant_key_is_401(client):
 def test_referral_code_links_the_new_member_to_the_referrer(members_api, rt):
     alice = members_api.sign_in(openid="o-alice")
     bob = members_api.sign_in(openid="o-bob", referral_code=alice["member"]["referral_code"])
+    assert (alice["referral"], bob["referral"]) == (None, "applied")
+    again = members_api.sign_in(openid="o-bob", referral_code=alice["member"]["referral_code"])
+    assert (again["new_member"], again["referral"]) == (False, "already_member")
     from mallapp.domain import members
 
     with rt.sessions.begin() as session:
         assert members.get(session, bob["member"]["id"]).referred_by_id == alice["member"]["id"]
 
 
-def test_unknown_referral_code_is_refused(client, emulator):
-    response = client.post("/api/v1/auth/wechat", json={"code": emulator.login(), "referral_code": "ZZZZZZZZ"})
-    assert response.status_code == 400
-    assert response.get_json()["error"]["code"] == "member.unknown_referral_code"
+def test_an_unknown_referral_code_signs_in_without_a_referrer_and_says_so(members_api, rt):
+    # Refusing would burn the member's wx.login code for a mistyped referral code.
+    carol = members_api.sign_in(openid="o-carol", referral_code="ZZZZZZZZ")
+    assert (carol["new_member"], carol["referral"]) == (True, "unknown_code")
+    from mallapp.domain import members
+
+    with rt.sessions.begin() as session:
+        assert members.get(session, carol["member"]["id"]).referred_by_id is None
+
+
+def test_a_token_of_another_kind_is_refused_in_plain_english(rt):
+    with pytest.raises(Unauthorized, match="^not an ops token$"):
+        auth.bearer_value(rt.redis, "ops", "ot_", "mt_something")
+    with pytest.raises(Unauthorized, match="^not a staff token$"):
+        auth.bearer_value(rt.redis, "staff", "st_", "mt_something")

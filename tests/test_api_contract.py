@@ -53,8 +53,16 @@ def test_an_oversized_body_is_a_413(client, member, rt):
 
 
 def test_unknown_route_and_wrong_method_are_json(client):
-    _error(client.get("/api/v1/nowhere"), 404, "http.not_found")
+    assert _error(client.get("/api/v1/nowhere"), 404, "http.not_found")["message"] == \
+        "no such URL: GET /api/v1/nowhere"
     _error(client.delete("/api/v1/me"), 405, "http.method_not_allowed")
+
+
+@pytest.mark.parametrize(("path", "arg"), [("/api/v1/me/reservations/abc", "reservation_id"),
+                                           ("/api/v1/merchant/deals/x", "deal_id")])
+def test_a_non_numeric_id_is_a_json_404_naming_the_id(client, member, path, arg):
+    error = _error(client.get(path, headers=member["headers"]), 404, "http.not_found")
+    assert error["message"] == f"no such URL: {path} ({arg} must be a whole number)"
 
 
 # The fuzz tests parsing, not the database: SQLite only.

@@ -122,6 +122,8 @@ def test_pause_resume_end_and_wrong_moves(client, shop, live_deal):
     assert client.post(f"{M}/deals/{deal_id}/resume", headers=shop["headers"]).get_json()["status"] == "live"
     assert client.post(f"{M}/deals/{deal_id}/end", headers=shop["headers"]).get_json()["status"] == "ended"
     api_error(client.patch(f"{M}/deals/{deal_id}", json={"quota": 9}, headers=shop["headers"]), "deal.invalid_state")
+    refused = api_error(client.post(f"{M}/deals/{deal_id}/resume", headers=shop["headers"]), "deal.invalid_state")
+    assert refused["message"] == "cannot resume this deal: it has ended"  # not "a ended deal cannot resume"
 
 
 # --- ops -------------------------------------------------------------------------------------------

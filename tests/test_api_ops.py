@@ -124,7 +124,8 @@ def test_logout_revokes_the_token(admin):
 def test_viewer_reads_but_cannot_write(admin, viewer):
     zone = _zone(admin)
     gateway = admin.post("/gateways", {"name": "G1", "floor": 1, "x": 0, "y": 0})
-    for path in ("/zones", f"/zones/{zone['id']}", "/stores", "/beacons", "/gateways", "/presence", "/footfall"):
+    for path in ("/zones", f"/zones/{zone['id']}", "/stores", "/beacons", "/gateways", "/presence", "/footfall",
+                 "/floors"):
         viewer.get(path)
     viewer.get("/floor-plan", floor=1)
     refused = [viewer.call("POST", "/zones", json={"name": "X", "kind": "area", "floor": 1, "polygon": SQUARE}),
@@ -412,6 +413,20 @@ def test_floor_plan_has_one_floors_zones_stores_beacons_and_gateways(admin, view
     _error(viewer.call("GET", "/floor-plan"), 400, "request.invalid_query")
 
 
+def test_floors_lists_each_floor_in_use_with_its_name_and_outline(admin, viewer):
+    assert viewer.get("/floors") == {"floors": []}
+    _zone(admin)
+    _zone(admin, name="East wing", polygon=[[10, 0], [20, 0], [20, 4], [10, 4]])
+    _zone(admin, name="Inside", polygon=[[2, 2], [3, 2], [3, 3]])  # within the others: no corner of the outline
+    _store(admin, name="Downstairs", floor=-1)
+    gone = _zone(admin, name="Gone", floor=3)
+    admin.call("DELETE", f"/zones/{gone['id']}", 200)
+    assert viewer.get("/floors")["floors"] == [
+        {"number": -1, "name": "B1", "outline": []},
+        {"number": 1, "name": "L1", "outline": [[0, 0], [20, 0], [20, 4], [10, 10], [0, 10]]},
+    ]
+
+
 def test_footfall_counts_visits_that_began_in_the_period(admin, viewer, rt, clock):
     atrium, _ = _zone(admin), _zone(admin, name="Quiet corner")
     with rt.sessions.begin() as session:
@@ -428,6 +443,13 @@ def test_footfall_counts_visits_that_began_in_the_period(admin, viewer, rt, cloc
         [("Atrium", 3, 2, 1200.0), ("Quiet corner", 0, 0, 0.0)]
     week = viewer.get("/footfall", since="2026-03-03T00:00:00+08:00")
     assert week["zones"][0]["visits"] == 4
+    # A plain day is that whole mall-local day: since its start, until its end.
+    day = viewer.get("/footfall", since="2026-03-10", until="2026-03-10")
+    assert (day["since"], day["until"]) == ("2026-03-10T00:00:00+08:00", "2026-03-11T00:00:00+08:00")
+    assert day["zones"][0]["visits"] == 3
+    days = viewer.get("/footfall", since="2026-03-09", until="2026-03-10T23:00:00+08:00")
+    assert (days["since"], days["zones"][0]["visits"]) == ("2026-03-09T00:00:00+08:00", 4)
+    _error(viewer.call("GET", "/footfall", query_string={"since": "2026-02-30"}), 400, "request.invalid_query")
     _error(viewer.call("GET", "/footfall", query_string={"since": "2026-03-12T00:00:00Z"}), 400,
            "footfall.invalid_range")
     _error(viewer.call("GET", "/footfall", query_string={"since": "2026-03-10T00:00:00"}), 400,

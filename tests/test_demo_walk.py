@@ -199,3 +199,15 @@ def test_demo_walks_bring_the_deals_of_the_places_dwelt_within_the_caps(rt, clie
     # Inbox items plus subscribe messages, per deal.
     assert {deal_keys[i]: n for i, n in pushes.items()} == {"flat-white": 3, "winter-blend": 3, "bookmark": 1,
                                                             "summit-sports": 2}
+
+
+def test_a_restarted_demos_emulator_holds_the_quota_the_api_recorded(client, rt, emulator, members_api):
+    # The demo's database keeps opt-ins across runs; its emulator starts empty each time.
+    shopper = members_api.sign_in(openid="o-demo-quota")
+    for _ in range(2):
+        reply = client.post("/api/v1/me/subscriptions", json={"results": {DEAL_TEMPLATE: "accept"}},
+                            headers=shopper["headers"])
+        assert reply.status_code == 200, reply.get_json()
+    assert emulator.grant_subscription("o-demo-quota", DEAL_TEMPLATE, count=0) == 0  # would answer 43101
+    assert demo.grant_recorded_quotas(rt, emulator) == 2
+    assert emulator.grant_subscription("o-demo-quota", DEAL_TEMPLATE, count=0) == 2

@@ -85,7 +85,6 @@ def test_gunicorns_own_lines_get_the_same_format(monkeypatch):
     from gunicorn.config import Config
 
     from mallapp.api.gunicorn_logging import Logger
-
     from mallapp.settings import DEMO_SETTINGS_FILE
 
     monkeypatch.setenv("MALL_CONFIG", str(DEMO_SETTINGS_FILE))  # complete settings, as a real run has

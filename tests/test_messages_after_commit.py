@@ -79,7 +79,7 @@ def world(rt, client, merchant, members_api) -> dict[str, Any]:
     tomorrow = (rt.now() + timedelta(days=1)).astimezone(rt.settings.mall.tz).date()
     published = client.post(f"{M}/stores/{store}/reservation-slots", headers=key, json={
         "first_day": tomorrow.isoformat(), "times": ["12:00"], "duration_minutes": 90,
-        "bands": [{"party_min": 1, "party_max": 4, "tables": 3}]})
+        "bands": [{"min_party": 1, "max_party": 4, "tables": 3}]})
     assert published.status_code == 200, published.get_json()
     return {"store": store, "key": key, "slot": published.get_json()["slots"][0]["id"],
             **{name: members_api.sign_in(openid=f"o-{name}") for name in ("ada", "bo", "cy")}}

@@ -110,17 +110,17 @@ def shop(rt, client, merchant) -> dict[str, Any]:
 
 def _pattern(**over: Any) -> dict[str, Any]:
     return {"first_day": TOMORROW.isoformat(), "times": ["12:00", "18:00"], "duration_minutes": 90,
-            "bands": [{"party_min": 1, "party_max": 2, "tables": 2}, {"party_min": 3, "party_max": 4, "tables": 1}],
+            "bands": [{"min_party": 1, "max_party": 2, "tables": 2}, {"min_party": 3, "max_party": 4, "tables": 1}],
             **over}
 
 
 @pytest.fixture
 def slots(client, shop) -> dict[str, int]:
-    """Tomorrow's slots at the shop, by "HH:MM/party_min": tables 2 for 1-2, 1 for 3-4."""
+    """Tomorrow's slots at the shop, by "HH:MM/min_party": tables 2 for 1-2, 1 for 3-4."""
     done = client.post(f"{M}/stores/{shop['store']}/reservation-slots", json=_pattern(), headers=shop["manager"])
     assert done.status_code == 200, done.get_json()
     local = [(datetime.fromisoformat(s["starts_at"]).astimezone(MALL_TZ), s) for s in done.get_json()["slots"]]
-    return {f"{at:%H:%M}/{s['party_min']}": s["id"] for at, s in local}
+    return {f"{at:%H:%M}/{s['min_party']}": s["id"] for at, s in local}
 
 
 def _book(client, member, slot_id: int, party: int = 2, request_id: str = "r-1"):
@@ -136,12 +136,12 @@ def test_a_manager_publishes_a_weekly_pattern_and_publishing_again_updates_the_s
     body = _pattern(first_day="2026-03-10", last_day="2026-03-23", weekdays=[2, 5])
     first = client.post(url, json=body, headers=shop["manager"]).get_json()
     assert (first["created"], first["updated"], first["skipped_past"]) == (16, 0, 0)  # 4 days x 2 times x 2 bands
-    again = client.post(url, json={**body, "bands": [{"party_min": 1, "party_max": 2, "tables": 5},
-                                                     {"party_min": 3, "party_max": 4, "tables": 1}]},
+    again = client.post(url, json={**body, "bands": [{"min_party": 1, "max_party": 2, "tables": 5},
+                                                     {"min_party": 3, "max_party": 4, "tables": 1}]},
                         headers=shop["manager"]).get_json()
     assert (again["created"], again["updated"]) == (0, 16)
     day = client.get(url, query_string={"date": "2026-03-13"}, headers=shop["cashier"]).get_json()
-    assert [(s["starts_at"], s["party_min"], s["capacity"]) for s in day["slots"]] == [
+    assert [(s["starts_at"], s["min_party"], s["capacity"]) for s in day["slots"]] == [
         ("2026-03-13T04:00:00Z", 1, 5), ("2026-03-13T04:00:00Z", 3, 1),
         ("2026-03-13T10:00:00Z", 1, 5), ("2026-03-13T10:00:00Z", 3, 1)]
 
@@ -153,9 +153,9 @@ def test_publishing_skips_start_times_already_past(client, shop):
 
 
 @pytest.mark.parametrize(("over", "code"), [
-    ({"bands": [{"party_min": 1, "party_max": 4, "tables": 1}, {"party_min": 3, "party_max": 6, "tables": 1}]},
+    ({"bands": [{"min_party": 1, "max_party": 4, "tables": 1}, {"min_party": 3, "max_party": 6, "tables": 1}]},
      "reservation.invalid_bands"),
-    ({"bands": [{"party_min": 3, "party_max": 2, "tables": 1}]}, "reservation.invalid_bands"),
+    ({"bands": [{"min_party": 3, "max_party": 2, "tables": 1}]}, "reservation.invalid_bands"),
     ({"last_day": "2026-03-01"}, "reservation.invalid_range"),
     ({"times": ["25:00"]}, "request.invalid"),
     ({"duration_minutes": 0}, "request.invalid"),
@@ -247,7 +247,10 @@ def _other(rt, shop) -> tuple[int, int]:
 @pytest.mark.parametrize(("party", "code"), [(3, "reservation.party_size_mismatch"),
                                              (0, "request.invalid")])
 def test_a_party_outside_the_slots_band_is_refused(client, slots, member, party, code):
-    api_error(_book(client, member, slots["12:00/1"], party=party), code)
+    error = api_error(_book(client, member, slots["12:00/1"], party=party), code)
+    if code == "reservation.party_size_mismatch":
+        # The same spelling as the queue's bands: min_party/max_party.
+        assert error["details"] == {"min_party": 1, "max_party": 2}
 
 
 def test_a_slot_that_has_started_or_is_beyond_the_horizon_cannot_be_booked(client, rt, clock, shop, slots, member):

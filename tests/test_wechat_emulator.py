@@ -428,6 +428,18 @@ def test_http_control_api_drives_the_emulator(emulator, client):
     assert requests.post(control + "subscriptions", json={}, timeout=2).status_code == 400
 
 
+def test_answering_request_subscribe_message_grants_a_quota_per_accept(emulator, client):
+    control = emulator.base_url + "/__emulator/"
+    emulator.login(openid="o-rae")
+    answer = requests.post(control + "request-subscribe-message", json={
+        "openid": "o-rae", "results": {TEMPLATE: "accept", "tmpl-other": "reject"}}, timeout=2).json()
+    # What wx.requestSubscribeMessage's success callback gets, for the mini-program to report to the API.
+    assert answer == {"errMsg": "requestSubscribeMessage:ok", TEMPLATE: "accept", "tmpl-other": "reject"}
+    assert send_subscribe_message(client, "o-rae", TEMPLATE, DATA)
+    assert emulator.grant_subscription("o-rae", "tmpl-other", count=0) == 0
+    assert requests.post(control + "request-subscribe-message", json={"openid": "o-rae"}, timeout=2).status_code == 400
+
+
 # -- Redis, when the suite provides one ---------------------------------------------------------------
 
 

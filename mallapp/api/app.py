@@ -89,6 +89,27 @@ def _install_request_context(app: Flask) -> None:
         logs.request_id.set(None)
 
 
+def _not_found_message(app: Flask) -> str:
+    """What a 404 for a URL no route matches says: which id is not a number when the URL is a route's but for
+    a non-numeric id (``/me/reservations/abc``), else that nothing is there."""
+    path = request.path
+    for rule in app.url_map.iter_rules():
+        pattern, ints = "", []
+        for i, part in enumerate(re.split(r"(<[^>]+>)", rule.rule)):
+            if i % 2 == 0:
+                pattern += re.escape(part)
+                continue
+            converter, _, name = part[1:-1].rpartition(":")
+            pattern += f"(?P<{name}>[^/]+)"
+            if converter.split("(")[0] == "int":
+                ints.append(name)
+        found = re.fullmatch(pattern, path) if ints else None
+        bad = [name for name in ints if found and not found[name].isdigit()]
+        if bad:
+            return f"no such URL: {path} ({', '.join(bad)} must be a whole number)"
+    return f"no such URL: {request.method} {path}"
+
+
 def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(MallError)
     def _mall_error(exc: MallError):
@@ -102,7 +123,10 @@ def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        error = MallError(exc.description or exc.name, code=f"http.{code}")
+        message = exc.description or exc.name
+        if exc.code == 404 and request.url_rule is None:  # Werkzeug's text speaks to someone typing in a browser
+            message = _not_found_message(app)
+        error = MallError(message, code=f"http.{code}")
         error.status = exc.code or 500
         return error_response(error)
 

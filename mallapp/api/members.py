@@ -60,6 +60,10 @@ class SignedIn(Out):
     token_type: Literal["Bearer"] = "Bearer"
     expires_in: int
     new_member: bool
+    referral: Literal["applied", "unknown_code", "already_member"] | None = Field(
+        description="what became of referral_code: applied (the new member is linked to its referrer), "
+                    "unknown_code (no member has it: signed in without a referrer), already_member (only a "
+                    "new member can be referred); null when none was sent")
     member: MeOut
 
 
@@ -168,8 +172,7 @@ def _me(session, member: members.Member) -> MeOut:
 # --- endpoints -------------------------------------------------------------------------------------
 
 @operation(bp, "/auth/wechat", "POST", summary="Sign in with a wx.login code", body=SignIn, response=SignedIn,
-           errors=("wechat.invalid_code", "wechat.code_used", "wechat.rate_limited", "wechat.unreachable",
-                   "member.unknown_referral_code"))
+           errors=("wechat.invalid_code", "wechat.code_used", "wechat.rate_limited", "wechat.unreachable"))
 def sign_in(body: SignIn) -> SignedIn:
     rt = runtime()
     # WeChat first, outside any transaction: a slow upstream must not hold a database connection.
@@ -179,9 +182,12 @@ def sign_in(body: SignIn) -> SignedIn:
                                           unionid=session_info.unionid, now=rt.now(),
                                           referral_code=body.referral_code)
         out = _me(session, member)
+        referral = None if body.referral_code is None else "already_member" if not created else \
+            "applied" if member.referred_by_id is not None else "unknown_code"
     wechat.remember_session_key(rt.redis, member.id, session_info)
     token = auth.issue_token(rt.redis, member.id, rt.settings.auth.token_ttl_s)
-    return SignedIn(token=token, expires_in=rt.settings.auth.token_ttl_s, new_member=created, member=out)
+    return SignedIn(token=token, expires_in=rt.settings.auth.token_ttl_s, new_member=created, referral=referral,
+                    member=out)
 
 
 @operation(bp, "/auth/logout", "POST", summary="Revoke the bearer token used for this call", auth="member",

@@ -6,11 +6,12 @@ registry version, so that the proximity workers reload it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, request
-from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from mallapp.api.core import (
     PRINTABLE,
@@ -306,17 +307,53 @@ class FloorPlanOut(Out):
     gateways: list[GatewayOut]
 
 
+class FloorOut(Out):
+    number: int = Field(description="1 is the ground floor")
+    name: str = Field(description="L1, L2, ... from the ground up; B1, B2, ... below")
+    outline: list[list[float]] = Field(description="[[x, y], ...] in metres: the convex hull of the floor's "
+                                                   "active zones, counter-clockwise; empty when it has none")
+
+
+class FloorsOut(Out):
+    floors: list[FloorOut]
+
+
+def _plain_day(value: Any) -> Any:
+    # Only YYYY-MM-DD: a time without an offset ("2026-03-10T00:00:00") must not pass for a day.
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a day is YYYY-MM-DD")
+    return value
+
+
+PlainDay = Annotated[date, BeforeValidator(_plain_day)]
+
+
 class FootfallQuery(Query):
-    since: AwareDatetime | None = Field(default=None, description="default: the start of today, mall time")
-    until: AwareDatetime | None = Field(default=None, description="default: the start of tomorrow, mall time")
+    since: AwareDatetime | PlainDay | None = Field(
+        default=None, description="a time with its offset, or a day (YYYY-MM-DD): the start of that day, mall "
+                                  "time; default: the start of today, mall time")
+    until: AwareDatetime | PlainDay | None = Field(
+        default=None, description="a time with its offset, or a day (YYYY-MM-DD): the end of that day, mall "
+                                  "time; default: the start of tomorrow, mall time")
 
     @field_validator("since", "until")
     @classmethod
-    def _plausible(cls, value: datetime | None) -> datetime | None:
+    def _plausible(cls, value: datetime | date | None) -> datetime | date | None:
         # Far-off years would overflow when converted to UTC for the database.
-        if value is not None and not (_EARLIEST <= value < _LATEST):
+        if isinstance(value, datetime) and not (_EARLIEST <= value < _LATEST):
             raise ValueError("a time between the years 2000 and 2999")
+        if type(value) is date and not (_EARLIEST.date() <= value < _LATEST.date()):
+            raise ValueError("a day between the years 2000 and 2999")
         return value
+
+    def period(self, tz: tzinfo) -> tuple[datetime | None, datetime | None]:
+        """since and until as times: a plain day is the whole of that mall-local day."""
+        since, until = self.since, self.until
+        if type(since) is date:
+            since = datetime.combine(since, time(), tzinfo=tz)
+        if type(until) is date:
+            until = datetime.combine(until + timedelta(days=1), time(), tzinfo=tz)
+        return since, until
 
 
 class ZoneFootfallOut(Out):
@@ -702,11 +739,20 @@ def get_floor_plan(query: FloorPlanQuery) -> FloorPlanOut:
                             gateways=[_gateway_out(g) for g in plan.gateways])
 
 
+@operation(bp, "/floors", "GET",
+           summary="The floors in use (those with an active zone or store), lowest first: number, name (L1, B1) "
+                   "and outline (the convex hull of the floor's zones)", auth="ops", response=FloorsOut)
+def get_floors() -> FloorsOut:
+    with transaction() as session:
+        return FloorsOut(floors=[FloorOut(number=f.number, name=f.name, outline=f.outline)
+                                 for f in venue_admin.floors(session)])
+
+
 @operation(bp, "/footfall", "GET", summary="Visits, distinct members and mean dwell per zone over a period",
            auth="ops", query=FootfallQuery, response=FootfallOut, errors=("footfall.invalid_range",))
 def get_footfall(query: FootfallQuery) -> FootfallOut:
     rt = runtime()
-    since, until = venue_admin.footfall_period(rt.settings.mall.tz, rt.now(), query.since, query.until)
+    since, until = venue_admin.footfall_period(rt.settings.mall.tz, rt.now(), *query.period(rt.settings.mall.tz))
     with transaction() as session:
         rows = venue_admin.footfall(session, since, until)
         return FootfallOut(since=since, until=until, zones=[

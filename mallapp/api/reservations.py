@@ -53,8 +53,8 @@ class MemberSlotOut(Out):
     id: int
     starts_at: datetime
     ends_at: datetime
-    party_min: int
-    party_max: int
+    min_party: int
+    max_party: int
     remaining: int = Field(description="tables left to book")
 
 
@@ -117,8 +117,8 @@ class MineQuery(Query):
 
 
 class BandIn(Body):
-    party_min: PartySize
-    party_max: PartySize
+    min_party: PartySize
+    max_party: PartySize
     tables: int = Field(ge=0, le=1000, description="tables for a party of this band in each slot")
 
 
@@ -139,8 +139,8 @@ class MerchantSlotOut(Out):
     starts_at: datetime
     ends_at: datetime
     duration_minutes: int
-    party_min: int
-    party_max: int
+    min_party: int
+    max_party: int
     capacity: int = Field(description="tables")
     booked: int = Field(description="tables held by booked or arrived bookings")
     remaining: int
@@ -214,7 +214,7 @@ def _outs(session: Session, found: list[reservations.Reservation]) -> list[Reser
 
 def _slot_out(s: reservations.Slot) -> MerchantSlotOut:
     return MerchantSlotOut(id=s.id, store_id=s.store_id, starts_at=s.starts_at, ends_at=s.ends_at,
-                           duration_minutes=s.duration_minutes, party_min=s.party_min, party_max=s.party_max,
+                           duration_minutes=s.duration_minutes, min_party=s.min_party, max_party=s.max_party,
                            capacity=s.capacity, booked=s.booked, remaining=s.remaining, open=s.open)
 
 
@@ -235,7 +235,7 @@ def open_slots(store_id: int, query: MemberSlotsQuery) -> MemberSlotsOut:
     with transaction() as session:
         found = reservations.open_slots(session, rt.settings, store_id, start, end, rt.now(), query.party_size)
         return MemberSlotsOut(store_id=store_id, date=day, slots=[MemberSlotOut(
-            id=s.id, starts_at=s.starts_at, ends_at=s.ends_at, party_min=s.party_min, party_max=s.party_max,
+            id=s.id, starts_at=s.starts_at, ends_at=s.ends_at, min_party=s.min_party, max_party=s.max_party,
             remaining=s.remaining) for s in found])
 
 
@@ -308,7 +308,7 @@ def publish(store_id: int, body: PublishIn) -> PublishedOut:
             session, rt.settings, current_merchant_id(), store_id, first_day=body.first_day,
             last_day=body.last_day or body.first_day, weekdays=set(body.weekdays),
             times=[time.fromisoformat(t) for t in body.times], duration_minutes=body.duration_minutes,
-            bands=[reservation_admin.Band(b.party_min, b.party_max, b.tables) for b in body.bands], now=rt.now())
+            bands=[reservation_admin.Band(b.min_party, b.max_party, b.tables) for b in body.bands], now=rt.now())
         return PublishedOut(created=done.created, updated=done.updated, skipped_past=done.skipped_past,
                             slots=[_slot_out(s) for s in done.slots])
 

@@ -11,14 +11,19 @@ import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from mallapp.domain import deals, merchants, ops, rewards
+from mallapp.domain.members import Member
+from mallapp.domain.notifications import SubscribeQuota
 from mallapp.domain.venue import Beacon, Gateway, SaleItem, Store, Zone, bump_registry_version, gateway_key
 from mallapp.runtime import Runtime
 from mallapp.settings import CONFIG_DIR
+
+if TYPE_CHECKING:
+    from mallapp.devtools.wechat_emulator import WeChatEmulator
 
 # The secret the embedded WeChat emulator accepts; it guards nothing real.
 EMULATOR_SECRET = "demo-emulator-secret"
@@ -203,3 +208,21 @@ def seed_deals(rt: Runtime, plan: dict[str, Any] | None = None) -> dict[str, int
                 deal_id = deal.id
             out[row["key"]] = deal_id
     return out
+
+
+def grant_recorded_quotas(rt: Runtime, emulator: WeChatEmulator) -> int:
+    """Grant a fresh WeChat emulator the subscribe-message quota our database records; return how many.
+
+    Real WeChat keeps the quota a user granted; the emulator forgets it when the demo stops, while the
+    demo's database keeps the opt-ins the API recorded. Without this, a restarted demo's first subscribe
+    message meets errcode 43101 and zeroes the member's quota. (Opt-ins made while the demo runs go
+    through ``/__emulator/request-subscribe-message`` first, as wx.requestSubscribeMessage would.)
+    """
+    granted = 0
+    with rt.sessions() as s:
+        rows = s.execute(select(Member.openid, SubscribeQuota.template_id, SubscribeQuota.remaining)
+                         .join(Member, Member.id == SubscribeQuota.member_id).where(SubscribeQuota.remaining > 0))
+        for openid, template_id, remaining in rows:
+            emulator.grant_subscription(openid, template_id, remaining)
+            granted += remaining
+    return granted

@@ -9,6 +9,11 @@ Tests in the same process drive it through :class:`WeChatEmulator`'s methods; ot
     POST /__emulator/login            {"openid"?, "unionid"?}                -> {"code", "openid"}
     POST /__emulator/phone-code       {"openid", "phone"?, "country_code"?}  -> {"code"}
     POST /__emulator/subscriptions    {"openid", "template_id", "count"?}    -> {"remaining"}
+    POST /__emulator/request-subscribe-message  {"openid", "results": {"<template id>": "accept" | "reject"}}
+                                      -> {"errMsg", "<template id>": ...}: the user's answer to
+                                         wx.requestSubscribeMessage, one quota per accept, as WeChat grants
+                                         it on the client; the mini-program then posts the answer to
+                                         POST /api/v1/me/subscriptions
     POST /__emulator/templates        {"template_id"}                        -> {"template_id"}
     POST /__emulator/script           {"path", "response"? | "status"?, "times"?, "delay_seconds"?}
     POST /__emulator/invalidate-tokens
@@ -191,6 +196,14 @@ class WeChatEmulator:
             self._state.quota[key] = self._state.quota.get(key, 0) + count
             return self._state.quota[key]
 
+    def request_subscribe_message(self, openid: str, results: dict[str, str]) -> dict[str, str]:
+        """The user answering wx.requestSubscribeMessage: WeChat grants one quota per accepted template on the
+        client's side; return what the call's success callback gets (``results`` and ``errMsg``)."""
+        for template_id, result in results.items():
+            if result == "accept":
+                self.grant_subscription(openid, template_id)
+        return {"errMsg": "requestSubscribeMessage:ok", **results}
+
     def register_template(self, template_id: str) -> None:
         """Make a subscribe-message template id known, as if added in the WeChat console."""
         with self._lock:
@@ -300,6 +313,12 @@ class WeChatEmulator:
                 remaining = self.grant_subscription(str(data["openid"]), str(data["template_id"]),
                                                     int(data.get("count", 1)))
                 return {"openid": data["openid"], "template_id": data["template_id"], "remaining": remaining}
+            case "POST", "request-subscribe-message":
+                results = data.get("results")
+                if not isinstance(results, dict):
+                    raise ValueError("give 'results': {template id: accept or reject}")
+                return self.request_subscribe_message(str(data["openid"]), {str(k): str(v) for k, v in
+                                                                             results.items()})
             case "POST", "templates":
                 self.register_template(str(data["template_id"]))
                 return {"template_id": data["template_id"]}

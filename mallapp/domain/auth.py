@@ -41,7 +41,7 @@ def issue_bearer(redis: Redis, kind: str, prefix: str, value: str | int, ttl_sec
 def bearer_value(redis: Redis, kind: str, prefix: str, token: str) -> str:
     """What a live token of ``kind`` stands for, or Unauthorized."""
     if not token.startswith(prefix):
-        raise Unauthorized(f"not a {kind} token", code="auth.invalid_token")
+        raise Unauthorized(f"not {'an' if kind[:1] in 'aeiou' else 'a'} {kind} token", code="auth.invalid_token")
     value = redis.get(_token_key(kind, token))
     if value is None:
         raise Unauthorized("the token has expired or was revoked; sign in again", code="auth.invalid_token")

@@ -222,10 +222,16 @@ _MOVES = {
 }
 
 
+# How a refusal says where a deal stands ("cannot resume this deal: it has ended").
+_STANDING = {"draft": "it is a draft", "pending_approval": "it is pending approval", "live": "it is live",
+             "paused": "it is paused", "ended": "it has ended", "rejected": "it was rejected"}
+
+
 def _move(deal: Deal, verb: str, now: datetime) -> Deal:
     target = _MOVES[verb].get(deal.status)
     if target is None:
-        raise Conflict(f"a {deal.status} deal cannot {verb}", code="deal.invalid_state",
+        standing = _STANDING.get(deal.status, f"it is {deal.status}")
+        raise Conflict(f"cannot {verb} this deal: {standing}", code="deal.invalid_state",
                        details={"status": deal.status})
     deal.status, deal.updated_at = target, now
     return deal

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp.db import Base, UTCDateTime, get_or_404
 from mallapp.domain import points
-from mallapp.errors import Conflict, InvalidInput, NotFound
+from mallapp.errors import Conflict, NotFound
 
 GENDERS = ("unknown", "male", "female")
 # Referral codes are read aloud and typed: no 0/O, 1/I/L.
@@ -88,7 +88,11 @@ def openids(session: Session, member_ids: Iterable[int]) -> dict[int, str]:
 
 def sign_in(session: Session, *, openid: str, unionid: str | None, now: datetime,
             referral_code: str | None = None) -> tuple[Member, bool]:
-    """Find the member for an openid or create one; return (member, created)."""
+    """Find the member for an openid or create one; return (member, created).
+
+    A new member is linked to the member whose ``referral_code`` it brings; an unknown code links no one
+    (``referred_by_id`` stays None) rather than refusing the sign-in, which would waste the wx.login code.
+    """
     member = session.scalar(select(Member).where(Member.openid == openid))
     if member is not None:
         if unionid and member.unionid != unionid:
@@ -97,8 +101,6 @@ def sign_in(session: Session, *, openid: str, unionid: str | None, now: datetime
     referrer_id = None
     if referral_code:
         referrer_id = session.scalar(select(Member.id).where(Member.referral_code == referral_code.upper()))
-        if referrer_id is None:
-            raise InvalidInput("unknown referral code", code="member.unknown_referral_code")
     for _ in range(5):
         member = Member(openid=openid, unionid=unionid, referral_code=new_referral_code(),
                         referred_by_id=referrer_id, created_at=now)

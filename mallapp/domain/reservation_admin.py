@@ -30,10 +30,10 @@ MAX_SLOTS = 3000  # slots one publish may create or update
 
 @dataclass(frozen=True)
 class Band:
-    """Tables for parties of ``party_min`` to ``party_max`` people."""
+    """Tables for parties of ``min_party`` to ``max_party`` people."""
 
-    party_min: int
-    party_max: int
+    min_party: int
+    max_party: int
     tables: int
 
 
@@ -51,12 +51,12 @@ def own_store(session: Session, merchant_id: int, store_id: int, *, lock: bool =
 
 
 def _check_bands(settings: Settings, bands: Sequence[Band]) -> list[Band]:
-    ordered = sorted(bands, key=lambda b: b.party_min)
+    ordered = sorted(bands, key=lambda b: b.min_party)
     for band in ordered:
-        if not 1 <= band.party_min <= band.party_max <= settings.reservations.max_party or band.tables < 0:
-            raise InvalidInput(f"a band is 1 <= party_min <= party_max <= {settings.reservations.max_party} "
+        if not 1 <= band.min_party <= band.max_party <= settings.reservations.max_party or band.tables < 0:
+            raise InvalidInput(f"a band is 1 <= min_party <= max_party <= {settings.reservations.max_party} "
                                "with tables >= 0", code="reservation.invalid_bands")
-    if any(a.party_max >= b.party_min for a, b in zip(ordered, ordered[1:], strict=False)):
+    if any(a.max_party >= b.min_party for a, b in zip(ordered, ordered[1:], strict=False)):
         raise InvalidInput("the bands' party sizes must not overlap", code="reservation.invalid_bands")
     return ordered
 
@@ -81,17 +81,17 @@ def publish(session: Session, settings: Settings, merchant_id: int, store_id: in
     existing: dict[tuple[datetime, int], Slot] = {}
     if future:
         # Locked in id order, like every path that changes slots.
-        existing = {(s.starts_at, s.party_min): s for s in session.scalars(
+        existing = {(s.starts_at, s.min_party): s for s in session.scalars(
             select(Slot).where(Slot.store_id == store_id, Slot.starts_at >= future[0], Slot.starts_at <= future[-1])
             .order_by(Slot.id).with_for_update().execution_options(populate_existing=True))}
     created = updated = 0
     slots = []
     for starts_at in future:
         for band in ordered:
-            slot = existing.get((starts_at, band.party_min))
+            slot = existing.get((starts_at, band.min_party))
             if slot is None:
                 slot = Slot(store_id=store_id, starts_at=starts_at, duration_minutes=duration_minutes,
-                            party_min=band.party_min, party_max=band.party_max, capacity=band.tables, booked=0,
+                            min_party=band.min_party, max_party=band.max_party, capacity=band.tables, booked=0,
                             open=True, created_at=now)
                 session.add(slot)
                 created += 1
@@ -104,13 +104,13 @@ def publish(session: Session, settings: Settings, merchant_id: int, store_id: in
 
 
 def _reshape(slot: Slot, band: Band, duration_minutes: int) -> None:
-    if slot.booked and (slot.duration_minutes, slot.party_max) != (duration_minutes, band.party_max):
+    if slot.booked and (slot.duration_minutes, slot.max_party) != (duration_minutes, band.max_party):
         raise Conflict("a slot with bookings keeps its duration and party sizes; publish its tables only",
                        code="reservation.slot_in_use", details={"slot_id": slot.id})
     if band.tables < slot.booked:
         raise RuleViolation("a slot cannot have fewer tables than it has bookings",
                             code="reservation.capacity_below_booked", details={"slot_id": slot.id, "booked": slot.booked})
-    slot.duration_minutes, slot.party_max, slot.capacity, slot.open = duration_minutes, band.party_max, band.tables, True
+    slot.duration_minutes, slot.max_party, slot.capacity, slot.open = duration_minutes, band.max_party, band.tables, True
 
 
 def update_slot(session: Session, merchant_id: int, slot_id: int, *, capacity: int | None = None,
@@ -137,7 +137,7 @@ def store_slots(session: Session, merchant_id: int, store_id: int, start: dateti
     """Every slot of the store starting in [start, end), open or closed, with its bookings."""
     own_store(session, merchant_id, store_id)
     return list(session.scalars(select(Slot).where(Slot.store_id == store_id, Slot.starts_at >= start,
-                                                   Slot.starts_at < end).order_by(Slot.starts_at, Slot.party_min)))
+                                                   Slot.starts_at < end).order_by(Slot.starts_at, Slot.min_party)))
 
 
 def day_bookings(session: Session, merchant_id: int, store_id: int, start: datetime, end: datetime,

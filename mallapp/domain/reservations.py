@@ -63,8 +63,9 @@ class Slot(Base):
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     duration_minutes: Mapped[int] = mapped_column(SmallInteger)
-    party_min: Mapped[int] = mapped_column(SmallInteger)
-    party_max: Mapped[int] = mapped_column(SmallInteger)
+    # The columns keep the names migration 0009 gave them.
+    min_party: Mapped[int] = mapped_column("party_min", SmallInteger)
+    max_party: Mapped[int] = mapped_column("party_max", SmallInteger)
     capacity: Mapped[int] = mapped_column(Integer)  # tables of this band
     booked: Mapped[int] = mapped_column(Integer, default=0)  # tables held by booked or arrived bookings
     open: Mapped[bool] = mapped_column(Boolean, default=True)  # closed: no new bookings; held ones stay
@@ -163,9 +164,9 @@ def open_slots(session: Session, settings: Settings, store_id: int, start: datet
     horizon = now + timedelta(days=settings.reservations.horizon_days)
     query = (select(Slot).where(Slot.store_id == store_id, Slot.open.is_(True), Slot.booked < Slot.capacity,
                                 Slot.starts_at >= max(start, now), Slot.starts_at < min(end, horizon))
-             .order_by(Slot.starts_at, Slot.party_min))
+             .order_by(Slot.starts_at, Slot.min_party))
     if party_size is not None:
-        query = query.where(Slot.party_min <= party_size, Slot.party_max >= party_size)
+        query = query.where(Slot.min_party <= party_size, Slot.max_party >= party_size)
     return list(session.scalars(query))
 
 
@@ -178,10 +179,10 @@ def _slot_to_book(session: Session, settings: Settings, slot_id: int, party_size
     if not slot.open or now >= slot.starts_at or slot.starts_at >= horizon:
         raise RuleViolation("this slot cannot be booked now", code="reservation.slot_not_available",
                             details={"open": slot.open, "starts_at": slot.starts_at.isoformat()})
-    if not slot.party_min <= party_size <= slot.party_max:
-        raise RuleViolation(f"this slot is for parties of {slot.party_min} to {slot.party_max}",
+    if not slot.min_party <= party_size <= slot.max_party:
+        raise RuleViolation(f"this slot is for parties of {slot.min_party} to {slot.max_party}",
                             code="reservation.party_size_mismatch",
-                            details={"party_min": slot.party_min, "party_max": slot.party_max})
+                            details={"min_party": slot.min_party, "max_party": slot.max_party})
     return slot
 
 

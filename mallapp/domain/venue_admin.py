@@ -466,6 +466,49 @@ def footfall(session: Session, since: datetime, until: datetime) -> list[ZoneFoo
 
 
 @dataclass(frozen=True)
+class FloorSummary:
+    number: int
+    name: str
+    outline: list[list[float]]
+
+
+def floor_name(number: int) -> str:
+    """The directory's name of a floor: L1, L2, ... from the ground (1) up, B1, B2, ... below (-1, -2)."""
+    return f"B{-number}" if number < 0 else f"L{number}"
+
+
+def _hull(points: Iterable[tuple[float, float]]) -> list[list[float]]:
+    """The convex hull of points, counter-clockwise from the lowest-leftmost (Andrew's monotone chain)."""
+    pts = sorted(set(points))
+    if len(pts) < 3:
+        return [list(p) for p in pts]
+
+    def cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    def half(ordered: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        chain: list[tuple[float, float]] = []
+        for p in ordered:
+            while len(chain) >= 2 and cross(chain[-2], chain[-1], p) <= 0:
+                chain.pop()
+            chain.append(p)
+        return chain[:-1]
+
+    return [list(p) for p in half(pts) + half(pts[::-1])]
+
+
+def floors(session: Session) -> list[FloorSummary]:
+    """The floors in use (there is no floor table): every floor with an active zone or store, lowest first,
+    each outlined by the convex hull of its active zones' polygons (empty when it has no zones yet)."""
+    numbers = set(session.scalars(select(Zone.floor).where(Zone.active))) | set(
+        session.scalars(select(Store.floor).where(Store.active)))
+    points: dict[int, list[tuple[float, float]]] = {n: [] for n in numbers}
+    for zone in session.scalars(select(Zone).where(Zone.active)):
+        points[zone.floor].extend((float(x), float(y)) for x, y in zone.polygon)
+    return [FloorSummary(n, floor_name(n), _hull(points[n])) for n in sorted(numbers)]
+
+
+@dataclass(frozen=True)
 class FloorPlan:
     floor: int
     zones: list[Zone]
