@@ -34,17 +34,12 @@ import json
 import logging
 import math
 import operator
-import os
 import random
-import socket
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-from redis import Redis
-from redis.exceptions import ResponseError
 
 from mallapp.domain.proximity import effects, identity
 from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState, Transition
@@ -52,6 +47,7 @@ from mallapp.domain.proximity.ingest import IDENTITY, stream
 from mallapp.domain.proximity.leases import Leases
 from mallapp.domain.venue import Registry, gateway_anchor_id, load_registry, registry_version
 from mallapp.processes.runner import Process
+from mallapp.processes.streams import GroupConsumer
 from mallapp.runtime import Runtime
 
 log = logging.getLogger("mallapp.proximity")
@@ -134,17 +130,18 @@ class Stats:
     ack_hist: list[int] = field(default_factory=_histogram)
 
 
-class Worker:
+class Worker(GroupConsumer):
     """One consumer of the group. ``step()`` reads and applies a chunk; ``run()`` loops until stopped."""
 
+    log = log
+
     def __init__(self, rt: Runtime, consumer: str | None = None, *, count: int = 200, block_ms: int = 1000,
-                 claim_idle_ms: int = 30_000, sweep_every_s: float = 1.0, flush_every_s: float = 1.0) -> None:
+                 claim_idle_ms: int = 30_000, sweep_every_s: float = 1.0, flush_every_s: float = 1.0,
+                 stats_every_s: float = 10.0) -> None:
+        super().__init__(rt.redis, GROUP, consumer, count=count, block_ms=block_ms, claim_idle_ms=claim_idle_ms)
         self.rt = rt
-        self.redis: Redis = rt.redis
-        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
-        self.count = count
-        self.block_ms = block_ms
-        self.claim_idle_ms = claim_idle_ms
+        self.stats_every_s = stats_every_s
+        self._last_stats = time.monotonic()
         self.sweep_every_s = sweep_every_s
         self.flush_every_s = flush_every_s
         self.stats = Stats()
@@ -156,10 +153,9 @@ class Worker:
         self._sale_items: dict[int, int] = {}
         self._health_written: dict[tuple[str, int], float] = {}
         self._last_sweep = 0.0
-        self._last_claim: dict[int, float] = {}
         self.partitions = rt.settings.beacons.ingest.stream_partitions
         self.leases = Leases(self.redis, self.consumer, self.partitions)
-        self._streams = {stream(p).encode(): p for p in range(self.partitions)}
+        self._streams = {stream(p): p for p in range(self.partitions)}
         self._identities = identity.Resolver(self.redis)
         # Member states in memory; the batches applied to each since its last save (a member here is
         # dirty); the entries applied but not acknowledged, per partition, with their ingest times.
@@ -170,13 +166,8 @@ class Worker:
 
     # --- set-up ----------------------------------------------------------------------------------
 
-    def ensure_group(self) -> None:
-        for p in range(self.partitions):
-            try:
-                self.redis.xgroup_create(stream(p), GROUP, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+    def streams(self) -> list[str]:
+        return list(self._streams)
 
     def refresh_registry(self) -> None:
         version = registry_version(self.redis)
@@ -192,22 +183,11 @@ class Worker:
 
     # --- the loop --------------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event, stats_every_s: float = 10.0) -> None:
-        self.ensure_group()
-        last_stats = time.monotonic()
-        try:
-            while not stop.is_set():
-                try:
-                    self.step()
-                    if time.monotonic() - last_stats >= stats_every_s:
-                        last_stats = time.monotonic()
-                        stats = self.publish_stats()
-                        log.info(stats_line(stats), extra={"stats": stats})
-                except Exception:  # keep consuming; unacknowledged entries come back
-                    log.exception("proximity step failed")
-                    stop.wait(1.0)
-        finally:
-            self.close()
+    def after_step(self) -> None:
+        if time.monotonic() - self._last_stats >= self.stats_every_s:
+            self._last_stats = time.monotonic()
+            stats = self.publish_stats()
+            log.info(stats_line(stats), extra={"stats": stats})
 
     def close(self) -> None:
         """Save what is unsaved, acknowledge, and give the partitions back (a clean stop)."""
@@ -247,17 +227,10 @@ class Worker:
         held = sorted(self.leases.held)
         if not held:
             return 0
-        handled = 0
-        now = time.monotonic()
-        for partition in held:
-            if now - self._last_claim.get(partition, -math.inf) >= self.claim_idle_ms / 3000:
-                self._last_claim[partition] = now
-                handled += self._reclaim(partition)
-        reply = self.redis.xreadgroup(GROUP, self.consumer, {stream(p): ">" for p in held}, count=self.count)
-        for name, entries in reply or ():
-            if entries:
-                self.handle(entries, self._streams[name if isinstance(name, bytes) else name.encode()])
-                handled += len(entries)
+        handled = sum(self._reclaim(p) for p in held if self.claim_due(stream(p)))
+        for name, entries in self.read([stream(p) for p in held]):
+            self.handle(entries, self._streams[name])
+            handled += len(entries)
         return handled
 
     def forget(self) -> None:
@@ -277,10 +250,7 @@ class Worker:
         return handled
 
     def _reclaim(self, partition: int) -> int:
-        reply = self.redis.xautoclaim(stream(partition), GROUP, self.consumer, self.claim_idle_ms, start_id="0-0",
-                                      count=self.count)
-        # [next id, entries] before Redis 7, [next id, entries, deleted ids] since; trimmed entries are empty.
-        entries = [e for e in reply[1] if e[1]]
+        entries = self.claim(stream(partition))
         if entries:
             self.stats.claimed += len(entries)
             self.handle(entries, partition)
@@ -542,7 +512,7 @@ class Worker:
         if self._unacked:
             pipe = self.redis.pipeline(transaction=False)
             for partition, entries in self._unacked.items():
-                pipe.xack(stream(partition), GROUP, *[entry_id for entry_id, _ in entries])
+                self.ack(stream(partition), (entry_id for entry_id, _ in entries), pipe)
             pipe.execute()
             acked, hist = time.time(), self.stats.ack_hist
             for entries in self._unacked.values():
@@ -597,9 +567,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run(rt: Runtime, args: argparse.Namespace, stop: threading.Event) -> None:
     worker = Worker(rt, args.consumer, count=args.count, block_ms=args.block_ms, claim_idle_ms=args.claim_idle_ms,
-                    flush_every_s=args.flush_every)
+                    flush_every_s=args.flush_every, stats_every_s=args.stats_interval)
     log.info("proximity worker %s consuming", worker.consumer)
-    worker.run(stop, stats_every_s=args.stats_interval)
+    worker.run(stop)
 
 
 PROCESS = Process("worker", "Turn beacon sightings into presence, check-ins and proximity events (run as many as "
