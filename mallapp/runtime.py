@@ -110,7 +110,7 @@ def build_runtime(settings: Settings | None = None, *, redis: Redis | None = Non
     """Build the runtime from settings (loaded from config and the environment when not given)."""
     settings = settings or load_settings()
     rewards.check_settings(settings)
-    assert models.metadata.tables  # the whole registry is loaded: every mapper can configure
+    models.check()  # the whole registry: no process meets a table it never imported, mid-job
     engine = make_engine(database_url(settings))
     return Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
                    redis=redis if redis is not None else connect_redis(settings), secret=secret_key(settings))
