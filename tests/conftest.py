@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import Venue, build_venue
 from redis import Redis
 from sqlalchemy import text
 from websockets.sync.client import ClientConnection, connect
@@ -275,6 +276,23 @@ class Members:
 @pytest.fixture
 def members_api(client, emulator: WeChatEmulator) -> Members:
     return Members(client, emulator)
+
+
+@pytest.fixture
+def shoppers(members_api: Members) -> dict[str, dict[str, Any]]:
+    """Three signed-in members, ``ada``, ``bo`` and ``chen``: sign-in bodies with ``headers`` and ``openid``."""
+    out = {}
+    for name in ("ada", "bo", "chen"):
+        body = members_api.sign_in(openid=f"o-{name}")
+        body["openid"] = f"o-{name}"
+        out[name] = body
+    return out
+
+
+@pytest.fixture
+def venue(rt: Runtime) -> Venue:
+    """The small proximity venue of ``factories.build_venue``: entrance, coffee shop, sale item, gateway."""
+    return build_venue(rt)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 import pytest
-from proximity_helpers import UUID, build_venue, signed
+from factories import UUID, build_venue, signed
 
 from mallapp.api.error_index import error_index
 from mallapp.api.openapi import documented_errors, operations

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from proximity_helpers import UUID, build_venue, signed
+from factories import UUID, signed
 
 from mallapp.domain.proximity.ingest import streams
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def venue(rt):
-    return build_venue(rt)
 
 
 def beacon(**over):

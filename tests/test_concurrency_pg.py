@@ -14,11 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+import factories
 import pytest
-import test_offers
 from redis import Redis
 from sqlalchemy import func, select
-from test_offers import shop, venue
 
 from mallapp.db import make_engine, make_sessionmaker
 from mallapp.domain import checkin, gifts, members, merchants, offers, points, purchases
@@ -29,7 +28,6 @@ from mallapp.runtime import Runtime, secret_key
 from mallapp.settings import Settings
 
 pytestmark = pytest.mark.postgres
-__all__ = ["shop", "venue"]  # fixtures of test_offers, for the offers race
 
 WORKERS = 50
 BARRIER_TIMEOUT = 60  # only a guard against a hung test; nothing is asserted about time
@@ -489,13 +487,18 @@ def test_concurrent_first_purchases_of_a_referred_member_reward_the_referrer_onc
 
 # --- proximity offers ------------------------------------------------------------------------------
 
+@pytest.fixture
+def shop(rt, venue) -> factories.Shop:
+    return factories.build_shop(rt, venue)
+
+
 def test_concurrent_offer_decisions_for_one_member_stay_within_the_daily_cap(rt, shop):
     # Six deals at the shop, and 50 consumers deciding the member's dwell there at once: without
     # the lock on the member's row each would count the day's offers as none and offer one.
-    deal_ids = {test_offers.live_deal(rt, shop, title=f"Deal {n}", quota=100) for n in range(6)}
+    deal_ids = {factories.live_deal(rt, shop, title=f"Deal {n}", quota=100) for n in range(6)}
 
     def decide(session, _i):
-        recorded = offers.offer(session, rt.settings, test_offers.at_store(rt, shop), rt.now())
+        recorded = offers.offer(session, rt.settings, factories.at_store(rt, shop), rt.now())
         return None if recorded is None else recorded.notification_id
 
     results = race_in_transactions(rt, WORKERS, decide)

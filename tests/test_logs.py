@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
-from proximity_helpers import UUID, build_venue, signed
+from factories import UUID, build_venue, signed
 
 from mallapp import logs
 

@@ -6,7 +6,7 @@ import contextlib
 import threading
 
 import pytest
-from proximity_helpers import UUID, build_venue, signed
+from factories import UUID, signed
 from sqlalchemy import func, select
 
 from mallapp.domain.checkin import Checkin
@@ -17,11 +17,6 @@ from mallapp.domain.proximity.ingest import stream, streams
 from mallapp.domain.proximity.leases import WORKERS, lease_key
 from mallapp.domain.venue import BeaconStatus
 from mallapp.processes.worker import GROUP, Worker, state_key
-
-
-@pytest.fixture
-def venue(rt):
-    return build_venue(rt)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from api_helpers import api_error
+from factories import api_error
 from sqlalchemy import func, select
 
 from mallapp.domain import (
