@@ -24,6 +24,7 @@ from redis import Redis
 from sqlalchemy import text
 from websockets.sync.client import ClientConnection, connect
 
+from beacons.datasets import shared_data_dir
 from mallapp import create_app
 from mallapp.adapters import live
 from mallapp.devtools.servers import PostgresServer, RedisServer
@@ -38,7 +39,6 @@ from mallapp.settings import DEMO_SETTINGS_FILE, Settings, load_settings
 APPID = "wxtest00000000001"
 SECRET = "test-secret-0123456789"
 SECRET_KEY = "test-signing-key-not-for-production"
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 @dataclass
@@ -87,6 +87,17 @@ def emulator_server() -> Iterator[WeChatEmulator]:
 def emulator(emulator_server: WeChatEmulator) -> WeChatEmulator:
     emulator_server.reset()
     return emulator_server
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The recorded BLE data sets' directory (``$MALL_SHARED_DATA``, else ``../shared/data`` beside the
+    project); a test that takes it skips, naming the path, where a clone has no data there."""
+    root = shared_data_dir()
+    if not (root / "ble").is_dir():
+        pytest.skip(f"the recorded BLE data sets are not at {root / 'ble'}: put ../shared/data beside the "
+                    "project or set MALL_SHARED_DATA")
+    return root
 
 
 # --- databases -------------------------------------------------------------------------------------
