@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from mallapp.api.error_index import error_index
-from mallapp.domain import deals, members, merchants, offers, venue_admin
+from mallapp.domain import deals, members, merchants, offers, reservation_admin, reservations, venue_admin
 from mallapp.domain.notifications import Delivery, Notification
+from mallapp.domain.reservation_admin import Band
+from mallapp.domain.reservations import Reservation, Slot
 from mallapp.domain.venue import (
     Beacon,
     Gateway,
@@ -29,6 +32,9 @@ from mallapp.domain.venue import (
     gateway_key,
 )
 from mallapp.runtime import Runtime
+
+PROJECT = Path(__file__).resolve().parent.parent  # the repository's root, whichever folder a test is in
+CAPTURES = Path(__file__).resolve().parent / "data" / "captures"  # recorded BLE captures (JSON lines)
 
 M, ME = "/api/v1/merchant", "/api/v1/me"
 DEAL_TEMPLATE = "demo-deal-announced"
@@ -98,6 +104,23 @@ def build_venue(rt: Runtime) -> Venue:
     return venue
 
 
+def post_sightings(client, member: dict[str, Any], readings: dict[int, int]):
+    """The member's phone posts one batch: ``{minor: rssi}`` of the venue's beacons."""
+    beacons = [{"uuid": UUID, "major": 1, "minor": minor, "rssi": rssi, "accuracy": 1.0, "proximity": 1}
+               for minor, rssi in readings.items()]
+    response = client.post("/api/v1/sightings", headers=member["headers"], json={"beacons": beacons})
+    assert response.status_code == 202, response.get_json()
+    return response
+
+
+def walk(client, member: dict[str, Any], worker, clock, seconds: int, readings: dict[int, int], step: float = 1.0):
+    """``seconds`` batches ``step`` seconds apart (the RSSI wobbling a little), each read by ``worker`` at once."""
+    for i in range(seconds):
+        clock.advance(seconds=step)
+        post_sightings(client, member, {minor: rssi - (i % 3) for minor, rssi in readings.items()})
+        worker.step(block_ms=0)
+
+
 def signed(key: str, payload: dict, at: datetime, nonce: str | None = None) -> tuple[bytes, dict[str, str]]:
     """A gateway request: the body and its signature headers, as beacons/forwarder.py sends them."""
     prefix, _, rest = key.partition("_")
@@ -108,6 +131,52 @@ def signed(key: str, payload: dict, at: datetime, nonce: str | None = None) -> t
     return body, {"Content-Type": "application/json", "X-Gateway-Key-Id": f"{gateway_id}.{version}",
                   "X-Gateway-Timestamp": str(ts), "X-Gateway-Nonce": nonce,
                   "X-Gateway-Signature": batch_signature(secret, ts, nonce, body)}
+
+
+# --- restaurants, slots and bookings at the service level ------------------------------------------
+
+TOMORROW = date(2026, 3, 11)  # the conftest clock is 10:00 on 10 March, mall time
+NOON = datetime.fromisoformat("2026-03-11T04:00:00+00:00")  # 12:00 tomorrow, mall time
+
+def restaurant(rt: Runtime, name: str = "Noodle House") -> tuple[int, int]:
+    """A merchant and its restaurant: (merchant id, store id)."""
+    with rt.sessions.begin() as s:
+        merchant, _ = merchants.create(s, f"{name} Ltd", rt.now())
+        store = venue_admin.create_store(s, name=name, floor=3, x=0, y=0, merchant_id=merchant.id, now=rt.now())
+        return merchant.id, store.id
+
+
+def publish(rt: Runtime, merchant_id: int, store_id: int, times: list[str], bands: list[Band], day: date = TOMORROW,
+            duration: int = 90) -> list[int]:
+    with rt.sessions.begin() as s:
+        done = reservation_admin.publish(s, rt.settings, merchant_id, store_id, first_day=day, last_day=day,
+                                         times=[time.fromisoformat(t) for t in times], duration_minutes=duration,
+                                         bands=bands, now=rt.now())
+        return [slot.id for slot in done.slots]
+
+
+def new_member(rt, openid: str) -> int:
+    with rt.sessions.begin() as s:
+        return members.sign_in(s, openid=openid, unionid=None, now=rt.now())[0].id
+
+
+def book(rt, member_id: int, slot_id: int, party: int = 2, request_id: str = "r-1") -> reservations.Booked:
+    with rt.sessions.begin() as s:
+        return reservations.book(s, rt.settings, member_id, slot_id, party, request_id, rt.now())
+
+
+def slot_figures(rt, slot_id: int) -> tuple[int, int]:
+    """(the slot's booked counter, the bookings that hold a table in it): always equal."""
+    with rt.sessions.begin() as s:
+        held = s.scalar(select(func.count()).where(Reservation.slot_id == slot_id,
+                                                   Reservation.status.in_(reservations.HOLDING)))
+        return s.get(Slot, slot_id).booked, held
+
+
+def inbox_keys(rt, member_id: int) -> list[str]:
+    with rt.sessions.begin() as s:
+        return list(s.scalars(select(Notification.key).where(Notification.member_id == member_id)
+                              .order_by(Notification.id)))
 
 
 # --- the offers' shop: the venue's coffee shop and a second store, one merchant's, and one member ---

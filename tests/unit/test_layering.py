@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from factories import PROJECT
 from sqlalchemy import create_engine
 
 from mallapp.domain.models import metadata
 
-PACKAGE = Path(__file__).resolve().parent.parent / "mallapp"
+PACKAGE = PROJECT / "mallapp"
 FOUNDATION = {"mallapp.errors", "mallapp.db", "mallapp.settings", "mallapp.logs", "mallapp.schema"}
 LAYERS = ("foundation", "domain", "adapters", "runtime", "entry")
 # Where a function may import a mallapp module: the CLI (each command loads only what it needs) and

@@ -16,6 +16,7 @@ from typing import Any
 
 import factories
 import pytest
+from factories import NOON, book, inbox_keys, publish, restaurant, slot_figures
 from redis import Redis
 from sqlalchemy import func, select
 
@@ -23,6 +24,7 @@ from mallapp.db import make_engine, make_sessionmaker
 from mallapp.domain import checkin, gifts, members, merchants, offers, points, purchases
 from mallapp.domain.notifications import Notification
 from mallapp.domain.points import PointsAccount, PointsEntry
+from mallapp.domain.reservation_admin import Band
 from mallapp.errors import Conflict, MallError, RuleViolation
 from mallapp.runtime import Runtime, secret_key
 from mallapp.settings import Settings
@@ -513,8 +515,6 @@ def test_concurrent_offer_decisions_for_one_member_stay_within_the_daily_cap(rt,
 # --- table reservations ----------------------------------------------------------------------------
 
 def test_a_thousand_concurrent_bookings_of_a_hundred_table_slot_yield_exactly_a_hundred(rt):
-    from test_reservations import Band, publish, restaurant, slot_figures
-
     from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
@@ -541,8 +541,6 @@ def test_a_thousand_concurrent_bookings_of_a_hundred_table_slot_yield_exactly_a_
 
 
 def test_concurrent_bookings_by_one_member_of_overlapping_slots_at_one_restaurant_hold_exactly_one(rt):
-    from test_reservations import Band, publish, restaurant
-
     from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
@@ -557,8 +555,6 @@ def test_concurrent_bookings_by_one_member_of_overlapping_slots_at_one_restauran
 
 
 def test_concurrent_retries_of_one_booking_take_one_table(rt):
-    from test_reservations import Band, publish, restaurant, slot_figures
-
     from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
@@ -575,8 +571,6 @@ def test_concurrent_retries_of_one_booking_take_one_table(rt):
 
 
 def test_concurrent_changes_in_opposite_directions_neither_deadlock_nor_overfill(rt):
-    from test_reservations import Band, book, publish, restaurant, slot_figures
-
     from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
@@ -598,8 +592,6 @@ def test_concurrent_changes_in_opposite_directions_neither_deadlock_nor_overfill
 
 
 def test_two_clocks_releasing_and_reminding_at_once_do_each_booking_once(rt, clock):
-    from test_reservations import NOON, Band, book, inbox_keys, publish, restaurant, slot_figures
-
     from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
+from factories import PROJECT
 from sqlalchemy import create_engine, text
 from websockets.sync.client import connect
 
@@ -202,7 +203,7 @@ def test_demo_refuses_one_port_for_two_servers(tmp_path):
 def test_the_procfile_is_the_process_table():
     from mallapp.processes import procfile
 
-    assert (Path(__file__).resolve().parent.parent / "Procfile").read_text() == procfile(), \
+    assert (PROJECT / "Procfile").read_text() == procfile(), \
         "regenerate it: mallapp procfile > Procfile"
 
 

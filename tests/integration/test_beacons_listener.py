@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from bleak import BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
+from factories import CAPTURES
 
 from beacons.capture import Advert, CaptureError, CaptureWriter, read_capture
 from beacons.datasets import DATASET_UUIDS, dataset_adverts
@@ -20,7 +20,6 @@ from beacons.listener import Listener
 from beacons.replay import ReplayScanner, ReplaySource
 from beacons.sighting import Sighting
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 MIXED = CAPTURES / "mall_mixed.jsonl"
 MALL = "fda50693-a4e2-4fb1-afcf-c6eb07647825"
 FOREIGN = "e2c56db5-dffb-48d2-b060-d0f5a71096e0"

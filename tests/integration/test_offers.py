@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from factories import Shop, at_item, at_store, build_shop, live_deal
+from factories import Shop, at_item, at_store, build_shop, live_deal, walk
 from sqlalchemy import select, update
 
 from mallapp.domain import coupons, follows, members, merchants, offers
@@ -171,8 +171,6 @@ def test_more_remaining_quota_breaks_a_tie(rt, shop):
 
 def test_a_dwell_at_a_store_delivers_one_offer_and_the_same_day_no_more(client, rt, emulator, members_api, venue,
                                                                        clock):
-    from test_proximity_worker import walk
-
     ada = members_api.sign_in(openid="o-ada")
     emulator.grant_subscription("o-ada", DEAL_TEMPLATE)
     reply = client.post("/api/v1/me/subscriptions", json={"results": {DEAL_TEMPLATE: "accept"}},
