@@ -8,7 +8,9 @@ that wrap these live in ``tests/conftest.py``.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -32,12 +34,25 @@ from mallapp.domain.venue import (
     gateway_key,
 )
 from mallapp.runtime import Runtime
+from mallapp.settings import DEMO_SETTINGS_FILE
 
 PROJECT = Path(__file__).resolve().parent.parent  # the repository's root, whichever folder a test is in
 CAPTURES = Path(__file__).resolve().parent / "data" / "captures"  # recorded BLE captures (JSON lines)
 
+MALLAPP = str(Path(sys.executable).with_name("mallapp"))  # the command, beside this Python
+
 M, ME = "/api/v1/merchant", "/api/v1/me"
 DEAL_TEMPLATE = "demo-deal-announced"
+
+# --- the command line ------------------------------------------------------------------------------
+
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment for running ``mallapp`` in a subprocess: none of this shell's MALL_* variables,
+    the demo overlay, a var directory under ``tmp_path``, text logs, and ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALL_")}
+    return {**env, "MALL_CONFIG": str(DEMO_SETTINGS_FILE), "MALL_VAR_DIR": str(tmp_path / "var"),
+            "MALL_LOG_FORMAT": "text", **extra}
+
 
 # --- API errors ------------------------------------------------------------------------------------
 

@@ -1,40 +1,25 @@
-"""The command line and the README's run command, as an operator uses them."""
+"""The command line and the demo command's checks, as an operator uses them (the demo running: e2e/test_demo.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from factories import PROJECT
+from factories import MALLAPP, PROJECT, cli_env
 from sqlalchemy import create_engine, text
-from websockets.sync.client import connect
 
 from mallapp.devtools.servers import free_port
 from mallapp.schema import alembic_config
 from mallapp.settings import DEMO_SETTINGS_FILE
 
-MALLAPP = str(Path(sys.executable).with_name("mallapp"))
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALL_")}
-    return {**env, "MALL_CONFIG": str(DEMO_SETTINGS_FILE), "MALL_VAR_DIR": str(tmp_path / "var"),
-            "MALL_LOG_FORMAT": "text", **extra}
-
 
 def test_merchants_create_prints_the_key_last_and_stores_only_its_hash(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    env = _env(tmp_path, MALL_DATABASE_URL=url)
+    env = cli_env(tmp_path, MALL_DATABASE_URL=url)
     upgrade = subprocess.run([MALLAPP, "db", "upgrade"], env=env, capture_output=True, text=True, check=True)
     # At the migration scripts' head, whichever revision that is: a new migration needs no edit here.
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
@@ -62,94 +47,9 @@ def test_merchants_create_prints_the_key_last_and_stores_only_its_hash(tmp_path)
 
 
 def test_bad_settings_fail_with_a_clear_message(tmp_path):
-    done = subprocess.run([MALLAPP, "db", "upgrade"], env=_env(tmp_path, MALL_POINTS_FEN_PER_POINT="ten"),
+    done = subprocess.run([MALLAPP, "db", "upgrade"], env=cli_env(tmp_path, MALL_POINTS_FEN_PER_POINT="ten"),
                           capture_output=True, text=True)
     assert done.returncode != 0 and "points.fen_per_point" in done.stderr
-
-
-def _call(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
-    port, emulator_port, live_port = free_port(), free_port(), free_port()
-    proc = subprocess.Popen([MALLAPP, "demo", "--port", str(port), "--emulator-port", str(emulator_port),
-                             "--live-port", str(live_port)],
-                            env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-    base, emulator = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status, health = _call("GET", f"{base}/healthz")
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read()
-                assert time.monotonic() < deadline, "the demo did not come up within 60 s"
-                time.sleep(0.2)
-        assert (status, health["status"]) == (200, "ok")
-
-        _, login = _call("POST", f"{emulator}/__emulator/login", {})
-        status, signed_in = _call("POST", f"{base}/api/v1/auth/wechat", {"code": login["code"]})
-        assert status == 200 and signed_in["new_member"] is True
-        member = {"Authorization": f"Bearer {signed_in['token']}"}
-        # The member's mini-program opens the live channel (its server may still be starting).
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with connect(f"ws://127.0.0.1:{live_port}/api/v1/live", additional_headers=member) as ws:
-                    hello = json.loads(ws.recv(timeout=10))
-                break
-            except ConnectionRefusedError:
-                assert time.monotonic() < deadline, "the live channel did not come up within 30 s"
-                time.sleep(0.2)
-        assert hello == {"type": "hello", "member_id": signed_in["member"]["id"]}
-        # The demo mall has the house store, so a new member's pack is in the wallet.
-        status, wallet = _call("GET", f"{base}/api/v1/me/coupons?status=active", headers=member)
-        assert status == 200 and len(wallet["coupons"]) == 4
-        status, checked = _call("POST", f"{base}/api/v1/checkins", {}, member)
-        assert status == 201 and checked["points"] > 0
-
-        # A demo merchant's till posts a purchase against the member's code.
-        key = (tmp_path / "var" / "demo-merchant-keys.txt").read_text().splitlines()[0].split("\t")[1]
-        _, card = _call("GET", f"{base}/api/v1/me/card", headers=member)
-        status, bought = _call("POST", f"{base}/api/v1/merchant/purchases", {
-            "member_code": card["code"], "amount_fen": 18800, "receipt_no": "DEMO-1",
-            "occurred_at": datetime.now(UTC).isoformat()}, {"Authorization": f"Bearer {key}"})
-        assert status == 201 and bought["points_total"] == 18
-        _, me = _call("GET", f"{base}/api/v1/me", headers=member)
-        assert me["points"]["balance"] == checked["points"] + 18
-
-        # The demo's shoppers walk past the gateways: the listeners' batches reach the worker, and
-        # operations see them in the mall, checked in by beacon, next to the fleet's health.
-        username, password = (tmp_path / "var" / "demo-ops-password.txt").read_text().split()
-        _, signed_ops = _call("POST", f"{base}/api/v1/ops/auth", {"username": username, "password": password})
-        ops = {"Authorization": f"Bearer {signed_ops['token']}"}
-        deadline = time.monotonic() + 90
-        while True:
-            _, presence = _call("GET", f"{base}/api/v1/ops/presence", headers=ops)
-            stores = {z["name"]: z["present"] for z in presence["zones"]}
-            if presence["mall"] >= 2 and stores["Starlight Coffee"] >= 1:
-                break
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, f"no demo shoppers in the mall and the coffee shop: {presence}"
-            time.sleep(1)
-        _, fleet = _call("GET", f"{base}/api/v1/ops/beacons", headers=ops)
-        problems = {b["label"]: b["problems"] for b in fleet["beacons"]}
-        assert problems["Food court, centre"] == ["never_seen"]  # no gateway on floor 2 hears it
-        assert problems["Starlight Coffee, counter"] == []
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        output, _ = proc.communicate(timeout=30)
-    assert f"mallapp is running at {base}" in output
 
 
 def _command_lines() -> list[str]:
@@ -170,7 +70,7 @@ def test_demo_with_a_port_taken_says_which_and_starts_nothing(tmp_path, flag):
         taken.listen()
         ports[flag] = taken.getsockname()[1]
         args = [a for item in ports.items() for a in (item[0], str(item[1]))]
-        done = subprocess.run([MALLAPP, "demo", *args], env=_env(tmp_path), capture_output=True, text=True,
+        done = subprocess.run([MALLAPP, "demo", *args], env=cli_env(tmp_path), capture_output=True, text=True,
                               timeout=60)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
@@ -194,7 +94,7 @@ def test_demo_with_a_port_taken_says_which_and_starts_nothing(tmp_path, flag):
 def test_demo_refuses_one_port_for_two_servers(tmp_path):
     port = free_port()
     done = subprocess.run([MALLAPP, "demo", "--port", str(port), "--live-port", str(port), "--emulator-port",
-                           str(free_port())], env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+                           str(free_port())], env=cli_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert done.stderr.strip() == (f"mallapp demo: port {port} is given to both --port and --live-port; "
                                    "choose another with --live-port")
