@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import Venue, build_venue
 from redis import Redis
 from sqlalchemy import text
 from websockets.sync.client import ClientConnection, connect
 
+from beacons.datasets import shared_data_dir
 from mallapp import create_app
 from mallapp.adapters import live
 from mallapp.devtools.servers import PostgresServer, RedisServer
@@ -37,7 +39,6 @@ from mallapp.settings import DEMO_SETTINGS_FILE, Settings, load_settings
 APPID = "wxtest00000000001"
 SECRET = "test-secret-0123456789"
 SECRET_KEY = "test-signing-key-not-for-production"
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 @dataclass
@@ -86,6 +87,17 @@ def emulator_server() -> Iterator[WeChatEmulator]:
 def emulator(emulator_server: WeChatEmulator) -> WeChatEmulator:
     emulator_server.reset()
     return emulator_server
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The recorded BLE data sets' directory (``$MALL_SHARED_DATA``, else ``../shared/data`` beside the
+    project); a test that takes it skips, naming the path, where a clone has no data there."""
+    root = shared_data_dir()
+    if not (root / "ble").is_dir():
+        pytest.skip(f"the recorded BLE data sets are not at {root / 'ble'}: put ../shared/data beside the "
+                    "project or set MALL_SHARED_DATA")
+    return root
 
 
 # --- databases -------------------------------------------------------------------------------------
@@ -275,6 +287,23 @@ class Members:
 @pytest.fixture
 def members_api(client, emulator: WeChatEmulator) -> Members:
     return Members(client, emulator)
+
+
+@pytest.fixture
+def shoppers(members_api: Members) -> dict[str, dict[str, Any]]:
+    """Three signed-in members, ``ada``, ``bo`` and ``chen``: sign-in bodies with ``headers`` and ``openid``."""
+    out = {}
+    for name in ("ada", "bo", "chen"):
+        body = members_api.sign_in(openid=f"o-{name}")
+        body["openid"] = f"o-{name}"
+        out[name] = body
+    return out
+
+
+@pytest.fixture
+def venue(rt: Runtime) -> Venue:
+    """The small proximity venue of ``factories.build_venue``: entrance, coffee shop, sale item, gateway."""
+    return build_venue(rt)
 
 
 @pytest.fixture

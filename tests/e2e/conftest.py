@@ -1,7 +1,8 @@
 """Browser fixtures: the real app served over HTTP on loopback, and Debian's Chromium driven by Playwright.
 
-``live_server`` is the base URL of the app built by the shared ``app`` fixture (SQLite only: these
-tests look at pages, not at the database), served by werkzeug in a thread on a free loopback port.
+``app_url`` is the base URL of the app built by the shared ``app`` fixture, served by werkzeug in a
+thread on a free loopback port. (Browser tests pin ``backend`` to SQLite in their module: they look at
+pages, not at the database. The whole-system tests beside them run on both backends.)
 ``page`` is a fresh Chromium tab (its own browser context) for each test, in a browser started once
 per test module. Playwright's own browser download is never used: Chromium is Debian's, at
 /usr/bin/chromium, which .ci/run installs. Where it is missing the browser tests skip and say why.
@@ -31,13 +32,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def backend() -> str:
-    """The browser tests run on SQLite alone (the shared fixture would run each on PostgreSQL too)."""
-    return "sqlite"
-
-
-@pytest.fixture
-def live_server(app) -> Iterator[str]:
+def app_url(app) -> Iterator[str]:
     """The app served over real HTTP on 127.0.0.1 and a free port; yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
@@ -71,9 +66,9 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, live_server: str):
-    """A fresh tab in its own browser context, with relative URLs resolved against ``live_server``."""
-    context = browser.new_context(base_url=live_server)
+def page(browser, app_url: str):
+    """A fresh tab in its own browser context, with relative URLs resolved against ``app_url``."""
+    context = browser.new_context(base_url=app_url)
     context.set_default_timeout(15_000)
     tab = context.new_page()
     try:

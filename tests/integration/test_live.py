@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from test_notifications import ME, M, _deliveries, _inbox, _opt_in, _quota, make_deal, shop, shoppers
+from factories import ME, M, deal_maker, deliveries, inbox, opt_in, shop_with_rival, subscribe_quota
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -18,7 +18,15 @@ from mallapp.domain import notifications
 from mallapp.domain.notifications import Delivery, Message
 from mallapp.processes.live import TOKEN_CLOSE_CODE
 
-__all__ = ["make_deal", "shop", "shoppers"]  # fixtures shared with test_notifications
+
+@pytest.fixture
+def shop(rt, merchant) -> dict[str, Any]:
+    return shop_with_rival(rt, merchant)
+
+
+@pytest.fixture
+def make_deal(client, clock):
+    return deal_maker(client, clock)
 
 
 def _wait_online(rt, member_id: int, expected: bool = True) -> None:
@@ -44,29 +52,29 @@ def _refusal(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
 def test_an_open_mini_program_gets_the_message_live_and_keeps_its_subscribe_quota(client, rt, emulator, shoppers,
                                                                                    live_server):
     ada = shoppers["ada"]
-    _opt_in(client, emulator, ada)
+    opt_in(client, emulator, ada)
     with live_server.connect(ada) as ws:
         _wait_online(rt, ada["member"]["id"])
         done = _notify(rt, ada["member"]["id"])
         frame = json.loads(ws.recv(timeout=5))
     assert (done.created, done.live, done.subscribe) == (True, "sent", None)
     # The frame is the inbox item, so the mini-program shows it without asking.
-    [item] = _inbox(client, ada)["items"]
+    [item] = inbox(client, ada)["items"]
     assert frame == {"type": "notification", **item}
-    assert _deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("live", "sent", None)]
-    assert _quota(client, ada) == 1 and emulator.messages == []
+    assert deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("live", "sent", None)]
+    assert subscribe_quota(client, ada) == 1 and emulator.messages == []
 
 
 def test_a_member_who_closed_the_mini_program_gets_the_subscribe_message_instead(client, rt, emulator, shoppers,
                                                                                   live_server):
     ada = shoppers["ada"]
-    _opt_in(client, emulator, ada)
+    opt_in(client, emulator, ada)
     with live_server.connect(ada):
         pass
     _wait_online(rt, ada["member"]["id"], expected=False)
     done = _notify(rt, ada["member"]["id"])
     assert (done.live, done.subscribe) == (None, "sent")
-    assert len(emulator.messages) == 1 and _quota(client, ada) == 0
+    assert len(emulator.messages) == 1 and subscribe_quota(client, ada) == 0
 
 
 def test_messages_fan_out_through_redis_to_every_connection_on_every_live_server(rt, shoppers, start_live_server,
@@ -90,8 +98,8 @@ def test_a_message_whose_connection_closed_in_between_is_missed_and_stays_in_the
         recorded = notifications.record(s, rt.settings, member_id, message, rt.now(), online={member_id})
         box = notifications.outbox(s)
     assert box.sent[recorded.outbound.delivery_id].outcome == "missed"  # sent by the commit
-    assert _deliveries(rt, member_id) == [("inbox", "sent", None), ("live", "missed", None)]
-    assert [i["title"] for i in _inbox(client, ada)["items"]] == ["Nearby: a coffee deal"]
+    assert deliveries(rt, member_id) == [("inbox", "sent", None), ("live", "missed", None)]
+    assert [i["title"] for i in inbox(client, ada)["items"]] == ["Nearby: a coffee deal"]
 
 
 def test_an_announcement_goes_live_to_open_followers_and_by_wechat_to_the_others(client, rt, emulator, shop, shoppers,
@@ -99,7 +107,7 @@ def test_an_announcement_goes_live_to_open_followers_and_by_wechat_to_the_others
     ada, bo = shoppers["ada"], shoppers["bo"]
     for follower in (ada, bo):
         client.put(f"{ME}/follows/{shop['store']}", headers=follower["headers"])
-        _opt_in(client, emulator, follower)
+        opt_in(client, emulator, follower)
     deal_id = make_deal(shop, starts_at=(clock.now - timedelta(hours=1)).isoformat())
     with live_server.connect(ada) as ws:
         _wait_online(rt, ada["member"]["id"])
@@ -107,7 +115,7 @@ def test_an_announcement_goes_live_to_open_followers_and_by_wechat_to_the_others
         frame = json.loads(ws.recv(timeout=5))
     assert (reply["inbox"], reply["live_sent"], reply["subscribe_sent"], reply["pushes"]) == (2, 1, 1, 4)
     assert frame["deal_id"] == deal_id and frame["page"] == f"pages/deals/detail?id={deal_id}"
-    assert [m["touser"] for m in emulator.messages] == ["o-bo"] and _quota(client, ada) == 1
+    assert [m["touser"] for m in emulator.messages] == ["o-bo"] and subscribe_quota(client, ada) == 1
 
 
 def test_the_handshake_refuses_bad_callers_with_json_errors(client, rt, shoppers, merchant, live_server):
@@ -154,7 +162,7 @@ def test_sends_a_crash_cut_off_are_settled_as_unknown_without_giving_quota_back(
                                                                                  clock):
     ada = shoppers["ada"]
     member_id = ada["member"]["id"]
-    _opt_in(client, emulator, ada)
+    opt_in(client, emulator, ada)
     with rt.sessions.begin() as s:  # recorded and reserved, then the process died before sending
         notifications.record(s, rt.settings, member_id, Message(kind="deal", key="k-crash", title="T"), rt.now())
         notifications.take_outbox(s)  # as a crash between the commit and the send would lose it
@@ -164,4 +172,4 @@ def test_sends_a_crash_cut_off_are_settled_as_unknown_without_giving_quota_back(
     with rt.sessions.begin() as s:
         assert notifications.settle_abandoned(s, clock.now - timedelta(minutes=10)) == 1
         assert s.query(Delivery.outcome).filter(Delivery.channel == "subscribe").scalar() == "unknown"
-    assert _quota(client, ada) == 0
+    assert subscribe_quota(client, ada) == 0

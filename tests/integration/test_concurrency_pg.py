@@ -14,22 +14,22 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+import factories
 import pytest
-import test_offers
+from factories import NOON, book, inbox_keys, publish, restaurant, slot_figures
 from redis import Redis
 from sqlalchemy import func, select
-from test_offers import shop, venue
 
 from mallapp.db import make_engine, make_sessionmaker
 from mallapp.domain import checkin, gifts, members, merchants, offers, points, purchases
 from mallapp.domain.notifications import Notification
 from mallapp.domain.points import PointsAccount, PointsEntry
+from mallapp.domain.reservation_admin import Band
 from mallapp.errors import Conflict, MallError, RuleViolation
 from mallapp.runtime import Runtime, secret_key
 from mallapp.settings import Settings
 
 pytestmark = pytest.mark.postgres
-__all__ = ["shop", "venue"]  # fixtures of test_offers, for the offers race
 
 WORKERS = 50
 BARRIER_TIMEOUT = 60  # only a guard against a hung test; nothing is asserted about time
@@ -489,13 +489,18 @@ def test_concurrent_first_purchases_of_a_referred_member_reward_the_referrer_onc
 
 # --- proximity offers ------------------------------------------------------------------------------
 
+@pytest.fixture
+def shop(rt, venue) -> factories.Shop:
+    return factories.build_shop(rt, venue)
+
+
 def test_concurrent_offer_decisions_for_one_member_stay_within_the_daily_cap(rt, shop):
     # Six deals at the shop, and 50 consumers deciding the member's dwell there at once: without
     # the lock on the member's row each would count the day's offers as none and offer one.
-    deal_ids = {test_offers.live_deal(rt, shop, title=f"Deal {n}", quota=100) for n in range(6)}
+    deal_ids = {factories.live_deal(rt, shop, title=f"Deal {n}", quota=100) for n in range(6)}
 
     def decide(session, _i):
-        recorded = offers.offer(session, rt.settings, test_offers.at_store(rt, shop), rt.now())
+        recorded = offers.offer(session, rt.settings, factories.at_store(rt, shop), rt.now())
         return None if recorded is None else recorded.notification_id
 
     results = race_in_transactions(rt, WORKERS, decide)
@@ -510,8 +515,6 @@ def test_concurrent_offer_decisions_for_one_member_stay_within_the_daily_cap(rt,
 # --- table reservations ----------------------------------------------------------------------------
 
 def test_a_thousand_concurrent_bookings_of_a_hundred_table_slot_yield_exactly_a_hundred(rt):
-    from test_reservations import Band, publish, restaurant, slot_figures
-
     from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
@@ -538,8 +541,6 @@ def test_a_thousand_concurrent_bookings_of_a_hundred_table_slot_yield_exactly_a_
 
 
 def test_concurrent_bookings_by_one_member_of_overlapping_slots_at_one_restaurant_hold_exactly_one(rt):
-    from test_reservations import Band, publish, restaurant
-
     from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
@@ -554,8 +555,6 @@ def test_concurrent_bookings_by_one_member_of_overlapping_slots_at_one_restauran
 
 
 def test_concurrent_retries_of_one_booking_take_one_table(rt):
-    from test_reservations import Band, publish, restaurant, slot_figures
-
     from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
@@ -572,8 +571,6 @@ def test_concurrent_retries_of_one_booking_take_one_table(rt):
 
 
 def test_concurrent_changes_in_opposite_directions_neither_deadlock_nor_overfill(rt):
-    from test_reservations import Band, book, publish, restaurant, slot_figures
-
     from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)
@@ -595,8 +592,6 @@ def test_concurrent_changes_in_opposite_directions_neither_deadlock_nor_overfill
 
 
 def test_two_clocks_releasing_and_reminding_at_once_do_each_booking_once(rt, clock):
-    from test_reservations import NOON, Band, book, inbox_keys, publish, restaurant, slot_figures
-
     from mallapp.domain import reservations
 
     merchant_id, store_id = restaurant(rt)

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 import pytest
-from proximity_helpers import UUID, build_venue, signed
+from factories import UUID, build_venue, signed
 
 from mallapp.api.error_index import error_index
 from mallapp.api.openapi import documented_errors, operations
@@ -713,3 +713,22 @@ def test_the_api_answers_each_documented_code_with_its_status(world, code):
     assert response.get_json()["error"]["code"] == code, response.get_json()
     assert response.status_code == expected.status
     assert error_index().status(code) == expected.status  # what the OpenAPI document states
+
+
+# --- the document against the index of raise sites (mallapp.api.error_index) ------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_every_documented_error_code_is_raised_somewhere(app):
+    documented = {code for _, op in operations(app) for code in documented_errors(op)}
+    assert documented, "no operation documents an error code"
+    assert sorted(documented - set(error_index().classes)) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_document_states_each_code_under_its_raise_sites_status(client, app):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    for path, op in operations(app):
+        responses = doc["paths"][path][op.method.lower()]["responses"]
+        for code in documented_errors(op):
+            status = str(error_index().status(code))
+            assert code in responses[status]["description"], (path, op.method, code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_helpers import api_error
+from factories import api_error
 from sqlalchemy import func, select
 
 from mallapp.domain import merchants, notifications, queueing, venue_admin

@@ -9,12 +9,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from factories import PROJECT
 
 import mallapp
 from mallapp import settings as settings_module
 from mallapp.settings import DEMO_SETTINGS_FILE, SettingsError, load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT
 
 
 def test_the_defaults_ship_inside_the_package_as_package_data():

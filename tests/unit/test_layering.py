@@ -8,8 +8,8 @@ The layers, lowest first (a module may import its own layer and those below)::
     runtime      mallapp.runtime                the composition root
     entry        mallapp (create_app), api.*, processes.*, cli, devtools.*, __main__
 
-Also here: the processes, the CLI and the gateway package import no Flask, and the schema
-Alembic builds is exactly the models'.
+Also here: the processes, the CLI and the gateway package import no Flask. (That the schema Alembic
+builds is exactly the models' is in integration/test_schema.py: it needs the databases.)
 """
 
 from __future__ import annotations
@@ -20,13 +20,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from factories import PROJECT
 
-from mallapp.domain.models import metadata
-
-PACKAGE = Path(__file__).resolve().parent.parent / "mallapp"
+PACKAGE = PROJECT / "mallapp"
 FOUNDATION = {"mallapp.errors", "mallapp.db", "mallapp.settings", "mallapp.logs", "mallapp.schema"}
 LAYERS = ("foundation", "domain", "adapters", "runtime", "entry")
 # Where a function may import a mallapp module: the CLI (each command loads only what it needs) and
@@ -141,26 +137,3 @@ def test_the_processes_the_cli_and_the_gateway_do_not_import_flask():
             "mallapp.domain.proximity.evaluate, mallapp.domain.queueing.evaluate, mallapp.devtools.walks, "
             "beacons, beacons.__main__; sys.exit(1 if 'flask' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
-
-
-def test_migrations_build_exactly_the_models_schema(database_url, backend):
-    engine = create_engine(database_url)
-    with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
-    engine.dispose()
-    assert diff == []
-
-
-@pytest.mark.parametrize("statement", ["UPDATE points_entries SET delta = 1", "DELETE FROM points_entries"])
-def test_ledger_entries_cannot_be_changed_or_deleted(rt, statement):
-    from sqlalchemy import text
-    from sqlalchemy.exc import DBAPIError
-
-    from mallapp.domain import members, points
-
-    with rt.sessions.begin() as session:
-        member, _ = members.sign_in(session, openid="o-1", unionid=None, now=rt.now())
-        points.credit(session, rt.settings, member.id, 10, "adjustment", source_ref="test", idempotency_key="k",
-                      now=rt.now())
-    with pytest.raises(DBAPIError, match="append-only"), rt.sessions.begin() as session:
-        session.execute(text(statement))

@@ -8,30 +8,12 @@ from pathlib import Path
 import pytest
 
 from mallapp.api.error_index import error_index, scan
-from mallapp.api.openapi import documented_errors, operations
 from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation, Unauthorized
 
 
 def test_the_package_has_no_error_code_problems():
     # A code computed at its raise site, one code with two classes, an error class outside mallapp.errors.
     assert error_index().problems == ()
-
-
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_every_documented_error_code_is_raised_somewhere(app):
-    documented = {code for _, op in operations(app) for code in documented_errors(op)}
-    assert documented, "no operation documents an error code"
-    assert sorted(documented - set(error_index().classes)) == []
-
-
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_the_document_states_each_code_under_its_raise_sites_status(client, app):
-    doc = client.get("/api/v1/openapi.json").get_json()
-    for path, op in operations(app):
-        responses = doc["paths"][path][op.method.lower()]["responses"]
-        for code in documented_errors(op):
-            status = str(error_index().status(code))
-            assert code in responses[status]["description"], (path, op.method, code)
 
 
 def _package(tmp_path: Path, **modules: str) -> Path:

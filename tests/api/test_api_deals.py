@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from api_helpers import api_error
+from factories import api_error
 
 from mallapp.domain import merchants, venue_admin
 

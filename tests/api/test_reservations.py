@@ -2,76 +2,39 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from api_helpers import api_error
-from sqlalchemy import func, select
+from factories import (
+    NOON,
+    TOMORROW,
+    api_error,
+    book,
+    inbox_keys,
+    new_member,
+    publish,
+    restaurant,
+    slot_figures,
+)
 
 from mallapp.domain import (
-    members,
     merchants,
     notifications,
     reservation_admin,
     reservations,
     venue_admin,
 )
-from mallapp.domain.notifications import Notification
 from mallapp.domain.reservation_admin import Band
-from mallapp.domain.reservations import Reservation, Slot
+from mallapp.domain.reservations import Reservation
 
 M = "/api/v1/merchant"
 PASSWORD = "a long enough passphrase"
 MALL_TZ = ZoneInfo("Asia/Shanghai")
-TOMORROW = date(2026, 3, 11)  # the conftest clock is 10:00 on 10 March, mall time
 
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
-
-
-# --- service-level helpers (the concurrency tests use them too) -------------------------------------
-
-def restaurant(rt, name: str = "Noodle House") -> tuple[int, int]:
-    """A merchant and its restaurant: (merchant id, store id)."""
-    with rt.sessions.begin() as s:
-        merchant, _ = merchants.create(s, f"{name} Ltd", rt.now())
-        store = venue_admin.create_store(s, name=name, floor=3, x=0, y=0, merchant_id=merchant.id, now=rt.now())
-        return merchant.id, store.id
-
-
-def publish(rt, merchant_id: int, store_id: int, times: list[str], bands: list[Band], day: date = TOMORROW,
-            duration: int = 90) -> list[int]:
-    with rt.sessions.begin() as s:
-        done = reservation_admin.publish(s, rt.settings, merchant_id, store_id, first_day=day, last_day=day,
-                                         times=[time.fromisoformat(t) for t in times], duration_minutes=duration,
-                                         bands=bands, now=rt.now())
-        return [slot.id for slot in done.slots]
-
-
-def new_member(rt, openid: str) -> int:
-    with rt.sessions.begin() as s:
-        return members.sign_in(s, openid=openid, unionid=None, now=rt.now())[0].id
-
-
-def book(rt, member_id: int, slot_id: int, party: int = 2, request_id: str = "r-1") -> reservations.Booked:
-    with rt.sessions.begin() as s:
-        return reservations.book(s, rt.settings, member_id, slot_id, party, request_id, rt.now())
-
-
-def slot_figures(rt, slot_id: int) -> tuple[int, int]:
-    """(the slot's booked counter, the bookings that hold a table in it): always equal."""
-    with rt.sessions.begin() as s:
-        held = s.scalar(select(func.count()).where(Reservation.slot_id == slot_id,
-                                                   Reservation.status.in_(reservations.HOLDING)))
-        return s.get(Slot, slot_id).booked, held
-
-
-def inbox_keys(rt, member_id: int) -> list[str]:
-    with rt.sessions.begin() as s:
-        return list(s.scalars(select(Notification.key).where(Notification.member_id == member_id)
-                              .order_by(Notification.id)))
 
 
 def status_of(rt, reservation_id: int) -> str:
@@ -411,7 +374,6 @@ def test_a_member_cancelling_is_recorded_as_theirs_and_the_restaurant_cannot_can
 
 # --- the clock: reminders --------------------------------------------------------------------------
 
-NOON = datetime.fromisoformat("2026-03-11T04:00:00+00:00")  # 12:00 tomorrow, mall time
 
 
 @pytest.fixture

@@ -163,12 +163,10 @@ def test_jobs_list_and_run_from_the_command_line(tmp_path, settings):
     assert unknown.returncode != 0 and "the jobs are: points-expiry" in unknown.stderr
 
 
-def test_beacon_health_raises_each_problem_once_and_clears_it_when_fixed(rt, client, ops_viewer, clock):
-    from proximity_helpers import build_venue
-
+def test_beacon_health_raises_each_problem_once_and_clears_it_when_fixed(rt, client, ops_viewer, clock, venue):
     from mallapp.domain.venue import BeaconStatus, Gateway
 
-    venue = build_venue(rt)  # three beacons and a gateway, none heard yet
+    # The venue: three beacons and a gateway, none heard yet.
     job = scheduler.find("beacon-health")
     assert run_job(rt, job).count == 4 and run_job(rt, job).count == 0  # raised once, however often it runs
     listed = client.get("/api/v1/ops/alerts", headers=ops_viewer["headers"]).get_json()["alerts"]

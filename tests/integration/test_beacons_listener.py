@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from bleak import BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
+from factories import CAPTURES
 
 from beacons.capture import Advert, CaptureError, CaptureWriter, read_capture
 from beacons.datasets import DATASET_UUIDS, dataset_adverts
@@ -20,9 +20,7 @@ from beacons.listener import Listener
 from beacons.replay import ReplayScanner, ReplaySource
 from beacons.sighting import Sighting
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 MIXED = CAPTURES / "mall_mixed.jsonl"
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 MALL = "fda50693-a4e2-4fb1-afcf-c6eb07647825"
 FOREIGN = "e2c56db5-dffb-48d2-b060-d0f5a71096e0"
 A, B, C, U, L, F, G = (f"C3:11:22:33:44:0{i}" for i in range(1, 8))
@@ -138,8 +136,8 @@ def test_looping_replay_starts_over_one_period_later():
     assert second.t - first.t == pytest.approx(3.0)  # 2.0 s of capture plus the 1.0 s gap
 
 
-def test_dataset_replays_as_ibeacons_of_the_data_set_uuid():
-    adverts = dataset_adverts("uci435_ibeacon_wmu", data_dir=DATA)
+def test_dataset_replays_as_ibeacons_of_the_data_set_uuid(shared_data):
+    adverts = dataset_adverts("uci435_ibeacon_wmu", data_dir=shared_data)
     source = ReplaySource(adverts[:200], speed=0, name="uci")
     _, sightings = asyncio.run(listen(source))
     assert len(sightings) == 200
@@ -149,8 +147,8 @@ def test_dataset_replays_as_ibeacons_of_the_data_set_uuid():
     assert all(-110 < s.rssi < 0 and s.major == 1 and s.measured_power == -59 for s in sightings)
 
 
-def test_uji_data_set_keeps_its_recorded_timing():
-    adverts = dataset_adverts("uji_library", data_dir=DATA)
+def test_uji_data_set_keeps_its_recorded_timing(shared_data):
+    adverts = dataset_adverts("uji_library", data_dir=shared_data)
     assert len(adverts) == 25419  # every cell of lib_rss.csv that is not 100
     assert all(b.t >= a.t for a, b in zip(adverts, adverts[1:], strict=False))
     assert {a.manufacturer_data[0x004C][20:22] for a in adverts} == {bytes([0, m]) for m in range(23, 47)}
@@ -295,8 +293,8 @@ def test_a_recorded_capture_replays_to_the_same_advertisements(tmp_path):
         [(a.t, a.address, a.rssi, a.name, a.manufacturer_data, a.service_data, a.service_uuids) for a in original]
 
 
-def test_data_sets_are_found_through_mall_shared_data_and_take_another_uuid(monkeypatch):
-    monkeypatch.setenv("MALL_SHARED_DATA", str(DATA))
+def test_data_sets_are_found_through_mall_shared_data_and_take_another_uuid(shared_data, monkeypatch):
+    monkeypatch.setenv("MALL_SHARED_DATA", str(shared_data))
     source = ReplaySource.from_dataset("uci435_ibeacon_wmu", uuid=MALL, speed=0)
     assert len(source.adverts) == 2043  # every cell of the labelled file that is not -200
     assert {a.manufacturer_data[0x004C][2:18] for a in source.adverts} == {bytes.fromhex(MALL.replace("-", ""))}

@@ -9,7 +9,6 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
-from proximity_helpers import UUID, build_venue, signed
 
 from mallapp import logs
 
@@ -110,26 +109,3 @@ def test_the_proximity_workers_line_shows_its_numbers():
     assert line.endswith("proximity worker: 58 entries, 189 sightings, 3 transitions, "
                          "latency p50 68 ms p99 156 ms, 8 partitions")
     assert json.loads(logs.JsonFormatter().format(_record(stats_line(stats), stats=stats)))["stats"] == stats
-
-
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_sightings_access_lines_are_debug_and_other_requests_info(client, member, rt, clock, caplog):
-    venue = build_venue(rt)
-    caplog.set_level(logging.DEBUG, logger="mallapp.access")
-    beacon = {"uuid": UUID, "major": 1, "minor": 1, "rssi": -60}
-    assert client.post("/api/v1/sightings", headers=member["headers"],
-                       json={"beacons": [beacon]}).status_code == 202
-    sighting = {"t": clock.now.timestamp(), "kind": "ibeacon", "rssi": -70, "uuid": UUID, "major": 1, "minor": 1,
-                "measured_power": -59, "address": "C1:00:00:00:00:01"}
-    body, headers = signed(venue.gateway_key, {"sightings": [sighting]}, clock.now)
-    assert client.post("/api/v1/gateway/sightings", data=body, headers=headers).status_code == 202
-    refused = client.post("/api/v1/gateway/sightings", json={"sightings": []})
-    assert refused.status_code == 401
-    assert client.get("/api/v1/ping").status_code == 200
-    levels = [(r.levelno, r.method, r.path, r.status) for r in caplog.records if r.name == "mallapp.access"]
-    assert levels == [
-        (logging.DEBUG, "POST", "/api/v1/sightings", 202),
-        (logging.DEBUG, "POST", "/api/v1/gateway/sightings", 202),
-        (logging.INFO, "POST", "/api/v1/gateway/sightings", 401),  # a gateway refused is worth a line
-        (logging.INFO, "GET", "/api/v1/ping", 200),
-    ]

@@ -129,16 +129,8 @@ def test_engine_places_the_member_on_the_floor_of_the_strongest_reading():
     assert engine.position(MemberState()) is None
 
 
-@pytest.fixture(scope="module")
-def data_root():
-    root = evaluate.data_root()
-    if not (root / "ble" / "uji_library").is_dir():
-        pytest.skip(f"the recorded BLE data sets are not under {root}")
-    return root
-
-
-def test_engine_beats_both_baselines_per_point_on_the_library(data_root):
-    ds = evaluate.load_uji_library(data_root)
+def test_engine_beats_both_baselines_per_point_on_the_library(shared_data):
+    ds = evaluate.load_uji_library(shared_data)
     assert len(ds.anchors) == 24 and len(ds.points) == 350 and sum(len(p.samples) for p in ds.points) == 2100
     run = evaluate.replay(ds, EngineConfig(rssi_filter="max"), LocateParams(), per_sample=False)
     results = {name: per_point for name, (_, per_point) in evaluate.evaluate(ds, run).items()}
@@ -148,8 +140,8 @@ def test_engine_beats_both_baselines_per_point_on_the_library(data_root):
     assert results["engine"].median < 1.3 and results["engine"].p90 < 2.6
 
 
-def test_evaluation_command_prints_figures_for_the_wmu_data(data_root, capsys):
-    assert evaluate.main(["--dataset", "uci435_ibeacon_wmu", "--data", str(data_root)]) == 0
+def test_evaluation_command_prints_figures_for_the_wmu_data(shared_data, capsys):
+    assert evaluate.main(["--dataset", "uci435_ibeacon_wmu", "--data", str(shared_data)]) == 0
     out = capsys.readouterr().out
     assert "uci435_ibeacon_wmu: 13 beacons" in out
     for name in evaluate.ESTIMATORS:

@@ -6,85 +6,33 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from api_helpers import api_error
-from sqlalchemy import select
+from factories import (
+    DEAL_TEMPLATE,
+    ME,
+    M,
+    api_error,
+    deal_maker,
+    deliveries,
+    inbox,
+    opt_in,
+    shop_with_rival,
+    subscribe_quota,
+)
 
-from mallapp.domain import deals, merchants, notifications, venue_admin
-from mallapp.domain.notifications import Delivery, Message, Notification
+from mallapp.domain import notifications
+from mallapp.domain.notifications import Message
 
-M, ME = "/api/v1/merchant", "/api/v1/me"
 SEND_PATH = "/cgi-bin/message/subscribe/send"
-DEAL_TEMPLATE = "demo-deal-announced"
 
 
 @pytest.fixture
 def shop(rt, merchant) -> dict[str, Any]:
-    """The conftest merchant (auto-approved) with a store, and a second merchant with its own store."""
-    with rt.sessions.begin() as s:
-        store = venue_admin.create_store(s, name="Starlight", floor=1, x=0, y=0, merchant_id=merchant["id"],
-                                         now=rt.now()).id
-        deals.set_auto_approve(s, merchant["id"], True)
-        other, key = merchants.create(s, "Harbour Books", rt.now())
-        other_store = venue_admin.create_store(s, name="Harbour", floor=1, x=9, y=0, merchant_id=other.id,
-                                               now=rt.now()).id
-        deals.set_auto_approve(s, other.id, True)
-    return {**merchant, "store": store, "other": {"id": other.id, "store": other_store,
-                                                  "headers": {"Authorization": f"Bearer {key}"}}}
+    return shop_with_rival(rt, merchant)
 
 
 @pytest.fixture
 def make_deal(client, clock):
-    """Create and submit a deal (live at once: the merchant is auto-approved); return its id."""
-    def make(owner: dict[str, Any], *, submit: bool = True, **over: Any) -> int:
-        body = {"title": "Limited: flat white for 5 yuan", "text": "Only this weekend", "store_id": owner["store"],
-                "starts_at": (clock.now + timedelta(days=1)).isoformat(),
-                "ends_at": (clock.now + timedelta(days=3)).isoformat(), "quota": 50,
-                "benefit": {"kind": "amount_off", "amount_fen": 500}, **over}
-        created = client.post(f"{M}/deals", json=body, headers=owner["headers"])
-        assert created.status_code == 201, created.get_json()
-        deal_id = created.get_json()["id"]
-        if submit:
-            assert client.post(f"{M}/deals/{deal_id}/submit", headers=owner["headers"]).get_json()["status"] == "live"
-        return deal_id
-    return make
-
-
-def _opt_in(client, emulator, member: dict[str, Any], count: int = 1, *, at_wechat: bool = True) -> None:
-    """The member accepts the deal template ``count`` times (WeChat records it; the app is told)."""
-    for _ in range(count):
-        if at_wechat:
-            emulator.grant_subscription(member["openid"], DEAL_TEMPLATE)
-        reply = client.post(f"{ME}/subscriptions", json={"results": {DEAL_TEMPLATE: "accept"}},
-                            headers=member["headers"])
-        assert reply.status_code == 200, reply.get_json()
-
-
-@pytest.fixture
-def shoppers(members_api) -> dict[str, dict[str, Any]]:
-    out = {}
-    for name in ("ada", "bo", "chen"):
-        body = members_api.sign_in(openid=f"o-{name}")
-        body["openid"] = f"o-{name}"
-        out[name] = body
-    return out
-
-
-def _inbox(client, member, **query: Any) -> dict[str, Any]:
-    reply = client.get(f"{ME}/inbox", query_string=query, headers=member["headers"])
-    assert reply.status_code == 200, reply.get_json()
-    return reply.get_json()
-
-
-def _deliveries(rt, member_id: int) -> list[tuple[str, str, int | None]]:
-    with rt.sessions.begin() as s:
-        rows = s.execute(select(Delivery.channel, Delivery.outcome, Delivery.errcode)
-                         .join(Notification, Notification.id == Delivery.notification_id)
-                         .where(Notification.member_id == member_id).order_by(Delivery.id))
-        return [tuple(r) for r in rows]
-
-
-def _quota(client, member) -> int:
-    return client.get(f"{ME}/subscriptions", headers=member["headers"]).get_json()["quotas"][DEAL_TEMPLATE]
+    return deal_maker(client, clock)
 
 
 # --- follows, mutes, opt-ins -----------------------------------------------------------------------
@@ -150,8 +98,8 @@ def test_an_announcement_reaches_followers_only_once_with_subscribe_messages_whe
     ada, bo, chen = shoppers["ada"], shoppers["bo"], shoppers["chen"]
     for follower in (ada, bo):
         client.put(f"{ME}/follows/{shop['store']}", headers=follower["headers"])
-    _opt_in(client, emulator, ada)
-    _opt_in(client, emulator, chen)  # opted in, but does not follow the store
+    opt_in(client, emulator, ada)
+    opt_in(client, emulator, chen)  # opted in, but does not follow the store
     deal_id = make_deal(shop)
 
     first = client.post(f"{M}/deals/{deal_id}/announce", headers=shop["headers"])
@@ -166,17 +114,17 @@ def test_an_announcement_reaches_followers_only_once_with_subscribe_messages_whe
     assert sent["data"]["thing2"]["value"] == "Starlight"
     assert sent["data"]["time3"]["value"] == "2026-03-11 10:00"  # the mall's time
     for follower in (ada, bo):
-        [item] = _inbox(client, follower)["items"]
+        [item] = inbox(client, follower)["items"]
         assert item["kind"] == "deal" and item["deal_id"] == deal_id and item["read_at"] is None
-    assert _inbox(client, chen)["items"] == []
-    assert _quota(client, ada) == 0 and _quota(client, chen) == 1
-    assert _deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "sent", None)]
-    assert _deliveries(rt, bo["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "no_quota", None)]
+    assert inbox(client, chen)["items"] == []
+    assert subscribe_quota(client, ada) == 0 and subscribe_quota(client, chen) == 1
+    assert deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "sent", None)]
+    assert deliveries(rt, bo["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "no_quota", None)]
 
     again = client.post(f"{M}/deals/{deal_id}/announce", headers=shop["headers"])
     assert again.status_code == 200
     assert again.get_json() == first.get_json() | {"replayed": True}
-    assert len(emulator.messages) == 1 and len(_inbox(client, bo)["items"]) == 1
+    assert len(emulator.messages) == 1 and len(inbox(client, bo)["items"]) == 1
     figures = client.get(f"{M}/deals/{deal_id}", headers=shop["headers"]).get_json()["figures"]
     assert figures == {"claimed": 0, "redeemed": 0, "pushes": 3}
 
@@ -184,26 +132,26 @@ def test_an_announcement_reaches_followers_only_once_with_subscribe_messages_whe
 def test_wechat_43101_is_an_outcome_that_zeroes_the_quota(client, rt, emulator, shop, shoppers, make_deal):
     ada = shoppers["ada"]
     client.put(f"{ME}/follows/{shop['store']}", headers=ada["headers"])
-    _opt_in(client, emulator, ada, count=2, at_wechat=False)  # the app believes in quota WeChat does not hold
+    opt_in(client, emulator, ada, count=2, at_wechat=False)  # the app believes in quota WeChat does not hold
     deal_id = make_deal(shop)
     reply = client.post(f"{M}/deals/{deal_id}/announce", headers=shop["headers"])
     assert reply.status_code == 201
     assert reply.get_json()["subscribe_sent"] == 0 and reply.get_json()["pushes"] == 1
     assert emulator.messages == [] and emulator.request_count(SEND_PATH) == 1
-    assert _deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "refused", 43101)]
-    assert _quota(client, ada) == 0
+    assert deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "refused", 43101)]
+    assert subscribe_quota(client, ada) == 0
 
 
 def test_a_failed_send_is_recorded_and_gives_the_quota_back(client, rt, emulator, shop, shoppers, make_deal):
     ada = shoppers["ada"]
     client.put(f"{ME}/follows/{shop['store']}", headers=ada["headers"])
-    _opt_in(client, emulator, ada)
+    opt_in(client, emulator, ada)
     deal_id = make_deal(shop)
     emulator.script_status(SEND_PATH, 503)
     reply = client.post(f"{M}/deals/{deal_id}/announce", headers=shop["headers"])
     assert reply.status_code == 201 and reply.get_json()["subscribe_sent"] == 0
-    assert _deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "failed", None)]
-    assert _quota(client, ada) == 1
+    assert deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "failed", None)]
+    assert subscribe_quota(client, ada) == 1
 
 
 @pytest.mark.parametrize("mute", ["store", "all"])
@@ -211,21 +159,21 @@ def test_a_muted_member_gets_the_announcement_in_the_inbox_only(client, rt, emul
                                                                 mute):
     ada = shoppers["ada"]
     client.put(f"{ME}/follows/{shop['store']}", headers=ada["headers"])
-    _opt_in(client, emulator, ada)
+    opt_in(client, emulator, ada)
     path = f"{ME}/mutes/stores/{shop['store']}" if mute == "store" else f"{ME}/mutes/all"
     assert client.put(path, headers=ada["headers"]).status_code == 200
     reply = client.post(f"{M}/deals/{make_deal(shop)}/announce", headers=shop["headers"])
     assert reply.get_json()["inbox"] == 1 and reply.get_json()["subscribe_sent"] == 0
     assert emulator.request_count(SEND_PATH) == 0
-    assert len(_inbox(client, ada)["items"]) == 1 and _quota(client, ada) == 1
-    assert _deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "muted", None)]
+    assert len(inbox(client, ada)["items"]) == 1 and subscribe_quota(client, ada) == 1
+    assert deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "muted", None)]
 
 
 def test_a_muted_other_store_does_not_silence_this_one(client, emulator, shop, shoppers, make_deal):
     ada = shoppers["ada"]
     client.put(f"{ME}/follows/{shop['store']}", headers=ada["headers"])
     client.put(f"{ME}/mutes/stores/{shop['other']['store']}", headers=ada["headers"])
-    _opt_in(client, emulator, ada)
+    opt_in(client, emulator, ada)
     assert client.post(f"{M}/deals/{make_deal(shop)}/announce",
                        headers=shop["headers"]).get_json()["subscribe_sent"] == 1
 
@@ -237,7 +185,7 @@ def test_a_merchant_cannot_announce_another_merchants_deal(client, emulator, sho
     api_error(client.post(f"{M}/deals/999999/announce", headers=shop["headers"]), "deal.not_found")
     api_error(client.post(f"{M}/deals/{theirs}/announce", headers=shoppers["ada"]["headers"]), "auth.wrong_caller")
     api_error(client.post(f"{M}/deals/{theirs}/announce"), "auth.required")
-    assert _inbox(client, shoppers["ada"])["items"] == []
+    assert inbox(client, shoppers["ada"])["items"] == []
 
 
 def test_only_a_live_deal_that_has_not_ended_can_be_announced(client, clock, shop, make_deal):
@@ -272,47 +220,47 @@ def _notify(rt, member_id: int, message: Message) -> notifications.Recorded:
 
 def test_the_same_key_never_delivers_twice(client, rt, emulator, shoppers):
     ada = shoppers["ada"]
-    _opt_in(client, emulator, ada, count=2)
+    opt_in(client, emulator, ada, count=2)
     message = Message(kind="deal", key="deal:7:nearby", title="Nearby: a coffee deal", body="Two steps away")
     first = _notify(rt, ada["member"]["id"], message)
     again = _notify(rt, ada["member"]["id"], message)
     assert (first.created, first.subscribe) == (True, "sent")
     assert (again.created, again.subscribe, again.notification_id) == (False, None, first.notification_id)
-    assert len(emulator.messages) == 1 and _quota(client, ada) == 1
-    assert len(_inbox(client, ada)["items"]) == 1
+    assert len(emulator.messages) == 1 and subscribe_quota(client, ada) == 1
+    assert len(inbox(client, ada)["items"]) == 1
     # The same key for another member is that member's own message.
     assert _notify(rt, shoppers["bo"]["member"]["id"], message).created
 
 
 def test_a_kind_without_a_template_goes_to_the_inbox_only(client, rt, emulator, shoppers):
     ada = shoppers["ada"]
-    _opt_in(client, emulator, ada)
+    opt_in(client, emulator, ada)
     done = _notify(rt, ada["member"]["id"], Message(kind="reminder", key="r1", title="Your coupon expires soon"))
     assert done.subscribe is None and emulator.request_count(SEND_PATH) == 0
-    assert _deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None)]
-    assert _inbox(client, ada)["items"][0]["title"] == "Your coupon expires soon"
+    assert deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None)]
+    assert inbox(client, ada)["items"][0]["title"] == "Your coupon expires soon"
 
 
 def test_the_inbox_pages_newest_first_and_counts_unread(client, rt, shoppers):
     ada, bo = shoppers["ada"], shoppers["bo"]
     ids = [_notify(rt, ada["member"]["id"], Message(kind="reminder", key=f"r{i}", title=f"Note {i}")).notification_id
            for i in range(5)]
-    page = _inbox(client, ada, limit=2)
+    page = inbox(client, ada, limit=2)
     assert [i["id"] for i in page["items"]] == [ids[4], ids[3]]
     assert page["unread"] == 5
     seen = [i["id"] for i in page["items"]]
     while page["next_cursor"] is not None:
-        page = _inbox(client, ada, limit=2, cursor=page["next_cursor"])
+        page = inbox(client, ada, limit=2, cursor=page["next_cursor"])
         seen += [i["id"] for i in page["items"]]
     assert seen == ids[::-1]
 
     read = client.post(f"{ME}/inbox/{ids[0]}/read", headers=ada["headers"])
     assert read.status_code == 200 and read.get_json()["read_at"] is not None
     assert client.post(f"{ME}/inbox/{ids[0]}/read", headers=ada["headers"]).get_json() == read.get_json()
-    assert _inbox(client, ada)["unread"] == 4
+    assert inbox(client, ada)["unread"] == 4
 
     # Another member sees none of it and cannot touch it.
-    assert _inbox(client, bo) == {"items": [], "next_cursor": None, "unread": 0}
+    assert inbox(client, bo) == {"items": [], "next_cursor": None, "unread": 0}
     api_error(client.post(f"{ME}/inbox/{ids[1]}/read", headers=bo["headers"]), "notification.not_found")
     api_error(client.post(f"{ME}/inbox/99999999/read", headers=ada["headers"]), "notification.not_found")
-    assert _inbox(client, ada)["unread"] == 4
+    assert inbox(client, ada)["unread"] == 4

@@ -6,7 +6,7 @@ import contextlib
 import threading
 
 import pytest
-from proximity_helpers import UUID, build_venue, signed
+from factories import UUID, post_sightings, signed, walk
 from sqlalchemy import func, select
 
 from mallapp.domain.checkin import Checkin
@@ -17,11 +17,6 @@ from mallapp.domain.proximity.ingest import stream, streams
 from mallapp.domain.proximity.leases import WORKERS, lease_key
 from mallapp.domain.venue import BeaconStatus
 from mallapp.processes.worker import GROUP, Worker, state_key
-
-
-@pytest.fixture
-def venue(rt):
-    return build_venue(rt)
 
 
 @pytest.fixture
@@ -38,14 +33,6 @@ def lapse(rt, worker: Worker) -> None:
     worker.leases.held.clear()  # what a stalled worker finds out at its next renewal
 
 
-def post(client, member, readings: dict[int, int]):
-    beacons = [{"uuid": UUID, "major": 1, "minor": minor, "rssi": rssi, "accuracy": 1.0, "proximity": 1}
-               for minor, rssi in readings.items()]
-    response = client.post("/api/v1/sightings", headers=member["headers"], json={"beacons": beacons})
-    assert response.status_code == 202, response.get_json()
-    return response
-
-
 def pending(rt) -> int:
     """Entries read but not acknowledged, over all partitions."""
     return sum(rt.redis.xpending(name, GROUP)["pending"] for name in streams(rt.settings))
@@ -57,13 +44,6 @@ def count(rt, model, **where) -> int:
         for name, value in where.items():
             stmt = stmt.where(getattr(model, name) == value)
         return s.scalar(stmt)
-
-
-def walk(client, member, worker, clock, seconds: int, readings, step: float = 1.0):
-    for i in range(seconds):
-        clock.advance(seconds=step)
-        post(client, member, {minor: rssi - (i % 3) for minor, rssi in readings.items()})
-        worker.step(block_ms=0)
 
 
 def test_walking_in_checks_the_member_in_once_and_leaving_records_the_visit(client, member, worker, clock, rt, venue):
@@ -141,7 +121,7 @@ def test_a_crash_before_the_effects_are_written_loses_nothing(client, member, wo
     monkeypatch.setattr(effects, "apply_transitions", crash_once)
     for i in range(7):
         clock.advance(seconds=1)
-        post(client, member, {1: -60 - i % 2})
+        post_sightings(client, member, {1: -60 - i % 2})
         with contextlib.suppress(RuntimeError):
             worker.step(block_ms=0)
     assert calls["n"] >= 1
@@ -151,7 +131,7 @@ def test_a_crash_before_the_effects_are_written_loses_nothing(client, member, wo
     rescuer = Worker(rt, "worker-2", block_ms=0, claim_idle_ms=0, flush_every_s=0)
     rescuer.reclaim()
     clock.advance(seconds=1)
-    post(client, member, {1: -61})
+    post_sightings(client, member, {1: -61})
     rescuer.step(block_ms=0)
     assert pending(rt) == 0
     assert count(rt, Checkin, method="beacon") == 1
@@ -220,7 +200,7 @@ def test_two_workers_share_the_stream_without_losing_updates(client, members_api
     for second in range(30):
         clock.advance(seconds=1)
         for person in people:
-            post(client, person, {1: -60 - second % 2, 2: -64 - second % 3})
+            post_sightings(client, person, {1: -60 - second % 2, 2: -64 - second % 3})
     stop = threading.Event()
 
     def drain(w):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import CAPTURES, PROJECT
 
 from beacons.forwarder import Forwarder, encode_batch, parse_key, sign
 from beacons.gateway import Gateway, GatewayConfig
@@ -36,8 +37,8 @@ from beacons.spool import Spool
 MALL = "fda50693-a4e2-4fb1-afcf-c6eb07647825"
 KEY = "gk_7.2.c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"
 SECRET = KEY.split(".", 2)[2]
-ROOT = Path(__file__).resolve().parent.parent
-MIXED = Path(__file__).parent / "data" / "captures" / "mall_mixed.jsonl"
+ROOT = PROJECT
+MIXED = CAPTURES / "mall_mixed.jsonl"
 
 Reply = tuple[int, dict[str, str], bytes]
 

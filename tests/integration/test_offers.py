@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime
 
 import pytest
-from proximity_helpers import build_venue
+from factories import Shop, at_item, at_store, build_shop, live_deal, walk
 from sqlalchemy import select, update
 
-from mallapp.domain import coupons, deals, follows, members, merchants, offers
+from mallapp.domain import coupons, follows, members, merchants, offers
 from mallapp.domain.deals import Deal
 from mallapp.domain.notifications import Notification
 from mallapp.domain.venue import Store
@@ -21,58 +19,9 @@ DEAL_TEMPLATE = "demo-deal-announced"
 SEND_PATH = "/cgi-bin/message/subscribe/send"
 
 
-@dataclass
-class Shop:
-    merchant: int
-    store: int
-    other_store: int
-    store_zone: int
-    item_zone: int
-    item: int
-    member: int
-
-
-@pytest.fixture
-def venue(rt):
-    return build_venue(rt)
-
-
 @pytest.fixture
 def shop(rt, venue) -> Shop:
-    """The test venue's coffee shop and a second store, both the merchant's, and one member."""
-    now = rt.now()
-    with rt.sessions.begin() as s:
-        merchant, _ = merchants.create(s, "Starlight Coffee", now)
-        s.execute(update(Store).where(Store.id == venue.store).values(merchant_id=merchant.id))
-        other = Store(name="Harbour Books", unit="L1-03", category="books", floor=1, x=40.0, y=0.0,
-                      merchant_id=merchant.id, created_at=now)
-        s.add(other)
-        member, _ = members.sign_in(s, openid="o-ada", unionid=None, now=now)
-        s.flush()
-        return Shop(merchant.id, venue.store, other.id, venue.store_zone, venue.item_zone, venue.item, member.id)
-
-
-def live_deal(rt, shop: Shop, **over: Any) -> int:
-    """A live deal at the coffee shop, targeted at its store unless told otherwise."""
-    now = rt.now()
-    values: dict[str, Any] = {"title": "Flat white 5 yuan off", "store_id": shop.store,
-                              "starts_at": now - timedelta(hours=1), "ends_at": now + timedelta(days=7),
-                              "quota": 10, "per_member_limit": 1, "benefit": {"kind": "amount_off", "amount_fen": 500},
-                              "store_ids": [shop.store], **over}
-    with rt.sessions.begin() as s:
-        deal = deals.create(s, shop.merchant, now=now, **values)
-        deal.status = "live"
-        return deal.id
-
-
-def at_store(rt, shop: Shop) -> offers.Event:
-    return offers.Event(id=1, member_id=shop.member, zone_id=shop.store_zone, store_id=shop.store,
-                        sale_item_id=None, at=rt.now())
-
-
-def at_item(rt, shop: Shop) -> offers.Event:
-    return offers.Event(id=2, member_id=shop.member, zone_id=shop.item_zone, store_id=shop.store,
-                        sale_item_id=shop.item, at=rt.now())
+    return build_shop(rt, venue)
 
 
 def push(rt, event: offers.Event, settings=None) -> int | None:
@@ -222,8 +171,6 @@ def test_more_remaining_quota_breaks_a_tie(rt, shop):
 
 def test_a_dwell_at_a_store_delivers_one_offer_and_the_same_day_no_more(client, rt, emulator, members_api, venue,
                                                                        clock):
-    from test_proximity_worker import walk
-
     ada = members_api.sign_in(openid="o-ada")
     emulator.grant_subscription("o-ada", DEAL_TEMPLATE)
     reply = client.post("/api/v1/me/subscriptions", json={"results": {DEAL_TEMPLATE: "accept"}},

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
-from proximity_helpers import UUID, build_venue, signed
+from factories import UUID, signed
 
 from mallapp.domain.proximity.ingest import streams
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def venue(rt):
-    return build_venue(rt)
 
 
 def beacon(**over):
@@ -136,3 +133,24 @@ def test_oversized_gateway_batches_are_refused(client, venue, clock, rt):
     assert len(body) > rt.settings.max_body_bytes  # a full batch is larger than other bodies may be
     response = gateway_post(client, body, headers)
     assert (response.status_code, response.get_json()["error"]["code"]) == (413, "sightings.batch_too_large")
+
+
+def test_sightings_access_lines_are_debug_and_other_requests_info(client, member, rt, clock, venue, caplog):
+    caplog.set_level(logging.DEBUG, logger="mallapp.access")
+    beacon = {"uuid": UUID, "major": 1, "minor": 1, "rssi": -60}
+    assert client.post("/api/v1/sightings", headers=member["headers"],
+                       json={"beacons": [beacon]}).status_code == 202
+    sighting = {"t": clock.now.timestamp(), "kind": "ibeacon", "rssi": -70, "uuid": UUID, "major": 1, "minor": 1,
+                "measured_power": -59, "address": "C1:00:00:00:00:01"}
+    body, headers = signed(venue.gateway_key, {"sightings": [sighting]}, clock.now)
+    assert client.post("/api/v1/gateway/sightings", data=body, headers=headers).status_code == 202
+    refused = client.post("/api/v1/gateway/sightings", json={"sightings": []})
+    assert refused.status_code == 401
+    assert client.get("/api/v1/ping").status_code == 200
+    levels = [(r.levelno, r.method, r.path, r.status) for r in caplog.records if r.name == "mallapp.access"]
+    assert levels == [
+        (logging.DEBUG, "POST", "/api/v1/sightings", 202),
+        (logging.DEBUG, "POST", "/api/v1/gateway/sightings", 202),
+        (logging.INFO, "POST", "/api/v1/gateway/sightings", 401),  # a gateway refused is worth a line
+        (logging.INFO, "GET", "/api/v1/ping", 200),
+    ]

@@ -1,0 +1,101 @@
+"""The README's run command: the demo brings the whole system up, and a member, a till and ops use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from datetime import UTC, datetime
+
+from factories import MALLAPP, cli_env
+from websockets.sync.client import connect
+
+from mallapp.devtools.servers import free_port
+
+
+def _call(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
+    port, emulator_port, live_port = free_port(), free_port(), free_port()
+    proc = subprocess.Popen([MALLAPP, "demo", "--port", str(port), "--emulator-port", str(emulator_port),
+                             "--live-port", str(live_port)],
+                            env=cli_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    base, emulator = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, health = _call("GET", f"{base}/healthz")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "the demo did not come up within 60 s"
+                time.sleep(0.2)
+        assert (status, health["status"]) == (200, "ok")
+
+        _, login = _call("POST", f"{emulator}/__emulator/login", {})
+        status, signed_in = _call("POST", f"{base}/api/v1/auth/wechat", {"code": login["code"]})
+        assert status == 200 and signed_in["new_member"] is True
+        member = {"Authorization": f"Bearer {signed_in['token']}"}
+        # The member's mini-program opens the live channel (its server may still be starting).
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with connect(f"ws://127.0.0.1:{live_port}/api/v1/live", additional_headers=member) as ws:
+                    hello = json.loads(ws.recv(timeout=10))
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "the live channel did not come up within 30 s"
+                time.sleep(0.2)
+        assert hello == {"type": "hello", "member_id": signed_in["member"]["id"]}
+        # The demo mall has the house store, so a new member's pack is in the wallet.
+        status, wallet = _call("GET", f"{base}/api/v1/me/coupons?status=active", headers=member)
+        assert status == 200 and len(wallet["coupons"]) == 4
+        status, checked = _call("POST", f"{base}/api/v1/checkins", {}, member)
+        assert status == 201 and checked["points"] > 0
+
+        # A demo merchant's till posts a purchase against the member's code.
+        key = (tmp_path / "var" / "demo-merchant-keys.txt").read_text().splitlines()[0].split("\t")[1]
+        _, card = _call("GET", f"{base}/api/v1/me/card", headers=member)
+        status, bought = _call("POST", f"{base}/api/v1/merchant/purchases", {
+            "member_code": card["code"], "amount_fen": 18800, "receipt_no": "DEMO-1",
+            "occurred_at": datetime.now(UTC).isoformat()}, {"Authorization": f"Bearer {key}"})
+        assert status == 201 and bought["points_total"] == 18
+        _, me = _call("GET", f"{base}/api/v1/me", headers=member)
+        assert me["points"]["balance"] == checked["points"] + 18
+
+        # The demo's shoppers walk past the gateways: the listeners' batches reach the worker, and
+        # operations see them in the mall, checked in by beacon, next to the fleet's health.
+        username, password = (tmp_path / "var" / "demo-ops-password.txt").read_text().split()
+        _, signed_ops = _call("POST", f"{base}/api/v1/ops/auth", {"username": username, "password": password})
+        ops = {"Authorization": f"Bearer {signed_ops['token']}"}
+        deadline = time.monotonic() + 90
+        while True:
+            _, presence = _call("GET", f"{base}/api/v1/ops/presence", headers=ops)
+            stores = {z["name"]: z["present"] for z in presence["zones"]}
+            if presence["mall"] >= 2 and stores["Starlight Coffee"] >= 1:
+                break
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, f"no demo shoppers in the mall and the coffee shop: {presence}"
+            time.sleep(1)
+        _, fleet = _call("GET", f"{base}/api/v1/ops/beacons", headers=ops)
+        problems = {b["label"]: b["problems"] for b in fleet["beacons"]}
+        assert problems["Food court, centre"] == ["never_seen"]  # no gateway on floor 2 hears it
+        assert problems["Starlight Coffee, counter"] == []
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert f"mallapp is running at {base}" in output

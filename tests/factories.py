@@ -1,0 +1,310 @@
+"""Builders the tests share: a small venue, shops and deals, members' opt-ins and inbox, API errors.
+
+Import them plainly (``from factories import build_venue``): pytest puts ``tests/`` on ``sys.path``
+for the rootdir's conftest.py, so this module is importable from every folder under it. Fixtures
+that wrap these live in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from mallapp.api.error_index import error_index
+from mallapp.domain import deals, members, merchants, offers, reservation_admin, reservations, venue_admin
+from mallapp.domain.notifications import Delivery, Notification
+from mallapp.domain.reservation_admin import Band
+from mallapp.domain.reservations import Reservation, Slot
+from mallapp.domain.venue import (
+    Beacon,
+    Gateway,
+    SaleItem,
+    Store,
+    Zone,
+    batch_signature,
+    bump_registry_version,
+    gateway_key,
+)
+from mallapp.runtime import Runtime
+from mallapp.settings import DEMO_SETTINGS_FILE
+
+PROJECT = Path(__file__).resolve().parent.parent  # the repository's root, whichever folder a test is in
+CAPTURES = Path(__file__).resolve().parent / "data" / "captures"  # recorded BLE captures (JSON lines)
+
+MALLAPP = str(Path(sys.executable).with_name("mallapp"))  # the command, beside this Python
+
+M, ME = "/api/v1/merchant", "/api/v1/me"
+DEAL_TEMPLATE = "demo-deal-announced"
+
+# --- the command line ------------------------------------------------------------------------------
+
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment for running ``mallapp`` in a subprocess: none of this shell's MALL_* variables,
+    the demo overlay, a var directory under ``tmp_path``, text logs, and ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALL_")}
+    return {**env, "MALL_CONFIG": str(DEMO_SETTINGS_FILE), "MALL_VAR_DIR": str(tmp_path / "var"),
+            "MALL_LOG_FORMAT": "text", **extra}
+
+
+# --- API errors ------------------------------------------------------------------------------------
+
+
+def api_error(response, code: str) -> dict:
+    """The JSON error of a response, checked to carry ``code`` and the status the API maps it to."""
+    assert response.is_json, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["code"] == code, error
+    assert response.status_code == error_index().status(code), response.status_code
+    return error
+
+
+# --- the proximity venue: an entrance, a coffee shop with a sale item, and a gateway ---------------
+
+UUID = "fda50693-a4e2-4fb1-afcf-c6eb07647825"
+
+
+@dataclass
+class Venue:
+    entrance: int
+    store_zone: int
+    item_zone: int
+    store: int
+    item: int
+    beacons: dict[str, int]  # name -> beacon id
+    minors: dict[str, int]
+    gateway: int
+    gateway_key: str
+
+
+def build_venue(rt: Runtime) -> Venue:
+    now = rt.now()
+    with rt.sessions.begin() as s:
+        store = Store(name="Starlight Coffee", unit="L1-02", category="cafe", floor=1, x=20.0, y=0.0, created_at=now)
+        s.add(store)
+        s.flush()
+        item = SaleItem(store_id=store.id, name="Winter blend", created_at=now)
+        entrance = Zone(name="North entrance", kind="entrance", floor=1, polygon=[[0, 0], [5, 0], [5, 5]],
+                        created_at=now)
+        store_zone = Zone(name="Starlight Coffee", kind="store", floor=1, polygon=[[15, 0], [25, 0], [25, 5]],
+                          store_id=store.id, created_at=now)
+        item_zone = Zone(name="Winter blend display", kind="item", floor=1, polygon=[[24, 0], [26, 0], [26, 2]],
+                         store_id=store.id, created_at=now)
+        s.add_all([item, entrance, store_zone, item_zone])
+        s.flush()
+        minors = {"entrance": 1, "store": 2, "item": 3}
+        placed = {"entrance": (entrance.id, None, None, 0.0), "store": (store_zone.id, store.id, None, 20.0),
+                  "item": (item_zone.id, store.id, item.id, 25.0)}
+        beacons = {}
+        for name, (zone_id, store_id, item_id, x) in placed.items():
+            b = Beacon(uuid=UUID, major=1, minor=minors[name], label=name, zone_id=zone_id, store_id=store_id,
+                       sale_item_id=item_id, floor=1, x=x, y=0.0, measured_power=-59, created_at=now)
+            s.add(b)
+            s.flush()
+            beacons[name] = b.id
+        gateway = Gateway(name="Entrance gateway", zone_id=entrance.id, floor=1, x=1.0, y=1.0, key_version=1,
+                          created_at=now)
+        s.add(gateway)
+        s.flush()
+        key = gateway_key(rt.secret, gateway)
+        venue = Venue(entrance.id, store_zone.id, item_zone.id, store.id, item.id, beacons, minors, gateway.id, key)
+    bump_registry_version(rt.redis)
+    return venue
+
+
+def post_sightings(client, member: dict[str, Any], readings: dict[int, int]):
+    """The member's phone posts one batch: ``{minor: rssi}`` of the venue's beacons."""
+    beacons = [{"uuid": UUID, "major": 1, "minor": minor, "rssi": rssi, "accuracy": 1.0, "proximity": 1}
+               for minor, rssi in readings.items()]
+    response = client.post("/api/v1/sightings", headers=member["headers"], json={"beacons": beacons})
+    assert response.status_code == 202, response.get_json()
+    return response
+
+
+def walk(client, member: dict[str, Any], worker, clock, seconds: int, readings: dict[int, int], step: float = 1.0):
+    """``seconds`` batches ``step`` seconds apart (the RSSI wobbling a little), each read by ``worker`` at once."""
+    for i in range(seconds):
+        clock.advance(seconds=step)
+        post_sightings(client, member, {minor: rssi - (i % 3) for minor, rssi in readings.items()})
+        worker.step(block_ms=0)
+
+
+def signed(key: str, payload: dict, at: datetime, nonce: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """A gateway request: the body and its signature headers, as beacons/forwarder.py sends them."""
+    prefix, _, rest = key.partition("_")
+    gateway_id, version, secret = rest.split(".", 2)
+    body = json.dumps(payload).encode()
+    ts = int(at.timestamp())
+    nonce = nonce or secrets.token_hex(16)
+    return body, {"Content-Type": "application/json", "X-Gateway-Key-Id": f"{gateway_id}.{version}",
+                  "X-Gateway-Timestamp": str(ts), "X-Gateway-Nonce": nonce,
+                  "X-Gateway-Signature": batch_signature(secret, ts, nonce, body)}
+
+
+# --- restaurants, slots and bookings at the service level ------------------------------------------
+
+TOMORROW = date(2026, 3, 11)  # the conftest clock is 10:00 on 10 March, mall time
+NOON = datetime.fromisoformat("2026-03-11T04:00:00+00:00")  # 12:00 tomorrow, mall time
+
+def restaurant(rt: Runtime, name: str = "Noodle House") -> tuple[int, int]:
+    """A merchant and its restaurant: (merchant id, store id)."""
+    with rt.sessions.begin() as s:
+        merchant, _ = merchants.create(s, f"{name} Ltd", rt.now())
+        store = venue_admin.create_store(s, name=name, floor=3, x=0, y=0, merchant_id=merchant.id, now=rt.now())
+        return merchant.id, store.id
+
+
+def publish(rt: Runtime, merchant_id: int, store_id: int, times: list[str], bands: list[Band], day: date = TOMORROW,
+            duration: int = 90) -> list[int]:
+    with rt.sessions.begin() as s:
+        done = reservation_admin.publish(s, rt.settings, merchant_id, store_id, first_day=day, last_day=day,
+                                         times=[time.fromisoformat(t) for t in times], duration_minutes=duration,
+                                         bands=bands, now=rt.now())
+        return [slot.id for slot in done.slots]
+
+
+def new_member(rt, openid: str) -> int:
+    with rt.sessions.begin() as s:
+        return members.sign_in(s, openid=openid, unionid=None, now=rt.now())[0].id
+
+
+def book(rt, member_id: int, slot_id: int, party: int = 2, request_id: str = "r-1") -> reservations.Booked:
+    with rt.sessions.begin() as s:
+        return reservations.book(s, rt.settings, member_id, slot_id, party, request_id, rt.now())
+
+
+def slot_figures(rt, slot_id: int) -> tuple[int, int]:
+    """(the slot's booked counter, the bookings that hold a table in it): always equal."""
+    with rt.sessions.begin() as s:
+        held = s.scalar(select(func.count()).where(Reservation.slot_id == slot_id,
+                                                   Reservation.status.in_(reservations.HOLDING)))
+        return s.get(Slot, slot_id).booked, held
+
+
+def inbox_keys(rt, member_id: int) -> list[str]:
+    with rt.sessions.begin() as s:
+        return list(s.scalars(select(Notification.key).where(Notification.member_id == member_id)
+                              .order_by(Notification.id)))
+
+
+# --- the offers' shop: the venue's coffee shop and a second store, one merchant's, and one member ---
+
+@dataclass
+class Shop:
+    merchant: int
+    store: int
+    other_store: int
+    store_zone: int
+    item_zone: int
+    item: int
+    member: int
+
+
+def build_shop(rt: Runtime, venue: Venue) -> Shop:
+    """The test venue's coffee shop and a second store, both the merchant's, and one member."""
+    now = rt.now()
+    with rt.sessions.begin() as s:
+        merchant, _ = merchants.create(s, "Starlight Coffee", now)
+        s.execute(update(Store).where(Store.id == venue.store).values(merchant_id=merchant.id))
+        other = Store(name="Harbour Books", unit="L1-03", category="books", floor=1, x=40.0, y=0.0,
+                      merchant_id=merchant.id, created_at=now)
+        s.add(other)
+        member, _ = members.sign_in(s, openid="o-ada", unionid=None, now=now)
+        s.flush()
+        return Shop(merchant.id, venue.store, other.id, venue.store_zone, venue.item_zone, venue.item, member.id)
+
+
+def live_deal(rt: Runtime, shop: Shop, **over: Any) -> int:
+    """A live deal at the coffee shop, targeted at its store unless told otherwise."""
+    now = rt.now()
+    values: dict[str, Any] = {"title": "Flat white 5 yuan off", "store_id": shop.store,
+                              "starts_at": now - timedelta(hours=1), "ends_at": now + timedelta(days=7),
+                              "quota": 10, "per_member_limit": 1, "benefit": {"kind": "amount_off", "amount_fen": 500},
+                              "store_ids": [shop.store], **over}
+    with rt.sessions.begin() as s:
+        deal = deals.create(s, shop.merchant, now=now, **values)
+        deal.status = "live"
+        return deal.id
+
+
+def at_store(rt: Runtime, shop: Shop) -> offers.Event:
+    """The member's dwell in the coffee shop, as the proximity worker reports it."""
+    return offers.Event(id=1, member_id=shop.member, zone_id=shop.store_zone, store_id=shop.store,
+                        sale_item_id=None, at=rt.now())
+
+
+def at_item(rt: Runtime, shop: Shop) -> offers.Event:
+    """The member's dwell at the Winter blend display."""
+    return offers.Event(id=2, member_id=shop.member, zone_id=shop.item_zone, store_id=shop.store,
+                        sale_item_id=shop.item, at=rt.now())
+
+
+# --- followed shops and announced deals, through the API -------------------------------------------
+
+def shop_with_rival(rt: Runtime, merchant: dict[str, Any]) -> dict[str, Any]:
+    """The conftest merchant (auto-approved) with a store, and a second merchant with its own store."""
+    with rt.sessions.begin() as s:
+        store = venue_admin.create_store(s, name="Starlight", floor=1, x=0, y=0, merchant_id=merchant["id"],
+                                         now=rt.now()).id
+        deals.set_auto_approve(s, merchant["id"], True)
+        other, key = merchants.create(s, "Harbour Books", rt.now())
+        other_store = venue_admin.create_store(s, name="Harbour", floor=1, x=9, y=0, merchant_id=other.id,
+                                               now=rt.now()).id
+        deals.set_auto_approve(s, other.id, True)
+    return {**merchant, "store": store, "other": {"id": other.id, "store": other_store,
+                                                  "headers": {"Authorization": f"Bearer {key}"}}}
+
+
+def deal_maker(client, clock):
+    """``make(owner, submit=True, **over)``: create and submit a deal through the API (live at once when
+    the merchant is auto-approved) and return its id."""
+    def make(owner: dict[str, Any], *, submit: bool = True, **over: Any) -> int:
+        body = {"title": "Limited: flat white for 5 yuan", "text": "Only this weekend", "store_id": owner["store"],
+                "starts_at": (clock.now + timedelta(days=1)).isoformat(),
+                "ends_at": (clock.now + timedelta(days=3)).isoformat(), "quota": 50,
+                "benefit": {"kind": "amount_off", "amount_fen": 500}, **over}
+        created = client.post(f"{M}/deals", json=body, headers=owner["headers"])
+        assert created.status_code == 201, created.get_json()
+        deal_id = created.get_json()["id"]
+        if submit:
+            assert client.post(f"{M}/deals/{deal_id}/submit", headers=owner["headers"]).get_json()["status"] == "live"
+        return deal_id
+    return make
+
+
+def opt_in(client, emulator, member: dict[str, Any], count: int = 1, *, at_wechat: bool = True) -> None:
+    """The member accepts the deal template ``count`` times (WeChat records it; the app is told)."""
+    for _ in range(count):
+        if at_wechat:
+            emulator.grant_subscription(member["openid"], DEAL_TEMPLATE)
+        reply = client.post(f"{ME}/subscriptions", json={"results": {DEAL_TEMPLATE: "accept"}},
+                            headers=member["headers"])
+        assert reply.status_code == 200, reply.get_json()
+
+
+def inbox(client, member: dict[str, Any], **query: Any) -> dict[str, Any]:
+    """The member's inbox page through the API."""
+    reply = client.get(f"{ME}/inbox", query_string=query, headers=member["headers"])
+    assert reply.status_code == 200, reply.get_json()
+    return reply.get_json()
+
+
+def deliveries(rt: Runtime, member_id: int) -> list[tuple[str, str, int | None]]:
+    """(channel, outcome, errcode) of every delivery to the member, in order."""
+    with rt.sessions.begin() as s:
+        rows = s.execute(select(Delivery.channel, Delivery.outcome, Delivery.errcode)
+                         .join(Notification, Notification.id == Delivery.notification_id)
+                         .where(Notification.member_id == member_id).order_by(Delivery.id))
+        return [tuple(r) for r in rows]
+
+
+def subscribe_quota(client, member: dict[str, Any]) -> int:
+    """What the app counts of the member's accepted deal-template opt-ins."""
+    return client.get(f"{ME}/subscriptions", headers=member["headers"]).get_json()["quotas"][DEAL_TEMPLATE]
