@@ -119,7 +119,8 @@ def jobs_list() -> None:
     finally:
         rt.close()
     for job in scheduler.JOBS:
-        click.echo(f"{job.name:<24} {job.describe():<32} grace {job.misfire_grace_s}s  {job.summary}")
+        click.echo(f"{job.name:<24} {job.describe():<32} grace {job.misfire_grace_s}s  lock {job.lock_ttl_s:g}s  "
+                   f"{job.summary}")
         run = last.get(job.name)
         click.echo(f"{'':<24} last run: " + ("never" if run is None else
                    f"{run['outcome']} at {run['started_at']}, {run['count']} in {run['seconds']}s"
@@ -129,7 +130,11 @@ def jobs_list() -> None:
 @jobs.command("run")
 @click.argument("name")
 def jobs_run(name: str) -> None:
-    """Run job NAME once now (skipped if a clock is running it this moment)."""
+    """Run job NAME once now (skipped if a clock is running it this moment).
+
+    A run killed mid-way leaves its lock for at most its short TTL (it is renewed only while the run
+    lives); after that, this finishes what the killed run left.
+    """
     from mallapp import logs
     from mallapp.processes import clock as scheduler
     from mallapp.runtime import build_runtime
@@ -144,11 +149,15 @@ def jobs_run(name: str) -> None:
     rt = build_runtime(settings)
     try:
         result = scheduler.run_job(rt, job)
+        left_ms = rt.redis.pttl(scheduler.lock_key(job.name)) if result.outcome == "skipped" else -1
     finally:
         rt.close()
     click.echo(f"{result.job}: {result.outcome}, {result.count} in {result.seconds:.2f}s"
                + (f" ({result.error})" if result.error else ""))
-    if result.outcome == "failed":
+    if result.outcome == "skipped":
+        click.echo(f"another run holds its lock; it lapses in {max(left_ms, 0) / 1000:.0f}s unless that run "
+                   f"renews it (it does while alive, every {job.lock_ttl_s / 3:.0f}s)")
+    if result.outcome in ("failed", "lost"):  # lost: stopped mid-way; the next run finishes it
         sys.exit(1)
 
 

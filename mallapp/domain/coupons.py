@@ -13,7 +13,7 @@ member's first month), else ``active``. Pausing or ending a deal stops claims, n
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -241,12 +241,13 @@ def reminder_key(coupon_id: int) -> str:
 
 
 def remind_expiring(sessions: sessionmaker[Session], settings: Settings, senders: Senders, now: datetime,
-                    batch: int = 500) -> int:
+                    batch: int = 500, keep_going: Callable[[], bool] | None = None) -> int:
     """Tell members of unused coupons expiring within ``[deals] coupon_reminder_hours``, once each; how many.
 
     For the clock. A batch is recorded in one transaction and sent after its commit; the reminder's
     notification key is what marks a coupon reminded, so a second run, or one after a crash,
-    reminds nobody twice (see :mod:`mallapp.domain.notifications`).
+    reminds nobody twice (see :mod:`mallapp.domain.notifications`). ``keep_going`` (the clock's
+    lock check) is asked before each batch; when it says no, the run stops and the next finishes.
     """
     hours = settings.deals.coupon_reminder_hours
     if not hours:
@@ -263,7 +264,7 @@ def remind_expiring(sessions: sessionmaker[Session], settings: Settings, senders
            .where(Coupon.redeemed_at.is_(None), expires > now, expires <= now + timedelta(hours=hours), ~told)
            .order_by(Coupon.id).limit(batch))
     total = 0
-    while True:
+    while keep_going is None or keep_going():
         with sessions.begin() as session:
             rows = session.execute(due).all()
             if not rows:
@@ -271,6 +272,7 @@ def remind_expiring(sessions: sessionmaker[Session], settings: Settings, senders
             notifications.record_many(session, settings, [(row.member_id, _reminder(settings, row)) for row in rows],
                                       now, senders.online({row.member_id for row in rows}))
         total += len(rows)
+    return total
 
 
 def _reminder(settings: Settings, row: Any) -> notifications.Message:

@@ -394,9 +394,10 @@ def release_batch(session: Session, settings: Settings, senders: Senders, now: d
     return Batch(len(due))
 
 
-def _run(sessions: sessionmaker[Session], limit: int, one: Callable[[Session], Batch]) -> int:
+def _run(sessions: sessionmaker[Session], limit: int, one: Callable[[Session], Batch],
+         keep_going: Callable[[], bool] | None = None) -> int:
     total = 0
-    while True:
+    while keep_going is None or keep_going():  # the clock's lock check, before each batch
         # Its messages leave after each commit: a crash before or during the sends leaves the bookings
         # marked and the messages in the inbox, so a second run finds nothing to do (pending sends are
         # settled as unknown).
@@ -404,16 +405,17 @@ def _run(sessions: sessionmaker[Session], limit: int, one: Callable[[Session], B
             done = one(session)
         total += done.count
         if done.count < limit:
-            return total
+            break
+    return total
 
 
 def remind_due(sessions: sessionmaker[Session], settings: Settings, senders: Senders, now: datetime,
-               limit: int = 500) -> int:
+               limit: int = 500, keep_going: Callable[[], bool] | None = None) -> int:
     """Remind members of bookings starting within the lead time, once per booking and slot; how many."""
-    return _run(sessions, limit, lambda s: remind_batch(s, settings, senders, now, limit))
+    return _run(sessions, limit, lambda s: remind_batch(s, settings, senders, now, limit), keep_going)
 
 
 def release_no_shows(sessions: sessionmaker[Session], settings: Settings, senders: Senders, now: datetime,
-                     limit: int = 500) -> int:
+                     limit: int = 500, keep_going: Callable[[], bool] | None = None) -> int:
     """Release bookings nobody confirmed within the grace period after their start; how many."""
-    return _run(sessions, limit, lambda s: release_batch(s, settings, senders, now, limit))
+    return _run(sessions, limit, lambda s: release_batch(s, settings, senders, now, limit), keep_going)

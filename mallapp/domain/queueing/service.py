@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -539,15 +539,17 @@ def member_tickets(session: Session, member_id: int, limit: int) -> list[QueueTi
 
 # --- the clock -------------------------------------------------------------------------------------
 
-def lapse_due(sessions: sessionmaker[Session], settings: Settings, senders: Senders, now: datetime) -> int:
+def lapse_due(sessions: sessionmaker[Session], settings: Settings, senders: Senders, now: datetime,
+              keep_going: Callable[[], bool] | None = None) -> int:
     """Lapse called tickets past their grace, and tickets left from earlier days; tell their members.
 
     Idempotent: a lapsed ticket is not due again, and its message goes once by key. Each batch
     commits before its messages go out; a crash in between leaves them in the inbox (and their
     pending deliveries to ``notifications.settle_abandoned``). Rows another run holds are skipped.
+    ``keep_going`` (the clock's lock check) is asked before each batch; no stops the run.
     """
     today, total = settings.mall.local_day(now), 0
-    while True:
+    while keep_going is None or keep_going():
         with sessions.begin() as session:
             due = list(session.scalars(
                 select(QueueTicket).where(or_(and_(QueueTicket.status == "called", QueueTicket.lapses_at <= now),
@@ -564,5 +566,6 @@ def lapse_due(sessions: sessionmaker[Session], settings: Settings, senders: Send
             _send(session, senders, settings, items, now)
         total += len(due)
         if len(due) < _LAPSE_BATCH:
-            return total
+            break
+    return total
 
