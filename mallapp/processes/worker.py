@@ -137,8 +137,9 @@ class Worker(GroupConsumer):
 
     def __init__(self, rt: Runtime, consumer: str | None = None, *, count: int = 200, block_ms: int = 1000,
                  claim_idle_ms: int = 30_000, sweep_every_s: float = 1.0, flush_every_s: float = 1.0,
-                 stats_every_s: float = 10.0) -> None:
-        super().__init__(rt.redis, GROUP, consumer, count=count, block_ms=block_ms, claim_idle_ms=claim_idle_ms)
+                 stats_every_s: float = 10.0, max_deliveries: int = 3) -> None:
+        super().__init__(rt.redis, GROUP, consumer, count=count, block_ms=block_ms, claim_idle_ms=claim_idle_ms,
+                         max_deliveries=max_deliveries)
         self.rt = rt
         self.stats_every_s = stats_every_s
         self._last_stats = time.monotonic()
@@ -229,9 +230,28 @@ class Worker(GroupConsumer):
             return 0
         handled = sum(self._reclaim(p) for p in held if self.claim_due(stream(p)))
         for name, entries in self.read([stream(p) for p in held]):
-            self.handle(entries, self._streams[name])
+            self.apply(name, entries)
             handled += len(entries)
         return handled
+
+    def handle_batch(self, stream_name: str, entries: list) -> None:
+        self.handle(entries, self._streams[stream_name])
+
+    def handle_alone(self, stream_name: str, entry: tuple) -> None:
+        """One entry of a batch that failed, saved and acknowledged on its own (its batch's others too)."""
+        self.handle([entry], self._streams[stream_name])
+        self.flush()
+
+    def reset(self) -> None:
+        self.forget()
+
+    def lost_redis(self) -> None:
+        """Redis lost its data: the states, deadlines and registry version cached here describe what is
+        gone. Start afresh (presence rebuilds from the next sightings); leases are taken up again at
+        the next rebalance, which finds them lapsed."""
+        self.forget()
+        self._registry_version = -1
+        self._last_claim.clear()
 
     def forget(self) -> None:
         """Drop what is only in memory, as a crash would: after a failure midway through a chunk, the
@@ -253,7 +273,7 @@ class Worker(GroupConsumer):
         entries = self.claim(stream(partition))
         if entries:
             self.stats.claimed += len(entries)
-            self.handle(entries, partition)
+            self.apply(stream(partition), entries)
         return len(entries)
 
     def sweep(self) -> int:
@@ -451,11 +471,13 @@ class Worker(GroupConsumer):
         with_outbox = [m for m in members if states[m].outbox]
         if with_outbox or effects.health_due(health, self._health_written, now):
             outcome = effects.Outcome()
+            written = dict(self._health_written)  # what write_health marks counts only once committed
             with rt.sessions.begin() as session:
                 for member_id in with_outbox:
                     effects.apply_transitions(session, rt.settings, self.engine.registry, self._sale_items,
                                               member_id, states[member_id].outbox, outcome)
-                effects.write_health(session, health, self._health_written, now)
+                effects.write_health(session, health, written, now)
+            self._health_written = written
             effects.publish(self.redis, outcome)
         timeout = self._config.exit_timeout_s
         changes: list[tuple[int, MemberState, bytes]] = []
@@ -529,6 +551,7 @@ class Worker(GroupConsumer):
         edges = (*LATENCY_EDGES_MS, "inf")
         out = {"entries": s.entries, "sightings": s.sightings, "transitions": s.transitions,
                "conflicts": s.conflicts, "unknown_beacons": s.unknown_beacons, "claimed": s.claimed,
+               "dead_lettered": self.dead_lettered, "groups_lost": self.groups_lost,
                "partitions": len(self.leases.held), "cached_states": len(self._states),
                "latency_p50_ms": lat[len(lat) // 2] if lat else 0.0,
                "latency_p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0.0,
@@ -562,12 +585,15 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                         help="take over entries another consumer left unacknowledged this long")
     parser.add_argument("--flush-every", type=float, default=1.0,
                         help="seconds between saves of the member states kept in memory (and acknowledgements)")
+    parser.add_argument("--max-deliveries", type=int, default=3,
+                        help="an entry that fails on its own this many deliveries is set aside on <stream>:dead")
     parser.add_argument("--stats-interval", type=float, default=10.0, help="seconds between stats log lines")
 
 
 def _run(rt: Runtime, args: argparse.Namespace, stop: threading.Event) -> None:
     worker = Worker(rt, args.consumer, count=args.count, block_ms=args.block_ms, claim_idle_ms=args.claim_idle_ms,
-                    flush_every_s=args.flush_every, stats_every_s=args.stats_interval)
+                    flush_every_s=args.flush_every, stats_every_s=args.stats_interval,
+                    max_deliveries=args.max_deliveries)
     log.info("proximity worker %s consuming", worker.consumer)
     worker.run(stop)
 

@@ -205,3 +205,29 @@ def test_a_dwell_at_a_store_delivers_one_offer_and_the_same_day_no_more(client, 
     assert len(emulator.messages) == 1 and emulator.request_count(SEND_PATH) == 1
     with rt.sessions() as s:
         assert s.get(Deal, deal_id).pushes == 2  # the inbox item and the subscribe message
+
+
+def test_a_poison_event_is_set_aside_and_the_others_of_its_batch_are_decided_once(rt, clock, monkeypatch):
+    decided: list[int] = []
+
+    def offer_many(session, senders, settings, events, now):
+        if any(e.member_id == 666 for e in events):
+            raise RuntimeError("this event breaks the decision")
+        decided.extend(e.member_id for e in events)
+        return []
+
+    monkeypatch.setattr(offer_consumer, "offer_many", offer_many)
+    consumer = offer_consumer.Consumer(rt, "offers-1", block_ms=0, claim_idle_ms=0, max_deliveries=2)
+    consumer.ensure_group()
+    for i, member_id in enumerate((1, 666, 2)):
+        rt.redis.xadd(offer_consumer.EVENTS_STREAM, {"id": str(i), "member_id": str(member_id), "zone_id": "1",
+                                                     "store_id": "", "sale_item_id": "",
+                                                     "at": str(clock.now.timestamp())})
+    assert consumer.step(block_ms=0) == 3
+    assert decided == [1, 2]
+    assert rt.redis.xpending(offer_consumer.EVENTS_STREAM, offers.GROUP)["pending"] == 1
+    assert consumer.step(block_ms=0) == 1  # claimed again: its second delivery, so it is set aside
+    assert rt.redis.xpending(offer_consumer.EVENTS_STREAM, offers.GROUP)["pending"] == 0
+    (_, dead), = rt.redis.xrange(f"{offer_consumer.EVENTS_STREAM}:dead")
+    assert dead[b"member_id"] == b"666" and dead[b"dead:error"] == b"RuntimeError: this event breaks the decision"
+    assert consumer.dead_lettered == 1 and decided == [1, 2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 
 import pytest
@@ -13,10 +14,11 @@ from mallapp.domain.checkin import Checkin
 from mallapp.domain.proximity import effects, identity, live
 from mallapp.domain.proximity.engine import MemberState
 from mallapp.domain.proximity.history import MallVisit, ProximityEvent, ZoneVisit
-from mallapp.domain.proximity.ingest import stream, streams
+from mallapp.domain.proximity.ingest import member_partition, stream, streams
 from mallapp.domain.proximity.leases import WORKERS, lease_key
 from mallapp.domain.venue import BeaconStatus
-from mallapp.processes.worker import GROUP, Worker, state_key
+from mallapp.processes.streams import dead_letters
+from mallapp.processes.worker import GROUP, Worker, state_key, stats_key
 
 
 @pytest.fixture
@@ -287,3 +289,65 @@ def test_gateway_telemetry_updates_fleet_health(client, worker, clock, rt, venue
         status = s.get(BeaconStatus, venue.beacons["store"])
     assert (status.battery_mv, status.temperature_c, status.adv_count, status.last_rssi) == (2400, -1.5, 1200, -70)
     assert status.last_seen_at == clock.now
+
+
+def _tlm(at: float, adv_count: int) -> dict:
+    return {"t": at, "kind": "tlm", "rssi": -70, "uuid": UUID, "major": 1, "minor": 2, "battery_mv": 2400,
+            "temperature_c": 21.0, "adv_count": adv_count, "uptime_s": 429496729.5}
+
+
+def test_the_largest_tlm_advertising_count_is_stored_and_a_larger_one_refused(client, worker, clock, rt, venue):
+    at = clock.now.timestamp()
+    body, headers = signed(venue.gateway_key, {"sightings": [_tlm(at, 2**32 - 1)]}, clock.now)
+    assert client.post("/api/v1/gateway/sightings", data=body, headers=headers).status_code == 202
+    worker.step(block_ms=0)
+    with rt.sessions() as s:
+        assert s.get(BeaconStatus, venue.beacons["store"]).adv_count == 2**32 - 1
+    body, headers = signed(venue.gateway_key, {"sightings": [_tlm(at, 2**32)]}, clock.now)
+    response = client.post("/api/v1/gateway/sightings", data=body, headers=headers)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "sightings.invalid_beacon"
+
+
+def test_a_poison_entry_is_set_aside_and_the_members_with_it_apply_once(client, member, clock, rt, venue):
+    """An entry the database refuses (as an older ingest let through) fails its worker's chunk: the others
+    of the chunk still apply exactly once, and after three deliveries the entry is set aside for ops."""
+    worker = Worker(rt, "w", block_ms=0, flush_every_s=0, claim_idle_ms=0, max_deliveries=3)
+    worker.ensure_group()
+    partition = member_partition(rt.settings, member["member"]["id"])
+    poison = {"src": "g", "gateway": venue.gateway, "at": clock.now.timestamp(), "s": [],
+              "tlm": [[0, 1, 2, 2400, 21.0, 1.0, 2**70, clock.now.timestamp()]]}  # no database holds 2**70
+    rt.redis.xadd(stream(partition), {"d": json.dumps(poison)})
+    failed = 0
+    for i in range(40):
+        clock.advance(seconds=1)
+        post_sightings(client, member, {1: -60 - i % 3} if i < 7 else {2: -66 - i % 3})  # in, then to the store
+        try:
+            worker.step(block_ms=0)
+        except Exception:
+            failed += 1
+    assert worker.dead_lettered == 1 and failed == 1  # the poison claimed alone on its 2nd delivery
+    assert pending(rt) == 0
+    (_, dead), = rt.redis.xrange(dead_letters(stream(partition)))
+    assert json.loads(dead[b"d"]) == poison and dead[b"dead:delivered"] == b"3" and dead[b"dead:error"]
+    worker.publish_stats()
+    assert rt.redis.hget(stats_key("w"), "dead_lettered") == b"1"
+    # One continuous stay: one check-in, one dwell event, no visit closed.
+    assert count(rt, Checkin, method="beacon") == 1
+    assert count(rt, ProximityEvent) == 1
+    assert count(rt, ZoneVisit) == 0 and count(rt, MallVisit) == 0
+    assert live.zone_counts(rt.redis, [0, venue.entrance, venue.store_zone]) == {
+        0: 1, venue.entrance: 1, venue.store_zone: 1}
+
+
+def test_a_worker_carries_on_by_itself_after_redis_lost_its_data(client, member, members_api, worker, clock, rt,
+                                                                 venue):
+    walk(client, member, worker, clock, 7, {1: -60})
+    assert count(rt, Checkin, method="beacon") == 1
+    rt.redis.flushall()  # restarted without persistence: groups, leases, states, registry version all gone
+    member = members_api.sign_in(openid="o-member-1")  # and the member's token: they sign in again
+    walk(client, member, worker, clock, 25, {2: -66})  # not one step fails
+    assert worker.groups_lost == 1 and worker.leases.held
+    assert pending(rt) == 0
+    assert count(rt, Checkin, method="beacon") == 1  # the database remembers today's check-in
+    assert count(rt, ProximityEvent, zone_id=venue.store_zone) == 1  # presence rebuilt from the sightings
+    assert live.zone_counts(rt.redis, [venue.store_zone]) == {venue.store_zone: 1}

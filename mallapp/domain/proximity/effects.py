@@ -133,21 +133,25 @@ def health_due(health: Health, written: dict[tuple[str, int], float], now: float
 
 def write_health(session: Session, health: Health, written: dict[tuple[str, int], float], now: float,
                  every_s: float = HEALTH_EVERY_S) -> None:
-    """Persist fleet health, at most every ``every_s`` per beacon and gateway (``written`` remembers when)."""
-    for beacon_id, (t, rssi) in health.seen.items():
-        tlm = health.telemetry.pop(beacon_id, None)
-        if now - written.get(("b", beacon_id), 0.0) < every_s and tlm is None:
-            continue
-        values: dict[str, Any] = {"last_seen_at": ts(t), "last_rssi": rssi}
+    """Persist fleet health, at most every ``every_s`` per beacon and gateway (``written`` remembers when).
+
+    Rows are written in key order (beacons by id, then gateways by id): workers writing overlapping
+    rows then lock them in the same order and cannot deadlock each other.
+    """
+    for beacon_id in sorted(health.seen.keys() | health.telemetry.keys()):
+        seen, tlm = health.seen.get(beacon_id), health.telemetry.get(beacon_id)
+        values: dict[str, Any] = {}
+        if seen is not None and (tlm is not None or now - written.get(("b", beacon_id), 0.0) >= every_s):
+            values.update(last_seen_at=ts(seen[0]), last_rssi=seen[1])
         if tlm is not None:
             values.update(telemetry_at=ts(tlm[0]), battery_mv=tlm[1], temperature_c=tlm[2], uptime_s=tlm[3],
                           adv_count=tlm[4])
+        if not values:
+            continue
         _upsert_status(session, beacon_id, values)
-        written[("b", beacon_id)] = now
-    for beacon_id, tlm in health.telemetry.items():
-        _upsert_status(session, beacon_id, {"telemetry_at": ts(tlm[0]), "battery_mv": tlm[1],
-                                            "temperature_c": tlm[2], "uptime_s": tlm[3], "adv_count": tlm[4]})
-    for gateway_id, t in health.gateways.items():
+        if seen is not None:
+            written[("b", beacon_id)] = now
+    for gateway_id, t in sorted(health.gateways.items()):
         if now - written.get(("g", gateway_id), 0.0) >= every_s:
             session.execute(update(Gateway).where(Gateway.id == gateway_id).values(last_seen_at=ts(t)))
             written[("g", gateway_id)] = now

@@ -132,6 +132,25 @@ def _check_rssi(rssi: int, where: str) -> None:
                            code="sightings.impossible_rssi")
 
 
+# What an Eddystone-TLM frame can carry (and so what fleet health's columns must hold): battery in mV
+# and the advertising count are unsigned 16 and 32 bits, uptime a 32-bit count of 0.1 s, temperature 8.8
+# fixed point.
+TLM_BOUNDS = {"battery_mv": (0, 0xFFFF), "adv_count": (0, 0xFFFF_FFFF), "uptime_s": (0, 0xFFFF_FFFF / 10),
+              "temperature_c": (-128, 128)}
+
+
+def _check_range(value: float | None, low: float, high: float, where: str) -> None:
+    # ``not low <= value <= high`` also refuses NaN.
+    if value is not None and (isinstance(value, bool) or not low <= value <= high):
+        raise InvalidInput(f"{where} {value!r} is outside {low:g} to {high:g}", code="sightings.invalid_beacon")
+
+
+def _check_telemetry(s: GatewaySightingLike, where: str) -> None:
+    """Bound every telemetry field to what the frame carries, so each fits its column downstream."""
+    for name, (low, high) in TLM_BOUNDS.items():
+        _check_range(getattr(s, name), low, high, f"{where}: {name}")
+
+
 def _append(redis: Redis, settings: Settings, entries: dict[int, dict[str, Any]]) -> None:
     """Append one entry to each partition's stream (one round trip)."""
     pipe = redis.pipeline(transaction=False)
@@ -213,11 +232,13 @@ def gateway_batch(redis: Redis, settings: Settings, gateway_id: int, sightings: 
             if s.major is None or s.minor is None or not (0 <= s.major <= 0xFFFF and 0 <= s.minor <= 0xFFFF):
                 raise InvalidInput(f"sightings[{i}]: major and minor are 0 to 65535", code="sightings.invalid_beacon")
         if s.kind == "ibeacon":
+            _check_range(s.measured_power, -128, 127, f"sightings[{i}]: measured_power")
             if ui is None:
                 raise InvalidInput(f"sightings[{i}]: an ibeacon sighting needs uuid, major and minor",
                                    code="sightings.invalid_beacon")
             heard.append((ui, s.major, s.minor, s.rssi, s.t, s.measured_power))
         elif s.kind == "tlm":
+            _check_telemetry(s, f"sightings[{i}]")
             if ui is not None and ui != IDENTITY:
                 telemetry.append((ui, s.major, s.minor, s.battery_mv, s.temperature_c, s.uptime_s, s.adv_count, s.t))
             else:
