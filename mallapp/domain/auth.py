@@ -52,9 +52,31 @@ def revoke_bearer(redis: Redis, kind: str, token: str) -> None:
     redis.delete(_token_key(kind, token))
 
 
+def _member_tokens_key(member_id: int) -> str:
+    return f"auth:member-tokens:{member_id}"
+
+
 def issue_token(redis: Redis, member_id: int, ttl_seconds: int) -> str:
-    """Issue a bearer token for the member, valid for ``ttl_seconds``."""
-    return issue_bearer(redis, "member", TOKEN_PREFIX, member_id, ttl_seconds)
+    """Issue a bearer token for the member, valid for ``ttl_seconds``; it is listed under the member so that
+    :func:`revoke_member_tokens` finds it (the list lives as long as the newest token)."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    key = _token_key("member", token)
+    pipe = redis.pipeline()
+    pipe.set(key, member_id, ex=ttl_seconds)
+    pipe.sadd(_member_tokens_key(member_id), key)
+    pipe.expire(_member_tokens_key(member_id), ttl_seconds)
+    pipe.execute()
+    return token
+
+
+def revoke_member_tokens(redis: Redis, member_id: int) -> int:
+    """Revoke every token issued to the member (an erased account); how many were still live."""
+    keys = redis.smembers(_member_tokens_key(member_id))
+    pipe = redis.pipeline()
+    for key in keys:
+        pipe.delete(key)
+    pipe.delete(_member_tokens_key(member_id))
+    return sum(pipe.execute()[:-1])
 
 
 def member_for_token(redis: Redis, token: str) -> int:
