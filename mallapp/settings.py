@@ -49,6 +49,7 @@ class AuthSettings(_Section):
     card_ttl_s: int = Field(gt=0, le=3600)
     sign_in_attempts: int = Field(default=10, ge=1, le=1000)
     sign_in_window_s: int = Field(default=900, ge=1, le=86400)
+    sign_in_attempts_per_username: int = Field(default=200, ge=1, le=100000)
 
 
 class MallSettings(_Section):

@@ -205,6 +205,11 @@ def remember_session_key(redis: Redis, member_id: int | str, session: WeChatSess
     redis.set(_session_key_name(member_id), session.session_key, ex=ttl_seconds)
 
 
+def forget_session_key(redis: Redis, member_id: int | str) -> None:
+    """Drop the member's session_key (an erased account)."""
+    redis.delete(_session_key_name(member_id))
+
+
 def recall_session_key(redis: Redis, member_id: int | str) -> str | None:
     """Return the member's latest session_key, or None when unknown or expired."""
     value = redis.get(_session_key_name(member_id))

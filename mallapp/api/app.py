@@ -19,6 +19,7 @@ from mallapp.api import (
     meta,
     notifications,
     ops,
+    privacy,
     proximity,
     queueing,
     reservations,
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(queueing.merchant_bp)
     app.register_blueprint(reservations.member_bp)
     app.register_blueprint(reservations.merchant_bp)
+    app.register_blueprint(privacy.bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

@@ -132,6 +132,11 @@ def current_staff_id() -> int | None:
     return g.staff_id
 
 
+def current_staff_role() -> str | None:
+    """The calling staff member's role ("manager", "cashier"), or None when the merchant's API key calls."""
+    return g.staff_role
+
+
 def current_ops() -> ops.OpsCaller:
     return g.ops_user
 
@@ -170,11 +175,13 @@ def _authenticate_merchant(session: Session, manager: bool) -> None:
         # The staff row is read on every request: a deactivation or a new role applies at once.
         caller = staff.authenticate(session, runtime().redis, token)
         g.merchant_id, g.merchant_name, g.staff_id = caller.merchant_id, caller.merchant_name, caller.id
+        g.staff_role = caller.role
         if manager and caller.role != "manager":
             raise Forbidden("this needs a manager (or the merchant's API key)", code="merchant.role_required")
     else:
         merchant = merchants.authenticate(session, token)
         g.merchant_id, g.merchant_name, g.staff_id = merchant.id, merchant.name, None
+        g.staff_role = None
 
 
 def _problems(exc: ValidationError) -> list[dict[str, str]]:

@@ -159,7 +159,8 @@ def sign_in(body: SignInIn) -> StaffSignedInOut:
     rt = runtime()
     ttl = rt.settings.auth.token_ttl_s
     with transaction() as session:
-        token, caller = staff.sign_in(session, rt.redis, rt.settings.auth, body.username, body.password)
+        token, caller = staff.sign_in(session, rt.redis, rt.settings.auth, body.username, body.password,
+                                      request.remote_addr)
     return StaffSignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role,
                        merchant_id=caller.merchant_id, merchant_name=caller.merchant_name)
 
@@ -201,3 +202,12 @@ def patch_staff(staff_id: int, body: StaffPatch) -> StaffOut:
         changed = staff.update(session, current_merchant_id(), staff_id, role=body.role, active=body.active,
                                acting_staff_id=current_staff_id())
         return StaffOut.model_validate(changed)
+
+
+@operation(bp, "/staff/<int:staff_id>/unlock", "POST",
+           summary="Clear a staff member's wrong-password counts (from every address) so they can sign in again",
+           auth="merchant_manager", status=204, errors=("staff.not_found",))
+def unlock_staff(staff_id: int) -> None:
+    rt = runtime()
+    with transaction() as session:
+        staff.unlock(session, rt.redis, rt.settings.auth, current_merchant_id(), staff_id)

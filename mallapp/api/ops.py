@@ -426,13 +426,23 @@ def sign_in(body: SignInIn) -> OpsSignedInOut:
     rt = runtime()
     ttl = rt.settings.auth.token_ttl_s
     with transaction() as session:
-        token, caller = ops.sign_in(session, rt.redis, rt.settings.auth, body.username, body.password)
+        token, caller = ops.sign_in(session, rt.redis, rt.settings.auth, body.username, body.password,
+                                    request.remote_addr)
     return OpsSignedInOut(token=token, expires_in=ttl, username=caller.username, role=caller.role)
 
 
 @operation(bp, "/auth/logout", "POST", summary="Revoke the ops token used for this call", auth="ops", status=204)
 def logout() -> None:
     ops.revoke_token(runtime().redis, request.headers["Authorization"].split(" ", 1)[1].strip())
+
+
+@operation(bp, "/users/<int:user_id>/unlock", "POST",
+           summary="Clear an ops user's wrong-password counts (from every address) so they can sign in again",
+           auth="ops_admin", status=204, errors=(*_ADMIN, "ops.user_not_found"))
+def unlock_user(user_id: int) -> None:
+    rt = runtime()
+    with transaction() as session:
+        ops.unlock(session, rt.redis, rt.settings.auth, user_id)
 
 
 # --- zones -----------------------------------------------------------------------------------------

@@ -16,13 +16,14 @@ from mallapp.api.core import (
     current_member_id,
     current_merchant_id,
     current_staff_id,
+    current_staff_role,
     operation,
     runtime,
     transaction,
 )
 from mallapp.api.deals import Id
 from mallapp.domain import reservation_admin, reservations, venue
-from mallapp.domain.members import Member
+from mallapp.domain.members import Member, masked_phone
 
 member_bp = Blueprint("member_reservations", __name__, url_prefix="/api/v1")
 merchant_bp = Blueprint("merchant_reservations", __name__, url_prefix="/api/v1/merchant")
@@ -172,7 +173,8 @@ class BookingsQuery(DayQuery):
 class GuestOut(Out):
     id: int
     nickname: str | None
-    phone: str | None
+    phone: str | None = Field(description="in full for a manager and the merchant's API key; a cashier, who only "
+                                          "needs to recognise the guest, sees the last four digits (*******1234)")
 
 
 class StaffReservationOut(ReservationOut):
@@ -333,8 +335,10 @@ def update_slot(slot_id: int, body: SlotPatch) -> MerchantSlotOut:
 
 
 def _staff_out(r: reservations.Reservation, store_name: str, member: Member) -> dict:
+    # Least privilege: the till recognises a guest by the last digits; a manager (or the key) may call them.
+    phone = member.phone if current_staff_role() in (None, "manager") else masked_phone(member.phone)
     return dict(**_reservation_fields(r, store_name), arrived_by_staff_id=r.arrived_by_staff_id,
-                member=GuestOut(id=member.id, nickname=member.nickname, phone=member.phone))
+                member=GuestOut(id=member.id, nickname=member.nickname, phone=phone))
 
 
 @operation(merchant_bp, "/stores/<int:store_id>/reservations", "GET",

@@ -52,9 +52,31 @@ def revoke_bearer(redis: Redis, kind: str, token: str) -> None:
     redis.delete(_token_key(kind, token))
 
 
+def _member_tokens_key(member_id: int) -> str:
+    return f"auth:member-tokens:{member_id}"
+
+
 def issue_token(redis: Redis, member_id: int, ttl_seconds: int) -> str:
-    """Issue a bearer token for the member, valid for ``ttl_seconds``."""
-    return issue_bearer(redis, "member", TOKEN_PREFIX, member_id, ttl_seconds)
+    """Issue a bearer token for the member, valid for ``ttl_seconds``; it is listed under the member so that
+    :func:`revoke_member_tokens` finds it (the list lives as long as the newest token)."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    key = _token_key("member", token)
+    pipe = redis.pipeline()
+    pipe.set(key, member_id, ex=ttl_seconds)
+    pipe.sadd(_member_tokens_key(member_id), key)
+    pipe.expire(_member_tokens_key(member_id), ttl_seconds)
+    pipe.execute()
+    return token
+
+
+def revoke_member_tokens(redis: Redis, member_id: int) -> int:
+    """Revoke every token issued to the member (an erased account); how many were still live."""
+    keys = redis.smembers(_member_tokens_key(member_id))
+    pipe = redis.pipeline()
+    for key in keys:
+        pipe.delete(key)
+    pipe.delete(_member_tokens_key(member_id))
+    return sum(pipe.execute()[:-1])
 
 
 def member_for_token(redis: Redis, token: str) -> int:
@@ -114,39 +136,79 @@ def check_password(password: str, stored: str) -> bool:
 _BAD_CREDENTIALS = {"staff": "merchant.bad_credentials", "ops": "ops.bad_credentials"}
 
 
-def _failures_key(kind: str, username: str) -> str:
+def _user_digest(username: str) -> str:
     # The name as typed, trimmed and case-folded: guesses at any spelling of it count together.
-    return f"auth:{kind}-failures:" + hashlib.sha256(username.strip().casefold().encode()).hexdigest()
+    return hashlib.sha256(username.strip().casefold().encode()).hexdigest()
+
+
+def _failures_key(kind: str, username: str) -> str:
+    """The count of wrong passwords for ``username`` from every address (the far higher, global limit)."""
+    return f"auth:{kind}-failures:" + _user_digest(username)
+
+
+def _epoch_key(kind: str, username: str) -> str:
+    # Set by an unlock: the per-address counts of the epoch before it are no longer read (they expire on their own).
+    return f"auth:{kind}-failures-epoch:" + _user_digest(username)
+
+
+def _address_key(kind: str, username: str, epoch: bytes | str | None, address: str) -> str:
+    if isinstance(epoch, bytes):
+        epoch = epoch.decode()
+    return (f"auth:{kind}-failures:{_user_digest(username)}:{epoch or '0'}:"
+            + hashlib.sha256(address.encode()).hexdigest()[:32])
 
 
 def check_sign_in(redis: Redis, kind: str, limits: AuthSettings, username: str, password: str, stored: str | None,
-                  usable: bool) -> None:
+                  usable: bool, address: str | None = None) -> None:
     """Check a password sign-in: one Unauthorized (``_BAD_CREDENTIALS[kind]``) for an unknown username (``stored`` None), a
     wrong password and an account that may not sign in (``usable`` false).
 
     Hashes even for an unknown username, so timing does not tell which usernames exist. Allows
-    ``limits.sign_in_attempts`` wrong passwords per username, each within ``sign_in_window_s``
-    of the one before; past that every attempt, the right password too, is refused (RateLimited)
-    until ``sign_in_window_s`` after the last wrong one, without hashing: online guessing gets
-    that many tries a window, not one per 30 ms. The right password clears the count.
+    ``limits.sign_in_attempts`` wrong passwords per username *and source address* (``address``: the
+    request's remote address; None counts as one unknown address), each within ``sign_in_window_s``
+    of the one before; past that every attempt from that address, the right password too, is refused
+    (RateLimited) until ``sign_in_window_s`` after the last wrong one, without hashing: online
+    guessing gets that many tries a window, not one per 30 ms. A stranger's wrong passwords from
+    elsewhere therefore do not lock out the real user. A far higher limit,
+    ``sign_in_attempts_per_username``, counts every address together and slows guessing spread over
+    many addresses. The right password clears its address's count; :func:`clear_sign_in_failures`
+    (a manager's or an admin's unlock) clears them all.
     """
-    key = _failures_key(kind, username)
+    address = address or "unknown"
+    epoch, total = redis.mget(_epoch_key(kind, username), _failures_key(kind, username))
+    key = _address_key(kind, username, epoch, address)
     failures = redis.get(key)
-    if failures is not None and int(failures) >= limits.sign_in_attempts:
-        wait = max(1, int(redis.ttl(key)))
-        raise RateLimited(f"too many wrong passwords for this username; try again in {wait} s",
-                          code="auth.too_many_attempts", details={"retry_after_s": wait})
+    for count, limit, counted in ((failures, limits.sign_in_attempts, key),
+                                  (total, limits.sign_in_attempts_per_username, _failures_key(kind, username))):
+        if count is not None and int(count) >= limit:
+            wait = max(1, int(redis.ttl(counted)))
+            raise RateLimited(f"too many wrong passwords for this username; try again in {wait} s",
+                              code="auth.too_many_attempts", details={"retry_after_s": wait})
     if check_password(password, stored if stored is not None else dummy_hash()):
         if failures is not None:
             redis.delete(key)
         if stored is not None and usable:
             return
     else:
-        pipe = redis.pipeline()  # MULTI: the count never outlives its expiry
+        pipe = redis.pipeline()  # MULTI: the counts never outlive their expiry
         pipe.incr(key)
         pipe.expire(key, limits.sign_in_window_s)
+        pipe.incr(_failures_key(kind, username))
+        pipe.expire(_failures_key(kind, username), limits.sign_in_window_s)
         pipe.execute()
     raise Unauthorized("wrong username or password", code=_BAD_CREDENTIALS[kind])
+
+
+def clear_sign_in_failures(redis: Redis, kind: str, limits: AuthSettings, username: str) -> None:
+    """Forget every wrong password counted for ``username`` (from every address): the unlock.
+
+    The per-address counts are left to expire: a fresh epoch (kept for one window, which outlives
+    them) makes sign-ins read new ones, so the unlock is two writes whatever the number of addresses.
+    """
+    pipe = redis.pipeline()
+    pipe.set(_epoch_key(kind, username), secrets.token_hex(8), ex=limits.sign_in_window_s)
+    pipe.delete(_failures_key(kind, username))
+    pipe.execute()
 
 
 def generate_password() -> str:

@@ -141,6 +141,16 @@ def set_phone(session: Session, member: Member, *, country_code: str, pure_numbe
     return member
 
 
+def masked_phone(phone: str | None) -> str | None:
+    """The phone number as staff who only need to recognise the guest see it: its last four digits (``*******1234``).
+
+    Always seven stars, whatever the number's length, so the mask tells nothing of the country either.
+    """
+    if phone is None:
+        return None
+    return "*******" + phone[-4:]
+
+
 def is_birthday(member: Member | EarningProfile, day: date) -> bool:
     """True on the member's birthday; a 29 February birthday is kept on 28 February otherwise."""
     if member.birthday is None:

@@ -19,6 +19,7 @@ from mallapp.domain import (  # noqa: F401
     notifications,
     ops,
     points,
+    privacy,
     purchases,
     reservations,
     rewards,

@@ -9,7 +9,7 @@ from redis import Redis
 from sqlalchemy import Boolean, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mallapp.db import Base, UTCDateTime
+from mallapp.db import Base, UTCDateTime, get_or_404
 from mallapp.domain import auth
 from mallapp.errors import Conflict, InvalidInput
 from mallapp.settings import AuthSettings
@@ -55,16 +55,24 @@ def create_user(session: Session, username: str, role: str, password: str, now: 
     return user
 
 
-def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str, password: str) -> tuple[str, OpsCaller]:
+def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str, password: str,
+            address: str | None = None) -> tuple[str, OpsCaller]:
     """Check the password (``auth.check_sign_in``: one error for an unknown user, a wrong password or a disabled
-    one; 429 past the wrong-password limit) and issue a bearer token."""
+    one; 429 past the wrong-password limit for the username from ``address``) and issue a bearer token."""
     user = session.scalar(select(OpsUser).where(OpsUser.username == username))
     auth.check_sign_in(redis, "ops", limits, username, password, user.password_hash if user is not None else None,
-                       user is not None and user.active)
+                       user is not None and user.active, address)
     assert user is not None
     token = auth.issue_bearer(redis, "ops", TOKEN_PREFIX, f"{user.id}:{user.role}:{user.username}",
                               limits.token_ttl_s)
     return token, OpsCaller(user.id, user.username, user.role)
+
+
+def unlock(session: Session, redis: Redis, limits: AuthSettings, user_id: int) -> OpsUser:
+    """Clear the wrong-password counts of an ops user (every address): they can sign in again."""
+    user = get_or_404(session, OpsUser, user_id, code="ops.user_not_found", message="no such ops user")
+    auth.clear_sign_in_failures(redis, "ops", limits, user.username)
+    return user
 
 
 def caller_for_token(redis: Redis, token: str) -> OpsCaller:

@@ -97,18 +97,27 @@ def update(session: Session, merchant_id: int, staff_id: int, *, role: str | Non
     return staff
 
 
+def unlock(session: Session, redis: Redis, limits: AuthSettings, merchant_id: int, staff_id: int) -> Staff:
+    """Clear the wrong-password counts of one of the merchant's staff (every address): they can sign in again."""
+    staff = get_or_404(session, Staff, staff_id, code="staff.not_found", message="no such staff member",
+                       accept=lambda staff: staff.merchant_id == merchant_id)
+    auth.clear_sign_in_failures(redis, "staff", limits, staff.username)
+    return staff
+
+
 _BY_USERNAME = (select(Staff.id, Staff.username, Staff.role, Staff.password_hash, Staff.active, Staff.merchant_id,
                        Merchant.name.label("merchant_name"), Merchant.active.label("merchant_active"))
                 .join(Merchant, Merchant.id == Staff.merchant_id)
                 .where(Staff.username == bindparam("username")))
 
 
-def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str, password: str) -> tuple[str, StaffCaller]:
+def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str, password: str,
+            address: str | None = None) -> tuple[str, StaffCaller]:
     """Check the password (``auth.check_sign_in``: one error for an unknown user, a wrong password or a disabled
-    one; 429 past the wrong-password limit) and issue a bearer token."""
+    one; 429 past the wrong-password limit for the username from ``address``) and issue a bearer token."""
     row = session.execute(_BY_USERNAME, {"username": username.strip()}).first()
     auth.check_sign_in(redis, "staff", limits, username, password, row.password_hash if row is not None else None,
-                       row is not None and row.active and row.merchant_active)
+                       row is not None and row.active and row.merchant_active, address)
     assert row is not None
     token = auth.issue_bearer(redis, "staff", TOKEN_PREFIX, row.id, limits.token_ttl_s)
     return token, StaffCaller(row.id, row.username, row.role, row.merchant_id, row.merchant_name)

@@ -55,7 +55,7 @@ def test_an_oversized_body_is_a_413(client, member, rt):
 def test_unknown_route_and_wrong_method_are_json(client):
     assert _error(client.get("/api/v1/nowhere"), 404, "http.not_found")["message"] == \
         "no such URL: GET /api/v1/nowhere"
-    _error(client.delete("/api/v1/me"), 405, "http.method_not_allowed")
+    _error(client.put("/api/v1/me"), 405, "http.method_not_allowed")
 
 
 @pytest.mark.parametrize(("path", "arg"), [("/api/v1/me/reservations/abc", "reservation_id"),

@@ -348,6 +348,7 @@ scenario("ops.bad_credentials", 401)(lambda w: w.client.post(f"{OPS}/auth", json
 scenario("auth.too_many_attempts", 429)(lambda w: _repeat(
     w.rt.settings.auth.sign_in_attempts + 1,
     lambda: w.client.post(f"{M}/auth", json={"username": "nobody", "password": "wrong"})))
+scenario("ops.user_not_found", 404)(lambda w: w.client.post(f"{OPS}/users/999999/unlock", headers=w.ops))
 scenario("merchant.role_required", 403)(lambda w: w.client.get(f"{M}/deals", headers=w.cashier["headers"]))
 
 
