@@ -71,6 +71,8 @@ def build(app: Flask, version: str) -> dict[str, Any]:
         if op.response is not None:
             ok["content"] = {"application/json": {"schema": refs[(op.response, "serialization")]}}
         spec["responses"][str(op.status)] = ok
+        for status, text in sorted(op.also.items()):
+            spec["responses"][str(status)] = {**ok, "description": text}
         statuses = {400} if (op.body or op.query) else set()
         if op.auth:
             statuses |= {401, 403}
