@@ -130,7 +130,13 @@ def _install_error_handlers(app: Flask) -> None:
             message = _not_found_message(app)
         error = MallError(message, code=f"http.{code}")
         error.status = exc.code or 500
-        return error_response(error)
+        response, status = error_response(error)
+        # Werkzeug's own headers say what to do next (a 405's Allow lists the methods the URL takes);
+        # only its Content-Type gives way to the JSON body's.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

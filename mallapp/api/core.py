@@ -80,6 +80,18 @@ class Operation:
     headers: dict[str, str] = field(default_factory=dict)
     raw: bool = False
     max_body: int | None = None  # bytes, instead of the app's max_body_bytes
+    # Other statuses the operation answers with its response body, each with its description: a retry
+    # with the same request id or idempotency key answers 200 with the first result (REPLAY).
+    also: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def statuses(self) -> frozenset[int]:
+        """The statuses a successful call may answer; the view wrapper refuses any other."""
+        return frozenset({self.status, *self.also})
+
+
+# The 200 a create answers when it is a retry of one that succeeded: nothing new happened.
+REPLAY = {200: "a retry: the first result (same request id or idempotency key); nothing changed"}
 
 
 @dataclass(frozen=True)
@@ -225,9 +237,15 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               response: type[BaseModel] | None = None, status: int = 200, errors: tuple[str, ...] = (),
               headers: dict[str, str] | None = None, raw: bool = False,
-              max_body: int | None = None) -> Callable[[Callable[..., Any]], Any]:
-    """Declare an endpoint: register it on ``bp`` and record it for the OpenAPI document."""
-    op = Operation(method, rule, summary, auth, body, query, response, status, errors, headers or {}, raw, max_body)
+              max_body: int | None = None, also: dict[int, str] | None = None) -> Callable[[Callable[..., Any]], Any]:
+    """Declare an endpoint: register it on ``bp`` and record it for the OpenAPI document.
+
+    A view answers ``status`` unless it returns a ``(body, status)`` pair; that status must be ``status``
+    or one of ``also`` (documented with the same response body), else the call is a 500: the document
+    must say what the API answers.
+    """
+    op = Operation(method, rule, summary, auth, body, query, response, status, errors, headers or {}, raw, max_body,
+                   also or {})
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         def call(**kwargs: Any) -> Any:
@@ -258,12 +276,17 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth
             if isinstance(result, AfterCommit):
                 with transaction() as session:
                     result = result.reply(session)
-            if op.raw or isinstance(result, Response):
-                return result
             if isinstance(result, tuple):
                 result, code = result
+                if code not in op.statuses:
+                    raise RuntimeError(f"{op.method} {op.rule} answered {code}, which its operation does not "
+                                       f"declare (status={op.status}, also={sorted(op.also)})")
+                if op.raw or isinstance(result, Response):
+                    return result, code
             else:
                 code = op.status
+            if op.raw or isinstance(result, Response):
+                return result
             if result is None:
                 return Response(status=code)
             payload = result.model_dump(mode="json") if isinstance(result, BaseModel) else result

@@ -10,6 +10,7 @@ from pydantic import Field, StringConstraints, field_validator
 
 from mallapp.adapters import wechat
 from mallapp.api.core import (
+    REPLAY,
     Body,
     Out,
     Query,
@@ -255,7 +256,7 @@ def list_gifts() -> GiftsOut:
 
 
 @operation(bp, "/me/points/redemptions", "POST", summary="Redeem points for a gift (send an Idempotency-Key)",
-           auth="member", body=RedeemGift, response=RedemptionOut, status=201,
+           auth="member", body=RedeemGift, response=RedemptionOut, status=201, also=REPLAY,
            headers={"Idempotency-Key": "required; a retry with the same key returns the first result"},
            errors=("points.insufficient", "gift.not_found", "points.idempotency_mismatch",
                    "request.idempotency_key_required"))

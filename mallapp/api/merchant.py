@@ -13,6 +13,7 @@ from flask import Blueprint, request
 from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
 
 from mallapp.api.core import (
+    REPLAY,
     Body,
     Out,
     SignedInOut,
@@ -78,7 +79,7 @@ def _purchase_out(purchase: purchases.Purchase, replayed: bool) -> PurchaseOut:
 
 
 @operation(bp, "/purchases", "POST", summary="Post a purchase for the member's points (idempotent on receipt_no)",
-           auth="merchant", body=PurchaseIn, response=PurchaseOut, status=201,
+           auth="merchant", body=PurchaseIn, response=PurchaseOut, status=201, also=REPLAY,
            errors=("card.invalid", "card.expired", "purchase.receipt_conflict", "purchase.time_out_of_range"))
 def post_purchase(body: PurchaseIn):
     rt = runtime()
@@ -101,7 +102,7 @@ def get_purchase(receipt_no: str) -> PurchaseOut:
 
 
 @operation(bp, "/refunds", "POST", summary="Refund (part of) a receipt and take back its points",
-           auth="merchant", body=RefundIn, response=RefundOut, status=201,
+           auth="merchant", body=RefundIn, response=RefundOut, status=201, also=REPLAY,
            errors=("purchase.not_found", "refund.exceeds_purchase", "refund.number_conflict"))
 def post_refund(body: RefundIn):
     rt = runtime()

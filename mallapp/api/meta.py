@@ -33,7 +33,7 @@ class Pong(Out):
 
 
 @operation(bp, "/healthz", "GET", summary="Database and Redis reachability, for a load balancer",
-           response=Health, raw=True)
+           response=Health, raw=True, also={503: "degraded: the database or Redis is down (see which)"})
 def healthz() -> Response:
     rt = runtime()
     checks = {}

@@ -9,6 +9,7 @@ from flask import Blueprint
 from pydantic import Field, StringConstraints
 
 from mallapp.api.core import (
+    REPLAY,
     AfterCommit,
     Body,
     Out,
@@ -211,7 +212,7 @@ def mark_read(notification_id: int) -> InboxItemOut:
 
 @operation(merchant_bp, "/deals/<int:deal_id>/announce", "POST",
            summary="Announce a live deal to its store's followers, once (inbox, and WeChat where they opted in)",
-           auth="merchant_manager", response=AnnounceOut, status=201,
+           auth="merchant_manager", response=AnnounceOut, status=201, also=REPLAY,
            errors=("deal.not_found", "deal.invalid_state"))
 def announce(deal_id: int) -> AfterCommit:
     rt = runtime()

@@ -51,7 +51,8 @@ def build(app: Flask, version: str) -> dict[str, Any]:
         if op.auth:
             # Any one of the schemes will do.
             spec["security"] = [{scheme: []} for scheme in _SECURITY[op.auth]]
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        converters = {name: conv for conv, name in re.findall(r"<(?:([^:<>]+):)?([^<>]+)>", op.rule)}
+        params = [{"name": name, "in": "path", "required": True, "schema": _path_schema(converters.get(name, ""))}
                   for name in re.findall(r"{([^}]+)}", path)]
         if op.query is not None:
             qschema = op.query.model_json_schema()
@@ -71,7 +72,11 @@ def build(app: Flask, version: str) -> dict[str, Any]:
         if op.response is not None:
             ok["content"] = {"application/json": {"schema": refs[(op.response, "serialization")]}}
         spec["responses"][str(op.status)] = ok
+        for status, text in sorted(op.also.items()):
+            spec["responses"][str(status)] = {**ok, "description": text}
         statuses = {400} if (op.body or op.query) else set()
+        if "{" in path:  # no such thing at that URL (http.not_found), before the view or from it
+            statuses.add(404)
         if op.auth:
             statuses |= {401, 403}
         if op.body:
@@ -115,6 +120,13 @@ _SECURITY = {"member": ("memberBearer",), "merchant": ("merchantBearer", "staffB
              "ops_admin": ("opsBearer",), "gateway": ("gatewaySignature",)}
 # Refusals an auth kind adds to every operation declared with it.
 _AUTH_ERRORS = {"merchant_manager": ("merchant.role_required",)}
+
+
+def _path_schema(converter: str) -> dict[str, Any]:
+    """A path parameter's schema from its Werkzeug converter: ``int`` takes digits only (no sign)."""
+    if converter.split("(")[0] == "int":
+        return {"type": "integer", "minimum": 0}
+    return {"type": "string"}
 
 
 def documented_errors(op: Operation) -> tuple[str, ...]:

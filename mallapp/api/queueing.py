@@ -10,6 +10,7 @@ from pydantic import Field, StringConstraints
 from sqlalchemy.orm import Session
 
 from mallapp.api.core import (
+    REPLAY,
     Body,
     Out,
     Query,
@@ -244,7 +245,7 @@ def close_queue(store_id: int, body: OpenIn) -> BoardOut:
 
 @operation(merchant_bp, "/stores/<int:store_id>/queue/call", "POST",
            summary="Call the next party of a band: its table is ready (a retry with the request_id calls no other)",
-           auth="merchant", body=CallIn, response=TicketOut, status=201,
+           auth="merchant", body=CallIn, response=TicketOut, status=201, also=REPLAY,
            errors=("store.not_found", "queue.band_not_found", "queue.nobody_waiting"))
 def call_next(store_id: int, body: CallIn):
     rt = runtime()
@@ -279,7 +280,7 @@ def skip(store_id: int, ticket_id: int) -> TicketOut:
 
 @operation(merchant_bp, "/stores/<int:store_id>/queue/walk-ins", "POST",
            summary="Give a number to a party without the mini-program (a retry with the request_id returns it)",
-           auth="merchant", body=WalkInIn, response=TicketOut, status=201,
+           auth="merchant", body=WalkInIn, response=TicketOut, status=201, also=REPLAY,
            errors=("store.not_found", "queue.closed", "queue.no_band", "queue.party_too_large"))
 def walk_in(store_id: int, body: WalkInIn):
     rt = runtime()

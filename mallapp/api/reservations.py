@@ -10,6 +10,7 @@ from pydantic import Field, StringConstraints, model_validator
 from sqlalchemy.orm import Session
 
 from mallapp.api.core import (
+    REPLAY,
     Body,
     Out,
     Query,
@@ -243,7 +244,7 @@ def open_slots(store_id: int, query: MemberSlotsQuery) -> MemberSlotsOut:
 
 @operation(member_bp, "/me/reservations", "POST",
            summary="Book a table in a slot (a retry with the same request_id returns the first booking)",
-           auth="member", body=BookIn, response=BookedOut, status=201,
+           auth="member", body=BookIn, response=BookedOut, status=201, also=REPLAY,
            errors=(*_BOOKABLE, "reservation.too_many", "reservation.request_id_reused"))
 def book(body: BookIn):
     rt = runtime()
