@@ -1,7 +1,7 @@
 """member_deletions: the record of each erased member account (who, when, what was erased)
 
 Revision ID: 0013
-Revises: 0011 (another branch adds 0012; re-chain to it at the merge)
+Revises: 0012
 Create Date: 2026-12-05 13:30:00
 """
 
