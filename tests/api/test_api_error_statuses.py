@@ -427,8 +427,6 @@ def _(w):
 
 scenario("coupon.not_found", 404)(lambda w: w.redeem(code="NOPE-NOPE-NO"))
 scenario("coupon.invalid_qr", 400)(lambda w: w.redeem(qr=w.coupon()["qr"][:-4] + "AAAA"))
-scenario("coupon.wrong_merchant", 422)(lambda w: w.redeem(code=w.coupon()["code"], store_id=w.other["store"],
-                                                          headers=w.other["headers"]))
 scenario("coupon.wrong_store", 422)(lambda w: w.redeem(code=w.coupon()["code"], store_id=_second_store(w)))
 
 
