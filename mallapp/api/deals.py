@@ -204,7 +204,7 @@ def _patch_changes(body: DealPatch) -> dict[str, Any]:
 
 _NOT_FOUND = ("deal.not_found",)
 _CONTENT = ("deal.store_not_yours", "deal.invalid_window", "venue.unknown_zone",
-            "venue.unknown_store", "venue.unknown_sale_item")
+            "venue.unknown_store", "venue.unknown_sale_item", "deal.target_not_yours")
 
 
 # --- merchants -------------------------------------------------------------------------------------

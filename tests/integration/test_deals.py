@@ -142,9 +142,9 @@ def test_a_deal_must_be_at_one_of_the_merchants_own_stores(rt, world):
 def test_targeting_refers_to_the_beacon_registry(rt, world, field, value, code):
     with _raises(code):
         make_deal(rt, world, **{field: value})
-    deal_id = make_deal(rt, world, zone_ids=[world["zone"]], store_ids=[world["store2"]], sale_item_ids=[world["item"]])
+    deal_id = make_deal(rt, world, zone_ids=[world["zone"]], store_ids=[world["store1"]], sale_item_ids=[world["item"]])
     deal = get_deal(rt, deal_id)
-    assert (deal.zone_ids, deal.store_ids, deal.sale_item_ids) == ([world["zone"]], [world["store2"]], [world["item"]])
+    assert (deal.zone_ids, deal.store_ids, deal.sale_item_ids) == ([world["zone"]], [world["store1"]], [world["item"]])
 
 
 @pytest.mark.parametrize("benefit", [{"kind": "percent_off", "percent": 100}, {"kind": "amount_off", "amount_fen": 1.5},
