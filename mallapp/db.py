@@ -98,6 +98,9 @@ def get_or_404(session: Session, model: type[M], row_id: int, *, code: str, what
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and write-ahead locking."""
+    # A database error's text would carry the statement's parameters (phone numbers, codes, tokens)
+    # into the logs: SQLAlchemy leaves them out of exceptions and echo with hide_parameters.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _serialize_sqlite_writers(engine)

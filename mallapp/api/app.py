@@ -9,6 +9,7 @@ import time
 
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import IntegerConverter, Map
 
 from mallapp import logs
 from mallapp.api import (
@@ -25,6 +26,7 @@ from mallapp.api import (
     reservations,
 )
 from mallapp.api.core import error_response
+from mallapp.db import MAX_BIG_ID, MAX_ID
 from mallapp.errors import MallError, PayloadTooLarge
 from mallapp.runtime import Runtime, build_runtime
 from mallapp.settings import Settings
@@ -37,6 +39,30 @@ access_log = logging.getLogger("mallapp.access")
 _QUIET_ACCESS = frozenset({("POST", "/api/v1/sightings"), ("POST", "/api/v1/gateway/sightings")})
 
 
+def numbers_up_to(limit: int) -> str:
+    """A regular expression of the decimal numbers 1..``limit``: ASCII digits, no sign, no leading zero."""
+    digits = str(limit)
+    size = len(digits)
+    shorter = [f"[1-9][0-9]{{0,{size - 2}}}"] if size > 1 else []
+    same = [f"{digits[:i]}[{int(i == 0)}-{int(d) - 1}][0-9]{{{size - i - 1}}}"
+            for i, d in enumerate(digits) if int(d) > int(i == 0)]
+    return "(?:" + "|".join([*shorter, *same, digits]) + ")"
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a row id, 1 to the id column's largest (``<int(big=True):...>`` for a BigId).
+
+    Werkzeug's own takes any script's digits (its ``\\d``) and any size, so a larger number reached the
+    database as a parameter it refuses (PostgreSQL casts it to the column's type). The bound is in the
+    pattern, not in ``to_python``: a larger id matches no route, the 404 of any URL that names nothing
+    (a converter's refusal would be a 405 where the path has another method).
+    """
+
+    def __init__(self, map: Map, big: bool = False) -> None:
+        super().__init__(map, min=1, max=MAX_BIG_ID if big else MAX_ID)
+        self.regex = numbers_up_to(MAX_BIG_ID if big else MAX_ID)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     """Create the web app; build the process's runtime unless one is given (tests share one)."""
     runtime = runtime or build_runtime(settings)
@@ -45,6 +71,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
     app.json.sort_keys = False
     app.extensions["mallapp"] = runtime
+    app.url_map.converters["int"] = IdConverter  # before the blueprints add their rules
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(members.bp)

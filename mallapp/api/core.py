@@ -8,15 +8,18 @@ validated body and query as pydantic models. Views stay thin: parse, call one se
 from __future__ import annotations
 
 import functools
+import json
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, current_app, g, request
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy.orm import Session
 
+from mallapp.db import MAX_BIG_ID, MAX_ID
 from mallapp.domain import auth, merchants, ops, staff
 from mallapp.domain.proximity.ingest import authenticate_gateway
 from mallapp.errors import Forbidden, InvalidInput, MallError, Unauthorized
@@ -45,9 +48,39 @@ class Out(BaseModel):
     """Base of response bodies."""
 
 
-# Printable text only: PostgreSQL refuses NUL, and control characters have no place in a name.
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=PRINTABLE)]
+# Printable text only: PostgreSQL refuses NUL, control characters have no place in a name, and a
+# bidirectional override (U+202A..U+202E, U+2066..U+2069) makes a name read otherwise than it is.
+PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
+# Characters that show nothing: a name made only of these (and spaces) is blank to whoever reads it.
+_INVISIBLE = frozenset("\u00ad\u034f\u115f\u1160\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062"
+                       "\u2063\u2064\u3164\ufeff\uffa0")
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _printable(value: str) -> str:
+    for char in value:
+        if char in _BIDI:
+            raise ValueError("bidirectional control characters are not allowed")
+        if unicodedata.category(char) == "Cc":
+            raise ValueError("control characters are not allowed")
+    if value and all(char in _INVISIBLE or char.isspace() for char in value):
+        raise ValueError("must show some visible characters")
+    return value
+
+
+def Printable(max_length: int, *, min_length: int = 1) -> Any:  # noqa: N802 (reads as a type)
+    """The one type of every name, title, label and reason a caller sends: one line of printable text,
+    stripped, ``min_length``..``max_length`` characters, no control or bidirectional override characters,
+    not only invisible ones."""
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length,
+                                            pattern=PRINTABLE), AfterValidator(_printable)]
+
+
+Username = Printable(40)
+# A row id in a body or a query: within the id column's integer type (db.MAX_ID; BigId for 64-bit ids),
+# so a larger number is a 400, never a parameter the database refuses.
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+BigId = Annotated[int, Field(ge=1, le=MAX_BIG_ID)]
 
 
 class SignInIn(Body):
@@ -205,11 +238,39 @@ def _problems(exc: ValidationError) -> list[dict[str, str]]:
     return out
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _refuse_duplicate_keys(raw: bytes) -> None:
+    """A body that names a key twice is refused: parsers disagree on which one wins (here, the last did)."""
+    try:
+        json.loads(raw or b"null", object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as dup:
+        problems = [{"field": dup.key[:100], "problem": "duplicate key"}]
+        raise InvalidInput(f"invalid body: the key {dup.key[:100]!r} appears twice in one object",
+                           code="request.invalid", details={"problems": problems}) from None
+    except (ValueError, RecursionError):
+        raise InvalidInput("the body is not valid JSON", code="request.malformed_json") from None
+
+
 def parse_body(model: type[BaseModel]) -> BaseModel:
     """Validate the JSON body against ``model``; any defect is a 400 that names the field."""
     if not request.is_json:
         raise InvalidInput("send a JSON body with Content-Type: application/json", code="request.not_json")
     raw = request.get_data(cache=True)
+    _refuse_duplicate_keys(raw)
     try:
         return model.model_validate_json(raw or b"")
     except ValidationError as exc:

@@ -149,7 +149,7 @@ def wallet(query: WalletQuery) -> WalletOut:
 @operation(till_bp, "/coupons/redeem", "POST",
            summary="Redeem a coupon at the till, once (a retry with the same request_id returns the first result)",
            auth="merchant", body=RedeemIn, response=RedeemOut, status=201, also=REPLAY,
-           errors=("coupon.not_found", "coupon.invalid_qr", "coupon.wrong_merchant", "coupon.already_used",
+           errors=("coupon.not_found", "coupon.invalid_qr", "coupon.already_used",
                    "coupon.wrong_store", "coupon.not_yet_valid", "coupon.expired"))
 def redeem(body: RedeemIn):
     rt = runtime()

@@ -8,8 +8,17 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint
 from pydantic import AwareDatetime, Field, StringConstraints, field_validator
 
-from mallapp.api.core import PRINTABLE, Body, Out, Query, current_merchant_id, operation, runtime, transaction
-from mallapp.db import MAX_ID
+from mallapp.api.core import (
+    Body,
+    Id,
+    Out,
+    Printable,
+    Query,
+    current_merchant_id,
+    operation,
+    runtime,
+    transaction,
+)
 from mallapp.domain import deals
 from mallapp.errors import InvalidInput
 
@@ -19,10 +28,9 @@ ops_bp = Blueprint("ops_deals", __name__, url_prefix="/api/v1/ops")
 
 # --- shapes ----------------------------------------------------------------------------------------
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=PRINTABLE)]
+Title = Printable(80)
 Text = Annotated[str, StringConstraints(max_length=1000, pattern=r"^[^\x00]*$")]
 ImageUrl = Annotated[str, StringConstraints(max_length=500, pattern=r"^https://[^\s\x00]+$")]
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Ids = Annotated[list[Id], Field(max_length=50)]
 Status = Literal["draft", "pending_approval", "live", "paused", "ended", "rejected"]  # deals.STATUSES
 MemberRule = Literal["everyone", "new_members", "birthday_month"]  # deals.MEMBER_RULES
@@ -160,8 +168,7 @@ class OpsDealsQuery(Query):
 
 
 class RejectIn(Body):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
-                                             pattern=PRINTABLE)] = Field(description="shown to the merchant")
+    reason: Printable(200) = Field(description="shown to the merchant")
 
 
 class MerchantPatch(Body):
@@ -204,7 +211,7 @@ def _patch_changes(body: DealPatch) -> dict[str, Any]:
 
 _NOT_FOUND = ("deal.not_found",)
 _CONTENT = ("deal.store_not_yours", "deal.invalid_window", "venue.unknown_zone",
-            "venue.unknown_store", "venue.unknown_sale_item")
+            "venue.unknown_store", "venue.unknown_sale_item", "deal.target_not_yours")
 
 
 # --- merchants -------------------------------------------------------------------------------------

@@ -11,8 +11,10 @@ from pydantic import Field, StringConstraints, field_validator
 from mallapp.adapters import wechat
 from mallapp.api.core import (
     REPLAY,
+    BigId,
     Body,
     Out,
+    Printable,
     Query,
     current_member_id,
     operation,
@@ -69,7 +71,7 @@ class SignedIn(Out):
 
 
 class PatchMe(Body):
-    nickname: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)] | None = None
+    nickname: Printable(40) | None = None
     birthday: date | None = None
     gender: Literal["unknown", "male", "female"] | None = None
 
@@ -103,7 +105,7 @@ class EntryOut(Out):
 
 class HistoryQuery(Query):
     limit: int = Field(default=20, ge=1, le=100)
-    before: int | None = Field(default=None, ge=1, description="the next_before of the previous page")
+    before: BigId | None = Field(default=None, description="the next_before of the previous page")
 
 
 class PointsOut(PointsSummary):

@@ -201,7 +201,7 @@ def inbox(query: InboxQuery) -> InboxOut:
                         unread=notifications.unread(session, current_member_id()))
 
 
-@operation(member_bp, "/inbox/<int:notification_id>/read", "POST", summary="Mark one inbox item read",
+@operation(member_bp, "/inbox/<int(big=True):notification_id>/read", "POST", summary="Mark one inbox item read",
            auth="member", response=InboxItemOut, errors=("notification.not_found",))
 def mark_read(notification_id: int) -> InboxItemOut:
     with transaction() as session:

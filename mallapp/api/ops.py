@@ -14,9 +14,10 @@ from flask import Blueprint, request
 from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from mallapp.api.core import (
-    PRINTABLE,
     Body,
+    Id,
     Out,
+    Printable,
     Query,
     SignedInOut,
     SignInIn,
@@ -24,7 +25,6 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.db import MAX_ID
 from mallapp.domain import alerts, ops, venue, venue_admin
 from mallapp.domain.venue import Beacon, Gateway, SaleItem, Store, Zone
 from mallapp.errors import InvalidInput
@@ -35,11 +35,10 @@ bp = Blueprint("ops", __name__, url_prefix="/api/v1/ops")
 # --- shapes ----------------------------------------------------------------------------------------
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=PRINTABLE)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=80, pattern=PRINTABLE)]
-Unit = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20, pattern=PRINTABLE)]
-Category = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40, pattern=PRINTABLE)]
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Name = Printable(80)
+Label = Printable(80, min_length=0)
+Unit = Printable(20, min_length=0)
+Category = Printable(40, min_length=0)
 Floor = Annotated[int, Field(ge=-20, le=200, description="1 is the ground floor")]
 Metres = Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False, description="metres on the plan")]
 Point = tuple[Metres, Metres]

@@ -13,6 +13,9 @@ from mallapp.domain.checkin import Position
 from mallapp.domain.proximity import identity, ingest
 
 bp = Blueprint("proximity", __name__, url_prefix="/api/v1")
+# The latest time a phone or gateway may claim (2100-01-01, unix ms): a larger number is no time, and
+# 10**400 overflowed the float it is read as.
+UNIX_MS_2100 = 4_102_444_800_000
 
 Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
                                                 r"[0-9A-Fa-f]{12}$")]
@@ -25,7 +28,7 @@ class PhoneBeaconIn(Body):
     major: int
     minor: int
     rssi: int = Field(description="dBm; 0 means iOS did not measure it this round (ignored)")
-    accuracy: float | None = Field(default=None, description="the platform's distance estimate, metres (unused)")
+    accuracy: float | None = Field(default=None, allow_inf_nan=False, description="the platform's distance estimate, metres (unused)")
     proximity: int | None = Field(default=None, ge=0, le=3, description="iOS: 0 unknown .. 3 far (unused)")
 
 
@@ -36,7 +39,7 @@ class LocationIn(Body):
 
 class PhoneBatchIn(Body):
     beacons: list[PhoneBeaconIn]
-    ts: int | None = Field(default=None, description="when the phone got the update, unix milliseconds")
+    ts: int | None = Field(default=None, ge=0, le=UNIX_MS_2100, description="when the phone got the update, unix milliseconds")
     location: LocationIn | None = Field(default=None, description="the phone's position when it has one: "
                                                                   "sightings far from the mall do not check in")
 
@@ -47,7 +50,7 @@ class Accepted(Out):
 
 
 class GatewaySightingIn(Body):
-    t: float = Field(description="when the gateway heard it, unix seconds")
+    t: float = Field(ge=0, le=UNIX_MS_2100 / 1000, allow_inf_nan=False, description="when the gateway heard it, unix seconds")
     kind: Literal["ibeacon", "tlm", "eddystone_uid"]
     rssi: int
     address: Annotated[str, StringConstraints(max_length=64)] | None = None
@@ -56,9 +59,9 @@ class GatewaySightingIn(Body):
     minor: int | None = None
     measured_power: int | None = Field(default=None, ge=-128, le=127)
     battery_mv: int | None = Field(default=None, ge=0, le=65535)
-    temperature_c: float | None = Field(default=None, ge=-128, le=128)
-    adv_count: int | None = Field(default=None, ge=0)
-    uptime_s: float | None = Field(default=None, ge=0)
+    temperature_c: float | None = Field(default=None, ge=-128, le=128, allow_inf_nan=False)
+    adv_count: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    uptime_s: float | None = Field(default=None, ge=0, le=10**10, allow_inf_nan=False)
     namespace: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{20}$")] | None = None
     instance: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{12}$")] | None = None
     tx_power: int | None = Field(default=None, ge=-128, le=127)

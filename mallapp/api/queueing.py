@@ -13,6 +13,7 @@ from mallapp.api.core import (
     REPLAY,
     Body,
     Out,
+    Printable,
     Query,
     current_member_id,
     current_merchant_id,
@@ -91,7 +92,7 @@ class TakeIn(Body):
 
 class BandIn(Body):
     code: BandCode
-    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    label: Printable(40)
     min_party: int = Field(ge=1, le=100)
     max_party: int | None = Field(default=None, ge=1, le=100, description="null: no upper limit")
 
@@ -180,7 +181,7 @@ def my_tickets(query: TicketsQuery) -> TicketsOut:
                                    queueing.member_tickets(session, current_member_id(), query.limit)])
 
 
-@operation(member_bp, "/me/queue-tickets/<int:ticket_id>", "GET",
+@operation(member_bp, "/me/queue-tickets/<int(big=True):ticket_id>", "GET",
            summary="One of the member's tickets: position, parties and people ahead, estimated wait",
            auth="member", response=TicketOut, errors=("queue.ticket_not_found",))
 def my_ticket(ticket_id: int) -> TicketOut:
@@ -188,7 +189,7 @@ def my_ticket(ticket_id: int) -> TicketOut:
         return _ticket_out(session, queueing.member_ticket(session, current_member_id(), ticket_id))
 
 
-@operation(member_bp, "/me/queue-tickets/<int:ticket_id>/cancel", "POST",
+@operation(member_bp, "/me/queue-tickets/<int(big=True):ticket_id>/cancel", "POST",
            summary="Give up a ticket (cancelling again changes nothing)", auth="member", response=TicketOut,
            errors=("queue.ticket_not_found", "queue.ticket_closed"))
 def cancel(ticket_id: int) -> TicketOut:
@@ -256,7 +257,7 @@ def call_next(store_id: int, body: CallIn):
     return out, 200 if done.replayed else 201
 
 
-@operation(merchant_bp, "/stores/<int:store_id>/queue/tickets/<int:ticket_id>/seat", "POST",
+@operation(merchant_bp, "/stores/<int:store_id>/queue/tickets/<int(big=True):ticket_id>/seat", "POST",
            summary="The party is seated (seating again changes nothing)", auth="merchant", response=TicketOut,
            errors=_TICKET)
 def seat(store_id: int, ticket_id: int) -> TicketOut:
@@ -267,7 +268,7 @@ def seat(store_id: int, ticket_id: int) -> TicketOut:
     return out
 
 
-@operation(merchant_bp, "/stores/<int:store_id>/queue/tickets/<int:ticket_id>/skip", "POST",
+@operation(merchant_bp, "/stores/<int:store_id>/queue/tickets/<int(big=True):ticket_id>/skip", "POST",
            summary="Pass a ticket over: the party is not there (skipping again changes nothing)", auth="merchant",
            response=TicketOut, errors=_TICKET)
 def skip(store_id: int, ticket_id: int) -> TicketOut:

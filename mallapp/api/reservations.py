@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 from mallapp.api.core import (
     REPLAY,
     Body,
+    Id,
     Out,
+    Printable,
     Query,
     current_member_id,
     current_merchant_id,
@@ -22,7 +24,6 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.api.deals import Id
 from mallapp.domain import reservation_admin, reservations, venue
 from mallapp.domain.members import Member, masked_phone
 
@@ -40,11 +41,13 @@ Status = Literal["booked", "arrived", "cancelled", "no_show"]  # reservations.ST
 PartySize = Annotated[int, Field(ge=1, le=100)]
 RequestId = Annotated[str, StringConstraints(pattern=r"^[\w\-./:#]{1,64}$")]
 Day = date  # a field named date would shadow the type in the class body
-LocalTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+# A day a caller names: within 2000..2100, so date arithmetic (a day's bounds, a week's) cannot overflow.
+InDay = Annotated[date, Field(ge=date(2000, 1, 1), le=date(2100, 12, 31))]
+LocalTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
 class DayQuery(Query):
-    date: Day | None = Field(default=None, description="a day in mall time (YYYY-MM-DD); default today")
+    date: InDay | None = Field(default=None, description="a day in mall time (YYYY-MM-DD); default today")
 
 
 class MemberSlotsQuery(DayQuery):
@@ -125,8 +128,8 @@ class BandIn(Body):
 
 
 class PublishIn(Body):
-    first_day: date = Field(description="mall time")
-    last_day: date | None = Field(default=None, description="inclusive; default first_day (one day's slots)")
+    first_day: InDay = Field(description="mall time")
+    last_day: InDay | None = Field(default=None, description="inclusive; default first_day (one day's slots)")
     weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
         default_factory=lambda: list(range(1, 8)), min_length=1, max_length=7,
         description="ISO weekdays (1 = Monday) between first_day and last_day: a weekly pattern")
@@ -194,7 +197,7 @@ class ArrivedOut(StaffReservationOut):
 
 
 class CancelIn(Body):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
+    reason: Printable(200) = Field(
         description="told to the member, e.g. \"the guest called to cancel\" or \"closed for a private event\"")
 
 
@@ -268,14 +271,14 @@ def my_reservations(query: MineQuery) -> ReservationsOut:
         return ReservationsOut(reservations=_outs(session, found))
 
 
-@operation(member_bp, "/me/reservations/<int:reservation_id>", "GET", summary="One of the member's bookings",
+@operation(member_bp, "/me/reservations/<int(big=True):reservation_id>", "GET", summary="One of the member's bookings",
            auth="member", response=ReservationOut, errors=("reservation.not_found",))
 def my_reservation(reservation_id: int) -> ReservationOut:
     with transaction() as session:
         return _outs(session, [reservations.get_own(session, current_member_id(), reservation_id)])[0]
 
 
-@operation(member_bp, "/me/reservations/<int:reservation_id>", "PATCH",
+@operation(member_bp, "/me/reservations/<int(big=True):reservation_id>", "PATCH",
            summary="Move a booking to another slot of the restaurant or party size: the new table is taken, "
                    "or nothing changes", auth="member", body=ChangeIn, response=ReservationOut,
            errors=("reservation.not_found", "reservation.not_changeable", *_BOOKABLE))
@@ -287,7 +290,7 @@ def change(reservation_id: int, body: ChangeIn) -> ReservationOut:
         return _outs(session, [changed])[0]
 
 
-@operation(member_bp, "/me/reservations/<int:reservation_id>/cancel", "POST",
+@operation(member_bp, "/me/reservations/<int(big=True):reservation_id>/cancel", "POST",
            summary="Cancel a booking and free its table (cancelling again changes nothing)", auth="member",
            response=ReservationOut, errors=("reservation.not_found", "reservation.not_changeable"))
 def cancel(reservation_id: int) -> ReservationOut:
@@ -354,7 +357,7 @@ def day_bookings(store_id: int, query: BookingsQuery) -> BookingsOut:
                            reservations=[StaffReservationOut(**_staff_out(r, name, m)) for r, m in found])
 
 
-@operation(merchant_bp, "/reservations/<int:reservation_id>/arrive", "POST",
+@operation(merchant_bp, "/reservations/<int(big=True):reservation_id>/arrive", "POST",
            summary="Confirm a party has arrived (confirming again changes nothing)", auth="merchant",
            response=ArrivedOut, errors=("reservation.not_found", "reservation.not_active", "reservation.not_today"))
 def arrive(reservation_id: int) -> ArrivedOut:
@@ -366,7 +369,7 @@ def arrive(reservation_id: int) -> ArrivedOut:
         return ArrivedOut(**_staff_out(r, venue.store_name(session, r.store_id), member), replayed=replayed)
 
 
-@operation(merchant_bp, "/reservations/<int:reservation_id>/cancel", "POST",
+@operation(merchant_bp, "/reservations/<int(big=True):reservation_id>/cancel", "POST",
            summary="Cancel a booking for the restaurant, free its table and tell the member why (cancelling "
                    "again changes nothing)", auth="merchant", body=CancelIn, response=CancelledOut,
            errors=("reservation.not_found", "reservation.not_active"))

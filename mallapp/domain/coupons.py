@@ -200,12 +200,10 @@ def redeem(session: Session, settings: Settings, secret: bytes, *, merchant_id: 
     wanted = code_from_qr(secret, qr) if qr is not None else normalize_code(code or "")
     coupon = session.scalar(select(Coupon).where(Coupon.code == wanted).with_for_update()
                             .execution_options(populate_existing=True))
-    if coupon is None:
+    deal = session.get(Deal, coupon.deal_id) if coupon is not None else None
+    # Another merchant's coupon answers as a made-up code does: a till must not learn that a code exists.
+    if coupon is None or deal is None or deal.merchant_id != merchant_id:
         raise NotFound("no coupon with this code", code="coupon.not_found")
-    deal = session.get(Deal, coupon.deal_id)
-    assert deal is not None  # a foreign key
-    if deal.merchant_id != merchant_id:
-        raise RuleViolation("this coupon is for another merchant's deal", code="coupon.wrong_merchant")
     if coupon.redeemed_at is not None:
         if coupon.request_id == request_id:
             return Redeemed(coupon, deal, replayed=True)

@@ -108,8 +108,12 @@ def member_matches(settings: Settings, rule: str, member: members.Member, now: d
 _UNKNOWN = {"zone": "venue.unknown_zone", "store": "venue.unknown_store", "sale_item": "venue.unknown_sale_item"}
 
 
-def _check_ids(session: Session, model: type[Zone] | type[Store] | type[SaleItem], ids: Sequence[int],
-               noun: str) -> list[int]:
+def _check_ids(session: Session, merchant_id: int, model: type[Zone] | type[Store] | type[SaleItem],
+               ids: Sequence[int], noun: str) -> list[int]:
+    """Active rows of the merchant's own: a store it runs, a sale item or zone in one of its stores.
+
+    A mall-wide zone (no store: an entrance, a corridor) is nobody's, so no merchant targets it.
+    """
     wanted = sorted(set(ids))
     if not all(id_in_range(i) for i in wanted):
         raise RuleViolation(f"unknown {noun} id", code=_UNKNOWN[noun])
@@ -118,6 +122,15 @@ def _check_ids(session: Session, model: type[Zone] | type[Store] | type[SaleItem
     if missing:
         raise RuleViolation(f"there is no active {noun.replace('_', ' ')} with id {missing[0]}",
                             code=_UNKNOWN[noun], details={"ids": missing})
+    owned = (Store.merchant_id == merchant_id if model is Store
+             else model.store_id.in_(select(Store.id).where(Store.merchant_id == merchant_id)))  # type: ignore[union-attr]
+    ours = set(session.scalars(select(model.id).where(model.id.in_(wanted), owned))) if wanted else set()
+    others = [i for i in wanted if i not in ours]
+    if others:
+        whose = "a mall-wide zone or another merchant's" if model is Zone else "another merchant's"
+        raise RuleViolation(f"{noun.replace('_', ' ')} {others[0]} is {whose}: a deal targets only this merchant's "
+                            "own stores, sale items and store zones", code="deal.target_not_yours",
+                            details={"field": f"{noun}_ids", "ids": others})
     return wanted
 
 
@@ -135,7 +148,7 @@ def _check(session: Session, merchant_id: int, values: dict[str, Any], changed: 
     for field, model, noun in (("zone_ids", Zone, "zone"), ("store_ids", Store, "store"),
                                ("sale_item_ids", SaleItem, "sale_item")):
         if field in changed:
-            values[field] = _check_ids(session, model, values[field], noun)
+            values[field] = _check_ids(session, merchant_id, model, values[field], noun)
 
 
 # --- merchants' side -------------------------------------------------------------------------------

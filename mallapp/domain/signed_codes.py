@@ -11,8 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
+
+# ASCII only: str.isdigit() takes '١' or '²', and int() then reads one and raises on the other.
+_NUMBER = re.compile(r"[0-9]{1,19}")
 
 
 class Refused(Exception):
@@ -50,10 +54,11 @@ class Kind:
         parts = code.split(".")
         types = self.fields + ((int,) if self.expires else ())
         if (len(parts) != len(types) + 2 or parts[0] != self.prefix
-                or any(t is int and not part.isdigit() for t, part in zip(types, parts[1:], strict=False))):
+                or any(t is int and not _NUMBER.fullmatch(part) for t, part in zip(types, parts[1:], strict=False))):
             raise Refused("malformed")
         body = parts[1:-1]
-        if not hmac.compare_digest(parts[-1], self._sig(secret, body)):
+        # Bytes: compare_digest raises TypeError on a str that is not ASCII.
+        if not hmac.compare_digest(parts[-1].encode(), self._sig(secret, body).encode()):
             raise Refused("forged")
         if self.expires:
             if now is None:

@@ -372,6 +372,7 @@ scenario("deal.invalid_window", 400)(lambda w: w.new_deal(ends_at=(w.clock.now -
 scenario("venue.unknown_zone", 422)(lambda w: w.new_deal(targeting={"zone_ids": [999]}))
 scenario("venue.unknown_store", 422)(lambda w: w.new_deal(targeting={"store_ids": [999]}))
 scenario("venue.unknown_sale_item", 422)(lambda w: w.new_deal(targeting={"sale_item_ids": [999]}))
+scenario("deal.target_not_yours", 422)(lambda w: w.new_deal(targeting={"store_ids": [w.other["store"]]}))
 scenario("deal.invalid_state", 409)(lambda w: w.client.post(f"{M}/deals/{w.draft()}/pause", headers=w.key))
 
 
@@ -428,8 +429,6 @@ def _(w):
 
 scenario("coupon.not_found", 404)(lambda w: w.redeem(code="NOPE-NOPE-NO"))
 scenario("coupon.invalid_qr", 400)(lambda w: w.redeem(qr=w.coupon()["qr"][:-4] + "AAAA"))
-scenario("coupon.wrong_merchant", 422)(lambda w: w.redeem(code=w.coupon()["code"], store_id=w.other["store"],
-                                                          headers=w.other["headers"]))
 scenario("coupon.wrong_store", 422)(lambda w: w.redeem(code=w.coupon()["code"], store_id=_second_store(w)))
 
 

@@ -142,9 +142,9 @@ def test_a_deal_must_be_at_one_of_the_merchants_own_stores(rt, world):
 def test_targeting_refers_to_the_beacon_registry(rt, world, field, value, code):
     with _raises(code):
         make_deal(rt, world, **{field: value})
-    deal_id = make_deal(rt, world, zone_ids=[world["zone"]], store_ids=[world["store2"]], sale_item_ids=[world["item"]])
+    deal_id = make_deal(rt, world, zone_ids=[world["zone"]], store_ids=[world["store1"]], sale_item_ids=[world["item"]])
     deal = get_deal(rt, deal_id)
-    assert (deal.zone_ids, deal.store_ids, deal.sale_item_ids) == ([world["zone"]], [world["store2"]], [world["item"]])
+    assert (deal.zone_ids, deal.store_ids, deal.sale_item_ids) == ([world["zone"]], [world["store1"]], [world["item"]])
 
 
 @pytest.mark.parametrize("benefit", [{"kind": "percent_off", "percent": 100}, {"kind": "amount_off", "amount_fen": 1.5},
@@ -256,7 +256,7 @@ def test_a_typed_code_is_read_without_case_dashes_or_spaces(rt, world):
 def test_redemption_is_refused_at_another_store_by_another_merchant_and_outside_validity(rt, world, clock):
     deal_id = make_deal(rt, world)
     code = claim(rt, world["member"], deal_id).coupon.code
-    with _raises("coupon.wrong_merchant"):
+    with _raises("coupon.not_found"):  # another merchant's coupon is as unknown as a made-up code
         redeem(rt, world, code, merchant="m2", store="store2")
     with _raises("coupon.wrong_store"):
         redeem(rt, world, code, store="store2")

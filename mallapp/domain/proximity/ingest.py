@@ -263,7 +263,9 @@ def gateway_batch(redis: Redis, settings: Settings, gateway_id: int, sightings: 
     return len(heard) + len(telemetry)
 
 
-_KEY_ID = re.compile(r"^(\d{1,9})\.(\d{1,9})$")
+# ASCII digits only (a str pattern's \d takes any script's digits), and a timestamp int() can read.
+_KEY_ID = re.compile(r"^([0-9]{1,9})\.([0-9]{1,9})\Z")
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}\Z")
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -278,7 +280,7 @@ def authenticate_gateway(session: Session, redis: Redis, settings: Settings, ser
         raise Unauthorized("sign the batch: X-Gateway-Key-Id, X-Gateway-Timestamp, X-Gateway-Nonce and "
                            "X-Gateway-Signature", code="gateway.unsigned")
     match = _KEY_ID.match(key_id)
-    if not match or not timestamp.isdigit() or not _NONCE.match(nonce):
+    if not match or not _TIMESTAMP.match(timestamp) or not _NONCE.match(nonce):
         raise Unauthorized("malformed gateway signature headers", code="gateway.unsigned")
     gateway_id, version = int(match[1]), int(match[2])
     gateway = session.get(Gateway, gateway_id)
@@ -290,7 +292,8 @@ def authenticate_gateway(session: Session, redis: Redis, settings: Settings, ser
         raise Unauthorized(f"the signature's timestamp is more than {max_age} s from the server's clock",
                            code="gateway.stale_signature")
     expected = batch_signature(gateway_secret(server_secret, gateway_id, version), ts, nonce, body)
-    if not hmac.compare_digest(expected, signature.lower()):
+    # Bytes: compare_digest raises TypeError on a str that is not ASCII.
+    if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
         raise Unauthorized("the batch's signature does not match", code="gateway.bad_signature")
     # Remembered for twice the accepted age: any replay inside the window meets it.
     if not redis.set(_nonce_key(gateway_id, nonce), 1, nx=True, ex=2 * max_age):
