@@ -96,8 +96,9 @@ def get_or_404(session: Session, model: type[M], row_id: int, *, code: str, what
     return row
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and write-ahead locking."""
+def make_engine(url: str, *, connect_timeout_s: int | None = None, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and write-ahead locking; PostgreSQL a connect
+    timeout when given (``[database] connect_timeout_s``), so a dead host fails fast."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _serialize_sqlite_writers(engine)
@@ -108,6 +109,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # No ping before every checkout (a round trip per request): a dropped connection fails one
     # request, and SQLAlchemy then recycles the whole pool; idle connections are renewed hourly.
     kwargs.setdefault("pool_recycle", 3600)
+    if connect_timeout_s is not None:
+        kwargs["connect_args"] = {"connect_timeout": connect_timeout_s, **kwargs.get("connect_args", {})}
     return create_engine(url, **kwargs)
 
 
