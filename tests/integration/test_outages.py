@@ -26,7 +26,8 @@ from mallapp.domain import auth
 from mallapp.runtime import Runtime, build_runtime
 from mallapp.schema import upgrade
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+# The app's database is beside the point here (the database tests name their own): SQLite only.
+SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 REQUESTS = 25
 
@@ -76,6 +77,7 @@ def unhandled(caplog) -> list[logging.LogRecord]:
 
 # --- Redis -----------------------------------------------------------------------------------------
 
+@SQLITE
 def test_redis_stopped_answers_503_and_warns_once(settings, clock, emulator, own_redis, caplog):
     with runtime_with(settings, clock, redis_url=own_redis.url) as rt:
         client = create_app(runtime=rt).test_client()
@@ -93,6 +95,7 @@ def test_redis_stopped_answers_503_and_warns_once(settings, clock, emulator, own
         assert unhandled(caplog) == []
 
 
+@SQLITE
 def test_redis_frozen_fails_within_the_socket_timeout(settings, clock, emulator, own_redis, caplog):
     timeouts = {"socket_timeout_s": 0.5, "connect_timeout_s": 0.5, "health_check_interval_s": 30.0}
     with runtime_with(settings.model_copy(update={"redis": settings.redis.model_copy(update=timeouts)}), clock,
@@ -116,6 +119,7 @@ def test_redis_frozen_fails_within_the_socket_timeout(settings, clock, emulator,
         assert client.get("/api/v1/me", headers=member["headers"]).status_code == 200
 
 
+@SQLITE
 def test_redis_restarted_costs_no_request(settings, clock, emulator, own_redis):
     with runtime_with(settings, clock, redis_url=own_redis.url) as rt:
         client = create_app(runtime=rt).test_client()
@@ -128,6 +132,7 @@ def test_redis_restarted_costs_no_request(settings, clock, emulator, own_redis):
 
 # --- the database ----------------------------------------------------------------------------------
 
+@SQLITE
 def test_database_host_not_there_answers_503_and_warns_once(settings, clock, redis_client, caplog):
     closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/mallapp"
     with runtime_with(settings, clock, database_url=closed) as rt:
@@ -141,6 +146,7 @@ def test_database_host_not_there_answers_503_and_warns_once(settings, clock, red
         assert unhandled(caplog) == []
 
 
+@SQLITE
 def test_database_connect_timeout_is_set_from_the_settings(settings, clock):
     from sqlalchemy import event
     from sqlalchemy.exc import OperationalError
@@ -159,6 +165,7 @@ def own_postgres() -> Iterator[PostgresServer]:
         yield server
 
 
+@SQLITE
 def test_database_stopped_answers_503_not_500(settings, clock, emulator, own_postgres, caplog):
     url = own_postgres.create_database("outage")
     upgrade(url)
@@ -184,6 +191,7 @@ def _wait_online(redis: Redis, member_id: int, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+@SQLITE
 def test_live_socket_survives_a_redis_restart(settings, clock, emulator, own_redis, start_live_server, caplog):
     caplog.set_level(logging.INFO, logger="mallapp.live")
     with runtime_with(settings, clock, redis_url=own_redis.url) as rt:
@@ -208,6 +216,7 @@ def test_live_socket_survives_a_redis_restart(settings, clock, emulator, own_red
     assert warnings[0].startswith("lost Redis") and warnings[1].startswith("Redis is back")
 
 
+@SQLITE
 def test_live_handshake_while_redis_is_down_is_503(settings, clock, emulator, own_redis, start_live_server):
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
@@ -225,3 +234,29 @@ def test_live_handshake_while_redis_is_down_is_503(settings, clock, emulator, ow
         assert json.loads(response.body)["error"]["code"] == "service.redis_unavailable"
         assert response.headers["Retry-After"]
         assert live.thread.is_alive()
+
+
+# --- blocking reads under the socket timeout -------------------------------------------------------
+
+def test_a_stream_read_blocks_no_longer_than_the_socket_timeout_allows(redis_server):
+    """XREADGROUP BLOCK 1000 on a client whose reads time out after 0.3 s: the wait is cut to fit, not an error."""
+    from mallapp.processes.streams import GroupConsumer
+
+    class Reader(GroupConsumer):
+        def streams(self) -> list[str]:
+            return ["test:outage-stream"]
+
+        def step(self, block_ms: int | None = None) -> int:
+            return len(self.read(self.streams(), block_ms))
+
+    client = Redis.from_url(redis_server.url, socket_timeout=0.3)
+    try:
+        client.delete("test:outage-stream")
+        reader = Reader(client, "outage-group", "r1", count=10, block_ms=1000, claim_idle_ms=1000)
+        reader.ensure_group()
+        started = time.monotonic()
+        assert reader.step(1000) == 0
+        assert time.monotonic() - started < 0.3
+    finally:
+        client.delete("test:outage-stream")
+        client.close()
