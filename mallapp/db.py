@@ -96,8 +96,9 @@ def get_or_404(session: Session, model: type[M], row_id: int, *, code: str, what
     return row
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and write-ahead locking."""
+def make_engine(url: str, *, connect_timeout_s: int | None = None, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and write-ahead locking; PostgreSQL a connect
+    timeout when given (``[database] connect_timeout_s``), so a dead host fails fast."""
     # A database error's text would carry the statement's parameters (phone numbers, codes, tokens)
     # into the logs: SQLAlchemy leaves them out of exceptions and echo with hide_parameters.
     kwargs.setdefault("hide_parameters", True)
@@ -111,6 +112,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # No ping before every checkout (a round trip per request): a dropped connection fails one
     # request, and SQLAlchemy then recycles the whole pool; idle connections are renewed hourly.
     kwargs.setdefault("pool_recycle", 3600)
+    if connect_timeout_s is not None:
+        kwargs["connect_args"] = {"connect_timeout": connect_timeout_s, **kwargs.get("connect_args", {})}
     return create_engine(url, **kwargs)
 
 

@@ -11,7 +11,8 @@ Domain code raises these; only the API layer maps them to HTTP statuses::
      ├── PayloadTooLarge            413
      ├── RuleViolation              422  well-formed, but a business rule says no
      ├── RateLimited                429
-     └── UpstreamError              502  WeChat or another upstream failed
+     ├── UpstreamError              502  WeChat or another upstream failed
+     └── ServiceUnavailable         503  our own Redis or database is unreachable (retry later)
 
 Every error carries a stable dotted ``code`` (``points.insufficient``) that clients may
 switch on, a human ``message``, and optional ``details`` that are safe to show.
@@ -85,3 +86,13 @@ class RateLimited(MallError):
 class UpstreamError(MallError):
     status = 502
     code = "upstream.unavailable"
+
+
+class ServiceUnavailable(MallError):
+    """Redis or the database cannot be reached: not the caller's fault, and worth retrying later.
+
+    The web app raises it (mallapp.api.app) from a connection-level failure, with ``Retry-After``.
+    """
+
+    status = 503
+    code = "service.unavailable"

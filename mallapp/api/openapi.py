@@ -17,6 +17,9 @@ _ERROR_STATUS = {400: "Bad request", 401: "Missing, expired or revoked credentia
                  403: "The caller may not do this", 404: "Not found", 409: "Conflicts with what already happened",
                  413: "Body too large", 422: "A business rule refused it", 429: "Too many requests",
                  502: "WeChat or another upstream failed"}
+# Any operation that reads Redis or the database can answer 503 while one of them is unreachable
+# (mallapp.api.outages); documented once, generically, on every such operation rather than per code.
+_UNAVAILABLE_TEXT = "Redis or the database cannot be reached right now; retry after Retry-After seconds"
 
 
 def operations(app: Flask) -> list[tuple[str, Operation]]:
@@ -88,6 +91,8 @@ def build(app: Flask, version: str) -> dict[str, Any]:
             desc = _ERROR_STATUS[status] + (f" (codes: {', '.join(codes)})" if codes else "")
             spec["responses"][str(status)] = {"description": desc, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Error"}}}}
+        if not op.raw:  # the raw ones (the document, the API page, /healthz's own answer) need neither
+            spec["responses"]["503"] = _unavailable()
         paths.setdefault(path, {})[op.method.lower()] = spec
 
     return {
@@ -132,6 +137,17 @@ def _path_schema(converter: str) -> dict[str, Any]:
 def documented_errors(op: Operation) -> tuple[str, ...]:
     """The error codes the document lists for ``op``: its own and those its auth kind adds."""
     return (*op.errors, *_AUTH_ERRORS.get(op.auth, ()))
+
+
+def _unavailable() -> dict[str, Any]:
+    """The 503 every operation can give: its codes are those raised as 503 (not the class's bare default)."""
+    index = error_index()
+    codes = sorted(code for code, cls in index.classes.items()
+                   if cls.status == 503 and any(".py:" in site for site in index.sites[code]))
+    return {"description": f"{_UNAVAILABLE_TEXT} (codes: {', '.join(codes)})",
+            "headers": {"Retry-After": {"description": "seconds to wait before trying again",
+                                        "schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
 def _status_of(code: str) -> int:

@@ -143,6 +143,11 @@ class GroupConsumer:
     def read(self, streams: Iterable[str], block_ms: int | None = None) -> list[tuple[str, list[Entry]]]:
         """New entries of these streams, up to ``count`` each; wait up to ``block_ms`` when there are none."""
         streams = list(streams)
+        # A blocked read must end well before the client's socket timeout ([redis] socket_timeout_s) cuts it
+        # off, a busy Redis's answer included: at most half of it.
+        timeout_s = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        if block_ms and timeout_s:
+            block_ms = max(1, min(block_ms, int(timeout_s * 500)))
         try:
             reply = self.redis.xreadgroup(self.group, self.consumer, {name: ">" for name in streams},
                                           count=self.count, block=block_ms or None)
