@@ -10,8 +10,8 @@ A poison entry (one that fails however often it is tried) must not hold back the
 what it read to :meth:`GroupConsumer.apply`, which handles the entries together and, when that fails,
 one at a time. An entry that fails on its own after Redis delivered it ``max_deliveries`` times (read,
 then claimed again) is set aside on ``<stream>:dead`` with its error, acknowledged and counted
-(``dead_lettered``); the others are applied once. Ops read the dead letters with ``XRANGE`` and can
-put them back with :func:`replay_dead`.
+(``dead_lettered``); the others are applied once. Ops list the dead letters and put them back
+(:mod:`mallapp.domain.dead_letters`: ``GET /api/v1/ops/dead-letters``, ``mallapp dead-letters``).
 
 A Redis that lost its data (restarted without persistence) has no consumer group: a read or claim
 answered ``NOGROUP`` makes the group again (from the stream's start) and carries on, and
@@ -26,40 +26,23 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from time import monotonic
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import ResponseError
 
-__all__ = ["Entry", "GroupConsumer", "consumer_name", "dead_letters", "replay_dead"]
+from mallapp.domain.dead_letters import DEAD_FIELDS, dead_key
+from mallapp.domain.dead_letters import replay as replay_dead
+
+__all__ = ["DEAD_FIELDS", "Entry", "GroupConsumer", "consumer_name", "dead_letters", "replay_dead"]
 
 # An entry as redis-py returns it: (id, fields).
 Entry = tuple[bytes, dict[Any, Any]]
 
-
-def dead_letters(stream: str) -> str:
-    """The stream where a group's consumers set aside the entries of ``stream`` they could not handle."""
-    return f"{stream}:dead"
-
-
-# A dead letter's own fields; the entry's fields follow them, under their own names.
-DEAD_FIELDS = ("dead:id", "dead:group", "dead:error", "dead:delivered", "dead:at")
-
-
-def replay_dead(redis: Redis, stream: str, ids: Sequence[bytes | str] | None = None) -> int:
-    """Put dead letters of ``stream`` back on it as new entries (all, or those ``ids`` of the dead-letter
-    stream) and remove them from the dead letters; how many. For ops, once the cause is fixed."""
-    dead = dead_letters(stream)
-    entries = redis.xrange(dead) if ids is None else [e for i in ids for e in redis.xrange(dead, i, i)]
-    for entry_id, fields in entries:
-        original = {k: v for k, v in fields.items() if (k.decode() if isinstance(k, bytes) else k) not in DEAD_FIELDS}
-        pipe = redis.pipeline()
-        pipe.xadd(stream, original)
-        pipe.xdel(dead, entry_id)
-        pipe.execute()
-    return len(entries)
+# The dead-letter stream of a stream (mallapp.domain.dead_letters, where ops read and replay them).
+dead_letters = dead_key
 
 
 def _is_nogroup(exc: ResponseError) -> bool:
@@ -227,13 +210,13 @@ class GroupConsumer:
         entry_id, fields = entry
         error = f"{type(exc).__name__}: {exc}"[:2000]
         pipe = self.redis.pipeline()
-        pipe.xadd(dead_letters(stream), {"dead:id": entry_id, "dead:group": self.group, "dead:error": error,
+        pipe.xadd(dead_key(stream), {"dead:id": entry_id, "dead:group": self.group, "dead:error": error,
                                          "dead:delivered": delivered, "dead:at": f"{time.time():.3f}", **fields})
         pipe.xack(stream, self.group, entry_id)
         pipe.execute()
         self.dead_lettered += 1
         self.log.error("%s: entry %s of %s set aside on %s after %s deliveries: %s", self.group, entry_id, stream,
-                       dead_letters(stream), delivered, error)
+                       dead_key(stream), delivered, error)
 
     def after_step(self) -> None:
         """Called after each step that did not fail (periodic chores)."""
