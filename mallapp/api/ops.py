@@ -1,4 +1,5 @@
-"""The operations API: the venue (zones, stores, sale items, beacons, gateways), fleet health, presence, footfall.
+"""The operations API: the venue (zones, stores, sale items, beacons, gateways), fleet health, presence, footfall,
+and the stream entries the consumers set aside (dead letters).
 
 Any ops user reads; only an admin writes. Every committed change to the venue bumps the
 registry version, so that the proximity workers reload it.
@@ -25,7 +26,7 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.domain import alerts, ops, venue, venue_admin
+from mallapp.domain import alerts, dead_letters, ops, venue, venue_admin
 from mallapp.domain.venue import Beacon, Gateway, SaleItem, Store, Zone
 from mallapp.errors import InvalidInput
 
@@ -768,3 +769,70 @@ def get_footfall(query: FootfallQuery) -> FootfallOut:
             ZoneFootfallOut(zone_id=r.zone.id, name=r.zone.name, kind=r.zone.kind, floor=r.zone.floor,
                             visits=r.visits, members=r.members, mean_dwell_seconds=round(r.mean_dwell_seconds, 1))
             for r in rows])
+
+
+# --- dead letters ----------------------------------------------------------------------------------
+
+StreamEntryId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")]
+
+
+class DeadLettersQuery(Query):
+    limit: int = Field(default=50, ge=1, le=500, description="the newest this many of each stream")
+
+
+class DeadLetterOut(Out):
+    id: str = Field(description="its id on the dead-letter stream <stream>:dead (what replay takes)")
+    original_id: str = Field(description="the entry's id on its stream when it was set aside")
+    group: str = Field(description="the consumer group that failed it")
+    deliveries: int | None = Field(description="how many times Redis had delivered it")
+    error: str = Field(description="the last failure: the exception's type and message")
+    at: datetime | None = Field(description="when it was set aside")
+    fields: dict[str, str] = Field(description="the entry's own fields, decoded as UTF-8 (undecodable bytes "
+                                               "replaced)")
+
+
+class DeadStreamOut(Out):
+    stream: str
+    total: int = Field(description="every entry set aside from this stream (entries lists the newest)")
+    entries: list[DeadLetterOut] = Field(description="newest first, at most limit")
+
+
+class DeadLettersOut(Out):
+    streams: list[DeadStreamOut] = Field(description="every stream a consumer group reads: the sightings "
+                                                     "partitions, then the proximity events")
+
+
+class ReplayIn(Body):
+    stream: Annotated[str, StringConstraints(max_length=100)] = Field(
+        description="a stream a consumer group reads (one of those GET /ops/dead-letters lists)")
+    ids: Annotated[list[StreamEntryId], Field(max_length=1000)] | None = Field(
+        default=None, description="dead-letter ids to put back (an id not there is skipped); default: all of the "
+                                  "stream's")
+
+
+class ReplayOut(Out):
+    stream: str
+    replayed: int = Field(description="how many entries went back on the stream, for its group to read again")
+
+
+@operation(bp, "/dead-letters", "GET",
+           summary="The stream entries the consumers set aside after failing them max-deliveries times, per stream",
+           auth="ops", query=DeadLettersQuery, response=DeadLettersOut)
+def list_dead_letters(query: DeadLettersQuery) -> DeadLettersOut:
+    rt = runtime()
+    return DeadLettersOut(streams=[
+        DeadStreamOut(stream=name, total=dead_letters.count(rt.redis, name), entries=[
+            DeadLetterOut(id=d.id, original_id=d.original_id, group=d.group, deliveries=d.deliveries, error=d.error,
+                          at=d.at, fields=d.fields)
+            for d in dead_letters.listing(rt.redis, name, query.limit)])
+        for name in dead_letters.consumer_streams(rt.settings)])
+
+
+@operation(bp, "/dead-letters/replay", "POST",
+           summary="Put dead letters back on their stream (all of it, or those ids) for its group to read again",
+           auth="ops_admin", body=ReplayIn, response=ReplayOut,
+           errors=(*_ADMIN, "dead_letters.unknown_stream"))
+def replay_dead_letters(body: ReplayIn) -> ReplayOut:
+    rt = runtime()
+    stream = dead_letters.known_stream(rt.settings, body.stream)
+    return ReplayOut(stream=stream, replayed=dead_letters.replay(rt.redis, stream, body.ids))

@@ -639,6 +639,8 @@ def _(w):
 
 scenario("footfall.invalid_range", 400)(lambda w: w.client.get(f"{OPS}/footfall", headers=w.ops, query_string={
     "since": "2026-03-12T00:00:00Z"}))
+scenario("dead_letters.unknown_stream", 422)(lambda w: w.client.post(f"{OPS}/dead-letters/replay", headers=w.ops,
+                                                                  json={"stream": "members"}))
 
 # --- sightings and gateways ----------------------------------------------------------------------------------
 
