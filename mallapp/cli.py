@@ -161,6 +161,63 @@ def jobs_run(name: str) -> None:
         sys.exit(1)
 
 
+@main.group("dead-letters")
+def dead_letters_group() -> None:
+    """Stream entries the consumers set aside after failing them --max-deliveries times."""
+
+
+def _dead_letters_runtime():
+    from mallapp.runtime import build_runtime
+
+    return build_runtime(_settings())
+
+
+def _known_stream(rt, stream: str) -> str:
+    from mallapp.domain import dead_letters
+    from mallapp.errors import MallError
+
+    try:
+        return dead_letters.known_stream(rt.settings, stream)
+    except MallError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@dead_letters_group.command("list")
+@click.argument("stream", required=False)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500), help="the newest, per stream")
+def dead_letters_list(stream: str | None, limit: int) -> None:
+    """The entries set aside from STREAM (default: every consumer's stream), newest first."""
+    from mallapp.domain import dead_letters
+
+    rt = _dead_letters_runtime()
+    try:
+        names = [_known_stream(rt, stream)] if stream else dead_letters.consumer_streams(rt.settings)
+        for name in names:
+            click.echo(f"{name}: {dead_letters.count(rt.redis, name)} set aside")
+            for d in dead_letters.listing(rt.redis, name, limit):
+                at = d.at.isoformat(timespec="seconds") if d.at else "?"
+                click.echo(f"  {d.id}  was {d.original_id}  group {d.group}  {d.deliveries} deliveries  {at}")
+                click.echo(f"    error: {d.error}")
+                click.echo(f"    fields: {d.fields}")
+    finally:
+        rt.close()
+
+
+@dead_letters_group.command("replay")
+@click.argument("stream")
+@click.option("--id", "ids", multiple=True, help="a dead-letter id to put back (repeatable); default: all")
+def dead_letters_replay(stream: str, ids: tuple[str, ...]) -> None:
+    """Put STREAM's dead letters back on it for its group to read again (once the cause is fixed)."""
+    from mallapp.domain import dead_letters
+
+    rt = _dead_letters_runtime()
+    try:
+        replayed = dead_letters.replay(rt.redis, _known_stream(rt, stream), list(ids) or None)
+    finally:
+        rt.close()
+    click.echo(f"{stream}: {replayed} put back")
+
+
 def _process_command(process) -> None:
     @main.command(process.name, help=process.summary, add_help_option=False,
                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
