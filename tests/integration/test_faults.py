@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from factories import cli_env, post_sightings
@@ -104,3 +104,78 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(client, rt, member
     assert _counts(rt, ProximityEvent, ids, ProximityEvent.store_id == venue.store,
                    ProximityEvent.sale_item_id.is_(None)) == {m: 1 for m in ids}
     assert _counts(rt, MallVisit, ids) == {m: 1 for m in ids}
+
+
+# --- the clock killed mid-job ----------------------------------------------------------------------
+
+DUE_COUPONS, HOLDERS = 3000, 60  # six batches of 500 (the job's batch)
+
+
+def _due_coupons(rt, n: int, holders: int) -> list[int]:
+    """``n`` unused coupons of a live deal ending in 20 hours, spread over ``holders`` members; their ids.
+
+    Written in bulk with SQLAlchemy core: claiming them one by one through the domain would take longer
+    than the run they feed."""
+    from sqlalchemy import insert
+
+    from mallapp.domain import deals, members, merchants, venue_admin
+    from mallapp.domain.coupons import Coupon
+
+    now = rt.now()
+    with rt.sessions.begin() as s:
+        merchant, _ = merchants.create(s, "Starlight Coffee", now)
+        store = venue_admin.create_store(s, name="Starlight", floor=1, x=0, y=0, merchant_id=merchant.id, now=now)
+        deal = deals.create(s, merchant.id, title="Flat white 5 yuan off", store_id=store.id,
+                            starts_at=now - timedelta(days=1), ends_at=now + timedelta(hours=20), quota=n,
+                            per_member_limit=n, benefit={"kind": "amount_off", "amount_fen": 500}, now=now)
+        deal.status = "live"
+        owners = [members.sign_in(s, openid=f"o-holder-{i}", unionid=None, now=now)[0] for i in range(holders)]
+        s.flush()
+        ids = s.scalars(insert(Coupon).returning(Coupon.id), [
+            {"deal_id": deal.id, "member_id": owners[i % holders].id, "code": f"F{i:09d}", "claimed_at": now}
+            for i in range(n)]).all()
+        deal.claimed = n
+    return list(ids)
+
+
+def test_the_clock_killed_mid_job_is_finished_by_the_next_run_once_its_lock_lapses(rt, settings, tmp_path):
+    from mallapp.domain.notifications import Notification
+    from mallapp.processes import clock as scheduler
+
+    rt.clock = lambda: datetime.now(UTC)  # the job's process runs on the real clock
+    coupon_ids = _due_coupons(rt, DUE_COUPONS, HOLDERS)
+    keys = {f"coupon:{cid}:expiring" for cid in coupon_ids}
+
+    def reminders() -> dict[str, int]:
+        with rt.sessions() as s:
+            return dict(s.execute(select(Notification.key, func.count()).where(Notification.kind == "reminder")
+                                  .group_by(Notification.key)).all())
+
+    env = cli_env(tmp_path, MALL_DATABASE_URL=settings.database_url, MALL_REDIS_URL=settings.redis_url,
+                  MALL_SECRET_KEY=settings.secret_key, MALL_WECHAT_APPID=settings.wechat.appid,
+                  MALL_WECHAT_SECRET=settings.wechat.secret, MALL_WECHAT_API_BASE=settings.wechat.api_base)
+    command = [sys.executable, "-m", "mallapp", "jobs", "run", "coupon-reminders"]
+    doomed = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not 0 < len(reminders()) < DUE_COUPONS:  # a batch committed, and more to come
+            assert doomed.poll() is None, f"the run ended before it could be killed: {doomed.stdout.read()}"
+            assert time.monotonic() < deadline, "the run wrote no batch"
+            time.sleep(0.01)
+        doomed.send_signal(signal.SIGKILL)  # between or inside batches: its lock stays, unrenewed
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+        doomed.wait(10)
+    done_before = len(reminders())
+    assert 0 < done_before < DUE_COUPONS, done_before
+    lock = scheduler.lock_key("coupon-reminders")
+    # The dead run's lock lapses within its short TTL (nobody deletes it); then the job is run again.
+    deadline = time.monotonic() + scheduler.find("coupon-reminders").lock_ttl_s + 5
+    while rt.redis.exists(lock):
+        assert time.monotonic() < deadline, "the dead run's lock did not lapse"
+        time.sleep(0.2)
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and again.stdout.startswith("coupon-reminders: done,"), (again.stdout, again.stderr)
+    assert int(again.stdout.split("done, ")[1].split()[0]) == DUE_COUPONS - done_before  # the rest, only the rest
+    assert reminders() == {key: 1 for key in keys}  # every due coupon reminded exactly once
