@@ -414,6 +414,32 @@ class PostgresServer(_ServerProcess):
                 proc.wait()
         self._teardown()
 
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the postmaster (``pg_ctl stop -m fast|immediate|smart``) but keep the data directory and
+        port, so that :meth:`resume` brings the same cluster back: a database restarted under traffic.
+        ``immediate`` is a crash as far as the data goes (recovery runs on resume)."""
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"unknown shutdown mode {mode!r}")
+        proc, self._proc = self._proc, None
+        if proc is None:
+            raise RuntimeError("PostgresServer not started")
+        if proc.poll() is None:
+            self._run([self._tool("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "30"])
+            proc.wait(timeout=30)
+
+    def resume(self) -> PostgresServer:
+        """Start the cluster :meth:`halt` stopped, from the same data directory, on the same port."""
+        if self._proc is not None:
+            raise RuntimeError("PostgresServer already running")
+        if self.data_dir is None or not self.data_dir.is_dir():
+            raise RuntimeError("PostgresServer has no data directory to resume from (never started, or stopped)")
+        fixed, self._fixed_port = self._fixed_port, True  # the clients know this port
+        try:
+            self._launch()
+        finally:
+            self._fixed_port = fixed
+        return self
+
     # -- addresses
 
     def url(self, dbname: str = "postgres", driver: str = "postgresql+psycopg") -> str:
