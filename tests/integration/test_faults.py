@@ -179,3 +179,96 @@ def test_the_clock_killed_mid_job_is_finished_by_the_next_run_once_its_lock_laps
     assert again.returncode == 0 and again.stdout.startswith("coupon-reminders: done,"), (again.stdout, again.stderr)
     assert int(again.stdout.split("done, ")[1].split()[0]) == DUE_COUPONS - done_before  # the rest, only the rest
     assert reminders() == {key: 1 for key in keys}  # every due coupon reminded exactly once
+
+
+# --- PostgreSQL restarted under till traffic -------------------------------------------------------
+
+RECEIPTS, SHOPPERS = 240, 6
+
+
+def test_postgres_restarted_under_till_traffic_records_every_receipt_once(settings, clock, emulator):
+    import threading
+
+    from mallapp.api.app import create_app
+    from mallapp.devtools.servers import PostgresServer
+    from mallapp.domain import merchants, points
+    from mallapp.domain.points import PointsAccount
+    from mallapp.domain.purchases import Purchase
+    from mallapp.runtime import build_runtime
+    from mallapp.schema import upgrade
+
+    # Durable (fsync and synchronous commit on): an immediate shutdown must not lose what was acknowledged.
+    with PostgresServer(fast=False) as server:
+        url = server.create_database("tills")
+        upgrade(url)
+        rt = build_runtime(settings.model_copy(update={"database_url": url}))
+        rt.clock = clock
+        try:
+            client = create_app(runtime=rt).test_client()
+            with rt.sessions.begin() as s:
+                key = merchants.create(s, "Starlight Coffee", rt.now())[1]
+            till = {"Authorization": f"Bearer {key}"}
+            shoppers = []
+            for i in range(SHOPPERS):
+                signed = client.post("/api/v1/auth/wechat", json={"code": emulator.login(openid=f"o-till-{i}")})
+                assert signed.status_code == 200, signed.get_json()
+                headers = {"Authorization": f"Bearer {signed.get_json()['token']}"}
+                card = client.get("/api/v1/me/card", headers=headers).get_json()["code"]
+                shoppers.append((signed.get_json()["member"]["id"], card))
+
+            answered: dict[str, int] = {}  # receipt -> status of the answer the till kept
+            retries = {"n": 0}
+            failures: list[BaseException] = []
+
+            def tills() -> None:
+                try:
+                    for n in range(RECEIPTS):
+                        _, card = shoppers[n % SHOPPERS]
+                        body = {"member_code": card, "amount_fen": 1_000 + 137 * n, "receipt_no": f"R-{n:05d}",
+                                "occurred_at": clock.now.isoformat()}
+                        deadline = time.monotonic() + 40
+                        while True:  # a till retries the same receipt until it has an answer
+                            try:
+                                response = client.post("/api/v1/merchant/purchases", headers=till, json=body)
+                                if response.status_code in (200, 201):
+                                    answered[body["receipt_no"]] = response.status_code
+                                    break
+                                assert response.status_code >= 500, response.get_json()
+                            except AssertionError:
+                                raise
+                            except Exception:  # the connection itself failed: the same as no answer
+                                pass
+                            retries["n"] += 1
+                            assert time.monotonic() < deadline, f"{body['receipt_no']} never answered"
+                            time.sleep(0.05)
+                except BaseException as exc:  # noqa: BLE001 -- reported by the main thread
+                    failures.append(exc)
+
+            started = time.monotonic()
+            thread = threading.Thread(target=tills, daemon=True)
+            thread.start()
+            for mode, after in (("fast", RECEIPTS // 4), ("immediate", RECEIPTS // 2)):
+                deadline = time.monotonic() + 30
+                while len(answered) < after:
+                    assert thread.is_alive() and time.monotonic() < deadline, failures
+                    time.sleep(0.01)
+                server.halt(mode)  # mid-traffic: requests in flight lose their connection
+                time.sleep(1.0)    # the tills meet a database that is not there
+                server.resume()
+            thread.join(60)
+            assert not thread.is_alive() and not failures, failures
+            wall = time.monotonic() - started
+
+            assert len(answered) == RECEIPTS and retries["n"] > 0, (len(answered), retries, wall)
+            with rt.sessions() as s:
+                per_receipt = dict(s.execute(select(Purchase.receipt_no, func.count()).group_by(Purchase.receipt_no)).all())
+                earned = dict(s.execute(select(Purchase.member_id,
+                                               func.sum(Purchase.points_earned + Purchase.birthday_bonus))
+                                        .group_by(Purchase.member_id)).all())
+                balances = dict(s.execute(select(PointsAccount.member_id, PointsAccount.balance)).all())
+                problems = points.check_invariants(s)
+            assert per_receipt == {f"R-{n:05d}": 1 for n in range(RECEIPTS)}  # none lost, none doubled
+            assert {m: balances.get(m) for m, _ in shoppers} == {m: earned[m] for m, _ in shoppers}
+            assert problems == []
+        finally:
+            rt.close()
