@@ -691,6 +691,35 @@ class RedisServer(_ServerProcess):
             stop_process(proc)
         self._teardown()
 
+    def halt(self, save: bool) -> None:
+        """``SHUTDOWN SAVE`` (the data written to ``dump.rdb`` in the server's directory, loaded again by
+        :meth:`resume`) or ``SHUTDOWN NOSAVE`` with any earlier dump removed (the data lost); the
+        directory and port are kept.  A Redis restarted with or without its data."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            raise RuntimeError("RedisServer not started")
+        assert self.tmpdir is not None
+        with socket.create_connection((self.host, self.port), timeout=10) as s:
+            s.sendall(b"SHUTDOWN SAVE\r\n" if save else b"SHUTDOWN NOSAVE\r\n")
+            with contextlib.suppress(OSError):
+                s.recv(64)  # the server closes the connection as it exits
+        proc.wait(timeout=30)
+        if not save:
+            (self.tmpdir / "dump.rdb").unlink(missing_ok=True)
+
+    def resume(self) -> RedisServer:
+        """Start the server :meth:`halt` stopped, in the same directory, on the same port."""
+        if self._proc is not None:
+            raise RuntimeError("RedisServer already running")
+        if self.tmpdir is None or self.executable is None:
+            raise RuntimeError("RedisServer has nothing to resume (never started, or stopped)")
+        fixed, self._fixed_port = self._fixed_port, True
+        try:
+            self._launch(self.executable)
+        finally:
+            self._fixed_port = fixed
+        return self
+
     def __repr__(self) -> str:
         where = f"127.0.0.1:{self.port}" if self.running else "stopped"
         return f"<RedisServer {where}>"
