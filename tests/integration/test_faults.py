@@ -272,3 +272,101 @@ def test_postgres_restarted_under_till_traffic_records_every_receipt_once(settin
             assert problems == []
         finally:
             rt.close()
+
+
+# --- Redis restarted with and without its data, under a running worker ----------------------------
+
+# Found by this test, not fixed here: the worker forgets its presence states with Redis's data
+# (ProximityWorker.lost_redis) and rebuilds them from the next sightings, so a member who stood by the
+# store through the loss has a second dwell event there. Check-ins do not double.
+DWELL_AGAIN_AFTER_LOSS = ("a member standing by the store through a Redis data loss is recorded dwelling there "
+                          "twice: the worker's presence states went with the data")
+
+
+@pytest.mark.parametrize("stays_through_the_loss", [
+    False, pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=DWELL_AGAIN_AFTER_LOSS))])
+def test_redis_restarted_with_and_without_its_data_the_worker_resumes_and_doubles_nothing(
+        settings, emulator, venue, tmp_path, stays_through_the_loss):
+    from mallapp.api.app import create_app
+    from mallapp.devtools.servers import RedisServer, free_port
+    from mallapp.runtime import build_runtime
+
+    redis_server = RedisServer(port=free_port()).start()
+    own = settings.model_copy(update={"redis_url": redis_server.url})
+    rt = build_runtime(own)
+    rt.clock = lambda: datetime.now(UTC)  # the worker runs on the real clock; so do the phones here
+    worker = _worker(own, tmp_path, "survivor")
+    try:
+        client = create_app(runtime=rt).test_client()
+
+        def sign_in(openid: str) -> dict:
+            signed = client.post("/api/v1/auth/wechat", json={"code": emulator.login(openid=openid)})
+            assert signed.status_code == 200, signed.get_json()
+            return {**signed.get_json(), "openid": openid,
+                    "headers": {"Authorization": f"Bearer {signed.get_json()['token']}"}}
+
+        phones = {f"o-redis-{i}": sign_in(f"o-redis-{i}") for i in range(6)}
+        ids = [p["member"]["id"] for p in phones.values()]
+        _wait_for_workers(rt, 1)
+        beat = {"n": 0}
+        signed_again: set[str] = set()
+
+        def walk(openids, seconds: float) -> None:
+            """Each phone posts a batch a second by the entrance and the store; on a 401 (its token went
+            with Redis's data) it signs in again, as the mini-program does, and posts the batch again."""
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                beat["n"] += 1
+                wobble = beat["n"] % 3
+                beacons = [{"uuid": "fda50693-a4e2-4fb1-afcf-c6eb07647825", "major": 1, "minor": minor,
+                            "rssi": -60 - wobble, "accuracy": 1.0, "proximity": 1}
+                           for minor in (venue.minors["entrance"], venue.minors["store"])]
+                for openid in openids:
+                    response = client.post("/api/v1/sightings", headers=phones[openid]["headers"],
+                                           json={"beacons": beacons})
+                    if response.status_code == 401:
+                        phones[openid] = sign_in(openid)
+                        signed_again.add(openid)
+                        response = client.post("/api/v1/sightings", headers=phones[openid]["headers"],
+                                               json={"beacons": beacons})
+                    assert response.status_code == 202, response.get_json()
+                time.sleep(1.0)
+
+        def wait_for(model, member_ids, *where) -> dict[int, int]:
+            deadline = time.monotonic() + 30
+            while True:
+                found = _counts(rt, model, member_ids, *where)
+                if all(found.values()) or time.monotonic() > deadline:
+                    return found
+                time.sleep(0.3)
+
+        dwelled = (ProximityEvent.store_id == venue.store, ProximityEvent.sale_item_id.is_(None))
+        first, second = list(phones)[:3], list(phones)[3:]
+        # (a) Redis restarted keeping its data (SHUTDOWN SAVE) while the first phones stand by the store.
+        walk(first, DWELL_S / 2)
+        redis_server.halt(save=True)
+        redis_server.resume()
+        walk(first, DWELL_S * 1.5)
+        assert signed_again == set()  # the tokens came back with the data
+        assert wait_for(Checkin, ids[:3]) == {m: 1 for m in ids[:3]}
+        assert wait_for(ProximityEvent, ids[:3], *dwelled) == {m: 1 for m in ids[:3]}
+        # (b) Redis restarted without its data: tokens, streams, the consumer group and leases all gone.
+        redis_server.halt(save=False)
+        redis_server.resume()
+        walk(second, DWELL_S * 2)  # new arrivals after the loss: the worker must be reading again
+        assert signed_again == set(second)
+        assert wait_for(Checkin, ids[3:]) == {m: 1 for m in ids[3:]}
+        assert wait_for(ProximityEvent, ids[3:], *dwelled) == {m: 1 for m in ids[3:]}
+        if stays_through_the_loss:
+            walk(first, DWELL_S * 2)  # the first phones, still by the store, sign in again and post on
+            time.sleep(1.5)  # what the worker makes of it is written within a flush or two
+        assert worker.poll() is None  # it resumed by itself: nobody restarted it
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(15)
+        rt.close()
+        redis_server.stop()
+    assert signed_again == set(phones if stays_through_the_loss else second)
+    assert _counts(rt, Checkin, ids) == {m: 1 for m in ids}  # one check-in each, whatever Redis forgot
+    assert _counts(rt, ProximityEvent, ids, *dwelled) == {m: 1 for m in ids}
