@@ -414,6 +414,32 @@ class PostgresServer(_ServerProcess):
                 proc.wait()
         self._teardown()
 
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the postmaster (``pg_ctl stop -m fast|immediate|smart``) but keep the data directory and
+        port, so that :meth:`resume` brings the same cluster back: a database restarted under traffic.
+        ``immediate`` is a crash as far as the data goes (recovery runs on resume)."""
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"unknown shutdown mode {mode!r}")
+        proc, self._proc = self._proc, None
+        if proc is None:
+            raise RuntimeError("PostgresServer not started")
+        if proc.poll() is None:
+            self._run([self._tool("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "30"])
+            proc.wait(timeout=30)
+
+    def resume(self) -> PostgresServer:
+        """Start the cluster :meth:`halt` stopped, from the same data directory, on the same port."""
+        if self._proc is not None:
+            raise RuntimeError("PostgresServer already running")
+        if self.data_dir is None or not self.data_dir.is_dir():
+            raise RuntimeError("PostgresServer has no data directory to resume from (never started, or stopped)")
+        fixed, self._fixed_port = self._fixed_port, True  # the clients know this port
+        try:
+            self._launch()
+        finally:
+            self._fixed_port = fixed
+        return self
+
     # -- addresses
 
     def url(self, dbname: str = "postgres", driver: str = "postgresql+psycopg") -> str:
@@ -664,6 +690,35 @@ class RedisServer(_ServerProcess):
         if proc is not None:
             stop_process(proc)
         self._teardown()
+
+    def halt(self, save: bool) -> None:
+        """``SHUTDOWN SAVE`` (the data written to ``dump.rdb`` in the server's directory, loaded again by
+        :meth:`resume`) or ``SHUTDOWN NOSAVE`` with any earlier dump removed (the data lost); the
+        directory and port are kept.  A Redis restarted with or without its data."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            raise RuntimeError("RedisServer not started")
+        assert self.tmpdir is not None
+        with socket.create_connection((self.host, self.port), timeout=10) as s:
+            s.sendall(b"SHUTDOWN SAVE\r\n" if save else b"SHUTDOWN NOSAVE\r\n")
+            with contextlib.suppress(OSError):
+                s.recv(64)  # the server closes the connection as it exits
+        proc.wait(timeout=30)
+        if not save:
+            (self.tmpdir / "dump.rdb").unlink(missing_ok=True)
+
+    def resume(self) -> RedisServer:
+        """Start the server :meth:`halt` stopped, in the same directory, on the same port."""
+        if self._proc is not None:
+            raise RuntimeError("RedisServer already running")
+        if self.tmpdir is None or self.executable is None:
+            raise RuntimeError("RedisServer has nothing to resume (never started, or stopped)")
+        fixed, self._fixed_port = self._fixed_port, True
+        try:
+            self._launch(self.executable)
+        finally:
+            self._fixed_port = fixed
+        return self
 
     def __repr__(self) -> str:
         where = f"127.0.0.1:{self.port}" if self.running else "stopped"
