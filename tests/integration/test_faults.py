@@ -279,12 +279,7 @@ def test_postgres_restarted_under_till_traffic_records_every_receipt_once(settin
 # Found by this test, not fixed here: the worker forgets its presence states with Redis's data
 # (ProximityWorker.lost_redis) and rebuilds them from the next sightings, so a member who stood by the
 # store through the loss has a second dwell event there. Check-ins do not double.
-DWELL_AGAIN_AFTER_LOSS = ("a member standing by the store through a Redis data loss is recorded dwelling there "
-                          "twice: the worker's presence states went with the data")
-
-
-@pytest.mark.parametrize("stays_through_the_loss", [
-    False, pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=DWELL_AGAIN_AFTER_LOSS))])
+@pytest.mark.parametrize("stays_through_the_loss", [False, True])
 def test_redis_restarted_with_and_without_its_data_the_worker_resumes_and_doubles_nothing(
         settings, emulator, venue, tmp_path, stays_through_the_loss):
     from mallapp.api.app import create_app

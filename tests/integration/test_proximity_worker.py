@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from datetime import timedelta
 
 import pytest
 from factories import UUID, post_sightings, signed, walk
 from sqlalchemy import func, select
 
 from mallapp.domain.checkin import Checkin
-from mallapp.domain.proximity import effects, identity, live
+from mallapp.domain.proximity import effects, history, identity, live
 from mallapp.domain.proximity.engine import MemberState
 from mallapp.domain.proximity.history import MallVisit, ProximityEvent, ZoneVisit
 from mallapp.domain.proximity.ingest import member_partition, stream, streams
@@ -351,3 +352,21 @@ def test_a_worker_carries_on_by_itself_after_redis_lost_its_data(client, member,
     assert count(rt, Checkin, method="beacon") == 1  # the database remembers today's check-in
     assert count(rt, ProximityEvent, zone_id=venue.store_zone) == 1  # presence rebuilt from the sightings
     assert live.zone_counts(rt.redis, [venue.store_zone]) == {venue.store_zone: 1}
+
+
+def test_a_stay_rebuilt_after_its_state_was_lost_is_told_once_and_a_new_stay_after_its_exit_again(rt, venue,
+                                                                                                   members_api):
+    member_id = members_api.sign_in(openid="o-rebuilt")["member"]["id"]
+    first = rt.now()
+    with rt.sessions.begin() as s:
+        assert not history.stay_goes_on(s, member_id, venue.store_zone, first)
+        history.record_proximity_event(s, member_id, venue.store_zone, venue.store, None, first,
+                                       first + timedelta(seconds=20))
+        # Presence rebuilt a minute later (Redis lost the worker's state): the same stay, told already.
+        assert history.stay_goes_on(s, member_id, venue.store_zone, first + timedelta(minutes=1))
+        # The rebuilt stay ends: its visit is written, so a later stay is a new one.
+        history.record_zone_visit(s, member_id, venue.store_zone, first + timedelta(minutes=1),
+                                  first + timedelta(minutes=5))
+        assert not history.stay_goes_on(s, member_id, venue.store_zone, first + timedelta(minutes=30))
+        # Another zone's stay is its own.
+        assert not history.stay_goes_on(s, member_id, venue.item_zone, first + timedelta(minutes=1))

@@ -81,6 +81,8 @@ def apply_transitions(session: Session, settings: Settings, registry: Registry, 
             zone = registry.zones.get(tr.zone_id)
             if zone is None or zone.kind not in PROXIMITY_KINDS:
                 continue
+            if history.stay_goes_on(session, member_id, zone.id, ts(tr.since)):
+                continue  # the same stay, its presence rebuilt after its state was lost: told once already
             sale_item_id = sale_items.get(tr.zone_id)
             event_id = history.record_proximity_event(session, member_id, zone.id, zone.store_id, sale_item_id,
                                                       ts(tr.since), ts(tr.at))

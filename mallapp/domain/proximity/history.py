@@ -6,9 +6,9 @@ Both are written by the worker under at-least-once delivery, so each row has a n
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, exists, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp.db import Base, UTCDateTime, insert_or_nothing
@@ -104,3 +104,24 @@ def footfall(session: Session, since: datetime, until: datetime) -> dict[int, tu
 def events_for(session: Session, member_id: int, limit: int = 50) -> list[ProximityEvent]:
     return list(session.scalars(select(ProximityEvent).where(ProximityEvent.member_id == member_id)
                                 .order_by(ProximityEvent.id.desc()).limit(limit)))
+
+
+# A stay whose exit was lost (its worker state went with a Redis data loss, or was replayed onto an
+# older state) is taken as still going for this long after its dwell: longer than any one stay.
+STAY_HORIZON = timedelta(hours=12)
+
+
+def stay_goes_on(session: Session, member_id: int, zone_id: int, visit_started_at: datetime,
+                 kind: str = "dwell") -> bool:
+    """Whether an earlier stay of the member in the zone already had its event and never ended.
+
+    Presence rebuilt from scratch (after Redis lost its data, or a replay onto an older state) starts
+    the same stay again with a new start; the stay's event is not recorded twice. An earlier event's
+    stay has ended when a zone visit entered at or after its start was recorded.
+    """
+    ended = exists().where(ZoneVisit.member_id == member_id, ZoneVisit.zone_id == zone_id,
+                           ZoneVisit.entered_at >= ProximityEvent.visit_started_at)
+    return session.scalar(select(exists().where(
+        ProximityEvent.member_id == member_id, ProximityEvent.zone_id == zone_id, ProximityEvent.kind == kind,
+        ProximityEvent.visit_started_at < visit_started_at,
+        ProximityEvent.visit_started_at > visit_started_at - STAY_HORIZON, ~ended))) or False
