@@ -308,3 +308,21 @@ def deliveries(rt: Runtime, member_id: int) -> list[tuple[str, str, int | None]]
 def subscribe_quota(client, member: dict[str, Any]) -> int:
     """What the app counts of the member's accepted deal-template opt-ins."""
     return client.get(f"{ME}/subscriptions", headers=member["headers"]).get_json()["quotas"][DEAL_TEMPLATE]
+
+
+# --- merchant staff --------------------------------------------------------------------------------
+
+STAFF_PASSWORD = "a long enough passphrase"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def staff_headers(client, merchant_headers: dict[str, str], username: str, role: str) -> dict[str, str]:
+    """Add a staff member as the merchant does, sign them in, and return their ready headers."""
+    added = client.post("/api/v1/merchant/staff", json={"username": username, "role": role,
+                                                         "password": STAFF_PASSWORD}, headers=merchant_headers)
+    assert added.status_code == 201, added.get_json()
+    signed = client.post("/api/v1/merchant/auth", json={"username": username, "password": STAFF_PASSWORD})
+    return bearer(signed.get_json()["token"])

@@ -11,7 +11,7 @@ from mallapp.domain.notifications import Recorded
 from mallapp.domain.offers import GROUP, Event, offer_many
 from mallapp.domain.proximity.effects import EVENTS_STREAM
 from mallapp.processes.runner import Process
-from mallapp.processes.streams import Entry, GroupConsumer
+from mallapp.processes.streams import Entry, GroupConsumer, consumer_arguments
 from mallapp.runtime import Runtime
 
 log = logging.getLogger("mallapp.offers")
@@ -73,13 +73,7 @@ class Consumer(GroupConsumer):
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--consumer", help="this consumer's name in the group (default: host-pid)")
-    parser.add_argument("--count", type=int, default=100, help="entries read per step")
-    parser.add_argument("--block-ms", type=int, default=1000, help="how long a read waits for entries")
-    parser.add_argument("--claim-idle-ms", type=int, default=30_000,
-                        help="take over entries another consumer left unacknowledged this long")
-    parser.add_argument("--max-deliveries", type=int, default=3,
-                        help="an entry that fails on its own this many deliveries is set aside on <stream>:dead")
+    consumer_arguments(parser, count=100, count_help="entries read per step")
 
 
 def _run(rt: Runtime, args: argparse.Namespace, stop: threading.Event) -> None:

@@ -20,6 +20,7 @@ answered ``NOGROUP`` makes the group again (from the stream's start) and carries
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import os
@@ -52,6 +53,17 @@ def _is_nogroup(exc: ResponseError) -> bool:
 def consumer_name(given: str | None = None) -> str:
     """This consumer's name in its group: the one given, else host-pid (unique while it runs)."""
     return given or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def consumer_arguments(parser: argparse.ArgumentParser, *, count: int, count_help: str) -> None:
+    """The command-line options every stream consumer process takes (``mallapp worker``, ``mallapp offers``)."""
+    parser.add_argument("--consumer", help="this consumer's name in the group (default: host-pid)")
+    parser.add_argument("--count", type=int, default=count, help=count_help)
+    parser.add_argument("--block-ms", type=int, default=1000, help="how long a read waits for entries")
+    parser.add_argument("--claim-idle-ms", type=int, default=30_000,
+                        help="take over entries another consumer left unacknowledged this long")
+    parser.add_argument("--max-deliveries", type=int, default=3,
+                        help="an entry that fails on its own this many deliveries is set aside on <stream>:dead")
 
 
 class GroupConsumer:

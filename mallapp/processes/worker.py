@@ -47,7 +47,7 @@ from mallapp.domain.proximity.ingest import IDENTITY, stream
 from mallapp.domain.proximity.leases import Leases
 from mallapp.domain.venue import Registry, gateway_anchor_id, load_registry, registry_version
 from mallapp.processes.runner import Process
-from mallapp.processes.streams import GroupConsumer
+from mallapp.processes.streams import GroupConsumer, consumer_arguments
 from mallapp.runtime import Runtime
 
 log = logging.getLogger("mallapp.proximity")
@@ -578,15 +578,9 @@ def _parse_state(value: bytes | None) -> MemberState:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--consumer", help="this consumer's name in the group (default: host-pid)")
-    parser.add_argument("--count", type=int, default=200, help="stream entries read per partition per step")
-    parser.add_argument("--block-ms", type=int, default=1000, help="how long a read waits for entries")
-    parser.add_argument("--claim-idle-ms", type=int, default=30_000,
-                        help="take over entries another consumer left unacknowledged this long")
+    consumer_arguments(parser, count=200, count_help="stream entries read per partition per step")
     parser.add_argument("--flush-every", type=float, default=1.0,
                         help="seconds between saves of the member states kept in memory (and acknowledgements)")
-    parser.add_argument("--max-deliveries", type=int, default=3,
-                        help="an entry that fails on its own this many deliveries is set aside on <stream>:dead")
     parser.add_argument("--stats-interval", type=float, default=10.0, help="seconds between stats log lines")
 
 

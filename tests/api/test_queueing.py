@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from factories import api_error
+from factories import api_error, bearer, staff_headers
 from sqlalchemy import func, select
 
 from mallapp.domain import merchants, notifications, queueing, venue_admin
@@ -13,22 +13,9 @@ from mallapp.domain.notifications import Notification
 from mallapp.domain.queueing.models import QueueTicket
 
 M = "/api/v1/merchant"
-PASSWORD = "a long enough passphrase"
 
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
-
-
-def _headers(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _staff(client, key_headers, username: str, role: str) -> dict[str, str]:
-    added = client.post(f"{M}/staff", json={"username": username, "role": role, "password": PASSWORD},
-                        headers=key_headers)
-    assert added.status_code == 201, added.get_json()
-    token = client.post(f"{M}/auth", json={"username": username, "password": PASSWORD}).get_json()["token"]
-    return _headers(token)
 
 
 @pytest.fixture
@@ -37,8 +24,8 @@ def restaurant(rt, client, merchant) -> dict[str, Any]:
     with rt.sessions.begin() as s:
         store = venue_admin.create_store(s, name="Noodle House", floor=3, x=0, y=0, merchant_id=merchant["id"],
                                          now=rt.now()).id
-    r = {**merchant, "store": store, "manager": _staff(client, merchant["headers"], "noodle-manager", "manager"),
-         "cashier": _staff(client, merchant["headers"], "noodle-cashier", "cashier")}
+    r = {**merchant, "store": store, "manager": staff_headers(client, merchant["headers"], "noodle-manager", "manager"),
+         "cashier": staff_headers(client, merchant["headers"], "noodle-cashier", "cashier")}
     r["queue"] = f"{M}/stores/{store}/queue"
     r["take"] = f"/api/v1/stores/{store}/queue/tickets"
     opened = client.post(f"{r['queue']}/open", json={}, headers=r["cashier"])
@@ -189,7 +176,7 @@ def test_another_merchants_staff_find_no_queue_or_ticket_of_this_restaurant(clie
     ticket = _take(client, restaurant, member).get_json()
     with rt.sessions.begin() as s:
         _, key = merchants.create(s, "Harbour Books", rt.now())
-    other = _headers(key)
+    other = bearer(key)
     api_error(client.get(restaurant["queue"], headers=other), "store.not_found")
     api_error(client.post(f"{restaurant['queue']}/call", json={"band": "A", "request_id": "x"}, headers=other),
               "store.not_found")

@@ -6,28 +6,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from factories import TOMORROW, book, new_member, publish
+from factories import TOMORROW, bearer, book, new_member, publish, staff_headers
 
 from mallapp.domain import members, merchants, venue_admin
 from mallapp.domain.members import Member
 from mallapp.domain.reservation_admin import Band
 
 M = "/api/v1/merchant"
-PASSWORD = "a long enough passphrase"
 PHONE = "+8613812341234"
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
-
-
-def _headers(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _staff(client, key_headers, username: str, role: str) -> dict[str, str]:
-    added = client.post(f"{M}/staff", json={"username": username, "role": role, "password": PASSWORD},
-                        headers=key_headers)
-    assert added.status_code == 201, added.get_json()
-    return _headers(client.post(f"{M}/auth", json={"username": username, "password": PASSWORD}).get_json()["token"])
 
 
 @pytest.fixture
@@ -44,8 +32,8 @@ def booked(rt, client) -> dict[str, Any]:
         members.set_phone(s, s.get_one(Member, guest), country_code="86", pure_number="13812341234")
     reservation = book(rt, guest, slot).reservation
     return {"store": store_id, "reservation": reservation.id, "starts_at": reservation.starts_at,
-            "key": _headers(key), "manager": _staff(client, _headers(key), "noodle-manager", "manager"),
-            "cashier": _staff(client, _headers(key), "noodle-cashier", "cashier")}
+            "key": bearer(key), "manager": staff_headers(client, bearer(key), "noodle-manager", "manager"),
+            "cashier": staff_headers(client, bearer(key), "noodle-cashier", "cashier")}
 
 
 def _listed_phone(client, booked, caller: str) -> str:

@@ -11,12 +11,14 @@ from factories import (
     NOON,
     TOMORROW,
     api_error,
+    bearer,
     book,
     inbox_keys,
     new_member,
     publish,
     restaurant,
     slot_figures,
+    staff_headers,
 )
 
 from mallapp.domain import (
@@ -30,7 +32,6 @@ from mallapp.domain.reservation_admin import Band
 from mallapp.domain.reservations import Reservation
 
 M = "/api/v1/merchant"
-PASSWORD = "a long enough passphrase"
 MALL_TZ = ZoneInfo("Asia/Shanghai")
 
 
@@ -44,18 +45,6 @@ def status_of(rt, reservation_id: int) -> str:
 
 # --- API fixtures ----------------------------------------------------------------------------------
 
-def _headers(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _staff(client, merchant_headers, username: str, role: str) -> dict[str, str]:
-    added = client.post(f"{M}/staff", json={"username": username, "role": role, "password": PASSWORD},
-                        headers=merchant_headers)
-    assert added.status_code == 201, added.get_json()
-    signed = client.post(f"{M}/auth", json={"username": username, "password": PASSWORD})
-    return _headers(signed.get_json()["token"])
-
-
 @pytest.fixture
 def shop(rt, client, merchant) -> dict[str, Any]:
     """A restaurant with a manager and a cashier, and a second merchant with its own restaurant and manager."""
@@ -66,9 +55,9 @@ def shop(rt, client, merchant) -> dict[str, Any]:
         other_store = venue_admin.create_store(s, name="Dumpling Bar", floor=3, x=9, y=0, merchant_id=other.id,
                                                now=rt.now()).id
     return {**merchant, "store": store,
-            "manager": _staff(client, merchant["headers"], "noodle-manager", "manager"),
-            "cashier": _staff(client, merchant["headers"], "noodle-cashier", "cashier"),
-            "other": {"store": other_store, "manager": _staff(client, _headers(key), "dumpling-manager", "manager")}}
+            "manager": staff_headers(client, merchant["headers"], "noodle-manager", "manager"),
+            "cashier": staff_headers(client, merchant["headers"], "noodle-cashier", "cashier"),
+            "other": {"store": other_store, "manager": staff_headers(client, bearer(key), "dumpling-manager", "manager")}}
 
 
 def _pattern(**over: Any) -> dict[str, Any]:
