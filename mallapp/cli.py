@@ -12,6 +12,7 @@ import time
 
 import click
 
+from mallapp.domain.ops import ROLES as OPS_ROLES
 from mallapp.processes import PROCESSES, procfile, runner
 from mallapp.settings import DEMO_SETTINGS_FILE, SettingsError, load_settings
 
@@ -74,8 +75,9 @@ def ops_group() -> None:
 
 @ops_group.command("create-user")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["admin", "viewer"]), required=True,
-              help="admin edits the venue and gateways; viewer reads health, presence and reports")
+@click.option("--role", type=click.Choice(OPS_ROLES), required=True,
+              help="admin: everything; marketing: segments, reports, campaigns; desk: the service desk "
+                   "(members, points adjustments, gift hand-over); viewer: reads health, presence and reports")
 @click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin")
 def ops_create_user(username: str, role: str, password_stdin: bool) -> None:
     """Create an ops user; a generated password is printed once, as the last line."""

@@ -26,9 +26,13 @@ from mallapp.errors import Forbidden, InvalidInput, MallError, Unauthorized
 from mallapp.runtime import Runtime
 
 # member: a mini-program token; merchant: an mk_ key or any staff member's st_ token (the till);
-# merchant_manager: the key or a manager's token; ops: any ops user, ops_admin: an admin;
+# merchant_manager: the key or a manager's token; ops: any ops user, ops_admin: an admin, ops_marketing:
+# an admin or marketing, ops_desk: an admin or the service desk (mallapp.domain.ops.GRANTS);
 # gateway: a batch signed with a gateway key (mallapp.domain.proximity.ingest.authenticate_gateway).
-Auth = Literal["member", "merchant", "merchant_manager", "ops", "ops_admin", "gateway"] | None
+Auth = Literal["member", "merchant", "merchant_manager", "ops", "ops_admin", "ops_marketing", "ops_desk",
+               "gateway"] | None
+OPS_AUTH = ("ops", "ops_admin", "ops_marketing", "ops_desk")
+
 MERCHANT_AUTH = ("merchant", "merchant_manager")
 
 
@@ -197,13 +201,17 @@ def _authenticate_member() -> None:
     g.member_id = auth.member_for_token(runtime().redis, token)
 
 
-def _authenticate_ops(admin: bool) -> None:
+def _authenticate_ops(requirement: str) -> None:
     token = _bearer()
     if token.startswith((merchants.KEY_PREFIX, staff.TOKEN_PREFIX, auth.TOKEN_PREFIX)):
         raise Forbidden("only an ops token can call ops endpoints", code="auth.wrong_caller")
     g.ops_user = ops.caller_for_token(runtime().redis, token)
-    if admin and g.ops_user.role != "admin":
-        raise Forbidden("this needs an ops admin", code="ops.admin_required")
+    if not g.ops_user.may(requirement):
+        if requirement == "ops_admin":
+            raise Forbidden("this needs an ops admin", code="ops.admin_required")
+        if requirement == "ops_marketing":
+            raise Forbidden("this needs an ops admin or marketing role", code="ops.marketing_required")
+        raise Forbidden("this needs an ops admin or service-desk role", code="ops.desk_required")
 
 
 def _authenticate_gateway(session: Session) -> None:
@@ -331,8 +339,8 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth
             else:
                 if op.auth == "member":
                     _authenticate_member()
-                elif op.auth in ("ops", "ops_admin"):
-                    _authenticate_ops(admin=op.auth == "ops_admin")
+                elif op.auth in OPS_AUTH:
+                    _authenticate_ops(op.auth)
                 result = call(**path)
             if isinstance(result, AfterCommit):
                 with transaction() as session:

@@ -122,7 +122,7 @@ def build(app: Flask, version: str) -> dict[str, Any]:
 
 _SECURITY = {"member": ("memberBearer",), "merchant": ("merchantBearer", "staffBearer"),
              "merchant_manager": ("merchantBearer", "staffBearer"), "ops": ("opsBearer",),
-             "ops_admin": ("opsBearer",), "gateway": ("gatewaySignature",)}
+             "ops_admin": ("opsBearer",), "ops_marketing": ("opsBearer",), "ops_desk": ("opsBearer",), "gateway": ("gatewaySignature",)}
 # Refusals an auth kind adds to every operation declared with it.
 _AUTH_ERRORS = {"merchant_manager": ("merchant.role_required",)}
 

@@ -55,7 +55,7 @@ MeasuredPower = Annotated[int, Field(ge=-100, le=-20, description="RSSI at 1 m i
 
 
 class OpsSignedInOut(SignedInOut):
-    role: Literal["admin", "viewer"]
+    role: Literal["admin", "marketing", "desk", "viewer"]
 
 
 class _Row(Out):

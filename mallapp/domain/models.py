@@ -23,6 +23,7 @@ from mallapp.domain import (  # noqa: F401
     purchases,
     reservations,
     rewards,
+    segments,
     staff,
     venue,
 )

@@ -14,7 +14,22 @@ from mallapp.domain import auth
 from mallapp.errors import Conflict, InvalidInput
 from mallapp.settings import AuthSettings
 
-ROLES = ("admin", "viewer")
+# What each role may do (docs/architecture.md, "Ops roles"):
+#   admin      everything: the venue, the fleet, merchants, deal review, ops users, and all below;
+#   marketing  segments, member reports and campaigns; sees phone numbers masked;
+#   desk       the service desk: find a member, read their record (full phone), adjust points with a
+#              reason, hand over gifts;
+#   viewer     reads fleet health, presence, footfall and reports; sees phone numbers masked.
+ROLES = ("admin", "marketing", "desk", "viewer")
+# An operation's ops requirement (mallapp.api.core.Auth) -> the roles that meet it.
+GRANTS: dict[str, frozenset[str]] = {
+    "ops": frozenset(ROLES),
+    "ops_admin": frozenset({"admin"}),
+    "ops_marketing": frozenset({"admin", "marketing"}),
+    "ops_desk": frozenset({"admin", "desk"}),
+}
+# Roles that see a member's full phone number; the others see members.masked_phone().
+SEES_PHONES = frozenset({"admin", "desk"})
 TOKEN_PREFIX = "ot_"
 
 
@@ -23,7 +38,7 @@ class OpsUser(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(40), unique=True)
-    # "admin" edits the venue and gateways; "viewer" reads fleet health, presence and reports.
+    # One of ROLES.
     role: Mapped[str] = mapped_column(String(12))
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -35,6 +50,14 @@ class OpsCaller:
     id: int
     username: str
     role: str
+
+    def may(self, requirement: str) -> bool:
+        """True when the caller's role meets an operation's requirement (a key of GRANTS)."""
+        return self.role in GRANTS[requirement]
+
+    @property
+    def sees_phones(self) -> bool:
+        return self.role in SEES_PHONES
 
 
 def create_user(session: Session, username: str, role: str, password: str, now: datetime) -> OpsUser:

@@ -41,12 +41,15 @@ EXPORTED = {
     "checkins": "checkins", "mall_visits": "mall_visits", "zone_visits": "zone_visits",
     "proximity_events": "proximity_events", "notifications": "notifications", "follows": "follows",
     "mutes": "mutes", "subscribe_quotas": "subscribe_quotas", "queue_tickets": "queue_tickets",
-    "reservations": "reservations", "member_deletions": "deletions",
+    "reservations": "reservations", "member_snapshots": "segments", "lifecycle_transitions": "lifecycle",
+    "member_deletions": "deletions",
 }
 # Tables with a member_id column that the export leaves out, and why.
 NOT_EXPORTED: dict[str, str] = {}
 # Deleted on erasure, children first.
-ERASED = ("follows", "mutes", "subscribe_quotas", "notifications", "zone_visits", "mall_visits", "proximity_events")
+# Segments profile the member: they go too (and the nightly segmentation skips erased members).
+ERASED = ("follows", "mutes", "subscribe_quotas", "notifications", "zone_visits", "mall_visits", "proximity_events",
+          "member_snapshots", "lifecycle_transitions")
 TOMBSTONE = "erased:"
 
 
