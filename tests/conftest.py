@@ -354,3 +354,15 @@ def ops_admin(rt: Runtime, client) -> dict[str, Any]:
 def ops_viewer(rt: Runtime, client) -> dict[str, Any]:
     """A signed-in ops viewer (reads only): ``id``, ``token`` and ready ``headers``."""
     return _ops_user(rt, client, "ops-viewer", "viewer")
+
+
+@pytest.fixture
+def ops_marketing(rt: Runtime, client) -> dict[str, Any]:
+    """A signed-in ops marketing user (segments, reports, campaigns): ``id``, ``token`` and ready ``headers``."""
+    return _ops_user(rt, client, "ops-marketing", "marketing")
+
+
+@pytest.fixture
+def ops_desk(rt: Runtime, client) -> dict[str, Any]:
+    """A signed-in service-desk user (members, points adjustments, gifts): ``id``, ``token`` and ``headers``."""
+    return _ops_user(rt, client, "ops-desk", "desk")
