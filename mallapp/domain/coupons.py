@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import ForeignKey, Index, String, and_, case, cast, func, literal, select, update
+from sqlalchemy import BigInteger, ForeignKey, Index, String, and_, case, cast, func, literal, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mallapp.db import Base, UTCDateTime, get_or_404, insert_or_nothing
@@ -56,6 +56,10 @@ class Coupon(Base):
     # The till's id for the redeem call: a retry carrying it gets the first answer again.
     request_id: Mapped[str | None] = mapped_column(String(64))
     bonus_points: Mapped[int | None] = mapped_column()
+    # What the till sent as the purchase amount, and the discount it was told to grant (amount_off and
+    # percent_off; never more than the amount). None when the till sent no amount.
+    spend_fen: Mapped[int | None] = mapped_column(BigInteger)
+    discount_fen: Mapped[int | None] = mapped_column(BigInteger)
     # A coupon issued rather than claimed (mallapp.domain.rewards): its own expiry, and the key that makes it once.
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     issue_key: Mapped[str | None] = mapped_column(String(80), unique=True)

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, select
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp.db import Base, UTCDateTime, get_or_404, id_in_range
@@ -47,6 +47,8 @@ class Deal(Base):
                       CheckConstraint("redeemed >= 0 AND redeemed <= claimed", name="redeemed_in_claimed"),
                       CheckConstraint("pushes >= 0", name="pushes_non_negative"),
                       CheckConstraint("starts_at < ends_at", name="window"),
+                      CheckConstraint("scope IN ('store', 'mall')", name="scope"),
+                      CheckConstraint("min_spend_fen IS NULL OR min_spend_fen > 0", name="min_spend_positive"),
                       Index("ix_deals_status_ends_at", "status", "ends_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -80,6 +82,13 @@ class Deal(Base):
     announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set on a new-member pack deal (mallapp.domain.rewards issues its coupons): members cannot claim it.
     pack_key: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # "store": redeemed only at store_id. "mall": a mall-wide offer published by ops (the mall's house
+    # merchant runs store_id, the service desk), redeemed at the till of any participating store.
+    scope: Mapped[str] = mapped_column(String(8), default="store", server_default="store")
+    # A mall-wide deal's participating stores; None: every active store with a merchant.
+    participating_store_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    # Minimum spend (满减): the till sends the purchase amount and a smaller one is refused; None: no minimum.
+    min_spend_fen: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, bindparam, select
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -23,7 +23,14 @@ _REFERRAL_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
 class Member(Base):
     __tablename__ = "members"
-    __table_args__ = (CheckConstraint("gender IN ('unknown', 'male', 'female')", name="gender"),)
+    __table_args__ = (CheckConstraint("gender IN ('unknown', 'male', 'female')", name="gender"),
+                      # The service desk finds a member by the full number or its last four digits
+                      # (mallapp.domain.desk.search): both are indexed, so neither search scans the table.
+                      Index("ix_members_phone", "phone"),
+                      Index("ix_members_phone_last4", "phone_last4"),
+                      # Nickname substrings: a trigram index on PostgreSQL (migration 0017 creates pg_trgm).
+                      Index("ix_members_nickname_trgm", "nickname", postgresql_using="gin",
+                            postgresql_ops={"nickname": "gin_trgm_ops"}))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     openid: Mapped[str] = mapped_column(String(64), unique=True)
@@ -32,6 +39,8 @@ class Member(Base):
     gender: Mapped[str] = mapped_column(String(8), default="unknown")
     birthday: Mapped[date | None] = mapped_column(Date)
     phone: Mapped[str | None] = mapped_column(String(20))
+    # The phone's last four digits, kept by set_phone (and erased with it): the desk's "last four" search.
+    phone_last4: Mapped[str | None] = mapped_column(String(4))
     referral_code: Mapped[str] = mapped_column(String(8), unique=True)
     referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     # Set by segmentation; the points rules look up a multiplier for it.
@@ -137,8 +146,17 @@ def update_profile(session: Session, member: Member, changes: dict[str, Any]) ->
 def set_phone(session: Session, member: Member, *, country_code: str, pure_number: str) -> Member:
     """Record the phone number WeChat verified for the member, in +<country><number> form."""
     member.phone = f"+{country_code or '86'}{pure_number}"
+    member.phone_last4 = last4(member.phone)
     session.flush()
     return member
+
+
+def last4(phone: str | None) -> str | None:
+    """The last four digits of a phone number (what the desk's short search and the mask show)."""
+    if phone is None:
+        return None
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return digits[-4:] if len(digits) >= 4 else None
 
 
 def masked_phone(phone: str | None) -> str | None:

@@ -12,6 +12,7 @@ from mallapp.domain import (  # noqa: F401
     checkin,
     coupons,
     deals,
+    desk,
     follows,
     gifts,
     members,

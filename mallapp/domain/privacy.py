@@ -42,7 +42,7 @@ EXPORTED = {
     "proximity_events": "proximity_events", "notifications": "notifications", "follows": "follows",
     "mutes": "mutes", "subscribe_quotas": "subscribe_quotas", "queue_tickets": "queue_tickets",
     "reservations": "reservations", "member_snapshots": "segments", "lifecycle_transitions": "lifecycle",
-    "member_deletions": "deletions",
+    "member_deletions": "deletions", "points_adjustments": "points_adjustments",
 }
 # Tables with a member_id column that the export leaves out, and why.
 NOT_EXPORTED: dict[str, str] = {}
@@ -118,7 +118,7 @@ def erase(session: Session, member_id: int, now: datetime) -> tuple[dict[str, An
         cleared.append("gender")
     member.openid = f"{TOMBSTONE}{member.id}"
     member.referral_code = f"0{member.id:07x}"[-8:]
-    member.unionid = member.nickname = member.phone = member.birthday = member.tier = None
+    member.unionid = member.nickname = member.phone = member.phone_last4 = member.birthday = member.tier = None
     member.gender = "unknown"
     tables = member_tables()
     deleted: dict[str, int] = {}

@@ -21,6 +21,8 @@ REPLAYING = {
     ("POST", "/api/v1/merchant/stores/{store_id}/queue/call"),
     ("POST", "/api/v1/merchant/stores/{store_id}/queue/walk-ins"),
     ("POST", "/api/v1/me/reservations"),
+    ("POST", "/api/v1/ops/members/{member_id}/points-adjustments"),
+    ("POST", "/api/v1/ops/gifts/{pickup_code}/hand-over"),
 }
 
 

@@ -671,6 +671,47 @@ def _(w):
     return w.client.post("/api/v1/gateway/sightings", data=body, headers=headers)
 
 
+# --- the service desk (docs/service-desk.md) ---------------------------------------------------------
+
+def _desk_viewer(w) -> dict[str, str]:
+    from mallapp.domain import ops
+
+    with w.rt.sessions.begin() as s:
+        ops.create_user(s, "desk-viewer", "viewer", PASSWORD, w.rt.now())
+    token = w.client.post(f"{OPS}/auth", json={"username": "desk-viewer", "password": PASSWORD}).get_json()["token"]
+    return _bearer(token)
+
+
+def _member_id(w) -> int:
+    return w.client.get(f"{ME}", headers=w.me).get_json()["id"]
+
+
+def _adjust(w, points: int, reason: str = "a lost receipt", headers: dict[str, str] | None = None):
+    return w.client.post(f"{OPS}/members/{_member_id(w)}/points-adjustments", headers=headers or w.ops,
+                         json={"points": points, "reason": reason, "idempotency_key": "adj-1"})
+
+
+scenario("ops.desk_required", 403)(lambda w: _adjust(w, 10, headers=_desk_viewer(w)))
+
+
+@scenario("desk.idempotency_mismatch", 409)
+def _(w):
+    _adjust(w, 10)
+    return _adjust(w, 11)
+
+
+scenario("member.not_found", 404)(lambda w: w.client.get(f"{OPS}/members/999999", headers=w.ops))
+scenario("gift.pickup_not_found", 404)(lambda w: w.client.get(f"{OPS}/gifts/NOSUCHCODE", headers=w.ops))
+
+
+@scenario("gift.already_handed_over", 409)
+def _(w):
+    _adjust(w, 500)
+    code = w.redeem_gift("g-1").get_json()["pickup_code"]
+    w.client.post(f"{OPS}/gifts/{code}/hand-over", json={"request_id": "desk-1"}, headers=w.ops)
+    return w.client.post(f"{OPS}/gifts/{code}/hand-over", json={"request_id": "desk-2"}, headers=w.ops)
+
+
 # --- the checks ----------------------------------------------------------------------------------------------
 
 @pytest.fixture
