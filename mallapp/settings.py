@@ -202,8 +202,13 @@ class PackCoupon(_Section):
     text: str = Field(default="", max_length=1000)
     # As a deal's benefit: {kind = "amount_off", amount_fen = 1000}, percent_off/percent, gift/gift, bonus_points/points.
     benefit: dict[str, Any]
-    # The store (by name) whose till redeems it; omitted: the pack's house store (mall-wide coupons).
+    # The store (by name) whose till alone redeems it; omitted: a mall-wide coupon, issued by the pack's
+    # house store and redeemed at the till of every participating store.
     store: str | None = None
+    # A mall-wide coupon's participating stores (by name); omitted: every active store with a merchant.
+    participating_stores: tuple[str, ...] | None = Field(default=None, max_length=500)
+    # Minimum spend (满减) in fen: the till sends the purchase amount and a smaller one is refused.
+    min_spend_fen: int | None = Field(default=None, gt=0, le=100_000_000)
 
 
 class NewMemberPackSettings(_Section):

@@ -43,6 +43,9 @@ class CouponDealOut(Out):
     title: str
     image_url: str | None
     benefit: Benefit
+    min_spend_fen: int | None = Field(default=None, description="minimum spend in fen; null: none")
+    scope: Literal["store", "mall"] = Field(default="store", description="mall: redeemed at any participating store")
+    participating_store_ids: list[int] | None = Field(default=None, description="null: every store (mall-wide)")
     starts_at: datetime
     ends_at: datetime = Field(description="the deal ends then")
 
@@ -77,6 +80,9 @@ class RedeemIn(Body):
     store_id: Id = Field(description="the store whose till this is")
     request_id: Annotated[str, StringConstraints(pattern=r"^[\w\-./:#]{1,64}$")] = Field(
         description="the till's id for this redemption: a retry with it returns the first result")
+    amount_fen: int | None = Field(default=None, gt=0, le=100_000_000,
+                                   description="the purchase amount in fen: checked against a minimum spend "
+                                               "(required then), and the discount is computed from it")
 
     @model_validator(mode="after")
     def _one_of(self) -> RedeemIn:
@@ -94,6 +100,9 @@ class RedeemOut(Out):
     redeemed_at: datetime
     request_id: str
     bonus_points: int | None = Field(description="points credited to the member (bonus_points deals)")
+    amount_fen: int | None = Field(description="the purchase amount the till sent")
+    discount_fen: int | None = Field(description="what to take off that amount (amount_off, percent_off); never "
+                                                 "more than the amount; null without an amount")
     replayed: bool = Field(description="true when this request_id had redeemed the coupon before; nothing changed")
 
 
@@ -105,8 +114,10 @@ def _coupon_out(held: coupons.Held) -> CouponOut:
                      claimed_at=coupon.claimed_at,
                      redeemed_at=coupon.redeemed_at, redeemed_at_store=coupon.redeemed_at_store,
                      deal=CouponDealOut(id=deal.id, store_id=deal.store_id, title=deal.title,
-                                        image_url=deal.image_url, benefit=deal.benefit, starts_at=deal.starts_at,
-                                        ends_at=deal.ends_at))
+                                        image_url=deal.image_url, benefit=deal.benefit,
+                                        min_spend_fen=deal.min_spend_fen, scope=deal.scope,
+                                        participating_store_ids=deal.participating_store_ids,
+                                        starts_at=deal.starts_at, ends_at=deal.ends_at))
 
 
 # --- members ---------------------------------------------------------------------------------------
@@ -122,6 +133,7 @@ def list_deals() -> MemberDealsOut:
         return MemberDealsOut(deals=[MemberDealOut(
             id=d.id, store_id=d.store_id, title=d.title, text=d.text, image_url=d.image_url, starts_at=d.starts_at,
             ends_at=d.ends_at, benefit=d.benefit, remaining=d.quota - d.claimed, per_member_limit=d.per_member_limit,
+            min_spend_fen=d.min_spend_fen, scope=d.scope, participating_store_ids=d.participating_store_ids,
             claimed_by_me=held.get(d.id, 0)) for d in found])
 
 
@@ -150,15 +162,17 @@ def wallet(query: WalletQuery) -> WalletOut:
            summary="Redeem a coupon at the till, once (a retry with the same request_id returns the first result)",
            auth="merchant", body=RedeemIn, response=RedeemOut, status=201, also=REPLAY,
            errors=("coupon.not_found", "coupon.invalid_qr", "coupon.already_used",
-                   "coupon.wrong_store", "coupon.not_yet_valid", "coupon.expired"))
+                   "coupon.wrong_store", "coupon.not_yet_valid", "coupon.expired", "coupon.store_not_yours",
+                   "coupon.store_not_participating", "coupon.amount_required", "coupon.below_min_spend"))
 def redeem(body: RedeemIn):
     rt = runtime()
     with transaction() as session:
         done = coupons.redeem(session, rt.settings, rt.secret, merchant_id=current_merchant_id(),
                               store_id=body.store_id, code=body.code, qr=body.qr, request_id=body.request_id,
-                              now=rt.now())
+                              now=rt.now(), spend_fen=body.amount_fen)
         coupon, deal = done.coupon, done.deal
         out = RedeemOut(code=coupon.code, deal_id=deal.id, title=deal.title, benefit=deal.benefit,
                         store_id=coupon.redeemed_at_store, redeemed_at=coupon.redeemed_at,
-                        request_id=coupon.request_id, bonus_points=coupon.bonus_points, replayed=done.replayed)
+                        request_id=coupon.request_id, bonus_points=coupon.bonus_points,
+                        amount_fen=coupon.spend_fen, discount_fen=coupon.discount_fen, replayed=done.replayed)
     return out, 200 if done.replayed else 201

@@ -58,6 +58,9 @@ class BonusPoints(Body):
 
 
 Benefit = Annotated[AmountOff | PercentOff | GiftBenefit | BonusPoints, Field(discriminator="kind")]
+MinSpend = Annotated[int, Field(gt=0, le=100_000_000, description="minimum spend (满减) in fen: the till sends the "
+                                                                  "purchase amount and a smaller one is refused")]
+Scope = Literal["store", "mall"]  # deals.SCOPES
 
 
 class Targeting(Body):
@@ -95,6 +98,7 @@ class DealIn(Body):
     per_member_limit: int = Field(default=1, ge=1, le=100)
     benefit: Benefit
     targeting: Targeting = Field(default_factory=Targeting)
+    min_spend_fen: MinSpend | None = None
 
     _times = field_validator("starts_at", "ends_at")(_plausible)
 
@@ -110,6 +114,7 @@ class DealPatch(Body):
     per_member_limit: int | None = Field(default=None, ge=1, le=100)
     benefit: Benefit | None = None
     targeting: TargetingPatch | None = None
+    min_spend_fen: MinSpend | None = Field(default=None, description="null removes the minimum spend")
 
     _times = field_validator("starts_at", "ends_at")(_plausible)
 
@@ -141,6 +146,11 @@ class DealContent(Out):
     ends_at: datetime
     per_member_limit: int
     benefit: Benefit
+    min_spend_fen: int | None = Field(default=None, description="minimum spend in fen; null: none")
+    scope: Scope = Field(default="store", description="store: redeemed at store_id only; mall: a mall-wide offer, "
+                                                      "redeemed at any participating store")
+    participating_store_ids: list[int] | None = Field(
+        default=None, description="a mall-wide deal's participating stores; null: every store (or a store deal)")
 
 
 class DealOut(DealContent):
@@ -167,6 +177,25 @@ class OpsDealsQuery(Query):
     merchant_id: Id | None = None
 
 
+class MallDealIn(Body):
+    title: Title
+    text: Text = ""
+    image_url: ImageUrl | None = None
+    store_id: Id = Field(description="the mall's own store that issues it (the service desk, run by the house "
+                                     "merchant); its till redeems it too")
+    participating_store_ids: Annotated[list[Id], Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="the stores whose tills redeem it; null: every active store with a merchant")
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime = Field(description="coupons expire then")
+    quota: int = Field(ge=1, le=10_000_000, description="coupons in total")
+    per_member_limit: int = Field(default=1, ge=1, le=100)
+    benefit: Benefit
+    min_spend_fen: MinSpend | None = None
+    member_rule: MemberRule = "everyone"
+
+    _times = field_validator("starts_at", "ends_at")(_plausible)
+
+
 class RejectIn(Body):
     reason: Printable(200) = Field(description="shown to the merchant")
 
@@ -188,7 +217,8 @@ def deal_out(deal: deals.Deal) -> DealOut:
     return DealOut(
         id=deal.id, merchant_id=deal.merchant_id, store_id=deal.store_id, title=deal.title, text=deal.text,
         image_url=deal.image_url, starts_at=deal.starts_at, ends_at=deal.ends_at, quota=deal.quota,
-        per_member_limit=deal.per_member_limit, benefit=deal.benefit,
+        per_member_limit=deal.per_member_limit, benefit=deal.benefit, min_spend_fen=deal.min_spend_fen,
+        scope=deal.scope, participating_store_ids=deal.participating_store_ids,
         targeting=TargetingOut(zone_ids=deal.zone_ids, store_ids=deal.store_ids, sale_item_ids=deal.sale_item_ids,
                                member_rule=deal.member_rule, followers_only=deal.followers_only),
         status=deal.status, rejection_reason=deal.rejection_reason,
@@ -200,7 +230,8 @@ def _patch_changes(body: DealPatch) -> dict[str, Any]:
     """The domain's flat changes from a PATCH body; null only clears image_url."""
     changes = body.model_dump(exclude_unset=True)
     changes |= changes.pop("targeting", None) or {}
-    cleared = sorted(name for name, value in changes.items() if value is None and name != "image_url")
+    cleared = sorted(name for name, value in changes.items()
+                     if value is None and name not in ("image_url", "min_spend_fen"))
     if cleared:
         raise InvalidInput(f"invalid body: {', '.join(cleared)} cannot be null", code="request.invalid",
                            details={"problems": [{"field": n, "problem": "cannot be null"} for n in cleared]})
@@ -290,6 +321,15 @@ def end_deal(deal_id: int) -> DealOut:
 def ops_list_deals(query: OpsDealsQuery) -> DealsOut:
     with transaction() as session:
         return DealsOut(deals=[deal_out(d) for d in deals.list_all(session, query.status, query.merchant_id)])
+
+
+@operation(ops_bp, "/deals", "POST",
+           summary="Publish a mall-wide deal (live at once): redeemed at the till of every participating store",
+           auth="ops_marketing", body=MallDealIn, response=DealOut, status=201,
+           errors=("ops.marketing_required", "venue.unknown_store", "deal.invalid_window"))
+def create_mall_wide_deal(body: MallDealIn) -> DealOut:
+    with transaction() as session:
+        return deal_out(deals.create_mall_wide(session, **body.model_dump(), now=runtime().now()))
 
 
 @operation(ops_bp, "/deals/<int:deal_id>/approve", "POST", summary="Approve a pending deal: it goes live",

@@ -23,11 +23,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mallapp.db import Base, UTCDateTime, get_or_404, insert_or_nothing
 from mallapp.domain import members, notifications, points, signed_codes
-from mallapp.domain.deals import Deal, member_matches
+from mallapp.domain.deals import Deal, member_matches, redeemable_at
 from mallapp.domain.members import Member
 from mallapp.domain.points import BigId
 from mallapp.domain.venue import Store
-from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation
+from mallapp.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mallapp.settings import Settings
 
 if TYPE_CHECKING:
@@ -197,8 +197,14 @@ def wallet(session: Session, member_id: int, now: datetime, status: Status | Non
 # --- redeeming at the till -------------------------------------------------------------------------
 
 def redeem(session: Session, settings: Settings, secret: bytes, *, merchant_id: int, store_id: int,
-           code: str | None = None, qr: str | None = None, request_id: str, now: datetime) -> Redeemed:
-    """Use a coupon at the till, once; the same request_id again returns the first result."""
+           code: str | None = None, qr: str | None = None, request_id: str, now: datetime,
+           spend_fen: int | None = None) -> Redeemed:
+    """Use a coupon at the till, once; the same request_id again returns the first result.
+
+    A store's coupon is redeemed at its deal's store; a mall-wide one (``Deal.scope`` "mall") at any
+    participating store of the calling merchant. ``spend_fen``, the purchase amount, is checked against the
+    deal's minimum spend and sets the discount the till grants (never more than the amount).
+    """
     if (code is None) == (qr is None):
         raise InvalidInput("send the coupon's code or its QR payload", code="request.invalid")
     wanted = code_from_qr(secret, qr) if qr is not None else normalize_code(code or "")
@@ -206,14 +212,17 @@ def redeem(session: Session, settings: Settings, secret: bytes, *, merchant_id: 
                             .execution_options(populate_existing=True))
     deal = session.get(Deal, coupon.deal_id) if coupon is not None else None
     # Another merchant's coupon answers as a made-up code does: a till must not learn that a code exists.
-    if coupon is None or deal is None or deal.merchant_id != merchant_id:
+    # A mall-wide coupon is the mall's, for every merchant's till.
+    if coupon is None or deal is None or (deal.merchant_id != merchant_id and deal.scope != "mall"):
         raise NotFound("no coupon with this code", code="coupon.not_found")
     if coupon.redeemed_at is not None:
         if coupon.request_id == request_id:
             return Redeemed(coupon, deal, replayed=True)
         raise Conflict("this coupon has already been used", code="coupon.already_used",
                        details={"redeemed_at": coupon.redeemed_at.isoformat(), "store_id": coupon.redeemed_at_store})
-    if store_id != deal.store_id:
+    if deal.scope == "mall":
+        _check_mall_wide_till(session, deal, merchant_id, store_id)
+    elif store_id != deal.store_id:
         raise RuleViolation("this coupon is valid only at the deal's store", code="coupon.wrong_store",
                             details={"store_id": deal.store_id})
     if now < deal.starts_at:
@@ -222,6 +231,15 @@ def redeem(session: Session, settings: Settings, secret: bytes, *, merchant_id: 
     if now >= coupon.expires_at(deal):
         raise RuleViolation("this coupon has expired", code="coupon.expired",
                             details={"ends_at": coupon.expires_at(deal).isoformat()})
+    if deal.min_spend_fen is not None:
+        if spend_fen is None:
+            raise RuleViolation("this coupon has a minimum spend: send the purchase amount (amount_fen)",
+                                code="coupon.amount_required", details={"min_spend_fen": deal.min_spend_fen})
+        if spend_fen < deal.min_spend_fen:
+            raise RuleViolation(f"this coupon needs a purchase of at least {deal.min_spend_fen / 100:.2f} yuan",
+                                code="coupon.below_min_spend",
+                                details={"min_spend_fen": deal.min_spend_fen, "amount_fen": spend_fen})
+    coupon.spend_fen, coupon.discount_fen = spend_fen, discount(deal, spend_fen)
     coupon.redeemed_at, coupon.redeemed_at_store, coupon.request_id = now, store_id, request_id
     if deal.benefit_kind == "bonus_points" and deal.benefit_value:
         # Keyed by the coupon, so no path (a retry, a second request id) can credit it twice.
@@ -234,6 +252,28 @@ def redeem(session: Session, settings: Settings, secret: bytes, *, merchant_id: 
     session.flush()
     session.refresh(deal)
     return Redeemed(coupon, deal, replayed=False)
+
+
+def discount(deal: Deal, spend_fen: int | None) -> int | None:
+    """What the coupon takes off a purchase of ``spend_fen``: never more than the amount; None when the
+    amount is unknown or the benefit is no discount (a gift, bonus points)."""
+    if spend_fen is None or deal.benefit_value is None:
+        return None
+    if deal.benefit_kind == "amount_off":
+        return min(deal.benefit_value, spend_fen)
+    if deal.benefit_kind == "percent_off":
+        return spend_fen * deal.benefit_value // 100
+    return None
+
+
+def _check_mall_wide_till(session: Session, deal: Deal, merchant_id: int, store_id: int) -> None:
+    store = session.get(Store, store_id)
+    if store is None or store.merchant_id != merchant_id:
+        raise Forbidden("this till is not at one of this merchant's stores", code="coupon.store_not_yours",
+                        details={"store_id": store_id})
+    if not redeemable_at(session, deal, store_id):
+        raise RuleViolation("this mall-wide coupon is not accepted at this store", code="coupon.store_not_participating",
+                            details={"participating_store_ids": deal.participating_store_ids})
 
 
 # --- reminders -------------------------------------------------------------------------------------

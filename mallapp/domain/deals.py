@@ -33,10 +33,11 @@ from mallapp.settings import Settings
 STATUSES = ("draft", "pending_approval", "live", "paused", "ended", "rejected")
 MEMBER_RULES = ("everyone", "new_members", "birthday_month")
 CONTENT_FIELDS = ("title", "text", "image_url", "store_id", "starts_at", "ends_at", "per_member_limit", "benefit",
-                  "zone_ids", "store_ids", "sale_item_ids", "member_rule", "followers_only")
+                  "zone_ids", "store_ids", "sale_item_ids", "member_rule", "followers_only", "min_spend_fen")
+SCOPES = ("store", "mall")
 EDITABLE = (*CONTENT_FIELDS, "quota")
 # What members hold a coupon for: once claimed, these stay as they were.
-_PROMISED = ("store_id", "benefit")
+_PROMISED = ("store_id", "benefit", "min_spend_fen")
 
 
 class Deal(Base):
@@ -149,6 +150,8 @@ def _check(session: Session, merchant_id: int, values: dict[str, Any], changed: 
         raise InvalidInput("starts_at must be before ends_at", code="deal.invalid_window")
     if values["member_rule"] not in MEMBER_RULES:
         raise InvalidInput(f"member_rule is one of {', '.join(MEMBER_RULES)}", code="request.invalid")
+    if values.get("min_spend_fen") is not None and not 0 < values["min_spend_fen"] <= 100_000_000:
+        raise InvalidInput("min_spend_fen is a positive amount in fen", code="request.invalid")
     if "store_id" in changed:
         store = session.get(Store, values["store_id"]) if id_in_range(values["store_id"]) else None
         if store is None or not store.active or store.merchant_id != merchant_id:
@@ -166,12 +169,12 @@ def create(session: Session, merchant_id: int, *, title: str, store_id: int, sta
            ends_at: datetime, quota: int, per_member_limit: int, benefit: Mapping[str, Any], now: datetime,
            text: str = "", image_url: str | None = None, zone_ids: Sequence[int] = (),
            store_ids: Sequence[int] = (), sale_item_ids: Sequence[int] = (), member_rule: str = "everyone",
-           followers_only: bool = False) -> Deal:
+           followers_only: bool = False, min_spend_fen: int | None = None) -> Deal:
     """Create a draft deal at one of the merchant's stores."""
     values = dict(title=title, text=text, image_url=image_url, store_id=store_id, starts_at=starts_at,
                   ends_at=ends_at, per_member_limit=per_member_limit, zone_ids=list(zone_ids),
                   store_ids=list(store_ids), sale_item_ids=list(sale_item_ids), member_rule=member_rule,
-                  followers_only=followers_only)
+                  followers_only=followers_only, min_spend_fen=min_spend_fen)
     _check(session, merchant_id, values, list(values))
     if quota <= 0 or per_member_limit <= 0:
         raise InvalidInput("quota and per_member_limit are positive", code="request.invalid")
@@ -280,6 +283,57 @@ def review(session: Session, deal_id: int, *, approve: bool, now: datetime, reas
     deal.rejection_reason = None if approve else reason
     session.flush()
     return deal
+
+
+def participating_stores(session: Session, ids: Sequence[int] | None) -> list[int] | None:
+    """A mall-wide deal's participating stores, checked: active stores that a merchant runs (None: all of them)."""
+    if ids is None:
+        return None
+    wanted = sorted(set(ids))
+    if not wanted:
+        raise InvalidInput("name at least one participating store, or none at all for every store",
+                           code="request.invalid")
+    found = set(session.scalars(select(Store.id).where(Store.id.in_([i for i in wanted if id_in_range(i)]),
+                                                       Store.active, Store.merchant_id.is_not(None))))
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise RuleViolation(f"there is no active store with a merchant with id {missing[0]}",
+                            code="venue.unknown_store", details={"ids": missing})
+    return wanted
+
+
+def create_mall_wide(session: Session, *, store_id: int, title: str, starts_at: datetime, ends_at: datetime,
+                     quota: int, per_member_limit: int, benefit: Mapping[str, Any], now: datetime, text: str = "",
+                     image_url: str | None = None, participating_store_ids: Sequence[int] | None = None,
+                     member_rule: str = "everyone", min_spend_fen: int | None = None) -> Deal:
+    """Ops publish a mall-wide deal, live at once: the mall's own (its house merchant's ``store_id``, the service
+    desk) and redeemable at the till of every participating store (``None``: every active store with a merchant)."""
+    store = session.get(Store, store_id) if id_in_range(store_id) else None
+    if store is None or not store.active or store.merchant_id is None:
+        raise RuleViolation("a mall-wide deal is issued by an active store with a merchant (the mall's service desk)",
+                            code="venue.unknown_store", details={"ids": [store_id]})
+    values = dict(title=title, text=text, image_url=image_url, store_id=store_id, starts_at=starts_at,
+                  ends_at=ends_at, per_member_limit=per_member_limit, zone_ids=[], store_ids=[], sale_item_ids=[],
+                  member_rule=member_rule, followers_only=False, min_spend_fen=min_spend_fen)
+    _check(session, store.merchant_id, values, [])
+    deal = Deal(merchant_id=store.merchant_id, quota=quota, **values, **benefit_columns(benefit), status="live",
+                scope="mall", participating_store_ids=participating_stores(session, participating_store_ids),
+                claimed=0, redeemed=0, created_at=now, updated_at=now)
+    session.add(deal)
+    session.flush()
+    return deal
+
+
+def redeemable_at(session: Session, deal: Deal, store_id: int) -> bool:
+    """Whether a till at ``store_id`` may redeem the deal's coupons: its own store, or a participating one."""
+    if store_id == deal.store_id:
+        return True
+    if deal.scope != "mall":
+        return False
+    if deal.participating_store_ids is not None and store_id not in deal.participating_store_ids:
+        return False
+    store = session.get(Store, store_id)
+    return store is not None and store.active and store.merchant_id is not None
 
 
 def list_all(session: Session, status: str | None = None, merchant_id: int | None = None) -> list[Deal]:

@@ -7,6 +7,8 @@ concurrent calls all end with one issue:
   on the coupon row. Pack coupons are coupons of ordinary deals (one per configured pack coupon,
   ``Deal.pack_key``, created on first use at the configured store, by default the mall's house store)
   that members cannot claim; each coupon carries its own ``valid_until``: joined + ``valid_days``.
+  A pack coupon that names no store is mall-wide (``Deal.scope`` "mall"): redeemed at the till of every
+  participating store (``participating_stores``, by default all), with its ``min_spend_fen`` if any.
   After creation the deal row is the truth: its merchant may pause or end it (then it is not issued);
 - the **birthday gift**: points with ledger key ``birthday:<member>:<year>`` during the birthday month
   in the mall's time zone, from the clock (``issue_birthday_gifts``) or lazily when the member signs in
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, cast, extract, literal, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -131,12 +134,34 @@ def _pack_deal(session: Session, settings: Settings, template: PackCoupon) -> De
                       per_member_limit=1, **benefit_columns(template.benefit), zone_ids=[], store_ids=[],
                       sale_item_ids=[], member_rule="new_members", followers_only=False, status="live",
                       rejection_reason=None, claimed=0, redeemed=0, pack_key=template.key,
-                      created_at=_PACK_STARTS, updated_at=_PACK_STARTS)
+                      min_spend_fen=template.min_spend_fen, created_at=_PACK_STARTS, updated_at=_PACK_STARTS,
+                      **_pack_scope(session, template))
         # Two first sign-ups at once: the unique pack_key lets one create it; the other reads it.
         insert_or_nothing(session, Deal, values, ["pack_key"])
         deal = session.scalar(select(Deal).where(Deal.pack_key == template.key))
         assert deal is not None
+    elif template.store is None and deal.scope == "store":
+        # Made before deals had a scope (migration 0017): it becomes what its template now means, once.
+        for name, value in _pack_scope(session, template).items():
+            setattr(deal, name, value)
     return deal if deal.status == "live" else None
+
+
+def _pack_scope(session: Session, template: PackCoupon) -> dict[str, Any]:
+    """A pack coupon naming no store is mall-wide: its participating stores by name (unknown names are skipped,
+    with a warning), or every store."""
+    if template.store is not None:
+        return {"scope": "store", "participating_store_ids": None}
+    if template.participating_stores is None:
+        return {"scope": "mall", "participating_store_ids": None}
+    found = dict(session.execute(select(Store.name, Store.id).where(Store.name.in_(template.participating_stores),
+                                                                    Store.active, Store.merchant_id.is_not(None))
+                                 .order_by(Store.id.desc())).all())
+    unknown = sorted(set(template.participating_stores) - set(found))
+    if unknown:
+        log.warning("new-member pack coupon %r: participating stores %s not found (no active store with a merchant)",
+                    template.key, ", ".join(repr(n) for n in unknown))
+    return {"scope": "mall", "participating_store_ids": sorted(found.values())}
 
 
 # --- the birthday gift -----------------------------------------------------------------------------

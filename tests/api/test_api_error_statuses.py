@@ -712,6 +712,27 @@ def _(w):
     return w.client.post(f"{OPS}/gifts/{code}/hand-over", json={"request_id": "desk-2"}, headers=w.ops)
 
 
+# --- mall-wide offers and minimum spend ----------------------------------------------------------------
+
+def _mall_coupon(w, **over: Any) -> str:
+    body = {"title": "Mall-wide 20 off 100", "store_id": w.store, "participating_store_ids": [w.store],
+            "starts_at": (w.clock.now - timedelta(hours=1)).isoformat(),
+            "ends_at": (w.clock.now + timedelta(days=7)).isoformat(), "quota": 3,
+            "benefit": {"kind": "amount_off", "amount_fen": 2000}, **over}
+    created = w.ops_post("/deals", body)
+    assert created.status_code == 201, created.get_json()
+    return w.claim(created.get_json()["id"]).get_json()["code"]
+
+
+scenario("ops.marketing_required", 403)(lambda w: w.client.post(f"{OPS}/deals", json={}, headers=_desk_viewer(w)))
+scenario("coupon.store_not_participating", 422)(lambda w: w.redeem(code=_mall_coupon(w), store_id=w.other["store"],
+                                                                    headers=w.other["headers"]))
+scenario("coupon.store_not_yours", 403)(lambda w: w.redeem(code=_mall_coupon(w), headers=w.other["headers"]))
+scenario("coupon.amount_required", 422)(lambda w: w.redeem(code=_mall_coupon(w, min_spend_fen=10_000)))
+scenario("coupon.below_min_spend", 422)(lambda w: w.redeem(code=_mall_coupon(w, min_spend_fen=10_000),
+                                                           amount_fen=9_999))
+
+
 # --- the checks ----------------------------------------------------------------------------------------------
 
 @pytest.fixture
