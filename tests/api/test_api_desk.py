@@ -10,6 +10,7 @@ import pytest
 from mallapp.domain import coupons, deals, members, points, privacy, venue_admin
 from mallapp.domain.checkin import Checkin
 from mallapp.domain.desk import PointsAdjustment
+from mallapp.domain.notifications import Notification
 from mallapp.domain.proximity.history import MallVisit
 from mallapp.domain.segments import LifecycleTransition, MemberSnapshot
 
@@ -164,6 +165,8 @@ def test_the_record_shows_purchases_points_visits_coupons_and_gifts(client, rt, 
         deal.status = "live"
         session.flush()
         coupons.claim(session, rt.settings, member_id, deal.id, rt.now())
+        session.add(Notification(member_id=member_id, kind="deal", title="5 off at Noodle House", body="today",
+                                 key="deal:test", created_at=rt.now()))
     _credit(rt, member_id, 500)
     gift = client.post("/api/v1/me/points/redemptions", json={"gift_code": "coffee"},
                        headers={**headers, "Idempotency-Key": "g-1"})
@@ -178,6 +181,8 @@ def test_the_record_shows_purchases_points_visits_coupons_and_gifts(client, rt, 
     assert record["gifts"][0]["handed_over_at"] is None
     assert [(c["title"], c["status"]) for c in record["coupons"]] == [("5 off", "active")]
     assert record["visits"]["mall_visits"][0]["dwell_seconds"] == 7200
+    assert [(n["kind"], n["title"], n["read_at"]) for n in record["notifications"]] == [
+        ("deal", "5 off at Noodle House", None)]
 
 
 def points_balance(rt, member_id: int) -> int:
