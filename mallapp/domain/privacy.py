@@ -42,7 +42,7 @@ EXPORTED = {
     "proximity_events": "proximity_events", "notifications": "notifications", "follows": "follows",
     "mutes": "mutes", "subscribe_quotas": "subscribe_quotas", "queue_tickets": "queue_tickets",
     "reservations": "reservations", "member_snapshots": "segments", "lifecycle_transitions": "lifecycle",
-    "member_deletions": "deletions",
+    "member_deletions": "deletions", "campaign_assignments": "campaigns",
 }
 # Tables with a member_id column that the export leaves out, and why.
 NOT_EXPORTED: dict[str, str] = {}

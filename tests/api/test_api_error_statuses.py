@@ -19,7 +19,7 @@ from factories import UUID, build_venue, signed
 
 from mallapp.api.error_index import error_index
 from mallapp.api.openapi import documented_errors, operations
-from mallapp.domain import merchants, venue_admin
+from mallapp.domain import merchants, ops, venue_admin
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the statuses do not depend on the database
 
@@ -669,6 +669,41 @@ def _(w):
     body, headers = signed(w.venue.gateway_key, {"sightings": [w.sighting()]}, w.clock.now)
     w.client.post("/api/v1/gateway/sightings", data=body, headers=headers)
     return w.client.post("/api/v1/gateway/sightings", data=body, headers=headers)
+
+
+# --- campaigns -----------------------------------------------------------------------------------------------
+
+_CAMPAIGN = {"name": "Spring member day", "timing": "now",
+             "steps": [{"offer": {"kind": "message", "title": "春季会员日"}}]}
+
+
+def _campaign(w, **over: Any):
+    return w.client.post(f"{OPS}/campaigns", json={**_CAMPAIGN, **over}, headers=w.ops)
+
+
+@scenario("ops.marketing_required", 403)
+def _(w):
+    with w.rt.sessions.begin() as s:
+        ops.create_user(s, "ops-viewer", "viewer", PASSWORD, w.rt.now())
+    token = w.client.post(f"{OPS}/auth", json={"username": "ops-viewer", "password": PASSWORD}).get_json()["token"]
+    return w.client.post(f"{OPS}/campaigns/audience-count", json={}, headers=_bearer(token))
+
+
+scenario("campaign.invalid_audience", 400)(lambda w: w.client.post(
+    f"{OPS}/campaigns/audience-count", json={"p_alive_min": 0.9, "p_alive_max": 0.1}, headers=w.ops))
+scenario("campaign.invalid_offer", 400)(lambda w: _campaign(
+    w, steps=[{"offer": {"kind": "points", "title": "积分"}}]))
+scenario("campaign.invalid_timing", 400)(lambda w: _campaign(w, timing="lifecycle"))
+scenario("campaign.deal_not_live", 422)(lambda w: _campaign(
+    w, steps=[{"offer": {"kind": "coupon", "title": "券", "deal_id": w.draft()}}]))
+scenario("campaign.not_found", 404)(lambda w: w.client.get(f"{OPS}/campaigns/999999/report", headers=w.ops))
+
+
+@scenario("campaign.invalid_state", 409)
+def _(w):
+    made = _campaign(w).get_json()["id"]
+    w.client.post(f"{OPS}/campaigns/{made}/cancel", headers=w.ops)
+    return w.client.post(f"{OPS}/campaigns/{made}/launch", headers=w.ops)
 
 
 # --- the checks ----------------------------------------------------------------------------------------------
