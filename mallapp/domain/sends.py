@@ -32,6 +32,9 @@ GROUP = "sends"
 KINDS = ("campaign", "announcement")
 OPS = ("fanout", "batch")
 BATCH = 500  # members per batch entry: one transaction each
+# The stream keeps about this many entries (acknowledged ones too, until trimmed): at 500 members an entry,
+# a backlog of 50 million member-sends before an unread entry could be trimmed.
+MAXLEN = 100_000
 # A fan-out requested this long ago and not done is put back on the stream by the clock (its entry was
 # lost, or its consumer died): longer than a consumer's claim of an idle entry, so a live one finishes first.
 STALE = timedelta(minutes=5)
@@ -84,7 +87,7 @@ def request_fanout(session: Session, kind: str, ref_id: int, now: datetime) -> b
 
 def enqueue_fanout(redis: Redis, kind: str, ref_id: int) -> None:
     """Put a committed fan-out on the stream (after the commit that requested it: a consumer must find it)."""
-    redis.xadd(STREAM, Entry("fanout", kind, ref_id).fields())
+    redis.xadd(STREAM, Entry("fanout", kind, ref_id).fields(), maxlen=MAXLEN, approximate=True)
 
 
 def mark_enqueued(session: Session, kind: str, ref_id: int, now: datetime) -> None:
@@ -99,7 +102,8 @@ def enqueue_batches(redis: Redis, kind: str, ref_id: int, member_ids: Sequence[i
     pipe = redis.pipeline(transaction=False)
     entries = 0
     for start in range(0, len(member_ids), size):
-        pipe.xadd(STREAM, Entry("batch", kind, ref_id, tuple(member_ids[start:start + size])).fields())
+        pipe.xadd(STREAM, Entry("batch", kind, ref_id, tuple(member_ids[start:start + size])).fields(), maxlen=MAXLEN,
+                  approximate=True)
         entries += 1
     pipe.execute()
     return entries
