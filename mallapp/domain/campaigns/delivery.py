@@ -176,10 +176,16 @@ def deliver_batch(session: Session, settings: Settings, senders: Senders, campai
         offer = campaign.steps[step_no]["offer"]
         message = _step(session, settings, campaign, step_no, offer, [r.member_id for r in batch], now)
         notifications.record_many(session, settings, [(r.member_id, message) for r in batch], now, online)
+        # One UPDATE per next due time (members drawn together share it), not one per member.
+        after = (timedelta(days=campaign.steps[step_no + 1]["after_days"]) if step_no + 1 < len(campaign.steps)
+                 else None)
+        by_due: dict[datetime | None, list[int]] = defaultdict(list)
         for row in batch:
-            row.next_step, row.last_sent_at, row.queued_at = step_no + 1, now, None
-            row.next_step_at = (row.assigned_at + timedelta(days=campaign.steps[step_no + 1]["after_days"])
-                                if step_no + 1 < len(campaign.steps) else None)
+            by_due[None if after is None else row.assigned_at + after].append(row.id)
+        for next_at, ids in by_due.items():
+            session.execute(update(Assignment).where(Assignment.id.in_(ids))
+                            .values(next_step=step_no + 1, last_sent_at=now, queued_at=None, next_step_at=next_at)
+                            .execution_options(synchronize_session=False))
         reached += len(batch)
     session.flush()
     return reached
