@@ -313,6 +313,12 @@ def test_lost_t1_and_t2_members_get_the_win_back_as_they_are_lost(client, rt, cl
     tick(rt)
     drain_sends(rt)
     assert campaign_messages(rt, made["id"]) == {m[2]: 1}
+    clock.advance(days=40)  # reactivated, and lost again: a member gets a campaign once
+    with rt.sessions.begin() as s:
+        transition(s, m[2], TODAY + timedelta(days=41), "lost", rt.now(), from_state="reactivated")
+    tick(rt)
+    drain_sends(rt)
+    assert campaign_messages(rt, made["id"]) == {m[2]: 1}
 
 
 def test_new_members_get_the_first_month_sequence_step_by_step(client, rt, clock, ops_marketing):

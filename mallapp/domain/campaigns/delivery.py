@@ -245,7 +245,9 @@ def _due_steps(session: Session, now: datetime, limit: int) -> dict[int, list[in
                            .join(Campaign, Campaign.id == Assignment.campaign_id)
                            .where(Campaign.status == "running", Assignment.next_step_at <= now,
                                   Assignment.queued_at.is_(None) | (Assignment.queued_at < now - sends.STALE))
-                           .order_by(Assignment.id).limit(limit)).all()
+                           .order_by(Assignment.id).limit(limit)
+                           # rows a consumer is delivering now are its: skip them, never wait (or deadlock) on them
+                           .with_for_update(of=Assignment, skip_locked=True)).all()
     if rows:
         session.execute(update(Assignment).where(Assignment.id.in_([r.id for r in rows])).values(queued_at=now)
                         .execution_options(synchronize_session=False))
