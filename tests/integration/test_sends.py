@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import subprocess
 import sys
 import time
@@ -185,3 +186,20 @@ def test_a_sends_process_killed_mid_stream_is_replaced_and_nobody_is_told_twice_
     assert told(rt, campaign_id) == {m: (1, 1) for m in treated(rt, campaign_id)}
     assert 1200 < len(treated(rt, campaign_id)) < 1500
 
+
+
+@PG
+def test_two_consumers_on_the_same_batches_at_once_tell_each_member_once(rt, clock):
+    crowd = add_members(rt, 400, "o-race")
+    campaign_id = launch_campaign(rt, control_pct=0)
+    campaigns.fan_out(rt.sessions, rt.redis, rt.settings, campaign_id, rt.now())  # batches on the stream
+    sends.enqueue_batches(rt.redis, "campaign", campaign_id, crowd, 50)  # and every member again
+    consumers = [Consumer(rt, f"racer-{i}", count=1, block_ms=0) for i in range(2)]
+    consumers[0].ensure_group()
+    threads = [threading.Thread(target=c.drain) for c in consumers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert told(rt, campaign_id) == {m: (1, 1) for m in crowd}
+    assert sum(c.reached for c in consumers) == len(crowd)
