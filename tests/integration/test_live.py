@@ -9,7 +9,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from factories import ME, M, announce_and_deliver, deal_maker, deliveries, inbox, opt_in, shop_with_rival, subscribe_quota
+from factories import (
+    ME,
+    announce_and_deliver,
+    deal_maker,
+    deliveries,
+    inbox,
+    opt_in,
+    shop_with_rival,
+    subscribe_quota,
+)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
