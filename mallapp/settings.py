@@ -261,7 +261,7 @@ class SubscribeTemplate(_Section):
 
 class NotificationsSettings(_Section):
     # Message kind -> its template; a kind without one goes to the inbox only.
-    templates: dict[Literal["deal", "reminder", "queue", "reservation"], SubscribeTemplate] = Field(default_factory=dict)
+    templates: dict[Literal["deal", "reminder", "queue", "reservation", "campaign"], SubscribeTemplate] = Field(default_factory=dict)
     # The mini-program page a deal message opens (the deal's id is appended as ?id=).
     deal_page: str = Field(default="pages/deals/detail", max_length=100)
 
@@ -274,6 +274,20 @@ class OffersSettings(_Section):
     quiet_end: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     # A dwell event older than this when the consumer reads it is dropped: the member has moved on.
     max_event_age_s: float = Field(default=300.0, gt=0)
+
+
+class CampaignsSettings(_Section):
+    # Member campaigns (mallapp.domain.campaigns): the control share and measurement window a new campaign
+    # gets unless it says otherwise.
+    control_pct: int = Field(default=10, ge=0, le=50)
+    window_days: int = Field(default=30, ge=1, le=365)
+    # No campaign message from quiet_start to quiet_end, mall time: it waits for quiet_end.
+    quiet_start: str = Field(default="21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_end: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # At most this many campaign messages per member in any 7 days; one more waits until the oldest is 7 days old.
+    max_per_week: int = Field(default=2, ge=1, le=50)
+    # Members per batch entry on the sends stream (one transaction each).
+    batch_size: int = Field(default=500, ge=1, le=5000)
 
 
 class QueueBandSettings(_Section):
@@ -380,6 +394,7 @@ class Settings(_Section):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     reservations: ReservationSettings = Field(default_factory=ReservationSettings)
+    campaigns: CampaignsSettings = Field(default_factory=CampaignsSettings)
     gifts: tuple[Gift, ...] = ()
 
     def gift(self, code: str) -> Gift | None:

@@ -33,6 +33,7 @@ from mallapp.domain.venue import (
     bump_registry_version,
     gateway_key,
 )
+from mallapp.processes.sends import Consumer as SendsConsumer
 from mallapp.runtime import Runtime
 from mallapp.settings import DEMO_SETTINGS_FILE
 
@@ -326,3 +327,21 @@ def staff_headers(client, merchant_headers: dict[str, str], username: str, role:
     assert added.status_code == 201, added.get_json()
     signed = client.post("/api/v1/merchant/auth", json={"username": username, "password": STAFF_PASSWORD})
     return bearer(signed.get_json()["token"])
+
+
+# --- sends to large audiences (campaigns, announcements) ------------------------------------------
+
+def drain_sends(rt: Runtime, consumer: str = "test-sends") -> int:
+    """Run a ``sends`` consumer until the stream has nothing new (what ``mallapp sends`` does in the
+    background); the entries it handled."""
+    return SendsConsumer(rt, consumer, block_ms=0).drain()
+
+
+def announce_and_deliver(client, rt: Runtime, deal_id: int, headers: dict[str, str]):
+    """Announce a deal through the API, let the sends workers deliver it, and return the announcement's
+    figures once they have (the same call again: a replay, answered 200)."""
+    first = client.post(f"{M}/deals/{deal_id}/announce", headers=headers)
+    if first.status_code != 201:
+        return first
+    drain_sends(rt)
+    return client.post(f"{M}/deals/{deal_id}/announce", headers=headers)

@@ -13,6 +13,7 @@ from werkzeug.routing import IntegerConverter, Map
 
 from mallapp import logs
 from mallapp.api import (
+    campaigns,
     coupons,
     deals,
     desk,
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(reservations.merchant_bp)
     app.register_blueprint(privacy.bp)
     app.register_blueprint(desk.bp)
+    app.register_blueprint(campaigns.bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

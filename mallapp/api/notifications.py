@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from flask import Blueprint
 from pydantic import Field, StringConstraints
+from sqlalchemy.orm import Session
 
 from mallapp.api.core import (
     REPLAY,
@@ -20,7 +21,7 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.domain import follows, notifications
+from mallapp.domain import follows, notifications, sends
 
 member_bp = Blueprint("member_delivery", __name__, url_prefix="/api/v1/me")
 merchant_bp = Blueprint("merchant_announcements", __name__, url_prefix="/api/v1/merchant")
@@ -60,7 +61,7 @@ class QuotasOut(Out):
 
 class InboxItemOut(Out):
     id: int
-    kind: Literal["deal", "reminder", "queue", "reservation"]
+    kind: Literal["deal", "reminder", "queue", "reservation", "campaign"]
     title: str
     body: str
     deal_id: int | None
@@ -84,8 +85,9 @@ class InboxQuery(Query):
 class AnnounceOut(Out):
     deal_id: int
     announced_at: datetime
-    replayed: bool = Field(description="true when the deal had been announced before; nothing was sent now")
-    inbox: int = Field(description="followers who got it in their inbox")
+    replayed: bool = Field(description="true when the deal had been announced before; nothing was queued now")
+    inbox: int = Field(description="followers who got it in their inbox so far (the sends workers deliver it "
+                                   "after the reply, a batch at a time: call again to see the figures grow)")
     subscribe_sent: int = Field(description="followers who got a WeChat subscribe message")
     live_sent: int = Field(description="followers whose open mini-program got it live (they keep their "
                                        "subscribe-message quota)")
@@ -211,15 +213,21 @@ def mark_read(notification_id: int) -> InboxItemOut:
 # --- merchants -------------------------------------------------------------------------------------
 
 @operation(merchant_bp, "/deals/<int:deal_id>/announce", "POST",
-           summary="Announce a live deal to its store's followers, once (inbox, and WeChat where they opted in)",
+           summary="Announce a live deal to its store's followers, once (inbox, and WeChat where they opted in); "
+                   "the sends workers deliver it after the reply",
            auth="merchant_manager", response=AnnounceOut, status=201, also=REPLAY,
            errors=("deal.not_found", "deal.invalid_state"))
 def announce(deal_id: int) -> AfterCommit:
     rt = runtime()
     with transaction() as session:
-        replayed = notifications.announce(session, rt.senders, rt.settings, current_merchant_id(), deal_id,
-                                          rt.now()).replayed
-    return AfterCommit(lambda session: _announced(notifications.announced(session, deal_id, replayed)))
+        replayed = notifications.announce(session, rt.settings, current_merchant_id(), deal_id, rt.now()).replayed
+
+    def after_commit(session: Session) -> tuple[AnnounceOut, int]:
+        if not replayed:  # committed: the fan-out goes on the stream (the campaigns clock job re-sends a lost one)
+            sends.enqueue_fanout(rt.redis, "announcement", deal_id)
+        return _announced(notifications.announced(session, deal_id, replayed))
+
+    return AfterCommit(after_commit)
 
 
 def _announced(done: notifications.Announced) -> tuple[AnnounceOut, int]:

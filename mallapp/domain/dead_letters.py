@@ -19,6 +19,7 @@ from redis import Redis
 
 from mallapp.domain.proximity.effects import EVENTS_STREAM
 from mallapp.domain.proximity.ingest import streams as sighting_streams
+from mallapp.domain.sends import STREAM as SENDS_STREAM
 from mallapp.errors import RuleViolation
 from mallapp.settings import Settings
 
@@ -36,8 +37,8 @@ def dead_key(stream: str) -> str:
 
 def consumer_streams(settings: Settings) -> list[str]:
     """Every stream a consumer group reads (and so may set entries aside from): the sightings partitions
-    (``[beacons.ingest] stream_partitions``) and the proximity events."""
-    return [*sighting_streams(settings), EVENTS_STREAM]
+    (``[beacons.ingest] stream_partitions``), the proximity events, and the sends (campaigns, announcements)."""
+    return [*sighting_streams(settings), EVENTS_STREAM, SENDS_STREAM]
 
 
 def known_stream(settings: Settings, stream: str) -> str:

@@ -2,8 +2,8 @@
 
 Each list is the newest rows first and short (``limit``); the points ledger pages on with
 :func:`mallapp.domain.points.history`. Phone numbers come out whole: the API masks them for the roles
-that do not see phones (``OpsCaller.sees_phones``). ``campaigns`` is left empty here: the campaigns
-module fills it (``campaigns.received``) when the branches are merged.
+that do not see phones (``OpsCaller.sees_phones``). ``campaigns`` lists the campaigns the member was drawn
+into, treated or control (``campaigns.received``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mallapp.domain import desk, points
+from mallapp.domain import campaigns, desk, points
 from mallapp.domain.checkin import Checkin
 from mallapp.domain.coupons import Coupon
 from mallapp.domain.deals import Deal
@@ -102,6 +102,5 @@ def record(session: Session, member_id: int, now: datetime, *, limit: int = 20) 
                            "read_at": n.read_at}
                           for n in session.scalars(select(Notification).where(Notification.member_id == member_id)
                                                    .order_by(Notification.id.desc()).limit(limit))],
-        # Filled by mallapp.domain.campaigns.received(session, member_id) once the campaigns branch is merged.
-        "campaigns": [],
+        "campaigns": campaigns.received(session, member_id),
     }

@@ -9,6 +9,7 @@ from sqlalchemy.orm import configure_mappers
 from mallapp.db import Base
 from mallapp.domain import (  # noqa: F401
     alerts,
+    campaigns,
     checkin,
     coupons,
     deals,
@@ -25,6 +26,7 @@ from mallapp.domain import (  # noqa: F401
     reservations,
     rewards,
     segments,
+    sends,
     staff,
     venue,
 )

@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mallapp.db import Base, UTCDateTime, get_or_404, insert_many_or_nothing, insert_or_nothing
-from mallapp.domain import deals, follows, members
+from mallapp.domain import deals, follows, members, sends
 from mallapp.domain.benefits import describe_benefit
 from mallapp.domain.deals import Deal
 from mallapp.domain.points import BigId
@@ -53,10 +53,11 @@ from mallapp.errors import Conflict, MallError
 from mallapp.settings import Settings
 
 # deal: a deal (announcements, proximity offers); reminder: coupons and the like; queue: a restaurant
-# queue ticket (tables ahead, table ready, lapsed); reservation: a table booking (reminder, released).
-KINDS = ("deal", "reminder", "queue", "reservation")
+# queue ticket (tables ahead, table ready, lapsed); reservation: a table booking (reminder, released);
+# campaign: a member campaign's step (mallapp.domain.campaigns).
+KINDS = ("deal", "reminder", "queue", "reservation", "campaign")
 # Muting (a store, or every push) silences these kinds on WeChat; the inbox still gets them.
-MUTABLE_KINDS = ("deal",)
+MUTABLE_KINDS = ("deal", "campaign")
 CHANNELS = ("inbox", "subscribe", "live")
 # pending: reserved and being sent; muted / no_quota: not sent to WeChat; refused: WeChat's 43101;
 # missed: the member's live connection closed before the message reached it; unknown: a send that a
@@ -64,7 +65,6 @@ CHANNELS = ("inbox", "subscribe", "live")
 OUTCOMES = ("sent", "pending", "muted", "no_quota", "refused", "failed", "missed", "unknown")
 OPT_IN_RESULTS = ("accept", "reject", "ban", "filter")
 NO_QUOTA_ERRCODE = 43101
-_ANNOUNCE_BATCH = 500
 
 
 class Notification(Base):
@@ -534,9 +534,13 @@ class Announcement:
     replayed: bool  # True: announced before; nothing was delivered now
 
 
-def announce(session: Session, senders: Senders, settings: Settings, merchant_id: int, deal_id: int,
-             now: datetime) -> Announcement:
-    """Tell the followers of a live deal's store about it, once per deal (before it opens or while on)."""
+def announce(session: Session, settings: Settings, merchant_id: int, deal_id: int, now: datetime) -> Announcement:
+    """Mark a live deal announced to its store's followers, once per deal (before it opens or while on).
+
+    Nothing is sent here: the announcement's fan-out is recorded (:func:`mallapp.domain.sends.request_fanout`)
+    and, once the caller commits, put on the sends stream, whose consumers message the followers a batch
+    at a time (:func:`announcement_audience`, :func:`announce_batch`).
+    """
     deal = deals.get_own(session, merchant_id, deal_id, lock=True)
     if deal.status != "live" or deal.pack_key is not None or now >= deal.ends_at:
         raise Conflict("only a live deal that has not ended can be announced", code="deal.invalid_state",
@@ -544,17 +548,44 @@ def announce(session: Session, senders: Senders, settings: Settings, merchant_id
     if deal.announced_at is not None:
         return Announcement(deal, True)
     deal.announced_at = now
-    message = deal_message(settings, deal, store_names(session, [deal.store_id]).get(deal.store_id, ""),
-                           announce_key(deal.id))
-    followers = follows.followers(session, deal.store_id)
-    # Only followers the deal's member rule lets claim: a message they cannot act on is noise.
-    audience = [m.id for m in members.get_many(session, followers)
-                if deals.member_matches(settings, deal.member_rule, m, now)]
-    for start in range(0, len(audience), _ANNOUNCE_BATCH):
-        batch = audience[start:start + _ANNOUNCE_BATCH]
-        record_many(session, settings, [(m, message) for m in batch], now, senders.online(batch))
+    sends.request_fanout(session, "announcement", deal.id, now)
     session.flush()
     return Announcement(deal, False)
+
+
+def announcement_audience(session: Session, settings: Settings, deal_id: int, now: datetime) -> list[int]:
+    """The followers of an announced deal's store that its member rule lets claim (a message they cannot
+    act on is noise), in the order they followed; none for a deal that was not announced."""
+    deal = session.get(Deal, deal_id)
+    if deal is None or deal.announced_at is None:
+        return []
+    followers = follows.followers(session, deal.store_id)
+    return [m.id for m in members.get_many(session, followers)
+            if deals.member_matches(settings, deal.member_rule, m, now)]
+
+
+def fan_out_announcement(sessions: sessionmaker[Session], redis: Any, settings: Settings, deal_id: int,
+                         now: datetime) -> int:
+    """Put an announced deal's audience on the sends stream in batches and mark its fan-out done; how many."""
+    with sessions.begin() as session:
+        audience = announcement_audience(session, settings, deal_id, now)
+    sends.enqueue_batches(redis, "announcement", deal_id, audience, settings.campaigns.batch_size)
+    with sessions.begin() as session:
+        sends.finish_fanout(session, "announcement", deal_id, len(audience), now)
+    return len(audience)
+
+
+def announce_batch(session: Session, settings: Settings, senders: Senders, deal_id: int,
+                   member_ids: Sequence[int], now: datetime) -> int:
+    """Tell these followers about an announced deal (once each: the message key); how many were told now."""
+    deal = session.get(Deal, deal_id)
+    if deal is None or deal.announced_at is None or not member_ids:
+        return 0
+    message = deal_message(settings, deal, store_names(session, [deal.store_id]).get(deal.store_id, ""),
+                           announce_key(deal.id))
+    recorded = record_many(session, settings, [(m, message) for m in member_ids], now, senders.online(member_ids))
+    session.flush()
+    return sum(1 for r in recorded if r.created)
 
 
 def announcement_figures(session: Session, deal_id: int) -> tuple[int, int, int]:

@@ -41,7 +41,7 @@ from mallapp.errors import Conflict, InvalidInput, RuleViolation
 from mallapp.settings import Settings
 
 Reason = Literal["checkin", "purchase", "birthday_bonus", "birthday_gift", "referral", "redemption", "expiry",
-                 "reversal", "adjustment", "coupon"]
+                 "reversal", "adjustment", "coupon", "campaign"]
 REASONS: tuple[str, ...] = Reason.__args__  # type: ignore[attr-defined]
 BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite only auto-increments INTEGER keys
 

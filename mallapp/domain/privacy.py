@@ -15,7 +15,8 @@ coupons and bookings refer to it, and the database refuses to change ``points_en
   gone); the location trail (``zone_visits``, ``mall_visits``, ``proximity_events``);
 - kept, keyed by the anonymous id: the points ledger, purchases and referrals (the merchants' and the
   mall's accounts), check-ins (the ledger's sources), coupons, gift redemptions, queue tickets and
-  reservations (the restaurants' counters);
+  reservations (the restaurants' counters), and campaign assignments (a campaign's measurement:
+  treated or control, no text about the member);
 - the member's bearer tokens are revoked (the API layer also drops the WeChat session key);
 - the erasure itself is recorded in ``member_deletions`` (who, when, what), once: erasing again
   answers the first record.
@@ -43,6 +44,7 @@ EXPORTED = {
     "mutes": "mutes", "subscribe_quotas": "subscribe_quotas", "queue_tickets": "queue_tickets",
     "reservations": "reservations", "member_snapshots": "segments", "lifecycle_transitions": "lifecycle",
     "member_deletions": "deletions", "points_adjustments": "points_adjustments",
+    "campaign_assignments": "campaigns",
 }
 # Tables with a member_id column that the export leaves out, and why.
 NOT_EXPORTED: dict[str, str] = {}

@@ -6,12 +6,12 @@ equal to it). ``PROCESSES`` are the long-running ones that :mod:`mallapp.process
 
 from __future__ import annotations
 
-from mallapp.processes import clock, live, offers, worker
+from mallapp.processes import clock, live, offers, sends, worker
 from mallapp.processes.runner import Process
 
 __all__ = ["PROCESSES", "PROCFILE", "procfile"]
 
-PROCESSES: tuple[Process, ...] = (worker.PROCESS, offers.PROCESS, live.PROCESS, clock.PROCESS)
+PROCESSES: tuple[Process, ...] = (worker.PROCESS, offers.PROCESS, live.PROCESS, clock.PROCESS, sends.PROCESS)
 
 # Procfile name -> command. The long-running processes' lines add only what production needs.
 PROCFILE: tuple[tuple[str, str], ...] = (

@@ -47,7 +47,7 @@ from typing import Any
 
 from redis import Redis
 
-from mallapp.domain import alerts, coupons, notifications, points, queueing, reservations, rewards
+from mallapp.domain import alerts, campaigns, coupons, notifications, points, queueing, reservations, rewards
 from mallapp.processes.runner import Process
 from mallapp.runtime import Runtime
 
@@ -142,6 +142,10 @@ def _reservation_no_shows(rt: Runtime, now: datetime) -> int:
     return reservations.release_no_shows(rt.sessions, rt.settings, rt.senders, now, keep_going=still_ours)
 
 
+def _campaigns(rt: Runtime, now: datetime) -> int:
+    return campaigns.tick(rt.sessions, rt.redis, rt.settings, now, keep_going=still_ours)
+
+
 JOBS: tuple[Job, ...] = (
     Job("points-expiry", "expire points lots past their expiry date (oldest lots first)", _points_expiry,
         "cron", {"hour": 3, "minute": 10}, misfire_grace_s=6 * 3600),
@@ -160,6 +164,9 @@ JOBS: tuple[Job, ...] = (
         "it when fixed", _beacon_health, "interval", {"minutes": 5}, misfire_grace_s=300),
     Job("abandoned-deliveries", "settle sends a crash cut off (pending over 10 minutes) as unknown",
         _abandoned_deliveries, "interval", {"minutes": 5}, misfire_grace_s=300),
+    Job("campaigns", "start scheduled campaigns, draw members entering a triggered campaign's state or due to buy, "
+        "queue due campaign steps and lost fan-outs on the sends stream, finish measured campaigns", _campaigns,
+        "interval", {"minutes": 1}, misfire_grace_s=120),
 )
 
 

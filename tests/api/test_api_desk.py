@@ -142,7 +142,7 @@ def test_the_record_shows_segments_history_transitions_and_lifetime_value(client
                                                   "to_state": "weakening", "cause": "t_tier_drop"}]
     assert record["lifetime_value"]["clv_fen"] == 30_000
     assert record["lifetime_value"]["p_alive"] == 0.8
-    assert record["campaigns"] == []
+    assert record["campaigns"] == []  # drawn into no campaign
 
 
 def test_the_record_shows_purchases_points_visits_coupons_and_gifts(client, rt, ops_desk, members_api, merchant):

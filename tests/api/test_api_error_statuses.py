@@ -19,7 +19,7 @@ from factories import UUID, build_venue, signed
 
 from mallapp.api.error_index import error_index
 from mallapp.api.openapi import documented_errors, operations
-from mallapp.domain import merchants, venue_admin
+from mallapp.domain import merchants, ops, venue_admin
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the statuses do not depend on the database
 
@@ -418,8 +418,6 @@ scenario("merchant.not_found", 404)(lambda w: w.client.patch(f"{OPS}/merchants/9
 
 @scenario("ops.admin_required", 403)
 def _(w):
-    from mallapp.domain import ops
-
     with w.rt.sessions.begin() as session:
         ops.create_user(session, "ops-viewer", "viewer", PASSWORD, w.rt.now())
     token = w.client.post(f"{OPS}/auth", json={"username": "ops-viewer", "password": PASSWORD}).get_json()["token"]
@@ -674,8 +672,6 @@ def _(w):
 # --- the service desk (docs/service-desk.md) ---------------------------------------------------------
 
 def _desk_viewer(w) -> dict[str, str]:
-    from mallapp.domain import ops
-
     with w.rt.sessions.begin() as s:
         ops.create_user(s, "desk-viewer", "viewer", PASSWORD, w.rt.now())
     token = w.client.post(f"{OPS}/auth", json={"username": "desk-viewer", "password": PASSWORD}).get_json()["token"]
@@ -731,6 +727,33 @@ scenario("coupon.store_not_yours", 403)(lambda w: w.redeem(code=_mall_coupon(w),
 scenario("coupon.amount_required", 422)(lambda w: w.redeem(code=_mall_coupon(w, min_spend_fen=10_000)))
 scenario("coupon.below_min_spend", 422)(lambda w: w.redeem(code=_mall_coupon(w, min_spend_fen=10_000),
                                                            amount_fen=9_999))
+
+
+# --- campaigns -----------------------------------------------------------------------------------------------
+
+_CAMPAIGN = {"name": "Spring member day", "timing": "now",
+             "steps": [{"offer": {"kind": "message", "title": "春季会员日"}}]}
+
+
+def _campaign(w, **over: Any):
+    return w.client.post(f"{OPS}/campaigns", json={**_CAMPAIGN, **over}, headers=w.ops)
+
+
+scenario("campaign.invalid_audience", 400)(lambda w: w.client.post(
+    f"{OPS}/campaigns/audience-count", json={"p_alive_min": 0.9, "p_alive_max": 0.1}, headers=w.ops))
+scenario("campaign.invalid_offer", 400)(lambda w: _campaign(
+    w, steps=[{"offer": {"kind": "points", "title": "积分"}}]))
+scenario("campaign.invalid_timing", 400)(lambda w: _campaign(w, timing="lifecycle"))
+scenario("campaign.deal_not_live", 422)(lambda w: _campaign(
+    w, steps=[{"offer": {"kind": "coupon", "title": "券", "deal_id": w.draft()}}]))
+scenario("campaign.not_found", 404)(lambda w: w.client.get(f"{OPS}/campaigns/999999/report", headers=w.ops))
+
+
+@scenario("campaign.invalid_state", 409)
+def _(w):
+    made = _campaign(w).get_json()["id"]
+    w.client.post(f"{OPS}/campaigns/{made}/cancel", headers=w.ops)
+    return w.client.post(f"{OPS}/campaigns/{made}/launch", headers=w.ops)
 
 
 # --- the checks ----------------------------------------------------------------------------------------------

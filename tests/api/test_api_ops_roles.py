@@ -66,6 +66,13 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/ops/members/<int:member_id>/points-adjustments"): "ops_desk",
     ("GET", "/api/v1/ops/gifts/<pickup_code>"): "ops",
     ("POST", "/api/v1/ops/gifts/<pickup_code>/hand-over"): "ops_desk",
+    ("GET", "/api/v1/ops/campaigns"): "ops",
+    ("POST", "/api/v1/ops/campaigns"): "ops_marketing",
+    ("POST", "/api/v1/ops/campaigns/audience-count"): "ops_marketing",
+    ("GET", "/api/v1/ops/campaigns/<int:campaign_id>"): "ops",
+    ("POST", "/api/v1/ops/campaigns/<int:campaign_id>/launch"): "ops_marketing",
+    ("POST", "/api/v1/ops/campaigns/<int:campaign_id>/cancel"): "ops_marketing",
+    ("GET", "/api/v1/ops/campaigns/<int:campaign_id>/report"): "ops",
 }
 # The code each requirement refuses with (mallapp.api.core._authenticate_ops).
 REFUSAL = {"ops_admin": "ops.admin_required", "ops_marketing": "ops.marketing_required",

@@ -10,9 +10,11 @@ from factories import (
     DEAL_TEMPLATE,
     ME,
     M,
+    announce_and_deliver,
     api_error,
     deal_maker,
     deliveries,
+    drain_sends,
     inbox,
     opt_in,
     shop_with_rival,
@@ -105,8 +107,10 @@ def test_an_announcement_reaches_followers_only_once_with_subscribe_messages_whe
     first = client.post(f"{M}/deals/{deal_id}/announce", headers=shop["headers"])
     assert first.status_code == 201, first.get_json()
     assert first.get_json() | {"announced_at": None} == {"deal_id": deal_id, "announced_at": None,
-                                                         "replayed": False, "inbox": 2, "subscribe_sent": 1, "live_sent": 0,
-                                                         "pushes": 3}
+                                                         "replayed": False, "inbox": 0, "subscribe_sent": 0, "live_sent": 0,
+                                                         "pushes": 0}
+    assert emulator.messages == [] and inbox(client, ada)["items"] == []  # nothing is sent inside the request
+    drain_sends(rt)  # the sends workers deliver it
     [sent] = emulator.messages
     assert sent["touser"] == "o-ada" and sent["template_id"] == DEAL_TEMPLATE
     assert sent["page"] == f"pages/deals/detail?id={deal_id}"
@@ -123,7 +127,8 @@ def test_an_announcement_reaches_followers_only_once_with_subscribe_messages_whe
 
     again = client.post(f"{M}/deals/{deal_id}/announce", headers=shop["headers"])
     assert again.status_code == 200
-    assert again.get_json() == first.get_json() | {"replayed": True}
+    assert again.get_json() == first.get_json() | {"replayed": True, "inbox": 2, "subscribe_sent": 1, "pushes": 3}
+    drain_sends(rt)  # a replay queues nothing
     assert len(emulator.messages) == 1 and len(inbox(client, bo)["items"]) == 1
     figures = client.get(f"{M}/deals/{deal_id}", headers=shop["headers"]).get_json()["figures"]
     assert figures == {"claimed": 0, "redeemed": 0, "pushes": 3}
@@ -134,8 +139,8 @@ def test_wechat_43101_is_an_outcome_that_zeroes_the_quota(client, rt, emulator, 
     client.put(f"{ME}/follows/{shop['store']}", headers=ada["headers"])
     opt_in(client, emulator, ada, count=2, at_wechat=False)  # the app believes in quota WeChat does not hold
     deal_id = make_deal(shop)
-    reply = client.post(f"{M}/deals/{deal_id}/announce", headers=shop["headers"])
-    assert reply.status_code == 201
+    reply = announce_and_deliver(client, rt, deal_id, shop["headers"])
+    assert reply.status_code == 200
     assert reply.get_json()["subscribe_sent"] == 0 and reply.get_json()["pushes"] == 1
     assert emulator.messages == [] and emulator.request_count(SEND_PATH) == 1
     assert deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "refused", 43101)]
@@ -148,8 +153,8 @@ def test_a_failed_send_is_recorded_and_gives_the_quota_back(client, rt, emulator
     opt_in(client, emulator, ada)
     deal_id = make_deal(shop)
     emulator.script_status(SEND_PATH, 503)
-    reply = client.post(f"{M}/deals/{deal_id}/announce", headers=shop["headers"])
-    assert reply.status_code == 201 and reply.get_json()["subscribe_sent"] == 0
+    reply = announce_and_deliver(client, rt, deal_id, shop["headers"])
+    assert reply.status_code == 200 and reply.get_json()["subscribe_sent"] == 0
     assert deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "failed", None)]
     assert subscribe_quota(client, ada) == 1
 
@@ -162,20 +167,19 @@ def test_a_muted_member_gets_the_announcement_in_the_inbox_only(client, rt, emul
     opt_in(client, emulator, ada)
     path = f"{ME}/mutes/stores/{shop['store']}" if mute == "store" else f"{ME}/mutes/all"
     assert client.put(path, headers=ada["headers"]).status_code == 200
-    reply = client.post(f"{M}/deals/{make_deal(shop)}/announce", headers=shop["headers"])
+    reply = announce_and_deliver(client, rt, make_deal(shop), shop["headers"])
     assert reply.get_json()["inbox"] == 1 and reply.get_json()["subscribe_sent"] == 0
     assert emulator.request_count(SEND_PATH) == 0
     assert len(inbox(client, ada)["items"]) == 1 and subscribe_quota(client, ada) == 1
     assert deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None), ("subscribe", "muted", None)]
 
 
-def test_a_muted_other_store_does_not_silence_this_one(client, emulator, shop, shoppers, make_deal):
+def test_a_muted_other_store_does_not_silence_this_one(client, rt, emulator, shop, shoppers, make_deal):
     ada = shoppers["ada"]
     client.put(f"{ME}/follows/{shop['store']}", headers=ada["headers"])
     client.put(f"{ME}/mutes/stores/{shop['other']['store']}", headers=ada["headers"])
     opt_in(client, emulator, ada)
-    assert client.post(f"{M}/deals/{make_deal(shop)}/announce",
-                       headers=shop["headers"]).get_json()["subscribe_sent"] == 1
+    assert announce_and_deliver(client, rt, make_deal(shop), shop["headers"]).get_json()["subscribe_sent"] == 1
 
 
 def test_a_merchant_cannot_announce_another_merchants_deal(client, emulator, shop, shoppers, make_deal):
@@ -206,10 +210,10 @@ def test_an_open_deal_can_be_announced_and_its_member_rule_filters_followers(cli
     clock.advance(days=40)  # nobody is a new member any more
     deal_id = make_deal(shop, targeting={"member_rule": "new_members"},
                         starts_at=(clock.now - timedelta(hours=1)).isoformat())
-    reply = client.post(f"{M}/deals/{deal_id}/announce", headers=shop["headers"])
-    assert reply.status_code == 201 and reply.get_json()["inbox"] == 0
+    reply = announce_and_deliver(client, rt, deal_id, shop["headers"])
+    assert reply.status_code == 200 and reply.get_json()["inbox"] == 0
     everyone = make_deal(shop, starts_at=(clock.now - timedelta(hours=1)).isoformat())
-    assert client.post(f"{M}/deals/{everyone}/announce", headers=shop["headers"]).get_json()["inbox"] == 3
+    assert announce_and_deliver(client, rt, everyone, shop["headers"]).get_json()["inbox"] == 3
 
 
 # --- the service and the inbox ---------------------------------------------------------------------

@@ -107,7 +107,7 @@ def test_the_procfile_is_the_process_table():
         "regenerate it: mallapp procfile > Procfile"
 
 
-@pytest.mark.parametrize("name", ["worker", "offers", "live", "clock"])
+@pytest.mark.parametrize("name", ["worker", "offers", "live", "clock", "sends"])
 def test_each_process_is_a_command_of_mallapp(name):
     shown = subprocess.run([sys.executable, "-m", "mallapp", name, "--help"], capture_output=True, text=True,
                            timeout=60)

@@ -21,15 +21,18 @@ import pytest
 from sqlalchemy import select
 
 from mallapp.domain import (
+    campaigns,
     coupons,
     deals,
     members,
     merchants,
     notifications,
+    ops,
     points,
     queueing,
     reservation_admin,
     reservations,
+    sends,
     venue_admin,
 )
 from mallapp.domain.alerts import FleetAlert
@@ -192,6 +195,25 @@ def abandoned_deliveries(rt, clock, now: datetime) -> Check:
     return check
 
 
+def campaigns_due(rt, clock, now: datetime) -> Check:
+    clock.now = now - timedelta(minutes=10)
+    _member(rt, "o-campaign")
+    with rt.sessions.begin() as s:  # launched, scheduled to start a minute ago
+        marketer = ops.create_user(s, "ops-marketing", "marketing", "correct-horse-battery-staple", rt.now()).id
+        made = campaigns.create(s, rt.settings, marketer, name="Spring member day", audience={}, timing="at",
+                                start_at=now - timedelta(minutes=1), now=rt.now(),
+                                steps=[{"offer": {"kind": "message", "title": "春季会员日"}}])
+        assert campaigns.launch(s, made.id, rt.now()).campaign.status == "scheduled"
+        campaign_id = made.id
+
+    def check() -> None:
+        with rt.sessions() as s:
+            assert s.get(campaigns.Campaign, campaign_id).status == "running"
+        [(_id, fields)] = rt.redis.xrange(sends.STREAM)  # its fan-out, for the sends workers
+        assert sends.Entry.from_fields(fields) == sends.Entry("fanout", "campaign", campaign_id)
+    return check
+
+
 SCENARIOS: dict[str, Callable[..., Check]] = {
     "points-expiry": points_expiry,
     "birthday-gifts": birthday_gifts,
@@ -201,6 +223,7 @@ SCENARIOS: dict[str, Callable[..., Check]] = {
     "reservation-no-shows": reservation_no_shows,
     "beacon-health": beacon_health,
     "abandoned-deliveries": abandoned_deliveries,
+    "campaigns": campaigns_due,
 }
 
 

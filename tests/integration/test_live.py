@@ -9,7 +9,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from factories import ME, M, deal_maker, deliveries, inbox, opt_in, shop_with_rival, subscribe_quota
+from factories import (
+    ME,
+    announce_and_deliver,
+    deal_maker,
+    deliveries,
+    inbox,
+    opt_in,
+    shop_with_rival,
+    subscribe_quota,
+)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -111,7 +120,7 @@ def test_an_announcement_goes_live_to_open_followers_and_by_wechat_to_the_others
     deal_id = make_deal(shop, starts_at=(clock.now - timedelta(hours=1)).isoformat())
     with live_server.connect(ada) as ws:
         _wait_online(rt, ada["member"]["id"])
-        reply = client.post(f"{M}/deals/{deal_id}/announce", headers=shop["headers"]).get_json()
+        reply = announce_and_deliver(client, rt, deal_id, shop["headers"]).get_json()
         frame = json.loads(ws.recv(timeout=5))
     assert (reply["inbox"], reply["live_sent"], reply["subscribe_sent"], reply["pushes"]) == (2, 1, 1, 4)
     assert frame["deal_id"] == deal_id and frame["page"] == f"pages/deals/detail?id={deal_id}"

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from factories import drain_sends
 
 from mallapp.domain import deals, venue_admin
 from mallapp.domain.notifications import Delivery, Notification
@@ -142,7 +143,12 @@ def deal_announced_to_followers(client, world) -> Callable[[], Any]:
         "ends_at": (now + timedelta(days=3)).isoformat(), "quota": 50,
         "benefit": {"kind": "amount_off", "amount_fen": 500}}))["id"]
     _ok(client.post(f"{M}/deals/{deal}/submit", headers=world["key"]))
-    return lambda: client.post(f"{M}/deals/{deal}/announce", headers=world["key"])
+
+    def announce() -> Any:  # the request queues it; the sends workers deliver it, each batch after its commit
+        reply = client.post(f"{M}/deals/{deal}/announce", headers=world["key"])
+        drain_sends(client.application.extensions["mallapp"])
+        return reply
+    return announce
 
 
 SCENARIOS = [booking_confirmed, booking_cancelled_by_the_restaurant, table_ready, number_skipped,

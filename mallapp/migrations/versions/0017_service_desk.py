@@ -2,7 +2,7 @@
 points adjustments, gift hand-over, mall-wide deals and minimum spend
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0016
 Create Date: 2026-12-05 15:10:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 import mallapp.db
 
 revision = '0017'
-down_revision = '0014'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
