@@ -1,0 +1,438 @@
+"""Customer lifetime value: BG/NBD (how often, and for how long, a member buys) and Gamma-Gamma (how much).
+
+Pure numpy/scipy over per-member summaries; no database, no Python loop per member. The models, the
+formulas and the failure modes are explained in docs/lifetime-value.md.
+
+    summary = summarise(rows, calibration_end=date(1997, 9, 30), unit="weeks")
+    bg = fit_bgnbd(summary.frequency, summary.recency, summary.T)
+    gg = fit_gamma_gamma(summary.frequency, summary.monetary)
+    value = lifetime_value(bg, gg, summary.frequency, summary.recency, summary.T, summary.monetary,
+                           horizon_months=12, monthly_discount=0.01, units_per_month=30 / 7)
+
+Errors: bad input is ``InvalidInput`` (codes ``clv.input.*``); a model that cannot be fitted to the
+data is ``FitError`` (a ``RuleViolation``, codes ``clv.fit.*``). Parameters are never returned from a
+fit that did not converge, and no per-member function returns a NaN.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+from scipy.special import digamma, gammaln
+
+from mallapp.domain.clv_summary import Summary, as_array, summarise
+from mallapp.errors import InvalidInput, RuleViolation
+
+__all__ = ["BgNbdParams", "FitError", "GammaGammaParams", "Summary", "ZeroSpendWarning", "expected_purchases",
+           "expected_spend", "fit_bgnbd", "fit_gamma_gamma", "lifetime_value", "p_alive", "summarise"]
+
+# The optimiser works on log-parameters inside this box; a fit that ends on its edge is a parameter
+# running off to 0 or infinity (the data do not pin it down), which is a FitError, not a result.
+LOG_BOUND = 18.0
+MAX_ITERATIONS = 500          # of L-BFGS-B; tests lower it to prove a non-converged fit is refused
+GRADIENT_TOLERANCE = 1e-5     # on the mean log-likelihood per member, after the Newton polish
+SERIES_MAX_TERMS = 2_000_000  # the hypergeometric series; z = t/(alpha+T+t) this close to 1 is absurd
+
+
+class FitError(RuleViolation):
+    """The model cannot be fitted to these data (no repeat buyers, no convergence, a runaway parameter)."""
+
+    code = "clv.fit.failed"
+
+
+class ZeroSpendWarning(UserWarning):
+    """Repeat buyers whose repeat purchases were all of amount 0 were left out of the Gamma-Gamma fit."""
+
+
+@dataclass(frozen=True)
+class BgNbdParams:
+    """BG/NBD: purchase rate ~ Gamma(shape r, rate alpha); drop-out probability ~ Beta(a, b)."""
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_likelihood: float
+
+
+@dataclass(frozen=True)
+class GammaGammaParams:
+    """Gamma-Gamma: a purchase's amount ~ Gamma(p, nu), with the member's nu ~ Gamma(shape q, rate gamma)."""
+
+    p: float
+    q: float
+    gamma: float
+    log_likelihood: float
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _members(frequency, recency, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three summary arrays, checked: finite, same length, 0 <= recency <= T, whole frequencies."""
+    x, t_x, age = (as_array(v, name) for v, name in ((frequency, "frequency"), (recency, "recency"), (T, "T")))
+    if not (x.shape == t_x.shape == age.shape):
+        raise InvalidInput("frequency, recency and T must have the same length", code="clv.input.shape")
+    if np.any(x < 0) or np.any(x != np.floor(x)):
+        raise InvalidInput("frequency must be a whole number >= 0", code="clv.input.frequency")
+    slack = 1e-9 * np.maximum(age, 1.0)
+    if np.any(t_x < 0) or np.any(age < 0) or np.any(t_x > age + slack):
+        raise InvalidInput("recency and T must satisfy 0 <= recency <= T", code="clv.input.recency")
+    if np.any((x == 0) & (t_x != 0)):
+        raise InvalidInput("recency must be 0 where frequency is 0 (recency is the age at the last repeat "
+                           "purchase)", code="clv.input.recency")
+    return x, np.minimum(t_x, age), age
+
+
+def _weights(weights, n: int) -> np.ndarray:
+    if weights is None:
+        return np.ones(n)
+    w = as_array(weights, "weights")
+    if w.shape != (n,):
+        raise InvalidInput("weights must have one value per member", code="clv.input.shape")
+    if np.any(w < 0):
+        raise InvalidInput("weights must be >= 0", code="clv.input.weights")
+    return w
+
+
+def _collapse(columns: tuple[np.ndarray, ...], w: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Identical rows once each, with their weights summed (rows of weight 0 dropped)."""
+    keep = w > 0
+    columns, w = tuple(c[keep] for c in columns), w[keep]
+    if w.size == 0:
+        return columns, w
+    order = np.lexsort(columns[::-1])
+    ordered = tuple(c[order] for c in columns)
+    starts = np.ones(w.size, dtype=bool)
+    starts[1:] = np.any(np.stack([c[1:] != c[:-1] for c in ordered]), axis=0)
+    first = np.flatnonzero(starts)
+    return tuple(c[first] for c in ordered), np.add.reduceat(w[order], first)
+
+
+def _params_finite(*values: float) -> None:
+    if not all(np.isfinite(v) and v > 0 for v in values):
+        raise InvalidInput("model parameters must be finite and positive", code="clv.input.params")
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def _maximise(objective: Callable[[np.ndarray], tuple[float, np.ndarray]], start: np.ndarray,
+              model: str) -> np.ndarray:
+    """The log-parameters that minimise ``objective`` (mean negative log-likelihood and its gradient).
+
+    L-BFGS-B inside the box, then Newton steps on a Hessian differenced from the exact gradient, which
+    takes the optimum to machine precision; refuses anything that is not a proper interior optimum.
+    """
+    bounds = [(-LOG_BOUND, LOG_BOUND)] * start.size
+    with np.errstate(all="ignore"):
+        result = optimize.minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                                   options={"maxiter": MAX_ITERATIONS, "ftol": 1e-15, "gtol": 1e-10,
+                                            "maxcor": 20})
+    theta = result.x
+    if not np.isfinite(result.fun) or not np.all(np.isfinite(theta)):
+        raise FitError(f"the {model} fit failed: the likelihood is not finite", code="clv.fit.not_finite")
+    if result.nit >= MAX_ITERATIONS:
+        raise FitError(f"the {model} fit did not converge in {MAX_ITERATIONS} iterations",
+                       code="clv.fit.not_converged")
+    if np.any(np.abs(theta) >= LOG_BOUND - 1e-3):
+        raise FitError(f"the {model} fit did not converge: a parameter runs off to 0 or infinity "
+                       f"(log-parameters {np.round(theta, 2).tolist()}); the data do not determine the model",
+                       code="clv.fit.degenerate")
+    value, grad = objective(theta)
+    for _ in range(8):
+        hessian = _hessian(objective, theta)
+        try:
+            np.linalg.cholesky(hessian)
+        except np.linalg.LinAlgError:
+            raise FitError(f"the {model} fit did not converge: the likelihood is flat or not at a maximum "
+                           "(its curvature is not negative definite)", code="clv.fit.degenerate") from None
+        step = np.linalg.solve(hessian, grad)
+        candidate = theta - step
+        new_value, new_grad = objective(candidate)
+        if not np.isfinite(new_value) or new_value > value + 1e-15 * abs(value):
+            break
+        theta, value, grad = candidate, new_value, new_grad
+        if np.max(np.abs(step)) < 1e-12:
+            break
+    if not np.all(np.isfinite(grad)) or np.max(np.abs(grad)) > GRADIENT_TOLERANCE:
+        raise FitError(f"the {model} fit did not converge (gradient {np.max(np.abs(grad)):.2g} at the end)",
+                       code="clv.fit.not_converged")
+    return theta
+
+
+def _hessian(objective: Callable[[np.ndarray], tuple[float, np.ndarray]], theta: np.ndarray) -> np.ndarray:
+    h = 1e-5
+    columns = []
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = h
+        columns.append((objective(theta + e)[1] - objective(theta - e)[1]) / (2 * h))
+    hessian = np.array(columns)
+    return (hessian + hessian.T) / 2
+
+
+def _bgnbd_terms(r, alpha, a, b, x, lnT, ln_tx, has_repeat):
+    """Per row: the log-likelihood pieces that depend on T and t_x, and the mixing weight of the second."""
+    d1 = -(r + x) * lnT
+    d2 = np.where(has_repeat, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * ln_tx, -np.inf)
+    top = np.maximum(d1, d2)
+    log_sum = top + np.log1p(np.exp(-np.abs(d1 - d2)))
+    share2 = np.exp(d2 - log_sum)  # the weight of the "dropped out after t_x" branch
+    return log_sum, share2
+
+
+def fit_bgnbd(frequency, recency, T, *, weights=None) -> BgNbdParams:
+    """Maximum-likelihood BG/NBD parameters (r, alpha, a, b) from per-member (x, t_x, T).
+
+    Identical rows are collapsed into one weighted row first, so the cost grows with the number of
+    distinct summaries, not of members. Raises FitError without repeat buyers or when the fit does not
+    converge.
+    """
+    x, t_x, age = _members(frequency, recency, T)
+    w = _weights(weights, x.size)
+    (x, t_x, age), w = _collapse((x, t_x, age), w)
+    if w.size == 0:
+        raise FitError("no members to fit", code="clv.fit.no_members")
+    if not np.any(x > 0):
+        raise FitError("no member bought more than once: BG/NBD needs repeat buyers to tell how often "
+                       "members buy and drop out", code="clv.fit.no_repeat_buyers")
+    if not np.any(age > 0):
+        raise FitError("every member's age is 0: there is no observed time to fit", code="clv.fit.no_time")
+    # Work in a time unit where the oldest member is 10 old, so the log-parameters start near 0.
+    scale = 10.0 / float(age.max())
+    total = float(w.sum())
+    # What depends on T or t_x is computed per distinct value, and on x per distinct x.
+    xs, x_index = np.unique(x, return_inverse=True)
+    Ts, T_index = np.unique(age * scale, return_inverse=True)
+    txs, tx_index = np.unique(t_x * scale, return_inverse=True)
+    wx = np.bincount(x_index, weights=w)
+    has_repeat = x > 0
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        r, alpha, a, b = np.exp(theta)
+        lnT_u, lntx_u = np.log(alpha + Ts), np.log(alpha + txs)
+        lnT, ln_tx = lnT_u[T_index], lntx_u[tx_index]
+        log_sum, s2 = _bgnbd_terms(r, alpha, a, b, x, lnT, ln_tx, has_repeat)
+        s1 = 1.0 - s2
+        # Terms in x alone: lnGamma(r+x) - lnGamma(r) + lnB(a, b+x) - lnB(a, b), per distinct x.
+        per_x = (gammaln(r + xs) - gammaln(r) + gammaln(b + xs) - gammaln(a + b + xs)
+                 - gammaln(b) + gammaln(a + b))
+        ll = np.dot(wx, per_x) + total * r * np.log(alpha) + np.dot(w, log_sum)
+        inv_T, inv_tx = (1.0 / (alpha + Ts))[T_index], (1.0 / (alpha + txs))[tx_index]
+        g_r = (np.dot(wx, digamma(r + xs)) - total * digamma(r) + total * np.log(alpha)
+               - np.dot(w, s1 * lnT + s2 * ln_tx))
+        g_alpha = total * r / alpha - np.dot(w, (r + x) * (s1 * inv_T + s2 * inv_tx))
+        dig_abx = digamma(a + b + xs)
+        g_a = total * digamma(a + b) - np.dot(wx, dig_abx) + np.dot(w, s2) / a
+        g_b = (np.dot(wx, digamma(b + xs) - dig_abx) - total * (digamma(b) - digamma(a + b))
+               - np.dot(w, np.where(has_repeat, s2 / np.maximum(b + x - 1, 1e-300), 0.0)))
+        grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+        # Mean over members (weights summed), so the tolerances mean the same at any size.
+        return -ll / total, -grad / total
+
+    theta = _maximise(objective, np.zeros(4), "BG/NBD")
+    r, alpha_scaled, a, b = (float(v) for v in np.exp(theta))
+    alpha = alpha_scaled / scale
+    ll = _bgnbd_log_likelihood(r, alpha, a, b, x, t_x, age, w)
+    return BgNbdParams(r=r, alpha=alpha, a=a, b=b, log_likelihood=ll)
+
+
+def _bgnbd_log_likelihood(r, alpha, a, b, x, t_x, age, w) -> float:
+    with np.errstate(all="ignore"):
+        log_sum, _ = _bgnbd_terms(r, alpha, a, b, x, np.log(alpha + age), np.log(alpha + t_x), x > 0)
+        per_row = (gammaln(r + x) - gammaln(r) + r * np.log(alpha) + gammaln(b + x) - gammaln(a + b + x)
+                   - gammaln(b) + gammaln(a + b) + log_sum)
+    return float(np.dot(w, per_row))
+
+
+def fit_gamma_gamma(frequency, monetary, *, weights=None) -> GammaGammaParams:
+    """Maximum-likelihood Gamma-Gamma parameters (p, q, gamma) from repeat buyers' (x, mean repeat amount).
+
+    Members with frequency 0 carry no spend information and are ignored; repeat buyers whose mean is 0
+    (only zero-amount repeat purchases) are left out with a ZeroSpendWarning. Raises FitError without
+    repeat buyers, when the fit does not converge, or when q <= 1 (an infinite mean spend).
+    """
+    x = as_array(frequency, "frequency")
+    m = as_array(monetary, "monetary")
+    if x.shape != m.shape:
+        raise InvalidInput("frequency and monetary must have the same length", code="clv.input.shape")
+    if np.any(x < 0) or np.any(x != np.floor(x)):
+        raise InvalidInput("frequency must be a whole number >= 0", code="clv.input.frequency")
+    if np.any(m < 0):
+        raise InvalidInput("monetary must be >= 0", code="clv.input.monetary")
+    w = _weights(weights, x.size)
+    zero = (x > 0) & (m == 0) & (w > 0)
+    if np.any(zero):
+        warnings.warn(f"{int(zero.sum())} repeat buyer(s) with a mean repeat amount of 0 left out of the "
+                      "Gamma-Gamma fit (the model needs positive amounts)", ZeroSpendWarning, stacklevel=2)
+    keep = (x > 0) & (m > 0)
+    (x, m), w = _collapse((x[keep], m[keep]), w[keep])
+    if w.size == 0:
+        raise FitError("no repeat buyer with a positive amount: Gamma-Gamma needs them",
+                       code="clv.fit.no_repeat_buyers")
+    if w.size < 2 or np.ptp(m) == 0:
+        raise FitError("every repeat buyer has the same mean amount: Gamma-Gamma cannot tell spread from "
+                       "level", code="clv.fit.degenerate")
+    scale = 10.0 / float(np.median(m))  # amounts in a unit where the median mean is 10
+    ms = m * scale
+    total = float(w.sum())
+    xs, x_index = np.unique(x, return_inverse=True)
+    wx = np.bincount(x_index, weights=w)
+    ln_x, ln_m = np.log(x), np.log(ms)
+    wx_lnx = np.dot(w, x * (ln_x + ln_m))
+    w_lnm = np.dot(w, ln_m)
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        p, q, g = np.exp(theta)
+        denominator = g + x * ms
+        ln_den = np.log(denominator)
+        px = p * xs
+        ll = (np.dot(wx, gammaln(px + q) - gammaln(px)) - total * gammaln(q) + total * q * np.log(g)
+              + p * wx_lnx - w_lnm - np.dot(w, (p * x + q) * ln_den))
+        dig_pq = digamma(px + q)
+        g_p = np.dot(wx, xs * (dig_pq - digamma(px))) + wx_lnx - np.dot(w, x * ln_den)
+        g_q = np.dot(wx, dig_pq) - total * digamma(q) + total * np.log(g) - np.dot(w, ln_den)
+        g_g = total * q / g - np.dot(w, (p * x + q) / denominator)
+        return -ll / total, -np.array([g_p * p, g_q * q, g_g * g]) / total
+
+    theta = _maximise(objective, np.zeros(3), "Gamma-Gamma")
+    p, q, g_scaled = (float(v) for v in np.exp(theta))
+    if q <= 1:
+        raise FitError(f"the Gamma-Gamma fit gives q = {q:.3g} <= 1: the mean spend per purchase would be "
+                       "infinite; the amounts are too heavy-tailed for this model", code="clv.fit.heavy_tail")
+    gamma = g_scaled / scale
+    # Back to the original currency unit: each mean amount's density picks up the factor ``scale``.
+    ll = -objective(theta)[0] * total + total * np.log(scale)
+    return GammaGammaParams(p=p, q=q, gamma=gamma, log_likelihood=float(ll))
+
+
+# --------------------------------------------------------------------------- per member
+
+
+def p_alive(params: BgNbdParams, frequency, recency, T) -> np.ndarray:
+    """The probability that each member is still active at the end of observation (1 without repeat)."""
+    x, t_x, age = _members(frequency, recency, T)
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    _params_finite(r, alpha, a, b)
+    return 1.0 / (1.0 + _dropout_odds(r, alpha, a, b, x, t_x, age))
+
+
+def _dropout_odds(r, alpha, a, b, x, t_x, age) -> np.ndarray:
+    """P(dropped out at t_x) / P(alive) given the data: a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x), 0 at x=0."""
+    repeat = x > 0
+    with np.errstate(all="ignore"):
+        log_odds = (np.log(a) - np.log(np.where(repeat, b + x - 1, 1.0))
+                    + (r + x) * (np.log(alpha + age) - np.log(alpha + t_x)))
+        odds = np.exp(np.minimum(log_odds, 700.0))
+    return np.where(repeat, odds, 0.0)
+
+
+def _hyp2f1_part(A: float, a: float, C: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """G = (2F1(A, a-1; C; z) - 1) / (a-1) = sum_{k>=1} (A)_k (a)_{k-1} z^k / ((C)_k k!), for 0 <= z < 1.
+
+    Summed term by term, vectorised over the rows still converging; the tail left out is bounded by
+    the last term times rho/(1-rho), rho the terms' eventual ratio, and stops under 1e-15 of the sum.
+    """
+    total = np.zeros_like(z)
+    active = np.flatnonzero(z > 0)
+    term = A * z[active] / C[active]
+    total[active] = term
+    k = 1
+    while active.size:
+        if k >= SERIES_MAX_TERMS:
+            raise InvalidInput("expected purchases: the horizon is too long for the time unit "
+                               "(t/(alpha+T) beyond any sensible value)", code="clv.input.horizon")
+        ratio = (A + k) * (a + k - 1) * z[active] / ((C[active] + k) * (k + 1))
+        term = term * ratio
+        total[active] += term
+        rho = np.maximum(np.abs(ratio), z[active])
+        tail = np.abs(term) * rho / np.maximum(1.0 - rho, 1e-300)
+        done = (tail <= 1e-15 * np.abs(total[active])) & (np.abs(ratio) < 1.0)
+        done |= term == 0
+        if np.any(done):
+            keep = ~done
+            active, term = active[keep], term[keep]
+        k += 1
+    return total
+
+
+def expected_purchases(params: BgNbdParams, t, frequency, recency, T) -> np.ndarray:
+    """Each member's expected number of purchases in the next ``t`` time units (FHL 2005, eq. 10)."""
+    x, t_x, age = _members(frequency, recency, T)
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    _params_finite(r, alpha, a, b)
+    t = float(t)
+    if not np.isfinite(t) or t < 0:
+        raise InvalidInput("t must be finite and >= 0", code="clv.input.horizon")
+    if t == 0 or x.size == 0:
+        return np.zeros(x.size)
+    # The hypergeometric part depends on (x, T) only: computed once per distinct pair.
+    (ux, uT), inverse = _distinct_pairs(x, age)
+    with np.errstate(all="ignore"):
+        z = t / (alpha + uT + t)
+        log_1mz = np.log(alpha + uT) - np.log(alpha + uT + t)
+        eps = a - 1.0
+        # (1 - (1-z)^(a-1)) / (a-1), continuous through a = 1
+        first = -log_1mz if eps == 0 else -np.expm1(eps * log_1mz) / eps
+        series = _hyp2f1_part(a + b - 1.0 - r, a, a + b + ux - 1.0, z)
+        part = (a + b + ux - 1.0) * (first - np.exp(eps * log_1mz) * series)
+    value = np.maximum(part[inverse], 0.0) / (1.0 + _dropout_odds(r, alpha, a, b, x, t_x, age))
+    return _no_nan(value, "expected purchases")
+
+
+def _distinct_pairs(x: np.ndarray, age: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    pairs = np.stack([x, age], axis=1)
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    return (unique[:, 0], unique[:, 1]), inverse.reshape(-1)
+
+
+def _no_nan(value: np.ndarray, what: str) -> np.ndarray:
+    if not np.all(np.isfinite(value)):
+        # Only reachable with parameters far outside anything a fit returns; say so rather than store it.
+        raise InvalidInput(f"{what} overflowed for these parameters", code="clv.input.params")
+    return value
+
+
+def expected_spend(params: GammaGammaParams, frequency, monetary) -> np.ndarray:
+    """Each member's expected amount per purchase: (p (gamma + x m)) / (p x + q - 1)."""
+    x = as_array(frequency, "frequency")
+    m = as_array(monetary, "monetary")
+    if x.shape != m.shape:
+        raise InvalidInput("frequency and monetary must have the same length", code="clv.input.shape")
+    if np.any(x < 0) or np.any(m < 0):
+        raise InvalidInput("frequency and monetary must be >= 0", code="clv.input.monetary")
+    p, q, gamma = params.p, params.q, params.gamma
+    _params_finite(p, q, gamma)
+    if q <= 1:
+        raise InvalidInput("Gamma-Gamma q must be > 1 for a finite mean spend", code="clv.input.params")
+    m = np.where(x > 0, m, 0.0)  # a member without repeat purchases gets the population mean
+    return _no_nan(p * (gamma + x * m) / (p * x + q - 1.0), "expected spend")
+
+
+def lifetime_value(bg: BgNbdParams, gg: GammaGammaParams, frequency, recency, T, monetary, *,
+                   horizon_months: int, monthly_discount: float, units_per_month: float) -> np.ndarray:
+    """Discounted value over the next ``horizon_months``: sum over months m of the expected purchases in
+    month m, divided by (1 + monthly_discount)^m, times the expected spend per purchase.
+
+    ``units_per_month`` is the length of a month in the summaries' time unit (30/7 for weeks, 30 for days).
+    """
+    if int(horizon_months) != horizon_months or horizon_months < 0:
+        raise InvalidInput("horizon_months must be a whole number >= 0", code="clv.input.horizon")
+    if not np.isfinite(monthly_discount) or monthly_discount <= -1:
+        raise InvalidInput("monthly_discount must be finite and > -1", code="clv.input.horizon")
+    if not np.isfinite(units_per_month) or units_per_month <= 0:
+        raise InvalidInput("units_per_month must be finite and > 0", code="clv.input.horizon")
+    spend = expected_spend(gg, frequency, monetary)
+    x, t_x, age = _members(frequency, recency, T)
+    total = np.zeros(x.size)
+    previous = np.zeros(x.size)
+    for month in range(1, int(horizon_months) + 1):
+        cumulative = expected_purchases(bg, month * units_per_month, x, t_x, age)
+        total += np.maximum(cumulative - previous, 0.0) / (1.0 + monthly_discount) ** month
+        previous = cumulative
+    return _no_nan(total * spend, "lifetime value")
