@@ -33,8 +33,10 @@ __all__ = ["BgNbdParams", "FitError", "GammaGammaParams", "Summary", "ZeroSpendW
 # The optimiser works on log-parameters inside this box; a fit that ends on its edge is a parameter
 # running off to 0 or infinity (the data do not pin it down), which is a FitError, not a result.
 LOG_BOUND = 18.0
-MAX_ITERATIONS = 500          # of L-BFGS-B; tests lower it to prove a non-converged fit is refused
+MAX_ITERATIONS = 500          # of BFGS; tests lower it to prove a non-converged fit is refused
 GRADIENT_TOLERANCE = 1e-5     # on the mean log-likelihood per member, after the Newton polish
+STEP_TOLERANCE = 1e-9        # Newton steps in log-parameters: the parameters to ~1e-9 relative
+SAMPLE_ROWS = 40_000         # distinct rows past which a sample's fit starts the full one
 SERIES_MAX_TERMS = 2_000_000  # the hypergeometric series; z = t/(alpha+T+t) this close to 1 is absurd
 
 
@@ -121,25 +123,84 @@ def _params_finite(*values: float) -> None:
 # --------------------------------------------------------------------------- fitting
 
 
-def _maximise(objective: Callable[[np.ndarray], tuple[float, np.ndarray]], start: np.ndarray,
-              model: str) -> np.ndarray:
-    """The log-parameters that minimise ``objective`` (mean negative log-likelihood and its gradient).
+Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
-    L-BFGS-B inside the box, then Newton steps on a Hessian differenced from the exact gradient, which
-    takes the optimum to machine precision; refuses anything that is not a proper interior optimum.
+
+def _maximise(make: Callable[..., Objective], columns: tuple[np.ndarray, ...], w: np.ndarray,
+              start: np.ndarray, model: str) -> tuple[np.ndarray, Objective]:
+    """The log-parameters that minimise the objective ``make(*columns, w)`` builds (mean negative
+    log-likelihood and its gradient), and that objective.
+
+    Past ``SAMPLE_ROWS`` distinct rows, a random sample of them is fitted first and its curvature
+    steers Newton-like steps on all rows, which converge in a few evaluations instead of dozens.
     """
-    bounds = [(-LOG_BOUND, LOG_BOUND)] * start.size
-    with np.errstate(all="ignore"):
-        result = optimize.minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                                   options={"maxiter": MAX_ITERATIONS, "ftol": 1e-15, "gtol": 1e-10,
-                                            "maxcor": 20})
+    objective = make(*columns, w)
+    if w.size <= SAMPLE_ROWS:
+        return _optimum(objective, start, model)[0], objective
+    rows = np.sort(np.random.default_rng(0).choice(w.size, SAMPLE_ROWS, replace=False))
+    try:
+        theta, hessian = _optimum(make(*(c[rows] for c in columns), w[rows]), start, model, polish=False)
+    except FitError:
+        return _optimum(objective, start, model)[0], objective
+    value, grad = objective(theta)
+    for _ in range(40):
+        step = np.linalg.solve(hessian, grad)
+        if not np.all(np.isfinite(step)):
+            break
+        shrink = 1.0
+        while shrink > 1e-3:
+            new_value, new_grad = objective(theta - shrink * step)
+            if _better(value, grad, new_value, new_grad):
+                break
+            shrink /= 4
+        else:
+            break
+        theta, value, grad = theta - shrink * step, new_value, new_grad
+        if np.max(np.abs(shrink * step)) < STEP_TOLERANCE:
+            _check_converged(grad, model)
+            return theta, objective
+    # The sample misled the steps: the whole fit on all rows, from where they got.
+    return _optimum(objective, theta, model)[0], objective
+
+
+def _better(value: float, grad: np.ndarray, new_value: float, new_grad: np.ndarray) -> bool:
+    """A step is taken when the objective falls, or stays within rounding of it with a smaller gradient."""
+    if not np.isfinite(new_value) or not np.all(np.isfinite(new_grad)):
+        return False
+    if new_value < value:
+        return True
+    return new_value <= value + 1e-13 * abs(value) and np.max(np.abs(new_grad)) < np.max(np.abs(grad))
+
+
+def _check_converged(grad: np.ndarray, model: str) -> None:
+    if not np.all(np.isfinite(grad)) or np.max(np.abs(grad)) > GRADIENT_TOLERANCE:
+        raise FitError(f"the {model} fit did not converge (gradient {np.max(np.abs(grad)):.2g} at the end)",
+                       code="clv.fit.not_converged")
+
+
+def _optimum(objective: Objective, start: np.ndarray, model: str, *,
+             polish: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """BFGS inside the box, then (``polish``) Newton steps on a Hessian differenced from the exact
+    gradient, which take the optimum to machine precision; refuses anything that is not a proper
+    interior optimum. Returns the log-parameters and the Hessian there."""
+    # BFGS rather than L-BFGS-B: with four parameters its numpy steps are cheap, where L-BFGS-B's
+    # compiled core calls a threaded BLAS that costs milliseconds per step on a busy machine.
+    def guarded(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        if np.any(np.abs(theta) > LOG_BOUND):
+            return np.inf, np.zeros_like(theta)  # a step out of the box is refused by the line search
+        return objective(theta)
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = optimize.minimize(guarded, start, jac=True, method="BFGS",
+                                   options={"maxiter": MAX_ITERATIONS, "gtol": 1e-9 if polish else 1e-6})
     theta = result.x
     if not np.isfinite(result.fun) or not np.all(np.isfinite(theta)):
         raise FitError(f"the {model} fit failed: the likelihood is not finite", code="clv.fit.not_finite")
     if result.nit >= MAX_ITERATIONS:
         raise FitError(f"the {model} fit did not converge in {MAX_ITERATIONS} iterations",
                        code="clv.fit.not_converged")
-    if np.any(np.abs(theta) >= LOG_BOUND - 1e-3):
+    if np.any(np.abs(theta) >= LOG_BOUND - 0.5):
         raise FitError(f"the {model} fit did not converge: a parameter runs off to 0 or infinity "
                        f"(log-parameters {np.round(theta, 2).tolist()}); the data do not determine the model",
                        code="clv.fit.degenerate")
@@ -151,18 +212,17 @@ def _maximise(objective: Callable[[np.ndarray], tuple[float, np.ndarray]], start
         except np.linalg.LinAlgError:
             raise FitError(f"the {model} fit did not converge: the likelihood is flat or not at a maximum "
                            "(its curvature is not negative definite)", code="clv.fit.degenerate") from None
+        if not polish:
+            return theta, hessian
         step = np.linalg.solve(hessian, grad)
-        candidate = theta - step
-        new_value, new_grad = objective(candidate)
-        if not np.isfinite(new_value) or new_value > value + 1e-15 * abs(value):
+        new_value, new_grad = objective(theta - step)
+        if not _better(value, grad, new_value, new_grad):
             break
-        theta, value, grad = candidate, new_value, new_grad
-        if np.max(np.abs(step)) < 1e-12:
+        theta, value, grad = theta - step, new_value, new_grad
+        if np.max(np.abs(step)) < STEP_TOLERANCE:
             break
-    if not np.all(np.isfinite(grad)) or np.max(np.abs(grad)) > GRADIENT_TOLERANCE:
-        raise FitError(f"the {model} fit did not converge (gradient {np.max(np.abs(grad)):.2g} at the end)",
-                       code="clv.fit.not_converged")
-    return theta
+    _check_converged(grad, model)
+    return theta, hessian
 
 
 def _hessian(objective: Callable[[np.ndarray], tuple[float, np.ndarray]], theta: np.ndarray) -> np.ndarray:
@@ -195,7 +255,7 @@ def fit_bgnbd(frequency, recency, T, *, weights=None) -> BgNbdParams:
     """
     x, t_x, age = _members(frequency, recency, T)
     w = _weights(weights, x.size)
-    (x, t_x, age), w = _collapse((x, t_x, age), w)
+    (x, t_x, age), w = _collapse((x, t_x, age), w)  # sorted by x, then t_x, then T
     if w.size == 0:
         raise FitError("no members to fit", code="clv.fit.no_members")
     if not np.any(x > 0):
@@ -205,41 +265,60 @@ def fit_bgnbd(frequency, recency, T, *, weights=None) -> BgNbdParams:
         raise FitError("every member's age is 0: there is no observed time to fit", code="clv.fit.no_time")
     # Work in a time unit where the oldest member is 10 old, so the log-parameters start near 0.
     scale = 10.0 / float(age.max())
-    total = float(w.sum())
-    # What depends on T or t_x is computed per distinct value, and on x per distinct x.
-    xs, x_index = np.unique(x, return_inverse=True)
-    Ts, T_index = np.unique(age * scale, return_inverse=True)
-    txs, tx_index = np.unique(t_x * scale, return_inverse=True)
-    wx = np.bincount(x_index, weights=w)
-    has_repeat = x > 0
-
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        r, alpha, a, b = np.exp(theta)
-        lnT_u, lntx_u = np.log(alpha + Ts), np.log(alpha + txs)
-        lnT, ln_tx = lnT_u[T_index], lntx_u[tx_index]
-        log_sum, s2 = _bgnbd_terms(r, alpha, a, b, x, lnT, ln_tx, has_repeat)
-        s1 = 1.0 - s2
-        # Terms in x alone: lnGamma(r+x) - lnGamma(r) + lnB(a, b+x) - lnB(a, b), per distinct x.
-        per_x = (gammaln(r + xs) - gammaln(r) + gammaln(b + xs) - gammaln(a + b + xs)
-                 - gammaln(b) + gammaln(a + b))
-        ll = np.dot(wx, per_x) + total * r * np.log(alpha) + np.dot(w, log_sum)
-        inv_T, inv_tx = (1.0 / (alpha + Ts))[T_index], (1.0 / (alpha + txs))[tx_index]
-        g_r = (np.dot(wx, digamma(r + xs)) - total * digamma(r) + total * np.log(alpha)
-               - np.dot(w, s1 * lnT + s2 * ln_tx))
-        g_alpha = total * r / alpha - np.dot(w, (r + x) * (s1 * inv_T + s2 * inv_tx))
-        dig_abx = digamma(a + b + xs)
-        g_a = total * digamma(a + b) - np.dot(wx, dig_abx) + np.dot(w, s2) / a
-        g_b = (np.dot(wx, digamma(b + xs) - dig_abx) - total * (digamma(b) - digamma(a + b))
-               - np.dot(w, np.where(has_repeat, s2 / np.maximum(b + x - 1, 1e-300), 0.0)))
-        grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
-        # Mean over members (weights summed), so the tolerances mean the same at any size.
-        return -ll / total, -grad / total
-
-    theta = _maximise(objective, np.zeros(4), "BG/NBD")
+    theta, _ = _maximise(_bgnbd_objective, (x, t_x * scale, age * scale), w, np.zeros(4), "BG/NBD")
     r, alpha_scaled, a, b = (float(v) for v in np.exp(theta))
     alpha = alpha_scaled / scale
     ll = _bgnbd_log_likelihood(r, alpha, a, b, x, t_x, age, w)
     return BgNbdParams(r=r, alpha=alpha, a=a, b=b, log_likelihood=ll)
+
+
+def _bgnbd_objective(x: np.ndarray, t_x: np.ndarray, age: np.ndarray, w: np.ndarray):
+    """The mean negative log-likelihood over log-parameters and its exact gradient, for collapsed rows
+    sorted by x. Members without repeat purchases (x = 0, so t_x = 0) depend on T alone and are summed
+    apart; what depends on x alone is computed once per distinct x."""
+    total = float(w.sum())
+    zero = x == 0
+    T0, w0 = age[zero], w[zero]
+    x1, w1 = x[~zero], w[~zero]
+    T1, tx1 = age[~zero], t_x[~zero]
+    xs, starts, counts = np.unique(x1, return_index=True, return_counts=True)
+    wx_all = np.concatenate([[w0.sum()], np.add.reduceat(w1, starts)])
+    xs_all = np.concatenate([[0.0], xs])
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        r, alpha, a, b = np.exp(theta)
+        # Members without repeat purchases: r ln(alpha) - r ln(alpha + T).
+        lnT0 = np.log(alpha + T0)
+        ll0 = -r * np.dot(w0, lnT0)
+        g_r0 = -np.dot(w0, lnT0)
+        g_alpha0 = -r * np.dot(w0, 1.0 / (alpha + T0))
+        # Repeat buyers: the "alive at T" and "dropped out after t_x" branches, mixed in logs.
+        lnT, ln_tx = np.log(alpha + T1), np.log(alpha + tx1)
+        rx = r + x1
+        c = np.repeat(np.log(a) - np.log(b + xs - 1.0), counts)
+        diff = c - rx * (ln_tx - lnT)                  # log(branch 2 / branch 1)
+        soft = np.maximum(diff, 0.0) + np.log1p(np.exp(-np.abs(diff)))  # log(1 + e^diff); np.logaddexp is slow
+        s2 = np.exp(diff - soft)                       # the share of branch 2
+        ll1 = -np.dot(w1 * rx, lnT) + np.dot(w1, soft)
+        g_r1 = -np.dot(w1, lnT) - np.dot(w1 * s2, ln_tx - lnT)
+        inv_T, inv_tx = 1.0 / (alpha + T1), 1.0 / (alpha + tx1)
+        g_alpha1 = -np.dot(w1 * rx, inv_T + s2 * (inv_tx - inv_T))
+        s2_by_x = np.add.reduceat(w1 * s2, starts)
+        # Terms in x alone: lnGamma(r+x) - lnGamma(r) + lnB(a, b+x) - lnB(a, b), per distinct x.
+        per_x = (gammaln(r + xs_all) - gammaln(r) + gammaln(b + xs_all) - gammaln(a + b + xs_all)
+                 - gammaln(b) + gammaln(a + b))
+        ll = np.dot(wx_all, per_x) + total * r * np.log(alpha) + ll0 + ll1
+        g_r = np.dot(wx_all, digamma(r + xs_all)) - total * digamma(r) + total * np.log(alpha) + g_r0 + g_r1
+        g_alpha = total * r / alpha + g_alpha0 + g_alpha1
+        dig_abx = digamma(a + b + xs_all)
+        g_a = total * digamma(a + b) - np.dot(wx_all, dig_abx) + s2_by_x.sum() / a
+        g_b = (np.dot(wx_all, digamma(b + xs_all) - dig_abx) - total * (digamma(b) - digamma(a + b))
+               - np.dot(s2_by_x, 1.0 / (b + xs - 1.0)))
+        grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+        # Mean over members (weights summed), so the tolerances mean the same at any size.
+        return -ll / total, -grad / total
+
+    return objective
 
 
 def _bgnbd_log_likelihood(r, alpha, a, b, x, t_x, age, w) -> float:
@@ -279,36 +358,46 @@ def fit_gamma_gamma(frequency, monetary, *, weights=None) -> GammaGammaParams:
         raise FitError("every repeat buyer has the same mean amount: Gamma-Gamma cannot tell spread from "
                        "level", code="clv.fit.degenerate")
     scale = 10.0 / float(np.median(m))  # amounts in a unit where the median mean is 10
-    ms = m * scale
-    total = float(w.sum())
-    xs, x_index = np.unique(x, return_inverse=True)
-    wx = np.bincount(x_index, weights=w)
-    ln_x, ln_m = np.log(x), np.log(ms)
-    wx_lnx = np.dot(w, x * (ln_x + ln_m))
-    w_lnm = np.dot(w, ln_m)
-
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        p, q, g = np.exp(theta)
-        denominator = g + x * ms
-        ln_den = np.log(denominator)
-        px = p * xs
-        ll = (np.dot(wx, gammaln(px + q) - gammaln(px)) - total * gammaln(q) + total * q * np.log(g)
-              + p * wx_lnx - w_lnm - np.dot(w, (p * x + q) * ln_den))
-        dig_pq = digamma(px + q)
-        g_p = np.dot(wx, xs * (dig_pq - digamma(px))) + wx_lnx - np.dot(w, x * ln_den)
-        g_q = np.dot(wx, dig_pq) - total * digamma(q) + total * np.log(g) - np.dot(w, ln_den)
-        g_g = total * q / g - np.dot(w, (p * x + q) / denominator)
-        return -ll / total, -np.array([g_p * p, g_q * q, g_g * g]) / total
-
-    theta = _maximise(objective, np.zeros(3), "Gamma-Gamma")
+    theta, objective = _maximise(_gamma_gamma_objective, (x, m * scale), w, np.zeros(3), "Gamma-Gamma")
     p, q, g_scaled = (float(v) for v in np.exp(theta))
     if q <= 1:
         raise FitError(f"the Gamma-Gamma fit gives q = {q:.3g} <= 1: the mean spend per purchase would be "
                        "infinite; the amounts are too heavy-tailed for this model", code="clv.fit.heavy_tail")
     gamma = g_scaled / scale
     # Back to the original currency unit: each mean amount's density picks up the factor ``scale``.
+    total = float(w.sum())
     ll = -objective(theta)[0] * total + total * np.log(scale)
     return GammaGammaParams(p=p, q=q, gamma=gamma, log_likelihood=float(ll))
+
+
+def _gamma_gamma_objective(x: np.ndarray, ms: np.ndarray, w: np.ndarray) -> Objective:
+    """The mean negative log-likelihood of Gamma-Gamma over log-parameters, and its exact gradient."""
+    total = float(w.sum())
+    xs, x_index = np.unique(x, return_inverse=True)
+    wx = np.bincount(x_index, weights=w)
+    ln_x, ln_m = np.log(x), np.log(ms)
+    wx_lnx = np.dot(w, x * (ln_x + ln_m))
+    w_lnm = np.dot(w, ln_m)
+    wx_row = w * x
+    xm = x * ms
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        p, q, g = np.exp(theta)
+        denominator = g + xm
+        ln_den = np.log(denominator)
+        px = p * xs
+        w_lnden = np.dot(w, ln_den)
+        wx_lnden = np.dot(wx_row, ln_den)
+        ll = (np.dot(wx, gammaln(px + q) - gammaln(px)) - total * gammaln(q) + total * q * np.log(g)
+              + p * wx_lnx - w_lnm - p * wx_lnden - q * w_lnden)
+        dig_pq = digamma(px + q)
+        g_p = np.dot(wx, xs * (dig_pq - digamma(px))) + wx_lnx - wx_lnden
+        g_q = np.dot(wx, dig_pq) - total * digamma(q) + total * np.log(g) - w_lnden
+        inv = 1.0 / denominator
+        g_g = total * q / g - p * np.dot(wx_row, inv) - q * np.dot(w, inv)
+        return -ll / total, -np.array([g_p * p, g_q * q, g_g * g]) / total
+
+    return objective
 
 
 # --------------------------------------------------------------------------- per member
