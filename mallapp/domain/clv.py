@@ -35,6 +35,7 @@ __all__ = ["BgNbdParams", "FitError", "GammaGammaParams", "Summary", "ZeroSpendW
 LOG_BOUND = 18.0
 MAX_ITERATIONS = 500          # of BFGS; tests lower it to prove a non-converged fit is refused
 GRADIENT_TOLERANCE = 1e-5     # on the mean log-likelihood per member, after the Newton polish
+MAX_LOG_SE = 2.5             # a log-parameter's standard error past this: a factor of 12 either way
 STEP_TOLERANCE = 1e-9        # Newton steps in log-parameters: the parameters to ~1e-9 relative
 SAMPLE_ROWS = 40_000         # distinct rows past which a sample's fit starts the full one
 SERIES_MAX_TERMS = 2_000_000  # the hypergeometric series; z = t/(alpha+T+t) this close to 1 is absurd
@@ -136,12 +137,17 @@ def _maximise(make: Callable[..., Objective], columns: tuple[np.ndarray, ...], w
     """
     objective = make(*columns, w)
     if w.size <= SAMPLE_ROWS:
-        return _optimum(objective, start, model)[0], objective
+        theta, hessian = _optimum(objective, start, model)
+        _check_determined(hessian, float(w.sum()), model)
+        return theta, objective
     rows = np.sort(np.random.default_rng(0).choice(w.size, SAMPLE_ROWS, replace=False))
     try:
         theta, hessian = _optimum(make(*(c[rows] for c in columns), w[rows]), start, model, polish=False)
     except FitError:
-        return _optimum(objective, start, model)[0], objective
+        theta, hessian = _optimum(objective, start, model)
+        _check_determined(hessian, float(w.sum()), model)
+        return theta, objective
+    _check_determined(hessian, float(w.sum()), model)
     value, grad = objective(theta)
     for _ in range(40):
         step = np.linalg.solve(hessian, grad)
@@ -161,6 +167,21 @@ def _maximise(make: Callable[..., Objective], columns: tuple[np.ndarray, ...], w
             return theta, objective
     # The sample misled the steps: the whole fit on all rows, from where they got.
     return _optimum(objective, theta, model)[0], objective
+
+
+def _check_determined(hessian: np.ndarray, total: float, model: str) -> None:
+    """Refuse parameters the data barely pin down: a log-parameter's standard error above MAX_LOG_SE.
+
+    ``hessian`` is the mean negative log-likelihood's over log-parameters, so the total's is ``total``
+    times it, and its inverse the estimates' covariance.
+    """
+    variance = np.diag(np.linalg.inv(hessian)) / total
+    worst = float(np.sqrt(np.max(variance))) if np.all(variance >= 0) else np.inf
+    if not worst <= MAX_LOG_SE:
+        raise FitError(f"the {model} fit is not determined by these data: a parameter's standard error is a "
+                       + (f"factor of {np.exp(worst):.3g}" if worst < 40 else "factor beyond 1e17")
+                       + " (too few members, or too few repeat buyers)",
+                       code="clv.fit.degenerate")
 
 
 def _better(value: float, grad: np.ndarray, new_value: float, new_grad: np.ndarray) -> bool:

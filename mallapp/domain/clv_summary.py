@@ -81,8 +81,9 @@ def summarise(rows: Iterable[tuple[Any, Any, Any]], *, calibration_end: Any = No
     """Per-member (frequency, recency, T, monetary) from (customer id, date, amount) rows.
 
     ``observation_end`` is the last day of data (default: the latest date in ``rows``); purchases after
-    it are ignored. ``calibration_end`` (default: ``observation_end``) is the day the summaries are
-    taken at: purchases after it are ignored, and members who first bought after it are left out.
+    it are ignored. ``calibration_end`` (default: ``observation_end``; not after it when both are given)
+    is the day the summaries are taken at, ages included: purchases after it are ignored, and members
+    who first bought after it are left out.
     Amounts must be finite and >= 0 (an amount of 0 is a purchase that brought nothing).
     """
     if unit not in UNIT_DAYS:
@@ -100,7 +101,7 @@ def summarise(rows: Iterable[tuple[Any, Any, Any]], *, calibration_end: Any = No
     days = _days(dates_raw)
     last = days.max() if observation_end is None else to_day(observation_end).astype(np.int64)
     end = last if calibration_end is None else to_day(calibration_end).astype(np.int64)
-    if end > last:
+    if observation_end is not None and end > last:
         raise InvalidInput("calibration_end must not be after observation_end", code="clv.input.date")
     keep = days <= end
     if not np.any(keep):
