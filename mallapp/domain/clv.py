@@ -104,17 +104,34 @@ def _weights(weights, n: int) -> np.ndarray:
 
 
 def _collapse(columns: tuple[np.ndarray, ...], w: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """Identical rows once each, with their weights summed (rows of weight 0 dropped)."""
+    """Identical rows once each, with their weights summed (rows of weight 0 dropped), sorted by the
+    first column, then the second...
+
+    Each column's values become codes (their rank among its distinct values), the codes one integer
+    key, and the rows are grouped by the distinct keys: about twice as fast as np.lexsort.
+    """
     keep = w > 0
     columns, w = tuple(c[keep] for c in columns), w[keep]
     if w.size == 0:
         return columns, w
-    order = np.lexsort(columns[::-1])
-    ordered = tuple(c[order] for c in columns)
-    starts = np.ones(w.size, dtype=bool)
-    starts[1:] = np.any(np.stack([c[1:] != c[:-1] for c in ordered]), axis=0)
-    first = np.flatnonzero(starts)
-    return tuple(c[first] for c in ordered), np.add.reduceat(w[order], first)
+    distinct, codes = zip(*(np.unique(c, return_inverse=True) for c in columns), strict=True)
+    if np.prod([float(u.size) for u in distinct]) >= 2.0 ** 62:  # the key would overflow: sort rows
+        order = np.lexsort(columns[::-1])
+        ordered = tuple(c[order] for c in columns)
+        starts = np.ones(w.size, dtype=bool)
+        starts[1:] = np.any(np.stack([c[1:] != c[:-1] for c in ordered]), axis=0)
+        first = np.flatnonzero(starts)
+        return tuple(c[first] for c in ordered), np.add.reduceat(w[order], first)
+    key = np.zeros(w.size, dtype=np.int64)
+    for values, code in zip(distinct, codes, strict=True):
+        key = key * values.size + code.reshape(-1)
+    keys, group = np.unique(key, return_inverse=True)
+    weights = np.bincount(group.reshape(-1), weights=w, minlength=keys.size)
+    collapsed = []
+    for values in reversed(distinct):
+        collapsed.append(values[keys % values.size])
+        keys = keys // values.size
+    return tuple(reversed(collapsed)), weights
 
 
 def _params_finite(*values: float) -> None:
@@ -123,6 +140,12 @@ def _params_finite(*values: float) -> None:
 
 
 # --------------------------------------------------------------------------- fitting
+
+
+def _dot(u: np.ndarray, v: np.ndarray) -> float:
+    """sum(u * v), without BLAS: on a busy machine OpenBLAS's threaded ddot costs 20x a multiply and a
+    pairwise sum (which is also the more accurate of the two)."""
+    return float(np.multiply(u, v).sum())
 
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
@@ -291,7 +314,7 @@ def fit_bgnbd(frequency, recency, T, *, weights=None) -> BgNbdParams:
     alpha = alpha_scaled / scale
     # Back to the original time unit: each member's density picks up scale^x (FHL's likelihood is a
     # density in the purchase times).
-    ll = float(-objective(theta)[0] * w.sum() + np.dot(w, x) * np.log(scale))
+    ll = float(-objective(theta)[0] * w.sum() + _dot(w, x) * np.log(scale))
     return BgNbdParams(r=r, alpha=alpha, a=a, b=b, log_likelihood=ll)
 
 
@@ -313,9 +336,9 @@ def _bgnbd_objective(x: np.ndarray, t_x: np.ndarray, age: np.ndarray, w: np.ndar
         r, alpha, a, b = np.exp(theta)
         # Members without repeat purchases: r ln(alpha) - r ln(alpha + T).
         lnT0 = np.log(alpha + T0)
-        ll0 = -r * np.dot(w0, lnT0)
-        g_r0 = -np.dot(w0, lnT0)
-        g_alpha0 = -r * np.dot(w0, 1.0 / (alpha + T0))
+        ll0 = -r * _dot(w0, lnT0)
+        g_r0 = -_dot(w0, lnT0)
+        g_alpha0 = -r * _dot(w0, 1.0 / (alpha + T0))
         # Repeat buyers: the "alive at T" and "dropped out after t_x" branches, mixed in logs.
         lnT, ln_tx = np.log(alpha + T1), np.log(alpha + tx1)
         w_rx = w1 * r + wx1
@@ -324,22 +347,22 @@ def _bgnbd_objective(x: np.ndarray, t_x: np.ndarray, age: np.ndarray, w: np.ndar
         soft = np.maximum(diff, 0.0) + np.log1p(np.exp(-np.abs(diff)))  # log(1 + e^diff); np.logaddexp is slow
         s2 = np.exp(diff - soft)                       # the share of branch 2
         ws2 = w1 * s2
-        w_lnT = np.dot(w1, lnT)
-        ll1 = -r * w_lnT - np.dot(wx1, lnT) + np.dot(w1, soft)
-        g_r1 = -w_lnT - np.dot(ws2, gap)
+        w_lnT = _dot(w1, lnT)
+        ll1 = -r * w_lnT - _dot(wx1, lnT) + _dot(w1, soft)
+        g_r1 = -w_lnT - _dot(ws2, gap)
         inv_T = 1.0 / (alpha + T1)
-        g_alpha1 = -np.dot(w_rx, inv_T) - np.dot(w_rx * s2, 1.0 / (alpha + tx1) - inv_T)
+        g_alpha1 = -_dot(w_rx, inv_T) - _dot(w_rx * s2, 1.0 / (alpha + tx1) - inv_T)
         s2_by_x = np.add.reduceat(ws2, starts)
         # Terms in x alone: lnGamma(r+x) - lnGamma(r) + lnB(a, b+x) - lnB(a, b), per distinct x.
         per_x = (gammaln(r + xs_all) - gammaln(r) + gammaln(b + xs_all) - gammaln(a + b + xs_all)
                  - gammaln(b) + gammaln(a + b))
-        ll = np.dot(wx_all, per_x) + total * r * np.log(alpha) + ll0 + ll1
-        g_r = np.dot(wx_all, digamma(r + xs_all)) - total * digamma(r) + total * np.log(alpha) + g_r0 + g_r1
+        ll = _dot(wx_all, per_x) + total * r * np.log(alpha) + ll0 + ll1
+        g_r = _dot(wx_all, digamma(r + xs_all)) - total * digamma(r) + total * np.log(alpha) + g_r0 + g_r1
         g_alpha = total * r / alpha + g_alpha0 + g_alpha1
         dig_abx = digamma(a + b + xs_all)
-        g_a = total * digamma(a + b) - np.dot(wx_all, dig_abx) + s2_by_x.sum() / a
-        g_b = (np.dot(wx_all, digamma(b + xs_all) - dig_abx) - total * (digamma(b) - digamma(a + b))
-               - np.dot(s2_by_x, 1.0 / (b + xs - 1.0)))
+        g_a = total * digamma(a + b) - _dot(wx_all, dig_abx) + s2_by_x.sum() / a
+        g_b = (_dot(wx_all, digamma(b + xs_all) - dig_abx) - total * (digamma(b) - digamma(a + b))
+               - _dot(s2_by_x, 1.0 / (b + xs - 1.0)))
         grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
         # Mean over members (weights summed), so the tolerances mean the same at any size.
         return -ll / total, -grad / total
@@ -394,8 +417,8 @@ def _gamma_gamma_objective(x: np.ndarray, ms: np.ndarray, w: np.ndarray) -> Obje
     xs, x_index = np.unique(x, return_inverse=True)
     wx = np.bincount(x_index, weights=w)
     ln_x, ln_m = np.log(x), np.log(ms)
-    wx_lnx = np.dot(w, x * (ln_x + ln_m))
-    w_lnm = np.dot(w, ln_m)
+    wx_lnx = _dot(w, x * (ln_x + ln_m))
+    w_lnm = _dot(w, ln_m)
     wx_row = w * x
     xm = x * ms
 
@@ -404,15 +427,15 @@ def _gamma_gamma_objective(x: np.ndarray, ms: np.ndarray, w: np.ndarray) -> Obje
         denominator = g + xm
         ln_den = np.log(denominator)
         px = p * xs
-        w_lnden = np.dot(w, ln_den)
-        wx_lnden = np.dot(wx_row, ln_den)
-        ll = (np.dot(wx, gammaln(px + q) - gammaln(px)) - total * gammaln(q) + total * q * np.log(g)
+        w_lnden = _dot(w, ln_den)
+        wx_lnden = _dot(wx_row, ln_den)
+        ll = (_dot(wx, gammaln(px + q) - gammaln(px)) - total * gammaln(q) + total * q * np.log(g)
               + p * wx_lnx - w_lnm - p * wx_lnden - q * w_lnden)
         dig_pq = digamma(px + q)
-        g_p = np.dot(wx, xs * (dig_pq - digamma(px))) + wx_lnx - wx_lnden
-        g_q = np.dot(wx, dig_pq) - total * digamma(q) + total * np.log(g) - w_lnden
+        g_p = _dot(wx, xs * (dig_pq - digamma(px))) + wx_lnx - wx_lnden
+        g_q = _dot(wx, dig_pq) - total * digamma(q) + total * np.log(g) - w_lnden
         inv = 1.0 / denominator
-        g_g = total * q / g - p * np.dot(wx_row, inv) - q * np.dot(w, inv)
+        g_g = total * q / g - p * _dot(wx_row, inv) - q * _dot(w, inv)
         return -ll / total, -np.array([g_p * p, g_q * q, g_g * g]) / total
 
     return objective
@@ -471,31 +494,45 @@ def _hyp2f1_part(A: float, a: float, C: np.ndarray, z: np.ndarray) -> np.ndarray
 def expected_purchases(params: BgNbdParams, t, frequency, recency, T) -> np.ndarray:
     """Each member's expected number of purchases in the next ``t`` time units (FHL 2005, eq. 10)."""
     x, t_x, age = _members(frequency, recency, T)
+    return _expected_purchases(params, [t], x, t_x, age)[0]
+
+
+def _expected_purchases(params: BgNbdParams, horizons, x: np.ndarray, t_x: np.ndarray,
+                        age: np.ndarray) -> np.ndarray:
+    """Expected purchases for each horizon (rows) and member (columns), from checked summaries."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     _params_finite(r, alpha, a, b)
-    t = float(t)
-    if not np.isfinite(t) or t < 0:
+    ts = np.asarray(horizons, dtype=float).reshape(-1)
+    if not np.all(np.isfinite(ts)) or np.any(ts < 0):
         raise InvalidInput("t must be finite and >= 0", code="clv.input.horizon")
-    if t == 0 or x.size == 0:
-        return np.zeros(x.size)
+    out = np.zeros((ts.size, x.size))
+    if x.size == 0 or not np.any(ts > 0):
+        return out
     # The hypergeometric part depends on (x, T) only: computed once per distinct pair.
     (ux, uT), inverse = _distinct_pairs(x, age)
-    with np.errstate(all="ignore"):
-        z = t / (alpha + uT + t)
-        log_1mz = np.log(alpha + uT) - np.log(alpha + uT + t)
-        eps = a - 1.0
-        # (1 - (1-z)^(a-1)) / (a-1), continuous through a = 1
-        first = -log_1mz if eps == 0 else -np.expm1(eps * log_1mz) / eps
-        series = _hyp2f1_part(a + b - 1.0 - r, a, a + b + ux - 1.0, z)
-        part = (a + b + ux - 1.0) * (first - np.exp(eps * log_1mz) * series)
-    value = np.maximum(part[inverse], 0.0) / (1.0 + _dropout_odds(r, alpha, a, b, x, t_x, age))
-    return _no_nan(value, "expected purchases")
+    alive = 1.0 / (1.0 + _dropout_odds(r, alpha, a, b, x, t_x, age))
+    eps = a - 1.0
+    for row, t in enumerate(ts):
+        if t == 0:
+            continue
+        with np.errstate(all="ignore"):
+            z = t / (alpha + uT + t)
+            log_1mz = np.log(alpha + uT) - np.log(alpha + uT + t)
+            # (1 - (1-z)^(a-1)) / (a-1), continuous through a = 1
+            first = -log_1mz if eps == 0 else -np.expm1(eps * log_1mz) / eps
+            series = _hyp2f1_part(a + b - 1.0 - r, a, a + b + ux - 1.0, z)
+            part = (a + b + ux - 1.0) * (first - np.exp(eps * log_1mz) * series)
+        out[row] = np.maximum(part, 0.0)[inverse] * alive
+    return _no_nan(out, "expected purchases")
 
 
 def _distinct_pairs(x: np.ndarray, age: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    pairs = np.stack([x, age], axis=1)
-    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    return (unique[:, 0], unique[:, 1]), inverse.reshape(-1)
+    """The distinct (x, T) pairs, and for each member the index of theirs."""
+    xs, x_code = np.unique(x, return_inverse=True)
+    ages, age_code = np.unique(age, return_inverse=True)
+    keys, inverse = np.unique(x_code.reshape(-1).astype(np.int64) * ages.size + age_code.reshape(-1),
+                              return_inverse=True)
+    return (xs[keys // ages.size], ages[keys % ages.size]), inverse.reshape(-1)
 
 
 def _no_nan(value: np.ndarray, what: str) -> np.ndarray:
@@ -536,10 +573,8 @@ def lifetime_value(bg: BgNbdParams, gg: GammaGammaParams, frequency, recency, T,
         raise InvalidInput("units_per_month must be finite and > 0", code="clv.input.horizon")
     spend = expected_spend(gg, frequency, monetary)
     x, t_x, age = _members(frequency, recency, T)
-    total = np.zeros(x.size)
-    previous = np.zeros(x.size)
-    for month in range(1, int(horizon_months) + 1):
-        cumulative = expected_purchases(bg, month * units_per_month, x, t_x, age)
-        total += np.maximum(cumulative - previous, 0.0) / (1.0 + monthly_discount) ** month
-        previous = cumulative
-    return _no_nan(total * spend, "lifetime value")
+    months = np.arange(int(horizon_months) + 1)
+    cumulative = _expected_purchases(bg, months * units_per_month, x, t_x, age)  # row 0: t = 0
+    per_month = np.maximum(np.diff(cumulative, axis=0), 0.0)
+    discount = (1.0 + monthly_discount) ** -months[1:]
+    return _no_nan((discount @ per_month) * spend, "lifetime value")
