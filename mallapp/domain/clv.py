@@ -25,7 +25,7 @@ from scipy import optimize
 from scipy.special import digamma, gammaln
 
 from mallapp.domain.clv_summary import Summary, as_array, summarise
-from mallapp.errors import InvalidInput, RuleViolation
+from mallapp.errors import FitError, InvalidInput
 
 __all__ = ["BgNbdParams", "FitError", "GammaGammaParams", "Summary", "ZeroSpendWarning", "expected_purchases",
            "expected_spend", "fit_bgnbd", "fit_gamma_gamma", "lifetime_value", "p_alive", "summarise"]
@@ -40,12 +40,6 @@ MAX_LOG_SE = 2.5             # a log-parameter's standard error past this: a fac
 STEP_TOLERANCE = 1e-8        # Newton steps in log-parameters: the parameters to ~1e-8 relative
 SAMPLE_ROWS = 40_000         # distinct rows past which a sample's fit starts the full one
 SERIES_MAX_TERMS = 2_000_000  # the hypergeometric series; z = t/(alpha+T+t) this close to 1 is absurd
-
-
-class FitError(RuleViolation):
-    """The model cannot be fitted to these data (no repeat buyers, no convergence, a runaway parameter)."""
-
-    code = "clv.fit.failed"
 
 
 class ZeroSpendWarning(UserWarning):

@@ -199,7 +199,7 @@ def _day(path: Path, number: int, text: str) -> np.datetime64:
     try:
         return to_day(text)
     except InvalidInput as exc:
-        raise InvalidInput(f"{path}:{number}: {exc.message}", code=exc.code) from None
+        raise InvalidInput(f"{path}:{number}: {exc.message}", code="clv.input.date") from None
 
 
 def _amount(path: Path, number: int, text: str) -> float:

@@ -316,6 +316,22 @@ def test_a_large_population_is_fitted_from_a_sample_then_all_rows_to_the_same_op
         assert getattr(sampled, name) == pytest.approx(getattr(full, name), rel=1e-7)
 
 
+def test_collapsing_groups_identical_rows_whichever_way_it_sorts():
+    rng = np.random.default_rng(9)
+    few = tuple(rng.integers(0, 4, 3000).astype(float) for _ in range(3))
+    many = tuple(np.r_[c, rng.random(10_000 - c.size)] for c in few) + tuple(rng.random(10_000)
+                                                                             for _ in range(2))
+    for columns in (few, many):  # 4^3 possible keys; 10^20 (past int64: the lexsort path)
+        w = rng.integers(0, 3, columns[0].size).astype(float)
+        expected: dict[tuple, float] = {}
+        for row, weight in zip(zip(*columns, strict=True), w, strict=True):
+            if weight:
+                expected[row] = expected.get(row, 0.0) + weight
+        rows, weights = clv_module._collapse(columns, w)
+        got = dict(zip(zip(*rows, strict=True), weights, strict=True))
+        assert got == expected and list(got) == sorted(got)
+
+
 def test_lifetime_value_is_the_discounted_monthly_expected_purchases_times_spend():
     bg = clv.BgNbdParams(0.8, 8.0, 0.9, 3.0, 0.0)
     gg = clv.GammaGammaParams(6.0, 3.5, 40.0, 0.0)
@@ -327,6 +343,8 @@ def test_lifetime_value_is_the_discounted_monthly_expected_purchases_times_spend
     both = clv.expected_purchases(bg, 2 * month, x, t_x, T)
     expected = (first / 1.05 + (both - first) / 1.05 ** 2) * clv.expected_spend(gg, x, m)
     assert np.allclose(value, expected, rtol=1e-12)
+    assert np.all(clv.lifetime_value(bg, gg, x, t_x, T, m, horizon_months=0, monthly_discount=0.05,
+                                     units_per_month=month) == 0)
     assert clv.expected_spend(gg, [0], [0])[0] == pytest.approx(6.0 * 40.0 / 2.5)  # the population mean
 
 
