@@ -126,7 +126,7 @@ def compare(name: str, summary: clv.Summary, python: Path, tmp: Path, repeat: in
     a = ours(summary, repeat)
     b = theirs(python, summary, tmp, name)
     worst = 0.0
-    log(f"{'parameter':<16}{'mallapp':>16}{'lifetimes':>16}{'relative diff':>15}")
+    log(f"{'parameter':<26}{'mallapp':>20}{'lifetimes':>20}{'relative diff':>15}")
     for model in ("bgnbd", "gamma_gamma"):
         for key, value in a[model].items():
             other = b[model].get(key)
@@ -135,7 +135,7 @@ def compare(name: str, summary: clv.Summary, python: Path, tmp: Path, repeat: in
             diff = abs(value - other) / max(abs(other), 1e-300)
             if key != "log_likelihood":
                 worst = max(worst, diff)
-            log(f"{model + '.' + key:<16}{value:>16.6f}{other:>16.6f}{diff:>15.2e}")
+            log(f"{model + '.' + key:<26}{value:>20.6f}{other:>20.6f}{diff:>15.2e}")
     ours_s = a["bgnbd_seconds"] + a["gamma_gamma_seconds"]
     theirs_s = b["bgnbd_seconds"] + b["gamma_gamma_seconds"]
     log(f"{'fit seconds':<16}{'mallapp':>16}{'lifetimes':>16}{'lifetimes/ours':>15}"
