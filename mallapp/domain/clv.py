@@ -17,28 +17,18 @@ fit that did not converge, and no per-member function returns a NaN.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 from scipy.special import digamma, gammaln
 
+from mallapp.domain.clv_optimise import Objective, collapse, dot, maximise
 from mallapp.domain.clv_summary import Summary, as_array, summarise
 from mallapp.errors import FitError, InvalidInput
 
 __all__ = ["BgNbdParams", "FitError", "GammaGammaParams", "Summary", "ZeroSpendWarning", "expected_purchases",
            "expected_spend", "fit_bgnbd", "fit_gamma_gamma", "lifetime_value", "p_alive", "summarise"]
 
-# The optimiser works on log-parameters inside this box; a fit that ends on its edge is a parameter
-# running off to 0 or infinity (the data do not pin it down), which is a FitError, not a result.
-LOG_BOUND = 18.0
-MAX_ITERATIONS = 500          # of BFGS; tests lower it to prove a non-converged fit is refused
-GRADIENT_TOLERANCE = 1e-5     # on the mean log-likelihood per member, after the Newton polish
-GRADIENT_STOP = 1e-9          # the steps on all rows stop here: the parameters are then within ~1e-9
-MAX_LOG_SE = 2.5             # a log-parameter's standard error past this: a factor of 12 either way
-STEP_TOLERANCE = 1e-8        # Newton steps in log-parameters: the parameters to ~1e-8 relative
-SAMPLE_ROWS = 40_000         # distinct rows past which a sample's fit starts the full one
 SERIES_MAX_TERMS = 2_000_000  # the hypergeometric series; z = t/(alpha+T+t) this close to 1 is absurd
 
 
@@ -97,191 +87,12 @@ def _weights(weights, n: int) -> np.ndarray:
     return w
 
 
-def _collapse(columns: tuple[np.ndarray, ...], w: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """Identical rows once each, with their weights summed (rows of weight 0 dropped), sorted by the
-    first column, then the second...
-
-    Each column's values become codes (their rank among its distinct values), the codes one integer
-    key, and the rows are grouped by the distinct keys: about twice as fast as np.lexsort.
-    """
-    keep = w > 0
-    columns, w = tuple(c[keep] for c in columns), w[keep]
-    if w.size == 0:
-        return columns, w
-    distinct, codes = zip(*(np.unique(c, return_inverse=True) for c in columns), strict=True)
-    if np.prod([float(u.size) for u in distinct]) >= 2.0 ** 62:  # the key would overflow: sort rows
-        order = np.lexsort(columns[::-1])
-        ordered = tuple(c[order] for c in columns)
-        starts = np.ones(w.size, dtype=bool)
-        starts[1:] = np.any(np.stack([c[1:] != c[:-1] for c in ordered]), axis=0)
-        first = np.flatnonzero(starts)
-        return tuple(c[first] for c in ordered), np.add.reduceat(w[order], first)
-    key = np.zeros(w.size, dtype=np.int64)
-    for values, code in zip(distinct, codes, strict=True):
-        key = key * values.size + code.reshape(-1)
-    keys, group = np.unique(key, return_inverse=True)
-    weights = np.bincount(group.reshape(-1), weights=w, minlength=keys.size)
-    collapsed = []
-    for values in reversed(distinct):
-        collapsed.append(values[keys % values.size])
-        keys = keys // values.size
-    return tuple(reversed(collapsed)), weights
-
-
 def _params_finite(*values: float) -> None:
     if not all(np.isfinite(v) and v > 0 for v in values):
         raise InvalidInput("model parameters must be finite and positive", code="clv.input.params")
 
 
 # --------------------------------------------------------------------------- fitting
-
-
-def _dot(u: np.ndarray, v: np.ndarray) -> float:
-    """sum(u * v), without BLAS: on a busy machine OpenBLAS's threaded ddot cost the BG/NBD objective
-    about twice the CPU of a multiply and a pairwise sum (which is also the more accurate)."""
-    return float(np.multiply(u, v).sum())
-
-
-Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
-
-
-def _maximise(make: Callable[..., Objective], columns: tuple[np.ndarray, ...], w: np.ndarray,
-              start: np.ndarray, model: str) -> tuple[np.ndarray, Objective]:
-    """The log-parameters that minimise the objective ``make(*columns, w)`` builds (mean negative
-    log-likelihood and its gradient), and that objective.
-
-    Past ``SAMPLE_ROWS`` distinct rows, a random sample of them is fitted first and its curvature
-    steers Newton-like steps on all rows, which converge in a few evaluations instead of dozens.
-    """
-    objective = make(*columns, w)
-    if w.size <= SAMPLE_ROWS:
-        theta, hessian = _optimum(objective, start, model)
-        _check_determined(hessian, float(w.sum()), model)
-        return theta, objective
-    rows = np.sort(np.random.default_rng(0).choice(w.size, SAMPLE_ROWS, replace=False))
-    try:
-        theta, hessian = _optimum(make(*(c[rows] for c in columns), w[rows]), start, model, polish=False)
-    except FitError:
-        theta, hessian = _optimum(objective, start, model)
-        _check_determined(hessian, float(w.sum()), model)
-        return theta, objective
-    _check_determined(hessian, float(w.sum()), model)
-    # Quasi-Newton on all rows, starting from the sample's inverse Hessian and improving it with each
-    # step's change of gradient (the BFGS update): superlinear, about five passes over the data.
-    inverse = np.linalg.inv(hessian)
-    value, grad = objective(theta)
-    for _ in range(40):
-        step = inverse @ grad
-        if not np.all(np.isfinite(step)):
-            break
-        shrink = 1.0
-        while shrink > 1e-3:
-            new_value, new_grad = objective(theta - shrink * step)
-            if _better(value, grad, new_value, new_grad):
-                break
-            shrink /= 4
-        else:
-            break
-        moved, change = -shrink * step, new_grad - grad
-        theta, value, grad = theta + moved, new_value, new_grad
-        if np.max(np.abs(moved)) < STEP_TOLERANCE or np.max(np.abs(grad)) < GRADIENT_STOP:
-            _check_converged(grad, model)
-            return theta, objective
-        curvature = float(change @ moved)
-        if curvature > 1e-300:
-            rho = 1.0 / curvature
-            left = np.eye(theta.size) - rho * np.outer(moved, change)
-            inverse = left @ inverse @ left.T + rho * np.outer(moved, moved)
-    # The sample misled the steps: the whole fit on all rows, from where they got.
-    return _optimum(objective, theta, model)[0], objective
-
-
-def _check_determined(hessian: np.ndarray, total: float, model: str) -> None:
-    """Refuse parameters the data barely pin down: a log-parameter's standard error above MAX_LOG_SE.
-
-    ``hessian`` is the mean negative log-likelihood's over log-parameters, so the total's is ``total``
-    times it, and its inverse the estimates' covariance.
-    """
-    variance = np.diag(np.linalg.inv(hessian)) / total
-    worst = float(np.sqrt(np.max(variance))) if np.all(variance >= 0) else np.inf
-    if not worst <= MAX_LOG_SE:
-        raise FitError(f"the {model} fit is not determined by these data: a parameter's standard error is a "
-                       + (f"factor of {np.exp(worst):.3g}" if worst < 40 else "factor beyond 1e17")
-                       + " (too few members, or too few repeat buyers)",
-                       code="clv.fit.degenerate")
-
-
-def _better(value: float, grad: np.ndarray, new_value: float, new_grad: np.ndarray) -> bool:
-    """A step is taken when the objective falls, or stays within rounding of it with a smaller gradient."""
-    if not np.isfinite(new_value) or not np.all(np.isfinite(new_grad)):
-        return False
-    if new_value < value:
-        return True
-    return new_value <= value + 1e-13 * abs(value) and np.max(np.abs(new_grad)) < np.max(np.abs(grad))
-
-
-def _check_converged(grad: np.ndarray, model: str) -> None:
-    if not np.all(np.isfinite(grad)) or np.max(np.abs(grad)) > GRADIENT_TOLERANCE:
-        raise FitError(f"the {model} fit did not converge (gradient {np.max(np.abs(grad)):.2g} at the end)",
-                       code="clv.fit.not_converged")
-
-
-def _optimum(objective: Objective, start: np.ndarray, model: str, *,
-             polish: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """BFGS inside the box, then (``polish``) Newton steps on a Hessian differenced from the exact
-    gradient, which take the optimum to machine precision; refuses anything that is not a proper
-    interior optimum. Returns the log-parameters and the Hessian there."""
-    # BFGS rather than L-BFGS-B: with four parameters its numpy steps are cheap, where L-BFGS-B's
-    # compiled core calls a threaded BLAS that costs milliseconds per step on a busy machine.
-    def guarded(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        if np.any(np.abs(theta) > LOG_BOUND):
-            return np.inf, np.zeros_like(theta)  # a step out of the box is refused by the line search
-        return objective(theta)
-
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = optimize.minimize(guarded, start, jac=True, method="BFGS",
-                                   options={"maxiter": MAX_ITERATIONS, "gtol": 1e-9 if polish else 1e-6})
-    theta = result.x
-    if not np.isfinite(result.fun) or not np.all(np.isfinite(theta)):
-        raise FitError(f"the {model} fit failed: the likelihood is not finite", code="clv.fit.not_finite")
-    if result.nit >= MAX_ITERATIONS:
-        raise FitError(f"the {model} fit did not converge in {MAX_ITERATIONS} iterations",
-                       code="clv.fit.not_converged")
-    if np.any(np.abs(theta) >= LOG_BOUND - 0.5):
-        raise FitError(f"the {model} fit did not converge: a parameter runs off to 0 or infinity "
-                       f"(log-parameters {np.round(theta, 2).tolist()}); the data do not determine the model",
-                       code="clv.fit.degenerate")
-    value, grad = objective(theta)
-    for _ in range(8):
-        hessian = _hessian(objective, theta)
-        try:
-            np.linalg.cholesky(hessian)
-        except np.linalg.LinAlgError:
-            raise FitError(f"the {model} fit did not converge: the likelihood is flat or not at a maximum "
-                           "(its curvature is not negative definite)", code="clv.fit.degenerate") from None
-        if not polish:
-            return theta, hessian
-        step = np.linalg.solve(hessian, grad)
-        new_value, new_grad = objective(theta - step)
-        if not _better(value, grad, new_value, new_grad):
-            break
-        theta, value, grad = theta - step, new_value, new_grad
-        if np.max(np.abs(step)) < STEP_TOLERANCE:
-            break
-    _check_converged(grad, model)
-    return theta, hessian
-
-
-def _hessian(objective: Callable[[np.ndarray], tuple[float, np.ndarray]], theta: np.ndarray) -> np.ndarray:
-    h = 1e-5
-    columns = []
-    for i in range(theta.size):
-        e = np.zeros_like(theta)
-        e[i] = h
-        columns.append((objective(theta + e)[1] - objective(theta - e)[1]) / (2 * h))
-    hessian = np.array(columns)
-    return (hessian + hessian.T) / 2
 
 
 def fit_bgnbd(frequency, recency, T, *, weights=None) -> BgNbdParams:
@@ -293,7 +104,7 @@ def fit_bgnbd(frequency, recency, T, *, weights=None) -> BgNbdParams:
     """
     x, t_x, age = _members(frequency, recency, T)
     w = _weights(weights, x.size)
-    (x, t_x, age), w = _collapse((x, t_x, age), w)  # sorted by x, then t_x, then T
+    (x, t_x, age), w = collapse((x, t_x, age), w)  # sorted by x, then t_x, then T
     if w.size == 0:
         raise FitError("no members to fit", code="clv.fit.no_members")
     if not np.any(x > 0):
@@ -303,12 +114,12 @@ def fit_bgnbd(frequency, recency, T, *, weights=None) -> BgNbdParams:
         raise FitError("every member's age is 0: there is no observed time to fit", code="clv.fit.no_time")
     # Work in a time unit where the oldest member is 10 old, so the log-parameters start near 0.
     scale = 10.0 / float(age.max())
-    theta, objective = _maximise(_bgnbd_objective, (x, t_x * scale, age * scale), w, np.zeros(4), "BG/NBD")
+    theta, objective = maximise(_bgnbd_objective, (x, t_x * scale, age * scale), w, np.zeros(4), "BG/NBD")
     r, alpha_scaled, a, b = (float(v) for v in np.exp(theta))
     alpha = alpha_scaled / scale
     # Back to the original time unit: each member's density picks up scale^x (FHL's likelihood is a
     # density in the purchase times).
-    ll = float(-objective(theta)[0] * w.sum() + _dot(w, x) * np.log(scale))
+    ll = float(-objective(theta)[0] * w.sum() + dot(w, x) * np.log(scale))
     return BgNbdParams(r=r, alpha=alpha, a=a, b=b, log_likelihood=ll)
 
 
@@ -330,9 +141,9 @@ def _bgnbd_objective(x: np.ndarray, t_x: np.ndarray, age: np.ndarray, w: np.ndar
         r, alpha, a, b = np.exp(theta)
         # Members without repeat purchases: r ln(alpha) - r ln(alpha + T).
         lnT0 = np.log(alpha + T0)
-        ll0 = -r * _dot(w0, lnT0)
-        g_r0 = -_dot(w0, lnT0)
-        g_alpha0 = -r * _dot(w0, 1.0 / (alpha + T0))
+        ll0 = -r * dot(w0, lnT0)
+        g_r0 = -dot(w0, lnT0)
+        g_alpha0 = -r * dot(w0, 1.0 / (alpha + T0))
         # Repeat buyers: the "alive at T" and "dropped out after t_x" branches, mixed in logs.
         lnT, ln_tx = np.log(alpha + T1), np.log(alpha + tx1)
         w_rx = w1 * r + wx1
@@ -341,22 +152,22 @@ def _bgnbd_objective(x: np.ndarray, t_x: np.ndarray, age: np.ndarray, w: np.ndar
         soft = np.maximum(diff, 0.0) + np.log1p(np.exp(-np.abs(diff)))  # log(1 + e^diff); np.logaddexp is slow
         s2 = np.exp(diff - soft)                       # the share of branch 2
         ws2 = w1 * s2
-        w_lnT = _dot(w1, lnT)
-        ll1 = -r * w_lnT - _dot(wx1, lnT) + _dot(w1, soft)
-        g_r1 = -w_lnT - _dot(ws2, gap)
+        w_lnT = dot(w1, lnT)
+        ll1 = -r * w_lnT - dot(wx1, lnT) + dot(w1, soft)
+        g_r1 = -w_lnT - dot(ws2, gap)
         inv_T = 1.0 / (alpha + T1)
-        g_alpha1 = -_dot(w_rx, inv_T) - _dot(w_rx * s2, 1.0 / (alpha + tx1) - inv_T)
+        g_alpha1 = -dot(w_rx, inv_T) - dot(w_rx * s2, 1.0 / (alpha + tx1) - inv_T)
         s2_by_x = np.add.reduceat(ws2, starts)
         # Terms in x alone: lnGamma(r+x) - lnGamma(r) + lnB(a, b+x) - lnB(a, b), per distinct x.
         per_x = (gammaln(r + xs_all) - gammaln(r) + gammaln(b + xs_all) - gammaln(a + b + xs_all)
                  - gammaln(b) + gammaln(a + b))
-        ll = _dot(wx_all, per_x) + total * r * np.log(alpha) + ll0 + ll1
-        g_r = _dot(wx_all, digamma(r + xs_all)) - total * digamma(r) + total * np.log(alpha) + g_r0 + g_r1
+        ll = dot(wx_all, per_x) + total * r * np.log(alpha) + ll0 + ll1
+        g_r = dot(wx_all, digamma(r + xs_all)) - total * digamma(r) + total * np.log(alpha) + g_r0 + g_r1
         g_alpha = total * r / alpha + g_alpha0 + g_alpha1
         dig_abx = digamma(a + b + xs_all)
-        g_a = total * digamma(a + b) - _dot(wx_all, dig_abx) + s2_by_x.sum() / a
-        g_b = (_dot(wx_all, digamma(b + xs_all) - dig_abx) - total * (digamma(b) - digamma(a + b))
-               - _dot(s2_by_x, 1.0 / (b + xs - 1.0)))
+        g_a = total * digamma(a + b) - dot(wx_all, dig_abx) + s2_by_x.sum() / a
+        g_b = (dot(wx_all, digamma(b + xs_all) - dig_abx) - total * (digamma(b) - digamma(a + b))
+               - dot(s2_by_x, 1.0 / (b + xs - 1.0)))
         grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
         # Mean over members (weights summed), so the tolerances mean the same at any size.
         return -ll / total, -grad / total
@@ -385,7 +196,7 @@ def fit_gamma_gamma(frequency, monetary, *, weights=None) -> GammaGammaParams:
         warnings.warn(f"{int(zero.sum())} repeat buyer(s) with a mean repeat amount of 0 left out of the "
                       "Gamma-Gamma fit (the model needs positive amounts)", ZeroSpendWarning, stacklevel=2)
     keep = (x > 0) & (m > 0)
-    (x, m), w = _collapse((x[keep], m[keep]), w[keep])
+    (x, m), w = collapse((x[keep], m[keep]), w[keep])
     if w.size == 0:
         raise FitError("no repeat buyer with a positive amount: Gamma-Gamma needs them",
                        code="clv.fit.no_repeat_buyers")
@@ -393,7 +204,7 @@ def fit_gamma_gamma(frequency, monetary, *, weights=None) -> GammaGammaParams:
         raise FitError("every repeat buyer has the same mean amount: Gamma-Gamma cannot tell spread from "
                        "level", code="clv.fit.degenerate")
     scale = 10.0 / float(np.median(m))  # amounts in a unit where the median mean is 10
-    theta, objective = _maximise(_gamma_gamma_objective, (x, m * scale), w, np.zeros(3), "Gamma-Gamma")
+    theta, objective = maximise(_gamma_gamma_objective, (x, m * scale), w, np.zeros(3), "Gamma-Gamma")
     p, q, g_scaled = (float(v) for v in np.exp(theta))
     if q <= 1:
         raise FitError(f"the Gamma-Gamma fit gives q = {q:.3g} <= 1: the mean spend per purchase would be "
@@ -411,8 +222,8 @@ def _gamma_gamma_objective(x: np.ndarray, ms: np.ndarray, w: np.ndarray) -> Obje
     xs, x_index = np.unique(x, return_inverse=True)
     wx = np.bincount(x_index, weights=w)
     ln_x, ln_m = np.log(x), np.log(ms)
-    wx_lnx = _dot(w, x * (ln_x + ln_m))
-    w_lnm = _dot(w, ln_m)
+    wx_lnx = dot(w, x * (ln_x + ln_m))
+    w_lnm = dot(w, ln_m)
     wx_row = w * x
     xm = x * ms
 
@@ -421,15 +232,15 @@ def _gamma_gamma_objective(x: np.ndarray, ms: np.ndarray, w: np.ndarray) -> Obje
         denominator = g + xm
         ln_den = np.log(denominator)
         px = p * xs
-        w_lnden = _dot(w, ln_den)
-        wx_lnden = _dot(wx_row, ln_den)
-        ll = (_dot(wx, gammaln(px + q) - gammaln(px)) - total * gammaln(q) + total * q * np.log(g)
+        w_lnden = dot(w, ln_den)
+        wx_lnden = dot(wx_row, ln_den)
+        ll = (dot(wx, gammaln(px + q) - gammaln(px)) - total * gammaln(q) + total * q * np.log(g)
               + p * wx_lnx - w_lnm - p * wx_lnden - q * w_lnden)
         dig_pq = digamma(px + q)
-        g_p = _dot(wx, xs * (dig_pq - digamma(px))) + wx_lnx - wx_lnden
-        g_q = _dot(wx, dig_pq) - total * digamma(q) + total * np.log(g) - w_lnden
+        g_p = dot(wx, xs * (dig_pq - digamma(px))) + wx_lnx - wx_lnden
+        g_q = dot(wx, dig_pq) - total * digamma(q) + total * np.log(g) - w_lnden
         inv = 1.0 / denominator
-        g_g = total * q / g - p * _dot(wx_row, inv) - q * _dot(w, inv)
+        g_g = total * q / g - p * dot(wx_row, inv) - q * dot(w, inv)
         return -ll / total, -np.array([g_p * p, g_q * q, g_g * g]) / total
 
     return objective

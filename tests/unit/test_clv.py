@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, special
 
-import mallapp.domain.clv as clv_module
+import mallapp.domain.clv_optimise as clv_optimise
 from beacons.datasets import shared_data_dir
 from mallapp.domain import clv
 from mallapp.domain.clv_summary import read_transactions
@@ -232,7 +232,7 @@ def test_zero_amount_repeat_buyers_are_left_out_of_gamma_gamma_with_a_warning():
 
 def test_a_fit_that_does_not_converge_is_an_error_not_parameters(monkeypatch):
     x, t_x, T, m = _population()
-    monkeypatch.setattr(clv_module, "MAX_ITERATIONS", 2)
+    monkeypatch.setattr(clv_optimise, "MAX_ITERATIONS", 2)
     with pytest.raises(clv.FitError) as caught:
         clv.fit_bgnbd(x, t_x, T)
     assert caught.value.code == "clv.fit.not_converged"
@@ -310,7 +310,7 @@ def test_identical_rows_fit_the_same_as_their_weights():
 def test_a_large_population_is_fitted_from_a_sample_then_all_rows_to_the_same_optimum(monkeypatch):
     x, t_x, T, m = _population(6000, seed=5)
     full = clv.fit_bgnbd(x, t_x, T)
-    monkeypatch.setattr(clv_module, "SAMPLE_ROWS", 500)  # force the sampled start on this small set
+    monkeypatch.setattr(clv_optimise, "SAMPLE_ROWS", 500)  # force the sampled start on this small set
     sampled = clv.fit_bgnbd(x, t_x, T)
     for name in ("r", "alpha", "a", "b"):
         assert getattr(sampled, name) == pytest.approx(getattr(full, name), rel=1e-7)
@@ -327,7 +327,7 @@ def test_collapsing_groups_identical_rows_whichever_way_it_sorts():
         for row, weight in zip(zip(*columns, strict=True), w, strict=True):
             if weight:
                 expected[row] = expected.get(row, 0.0) + weight
-        rows, weights = clv_module._collapse(columns, w)
+        rows, weights = clv_optimise.collapse(columns, w)
         got = dict(zip(zip(*rows, strict=True), weights, strict=True))
         assert got == expected and list(got) == sorted(got)
 
