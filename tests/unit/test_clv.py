@@ -316,6 +316,14 @@ def test_a_large_population_is_fitted_from_a_sample_then_all_rows_to_the_same_op
         assert getattr(sampled, name) == pytest.approx(getattr(full, name), rel=1e-7)
 
 
+def test_fits_are_the_same_bit_for_bit_whatever_the_members_order(monkeypatch):
+    x, t_x, T, m = _population(4000, seed=8)
+    monkeypatch.setattr(clv_optimise, "SAMPLE_ROWS", 800)  # the sampled start too
+    order = np.random.default_rng(1).permutation(x.size)
+    assert clv.fit_bgnbd(x, t_x, T) == clv.fit_bgnbd(x[order], t_x[order], T[order])
+    assert clv.fit_gamma_gamma(x, m) == clv.fit_gamma_gamma(x[order], m[order])
+
+
 def test_collapsing_groups_identical_rows_whichever_way_it_sorts():
     rng = np.random.default_rng(9)
     few = tuple(rng.integers(0, 4, 3000).astype(float) for _ in range(3))
