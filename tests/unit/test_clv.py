@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, special
 
+import mallapp.domain.clv as clv_module
 import mallapp.domain.clv_optimise as clv_optimise
 from beacons.datasets import shared_data_dir
 from mallapp.domain import clv
@@ -104,9 +105,10 @@ def _integrated(bg: clv.BgNbdParams, t: float, x: float, t_x: float, T: float) -
     return float(clv.p_alive(bg, [x], [t_x], [T])[0] * value)
 
 
-@pytest.mark.parametrize("params", [(0.243, 4.414, 0.793, 2.426), (2.0, 1.0, 1.0, 3.0), (0.5, 0.1, 3.5, 0.4),
+# The series needs about 37 (alpha+T+t)/(alpha+T) terms: (alpha 2, T 0, t 1000) is 18,500 of them.
+@pytest.mark.parametrize("params", [(0.243, 4.414, 0.793, 2.426), (2.0, 1.0, 1.0, 3.0), (0.5, 2.0, 3.5, 0.4),
                                     (1.2, 20.0, 1.0000001, 5.0)],
-                         ids=["cdnow", "a=1", "a>1 small alpha", "a near 1"])
+                         ids=["cdnow", "a=1", "a>1 b<1", "a near 1"])
 @pytest.mark.parametrize("case", [(39, 2, 30.43, 38.86), (39, 0, 0, 38.86), (52, 100, 50, 52), (1000, 0, 0, 0),
                                   (5000, 5, 1, 2), (52, 1000, 51, 52), (10, 1, 0.5, 0.5)],
                          ids=["paper", "x=0", "x=100", "age 0 far", "long horizon", "x=1000", "short"])
@@ -134,6 +136,15 @@ def test_expected_purchases_are_finite_where_the_usual_closed_form_with_scipy_hy
         value = clv.expected_purchases(bg, 5000, [1000, 2], [51, 30.43], [52, 38.86])
         assert np.all(np.isfinite(value)) and np.all(value > 0)
         assert value[0] == pytest.approx(_integrated(bg, 5000, 1000, 51, 52), rel=1e-8)
+
+
+def test_a_horizon_too_long_for_the_series_is_refused_not_truncated(monkeypatch):
+    bg = clv.BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426, log_likelihood=0.0)
+    monkeypatch.setattr(clv_module, "SERIES_MAX_TERMS", 100)  # 39 weeks from T = 38.86 needs fewer
+    assert np.isfinite(clv.expected_purchases(bg, 39, [2], [30.43], [38.86])).all()
+    with pytest.raises(InvalidInput) as caught:
+        clv.expected_purchases(bg, 5000, [2], [0.5], [1.0])  # needs about 37 * 5005 / 5.4 terms
+    assert caught.value.code == "clv.input.horizon"
 
 
 # --- summarise -----------------------------------------------------------------------------------------
