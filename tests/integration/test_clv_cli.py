@@ -87,3 +87,13 @@ def test_clv_fit_refuses_a_missing_or_binary_file_in_one_line(tmp_path):
         done = _fit(tmp_path, "--transactions", str(path))
         assert done.returncode != 0 and "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("end, message", [("1997-13-40", "not a date"),
+                                          ("1990-01-01", "no purchases on or before the end of calibration")])
+def test_clv_fit_refuses_a_bad_calibration_end_in_one_line(tmp_path, end, message):
+    path = tmp_path / "purchases.csv"
+    path.write_text("customer_id,date,amount\n1,1997-01-01,3\n1,1997-02-01,4\n")
+    done = _fit(tmp_path, "--transactions", str(path), "--calibration-end", end)
+    assert done.returncode != 0 and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
