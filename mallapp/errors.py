@@ -10,6 +10,7 @@ Domain code raises these; only the API layer maps them to HTTP statuses::
      ├── Conflict                   409  clashes with what already happened
      ├── PayloadTooLarge            413
      ├── RuleViolation              422  well-formed, but a business rule says no
+     │    └── FitError                   a lifetime-value model cannot be fitted (codes clv.fit.*)
      ├── RateLimited                429
      ├── UpstreamError              502  WeChat or another upstream failed
      └── ServiceUnavailable         503  our own Redis or database is unreachable (retry later)
@@ -76,6 +77,13 @@ class PayloadTooLarge(MallError):
 class RuleViolation(MallError):
     status = 422
     code = "rule.violation"
+
+
+class FitError(RuleViolation):
+    """A lifetime-value model cannot be fitted to the data (mallapp.domain.clv: no repeat buyers, no
+    convergence, a parameter the data do not determine); never parameters that are silently wrong."""
+
+    code = "clv.fit.failed"
 
 
 class RateLimited(MallError):
