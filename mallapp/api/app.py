@@ -25,6 +25,7 @@ from mallapp.api import (
     proximity,
     queueing,
     reservations,
+    segments,
 )
 from mallapp.api.core import error_response
 from mallapp.db import MAX_BIG_ID, MAX_ID
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(reservations.member_bp)
     app.register_blueprint(reservations.merchant_bp)
     app.register_blueprint(privacy.bp)
+    app.register_blueprint(segments.bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

@@ -7,7 +7,7 @@ stay as they were at the month's end and movements between months can be reporte
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mallapp.db import Base, UTCDateTime
+from mallapp.db import Base, UTCDateTime, get_or_404
 from mallapp.domain import segment_compute
 from mallapp.domain.points import BigId
 from mallapp.domain.segment_rules import LIFECYCLE_STATES, PYRAMID_LEVELS, RFM_SEGMENTS, T_TIERS
@@ -34,7 +34,7 @@ from mallapp.settings import Settings
 
 # The names (defined with the rules that place members: segment_rules).
 __all__ = ["LIFECYCLE_STATES", "PYRAMID_LEVELS", "RFM_SEGMENTS", "T_TIERS", "LifecycleTransition", "MemberSnapshot",
-           "SegmentRun", "claim_requested", "fail", "request", "run", "runs", "start"]
+           "SegmentRun", "claim_requested", "fail", "get_run", "request", "run", "runs", "start"]
 
 
 class MemberSnapshot(Base):
@@ -131,8 +131,15 @@ def start(session: Session, settings: Settings, now: datetime, *, trigger: str, 
     return row
 
 
+# A run still "running" this long after it started was cut off (its transaction rolled back): it is failed.
+ABANDONED_AFTER = timedelta(hours=2)
+
+
 def request(session: Session, settings: Settings, now: datetime, *, requested_by: str) -> tuple[SegmentRun, bool]:
     """Ask the clock for a run now; return (the run, created). A run already requested or running is answered."""
+    stale = select(SegmentRun).where(SegmentRun.status == "running", SegmentRun.started_at < now - ABANDONED_AFTER)
+    for row in session.scalars(stale):
+        row.status, row.finished_at, row.error = "failed", now, "abandoned: no result within 2 hours of its start"
     pending = session.scalar(select(SegmentRun).where(SegmentRun.status.in_(("requested", "running")))
                              .order_by(SegmentRun.id).limit(1))
     if pending is not None:
@@ -156,6 +163,11 @@ def fail(session: Session, run_id: int, now: datetime, error: str) -> None:
     row = session.get(SegmentRun, run_id)
     if row is not None:
         row.status, row.finished_at, row.error = "failed", now, error[:500]
+
+
+def get_run(session: Session, run_id: int) -> SegmentRun:
+    """The run with this id, or NotFound."""
+    return get_or_404(session, SegmentRun, run_id, code="segments.run_not_found", message="segment run not found")
 
 
 def runs(session: Session, limit: int = 50) -> list[SegmentRun]:

@@ -671,6 +671,21 @@ def _(w):
     return w.client.post("/api/v1/gateway/sightings", data=body, headers=headers)
 
 
+# --- member segments ------------------------------------------------------------------------------------------
+
+def _ops_viewer(w: World) -> dict[str, str]:
+    from mallapp.domain import ops
+
+    with w.rt.sessions.begin() as session:
+        ops.create_user(session, "segments-viewer", "viewer", PASSWORD, w.rt.now())
+    token = w.client.post(f"{OPS}/auth", json={"username": "segments-viewer", "password": PASSWORD}).get_json()
+    return _bearer(token["token"])
+
+
+scenario("ops.marketing_required", 403)(lambda w: w.client.post(f"{OPS}/segments/runs", headers=_ops_viewer(w)))
+scenario("segments.run_not_found", 404)(lambda w: w.client.get(f"{OPS}/segments/runs/999", headers=w.ops))
+
+
 # --- the checks ----------------------------------------------------------------------------------------------
 
 @pytest.fixture
