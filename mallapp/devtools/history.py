@@ -48,6 +48,7 @@ BEHAVIOURS: dict[str, tuple[float, float, int, float, float, float]] = {
     "oneoff": (0.001, 0, 10_000_000, 0.0, 0, 0.0),  # one 100,000-yuan purchase
 }
 ONE_OFF_FEN = 10_000_000
+CHUNK = 100_000                  # members drawn and loaded at a time
 WEAKENING_MONTHS = 4             # a weakening member's last months
 WEAKENING_RATE = 3.0             # purchases a year in those months
 OPENING_HOURS = range(10, 22)
@@ -84,12 +85,14 @@ class _Rows:
 
 def generate(target: Session | Engine, settings: Settings, *, members: int, now: datetime, seed: int = 0,
              purchases: int | None = None, purchases_per_member: float = 20.0, months: int = 12,
-             merchant_ids: list[int] | None = None, with_points: bool = False) -> Generated:
+             merchant_ids: list[int] | None = None, with_points: bool = False, bulk: bool = False) -> Generated:
     """Write ``members`` synthetic members and their history up to ``now``; return the counts.
 
     ``purchases`` (total) wins over ``purchases_per_member``; the total is met exactly. ``merchant_ids``
     are the stores they buy from (default: every merchant; at least one must exist). A ``Session`` is
     written in its own transaction's flow (the caller commits); an ``Engine`` gets a transaction of its own.
+    ``bulk`` (PostgreSQL, a throwaway database only: nobody else may write meanwhile) drops the history
+    tables' foreign keys and secondary indexes for the load and builds them again after it.
     """
     if members <= 0:
         return Generated()
@@ -97,7 +100,7 @@ def generate(target: Session | Engine, settings: Settings, *, members: int, now:
         with Session(target) as session, session.begin():
             return generate(session, settings, members=members, now=now, seed=seed, purchases=purchases,
                             purchases_per_member=purchases_per_member, months=months, merchant_ids=merchant_ids,
-                            with_points=with_points)
+                            with_points=with_points, bulk=bulk)
     session = target
     session.flush()
     if merchant_ids is None:
@@ -106,16 +109,61 @@ def generate(target: Session | Engine, settings: Settings, *, members: int, now:
         raise ValueError("the synthetic history needs at least one merchant")
     first = _next_id(session, "members")
     total = purchases if purchases is not None else round(members * purchases_per_member)
-    rows = build(settings, members=members, purchases=total, now=now, seed=seed, months=months,
-                 merchant_ids=merchant_ids, first_member_id=first, with_points=with_points,
-                 first_ids={t: _next_id(session, t) for t in ("purchases", "checkins", "mall_visits",
-                                                               "points_entries", "points_lots")},
-                 taken_codes=set(session.scalars(select(Member.referral_code))))
-    _load(session, settings, rows)
-    return Generated(members=members, purchases=len(rows.purchases["id"]), checkins=len(rows.checkins["id"]),
-                     mall_visits=len(rows.visits["id"]),
-                     points_entries=0 if rows.entries is None else len(rows.entries["id"]),
-                     first_member_id=first, behaviours=rows.behaviours)
+    taken = set(session.scalars(select(Member.referral_code)))
+    made = Generated(first_member_id=first)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    dropped = _drop_keys(session, BULK_TABLES) if bulk and postgres else []
+    # Members are drawn in chunks of CHUNK (each from the seed and the chunk's number), so memory stays
+    # bounded and a seed gives the same rows whatever the machine.
+    for index, start in enumerate(range(0, members, CHUNK)):
+        size = min(CHUNK, members - start)
+        share = total * (start + size) // members - total * start // members
+        rows = build(settings, members=size, purchases=share, now=now, seed=(seed, index), months=months,
+                     merchant_ids=merchant_ids, first_member_id=first + start, with_points=with_points,
+                     first_ids={t: _next_id(session, t) for t in ("purchases", "checkins", "mall_visits",
+                                                                   "points_entries", "points_lots")},
+                     taken_codes=taken)
+        _load(session, settings, rows)
+        made.members += size
+        made.purchases += len(rows.purchases["id"])
+        made.checkins += len(rows.checkins["id"])
+        made.mall_visits += len(rows.visits["id"])
+        made.points_entries += 0 if rows.entries is None else len(rows.entries["id"])
+        for name, n in rows.behaviours.items():
+            made.behaviours[name] = made.behaviours.get(name, 0) + n
+    for statement in dropped:
+        session.execute(text(statement))
+    if postgres:
+        for name in BULK_TABLES:
+            session.execute(text(f"ANALYZE {name}"))
+        for name in ("members", "purchases", "checkins", "mall_visits", "points_entries", "points_lots"):
+            session.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                                 f"(SELECT COALESCE(MAX(id), 1) FROM {name}))"))
+    return made
+
+
+BULK_TABLES = ("purchases", "checkins", "mall_visits")
+
+
+def _drop_keys(session: Session, tables: tuple[str, ...]) -> list[str]:
+    """Drop the tables' foreign keys, unique constraints and secondary indexes; return the statements that
+    make them again (read from the catalogue, so they are exactly what the migrations made)."""
+    again: list[str] = []
+    session.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+    for table in tables:
+        for name, definition in session.execute(text(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = CAST(:t AS regclass) AND contype IN ('f', 'u') ORDER BY contype DESC, conname"),
+                {"t": table}).all():
+            session.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
+            again.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        for name, definition in session.execute(text(
+                "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                "WHERE x.indrelid = CAST(:t AS regclass) AND NOT x.indisprimary ORDER BY i.relname"),
+                {"t": table}).all():
+            session.execute(text(f'DROP INDEX "{name}"'))
+            again.append(definition)
+    return again
 
 
 def _next_id(session: Session, table: str) -> int:
@@ -124,7 +172,8 @@ def _next_id(session: Session, table: str) -> int:
 
 # --- drawing ---------------------------------------------------------------------------------------
 
-def build(settings: Settings, *, members: int, purchases: int, now: datetime, seed: int, months: int,
+def build(settings: Settings, *, members: int, purchases: int, now: datetime, seed: int | tuple[int, int],
+          months: int,
           merchant_ids: list[int], first_member_id: int, with_points: bool, first_ids: dict[str, int],
           taken_codes: set[str] = frozenset()) -> _Rows:  # type: ignore[assignment]
     """Draw every row (numpy arrays by column) without touching a database."""
@@ -227,7 +276,8 @@ def build(settings: Settings, *, members: int, purchases: int, now: datetime, se
     keep = rng.random(n) < 0.7
     v_owner = np.concatenate([owner[keep], x_owner])
     v_day = np.concatenate([day[keep], x_day])
-    key = np.unique(v_owner.astype(np.int64) * (n_days + 1) + v_day)
+    key = np.sort(v_owner.astype(np.int64) * (n_days + 1) + v_day)
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
     v_owner, v_day = key // (n_days + 1), key % (n_days + 1)
     first_buy = np.full(len(key), -1, dtype=np.int64)      # the day's first purchase, if any
     p_key = owner.astype(np.int64) * (n_days + 1) + day
@@ -265,7 +315,8 @@ def build(settings: Settings, *, members: int, purchases: int, now: datetime, se
     np.minimum.at(first_act, v_owner, entered)
     created = np.minimum(created, first_act - 600)
 
-    member_cols = {"id": ids, "created_at": created, "phone": ids, "referral": _referral_codes(ids, seed, taken_codes)}
+    member_cols = {"id": ids, "created_at": created, "phone": ids, "referral": _referral_codes(ids, seed if isinstance(seed, int) else seed[0],
+                                                                                taken_codes)}
     purchase_cols = {"id": pid, "merchant_id": store, "member_id": ids[owner], "amount_fen": amount,
                      "points_earned": p_earned, "occurred_at": at}
     checkin_cols = {"id": cid, "member_id": ids[c_owner], "day": c_day, "streak": streak, "points": c_points,
@@ -329,10 +380,10 @@ def _utc_seconds(day: np.ndarray, local_second: np.ndarray, offsets: np.ndarray)
     return day * 86400 + local_second - offsets[np.clip(day, 0, len(offsets) - 1)]
 
 
-def _referral_codes(ids: np.ndarray, seed: int, taken: set[str]) -> np.ndarray:
+def _referral_codes(ids: np.ndarray, seed: Any, taken: set[str]) -> np.ndarray:
     """Eight-character codes from the referral alphabet: a bijection of the id (so unique), scrambled to look random."""
     space = 31 ** 8
-    salt = zlib.crc32(str(seed).encode()) % space
+    salt = zlib.crc32(repr(seed).encode()) % space
     codes = np.zeros((len(ids), 8), dtype=np.uint8)
     for attempt in range(5):
         v = (ids.astype(np.int64) * 1_000_003 + salt + attempt * 7919) % space
@@ -486,9 +537,6 @@ def _copy_postgres(session: Session, tables: list[tuple[str, list[tuple[str, str
                     for start in range(0, n, 1_000_000):
                         copy.write(_binary_tuples(columns, start, min(n, start + 1_000_000), pg_epoch_s))
                 copy.write(b"\xff\xff")
-        for name in ("members", "purchases", "checkins", "mall_visits", "points_entries", "points_lots"):
-            cur.execute(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-                        f"(SELECT COALESCE(MAX(id), 1) FROM {name}))")
 
 
 def _binary_tuples(columns: list[tuple[str, str, Any]], start: int, stop: int, pg_epoch_s: int) -> bytes:

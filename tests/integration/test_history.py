@@ -110,3 +110,19 @@ def test_generated_members_can_buy_and_check_in_through_the_app(rt, clock):
         clock.advance(days=1)
         checkin.check_in(s, rt.settings, member_id, now=rt.now())
     # rt's teardown checks the ledger's invariants after these postings too
+
+
+def test_bulk_load_on_postgresql_puts_the_keys_and_indexes_back(rt):
+    if rt.engine.dialect.name != "postgresql":
+        return  # bulk applies to PostgreSQL only; SQLite loads with its keys in place
+    ids = _merchants(rt)
+    catalogue = text("SELECT count(*) FROM pg_indexes WHERE tablename IN ('purchases', 'checkins', 'mall_visits')")
+    with rt.sessions() as s:
+        before = s.scalar(catalogue)
+    with rt.sessions.begin() as s:
+        history.generate(s, rt.settings, members=50, purchases=500, now=rt.now(), seed=5, merchant_ids=ids,
+                         bulk=True)
+    with rt.sessions() as s:
+        assert s.scalar(catalogue) == before
+        assert s.scalar(text("SELECT count(*) FROM pg_constraint WHERE conrelid = 'purchases'::regclass "
+                             "AND contype IN ('f', 'u')")) == 3
