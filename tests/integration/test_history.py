@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, text
 
-from mallapp.devtools import history
-from mallapp.domain import checkin, merchants, points, purchases
+from mallapp.devtools import demo, history
+from mallapp.domain import checkin, member_reports, merchants, points, purchases
 from mallapp.domain.checkin import Checkin
 from mallapp.domain.members import Member
 from mallapp.domain.proximity.history import MallVisit
@@ -126,3 +126,12 @@ def test_bulk_load_on_postgresql_puts_the_keys_and_indexes_back(rt):
         assert s.scalar(catalogue) == before
         assert s.scalar(text("SELECT count(*) FROM pg_constraint WHERE conrelid = 'purchases'::regclass "
                              "AND contype IN ('f', 'u')")) == 3
+
+
+def test_the_demo_seeds_its_member_history_once_with_the_months_reports(rt):
+    _merchants(rt, 2)
+    assert demo.seed_history(rt, members=300) == 300
+    assert demo.seed_history(rt, members=300) == 0  # every demo start seeds; the history is made once
+    with rt.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Member).where(Member.openid.like("synth%"))) == 300
+        assert member_reports.read(s, "new_members").body["days"]
