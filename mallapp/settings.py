@@ -418,6 +418,21 @@ class Gift(_Section):
     points: int = Field(gt=0)
 
 
+class ReportsSettings(_Section):
+    """[reports]: the thresholds of the member reports (mallapp.domain.member_reports)."""
+
+    # "Visits often": more than this many visits in the segments' window (a year by default).
+    frequent_visits: int = Field(default=10, ge=0, le=366)
+    # "Spends much": more than this in the window, in fen (10,000 yuan).
+    big_spender_fen: int = Field(default=1_000_000, ge=0)
+    # A cohort "remains" when its member is active this many months after the month they joined.
+    retention_months: int = Field(default=6, ge=1, le=24)
+    # How many monthly cohorts the retention report keeps (the newest first).
+    cohorts: int = Field(default=18, ge=1, le=60)
+    # "Not bought lately": the default number of days since the last purchase.
+    lapsed_days: int = Field(default=90, ge=1, le=3650)
+
+
 class Settings(_Section):
     database_url: str = ""
     redis_url: str = ""
@@ -445,6 +460,7 @@ class Settings(_Section):
     reservations: ReservationSettings = Field(default_factory=ReservationSettings)
     segments: SegmentSettings = Field(default_factory=SegmentSettings)
     gifts: tuple[Gift, ...] = ()
+    reports: ReportsSettings = Field(default_factory=ReportsSettings)
 
     def gift(self, code: str) -> Gift | None:
         return next((g for g in self.gifts if g.code == code), None)

@@ -24,6 +24,7 @@ from mallapp.api import (
     privacy,
     proximity,
     queueing,
+    reports,
     reservations,
     segments,
 )
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(reservations.merchant_bp)
     app.register_blueprint(privacy.bp)
     app.register_blueprint(segments.bp)
+    app.register_blueprint(reports.bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

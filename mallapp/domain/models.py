@@ -14,6 +14,7 @@ from mallapp.domain import (  # noqa: F401
     deals,
     follows,
     gifts,
+    member_reports,
     members,
     merchants,
     notifications,

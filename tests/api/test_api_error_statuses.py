@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 import pytest
-from factories import UUID, build_venue, signed
+from factories import UUID, build_venue, reports_world, signed
 
 from mallapp.api.error_index import error_index
 from mallapp.api.openapi import documented_errors, operations
@@ -684,6 +684,19 @@ def _ops_viewer(w: World) -> dict[str, str]:
 
 scenario("ops.marketing_required", 403)(lambda w: w.client.post(f"{OPS}/segments/runs", headers=_ops_viewer(w)))
 scenario("segments.run_not_found", 404)(lambda w: w.client.get(f"{OPS}/segments/runs/999", headers=w.ops))
+
+
+# --- member reports ----------------------------------------------------------------------------------------
+
+scenario("reports.not_computed", 404)(lambda w: w.client.get(f"{OPS}/reports/cohorts", headers=w.ops))
+scenario("reports.invalid_range", 400)(lambda w: w.client.get(
+    f"{OPS}/reports/new-members?since=2026-03-02&until=2026-03-01", headers=w.ops))
+
+
+@scenario("reports.invalid_cursor", 400)
+def _(w):
+    reports_world(w.rt)
+    return w.client.get(f"{OPS}/reports/lost?cursor=not-a-cursor", headers=w.ops)
 
 
 # --- the checks ----------------------------------------------------------------------------------------------
