@@ -342,8 +342,8 @@ def _utc(*args: int) -> datetime:
 def reports_world(rt: Runtime) -> dict[str, int]:
     """Five members (a..e), their activity and snapshots for February and March 2026, and two transitions.
 
-    a joined 2025-09-05: bought 2025-10-03, checked in 2026-03-02; March T1, VIP, 12 visits, 12,000 yuan.
-    b joined 2025-09-20: bought 2025-09-21, visited 2025-11-10; March T2, major, last bought 2026-01-15.
+    a joined 2025-08-05: bought 2025-09-03, checked in 2026-02-02; March T1, VIP, 12 visits, 12,000 yuan.
+    b joined 2025-08-20: bought 2025-08-21, visited 2025-10-10; March T2, major, last bought 2026-01-15.
     c joined 2026-03-01 01:00 mall time (still 28 February in UTC); March T3, 11 visits, new.
     d joined 2026-03-10 (today): nothing yet.  e joined 2024-01-01, last bought 2024-12-01: lost.
     """
@@ -352,7 +352,7 @@ def reports_world(rt: Runtime) -> dict[str, int]:
     from mallapp.domain.purchases import Purchase
     from mallapp.domain.segments import LifecycleTransition, MemberSnapshot
 
-    joined = {"a": _utc(2025, 9, 5, 3), "b": _utc(2025, 9, 20, 3), "c": _utc(2026, 2, 28, 17),
+    joined = {"a": _utc(2025, 8, 5, 3), "b": _utc(2025, 8, 20, 3), "c": _utc(2026, 2, 28, 17),
               "d": _utc(2026, 3, 10, 1), "e": _utc(2024, 1, 1, 3)}
     now = rt.now()
     with rt.sessions.begin() as s:
@@ -366,14 +366,14 @@ def reports_world(rt: Runtime) -> dict[str, int]:
             ids[key] = m.id
         s.add_all([
             Purchase(merchant_id=store.id, receipt_no="r1", member_id=ids["a"], amount_fen=5000, refunded_fen=0,
-                     points_earned=0, birthday_bonus=0, points_reversed=0, occurred_at=_utc(2025, 10, 3, 4),
-                     created_at=_utc(2025, 10, 3, 4)),
+                     points_earned=0, birthday_bonus=0, points_reversed=0, occurred_at=_utc(2025, 9, 3, 4),
+                     created_at=_utc(2025, 9, 3, 4)),
             Purchase(merchant_id=store.id, receipt_no="r2", member_id=ids["b"], amount_fen=5000, refunded_fen=0,
-                     points_earned=0, birthday_bonus=0, points_reversed=0, occurred_at=_utc(2025, 9, 21, 4),
-                     created_at=_utc(2025, 9, 21, 4)),
-            Checkin(member_id=ids["a"], day=date(2026, 3, 2), streak=1, points=0, method="app",
-                    created_at=_utc(2026, 3, 2, 3)),
-            MallVisit(member_id=ids["b"], entered_at=_utc(2025, 11, 10, 3), exited_at=_utc(2025, 11, 10, 4),
+                     points_earned=0, birthday_bonus=0, points_reversed=0, occurred_at=_utc(2025, 8, 21, 4),
+                     created_at=_utc(2025, 8, 21, 4)),
+            Checkin(member_id=ids["a"], day=date(2026, 2, 2), streak=1, points=0, method="app",
+                    created_at=_utc(2026, 2, 2, 3)),
+            MallVisit(member_id=ids["b"], entered_at=_utc(2025, 10, 10, 3), exited_at=_utc(2025, 10, 10, 4),
                       dwell_seconds=3600),
         ])
 

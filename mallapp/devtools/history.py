@@ -39,7 +39,7 @@ from mallapp.settings import Settings
 BEHAVIOURS: dict[str, tuple[float, float, int, float, float, float]] = {
     "t1": (0.07, 36, 80_000, 0.6, 20, 0.5),        # often and much
     "t2": (0.08, 5, 150_000, 0.7, 2, 0.2),         # rarely but much
-    "t3": (0.17, 30, 6_000, 0.5, 25, 0.5),         # often but little
+    "t3": (0.17, 30, 3_000, 0.5, 25, 0.5),         # often but little
     "t4": (0.279, 4, 8_000, 0.6, 2, 0.2),          # rarely and little (often a one-store devotee)
     "weakening": (0.10, 30, 40_000, 0.6, 10, 0.4),  # as T1 until the last months, then a few purchases
     "lost": (0.10, 8, 15_000, 0.6, 3, 0.2),        # bought, then nothing for more than a year

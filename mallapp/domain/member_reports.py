@@ -166,8 +166,9 @@ def _cohorts(session: Session, settings: Settings, month: date, now: datetime) -
         remaining: list[int | None] = []
         for k in range(1, n_months + 1):
             later = add_months(start, k)
-            # A month counts once it is over (or is the report's month, as of now).
-            remaining.append(active.get((key, later.strftime("%Y-%m")), 0) if later <= min(month, current) else None)
+            # A month counts once it is over: a month under way would understate who remains.
+            remaining.append(active.get((key, later.strftime("%Y-%m")), 0) if later < min(add_months(month, 1), current)
+                             else None)
         last = remaining[-1]
         cohorts.append({"month": start.isoformat(), "members": size, "active_after": remaining,
                         "remaining": last, "share": None if last is None or not size else round(last / size, 4)})

@@ -69,7 +69,7 @@ def test_the_answers_carry_the_precomputed_numbers(client, world, ops_viewer):
     h = ops_viewer["headers"]
     cohorts = client.get(f"{R}/cohorts", headers=h).get_json()
     assert cohorts["month"] == "2026-03-01" and cohorts["as_of"] == "2026-03-10" and cohorts["retention_months"] == 6
-    assert {c["month"]: c["remaining"] for c in cohorts["cohorts"]}["2025-09-01"] == 1
+    assert {c["month"]: c["remaining"] for c in cohorts["cohorts"]}["2025-08-01"] == 1
     share = client.get(f"{R}/valuable-share?month=2026-03", headers=h).get_json()
     assert share["top_20_share"] == 0.9655
     tiers = client.get(f"{R}/t-tiers", headers=h).get_json()

@@ -27,11 +27,13 @@ def _body(rt, kind):
 
 def test_cohorts_count_members_active_six_months_after_joining(rt, world):
     cohorts = {c["month"]: c for c in _body(rt, "cohorts")["cohorts"]}
-    september = cohorts["2025-09-01"]
-    # a bought in October (1 month on), b visited in November (2), a checked in in March (6); b's purchase in
-    # the month it joined does not count.
-    assert september == {"month": "2025-09-01", "members": 2, "active_after": [1, 1, 0, 0, 0, 1],
-                         "remaining": 1, "share": 0.5}
+    august = cohorts["2025-08-01"]
+    # a bought in September (1 month on), b visited in October (2), a checked in in February (6); b's purchase
+    # in the month it joined does not count.
+    assert august == {"month": "2025-08-01", "members": 2, "active_after": [1, 1, 0, 0, 0, 1],
+                      "remaining": 1, "share": 0.5}
+    # September's sixth month is March, not over yet.
+    assert cohorts["2025-09-01"]["active_after"][-1] is None
     # c joined on 1 March mall time (28 February in UTC), d today: March's cohort, months not yet over.
     assert cohorts["2026-03-01"]["members"] == 2 and cohorts["2026-03-01"]["active_after"] == [None] * 6
     assert cohorts["2026-02-01"]["members"] == 0
@@ -90,13 +92,13 @@ def test_new_members_per_period_count_mall_local_days_and_today_live(rt, world):
         # Joins after the precompute are counted live.
         s.add(members.Member(openid="late", referral_code="LATE2345", created_at=datetime(2026, 3, 10, 3, tzinfo=UTC)))
     with rt.sessions() as s:
-        monthly = reports.new_members(s, rt.settings, rt.now(), period="month", since=date(2025, 9, 1),
+        monthly = reports.new_members(s, rt.settings, rt.now(), period="month", since=date(2025, 8, 1),
                                       until=date(2026, 3, 10))
         daily = reports.new_members(s, rt.settings, rt.now(), period="day", since=date(2026, 2, 28),
                                     until=date(2026, 3, 10))
         weekly = reports.new_members(s, rt.settings, rt.now(), period="week", since=date(2026, 2, 23),
                                      until=date(2026, 3, 10))
-    assert monthly == [(date(2025, 9, 1), 2), (date(2025, 10, 1), 0), (date(2025, 11, 1), 0),
+    assert monthly == [(date(2025, 8, 1), 2), (date(2025, 9, 1), 0), (date(2025, 10, 1), 0), (date(2025, 11, 1), 0),
                        (date(2025, 12, 1), 0), (date(2026, 1, 1), 0), (date(2026, 2, 1), 0), (date(2026, 3, 1), 3)]
     assert dict(daily)[date(2026, 2, 28)] == 0 and dict(daily)[date(2026, 3, 1)] == 1
     assert dict(daily)[date(2026, 3, 10)] == 2 and len(daily) == 11
