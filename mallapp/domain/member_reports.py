@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import JSON, Date, Index, String, and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
-from mallapp.db import Base, UTCDateTime
+from mallapp.db import MAX_ID, Base, UTCDateTime
 from mallapp.domain.checkin import Checkin
 from mallapp.domain.members import Member
 from mallapp.domain.proximity.history import MallVisit
@@ -385,7 +385,7 @@ def lost(session: Session, *, limit: int, cursor: str | None) -> Page:
     where = [s.month == month, s.lifecycle == "lost"]
     total = int(session.scalar(select(func.count()).select_from(s).where(*where)) or 0)
     if cursor:
-        if not cursor.isdigit() or len(cursor) > 10:
+        if not cursor.isdigit() or not 0 < int(cursor) <= MAX_ID:
             raise InvalidInput("cursor is not one this list gave", code="reports.invalid_cursor")
         where.append(s.member_id > int(cursor))
     rows = session.execute(select(*_LISTED).join(Member, Member.id == s.member_id).where(*where)
@@ -398,7 +398,8 @@ def _cursor(value: str) -> tuple[datetime, int]:
     try:
         at, member_id = value.split("~")
         parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None or not member_id.isdigit() or len(member_id) > 10:
+        if (parsed.tzinfo is None or not 2000 <= parsed.year < 3000 or not member_id.isdigit()
+                or not 0 < int(member_id) <= MAX_ID):
             raise ValueError(value)
         return parsed, int(member_id)
     except ValueError:

@@ -143,3 +143,13 @@ def test_precompute_again_replaces_the_months_reports(rt, world):
     with rt.sessions.begin() as s:
         again = reports.precompute(s, rt.settings, REPORTS_MONTH, rt.now())
     assert again["thresholds"] == _body(rt, "thresholds")
+
+
+@pytest.mark.parametrize("cursor", ["x", "0001-01-01T00:00:00+01:00~1", "2026-01-15T04:00:00~2",
+                                    "2026-01-15T04:00:00Z~99999999999", "2026-01-15T04:00:00Z~0"])
+def test_a_cursor_the_list_did_not_give_is_refused(rt, world, cursor):
+    with rt.sessions() as s, pytest.raises(InvalidInput) as err:
+        reports.lapsed(s, rt.now(), days=30, limit=10, cursor=cursor)
+    assert err.value.code == "reports.invalid_cursor"
+    with rt.sessions() as s, pytest.raises(InvalidInput):
+        reports.lost(s, limit=10, cursor="99999999999")
