@@ -14,8 +14,9 @@ from flask import Blueprint
 from pydantic import BeforeValidator, Field
 
 from mallapp.api.core import Out, Query, current_ops, operation, runtime, transaction
-from mallapp.domain import member_reports, members
-from mallapp.domain.member_reports import Listed, Page, Report
+from mallapp.domain import member_lists, member_reports, members
+from mallapp.domain.member_lists import Listed, Page
+from mallapp.domain.member_reports import Report
 
 bp = Blueprint("reports", __name__, url_prefix="/api/v1/ops/reports")
 NOT_COMPUTED = ("reports.not_computed",)
@@ -286,7 +287,7 @@ def _page(page: Page) -> MembersPageOut:
 def get_lapsed(query: LapsedQuery) -> MembersPageOut:
     rt = runtime()
     with transaction() as session:
-        page = member_reports.lapsed(session, rt.now(), days=query.days or rt.settings.reports.lapsed_days,
+        page = member_lists.lapsed(session, rt.now(), days=query.days or rt.settings.reports.lapsed_days,
                                      limit=query.limit, cursor=query.cursor)
     return _page(page)
 
@@ -295,5 +296,5 @@ def get_lapsed(query: LapsedQuery) -> MembersPageOut:
            query=ListQuery, response=MembersPageOut, errors=("reports.not_computed", "reports.invalid_cursor"))
 def get_lost(query: ListQuery) -> MembersPageOut:
     with transaction() as session:
-        page = member_reports.lost(session, limit=query.limit, cursor=query.cursor)
+        page = member_lists.lost(session, limit=query.limit, cursor=query.cursor)
     return _page(page)

@@ -2,8 +2,8 @@
 
 Aggregates are precomputed once a night by ``precompute`` (right after ``segments.run``) into
 ``member_reports`` (one row per month and report, its body JSON), so each answer is one primary-key
-read whatever the number of members. The two lists of members (not bought lately, lost) are read live
-from the month's snapshots through indexes, a page at a time. Definitions: docs/member-reports.md.
+read whatever the number of members. The two lists of members (not bought lately, lost) are in
+``member_lists``, read live. Definitions: docs/member-reports.md.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, Date, Index, String, and_, delete, func, insert, or_, select
+from sqlalchemy import JSON, Date, Index, String, and_, delete, func, insert, select
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
-from mallapp.db import MAX_ID, Base, UTCDateTime
+from mallapp.db import Base, UTCDateTime
 from mallapp.domain.checkin import Checkin
 from mallapp.domain.members import Member
 from mallapp.domain.proximity.history import MallVisit
@@ -54,7 +54,7 @@ class MemberReport(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
-# The live lists page through the month's snapshots by these (migration 0015); the live top-up of
+# The live lists (member_lists) page through the month's snapshots by these (migration 0015); the live top-up of
 # new members since the last precompute reads members by creation time.
 Index("ix_member_snapshots_month_last_purchase", MemberSnapshot.month, MemberSnapshot.last_purchase_at,
       MemberSnapshot.member_id)
@@ -320,87 +320,3 @@ def new_members(session: Session, settings: Settings, now: datetime, *, period: 
         buckets[key] = buckets.get(key, 0) + per_day.get(day, 0)
         day += timedelta(days=1)
     return sorted(buckets.items())
-
-
-# --- lists of members ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Listed:
-    """One member in a list, as of the month's snapshot."""
-
-    member_id: int
-    nickname: str | None
-    phone: str | None
-    last_purchase_at: datetime | None
-    t_tier: str | None
-    pyramid: str | None
-    lifecycle: str
-    spend_fen: int
-    clv_fen: int | None
-
-
-@dataclass(frozen=True)
-class Page:
-    month: date
-    total: int
-    members: list[Listed]
-    next_cursor: str | None
-
-
-def _latest_snapshot_month(session: Session) -> date:
-    month = session.scalar(select(func.max(MemberSnapshot.month)))
-    if month is None:
-        raise NotFound("no member segments computed yet (the nightly segments run makes them)",
-                       code="reports.not_computed")
-    return month
-
-
-_LISTED = (MemberSnapshot.member_id, Member.nickname, Member.phone, MemberSnapshot.last_purchase_at,
-           MemberSnapshot.t_tier, MemberSnapshot.pyramid, MemberSnapshot.lifecycle, MemberSnapshot.spend_fen,
-           MemberSnapshot.clv_fen)
-
-
-def lapsed(session: Session, now: datetime, *, days: int, limit: int, cursor: str | None) -> Page:
-    """Members of the latest snapshot whose last purchase is more than ``days`` days before ``now``, the most
-    recent last purchase first (the likeliest to come back); members who never bought are not listed."""
-    month, s = _latest_snapshot_month(session), MemberSnapshot
-    before = now - timedelta(days=days)
-    where = [s.month == month, s.last_purchase_at < before]
-    total = int(session.scalar(select(func.count()).select_from(s).where(*where)) or 0)
-    if cursor:
-        at, member_id = _cursor(cursor)
-        where.append(or_(s.last_purchase_at < at, and_(s.last_purchase_at == at, s.member_id < member_id)))
-    rows = session.execute(select(*_LISTED).join(Member, Member.id == s.member_id).where(*where)
-                           .order_by(s.last_purchase_at.desc(), s.member_id.desc()).limit(limit)).all()
-    listed = [Listed(*row) for row in rows]
-    more = len(listed) == limit
-    last = listed[-1] if listed else None
-    next_cursor = f"{last.last_purchase_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}~{last.member_id}" if more and last else None
-    return Page(month, total, listed, next_cursor)
-
-
-def lost(session: Session, *, limit: int, cursor: str | None) -> Page:
-    """Members whose lifecycle state in the latest snapshot is ``lost``, by member id."""
-    month, s = _latest_snapshot_month(session), MemberSnapshot
-    where = [s.month == month, s.lifecycle == "lost"]
-    total = int(session.scalar(select(func.count()).select_from(s).where(*where)) or 0)
-    if cursor:
-        if not cursor.isdigit() or not 0 < int(cursor) <= MAX_ID:
-            raise InvalidInput("cursor is not one this list gave", code="reports.invalid_cursor")
-        where.append(s.member_id > int(cursor))
-    rows = session.execute(select(*_LISTED).join(Member, Member.id == s.member_id).where(*where)
-                           .order_by(s.member_id).limit(limit)).all()
-    listed = [Listed(*row) for row in rows]
-    return Page(month, total, listed, str(listed[-1].member_id) if len(listed) == limit else None)
-
-
-def _cursor(value: str) -> tuple[datetime, int]:
-    try:
-        at, member_id = value.split("~")
-        parsed = datetime.fromisoformat(at)
-        if (parsed.tzinfo is None or not 2000 <= parsed.year < 3000 or not member_id.isdigit()
-                or not 0 < int(member_id) <= MAX_ID):
-            raise ValueError(value)
-        return parsed, int(member_id)
-    except ValueError:
-        raise InvalidInput("cursor is not one this list gave", code="reports.invalid_cursor") from None

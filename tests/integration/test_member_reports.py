@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 import pytest
 from factories import REPORTS_MONTH, reports_world
 
+from mallapp.domain import member_lists, members
 from mallapp.domain import member_reports as reports
-from mallapp.domain import members
 from mallapp.errors import InvalidInput, NotFound
 
 
@@ -113,10 +113,10 @@ def test_new_members_refuses_a_range_backwards(rt, world):
 
 def test_lapsed_lists_the_latest_last_purchase_first_a_page_at_a_time(rt, world):
     with rt.sessions() as s:
-        first = reports.lapsed(s, rt.now(), days=30, limit=1, cursor=None)
-        second = reports.lapsed(s, rt.now(), days=30, limit=1, cursor=first.next_cursor)
-        third = reports.lapsed(s, rt.now(), days=30, limit=1, cursor=second.next_cursor)
-        fewer = reports.lapsed(s, rt.now(), days=60, limit=10, cursor=None)
+        first = member_lists.lapsed(s, rt.now(), days=30, limit=1, cursor=None)
+        second = member_lists.lapsed(s, rt.now(), days=30, limit=1, cursor=first.next_cursor)
+        third = member_lists.lapsed(s, rt.now(), days=30, limit=1, cursor=second.next_cursor)
+        fewer = member_lists.lapsed(s, rt.now(), days=60, limit=10, cursor=None)
     assert first.total == 2 and [m.member_id for m in first.members] == [world["b"]]
     assert [m.member_id for m in second.members] == [world["e"]]
     assert third.members == [] and third.next_cursor is None
@@ -125,7 +125,7 @@ def test_lapsed_lists_the_latest_last_purchase_first_a_page_at_a_time(rt, world)
 
 def test_lost_lists_the_lost_members(rt, world):
     with rt.sessions() as s:
-        page = reports.lost(s, limit=50, cursor=None)
+        page = member_lists.lost(s, limit=50, cursor=None)
     assert page.month == REPORTS_MONTH and page.total == 1
     assert [(m.member_id, m.phone) for m in page.members] == [(world["e"], "+8613800000005")]
 
@@ -136,7 +136,7 @@ def test_reports_before_any_run_are_not_found(rt):
             reports.read(s, "cohorts")
         assert err.value.code == "reports.not_computed"
         with pytest.raises(NotFound):
-            reports.lost(s, limit=10, cursor=None)
+            member_lists.lost(s, limit=10, cursor=None)
 
 
 def test_precompute_again_replaces_the_months_reports(rt, world):
@@ -149,7 +149,7 @@ def test_precompute_again_replaces_the_months_reports(rt, world):
                                     "2026-01-15T04:00:00Z~99999999999", "2026-01-15T04:00:00Z~0"])
 def test_a_cursor_the_list_did_not_give_is_refused(rt, world, cursor):
     with rt.sessions() as s, pytest.raises(InvalidInput) as err:
-        reports.lapsed(s, rt.now(), days=30, limit=10, cursor=cursor)
+        member_lists.lapsed(s, rt.now(), days=30, limit=10, cursor=cursor)
     assert err.value.code == "reports.invalid_cursor"
     with rt.sessions() as s, pytest.raises(InvalidInput):
-        reports.lost(s, limit=10, cursor="99999999999")
+        member_lists.lost(s, limit=10, cursor="99999999999")
