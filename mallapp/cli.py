@@ -163,6 +163,44 @@ def jobs_run(name: str) -> None:
         sys.exit(1)
 
 
+@main.group("segments")
+def segments_group() -> None:
+    """The member segmentation (the clock runs it nightly as member-segments)."""
+
+
+@segments_group.command("run")
+def segments_run() -> None:
+    """Run the segmentation now, in this process, and print the run as JSON (status, parameters, counts)."""
+    import json
+
+    from mallapp import logs
+    from mallapp.domain import segments
+    from mallapp.runtime import build_runtime
+
+    settings = _settings()
+    logs.configure(settings.log_format, settings.log_level)
+    rt = build_runtime(settings)
+    started = time.perf_counter()
+    try:
+        now = rt.now()
+        with rt.sessions.begin() as session:
+            run_id = segments.start(session, settings, now, trigger="cli").id
+        try:
+            with rt.sessions.begin() as session:
+                row = segments.run(session, settings, now, trigger="cli", run_id=run_id)
+                out = {"id": row.id, "status": row.status, "month": row.month.isoformat(),
+                       "as_of": row.as_of.isoformat(), "members": row.members, "counts": row.counts,
+                       "parameters": row.parameters}
+        except Exception as exc:
+            with rt.sessions.begin() as session:
+                segments.fail(session, run_id, rt.now(), f"{type(exc).__name__}: {exc}")
+            raise click.ClickException(f"segment run {run_id} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        rt.close()
+    out["seconds"] = round(time.perf_counter() - started, 3)
+    click.echo(json.dumps(out, ensure_ascii=False, sort_keys=True))
+
+
 @main.group("dead-letters")
 def dead_letters_group() -> None:
     """Stream entries the consumers set aside after failing them --max-deliveries times."""

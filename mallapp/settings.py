@@ -363,10 +363,93 @@ class ReservationSettings(_Section):
     page: str = Field(default="pages/reservations/detail", max_length=100)
 
 
+class SegmentSettings(_Section):
+    """[segments]: the nightly member segmentation (mallapp.domain.segments, docs/segments.md)."""
+
+    # The nightly run (clock job member-segments), mall time "HH:MM".
+    run_at: str = Field(default="02:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # The rolling window of the activity facts, in months (ending with the run's mall-local day).
+    window_months: int = Field(default=12, ge=1, le=60)
+    # What makes a mall-local day a visit: a purchase, a check-in, a beacon mall visit.
+    visit_sources: tuple[Literal["purchase", "checkin", "mall_visit"], ...] = Field(
+        default=("purchase", "checkin", "mall_visit"), min_length=1)
+    # T1-T4: "medians" cuts at the medians of the members with a purchase in the window; "absolute" at the values below.
+    # Often = visits above the cut, much = spend above the cut.
+    t_split: Literal["medians", "absolute"] = "medians"
+    often_visits_over: int = Field(default=10, ge=0)
+    much_spend_over_fen: int = Field(default=1_000_000, ge=0)
+    # The pyramid's shares of the members with a purchase in the window, in percent (small: the rest).
+    pyramid_vip_pct: float = Field(default=1.0, gt=0, lt=100)
+    pyramid_major_pct: float = Field(default=4.0, gt=0, lt=100)
+    pyramid_ordinary_pct: float = Field(default=15.0, gt=0, lt=100)
+    # The one-off guard: what the pyramid (and RFM's M) rank. "cap_largest": the largest purchase counts at most
+    # one_off_cap_ratio x the member's other purchases in the window together (or one_off_floor_fen if more);
+    # "min_days": spend x min(1, purchase days / one_off_min_days); "none": the spend.
+    one_off_guard: Literal["cap_largest", "min_days", "none"] = "cap_largest"
+    one_off_cap_ratio: float = Field(default=1.0, gt=0)
+    one_off_floor_fen: int = Field(default=50_000, ge=0)
+    one_off_min_days: int = Field(default=4, ge=1)
+    # Lifecycle: weakening when the T-tier drops against the previous month, when the days since the last
+    # purchase exceed weakening_gap_factor x the member's own gap (mean or median of the gaps between purchase
+    # days in the window; members with fewer than weakening_min_purchase_days purchase days use the mall's
+    # median of those gaps), or when P(alive) is below weakening_p_alive_below (0: never).
+    weakening_on_t_tier_drop: bool = True
+    weakening_gap_factor: float = Field(default=2.0, gt=0)
+    weakening_gap_stat: Literal["mean", "median"] = "median"
+    weakening_min_purchase_days: int = Field(default=3, ge=2)
+    weakening_p_alive_below: float = Field(default=0.3, ge=0, le=1)
+    # Lost: no purchase for this many days (or none since joining this long ago).
+    lost_days: int = Field(default=365, ge=1)
+    # A reactivated member is active again this many days after reactivating (unless weakening by then).
+    reactivated_days: int = Field(default=30, ge=1)
+    # Which view sets members.tier (and so [points.tier_multipliers_pct]): "pyramid" (vip, major, ordinary, small),
+    # "t_tier" (T1-T4) or "none" (tier left null).
+    tier_view: Literal["pyramid", "t_tier", "none"] = "pyramid"
+    # Lifetime value: over this many months, future months discounted at this monthly rate.
+    clv_horizon_months: int = Field(default=12, ge=1, le=120)
+    clv_monthly_discount: float = Field(default=0.01, ge=0, lt=1)
+    # Below this many members with a repeat purchase the models are not fitted (no lifetime value stored).
+    clv_min_repeat_buyers: int = Field(default=20, ge=1)
+
+    @model_validator(mode="after")
+    def _pyramid_fits(self) -> SegmentSettings:
+        if self.pyramid_vip_pct + self.pyramid_major_pct + self.pyramid_ordinary_pct >= 100:
+            raise ValueError("pyramid_vip_pct + pyramid_major_pct + pyramid_ordinary_pct must stay below 100")
+        return self
+
+    @field_validator("visit_sources", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # MALL_SEGMENTS_VISIT_SOURCES=purchase,checkin
+        return tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else value
+
+    @field_validator("visit_sources")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("visit_sources names a source twice")
+        return value
+
+
 class Gift(_Section):
     code: str = Field(pattern=r"^[a-z0-9_-]{1,40}$")
     name: str
     points: int = Field(gt=0)
+
+
+class ReportsSettings(_Section):
+    """[reports]: the thresholds of the member reports (mallapp.domain.member_reports)."""
+
+    # "Visits often": more than this many visits in the segments' window (a year by default).
+    frequent_visits: int = Field(default=10, ge=0, le=366)
+    # "Spends much": more than this in the window, in fen (10,000 yuan).
+    big_spender_fen: int = Field(default=1_000_000, ge=0)
+    # A cohort "remains" when its member is active this many months after the month they joined.
+    retention_months: int = Field(default=6, ge=1, le=24)
+    # How many monthly cohorts the retention report keeps (the newest first).
+    cohorts: int = Field(default=18, ge=1, le=60)
+    # "Not bought lately": the default number of days since the last purchase.
+    lapsed_days: int = Field(default=90, ge=1, le=3650)
 
 
 class Settings(_Section):
@@ -395,7 +478,9 @@ class Settings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     reservations: ReservationSettings = Field(default_factory=ReservationSettings)
     campaigns: CampaignsSettings = Field(default_factory=CampaignsSettings)
+    segments: SegmentSettings = Field(default_factory=SegmentSettings)
     gifts: tuple[Gift, ...] = ()
+    reports: ReportsSettings = Field(default_factory=ReportsSettings)
 
     def gift(self, code: str) -> Gift | None:
         return next((g for g in self.gifts if g.code == code), None)

@@ -345,3 +345,81 @@ def announce_and_deliver(client, rt: Runtime, deal_id: int, headers: dict[str, s
         return first
     drain_sends(rt)
     return client.post(f"{M}/deals/{deal_id}/announce", headers=headers)
+
+
+# --- member reports: a small hand-built world (docs/member-reports.md works through it) ------------
+
+REPORTS_MONTH = date(2026, 3, 1)  # the `clock` fixture's month
+
+
+def _utc(*args: int) -> datetime:
+    from datetime import UTC
+
+    return datetime(*args, tzinfo=UTC)
+
+
+def reports_world(rt: Runtime) -> dict[str, int]:
+    """Five members (a..e), their activity and snapshots for February and March 2026, and two transitions.
+
+    a joined 2025-08-05: bought 2025-09-03, checked in 2026-02-02; March T1, VIP, 12 visits, 12,000 yuan.
+    b joined 2025-08-20: bought 2025-08-21, visited 2025-10-10; March T2, major, last bought 2026-01-15.
+    c joined 2026-03-01 01:00 mall time (still 28 February in UTC); March T3, 11 visits, new.
+    d joined 2026-03-10 (today): nothing yet.  e joined 2024-01-01, last bought 2024-12-01: lost.
+    """
+    from mallapp.domain.checkin import Checkin
+    from mallapp.domain.proximity.history import MallVisit
+    from mallapp.domain.purchases import Purchase
+    from mallapp.domain.segments import LifecycleTransition, MemberSnapshot
+
+    joined = {"a": _utc(2025, 8, 5, 3), "b": _utc(2025, 8, 20, 3), "c": _utc(2026, 2, 28, 17),
+              "d": _utc(2026, 3, 10, 1), "e": _utc(2024, 1, 1, 3)}
+    now = rt.now()
+    with rt.sessions.begin() as s:
+        store, _ = merchants.create(s, "Report Store", now)
+        ids = {}
+        for key, at in joined.items():
+            m = members.Member(openid=f"reports-{key}", referral_code=f"RPT{key.upper()}2345"[:8], nickname=f"member {key}",
+                               phone=f"+861380000000{ord(key) - 96}", created_at=at, gender="unknown")
+            s.add(m)
+            s.flush()
+            ids[key] = m.id
+        s.add_all([
+            Purchase(merchant_id=store.id, receipt_no="r1", member_id=ids["a"], amount_fen=5000, refunded_fen=0,
+                     points_earned=0, birthday_bonus=0, points_reversed=0, occurred_at=_utc(2025, 9, 3, 4),
+                     created_at=_utc(2025, 9, 3, 4)),
+            Purchase(merchant_id=store.id, receipt_no="r2", member_id=ids["b"], amount_fen=5000, refunded_fen=0,
+                     points_earned=0, birthday_bonus=0, points_reversed=0, occurred_at=_utc(2025, 8, 21, 4),
+                     created_at=_utc(2025, 8, 21, 4)),
+            Checkin(member_id=ids["a"], day=date(2026, 2, 2), streak=1, points=0, method="app",
+                    created_at=_utc(2026, 2, 2, 3)),
+            MallVisit(member_id=ids["b"], entered_at=_utc(2025, 10, 10, 3), exited_at=_utc(2025, 10, 10, 4),
+                      dwell_seconds=3600),
+        ])
+
+        def snap(key: str, month: date, **facts: Any) -> None:
+            row = dict(purchases=0, purchase_days=0, spend_fen=0, scored_spend_fen=0, visits=0, lifecycle="active")
+            row.update(facts)
+            s.add(MemberSnapshot(member_id=ids[key], month=month, as_of=month, window_start=month - timedelta(days=365),
+                                 computed_at=now, **row))
+
+        march, feb = REPORTS_MONTH, date(2026, 2, 1)
+        snap("a", march, purchases=5, visits=12, spend_fen=1_200_000, t_tier="T1", pyramid="vip",
+             rfm_segment="champions", clv_fen=500_000, last_purchase_at=_utc(2026, 3, 5, 4))
+        snap("b", march, purchases=2, visits=3, spend_fen=200_000, t_tier="T2", pyramid="major",
+             rfm_segment="at_risk", lifecycle="weakening", last_purchase_at=_utc(2026, 1, 15, 4))
+        snap("c", march, purchases=1, visits=11, spend_fen=50_000, t_tier="T3", pyramid="small", rfm_segment="new",
+             lifecycle="new", clv_fen=20_000, last_purchase_at=_utc(2026, 3, 1, 4))
+        snap("d", march, lifecycle="new")
+        snap("e", march, lifecycle="lost", rfm_segment="lost", clv_fen=1_000, last_purchase_at=_utc(2024, 12, 1, 4))
+        snap("a", feb, t_tier="T2")
+        snap("b", feb, t_tier="T2")
+        snap("e", feb, lifecycle="lost")
+        s.add_all([
+            LifecycleTransition(member_id=ids["c"], day=date(2026, 3, 1), from_state=None, to_state="new",
+                                cause="joined", created_at=now),
+            LifecycleTransition(member_id=ids["a"], day=date(2026, 3, 5), from_state="weakening",
+                                to_state="reactivated", cause="purchase", created_at=now),
+            LifecycleTransition(member_id=ids["e"], day=date(2026, 2, 10), from_state="weakening", to_state="lost",
+                                cause="no_purchase_365d", created_at=now),
+        ])
+    return ids

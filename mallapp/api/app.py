@@ -26,7 +26,9 @@ from mallapp.api import (
     privacy,
     proximity,
     queueing,
+    reports,
     reservations,
+    segments,
 )
 from mallapp.api.core import error_response
 from mallapp.db import MAX_BIG_ID, MAX_ID
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(privacy.bp)
     app.register_blueprint(desk.bp)
     app.register_blueprint(campaigns.bp)
+    app.register_blueprint(segments.bp)
+    app.register_blueprint(reports.bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

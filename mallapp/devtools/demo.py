@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from mallapp.domain import deals, merchants, ops, rewards
+from mallapp.devtools import history
+from mallapp.domain import deals, member_reports, merchants, ops, rewards, segments
 from mallapp.domain.members import Member
 from mallapp.domain.notifications import SubscribeQuota
 from mallapp.domain.venue import Beacon, Gateway, SaleItem, Store, Zone, bump_registry_version, gateway_key
@@ -95,7 +96,37 @@ def seed(rt: Runtime) -> list[str]:
     seed_venue(rt)
     seeded = seed_deals(rt)
     lines.append(f"demo deals: {', '.join(seeded)}")
+    made = seed_history(rt)
+    lines.append(f"demo member history: {made} synthetic members with a year of purchases"
+                 if made else "demo member history: already there")
     return lines
+
+
+# A few thousand members keep the demo's start-up to seconds on SQLite while every segment has members.
+DEMO_HISTORY_MEMBERS = 3000
+DEMO_HISTORY_PURCHASES_PER_MEMBER = 15
+DEMO_HISTORY_SEED = 14
+
+
+def seed_history(rt: Runtime, members: int = DEMO_HISTORY_MEMBERS) -> int:
+    """Give the demo mall a year of synthetic member history (once), then the month's segments and reports.
+
+    The members buy at the demo merchants' stores (the service desk is no till). Their purchases and
+    check-ins earn points through consistent ledger rows (``history.generate(with_points=True)``).
+    Returns how many members it made (0 when the history was already there).
+    """
+    now = rt.now()
+    with rt.sessions.begin() as s:
+        if s.scalar(select(Member.id).where(Member.openid.like("synth%")).limit(1)) is not None:
+            return 0
+        stores = list(s.scalars(select(merchants.Merchant.id).where(merchants.Merchant.name != "Customer Service")
+                                .order_by(merchants.Merchant.id)))
+        history.generate(s, rt.settings, members=members, purchases_per_member=DEMO_HISTORY_PURCHASES_PER_MEMBER,
+                         now=now, seed=DEMO_HISTORY_SEED, merchant_ids=stores, with_points=True)
+    with rt.sessions.begin() as s:
+        segments.run(s, rt.settings, now, trigger="cli")
+        member_reports.precompute(s, rt.settings, member_reports.month_of(rt.settings, now), now)
+    return members
 
 
 def seed_venue(rt: Runtime, plan: dict[str, Any] | None = None) -> DemoMall:

@@ -16,6 +16,7 @@ from mallapp.domain import (  # noqa: F401
     desk,
     follows,
     gifts,
+    member_reports,
     members,
     merchants,
     notifications,

@@ -47,9 +47,20 @@ from typing import Any
 
 from redis import Redis
 
-from mallapp.domain import alerts, campaigns, coupons, notifications, points, queueing, reservations, rewards
+from mallapp.domain import (
+    alerts,
+    campaigns,
+    coupons,
+    notifications,
+    points,
+    queueing,
+    reservations,
+    rewards,
+    segments,
+)
 from mallapp.processes.runner import Process
 from mallapp.runtime import Runtime
+from mallapp.settings import Settings
 
 __all__ = ["JOBS", "LOCK_TTL_S", "Job", "Lease", "RunResult", "build_scheduler", "find", "last_runs", "missed",
            "run_job", "still_ours"]
@@ -85,6 +96,11 @@ class Job:
     lock_ttl_s: float = LOCK_TTL_S  # renewed every third of it while the run lasts; a killed run's lapses after it
     coalesce: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
+    # A schedule read from the settings (e.g. [segments] run_at), overriding ``schedule`` when given.
+    configured: Callable[[Settings], Mapping[str, Any]] | None = None
+
+    def schedule_for(self, settings: Settings) -> Mapping[str, Any]:
+        return self.configured(settings) if self.configured is not None else self.schedule
 
     def describe(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in self.schedule.items())
@@ -146,6 +162,34 @@ def _campaigns(rt: Runtime, now: datetime) -> int:
     return campaigns.tick(rt.sessions, rt.redis, rt.settings, now, keep_going=still_ours)
 
 
+def _segments_run(rt: Runtime, now: datetime, run_id: int) -> int:
+    """Run the segmentation into the run row ``run_id`` (one transaction); record a failure in the row."""
+    try:
+        with rt.sessions.begin() as session:
+            return segments.run(session, rt.settings, now, run_id=run_id).members
+    except Exception as exc:
+        with rt.sessions.begin() as session:
+            segments.fail(session, run_id, rt.now(), f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _member_segments(rt: Runtime, now: datetime) -> int:
+    with rt.sessions.begin() as session:
+        run_id = segments.start(session, rt.settings, now, trigger="clock").id
+    return _segments_run(rt, now, run_id)
+
+
+def _member_segments_requested(rt: Runtime, now: datetime) -> int:
+    with rt.sessions.begin() as session:
+        run_id = segments.claim_requested(session, now)
+    return 0 if run_id is None else _segments_run(rt, now, run_id)
+
+
+def _segments_at(settings: Settings) -> Mapping[str, Any]:
+    hour, minute = settings.segments.run_at.split(":")
+    return {"hour": int(hour), "minute": int(minute)}
+
+
 JOBS: tuple[Job, ...] = (
     Job("points-expiry", "expire points lots past their expiry date (oldest lots first)", _points_expiry,
         "cron", {"hour": 3, "minute": 10}, misfire_grace_s=6 * 3600),
@@ -167,6 +211,11 @@ JOBS: tuple[Job, ...] = (
     Job("campaigns", "start scheduled campaigns, draw members entering a triggered campaign's state or due to buy, "
         "queue due campaign steps and lost fan-outs on the sends stream, finish measured campaigns", _campaigns,
         "interval", {"minutes": 1}, misfire_grace_s=120),
+    Job("member-segments", "compute every member's activity facts, segments, lifecycle and lifetime value for the "
+        "month ([segments] run_at)", _member_segments, "cron", {"hour": 2, "minute": 30},
+        misfire_grace_s=12 * 3600, configured=_segments_at),
+    Job("member-segments-requested", "run the segmentation ops asked for (POST /api/v1/ops/segments/runs)",
+        _member_segments_requested, "interval", {"seconds": 20}, misfire_grace_s=60),
 )
 
 
@@ -326,7 +375,7 @@ def latest_due(rt: Runtime, job: Job, now: datetime) -> datetime | None:
 
     if job.trigger != "cron":
         return None
-    trigger = CronTrigger(timezone=rt.settings.mall.tz, **job.schedule)
+    trigger = CronTrigger(timezone=rt.settings.mall.tz, **job.schedule_for(rt.settings))
     now = now.astimezone(rt.settings.mall.tz)
     latest, at = None, trigger.get_next_fire_time(None, now - timedelta(seconds=job.misfire_grace_s))
     while at is not None and at <= now:
@@ -369,7 +418,7 @@ def build_scheduler(rt: Runtime, jobs: tuple[Job, ...] = JOBS, *, background: bo
     for job in jobs:
         scheduler.add_job(run_job, job.trigger, args=(rt, job), id=job.name, name=job.summary,
                           misfire_grace_time=job.misfire_grace_s, coalesce=job.coalesce, max_instances=1,
-                          **job.schedule, **job.options)
+                          **job.schedule_for(rt.settings), **job.options)
     if catch_up:
         for job in missed(rt, jobs):
             log.info("job %s missed its scheduled run while no clock ran: running it now", job.name)

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 import pytest
-from factories import UUID, build_venue, signed
+from factories import UUID, build_venue, reports_world, signed
 
 from mallapp.api.error_index import error_index
 from mallapp.api.openapi import documented_errors, operations
@@ -754,6 +754,31 @@ def _(w):
     made = _campaign(w).get_json()["id"]
     w.client.post(f"{OPS}/campaigns/{made}/cancel", headers=w.ops)
     return w.client.post(f"{OPS}/campaigns/{made}/launch", headers=w.ops)
+
+
+# --- member segments ------------------------------------------------------------------------------------------
+
+def _ops_viewer(w: World) -> dict[str, str]:
+    with w.rt.sessions.begin() as session:
+        ops.create_user(session, "segments-viewer", "viewer", PASSWORD, w.rt.now())
+    token = w.client.post(f"{OPS}/auth", json={"username": "segments-viewer", "password": PASSWORD}).get_json()
+    return _bearer(token["token"])
+
+
+scenario("segments.run_not_found", 404)(lambda w: w.client.get(f"{OPS}/segments/runs/999", headers=w.ops))
+
+
+# --- member reports ----------------------------------------------------------------------------------------
+
+scenario("reports.not_computed", 404)(lambda w: w.client.get(f"{OPS}/reports/cohorts", headers=w.ops))
+scenario("reports.invalid_range", 400)(lambda w: w.client.get(
+    f"{OPS}/reports/new-members?since=2026-03-02&until=2026-03-01", headers=w.ops))
+
+
+@scenario("reports.invalid_cursor", 400)
+def _(w):
+    reports_world(w.rt)
+    return w.client.get(f"{OPS}/reports/lost?cursor=not-a-cursor", headers=w.ops)
 
 
 # --- the checks ----------------------------------------------------------------------------------------------

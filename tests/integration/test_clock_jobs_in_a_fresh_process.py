@@ -32,6 +32,7 @@ from mallapp.domain import (
     queueing,
     reservation_admin,
     reservations,
+    segments,
     sends,
     venue_admin,
 )
@@ -40,6 +41,7 @@ from mallapp.domain.notifications import Delivery, Notification
 from mallapp.domain.queueing.models import QueueTicket
 from mallapp.domain.reservation_admin import Band
 from mallapp.domain.reservations import Reservation
+from mallapp.domain.segments import MemberSnapshot, SegmentRun
 from mallapp.processes.clock import JOBS
 from mallapp.settings import DEMO_SETTINGS_FILE
 
@@ -214,6 +216,28 @@ def campaigns_due(rt, clock, now: datetime) -> Check:
     return check
 
 
+def member_segments(rt, clock, now: datetime) -> Check:
+    member_id = _member(rt, "o-segmented")
+
+    def check() -> None:
+        with rt.sessions() as s:
+            run = s.scalar(select(SegmentRun).order_by(SegmentRun.id.desc()))
+            assert (run.status, run.trigger, run.members) == ("done", "clock", 1)
+            assert s.scalar(select(MemberSnapshot.lifecycle).where(MemberSnapshot.member_id == member_id)) == "new"
+    return check
+
+
+def member_segments_requested(rt, clock, now: datetime) -> Check:
+    _member(rt, "o-segmented")
+    with rt.sessions.begin() as s:
+        run_id = segments.request(s, rt.settings, now, requested_by="ops-marketing")[0].id
+
+    def check() -> None:
+        with rt.sessions() as s:
+            assert s.get(SegmentRun, run_id).status == "done"
+    return check
+
+
 SCENARIOS: dict[str, Callable[..., Check]] = {
     "points-expiry": points_expiry,
     "birthday-gifts": birthday_gifts,
@@ -224,6 +248,8 @@ SCENARIOS: dict[str, Callable[..., Check]] = {
     "beacon-health": beacon_health,
     "abandoned-deliveries": abandoned_deliveries,
     "campaigns": campaigns_due,
+    "member-segments": member_segments,
+    "member-segments-requested": member_segments_requested,
 }
 
 

@@ -79,9 +79,14 @@ def upgrade() -> None:
         sa.Column('members', sa.Integer(), nullable=False),
         sa.Column('trigger', sa.String(length=12), nullable=False),
         sa.Column('parameters', sa.JSON(), nullable=False),
+        sa.Column('status', sa.String(length=12), nullable=False),
+        sa.Column('requested_by', sa.String(length=64), nullable=True),
+        sa.Column('error', sa.String(length=500), nullable=True),
+        sa.Column('counts', sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_segment_runs')),
     )
     op.create_index(op.f('ix_segment_runs_month'), 'segment_runs', ['month'])
+    op.create_index('ix_segment_runs_status', 'segment_runs', ['status'])
 
 
 def downgrade() -> None:

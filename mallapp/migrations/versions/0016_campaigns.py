@@ -1,7 +1,7 @@
 """campaigns: campaigns, their members' assignments (treated or control), and the sends stream's fan-outs
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-05 15:10:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import mallapp.db
 
 revision = '0016'
-down_revision = '0014'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
