@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from mallapp.devtools import history
-from mallapp.domain import deals, member_reports, merchants, ops, rewards
+from mallapp.domain import deals, member_reports, merchants, ops, rewards, segments
 from mallapp.domain.members import Member
 from mallapp.domain.notifications import SubscribeQuota
 from mallapp.domain.venue import Beacon, Gateway, SaleItem, Store, Zone, bump_registry_version, gateway_key
@@ -124,7 +124,8 @@ def seed_history(rt: Runtime, members: int = DEMO_HISTORY_MEMBERS) -> int:
         history.generate(s, rt.settings, members=members, purchases_per_member=DEMO_HISTORY_PURCHASES_PER_MEMBER,
                          now=now, seed=DEMO_HISTORY_SEED, merchant_ids=stores, with_points=True)
     with rt.sessions.begin() as s:
-        member_reports.precompute(s, rt.settings, member_reports.month_of(rt.settings, now), now)
+        run = segments.run(s, rt.settings, now, trigger="cli")
+        member_reports.precompute(s, rt.settings, run.month, now)
     return members
 
 

@@ -165,13 +165,11 @@ def compute(session: Session, settings: Settings, now: datetime) -> Computed:
     prior = np.full(n, NONE, dtype=np.int8)
     prior_day = np.zeros(n, dtype=np.int64)
     prior_at = np.zeros(n, dtype=np.int64)
-    priors = facts.prior_states(session, today)
-    if priors:
-        sid = np.array([p[0] for p in priors], dtype=np.int64)
-        sidx, sfound = _index(ids, sid)
-        prior[sidx[sfound]] = np.array([LIFECYCLE_STATES.index(p[1]) for p in priors], dtype=np.int8)[sfound]
-        prior_day[sidx[sfound]] = np.array([day_number(p[2]) for p in priors], dtype=np.int64)[sfound]
-        prior_at[sidx[sfound]] = np.array([int(p[3].timestamp()) for p in priors], dtype=np.int64)[sfound]
+    sid, sstate, sday, sat = facts.prior_states(session, today, LIFECYCLE_STATES)
+    sidx, sfound = _index(ids, sid)
+    prior[sidx[sfound]] = sstate[sfound]
+    prior_day[sidx[sfound]] = sday[sfound]
+    prior_at[sidx[sfound]] = sat[sfound]
     lc_rules = rules.LifecycleRules(cfg.lost_days, cfg.reactivated_days, cfg.weakening_gap_factor,
                                     cfg.weakening_p_alive_below, cfg.weakening_on_t_tier_drop)
     state, cause = rules.lifecycle_step(

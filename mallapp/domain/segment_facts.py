@@ -223,19 +223,17 @@ def previous_tiers(session: Session, month: date) -> tuple[np.ndarray, np.ndarra
             np.array([int(r[1][1]) - 1 for r in rows], dtype=np.int8))
 
 
-def prior_states(session: Session, today: date) -> list[tuple[int, str, date, datetime]]:
-    """Each member's latest lifecycle transition before ``today``: (member id, state, day, recorded at)."""
-    sql = ("SELECT member_id, to_state, day, created_at FROM (SELECT member_id, to_state, day, created_at, "
+def prior_states(session: Session, today: date, states: Sequence[str]) -> list[np.ndarray]:
+    """Each member's latest lifecycle transition before ``today``: member ids, state (index in ``states``),
+    day number and when it was recorded (epoch seconds)."""
+    if not _is_pg(session):
+        _sqlite_functions(session, "UTC")
+    code = "CASE to_state " + " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(states)) + " END"
+    sql = (f"SELECT member_id, {code}, {_date_column(session, 'day')}, {_epoch(session, 'created_at')} "
+           "FROM (SELECT member_id, to_state, day, created_at, "
            "ROW_NUMBER() OVER (PARTITION BY member_id ORDER BY day DESC, id DESC) AS n "
            "FROM lifecycle_transitions WHERE day < :today) t WHERE n = 1")
-    out = []
-    for member_id, state, day, at in session.execute(text(sql), {"today": today}):
-        if isinstance(day, str):
-            day = date.fromisoformat(day)
-        if isinstance(at, str):
-            at = datetime.fromisoformat(at)
-        out.append((member_id, state, day, at.replace(tzinfo=UTC) if at.tzinfo is None else at))
-    return out
+    return _columns(session, sql, {"today": today}, (np.int64,) * 4)
 
 
 def copy_rows(session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
