@@ -153,7 +153,8 @@ def members(session: Session, tz: str, now: datetime) -> tuple[np.ndarray, np.nd
            "WHERE m.openid NOT LIKE :tomb AND m.created_at <= :end "
            "AND NOT EXISTS (SELECT 1 FROM member_deletions d WHERE d.member_id = m.id) ORDER BY m.id")
     ids, joined = _columns(session, sql, _params(tz, now, tomb=TOMBSTONE + "%"), (np.int64, np.int64))
-    return ids, joined
+    order = np.argsort(ids)  # PostgreSQL's packed arrays come in groups, not in id order
+    return ids[order], joined[order]
 
 
 def purchase_days(session: Session, tz: str, now: datetime) -> list[np.ndarray]:
