@@ -176,3 +176,11 @@ def test_segment_settings_are_validated() -> None:
         load_settings({"segments": {"tier_view": "gold"}}, overlay=DEMO_SETTINGS_FILE, environ={})
     env = load_settings(overlay=DEMO_SETTINGS_FILE, environ={"MALL_SEGMENTS_VISIT_SOURCES": "purchase,checkin"})
     assert env.segments.visit_sources == ("purchase", "checkin")
+
+
+def test_the_nightly_job_runs_at_the_configured_mall_time() -> None:
+    from mallapp.processes import clock
+
+    job = clock.find("member-segments")
+    settings = load_settings({"segments": {"run_at": "04:45"}}, overlay=DEMO_SETTINGS_FILE, environ={})
+    assert job.trigger == "cron" and job.schedule_for(settings) == {"hour": 4, "minute": 45}
