@@ -174,7 +174,7 @@ def compute(session: Session, settings: Settings, now: datetime) -> Computed:
                                     cfg.weakening_p_alive_below, cfg.weakening_on_t_tier_drop)
     state, cause = rules.lifecycle_step(
         lc_rules, prior=prior, prior_day=prior_day, prior_at=prior_at, today=t_day, bought=bought,
-        last_day=last_day, last_at=last_at, joined_day=joined, usual_gap=usual_gap,
+        first_at=first_at, last_day=last_day, last_at=last_at, joined_day=joined, usual_gap=usual_gap,
         dropped=rules.t_tier_dropped(t_tier, before), p_alive=value["p_alive"])
     moved = np.flatnonzero(cause != NONE)
     transitions = [(int(ids[i]), LIFECYCLE_STATES[prior[i]] if prior[i] != NONE else None,
