@@ -174,7 +174,7 @@ def segments_run() -> None:
     import json
 
     from mallapp import logs
-    from mallapp.domain import segments
+    from mallapp.domain import member_reports, segments
     from mallapp.runtime import build_runtime
 
     settings = _settings()
@@ -188,6 +188,7 @@ def segments_run() -> None:
         try:
             with rt.sessions.begin() as session:
                 row = segments.run(session, settings, now, trigger="cli", run_id=run_id)
+                member_reports.precompute(session, settings, row.month, now)
                 out = {"id": row.id, "status": row.status, "month": row.month.isoformat(),
                        "as_of": row.as_of.isoformat(), "members": row.members, "counts": row.counts,
                        "parameters": row.parameters}

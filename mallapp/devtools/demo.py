@@ -124,8 +124,8 @@ def seed_history(rt: Runtime, members: int = DEMO_HISTORY_MEMBERS) -> int:
         history.generate(s, rt.settings, members=members, purchases_per_member=DEMO_HISTORY_PURCHASES_PER_MEMBER,
                          now=now, seed=DEMO_HISTORY_SEED, merchant_ids=stores, with_points=True)
     with rt.sessions.begin() as s:
-        segments.run(s, rt.settings, now, trigger="cli")
-        member_reports.precompute(s, rt.settings, member_reports.month_of(rt.settings, now), now)
+        run = segments.run(s, rt.settings, now, trigger="cli")
+        member_reports.precompute(s, rt.settings, run.month, now)
     return members
 
 

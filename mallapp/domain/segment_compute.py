@@ -165,18 +165,16 @@ def compute(session: Session, settings: Settings, now: datetime) -> Computed:
     prior = np.full(n, NONE, dtype=np.int8)
     prior_day = np.zeros(n, dtype=np.int64)
     prior_at = np.zeros(n, dtype=np.int64)
-    priors = facts.prior_states(session, today)
-    if priors:
-        sid = np.array([p[0] for p in priors], dtype=np.int64)
-        sidx, sfound = _index(ids, sid)
-        prior[sidx[sfound]] = np.array([LIFECYCLE_STATES.index(p[1]) for p in priors], dtype=np.int8)[sfound]
-        prior_day[sidx[sfound]] = np.array([day_number(p[2]) for p in priors], dtype=np.int64)[sfound]
-        prior_at[sidx[sfound]] = np.array([int(p[3].timestamp()) for p in priors], dtype=np.int64)[sfound]
+    sid, sstate, sday, sat = facts.prior_states(session, today, LIFECYCLE_STATES)
+    sidx, sfound = _index(ids, sid)
+    prior[sidx[sfound]] = sstate[sfound]
+    prior_day[sidx[sfound]] = sday[sfound]
+    prior_at[sidx[sfound]] = sat[sfound]
     lc_rules = rules.LifecycleRules(cfg.lost_days, cfg.reactivated_days, cfg.weakening_gap_factor,
                                     cfg.weakening_p_alive_below, cfg.weakening_on_t_tier_drop)
     state, cause = rules.lifecycle_step(
         lc_rules, prior=prior, prior_day=prior_day, prior_at=prior_at, today=t_day, bought=bought,
-        last_day=last_day, last_at=last_at, joined_day=joined, usual_gap=usual_gap,
+        first_at=first_at, last_day=last_day, last_at=last_at, joined_day=joined, usual_gap=usual_gap,
         dropped=rules.t_tier_dropped(t_tier, before), p_alive=value["p_alive"])
     moved = np.flatnonzero(cause != NONE)
     transitions = [(int(ids[i]), LIFECYCLE_STATES[prior[i]] if prior[i] != NONE else None,

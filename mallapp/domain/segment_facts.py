@@ -8,7 +8,6 @@ Bulk writes use ``COPY`` on PostgreSQL and ``executemany`` on SQLite.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -55,8 +54,20 @@ def _sqlite_functions(session: Session, tz: str) -> None:
     raw.create_function("seg_epoch", 1, seg_epoch, deterministic=True)
 
 
-def _day(session: Session, column: str) -> str:
+def fixed_offset_s(tz: str, years: int = 30) -> int | None:
+    """The zone's UTC offset in seconds if it has not changed in ``years`` years (e.g. Asia/Shanghai), else None."""
+    zone = ZoneInfo(tz)
+    now = datetime.now(UTC)
+    offsets = {int(zone.utcoffset(datetime(now.year - k, month, 15)).total_seconds())  # type: ignore[union-attr]
+               for k in range(years) for month in (1, 4, 7, 10)}
+    return offsets.pop() if len(offsets) == 1 else None
+
+
+def _day(session: Session, column: str, tz: str) -> str:
     if _is_pg(session):
+        offset = fixed_offset_s(tz)
+        if offset is not None:  # a shifted timestamp cast to date: cheaper than two time zone conversions a row
+            return f"(({column}) + INTERVAL '{offset} seconds')::date - DATE '1970-01-01'"
         return f"((({column}) AT TIME ZONE 'UTC') AT TIME ZONE :tz)::date - DATE '1970-01-01'"
     return f"seg_day({column})"
 
@@ -76,21 +87,54 @@ def _date_column(session: Session, column: str) -> str:
 _PARAM = re.compile(r"(?<!:):([a-z_]+)")
 
 
+# Binary COPY: element types of the arrays PostgreSQL sends, by type OID.
+_PG_TYPES = {20: ">i8", 21: ">i2", 23: ">i4", 1082: ">i4", 1114: ">i8", 1184: ">i8"}
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _parse_binary_arrays(data: bytes, n_cols: int) -> list[np.ndarray]:
+    """The columns of a binary COPY whose rows are ``n_cols`` one-dimensional arrays without NULLs, concatenated."""
+    if not data.startswith(_COPY_SIGNATURE):
+        raise ValueError("not a binary COPY stream")
+    pos = len(_COPY_SIGNATURE) + 4
+    pos += 4 + int.from_bytes(data[pos:pos + 4], "big")
+    parts: list[list[np.ndarray]] = [[] for _ in range(n_cols)]
+    while True:
+        fields = int.from_bytes(data[pos:pos + 2], "big", signed=True)
+        pos += 2
+        if fields == -1:
+            break
+        for col in range(fields):
+            length = int.from_bytes(data[pos:pos + 4], "big", signed=True)
+            pos += 4
+            ndim = int.from_bytes(data[pos:pos + 4], "big")
+            if ndim:
+                oid = int.from_bytes(data[pos + 8:pos + 12], "big")
+                count = int.from_bytes(data[pos + 12:pos + 16], "big")
+                kind = _PG_TYPES[oid]
+                items = np.frombuffer(data, dtype=np.dtype([("len", ">i4"), ("v", kind)]), count=count,
+                                      offset=pos + 20)
+                if (items["len"] != np.dtype(kind).itemsize).any():
+                    raise ValueError("a NULL in a segmentation read")
+                parts[col].append(items["v"].astype(np.int64))
+            pos += length
+    return [np.concatenate(p) if p else np.zeros(0, dtype=np.int64) for p in parts]
+
+
 def _columns(session: Session, sql: str, params: dict[str, Any], dtypes: Sequence[Any]) -> list[np.ndarray]:
     """Run ``sql`` and return its columns as numpy arrays of integers (NULLs must not occur)."""
     if _is_pg(session):
-        # COPY's text output parsed by numpy: far cheaper than a Python tuple per row.
+        # libpq hands COPY's output over a row at a time, and a Python step per row costs more than the query:
+        # PostgreSQL packs the rows into a few hundred rows of arrays, sent in binary and read by numpy in place.
+        names = [f"c{i}" for i in range(len(dtypes))]
+        inner = _PARAM.sub(r"%(\1)s", sql)
+        packed = (f"SELECT {', '.join(f'array_agg({n})' for n in names)} FROM ({inner}) AS x({', '.join(names)}) "
+                  "GROUP BY c0 %% 512")
         raw = session.connection().connection.driver_connection
-        buf = io.BytesIO()
-        query = ClientCursor(raw).mogrify(_PARAM.sub(r"%(\1)s", sql), params)
-        with raw.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT") as copy:
-            for chunk in copy:
-                buf.write(chunk)
-        data = buf.getvalue()
-        if not data:
-            return [np.zeros(0, dtype=t) for t in dtypes]
-        table = np.array(data.split(), dtype=np.int64).reshape(-1, len(dtypes))
-        return [table[:, i].astype(t) for i, t in enumerate(dtypes)]
+        query = ClientCursor(raw).mogrify(packed, params)
+        with raw.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)") as copy:
+            data = b"".join(bytes(chunk) for chunk in copy)
+        return [c.astype(t) for c, t in zip(_parse_binary_arrays(data, len(dtypes)), dtypes, strict=True)]
     rows = session.execute(text(sql), params).all()
     if not rows:
         return [np.zeros(0, dtype=t) for t in dtypes]
@@ -105,26 +149,51 @@ def members(session: Session, tz: str, now: datetime) -> tuple[np.ndarray, np.nd
     """The members to segment (not erased, joined by ``now``), by id: (ids, joined day numbers)."""
     if not _is_pg(session):
         _sqlite_functions(session, tz)
-    sql = (f"SELECT m.id, {_day(session, 'm.created_at')} FROM members m "
+    sql = (f"SELECT m.id, {_day(session, 'm.created_at', tz)} FROM members m "
            "WHERE m.openid NOT LIKE :tomb AND m.created_at <= :end "
            "AND NOT EXISTS (SELECT 1 FROM member_deletions d WHERE d.member_id = m.id) ORDER BY m.id")
     ids, joined = _columns(session, sql, _params(tz, now, tomb=TOMBSTONE + "%"), (np.int64, np.int64))
-    return ids, joined
+    order = np.argsort(ids)  # PostgreSQL's packed arrays come in groups, not in id order
+    return ids[order], joined[order]
 
 
 def purchase_days(session: Session, tz: str, now: datetime) -> list[np.ndarray]:
     """One row per member and mall-local day with a purchase not wholly refunded, up to ``now``.
 
     Columns: member id, day number, net spend (fen), the day's largest net purchase, purchases, the
-    first and last purchase instants (epoch seconds).
+    first and last purchase instants (epoch seconds). PostgreSQL sends the purchases and numpy groups
+    them (a hash aggregate of nearly one group per purchase cost PostgreSQL more); SQLite groups.
     """
-    if not _is_pg(session):
-        _sqlite_functions(session, tz)
     net = "(amount_fen - refunded_fen)"
-    sql = (f"SELECT member_id, {_day(session, 'occurred_at')} AS d, SUM({net}), MAX({net}), COUNT(*), "
-           f"MIN({_epoch(session, 'occurred_at')}), MAX({_epoch(session, 'occurred_at')}) "
-           "FROM purchases WHERE refunded_fen < amount_fen AND occurred_at <= :end GROUP BY member_id, d")
+    where = "WHERE refunded_fen < amount_fen AND occurred_at <= :end"
+    if _is_pg(session):
+        sql = f"SELECT member_id, {_day(session, 'occurred_at', tz)}, {net}, occurred_at FROM purchases {where}"
+        member, day, amount, at = _columns(session, sql, _params(tz, now), (np.int64,) * 4)
+        return _by_member_day(member, day, amount, at // 1_000_000 + PG_EPOCH_S)
+    _sqlite_functions(session, tz)
+    sql = (f"SELECT member_id, {_day(session, 'occurred_at', tz)} AS d, SUM({net}), MAX({net}), COUNT(*), "
+           f"{_epoch(session, 'MIN(occurred_at)')}, {_epoch(session, 'MAX(occurred_at)')} "
+           f"FROM purchases {where} GROUP BY member_id, d")
     return _columns(session, sql, _params(tz, now), (np.int64,) * 7)
+
+
+# PostgreSQL's binary timestamps count microseconds from 2000-01-01.
+PG_EPOCH_S = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp())
+
+
+def _by_member_day(member: np.ndarray, day: np.ndarray, amount: np.ndarray, at: np.ndarray) -> list[np.ndarray]:
+    """Purchases grouped by (member, day): member, day, spend, largest, count, first and last instant."""
+    if len(member) == 0:
+        return [np.zeros(0, dtype=np.int64)] * 7
+    low = int(day.min())
+    key = member * (1 << 24) + (day - low)
+    order = np.argsort(key, kind="stable")
+    key, amount, at = key[order], amount[order], at[order]
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    counts = np.diff(np.append(starts, len(key)))
+    k = key[starts]
+    return [k >> 24, (k & ((1 << 24) - 1)) + low, np.add.reduceat(amount, starts), np.maximum.reduceat(amount, starts),
+            counts, np.minimum.reduceat(at, starts), np.maximum.reduceat(at, starts)]
 
 
 def visit_days(session: Session, tz: str, now: datetime, start: date, start_at: datetime,
@@ -139,11 +208,11 @@ def visit_days(session: Session, tz: str, now: datetime, start: date, start_at: 
     if "checkin" in sources:
         parts.append(f"SELECT member_id, {_date_column(session, 'day')} FROM checkins WHERE day >= :start")
     if "mall_visit" in sources:
-        parts.append(f"SELECT member_id, {_day(session, 'entered_at')} FROM mall_visits "
+        parts.append(f"SELECT member_id, {_day(session, 'entered_at', tz)} FROM mall_visits "
                      "WHERE entered_at <= :end AND entered_at >= :start_at")
     if not parts:
         return [np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)]
-    sql = " UNION ".join(parts)
+    sql = " UNION ALL ".join(parts)
     return _columns(session, sql, _params(tz, now, start=start, start_at=start_at.astimezone(UTC).replace(tzinfo=None)), (np.int64, np.int64))
 
 
@@ -155,19 +224,17 @@ def previous_tiers(session: Session, month: date) -> tuple[np.ndarray, np.ndarra
             np.array([int(r[1][1]) - 1 for r in rows], dtype=np.int8))
 
 
-def prior_states(session: Session, today: date) -> list[tuple[int, str, date, datetime]]:
-    """Each member's latest lifecycle transition before ``today``: (member id, state, day, recorded at)."""
-    sql = ("SELECT member_id, to_state, day, created_at FROM (SELECT member_id, to_state, day, created_at, "
+def prior_states(session: Session, today: date, states: Sequence[str]) -> list[np.ndarray]:
+    """Each member's latest lifecycle transition before ``today``: member ids, state (index in ``states``),
+    day number and when it was recorded (epoch seconds)."""
+    if not _is_pg(session):
+        _sqlite_functions(session, "UTC")
+    code = "CASE to_state " + " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(states)) + " END"
+    sql = (f"SELECT member_id, {code}, {_date_column(session, 'day')}, {_epoch(session, 'created_at')} "
+           "FROM (SELECT member_id, to_state, day, created_at, "
            "ROW_NUMBER() OVER (PARTITION BY member_id ORDER BY day DESC, id DESC) AS n "
            "FROM lifecycle_transitions WHERE day < :today) t WHERE n = 1")
-    out = []
-    for member_id, state, day, at in session.execute(text(sql), {"today": today}):
-        if isinstance(day, str):
-            day = date.fromisoformat(day)
-        if isinstance(at, str):
-            at = datetime.fromisoformat(at)
-        out.append((member_id, state, day, at.replace(tzinfo=UTC) if at.tzinfo is None else at))
-    return out
+    return _columns(session, sql, {"today": today}, (np.int64,) * 4)
 
 
 def copy_rows(session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:

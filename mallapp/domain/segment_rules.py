@@ -197,14 +197,14 @@ class LifecycleRules:
 
 
 def lifecycle_step(rules: LifecycleRules, *, prior: np.ndarray, prior_day: np.ndarray, prior_at: np.ndarray,
-                   today: int, bought: np.ndarray, last_day: np.ndarray, last_at: np.ndarray,
+                   today: int, bought: np.ndarray, first_at: np.ndarray, last_day: np.ndarray, last_at: np.ndarray,
                    joined_day: np.ndarray, usual_gap: np.ndarray, dropped: np.ndarray,
                    p_alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each member's lifecycle state today and the cause of a move (NONE where the state did not change).
 
     ``prior``: the state before today (NONE: never classified); ``prior_day``/``prior_at``: the day and the
-    instant (epoch seconds) the member entered it. ``last_day``/``last_at``: the last purchase (day number,
-    epoch seconds); ``usual_gap``: the gap the recency is compared with (NaN: none). One step per run.
+    instant (epoch seconds) the member entered it. ``first_at``: the first purchase (epoch seconds);
+    ``last_day``/``last_at``: the last purchase (day number, epoch seconds); ``usual_gap``: the gap the recency is compared with (NaN: none). One step per run.
     """
     n = len(prior)
     recency = np.where(bought, today - last_day, 0)
@@ -245,7 +245,7 @@ def lifecycle_step(rules: LifecycleRules, *, prior: np.ndarray, prior_day: np.nd
     move(was & ~lost & again, REACTIVATED, C_BOUGHT_AGAIN)
     # Lost: reactivated by a purchase (the first one, for a member who never bought).
     was = prior == LOST
-    move(was & ~lost & bought, REACTIVATED, np.where(last_at > prior_at, C_BOUGHT_AGAIN, C_FIRST_PURCHASE))
+    move(was & ~lost & bought, REACTIVATED, np.where(first_at > prior_at, C_FIRST_PURCHASE, C_BOUGHT_AGAIN))
     # Reactivated: active again after reactivated_days, or weakening if a cause holds then.
     was = prior == REACTIVATED
     settled = today - prior_day >= rules.reactivated_days

@@ -51,6 +51,7 @@ from mallapp.domain import (
     alerts,
     campaigns,
     coupons,
+    member_reports,
     notifications,
     points,
     queueing,
@@ -166,7 +167,10 @@ def _segments_run(rt: Runtime, now: datetime, run_id: int) -> int:
     """Run the segmentation into the run row ``run_id`` (one transaction); record a failure in the row."""
     try:
         with rt.sessions.begin() as session:
-            return segments.run(session, rt.settings, now, run_id=run_id).members
+            row = segments.run(session, rt.settings, now, run_id=run_id)
+            # The reports read the month's snapshots: precomputed in the same transaction (contract 4).
+            member_reports.precompute(session, rt.settings, row.month, now)
+            return row.members
     except Exception as exc:
         with rt.sessions.begin() as session:
             segments.fail(session, run_id, rt.now(), f"{type(exc).__name__}: {exc}")

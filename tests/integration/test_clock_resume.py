@@ -163,10 +163,11 @@ def test_catch_up_finds_a_cron_run_missed_within_its_grace_and_not_one_done_sinc
         clock.now = at.astimezone(UTC)
         return {job.name for job in scheduler.missed(rt, JOBS)}
 
-    # Never run: the clock was down at 10:00; at 11:30 the reminders (grace 3 h) and the gifts of
-    # 00:05 (grace 12 h) are due once; points expiry's 03:10 is past its 6 h grace; interval jobs
-    # run soon anyway.
-    assert missed_at(_mall(rt, 10, 11, 30)) == {"coupon-reminders", "birthday-gifts"}
+    # Never run: the clock was down at 10:00; at 11:30 the reminders (grace 3 h), the gifts of
+    # 00:05 and the member segments of 02:30 (grace 12 h) are due once; points expiry's 03:10 is past
+    # its 6 h grace; interval jobs run soon anyway.
+    assert missed_at(_mall(rt, 10, 11, 30)) == {"coupon-reminders", "birthday-gifts", "member-segments"}
+    rt.redis.set(scheduler.done_key("member-segments"), _mall(rt, 10, 2, 30).isoformat())
     assert scheduler.latest_due(rt, coupon_reminders, rt.now()) == _mall(rt, 10, 10, 0)
     # Last run yesterday at 18:00: 10:00 was still missed.
     rt.redis.set(scheduler.done_key(coupon_reminders.name), _mall(rt, 9, 18, 0).isoformat())

@@ -37,10 +37,11 @@ class World:
         with rt.sessions.begin() as s:
             self.merchant = merchants.create(s, "Segment Test Store", at(date(2024, 1, 1)))[0].id
 
-    def member(self, name: str, joined: date = date(2024, 1, 1)) -> int:
+    def member(self, name: str, joined: date = date(2024, 1, 1), member_id: int | None = None) -> int:
         with self.rt.sessions.begin() as s:
             self.receipts += 1
-            m = Member(openid=f"o-{name}", referral_code=f"T{self.receipts:07d}", created_at=at(joined, 9))
+            m = Member(id=member_id, openid=f"o-{name}", referral_code=f"T{self.receipts:07d}",
+                       created_at=at(joined, 9))
             s.add(m)
             s.flush()
             return m.id
@@ -116,6 +117,18 @@ def test_facts_count_purchases_net_of_refunds_days_visits_and_gaps(world: World)
     assert snap.mean_gap_days == 30.0
     assert snap.window_start == date(2025, 3, 11) and snap.as_of == TODAY
     assert snap.first_purchase_at == at(date(2024, 6, 1)) and snap.last_purchase_at == at(date(2026, 2, 4))
+
+
+def test_members_with_ids_far_apart_each_get_their_own_facts(world: World) -> None:
+    """Ids spread over many of the packed reads' groups (id % 512), written out of order."""
+    ids = [world.member(f"m{k}", member_id=5000 + 7919 * k) for k in (3, 0, 4, 1, 2)]
+    for m in ids:
+        for j in range(m % 5 + 1):
+            world.buy(m, date(2026, 1, 1) + timedelta(days=j), (m % 97) + 1)
+    world.run()
+    for m in ids:
+        snap = world.snapshot(m)
+        assert (snap.purchase_days, snap.spend_fen) == (m % 5 + 1, (m % 5 + 1) * ((m % 97) + 1) * 100)
 
 
 def test_visit_sources_are_configurable(world: World, rt: Any) -> None:
@@ -217,7 +230,9 @@ def test_lifecycle_new_active_weakening_lost_reactivated_with_causes(world: Worl
     world.buy(newcomer, TODAY, 50, hour=18)
     world.buy(regular, TODAY, 100, hour=18)
     world.buy(lapsed, TODAY, 100, hour=18)
+    world.buy(never, TODAY, 100, hour=18)
     world.run(NOW + timedelta(days=1))
+    assert world.transitions(never)[-1] == (day2, "lost", "reactivated", "first_purchase")
     assert world.transitions(newcomer)[-1] == (day2, "new", "active", "first_purchase")
     assert world.transitions(regular)[-1] == (day2, "weakening", "reactivated", "bought_again")
     assert world.transitions(lapsed)[-1] == (day2, "lost", "reactivated", "bought_again")

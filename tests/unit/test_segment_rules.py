@@ -132,11 +132,11 @@ RULES = rules.LifecycleRules(lost_days=365, reactivated_days=30, gap_factor=2.0,
 TODAY = 20_000
 
 
-def step(prior, *, prior_day=TODAY - 50, prior_at=0, bought=True, last_day=TODAY - 5, last_at=10, joined=TODAY - 900,
-         gap=np.nan, dropped=False, p_alive=np.nan):
+def step(prior, *, prior_day=TODAY - 50, prior_at=0, bought=True, first_at=-5, last_day=TODAY - 5, last_at=10,
+         joined=TODAY - 900, gap=np.nan, dropped=False, p_alive=np.nan):
     state, cause = rules.lifecycle_step(
         RULES, prior=a(prior, dtype=np.int8), prior_day=a(prior_day), prior_at=a(prior_at), today=TODAY,
-        bought=a(bought), last_day=a(last_day), last_at=a(last_at), joined_day=a(joined), usual_gap=a(gap, dtype=float),
+        bought=a(bought), first_at=a(first_at), last_day=a(last_day), last_at=a(last_at), joined_day=a(joined), usual_gap=a(gap, dtype=float),
         dropped=a(dropped), p_alive=a(p_alive, dtype=float))
     return rules.LIFECYCLE_STATES[state[0]], (rules.CAUSES[cause[0]] if cause[0] != NONE else None)
 
@@ -162,6 +162,7 @@ def test_lifecycle_transitions_and_causes() -> None:
     assert step(WEAKENING, last_day=TODAY - 400) == ("lost", "no_recent_purchase")
     assert step(LOST, prior_at=100, last_at=150) == ("reactivated", "bought_again")
     assert step(LOST, last_day=TODAY - 400) == ("lost", None)
+    assert step(LOST, prior_at=100, first_at=120, last_at=150) == ("reactivated", "first_purchase")  # never bought
     assert step(REACTIVATED, prior_day=TODAY - 10) == ("reactivated", None)
     assert step(REACTIVATED, prior_day=TODAY - 30) == ("active", "settled")
     assert step(REACTIVATED, prior_day=TODAY - 30, dropped=True) == ("weakening", "t_tier_drop")
@@ -176,3 +177,11 @@ def test_segment_settings_are_validated() -> None:
         load_settings({"segments": {"tier_view": "gold"}}, overlay=DEMO_SETTINGS_FILE, environ={})
     env = load_settings(overlay=DEMO_SETTINGS_FILE, environ={"MALL_SEGMENTS_VISIT_SOURCES": "purchase,checkin"})
     assert env.segments.visit_sources == ("purchase", "checkin")
+
+
+def test_the_nightly_job_runs_at_the_configured_mall_time() -> None:
+    from mallapp.processes import clock
+
+    job = clock.find("member-segments")
+    settings = load_settings({"segments": {"run_at": "04:45"}}, overlay=DEMO_SETTINGS_FILE, environ={})
+    assert job.trigger == "cron" and job.schedule_for(settings) == {"hour": 4, "minute": 45}
