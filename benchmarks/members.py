@@ -7,8 +7,7 @@
 2. Baseline: one plain aggregate of every purchase per member into a table (what any nightly pass must at
    least read and write). Then the nightly run, ``mallapp.domain.segments.run``, twice on the same day;
    it checks the two runs wrote identical snapshots and transitions, and prints each run's time and its
-   ratio to the baseline. Without ``segments.run`` on this branch it says so and fills the snapshots with
-   a stand-in SQL pass, so the reports still have a million members to read.
+   ratio to the baseline.
 3. ``member_reports.precompute``, timed.
 4. Each report through the Flask app (test client, the real handler, JSON included), ``--calls`` times:
    p50 and p95, against the bare JSON route (``GET /api/v1/ping``) and a ``SELECT 1`` round trip.
@@ -89,25 +88,18 @@ def _run(rt: Runtime, args: argparse.Namespace) -> int:
     _, baseline = timed(lambda: _baseline(rt))
     print(f"baseline (one aggregate of every purchase per member, into a table): {baseline:.1f} s", flush=True)
     month = member_reports.month_of(rt.settings, NOW)
-    run = getattr(segments, "run", None)
-    identical = None
-    if run is None:
-        print("segments.run is not on this branch: stand-in snapshots (SQL) instead of the nightly run", flush=True)
-        _, fill = timed(lambda: _stand_in_snapshots(rt, month))
-        print(f"stand-in snapshots: {fill:.1f} s", flush=True)
-    else:
-        digests = []
-        for attempt in (1, 2):
-            def nightly() -> None:
-                with rt.sessions.begin() as s:
-                    run(s, rt.settings, NOW, trigger="clock")
-            _, seconds = timed(nightly)
-            digests.append(_digest(rt, month))
-            verdict = "ok" if seconds <= NIGHTLY_GOAL_S else "MISSED"
-            print(f"nightly run {attempt}: {seconds:.1f} s = {seconds / baseline:.1f} × baseline "
-                  f"(goal ≤ {NIGHTLY_GOAL_S:.0f} s: {verdict})", flush=True)
-        identical = digests[0] == digests[1]
-        print(f"second run identical to the first: {identical}", flush=True)
+    digests = []
+    for attempt in (1, 2):
+        def nightly() -> None:
+            with rt.sessions.begin() as s:
+                segments.run(s, rt.settings, NOW, trigger="clock")
+        _, seconds = timed(nightly)
+        digests.append(_digest(rt, month))
+        verdict = "ok" if seconds <= NIGHTLY_GOAL_S else "MISSED"
+        print(f"nightly run {attempt}: {seconds:.1f} s = {seconds / baseline:.1f} × baseline "
+              f"(goal ≤ {NIGHTLY_GOAL_S:.0f} s: {verdict})", flush=True)
+    identical = digests[0] == digests[1]
+    print(f"second run identical to the first: {identical}", flush=True)
 
     def precompute() -> None:
         with rt.sessions.begin() as s:
@@ -117,7 +109,7 @@ def _run(rt: Runtime, args: argparse.Namespace) -> int:
     worst = _reports(rt, args.calls)
     print(f"worst report p95: {worst:.1f} ms (goal < {P95_GOAL_MS:.0f} ms: "
           f"{'ok' if worst < P95_GOAL_MS else 'MISSED'})", flush=True)
-    return 1 if identical is False else 0
+    return 0 if identical else 1
 
 
 def _baseline(rt: Runtime) -> None:
@@ -142,39 +134,6 @@ def _digest(rt: Runtime, month: date) -> str:
                                      "ORDER BY member_id, day, to_state")):
             h.update(repr(tuple(row)).encode())
     return h.hexdigest()
-
-
-def _stand_in_snapshots(rt: Runtime, month: date) -> None:
-    """Snapshots for this month and the last from plain SQL (not the segmentation rules): data for the reports."""
-    previous = member_reports.add_months(month, -1)
-    with rt.engine.begin() as conn:
-        for m, shift in ((month, "0 days"), (previous, "30 days")):
-            conn.execute(text(f"""
-                INSERT INTO member_snapshots (member_id, month, as_of, window_start, purchases, purchase_days,
-                    spend_fen, scored_spend_fen, visits, mean_gap_days, first_purchase_at, last_purchase_at, t_tier,
-                    pyramid, rfm_r, rfm_f, rfm_m, rfm_segment, lifecycle, p_alive, clv_fen, computed_at)
-                WITH f AS (
-                    SELECT m.id AS member_id, count(p.id) AS n, count(DISTINCT p.occurred_at::date) AS days,
-                           coalesce(sum(p.amount_fen), 0) AS spend, min(p.occurred_at) AS first_at,
-                           max(p.occurred_at) AS last_at, m.created_at
-                    FROM members m LEFT JOIN purchases p ON p.member_id = m.id
-                         AND p.occurred_at >= :now - interval '365 days' - interval '{shift}'
-                         AND p.occurred_at < :now - interval '{shift}'
-                    GROUP BY m.id), r AS (
-                    SELECT *, ntile(100) OVER (ORDER BY spend DESC, member_id) AS pct,
-                           ntile(5) OVER (ORDER BY n, member_id) AS fq FROM f)
-                SELECT member_id, :m, :m, :m - 365, n, days, spend, spend, days, NULL, first_at, last_at,
-                       CASE WHEN n = 0 THEN NULL WHEN days >= 12 AND spend >= 500000 THEN 'T1'
-                            WHEN spend >= 500000 THEN 'T2' WHEN days >= 12 THEN 'T3' ELSE 'T4' END,
-                       CASE WHEN n = 0 THEN NULL WHEN pct = 1 THEN 'vip' WHEN pct <= 5 THEN 'major'
-                            WHEN pct <= 20 THEN 'ordinary' ELSE 'small' END,
-                       NULL, fq, NULL,
-                       CASE WHEN n = 0 THEN 'lost' WHEN fq = 5 THEN 'champions' WHEN fq >= 3 THEN 'loyal'
-                            ELSE 'need_attention' END,
-                       CASE WHEN n = 0 AND created_at < :now - interval '365 days' THEN 'lost'
-                            WHEN created_at >= :now - interval '60 days' THEN 'new' ELSE 'active' END,
-                       NULL, spend, :now FROM r"""), {"m": m, "now": NOW.replace(tzinfo=None)})
-        conn.execute(text("ANALYZE member_snapshots"))
 
 
 def _reports(rt: Runtime, calls: int) -> float:
