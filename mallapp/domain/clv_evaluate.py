@@ -299,9 +299,8 @@ def evaluate(data: Holdout, *, folds: int = 5, seed: int = 0, grid: Sequence[int
     buyers = actual > 0
     spend_out: dict[str, Any] = {"customers_scored": int(buyers.sum())}
     for name, p in spend.items():
-        ok = buyers & np.isfinite(p)
-        spend_out[name] = {"mae": mae(p[ok], data.holdout_spend[ok]) if ok.all() == buyers.all() and ok.any()
-                           else None}
+        scored = buyers.any() and bool(np.all(np.isfinite(p[buyers])))  # None when a fold had no Gamma-Gamma fit
+        spend_out[name] = {"mae": mae(p[buyers], data.holdout_spend[buyers]) if scored else None}
     spend_out["mae_ratio"] = {name: (spend_out["gamma_gamma"]["mae"] / spend_out[name]["mae"]
                                      if spend_out["gamma_gamma"]["mae"] is not None else None)
                               for name in ("own_mean", "population_mean")}
@@ -324,3 +323,34 @@ def evaluate(data: Holdout, *, folds: int = 5, seed: int = 0, grid: Sequence[int
         "repeat_customers": int((data.frequency > 0).sum()), "folds": folds, "inner_folds": inner, "seed": seed,
         "purchases": purchases, "spend": spend_out, "next_purchase_due": due,
     }
+
+
+def table(out: dict[str, Any]) -> list[str]:
+    """``evaluate``'s figures as readable lines."""
+    p, s, d = out["purchases"], out["spend"], out["next_purchase_due"]
+
+    def num(value: float | None, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    lines = [f"{out['customers']} customers ({out['repeat_customers']} repeat), calibration to "
+             f"{out['calibration_end']}, holdout to {out['observation_end']} ({out['holdout_length']:.4g} "
+             f"{out['unit']}); {out['folds']} folds, seed {out['seed']}",
+             "", "Repeat purchases in the holdout, per held-out customer:",
+             f"  {'model':<18}{'MAE':>9}{'RMSE':>9}{'total err %':>13}{'BG/NBD MAE ratio':>18}"]
+    for name in ("bgnbd", "own_rate", "population_rate"):
+        ratio = "" if name == "bgnbd" else num(p["mae_ratio"][name])
+        lines.append(f"  {name:<18}{num(p[name]['mae']):>9}{num(p[name]['rmse']):>9}"
+                     f"{num(p[name]['total_error_pct'], 1):>13}{ratio:>18}")
+    lines += ["", f"Mean spend per holdout purchase day ({s['customers_scored']} customers who bought):",
+              f"  {'model':<18}{'MAE':>9}{'GG MAE ratio':>14}"]
+    for name in ("gamma_gamma", "own_mean", "population_mean"):
+        ratio = "" if name == "gamma_gamma" else num(s["mae_ratio"][name])
+        lines.append(f"  {name:<18}{num(s[name]['mae'], 2):>9}{ratio:>14}")
+    lines += ["", "Next purchase due (own median gap with >= k purchase days, else BG/NBD), error in days "
+              "(censored at the holdout end):",
+              f"  nested CV, the procedure's outer figure: {d['procedure']['mae_days']:.2f} days "
+              f"(k chosen per fold: {', '.join(str(k) for k in d['procedure']['chosen_per_fold'])})",
+              "  each k on the outer folds (for information; choosing from these is optimistic): "
+              + ", ".join(f"{k}: {v:.2f}" for k, v in d["outer_mae_days_by_k"].items()),
+              f"  k chosen on all the data (the default to use): {d['chosen_on_all_data']}"]
+    return lines
