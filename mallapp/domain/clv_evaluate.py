@@ -300,7 +300,9 @@ def evaluate(data: Holdout, *, folds: int = 5, seed: int = 0, grid: Sequence[int
     spend_out: dict[str, Any] = {"customers_scored": int(buyers.sum())}
     for name, p in spend.items():
         scored = buyers.any() and bool(np.all(np.isfinite(p[buyers])))  # None when a fold had no Gamma-Gamma fit
-        spend_out[name] = {"mae": mae(p[buyers], data.holdout_spend[buyers]) if scored else None}
+        error = p[buyers] - data.holdout_spend[buyers]
+        spend_out[name] = {"mae": float(np.mean(np.abs(error))) if scored else None,
+                           "rmse": float(np.sqrt(np.mean(error ** 2))) if scored else None}
     spend_out["mae_ratio"] = {name: (spend_out["gamma_gamma"]["mae"] / spend_out[name]["mae"]
                                      if spend_out["gamma_gamma"]["mae"] is not None else None)
                               for name in ("own_mean", "population_mean")}
@@ -342,10 +344,10 @@ def table(out: dict[str, Any]) -> list[str]:
         lines.append(f"  {name:<18}{num(p[name]['mae']):>9}{num(p[name]['rmse']):>9}"
                      f"{num(p[name]['total_error_pct'], 1):>13}{ratio:>18}")
     lines += ["", f"Mean spend per holdout purchase day ({s['customers_scored']} customers who bought):",
-              f"  {'model':<18}{'MAE':>9}{'GG MAE ratio':>14}"]
+              f"  {'model':<18}{'MAE':>9}{'RMSE':>9}{'GG MAE ratio':>14}"]
     for name in ("gamma_gamma", "own_mean", "population_mean"):
         ratio = "" if name == "gamma_gamma" else num(s["mae_ratio"][name])
-        lines.append(f"  {name:<18}{num(s[name]['mae'], 2):>9}{ratio:>14}")
+        lines.append(f"  {name:<18}{num(s[name]['mae'], 2):>9}{num(s[name]['rmse'], 2):>9}{ratio:>14}")
     lines += ["", "Next purchase due (own median gap with >= k purchase days, else BG/NBD), error in days "
               "(censored at the holdout end):",
               f"  nested CV, the procedure's outer figure: {d['procedure']['mae_days']:.2f} days "

@@ -1,0 +1,99 @@
+"""``python -m benchmarks.clv_evaluate``: ``mallapp clv evaluate`` on a synthetic file of many members.
+
+    python -m benchmarks.clv_evaluate [--members 1000000] [--folds 5] [--seed 14] [--keep FILE]
+
+Draws members' purchases from BG/NBD (a day grid, two years, each member's first purchase in the first
+year) with Gamma-Gamma amounts, writes them as a CSV (customer_id,date,amount), and times, in the same
+run: reading the file, the split at the calibration end (the middle), one BG/NBD and Gamma-Gamma fit on
+every member (the baseline), and the whole evaluation (outer folds, baselines and the nested CV: about
+(folds + 1) x folds + folds fits). It prints the times and the evaluation's cost in baseline fits.
+The figures are not a test of the models: the data come from the very process BG/NBD assumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mallapp.domain import clv
+from mallapp.domain import clv_evaluate as ev
+from mallapp.domain.clv_summary import read_transactions
+
+TRUE_BG = {"r": 0.9, "alpha": 10.0, "a": 0.7, "b": 4.0}     # weeks, as benchmarks/clv.py
+TRUE_GG = {"p": 6.0, "q": 4.0, "gamma": 1500.0}
+DAYS = 730
+START = np.datetime64("2024-01-01")
+
+
+def write_purchases(path: Path, members: int, seed: int) -> int:
+    """Write the synthetic purchases to ``path``; return the number of lines."""
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, DAYS // 2, members)
+    rate = rng.gamma(TRUE_BG["r"], 1.0 / (TRUE_BG["alpha"] * 7.0), members)    # per day
+    drop = rng.beta(TRUE_BG["a"], TRUE_BG["b"], members)
+    nu = rng.gamma(TRUE_GG["q"], 1.0 / TRUE_GG["gamma"], members)
+    who, when = [np.arange(members)], [first.astype(float)]
+    clock = first.astype(float)
+    active = np.arange(members)
+    while active.size:
+        clock[active] += rng.exponential(1.0, active.size) / rate[active]
+        active = active[clock[active] < DAYS]
+        who.append(active)
+        when.append(clock[active].copy())
+        active = active[rng.random(active.size) >= drop[active]]
+    ids = np.concatenate(who)
+    days = np.floor(np.concatenate(when)).astype(np.int64)
+    amounts = np.round(rng.gamma(TRUE_GG["p"], 1.0 / nu[ids]), 2)
+    dates = (START + days).astype(str)
+    with path.open("w") as out:
+        out.write("customer_id,date,amount\n")
+        for chunk in range(0, ids.size, 1_000_000):
+            part = slice(chunk, chunk + 1_000_000)
+            out.write("\n".join(np.char.add(np.char.add(np.char.add(ids[part].astype(str), ","),
+                                                       np.char.add(dates[part], ",")), amounts[part].astype(str))))
+            out.write("\n")
+    return int(ids.size)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--keep", type=Path, help="write the CSV here and keep it")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.keep or Path(tmp) / "purchases.csv"
+        started = time.perf_counter()
+        lines = write_purchases(path, args.members, args.seed)
+        print(f"wrote {lines:,} purchases of {args.members:,} members to {path} in "
+              f"{time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        rows = read_transactions(path)
+        read = time.perf_counter() - started
+        started = time.perf_counter()
+        ids, days, amounts = zip(*rows, strict=True)
+        del rows
+        data = ev.split_in_time(ids, days, amounts)
+        split = time.perf_counter() - started
+        started = time.perf_counter()
+        clv.fit_bgnbd(data.frequency, data.recency, data.T)
+        clv.fit_gamma_gamma(data.frequency, data.monetary)
+        one_fit = time.perf_counter() - started
+        started = time.perf_counter()
+        out = ev.evaluate(data, folds=args.folds, seed=args.seed)
+        evaluation = time.perf_counter() - started
+    print(f"read the file: {read:.1f} s; split at {out['calibration_end']}: {split:.1f} s; "
+          f"{data.n:,} members in the cohort")
+    print(f"baseline, one BG/NBD + Gamma-Gamma fit on every member: {one_fit:.2f} s")
+    print(f"the evaluation ({args.folds} folds, nested): {evaluation:.1f} s = {evaluation / one_fit:.1f} baseline fits")
+    for line in ev.table(out):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
