@@ -13,6 +13,7 @@ Everything is vectorised over customers: one grouping of the purchases, then arr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -218,16 +219,24 @@ def nested_cv(folds: np.ndarray, choices: Sequence[Any], fit: Fit, evaluate: Eva
 class Models:
     bg: clv.BgNbdParams
     gg: clv.GammaGammaParams | None
+    gg_error: str | None = None      # why there is no Gamma-Gamma (its FitError), if there is none
 
 
 def fitter(data: Holdout) -> Fit:
+    """Fit both models on the training customers. Without a BG/NBD fit nothing can be scored: its FitError
+    is raised again, saying on how many customers; a Gamma-Gamma that cannot be fitted leaves the spend
+    figures out and says why."""
     def fit(train: np.ndarray) -> Models:
-        bg = clv.fit_bgnbd(data.frequency[train], data.recency[train], data.T[train])
         try:
-            gg = clv.fit_gamma_gamma(data.frequency[train], data.monetary[train])
-        except clv.FitError:
-            gg = None
-        return Models(bg=bg, gg=gg)
+            bg = clv.fit_bgnbd(data.frequency[train], data.recency[train], data.T[train])
+        except clv.FitError as exc:
+            raise clv.FitError(f"BG/NBD on {train.size} training customers: {exc.message}", code=exc.code) from None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", clv.ZeroSpendWarning)
+                return Models(bg=bg, gg=clv.fit_gamma_gamma(data.frequency[train], data.monetary[train]))
+        except clv.FitError as exc:
+            return Models(bg=bg, gg=None, gg_error=f"{exc.message} ({exc.code})")
     return fit
 
 
@@ -297,7 +306,8 @@ def evaluate(data: Holdout, *, folds: int = 5, seed: int = 0, grid: Sequence[int
     purchases["mae_ratio"] = {name: purchases["bgnbd"]["mae"] / purchases[name]["mae"]
                               for name in ("own_rate", "population_rate")}
     buyers = actual > 0
-    spend_out: dict[str, Any] = {"customers_scored": int(buyers.sum())}
+    spend_out: dict[str, Any] = {"customers_scored": int(buyers.sum()),
+                                 "gamma_gamma_errors": sorted({m.gg_error for m in nested.models if m.gg_error})}
     for name, p in spend.items():
         scored = buyers.any() and bool(np.all(np.isfinite(p[buyers])))  # None when a fold had no Gamma-Gamma fit
         error = p[buyers] - data.holdout_spend[buyers]
@@ -344,6 +354,7 @@ def table(out: dict[str, Any]) -> list[str]:
         lines.append(f"  {name:<18}{num(p[name]['mae']):>9}{num(p[name]['rmse']):>9}"
                      f"{num(p[name]['total_error_pct'], 1):>13}{ratio:>18}")
     lines += ["", f"Mean spend per holdout purchase day ({s['customers_scored']} customers who bought):",
+              *(f"  no Gamma-Gamma on a training fold: {e}" for e in s["gamma_gamma_errors"]),
               f"  {'model':<18}{'MAE':>9}{'RMSE':>9}{'GG MAE ratio':>14}"]
     for name in ("gamma_gamma", "own_mean", "population_mean"):
         ratio = "" if name == "gamma_gamma" else num(s["mae_ratio"][name])
