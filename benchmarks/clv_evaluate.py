@@ -1,13 +1,16 @@
 """``python -m benchmarks.clv_evaluate``: ``mallapp clv evaluate`` on a synthetic file of many members.
 
     python -m benchmarks.clv_evaluate [--members 1000000] [--folds 5] [--seed 14] [--keep FILE]
+                                      [--source bgnbd|history] [--calibration-end YYYY-MM-DD]
 
 Draws members' purchases from BG/NBD (a day grid, two years, each member's first purchase in the first
 year) with Gamma-Gamma amounts, writes them as a CSV (customer_id,date,amount), and times, in the same
 run: reading the file, the split at the calibration end (the middle), one BG/NBD and Gamma-Gamma fit on
 every member (the baseline), and the whole evaluation (outer folds, baselines and the nested CV: about
 (folds + 1) x folds + folds fits). It prints the times and the evaluation's cost in baseline fits.
-The figures are not a test of the models: the data come from the very process BG/NBD assumes.
+With ``--source bgnbd`` the figures are not a test of the models (the data come from the very process
+BG/NBD assumes); ``--source history`` draws the reports' synthetic mall history instead (20 purchases a
+member over two years; its ``now`` is 1 March 2026).
 """
 
 from __future__ import annotations
@@ -59,17 +62,44 @@ def write_purchases(path: Path, members: int, seed: int) -> int:
     return int(ids.size)
 
 
+def write_history(path: Path, members: int, seed: int) -> int:
+    """The reports' synthetic mall history (mallapp.devtools.history.build: kinds of members buying at their
+    own rates in spans, weekday and month seasons; not a BG/NBD process), its purchases as mall-local days."""
+    import os
+    from datetime import UTC, datetime
+
+    from mallapp.devtools.history import build
+    from mallapp.settings import DEMO_SETTINGS_FILE, load_settings
+
+    os.environ.setdefault("MALL_CONFIG", str(DEMO_SETTINGS_FILE))
+    settings = load_settings()
+    rows = build(settings, members=members, purchases=members * 20, now=datetime(2026, 3, 1, 12, tzinfo=UTC),
+                 seed=seed, months=12, merchant_ids=list(range(1, 41)), first_member_id=1, with_points=False,
+                 first_ids={"purchases": 1, "mall_visits": 1, "checkins": 1})
+    p = rows.purchases
+    offset = settings.mall.tz.utcoffset(datetime(2025, 6, 1)).total_seconds()
+    dates = (np.datetime64(rows.day0) + (p["occurred_at"] + int(offset)) // 86400).astype(str)
+    with path.open("w") as out:
+        out.write("customer_id,date,amount\n")
+        out.writelines(f"{m},{d},{a}\n" for m, d, a in zip(p["member_id"], dates, p["amount_fen"], strict=True))
+    return int(p["member_id"].size)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--keep", type=Path, help="write the CSV here and keep it")
+    parser.add_argument("--source", choices=["bgnbd", "history"], default="bgnbd",
+                        help="bgnbd: drawn from BG/NBD and Gamma-Gamma; history: the reports' synthetic mall history")
+    parser.add_argument("--calibration-end", help="YYYY-MM-DD (default: the middle of the data)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "purchases.csv"
         started = time.perf_counter()
-        lines = write_purchases(path, args.members, args.seed)
+        write = write_purchases if args.source == "bgnbd" else write_history
+        lines = write(path, args.members, args.seed)
         print(f"wrote {lines:,} purchases of {args.members:,} members to {path} in "
               f"{time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
@@ -78,11 +108,14 @@ def main() -> None:
         started = time.perf_counter()
         ids, days, amounts = zip(*rows, strict=True)
         del rows
-        data = ev.split_in_time(ids, days, amounts)
+        data = ev.split_in_time(ids, days, amounts, calibration_end=args.calibration_end)
         split = time.perf_counter() - started
         started = time.perf_counter()
         clv.fit_bgnbd(data.frequency, data.recency, data.T)
-        clv.fit_gamma_gamma(data.frequency, data.monetary)
+        try:
+            clv.fit_gamma_gamma(data.frequency, data.monetary)
+        except clv.FitError as exc:
+            print(f"no Gamma-Gamma on every member: {exc.message}")
         one_fit = time.perf_counter() - started
         started = time.perf_counter()
         out = ev.evaluate(data, folds=args.folds, seed=args.seed)
