@@ -111,7 +111,11 @@ def main() -> None:
         data = ev.split_in_time(ids, days, amounts, calibration_end=args.calibration_end)
         split = time.perf_counter() - started
         started = time.perf_counter()
-        clv.fit_bgnbd(data.frequency, data.recency, data.T)
+        try:
+            clv.fit_bgnbd(data.frequency, data.recency, data.T)
+        except clv.FitError as exc:
+            print(f"no BG/NBD on these data, so nothing to evaluate: {exc.message} ({exc.code})")
+            return
         try:
             clv.fit_gamma_gamma(data.frequency, data.monetary)
         except clv.FitError as exc:
