@@ -10,6 +10,7 @@ import pytest
 from factories import MALLAPP, cli_env
 
 from beacons.datasets import shared_data_dir
+from mallapp.settings import SegmentSettings
 
 
 def _cdnow():
@@ -39,7 +40,10 @@ def test_clv_evaluate_on_cdnow_bgnbd_beats_the_population_rate_on_held_out_custo
     assert due["grid"] == [2, 3, 4, 5, "never"]
     assert len(due["procedure"]["chosen_per_fold"]) == 5
     assert due["procedure"]["mae_days"] > 0
-    assert due["chosen_on_all_data"] in due["grid"]
+    # The shipped default (next_due_min_purchase_days = 0: never the own gap) is what the nested CV chose here;
+    # when this fails, the default and docs/segments.md need the figures measured again.
+    assert due["chosen_on_all_data"] == "never" and SegmentSettings().next_due_min_purchase_days == 0
+    assert due["procedure"]["mae_days"] < due["outer_mae_days_by_k"]["3"]
     # The same seed gives the same figures.
     again = json.loads(_evaluate(tmp_path, "--transactions", str(_cdnow()), "--calibration-end", "1997-09-30",
                                  "--json").stdout)

@@ -127,3 +127,52 @@ def test_the_inner_cv_never_sees_the_outer_test_fold():
         train = np.flatnonzero(folds != f)
         assert nested.chosen[f] == int(np.argmin(errors[train].mean(axis=0)))
     assert np.array_equal(nested.errors, errors[np.arange(n), [nested.chosen[f] for f in folds]])
+
+
+def _drawn(members: int, seed: int, equal_amounts: bool = False):
+    """Purchases drawn from BG/NBD on a day grid over 300 days (first purchases in the first 100), amounts
+    from Gamma-Gamma (or all 50)."""
+    rng = np.random.default_rng(seed)
+    ids, days = [], []
+    for m in range(members):
+        rate, drop = rng.gamma(1.0, 1 / 20), rng.beta(1.0, 4.0)
+        day = float(rng.integers(0, 100))
+        ids.append(m)
+        days.append(int(day))
+        while True:
+            day += rng.exponential(1 / rate)
+            if day >= 300:
+                break
+            ids.append(m)
+            days.append(int(day))
+            if rng.random() < drop:
+                break
+    nu = rng.gamma(4.0, 1 / 300, members)   # Gamma-Gamma: each member's own scale of spending
+    amounts = np.full(len(ids), 50.0) if equal_amounts else rng.gamma(6.0, 1 / nu[np.array(ids)])
+    return ev.split_in_time(np.array(ids), np.datetime64("2024-01-01") + np.array(days), amounts, unit="days")
+
+
+def test_evaluate_pools_each_customer_once_and_the_procedure_figure_is_the_chosen_k_per_fold():
+    data = _drawn(400, seed=11)
+    out = ev.evaluate(data, folds=4, seed=3, grid=(2, 3, None))
+    p, due = out["purchases"], out["next_purchase_due"]
+    assert out["customers"] == data.n and out["folds"] == 4 and out["inner_folds"] == 4
+    assert p["mae_ratio"]["population_rate"] == pytest.approx(p["bgnbd"]["mae"] / p["population_rate"]["mae"])
+    folds = ev.assign_folds(data.n, 4, 3)   # the pooled MAE is the size-weighted mean of the folds'
+    sizes = np.bincount(folds)
+    assert p["bgnbd"]["mae"] == pytest.approx(np.dot(sizes, p["fold_mae"]["bgnbd"]) / data.n)
+    assert due["grid"] == [2, 3, "never"]
+    by_k = due["outer_mae_days_by_k"]
+    if len(set(due["procedure"]["chosen_per_fold"])) == 1:   # one k everywhere: the procedure's figure is its
+        assert due["procedure"]["mae_days"] == pytest.approx(by_k[str(due["procedure"]["chosen_per_fold"][0])])
+    assert due["procedure"]["mae_days"] == pytest.approx(np.dot(sizes, due["procedure"]["fold_mae_days"]) / data.n)
+    assert out["spend"]["gamma_gamma"]["mae"] is not None and out["spend"]["gamma_gamma_errors"] == []
+
+
+def test_evaluate_without_a_gamma_gamma_fit_leaves_its_spend_figures_out_and_says_why():
+    out = ev.evaluate(_drawn(300, seed=5, equal_amounts=True), folds=3, seed=0, grid=(3, None))
+    assert out["spend"]["gamma_gamma"] == {"mae": None, "rmse": None}
+    assert out["spend"]["mae_ratio"]["own_mean"] is None
+    assert any("clv.fit.degenerate" in e for e in out["spend"]["gamma_gamma_errors"])
+    assert out["purchases"]["bgnbd"]["mae"] > 0
+    assert "no Gamma-Gamma on a training fold" in "\n".join(ev.table(out))
