@@ -138,12 +138,13 @@ def assign_folds(n: int, k: int, seed: int) -> np.ndarray:
     return folds
 
 
-def count_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
-    """Mean absolute error per customer, root mean squared error, and the total's error in percent."""
+def count_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float | None]:
+    """Mean absolute error per customer, root mean squared error, and the total's error in percent (None
+    when nobody bought: no total to be wrong about)."""
     error = np.asarray(predicted, dtype=float) - np.asarray(actual, dtype=float)
     total = float(np.sum(actual))
     return {"mae": float(np.mean(np.abs(error))), "rmse": float(np.sqrt(np.mean(error ** 2))),
-            "total_error_pct": float(100.0 * np.sum(error) / total) if total > 0 else float("nan")}
+            "total_error_pct": float(100.0 * np.sum(error) / total) if total > 0 else None}
 
 
 def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
@@ -267,6 +268,11 @@ def due_evaluator(data: Holdout, choices: Sequence[int | None]) -> Evaluate:
 # --------------------------------------------------------------------------- the whole evaluation
 
 
+def _ratio(model: float | None, baseline: float | None) -> float | None:
+    """model / baseline, None when either is missing or the baseline is 0 (JSON has no NaN)."""
+    return None if model is None or not baseline else model / baseline
+
+
 def _label(k: int | None) -> int | str:
     return "never" if k is None else int(k)
 
@@ -303,7 +309,7 @@ def evaluate(data: Holdout, *, folds: int = 5, seed: int = 0, grid: Sequence[int
     purchases: dict[str, Any] = {name: count_metrics(p, actual) for name, p in predicted.items()}
     purchases["fold_mae"] = {name: [mae(p[outer == f], actual[outer == f]) for f in range(folds)]
                              for name, p in predicted.items()}
-    purchases["mae_ratio"] = {name: purchases["bgnbd"]["mae"] / purchases[name]["mae"]
+    purchases["mae_ratio"] = {name: _ratio(purchases["bgnbd"]["mae"], purchases[name]["mae"])
                               for name in ("own_rate", "population_rate")}
     buyers = actual > 0
     spend_out: dict[str, Any] = {"customers_scored": int(buyers.sum()),
@@ -313,8 +319,7 @@ def evaluate(data: Holdout, *, folds: int = 5, seed: int = 0, grid: Sequence[int
         error = p[buyers] - data.holdout_spend[buyers]
         spend_out[name] = {"mae": float(np.mean(np.abs(error))) if scored else None,
                            "rmse": float(np.sqrt(np.mean(error ** 2))) if scored else None}
-    spend_out["mae_ratio"] = {name: (spend_out["gamma_gamma"]["mae"] / spend_out[name]["mae"]
-                                     if spend_out["gamma_gamma"]["mae"] is not None else None)
+    spend_out["mae_ratio"] = {name: _ratio(spend_out["gamma_gamma"]["mae"], spend_out[name]["mae"])
                               for name in ("own_mean", "population_mean")}
 
     final, inner_means = inner_choice(np.arange(n), choices, inner, seed, fit, scorer)

@@ -176,3 +176,9 @@ def test_evaluate_without_a_gamma_gamma_fit_leaves_its_spend_figures_out_and_say
     assert any("clv.fit.degenerate" in e for e in out["spend"]["gamma_gamma_errors"])
     assert out["purchases"]["bgnbd"]["mae"] > 0
     assert "no Gamma-Gamma on a training fold" in "\n".join(ev.table(out))
+
+
+def test_metrics_without_holdout_purchases_give_no_percent_rather_than_nan():
+    assert ev.count_metrics(np.array([0.5, 0.0]), np.array([0.0, 0.0])) == {
+        "mae": 0.25, "rmse": pytest.approx(np.sqrt(0.125)), "total_error_pct": None}
+    assert ev._ratio(1.0, 0.0) is None and ev._ratio(None, 2.0) is None and ev._ratio(1.0, 2.0) == 0.5
