@@ -217,6 +217,7 @@ def compute(session: Session, settings: Settings, now: datetime) -> Computed:
                       "fallback_gap_days": None if math.isnan(fallback) else fallback,
                       "p_alive_below": cfg.weakening_p_alive_below, "lost_days": cfg.lost_days,
                       "reactivated_days": cfg.reactivated_days},
+        "next_due": {"min_purchase_days": cfg.next_due_min_purchase_days},
         **clv_parameters,
     }
     counts = {

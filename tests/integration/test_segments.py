@@ -345,8 +345,9 @@ def test_next_purchase_due_from_the_own_gap_when_configured_or_without_bgnbd(wor
     m = world.member("regular")
     for day in (date(2026, 1, 24), date(2026, 2, 5), date(2026, 2, 17), date(2026, 3, 1)):   # every 12 days
         world.buy(m, day, 100)
-    world.run()   # the default, but one member: no BG/NBD, so the own gap (4 purchase days >= 3)
+    run = world.run()   # the default, but one member: no BG/NBD, so the own gap (4 purchase days >= 3)
     assert world.snapshot(m).next_purchase_due == date(2026, 3, 13)
+    assert run.parameters["next_due"] == {"min_purchase_days": 0}
     for k, due in ((3, date(2026, 3, 13)), (5, None)):   # 5: too few purchase days, and no BG/NBD to fall back on
         rt.settings = rt.settings.model_copy(update={"segments": rt.settings.segments.model_copy(
             update={"next_due_min_purchase_days": k})})
