@@ -449,5 +449,45 @@ def clv_fit(path: str, calibration_end: str | None, unit: str) -> None:
         "fit_seconds": round(seconds, 4),
     }))
 
+
+@clv_group.command("evaluate")
+@click.option("--transactions", "path", required=True, type=click.Path(dir_okay=False),
+              help="the purchases, as for `mallapp clv fit` (a CSV with a header, or a CDNOW file)")
+@click.option("--calibration-end", help="YYYY-MM-DD: the end of the calibration period; the holdout runs from the "
+                                       "next day to the last purchase's day (default: the middle of the data)")
+@click.option("--unit", type=click.Choice(["weeks", "days"]), default="weeks", show_default=True)
+@click.option("--folds", type=click.IntRange(2, 50), default=5, show_default=True, help="customer folds (outer and inner)")
+@click.option("--seed", type=int, default=0, show_default=True, help="the folds' random seed")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object (fields in docs/lifetime-value.md)")
+def clv_evaluate(path: str, calibration_end: str | None, unit: str, folds: int, seed: int, as_json: bool) -> None:
+    """How well BG/NBD and Gamma-Gamma predict held-out customers' holdout period, against baselines, and the
+    next-purchase-due rule's k chosen by nested cross-validation (docs/lifetime-value.md)."""
+    import json
+    import warnings
+
+    from mallapp.domain import clv_evaluate as evaluation
+    from mallapp.domain.clv import ZeroSpendWarning
+    from mallapp.domain.clv_summary import read_transactions
+    from mallapp.errors import MallError
+
+    try:
+        rows = read_transactions(path)
+        started = time.perf_counter()
+        ids, days, amounts = zip(*rows, strict=True)
+        data = evaluation.split_in_time(ids, days, amounts, calibration_end=calibration_end, unit=unit)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ZeroSpendWarning)
+            out = evaluation.evaluate(data, folds=folds, seed=seed)
+        out["seconds"] = round(time.perf_counter() - started, 3)
+    except MallError as exc:
+        raise click.ClickException(f"{exc.message} ({exc.code})") from None
+    except (OSError, ValueError, MemoryError) as exc:
+        raise click.ClickException(f"cannot evaluate {path}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    for line in evaluation.table(out):
+        click.echo(line)
+
 if __name__ == "__main__":
     main()

@@ -410,12 +410,25 @@ class SegmentSettings(_Section):
     clv_monthly_discount: float = Field(default=0.01, ge=0, lt=1)
     # Below this many members with a repeat purchase the models are not fitted (no lifetime value stored).
     clv_min_repeat_buyers: int = Field(default=20, ge=1)
+    # next_purchase_due from the member's own median gap when they have at least this many purchase days in the
+    # window, else from BG/NBD (the run's day + 365 / the purchases expected in the next 365 days). 0: never the
+    # own gap, BG/NBD only (members without BG/NBD figures fall back to the own gap from
+    # weakening_min_purchase_days). 0 was chosen by nested cross-validation (`mallapp clv evaluate`,
+    # docs/lifetime-value.md "How well it predicts"); 1 is refused (one purchase day has no gap).
+    next_due_min_purchase_days: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _pyramid_fits(self) -> SegmentSettings:
         if self.pyramid_vip_pct + self.pyramid_major_pct + self.pyramid_ordinary_pct >= 100:
             raise ValueError("pyramid_vip_pct + pyramid_major_pct + pyramid_ordinary_pct must stay below 100")
         return self
+
+    @field_validator("next_due_min_purchase_days")
+    @classmethod
+    def _due_days(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("must be 0 (never the own gap) or at least 2 (one purchase day has no gap)")
+        return value
 
     @field_validator("visit_sources", mode="before")
     @classmethod

@@ -180,12 +180,16 @@ def compute(session: Session, settings: Settings, now: datetime) -> Computed:
     transitions = [(int(ids[i]), LIFECYCLE_STATES[prior[i]] if prior[i] != NONE else None,
                     LIFECYCLE_STATES[state[i]], rules.CAUSES[cause[i]]) for i in moved]
 
-    # Next purchase due: the member's own median gap after the last purchase when there are enough purchase days,
-    # else BG/NBD: today + 365 / the purchases expected in the next 365 days, when at least one is expected.
+    # Next purchase due: the member's own median gap after the last purchase with next_due_min_purchase_days purchase
+    # days (0: never, except for members without BG/NBD figures, from weakening_min_purchase_days), else BG/NBD:
+    # today + 365 / the purchases expected in the next 365 days, when at least one is expected.
     due = np.full(n, NONE, dtype=np.int64)
-    own_due = enough & np.isfinite(median_gap)
-    due[own_due] = last_day[own_due] + np.ceil(median_gap[own_due]).astype(np.int64)
     e365 = value["expected_purchases_365"]
+    if cfg.next_due_min_purchase_days:
+        own_due = (days_w >= cfg.next_due_min_purchase_days) & np.isfinite(median_gap)
+    else:
+        own_due = enough & np.isfinite(median_gap) & ~np.isfinite(e365)
+    due[own_due] = last_day[own_due] + np.ceil(median_gap[own_due]).astype(np.int64)
     model_due = ~own_due & bought & np.isfinite(e365) & (np.nan_to_num(e365) >= 1)
     due[model_due] = t_day + np.ceil(365.0 / e365[model_due]).astype(np.int64)
 
@@ -213,6 +217,7 @@ def compute(session: Session, settings: Settings, now: datetime) -> Computed:
                       "fallback_gap_days": None if math.isnan(fallback) else fallback,
                       "p_alive_below": cfg.weakening_p_alive_below, "lost_days": cfg.lost_days,
                       "reactivated_days": cfg.reactivated_days},
+        "next_due": {"min_purchase_days": cfg.next_due_min_purchase_days},
         **clv_parameters,
     }
     counts = {

@@ -334,8 +334,25 @@ def test_lifetime_value_figures_are_stored_and_never_nan(world: World) -> None:
             assert snap.expected_purchases_30 <= snap.expected_purchases_90 <= snap.expected_purchases_365
             assert isinstance(snap.clv_fen, int) and snap.clv_fen >= 0
             assert snap.expected_spend_fen > 0
-            if snap.purchase_days >= 3:   # enough purchase days: due after the member's own median gap
-                assert snap.next_purchase_due is not None and snap.next_purchase_due > snap.last_purchase_at.date()
+            # The default (next_due_min_purchase_days = 0): BG/NBD's expectation, when at least one purchase a year.
+            if snap.expected_purchases_365 >= 1:
+                assert snap.next_purchase_due == TODAY + timedelta(days=int(np.ceil(365 / snap.expected_purchases_365)))
+            else:
+                assert snap.next_purchase_due is None
+
+
+def test_next_purchase_due_from_the_own_gap_when_configured_or_without_bgnbd(world: World, rt: Any) -> None:
+    m = world.member("regular")
+    for day in (date(2026, 1, 24), date(2026, 2, 5), date(2026, 2, 17), date(2026, 3, 1)):   # every 12 days
+        world.buy(m, day, 100)
+    run = world.run()   # the default, but one member: no BG/NBD, so the own gap (4 purchase days >= 3)
+    assert world.snapshot(m).next_purchase_due == date(2026, 3, 13)
+    assert run.parameters["next_due"] == {"min_purchase_days": 0}
+    for k, due in ((3, date(2026, 3, 13)), (5, None)):   # 5: too few purchase days, and no BG/NBD to fall back on
+        rt.settings = rt.settings.model_copy(update={"segments": rt.settings.segments.model_copy(
+            update={"next_due_min_purchase_days": k})})
+        world.run()
+        assert world.snapshot(m).next_purchase_due == due, k
 
 
 def test_a_fit_that_cannot_be_made_stores_no_lifetime_value(world: World) -> None:

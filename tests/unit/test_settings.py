@@ -120,3 +120,11 @@ def test_every_beacon_key_is_commented_in_the_defaults():
             # The line above it, or above the run of keys it belongs to (enter_store_m, enter_item_m, ...).
             above = next(p for p in reversed(section[:i]) if not is_key(p))
             assert above.startswith("#"), f"{line!r} has no comment"
+
+
+def test_next_due_min_purchase_days_defaults_to_never_the_own_gap_and_refuses_one():
+    assert load_settings({}, environ={}, overlay=DEMO_SETTINGS_FILE).segments.next_due_min_purchase_days == 0
+    assert load_settings({"segments": {"next_due_min_purchase_days": 3}}, environ={},
+                         overlay=DEMO_SETTINGS_FILE).segments.next_due_min_purchase_days == 3
+    with pytest.raises(SettingsError, match="next_due_min_purchase_days"):
+        load_settings({"segments": {"next_due_min_purchase_days": 1}}, environ={}, overlay=DEMO_SETTINGS_FILE)
