@@ -410,6 +410,12 @@ class SegmentSettings(_Section):
     clv_monthly_discount: float = Field(default=0.01, ge=0, lt=1)
     # Below this many members with a repeat purchase the models are not fitted (no lifetime value stored).
     clv_min_repeat_buyers: int = Field(default=20, ge=1)
+    # Gamma-Gamma is fitted on the repeat buyers' mean repeat spend capped at this percentile of it (100: no
+    # cap): a few huge one-off baskets otherwise make the model's tail infinite (q <= 1) and no spend is modelled.
+    # When Gamma-Gamma still cannot be fitted, each member's spend is their own mean pulled towards everyone's
+    # (clv.shrunk_spend) with clv_spend_prior_days purchases' worth of the overall mean.
+    clv_spend_cap_pct: float = Field(default=99.0, gt=50, le=100)
+    clv_spend_prior_days: float = Field(default=2.0, gt=0)
     # next_purchase_due from the member's own median gap when they have at least this many purchase days in the
     # window, else from BG/NBD (the run's day + 365 / the purchases expected in the next 365 days). 0: never the
     # own gap, BG/NBD only (members without BG/NBD figures fall back to the own gap from

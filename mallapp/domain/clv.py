@@ -26,8 +26,9 @@ from mallapp.domain.clv_optimise import Objective, collapse, dot, maximise
 from mallapp.domain.clv_summary import Summary, as_array, summarise
 from mallapp.errors import FitError, InvalidInput
 
-__all__ = ["BgNbdParams", "FitError", "GammaGammaParams", "Summary", "ZeroSpendWarning", "expected_purchases",
-           "expected_spend", "fit_bgnbd", "fit_gamma_gamma", "lifetime_value", "p_alive", "summarise"]
+__all__ = ["BgNbdParams", "FitError", "GammaGammaParams", "Summary", "ZeroSpendWarning", "discounted_purchases",
+           "expected_purchases", "expected_spend", "fit_bgnbd", "fit_gamma_gamma", "lifetime_value", "p_alive",
+           "shrunk_spend", "summarise"]
 
 SERIES_MAX_TERMS = 2_000_000  # the hypergeometric series; z = t/(alpha+T+t) this close to 1 is absurd
 
@@ -377,9 +378,49 @@ def lifetime_value(bg: BgNbdParams, gg: GammaGammaParams, frequency, recency, T,
     if not np.isfinite(units_per_month) or units_per_month <= 0:
         raise InvalidInput("units_per_month must be finite and > 0", code="clv.input.horizon")
     spend = expected_spend(gg, frequency, monetary)
+    purchases = discounted_purchases(bg, frequency, recency, T, horizon_months=horizon_months,
+                                     monthly_discount=monthly_discount, units_per_month=units_per_month)
+    return _no_nan(purchases * spend, "lifetime value")
+
+
+def discounted_purchases(bg: BgNbdParams, frequency, recency, T, *, horizon_months: int, monthly_discount: float,
+                         units_per_month: float) -> np.ndarray:
+    """Expected purchases over the next ``horizon_months``, each month's divided by (1 + monthly_discount)^m.
+
+    Times an expected spend per purchase this is the lifetime value (:func:`lifetime_value` uses Gamma-Gamma's;
+    a caller whose amounts Gamma-Gamma cannot model brings its own).
+    """
+    if int(horizon_months) != horizon_months or horizon_months < 0:
+        raise InvalidInput("horizon_months must be a whole number >= 0", code="clv.input.horizon")
+    if not np.isfinite(monthly_discount) or monthly_discount <= -1:
+        raise InvalidInput("monthly_discount must be finite and > -1", code="clv.input.horizon")
+    if not np.isfinite(units_per_month) or units_per_month <= 0:
+        raise InvalidInput("units_per_month must be finite and > 0", code="clv.input.horizon")
     x, t_x, age = _members(frequency, recency, T)
     months = np.arange(int(horizon_months) + 1)
     cumulative = _expected_purchases(bg, months * units_per_month, x, t_x, age)  # row 0: t = 0
     per_month = np.maximum(np.diff(cumulative, axis=0), 0.0)
     discount = (1.0 + monthly_discount) ** -months[1:]
-    return _no_nan((discount @ per_month) * spend, "lifetime value")
+    return _no_nan(discount @ per_month, "discounted purchases")
+
+
+def shrunk_spend(frequency, monetary, *, prior_weight: float) -> np.ndarray:
+    """Expected spend per purchase without Gamma-Gamma: each repeat buyer's mean repeat spend pulled towards the
+    repeat buyers' overall mean, (x m + k mean) / (x + k), with ``prior_weight`` k purchases' worth of the mean;
+    members without repeat purchases get the mean. For amounts Gamma-Gamma cannot model (``clv.fit.*``).
+    """
+    x = as_array(frequency, "frequency")
+    m = as_array(monetary, "monetary")
+    if x.shape != m.shape:
+        raise InvalidInput("frequency and monetary must have the same length", code="clv.input.shape")
+    if np.any(x < 0) or np.any(m < 0):
+        raise InvalidInput("frequency and monetary must be >= 0", code="clv.input.monetary")
+    if not np.isfinite(prior_weight) or prior_weight <= 0:
+        raise InvalidInput("prior_weight must be finite and > 0", code="clv.input.params")
+    repeat = x > 0
+    if not repeat.any():
+        raise FitError("no member bought more than once: there is no repeat spend to learn from",
+                       code="clv.fit.no_repeat_buyers")
+    mean = float(np.sum(x[repeat] * m[repeat]) / np.sum(x[repeat]))  # spend per repeat purchase, all members
+    m = np.where(repeat, m, 0.0)
+    return _no_nan((x * m + prior_weight * mean) / (x + prior_weight), "expected spend")

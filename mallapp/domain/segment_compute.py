@@ -268,22 +268,31 @@ def _lifetime(settings: Settings, bought: np.ndarray, n_days: np.ndarray, first_
         scored = {"p_alive": clv.p_alive(bg, x, t_x, age)}
         for days in (30, 90, 365):
             scored[f"expected_purchases_{days}"] = clv.expected_purchases(bg, days / WEEK, x, t_x, age)
+        purchases = clv.discounted_purchases(bg, x, t_x, age, horizon_months=cfg.clv_horizon_months,
+                                             monthly_discount=cfg.clv_monthly_discount,
+                                             units_per_month=DAYS_PER_MONTH / WEEK)
     except MallError as exc:   # no fit, or figures the model cannot give for these data: nothing stored
         params["bgnbd"] = None
         params["clv_errors"].append({"model": "bgnbd", "code": exc.code, "message": str(exc)})
         return out
     for key, values in scored.items():
         out[key][b] = values
+    # The spend model sees each repeat buyer's mean repeat spend capped at a high percentile: the one-off guard's
+    # reasoning again, and what keeps Gamma-Gamma's tail finite on a mall's baskets.
+    cap = float(np.percentile(monetary[x > 0], cfg.clv_spend_cap_pct)) if repeat else 0.0
+    capped = np.minimum(monetary, cap)
+    params["spend_cap_fen"] = round(cap)
     try:
-        gg = clv.fit_gamma_gamma(x, monetary)
+        gg = clv.fit_gamma_gamma(x, capped)
         params["gamma_gamma"] = {"p": gg.p, "q": gg.q, "gamma": gg.gamma, "log_likelihood": gg.log_likelihood}
-        spend = clv.expected_spend(gg, x, monetary)
-        value = clv.lifetime_value(bg, gg, x, t_x, age, monetary, horizon_months=cfg.clv_horizon_months,
-                                   monthly_discount=cfg.clv_monthly_discount, units_per_month=DAYS_PER_MONTH / WEEK)
+        spend = clv.expected_spend(gg, x, capped)
+        params["spend_model"] = "gamma_gamma"
     except MallError as exc:
         params["gamma_gamma"] = None
         params["clv_errors"].append({"model": "gamma_gamma", "code": exc.code, "message": str(exc)})
-        return out
+        spend = clv.shrunk_spend(x, capped, prior_weight=cfg.clv_spend_prior_days)
+        params["spend_model"] = "shrunk_mean"
+    value = purchases * spend
     out["expected_spend"][b] = spend
     out["clv"][b] = value
     return out

@@ -326,6 +326,7 @@ def test_lifetime_value_figures_are_stored_and_never_nan(world: World) -> None:
     assert run.parameters["bgnbd"] is not None, run.parameters["clv_errors"]
     assert set(run.parameters["bgnbd"]) == {"r", "alpha", "a", "b", "log_likelihood"}
     assert run.parameters["gamma_gamma"] is not None, run.parameters["clv_errors"]
+    assert run.parameters["spend_model"] == "gamma_gamma"
     with world.rt.sessions.begin() as s:
         snaps = s.scalars(select(MemberSnapshot)).all()
         assert len(snaps) == 60
@@ -339,6 +340,31 @@ def test_lifetime_value_figures_are_stored_and_never_nan(world: World) -> None:
                 assert snap.next_purchase_due == TODAY + timedelta(days=int(np.ceil(365 / snap.expected_purchases_365)))
             else:
                 assert snap.next_purchase_due is None
+
+
+def test_amounts_gamma_gamma_cannot_model_still_give_a_lifetime_value_from_shrunk_means(world: World) -> None:
+    rng = np.random.default_rng(15)
+    ms = [world.member(f"m{k}") for k in range(60)]
+    for m in ms:   # as above, but every basket is 100 yuan: Gamma-Gamma cannot tell spread from noise
+        rate, start = rng.gamma(2.0, 1 / 30), int(rng.integers(0, 200))
+        end = start + int(rng.integers(20, 200)) if rng.random() < 0.5 else 433
+        day = start
+        while day < end:
+            world.buy(m, date(2025, 1, 1) + timedelta(days=day), 100)
+            day += 1 + int(rng.exponential(1 / rate))
+    run = world.run()
+    assert run.parameters["bgnbd"] is not None and run.parameters["gamma_gamma"] is None
+    assert [e["model"] for e in run.parameters["clv_errors"]] == ["gamma_gamma"]
+    assert run.parameters["spend_model"] == "shrunk_mean"
+    with world.rt.sessions.begin() as s:
+        snaps = s.scalars(select(MemberSnapshot)).all()
+    assert len(snaps) == 60
+    # Everyone's own mean and the overall mean are 100 yuan, so everyone's expected spend is 100 yuan, and the
+    # lifetime value is the discounted purchases BG/NBD expects times 10,000 fen.
+    assert {snap.expected_spend_fen for snap in snaps} == {10_000}
+    for snap in snaps:
+        assert snap.clv_fen is not None and snap.clv_fen >= 0
+        assert snap.clv_fen <= 10_000 * snap.expected_purchases_365 + 1
 
 
 def test_next_purchase_due_from_the_own_gap_when_configured_or_without_bgnbd(world: World, rt: Any) -> None:

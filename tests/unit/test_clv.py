@@ -420,3 +420,26 @@ def test_spend_and_lifetime_value_are_finite_non_negative_and_grow_with_the_hori
     longer = clv.lifetime_value(bg, gg, x, t_x, T, m, horizon_months=months + 1, monthly_discount=0.01,
                                 units_per_month=30 / 7)
     assert np.all(np.isfinite(value)) and np.all(value >= 0) and np.all(longer >= value)
+
+
+def test_shrunk_spend_pulls_each_mean_towards_everyones_by_the_prior_weight():
+    x = np.array([0.0, 1.0, 3.0])
+    m = np.array([0.0, 40.0, 20.0])
+    # Everyone's spend per repeat purchase: (1 * 40 + 3 * 20) / 4 = 25.
+    got = clv.shrunk_spend(x, m, prior_weight=2.0)
+    assert got == pytest.approx([25.0, (40 + 2 * 25) / 3, (60 + 2 * 25) / 5])
+    with pytest.raises(clv.FitError) as refused:
+        clv.shrunk_spend(np.zeros(3), np.zeros(3), prior_weight=2.0)
+    assert refused.value.code == "clv.fit.no_repeat_buyers"
+
+
+def test_lifetime_value_is_the_discounted_purchases_times_the_expected_spend():
+    bg = clv.BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426, log_likelihood=0.0)
+    gg = clv.GammaGammaParams(p=6.25, q=3.74, gamma=15.44, log_likelihood=0.0)
+    x, t_x, age, m = np.array([0.0, 2, 7]), np.array([0.0, 30.4, 35]), np.array([38.9, 38.9, 40]), np.array([0, 22.3, 40])
+    kwargs = dict(horizon_months=12, monthly_discount=0.01, units_per_month=30 / 7)
+    purchases = clv.discounted_purchases(bg, x, t_x, age, **kwargs)
+    assert clv.lifetime_value(bg, gg, x, t_x, age, m, **kwargs) == pytest.approx(purchases * clv.expected_spend(gg, x, m))
+    # Undiscounted, the months add up to the expected purchases over the whole horizon.
+    flat = clv.discounted_purchases(bg, x, t_x, age, horizon_months=12, monthly_discount=0.0, units_per_month=30 / 7)
+    assert flat == pytest.approx(clv.expected_purchases(bg, 12 * 30 / 7, x, t_x, age))
