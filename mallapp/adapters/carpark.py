@@ -5,7 +5,7 @@ vendor's open API has the same shape, which :class:`CarPark` names; a vendor mod
 :mod:`mallapp.adapters.carpark_open`) turns it into signed HTTP calls and maps the vendor's error
 codes onto the errors below. Money is integer fen, time is integer seconds, instants are aware UTC.
 
-Errors (all :mod:`mallapp.errors` classes, codes stable)::
+Errors (:mod:`mallapp.errors` classes, re-exported here; codes stable)::
 
     NotFound     PlateNotFound      carpark.plate_not_found   the plate is not in the car park
     Conflict     AlreadyPaid        carpark.already_paid      nothing is due on this bill
@@ -23,40 +23,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from mallapp.errors import Conflict, InvalidInput, NotFound, RuleViolation, UpstreamError
+from mallapp.errors import (
+    AlreadyPaid,
+    AmountMismatch,
+    BillChanged,
+    CarParkUnavailable,
+    InvalidInput,
+    OrderReused,
+    PlateNotFound,
+    SignatureRefused,
+)
 
 __all__ = [
     "AlreadyPaid", "AmountMismatch", "Bay", "Bill", "BillChanged", "CarPark", "CarParkUnavailable",
     "Item", "LevelSpaces", "OrderReused", "Payment", "PlateNotFound", "SignatureRefused",
 ]
-
-
-class PlateNotFound(NotFound):
-    code = "carpark.plate_not_found"
-
-
-class AlreadyPaid(Conflict):
-    code = "carpark.already_paid"
-
-
-class OrderReused(Conflict):
-    code = "carpark.order_reused"
-
-
-class BillChanged(Conflict):
-    code = "carpark.bill_changed"
-
-
-class AmountMismatch(RuleViolation):
-    code = "carpark.amount_mismatch"
-
-
-class SignatureRefused(UpstreamError):
-    code = "carpark.signature_refused"
-
-
-class CarParkUnavailable(UpstreamError):
-    code = "carpark.unavailable"
 
 
 @dataclass(frozen=True)
