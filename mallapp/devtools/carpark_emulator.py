@@ -312,7 +312,10 @@ class CarParkEmulator:
         except ValueError:
             return 400, None, 0.0
         if path.startswith(CONTROL_PREFIX):
-            return 200, self._control(method, path[len(CONTROL_PREFIX):], body), 0.0
+            try:
+                return 200, self._control(method, path[len(CONTROL_PREFIX):], body), 0.0
+            except (KeyError, ValueError, TypeError) as exc:   # no such car, a car already in, a missing field
+                return 400, {"error": f"{type(exc).__name__}: {exc}"}, 0.0
         service = path[len(API_PREFIX):] if path.startswith(API_PREFIX) else ""
         handler = _ROUTES.get(service)
         if method != "POST" or handler is None:

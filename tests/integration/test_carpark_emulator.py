@@ -266,3 +266,31 @@ def test_control_hooks_over_http_drive_a_car_in(park: CarParkEmulator, client: O
     requests.post(f"{park.base_url}/__emulator/drive-out", json={"plate": PLATE}, timeout=5)
     with pytest.raises(PlateNotFound):
         client.query_bill(PLATE)
+
+
+def test_a_bad_control_call_is_a_400_not_a_dropped_connection(park: CarParkEmulator) -> None:
+    park.drive_in(PLATE)
+    again = requests.post(f"{park.base_url}/__emulator/drive-in", json={"plate": PLATE}, timeout=5)
+    gone = requests.post(f"{park.base_url}/__emulator/drive-out", json={"plate": NEW_ENERGY}, timeout=5)
+    assert (again.status_code, gone.status_code) == (400, 400)
+
+
+def test_concurrent_payments_of_one_bill_settle_it_once(park: CarParkEmulator, client: OpenApiCarPark) -> None:
+    park.drive_in(PLATE, at=time.time() - 3600)
+    bill = client.query_bill(PLATE)
+    outcomes: list[str] = []
+
+    def pay(order_id: str) -> None:
+        try:
+            client.pay(plate=PLATE, order_no=bill.order_no, order_id=order_id, paid_fen=bill.due_fen)
+            outcomes.append("paid")
+        except AlreadyPaid:
+            outcomes.append("already_paid")
+
+    threads = [threading.Thread(target=pay, args=(f"ord-race-{n}",)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["already_paid"] * 5 + ["paid"]
+    assert client.query_bill(PLATE).paid_fen == bill.due_fen
