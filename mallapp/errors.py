@@ -15,6 +15,9 @@ Domain code raises these; only the API layer maps them to HTTP statuses::
      ├── UpstreamError              502  WeChat or another upstream failed
      └── ServiceUnavailable         503  our own Redis or database is unreachable (retry later)
 
+The car park's refusals (codes ``carpark.*``: PlateNotFound, AlreadyPaid, OrderReused, BillChanged,
+AmountMismatch, SignatureRefused, CarParkUnavailable) subclass these, at the end of this module.
+
 Every error carries a stable dotted ``code`` (``points.insufficient``) that clients may
 switch on, a human ``message``, and optional ``details`` that are safe to show.
 """
@@ -104,3 +107,33 @@ class ServiceUnavailable(MallError):
 
     status = 503
     code = "service.unavailable"
+
+
+# The car-park system's refusals (mallapp.adapters.carpark re-exports them; vendor modules map their codes).
+
+class PlateNotFound(NotFound):
+    code = "carpark.plate_not_found"
+
+
+class AlreadyPaid(Conflict):
+    code = "carpark.already_paid"
+
+
+class OrderReused(Conflict):
+    code = "carpark.order_reused"
+
+
+class BillChanged(Conflict):
+    code = "carpark.bill_changed"
+
+
+class AmountMismatch(RuleViolation):
+    code = "carpark.amount_mismatch"
+
+
+class SignatureRefused(UpstreamError):
+    code = "carpark.signature_refused"
+
+
+class CarParkUnavailable(UpstreamError):
+    code = "carpark.unavailable"
