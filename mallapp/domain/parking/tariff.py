@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -261,22 +261,20 @@ def _charges(c: _Compiled, entered_at: datetime, minutes: int, tz: tzinfo) -> li
         else:
             band = c.band_of[mod]
             price = c.step_fen[band]
-        amount, notes = price, []
+        amount, notes, n = price, [], None
         if c.night is not None:
             n = _night_of(local.toordinal(), mod, c.night)
-            if n is not None:
-                left = c.night_cap - night_spent.get(n, 0)
-                if amount > left:
-                    amount = left
-                    notes.append("overnight cap")
-                night_spent[n] = night_spent.get(n, 0) + amount
+            if n is not None and amount > c.night_cap - night_spent.get(n, 0):
+                amount = c.night_cap - night_spent.get(n, 0)
+                notes.append("overnight cap")
         if c.day_cap is not None:
             w = m // DAY
-            left = c.day_cap - day_spent.get(w, 0)
-            if amount > left:
-                amount = left
+            if amount > c.day_cap - day_spent.get(w, 0):
+                amount = c.day_cap - day_spent.get(w, 0)
                 notes.append("daily cap")
             day_spent[w] = day_spent.get(w, 0) + amount
+        if n is not None:
+            night_spent[n] = night_spent.get(n, 0) + amount  # what was charged counts toward both caps
         events.append((m, band, price, amount, ", ".join(notes)))
         if first:
             first = False
@@ -315,17 +313,18 @@ def _aware(value: datetime, what: str) -> datetime:
 def fee(tariff: Tariff, vehicle_type: str, entered_at: datetime, exited_at: datetime, *, tz: tzinfo,
         paid: list[tuple[datetime, int]] | tuple = ()) -> Quote:
     """Quote the fee of a stay from ``entered_at`` to ``exited_at`` (or now), after ``paid`` payments."""
-    _aware(entered_at, "entered_at")
-    _aware(exited_at, "exited_at")
+    # In UTC: arithmetic on datetimes sharing a DST zone would count wall-clock time, not elapsed time.
+    entered_at = _aware(entered_at, "entered_at").astimezone(UTC)
+    exited_at = _aware(exited_at, "exited_at").astimezone(UTC)
     plan = tariff.plans.get(vehicle_type)  # type: ignore[call-overload]
     if plan is None:
         raise NotFound(f"This car park has no tariff for vehicle type {vehicle_type!r}.",
                        code="parking.vehicle_type_unknown")
     if exited_at < entered_at:
         raise InvalidInput("The exit is before the entry.", code="parking.times_out_of_order")
-    payments = sorted(paid, key=lambda p: p[0])
+    payments = sorted(((_aware(at, "a payment's time").astimezone(UTC), amount) for at, amount in paid),
+                      key=lambda p: p[0])
     for at, amount in payments:
-        _aware(at, "a payment's time")
         if not entered_at <= at <= exited_at:
             raise InvalidInput("A payment lies outside the stay.", code="parking.times_out_of_order")
         if amount < 0:
