@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -219,22 +220,29 @@ def _clock(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
+def _plan(integer, choice, flag) -> dict:
+    """A random valid plan, from any source of integers (hypothesis draws or a seeded Random)."""
+    cuts = sorted({integer(0, 1439) for _ in range(integer(1, 4))})
+    bands = [{"name": f"b{i}", "start": _clock(cut), "end": _clock(cuts[(i + 1) % len(cuts)]),
+              "step_fen": integer(0, 1000)} for i, cut in enumerate(cuts)]
+    first = choice([0, 30, 60, 120, 180])
+    plan = {"free_minutes": integer(0, 30), "first_period_minutes": first,
+            "first_period_fen": integer(0, 2000) if first else 0,
+            "step_minutes": choice([1, 5, 15, 30, 60, 90]), "bands": bands}
+    if flag():
+        start = integer(0, 1439)
+        end = (start + integer(1, 1439)) % 1440
+        plan["overnight"] = {"start": _clock(start), "end": _clock(end), "cap_fen": integer(1, 3000)}
+    if flag():
+        floor = max(plan["first_period_fen"], plan.get("overnight", {}).get("cap_fen", 1))
+        plan["daily_cap_fen"] = integer(floor, floor + 10000)
+    return plan
+
+
 @st.composite
 def plans(draw) -> dict:
-    cuts = sorted(draw(st.sets(st.integers(0, 1439), min_size=1, max_size=4)))
-    bands = [{"name": f"b{i}", "start": _clock(cut), "end": _clock(cuts[(i + 1) % len(cuts)]),
-              "step_fen": draw(st.integers(0, 1000))} for i, cut in enumerate(cuts)]
-    first = draw(st.sampled_from([0, 30, 60, 120, 180]))
-    plan = {"free_minutes": draw(st.integers(0, 30)), "first_period_minutes": first,
-            "first_period_fen": draw(st.integers(0, 2000)) if first else 0,
-            "step_minutes": draw(st.sampled_from([1, 5, 15, 30, 60, 90])), "bands": bands}
-    if draw(st.booleans()):
-        start, end = draw(st.lists(st.integers(0, 1439), min_size=2, max_size=2, unique=True))
-        plan["overnight"] = {"start": _clock(start), "end": _clock(end), "cap_fen": draw(st.integers(1, 3000))}
-    if draw(st.booleans()):
-        floor = max(plan["first_period_fen"], plan.get("overnight", {}).get("cap_fen", 1))
-        plan["daily_cap_fen"] = draw(st.integers(floor, floor + 10000))
-    return plan
+    return _plan(lambda lo, hi: draw(st.integers(lo, hi)), lambda xs: draw(st.sampled_from(xs)),
+                 lambda: draw(st.booleans()))
 
 
 entries = st.datetimes(datetime(2025, 1, 1), datetime(2027, 12, 31)).map(lambda d: d.replace(tzinfo=UTC))
@@ -246,8 +254,23 @@ def _tariff(plan: dict) -> Tariff:
     return parse_tariff({"plans": {"small": plan}})
 
 
-@settings(max_examples=10_000, derandomize=True, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_agrees_with_the_minute_by_minute_reference_on_10000_seeded_sessions():
+    # Seeded random rather than hypothesis: its drawing costs more than the engine and the
+    # reference together at this count (the hypothesis variant below shrinks a failure).
+    rng = random.Random(15)
+    start = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+    for _ in range(10_000):
+        plan = _plan(rng.randint, rng.choice, lambda: rng.random() < 0.5)
+        entered = datetime.fromtimestamp(start + rng.randrange(3 * 365 * 86400), UTC)
+        seconds = rng.randint(0, rng.choice([6 * 3600, 6 * 3600, 36 * 3600, 3 * 86400]))
+        exited = entered + timedelta(seconds=seconds)
+        tz = rng.choice([SHANGHAI, UTC8])
+        got = fee(_tariff(plan), "small", entered, exited, tz=tz).due_fen
+        assert got == reference_fee(plan, entered, exited, tz), (plan, entered, seconds, tz)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(plan=plans(), entered=entries, seconds=stays, tz=st.sampled_from([SHANGHAI, UTC8]))
 def test_agrees_with_the_minute_by_minute_reference(plan, entered, seconds, tz):
     exited = entered + timedelta(seconds=seconds)
