@@ -87,6 +87,16 @@ def test_the_daily_cap_is_per_rolling_24_hours_from_entry():
     assert quote(local(5, 18), local(6, 12)).due_fen == 6000
 
 
+def test_the_breakdown_says_until_when_the_daily_cap_holds():
+    q = quote(local(5, 10), local(6, 11))
+    assert [(line.kind, line.label, line.charged_fen) for line in q.lines] == [
+        ("first_period", "first period", 1000), ("step", "day", 5000), ("cap", "daily cap reached", 0),
+        ("step", "day", 1000)]
+    cap = q.lines[2]
+    assert (cap.starts_at, cap.ends_at) == (local(5, 16), local(6, 10))
+    assert q.due_fen == sum(line.charged_fen for line in q.lines) == 7000
+
+
 def test_the_first_period_counts_toward_the_overnight_cap():
     # In at 23:00: the first hour (10 yuan) falls in the night and uses up its cap.
     assert quote(local(5, 23), local(6, 1)).due_fen == 1000

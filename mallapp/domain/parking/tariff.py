@@ -155,8 +155,8 @@ def parse_tariff(data: dict) -> Tariff:
 class Line:
     """One readable line of a quote: consecutive charges of one kind in one 24 h window."""
 
-    kind: str              # "first_period" | "step" | "paid"
-    label: str             # the band's name, "first period", "paid"
+    kind: str              # "first_period" | "step" | "cap" (nothing more charged until ends_at) | "paid"
+    label: str             # the band's name, "first period", "daily cap reached", "paid"
     starts_at: datetime    # mall-local
     ends_at: datetime      # mall-local (the end of the last step, or the exit)
     count: int             # steps (1 for the first period)
@@ -238,7 +238,10 @@ def _night_of(day_ordinal: int, minute: int, night: tuple[int, int]) -> int | No
 
 
 def _charges(c: _Compiled, entered_at: datetime, minutes: int, tz: tzinfo) -> list[tuple]:
-    """The stay's charges in time order: (minute, band index or -1 for the first period, list, charged, note)."""
+    """The stay's charges in time order: (minute, band index, list fen, charged fen, note).
+
+    The band index is -1 for the first period and -2 for a marker: the 24 h window is capped.
+    """
     if minutes <= c.free:
         return []
     events: list[tuple] = []
@@ -251,6 +254,7 @@ def _charges(c: _Compiled, entered_at: datetime, minutes: int, tz: tzinfo) -> li
     while m < minutes:
         if c.day_cap is not None and day_spent.get(m // DAY, 0) >= c.day_cap:
             # This 24 h window is capped: nothing more is charged in it, skip to the next one.
+            events.append((m, -2, 0, 0, "daily cap"))  # a readable "capped until ..." line, no charge
             nxt = (m // DAY + 1) * DAY
             m += -(-(nxt - m) // c.step) * c.step
             continue
@@ -289,6 +293,12 @@ def _lines(c: _Compiled, events: list[tuple], entered_at: datetime, minutes: int
     lines: list[Line] = []
     key = None
     for m, band, price, amount, note in events:
+        if band == -2:
+            key = None
+            lines.append(Line("cap", "daily cap reached", (entered_at + timedelta(minutes=m)).astimezone(tz),
+                              (entered_at + timedelta(minutes=min((m // DAY + 1) * DAY, minutes))).astimezone(tz),
+                              0, 0, 0, note))
+            continue
         span = c.first_minutes if band < 0 else c.step
         end = min(m + span, minutes)
         k = (band, m // DAY, note)
