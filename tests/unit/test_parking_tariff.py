@@ -122,6 +122,13 @@ def test_leaving_after_grace_owes_the_charges_after_the_payment_only():
     assert q.lines[-1].kind == "paid" and q.lines[-1].charged_fen == -2000
 
 
+def test_grace_runs_from_the_last_payment():
+    paid = [(local(5, 12, 30), 500), (local(5, 12), 2000)]            # in any order
+    q = quote(local(5, 10), local(5, 12, 45), paid=paid)
+    assert (q.due_fen, q.paid_fen, q.settled_fen) == (0, 2500, 2500)
+    assert quote(local(5, 10), local(5, 13, 1), paid=paid).due_fen == 500   # the 13:00 step
+
+
 def test_a_payment_during_free_minutes_settles_nothing():
     q = quote(local(5, 10), local(5, 11), paid=[(local(5, 10, 10), 0)])
     assert (q.settled_fen, q.due_fen) == (0, 1000)
