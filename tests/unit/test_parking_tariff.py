@@ -126,7 +126,8 @@ def test_grace_runs_from_the_last_payment():
     paid = [(local(5, 12, 30), 500), (local(5, 12), 2000)]            # in any order
     q = quote(local(5, 10), local(5, 12, 45), paid=paid)
     assert (q.due_fen, q.paid_fen, q.settled_fen) == (0, 2500, 2500)
-    assert quote(local(5, 10), local(5, 13, 1), paid=paid).due_fen == 500   # the 13:00 step
+    # Paid at 12:30:00 sharp, the 12:30 step had not started: it and the 13:00 step are owed.
+    assert quote(local(5, 10), local(5, 13, 1), paid=paid).due_fen == 2 * 500
 
 
 def test_a_payment_during_free_minutes_settles_nothing():
