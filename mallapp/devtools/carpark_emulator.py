@@ -22,7 +22,6 @@ Run standalone: ``python -m mallapp.devtools.carpark_emulator --port 8012 --app-
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import threading
@@ -30,12 +29,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
 
 from mallapp.adapters.carpark_open import TIMESTAMP_WINDOW_SECONDS, canonical, sign, verify
+from mallapp.devtools.loopback import LoopbackServer
 
 Answer = dict[str, Any]
 CONTROL_PREFIX = "/__emulator/"
@@ -95,52 +94,24 @@ class _State:
     next_no: int = 1
 
 
-class CarParkEmulator:
+class CarParkEmulator(LoopbackServer):
     """Emulate a vendor's car-park system over real HTTP on loopback."""
+
+    thread_name = "carpark-emulator"
+    server_version = "CarParkEmulator/1.0"
 
     def __init__(self, app_id: str, secret: str, host: str = "127.0.0.1", port: int = 0, *,
                  park_code: str = "P001", levels: dict[str, int] | None = None,
                  webhook_url: str | None = None, clock: Callable[[], float] = time.time):
+        super().__init__(host, port)
         self.app_id = app_id
         self.secret = secret
-        self.host = host
-        self.port = port
         self.park_code = park_code
         self.levels = dict(levels or DEFAULT_LEVELS)
         self.webhook_url = webhook_url
         self.clock = clock
         self._lock = threading.RLock()
         self._state = _State()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> CarParkEmulator:
-        """Bind the port and serve in a daemon thread."""
-        if self._server is None:
-            server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
-            server.daemon_threads = True
-            self._server, self.port = server, server.server_address[1]
-            self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=f"carpark-emulator:{self.port}", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-
-    def __enter__(self) -> CarParkEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
@@ -380,36 +351,6 @@ _ROUTES: dict[str, Callable[[CarParkEmulator, Answer], Answer]] = {
     "car/location": CarParkEmulator._location,
     "space/free": CarParkEmulator._spaces,
 }
-
-
-def _handler_for(emulator: CarParkEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.0"   # one connection per request: a stopped emulator refuses the next
-        server_version = "CarParkEmulator/1.0"
-
-        def _serve(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            status, answer, delay = emulator._dispatch(method, self.path, self.rfile.read(length) if length else b"")
-            if delay:
-                time.sleep(delay)
-            payload = json.dumps(answer, ensure_ascii=False).encode() if answer is not None else b""
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
-            self._serve("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._serve("POST")
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    return Handler
 
 
 def main(argv: list[str] | None = None) -> None:

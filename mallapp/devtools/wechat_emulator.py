@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import json
 import secrets
 import threading
@@ -37,9 +36,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from mallapp.devtools.loopback import LoopbackServer
 
 CODE_TTL_SECONDS = 300  # wx.login and phone codes live five minutes, per WeChat's documentation
 DEFAULT_TOKEN_TTL_SECONDS = 7200
@@ -108,54 +108,26 @@ def _normalize_path(path: str) -> str:
     return "/" + path.lstrip("/")
 
 
-class WeChatEmulator:
+class WeChatEmulator(LoopbackServer):
     """Emulate the WeChat server APIs mallapp uses, over real HTTP on loopback."""
+
+    thread_name = "wechat-emulator"
+    server_version = "WeChatEmulator/1.0"
 
     def __init__(self, appid: str, secret: str, host: str = "127.0.0.1", port: int = 0,
                  clock: Callable[[], float] = time.time, token_ttl: int = DEFAULT_TOKEN_TTL_SECONDS):
+        super().__init__(host, port)
         self.appid = appid
         self.secret = secret
-        self.host = host
-        self.port = port
         self.clock = clock
         self.token_ttl = token_ttl
         self._lock = threading.RLock()
         self._state = _State()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> WeChatEmulator:
-        """Bind the port and serve in a daemon thread."""
-        if self._server is not None:
-            return self
-        server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self.port = server.server_address[1]
-        # A short poll interval keeps stop() fast; loopback traffic does not care.
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"wechat-emulator:{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> WeChatEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def _encode(self, status: int, answer: Answer | None) -> tuple[bytes, str]:
+        if answer is None:  # an HTTP-level refusal, as WeChat's front end gives it: the status phrase
+            return HTTPStatus(status).phrase.encode(), "text/plain"
+        return json.dumps(answer, ensure_ascii=False).encode("utf-8"), "application/json; encoding=utf-8"
 
     @property
     def base_url(self) -> str:
@@ -467,46 +439,6 @@ _ROUTES: dict[str, tuple[str, Callable[[WeChatEmulator, dict[str, str], Answer],
     "/wxa/business/getuserphonenumber": ("POST", WeChatEmulator._phone_number),
     "/cgi-bin/message/subscribe/send": ("POST", WeChatEmulator._subscribe_send),
 }
-
-
-def _handler_for(emulator: WeChatEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        # HTTP/1.0 closes every connection, so a stopped emulator really refuses the next call
-        # instead of a kept-alive handler thread answering it.
-        protocol_version = "HTTP/1.0"
-        server_version = "WeChatEmulator/1.0"
-
-        def _serve(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, answer, delay = emulator._dispatch(method, self.path, body)
-            if delay:
-                time.sleep(delay)
-            if answer is None:
-                payload = HTTPStatus(status).phrase.encode()
-                content_type = "text/plain"
-            else:
-                payload = json.dumps(answer, ensure_ascii=False).encode("utf-8")
-                content_type = "application/json; encoding=utf-8"
-            # A caller that gave up waiting (a client timeout test) has left nobody to answer.
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
-            self._serve("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._serve("POST")
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            # Request lines carry the app secret and access tokens; keep them off stderr.
-            pass
-
-    return Handler
 
 
 def main(argv: list[str] | None = None) -> None:
