@@ -11,6 +11,8 @@ import json
 import os
 import secrets
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -19,7 +21,17 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from mallapp.api.error_index import error_index
-from mallapp.domain import deals, members, merchants, offers, reservation_admin, reservations, venue_admin
+from mallapp.db import make_engine, make_sessionmaker
+from mallapp.domain import (
+    deals,
+    members,
+    merchants,
+    offers,
+    points,
+    reservation_admin,
+    reservations,
+    venue_admin,
+)
 from mallapp.domain.notifications import Delivery, Notification
 from mallapp.domain.reservation_admin import Band
 from mallapp.domain.reservations import Reservation, Slot
@@ -34,7 +46,7 @@ from mallapp.domain.venue import (
     gateway_key,
 )
 from mallapp.processes.sends import Consumer as SendsConsumer
-from mallapp.runtime import Runtime
+from mallapp.runtime import Runtime, secret_key
 from mallapp.settings import DEMO_SETTINGS_FILE
 
 PROJECT = Path(__file__).resolve().parent.parent  # the repository's root, whichever folder a test is in
@@ -423,3 +435,53 @@ def reports_world(rt: Runtime) -> dict[str, int]:
                                 cause="no_purchase_365d", created_at=now),
         ])
     return ids
+
+
+# --- races on PostgreSQL ------------------------------------------------------------------------------
+
+BARRIER_TIMEOUT = 60  # only a guard against a hung race; nothing is asserted about time
+
+
+def wide_runtime(settings, redis_client, clock, workers: int):
+    """A runtime whose pool lets ``workers`` threads hold a connection at once (yield it; the ledger's
+    invariants are checked after, as the conftest runtime does)."""
+    engine = make_engine(settings.database_url, pool_size=workers + 5, max_overflow=10, pool_timeout=BARRIER_TIMEOUT)
+    runtime = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=redis_client,
+                      secret=secret_key(settings), clock=clock)
+    yield runtime
+    with runtime.sessions.begin() as session:
+        problems = points.check_invariants(session)
+    engine.dispose()
+    assert problems == [], "ledger invariants broken:\n" + "\n".join(problems)
+
+
+def race(n: int, work) -> list[Any]:
+    """Run ``work(i)`` for i in range(n) on n threads released together; return results or exceptions."""
+    barrier = threading.Barrier(n)
+
+    def outcome(i: int) -> Any:
+        try:
+            barrier.wait(timeout=BARRIER_TIMEOUT)
+            return work(i)
+        except Exception as exc:  # collected and asserted on by the test
+            return exc
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(outcome, range(n)))
+
+
+def race_in_transactions(rt: Runtime, n: int, work) -> list[Any]:
+    """Like ``race``, but each worker has begun its own transaction on its own connection first."""
+    barrier = threading.Barrier(n)
+
+    def outcome(i: int) -> Any:
+        try:
+            with rt.sessions.begin() as session:
+                session.connection()  # check a connection out before the start
+                barrier.wait(timeout=BARRIER_TIMEOUT)
+                return work(session, i)
+        except Exception as exc:  # collected and asserted on by the test
+            return exc
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(outcome, range(n)))

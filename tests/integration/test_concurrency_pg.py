@@ -7,32 +7,38 @@ them all at once, so the database sees them concurrently. The assertions are abo
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import factories
 import pytest
-from factories import NOON, book, inbox_keys, publish, restaurant, slot_figures
+from factories import (
+    NOON,
+    book,
+    inbox_keys,
+    publish,
+    race,
+    race_in_transactions,
+    restaurant,
+    slot_figures,
+    wide_runtime,
+)
 from redis import Redis
 from sqlalchemy import func, select
 
-from mallapp.db import make_engine, make_sessionmaker
 from mallapp.domain import checkin, gifts, members, merchants, offers, points, purchases
 from mallapp.domain.notifications import Notification
 from mallapp.domain.points import PointsAccount, PointsEntry
 from mallapp.domain.reservation_admin import Band
 from mallapp.errors import Conflict, MallError, RuleViolation
-from mallapp.runtime import Runtime, secret_key
+from mallapp.runtime import Runtime
 from mallapp.settings import Settings
 
 pytestmark = pytest.mark.postgres
 
 WORKERS = 50
-BARRIER_TIMEOUT = 60  # only a guard against a hung test; nothing is asserted about time
 
 
 @pytest.fixture
@@ -43,49 +49,7 @@ def backend() -> str:
 @pytest.fixture
 def rt(settings: Settings, redis_client: Redis, clock) -> Iterator[Runtime]:
     """The conftest runtime, with a pool wide enough for every worker to hold a connection at once."""
-    engine = make_engine(settings.database_url, pool_size=WORKERS + 5, max_overflow=10, pool_timeout=BARRIER_TIMEOUT)
-    runtime = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=redis_client,
-                      secret=secret_key(settings), clock=clock)
-    yield runtime
-    with runtime.sessions.begin() as session:
-        problems = points.check_invariants(session)
-    engine.dispose()
-    assert problems == [], "ledger invariants broken:\n" + "\n".join(problems)
-
-
-def race(n: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` for i in range(n) on n threads released together; return results or exceptions."""
-    barrier = threading.Barrier(n)
-
-    def start(i: int) -> Any:
-        barrier.wait(timeout=BARRIER_TIMEOUT)
-        return work(i)
-
-    def outcome(i: int) -> Any:
-        try:
-            return start(i)
-        except Exception as exc:  # collected and asserted on by the test
-            return exc
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(outcome, range(n)))
-
-
-def race_in_transactions(rt: Runtime, n: int, work: Callable[[Any, int], Any]) -> list[Any]:
-    """Like ``race``, but each worker has begun its own transaction on its own connection first."""
-    barrier = threading.Barrier(n)
-
-    def one(i: int) -> Any:
-        try:
-            with rt.sessions.begin() as session:
-                session.connection()  # check a connection out before the start
-                barrier.wait(timeout=BARRIER_TIMEOUT)
-                return work(session, i)
-        except Exception as exc:  # collected and asserted on by the test
-            return exc
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(one, range(n)))
+    yield from wide_runtime(settings, redis_client, clock, WORKERS)
 
 
 def codes(results: list[Any]) -> Counter:

@@ -7,28 +7,25 @@ explained with sequential scans priced out, and must then read an index, not the
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from factories import race_in_transactions, wide_runtime
 from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
-from mallapp.db import make_engine, make_sessionmaker
 from mallapp.domain import desk, gifts, members, ops, points
 from mallapp.domain.desk import PointsAdjustment
 from mallapp.errors import Conflict, RuleViolation
-from mallapp.runtime import Runtime, secret_key
+from mallapp.runtime import Runtime
 from mallapp.settings import Settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("cheap_password_hashing")]
 
 WORKERS = 30
-BARRIER_TIMEOUT = 60  # only a guard against a hung test
 
 
 @pytest.fixture
@@ -39,30 +36,7 @@ def backend() -> str:
 @pytest.fixture
 def rt(settings: Settings, redis_client: Redis, clock) -> Iterator[Runtime]:
     """A runtime whose pool lets every worker hold a connection at once; the ledger is checked after."""
-    engine = make_engine(settings.database_url, pool_size=WORKERS + 5, max_overflow=10, pool_timeout=BARRIER_TIMEOUT)
-    runtime = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), redis=redis_client,
-                      secret=secret_key(settings), clock=clock)
-    yield runtime
-    with runtime.sessions.begin() as session:
-        problems = points.check_invariants(session)
-    engine.dispose()
-    assert problems == [], "ledger invariants broken:\n" + "\n".join(problems)
-
-
-def _race(rt: Runtime, n: int, work: Callable[[Any, int], Any]) -> list[Any]:
-    barrier = threading.Barrier(n)
-
-    def one(i: int) -> Any:
-        try:
-            with rt.sessions.begin() as session:
-                session.connection()
-                barrier.wait(timeout=BARRIER_TIMEOUT)
-                return work(session, i)
-        except Exception as exc:  # collected and asserted on
-            return exc
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(one, range(n)))
+    yield from wide_runtime(settings, redis_client, clock, WORKERS)
 
 
 @pytest.fixture
@@ -87,7 +61,7 @@ def test_concurrent_desk_debits_never_overdraw(rt, desk_user):
         return desk.adjust_points(session, rt.settings, member_id, ops_user_id=desk_user, delta=-100,
                                   reason="race", idempotency_key=f"debit-{i}", now=rt.now())
 
-    results = _race(rt, WORKERS, debit)
+    results = race_in_transactions(rt, WORKERS, debit)
     refused = [r for r in results if isinstance(r, RuleViolation)]
     assert {r.code for r in refused} == {"points.insufficient"}
     assert (WORKERS - len(refused), len(refused)) == (10, WORKERS - 10)
@@ -104,7 +78,7 @@ def test_concurrent_adjustments_with_one_key_post_once(rt, desk_user):
                                   reason="goodwill", idempotency_key="one-tap", now=rt.now())
         return done.adjustment.id, done.replayed
 
-    results = _race(rt, WORKERS, credit)
+    results = race_in_transactions(rt, WORKERS, credit)
     assert [r for r in results if isinstance(r, Exception)] == []
     assert len({adjustment_id for adjustment_id, _ in results}) == 1
     assert Counter(replayed for _, replayed in results) == {True: WORKERS - 1, False: 1}
@@ -122,7 +96,7 @@ def test_concurrent_hand_overs_hand_a_gift_over_once(rt, desk_user):
     def hand_over(session, i: int):
         return gifts.hand_over(session, code, ops_user_id=desk_user, request_id=f"desk-{i}", now=rt.now())[1]
 
-    results = _race(rt, WORKERS, hand_over)
+    results = race_in_transactions(rt, WORKERS, hand_over)
     refused = [r for r in results if isinstance(r, Conflict)]
     assert {r.code for r in refused} == {"gift.already_handed_over"}
     assert (len(refused), results.count(False)) == (WORKERS - 1, 1)
