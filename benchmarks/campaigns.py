@@ -22,7 +22,6 @@ import argparse
 import multiprocessing
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from benchmarks.foundation import Stack, checkpoint, stack
+from benchmarks.foundation import Stack, checkpoint, stack, stop_all
 from mallapp.domain import campaigns, notifications, ops, sends
 from mallapp.domain.campaigns import Assignment
 from mallapp.domain.members import Member
@@ -76,7 +75,7 @@ def _consumers(st: Stack, n: int) -> list[subprocess.Popen]:
                 raise RuntimeError("the sends consumers did not start")
             time.sleep(0.1)
     except BaseException:
-        _stop(procs)
+        stop_all(procs)
         raise
     finally:
         rt.close()
@@ -90,17 +89,6 @@ def _idle(redis) -> bool:
         if group["name"] in (sends.GROUP, sends.GROUP.encode()):
             return group["pending"] == 0 and group["last-delivered-id"] == last
     return False
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
 
 
 def run_campaign(st: Stack, consumers: int) -> tuple[float, float, int, int, int, int]:
@@ -135,7 +123,7 @@ def run_campaign(st: Stack, consumers: int) -> tuple[float, float, int, int, int
                     raise RuntimeError("the campaign did not finish delivering")
             elapsed = time.perf_counter() - started
         finally:
-            _stop(procs)
+            stop_all(procs)
         with rt.sessions.begin() as s:
             arms = dict(s.execute(select(Assignment.arm, func.count()).where(Assignment.campaign_id == campaign_id)
                                   .group_by(Assignment.arm)).all())

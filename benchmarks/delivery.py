@@ -26,7 +26,6 @@ import json
 import multiprocessing
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from benchmarks.foundation import Stack, seed, stack
+from benchmarks.foundation import Stack, seed, stack, stop_all
 from mallapp.adapters import live
 from mallapp.domain import deals, merchants, notifications, venue_admin
 from mallapp.domain.notifications import Delivery, Message, Notification
@@ -146,17 +145,6 @@ def start_consumers(st: Stack, n: int, count: int) -> list[subprocess.Popen]:
         stop_all(procs)
         raise
     return procs
-
-
-def stop_all(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
 
 
 def _count(st: Stack, *where) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import secrets
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -148,3 +150,15 @@ def checkpoint(st: Stack) -> None:
     """``CHECKPOINT``, so that no measured phase pays for the dirty pages of the one before."""
     with st.pg.connect() as conn:
         conn.execute("CHECKPOINT")
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM every process still running, then wait for each (20 s) and kill what does not stop."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
