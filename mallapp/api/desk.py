@@ -24,6 +24,7 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
+from mallapp.api.members import EntryOut  # the ledger line a member sees, as the desk sees it
 from mallapp.domain import desk, desk_record, gifts, members, points
 
 bp = Blueprint("desk", __name__, url_prefix="/api/v1/ops")
@@ -128,15 +129,6 @@ class LifetimeValueOut(Out):
     spend_fen: int = Field(description="their amounts less refunds")
     first_purchase_at: datetime | None
     last_purchase_at: datetime | None
-
-
-class EntryOut(Out):
-    id: int
-    delta: int
-    balance_after: int
-    reason: str
-    note: str | None
-    created_at: datetime
 
 
 class PointsOut(Out):

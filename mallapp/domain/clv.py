@@ -348,14 +348,20 @@ def _no_nan(value: np.ndarray, what: str) -> np.ndarray:
     return value
 
 
-def expected_spend(params: GammaGammaParams, frequency, monetary) -> np.ndarray:
-    """Each member's expected amount per purchase: (p (gamma + x m)) / (p x + q - 1)."""
+def _spend_inputs(frequency, monetary) -> tuple[np.ndarray, np.ndarray]:
+    """(frequency, monetary) as float arrays of one length, both >= 0, or InvalidInput."""
     x = as_array(frequency, "frequency")
     m = as_array(monetary, "monetary")
     if x.shape != m.shape:
         raise InvalidInput("frequency and monetary must have the same length", code="clv.input.shape")
     if np.any(x < 0) or np.any(m < 0):
         raise InvalidInput("frequency and monetary must be >= 0", code="clv.input.monetary")
+    return x, m
+
+
+def expected_spend(params: GammaGammaParams, frequency, monetary) -> np.ndarray:
+    """Each member's expected amount per purchase: (p (gamma + x m)) / (p x + q - 1)."""
+    x, m = _spend_inputs(frequency, monetary)
     p, q, gamma = params.p, params.q, params.gamma
     _params_finite(p, q, gamma)
     if q <= 1:
@@ -409,12 +415,7 @@ def shrunk_spend(frequency, monetary, *, prior_weight: float) -> np.ndarray:
     repeat buyers' overall mean, (x m + k mean) / (x + k), with ``prior_weight`` k purchases' worth of the mean;
     members without repeat purchases get the mean. For amounts Gamma-Gamma cannot model (``clv.fit.*``).
     """
-    x = as_array(frequency, "frequency")
-    m = as_array(monetary, "monetary")
-    if x.shape != m.shape:
-        raise InvalidInput("frequency and monetary must have the same length", code="clv.input.shape")
-    if np.any(x < 0) or np.any(m < 0):
-        raise InvalidInput("frequency and monetary must be >= 0", code="clv.input.monetary")
+    x, m = _spend_inputs(frequency, monetary)
     if not np.isfinite(prior_weight) or prior_weight <= 0:
         raise InvalidInput("prior_weight must be finite and > 0", code="clv.input.params")
     repeat = x > 0
