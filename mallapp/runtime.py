@@ -24,7 +24,9 @@ from redis.retry import Retry
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from mallapp.adapters import wechat
+from mallapp.adapters import carpark_open, wechat, wechatpay_v3
+from mallapp.adapters.carpark import CarPark
+from mallapp.adapters.wechatpay import PayClient
 from mallapp.adapters.senders import WeChatAndLive
 from mallapp.db import make_engine, make_sessionmaker, utcnow
 from mallapp.domain import models, notifications, rewards
@@ -93,6 +95,8 @@ class Runtime:
     redis: Redis
     secret: bytes
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Adapters are stateless clients (a connection pool each): a cache, not state another process needs.
+    _carparks: dict[str, CarPark] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         event.listen(self.sessions, "after_commit", self._send_outbox)
@@ -106,6 +110,18 @@ class Runtime:
     def senders(self) -> WeChatAndLive:
         """What messages leave by: this WeChat client and this Redis (the live servers listen on it)."""
         return WeChatAndLive(self.wechat, self.redis)
+
+    @cached_property
+    def wechatpay(self) -> PayClient:
+        """WeChat Pay (``[wechatpay]``); raises ServiceUnavailable ``wechatpay.unconfigured`` without one."""
+        return wechatpay_v3.build_client(self.settings)
+
+    def carpark(self, park_code: str) -> CarPark:
+        """The car-park system's adapter for the car park it calls ``park_code`` (``[carpark]``)."""
+        adapter = self._carparks.get(park_code)
+        if adapter is None:
+            adapter = self._carparks[park_code] = carpark_open.build(self.settings, park_code)
+        return adapter
 
     def _send_outbox(self, session: Session) -> None:
         """After a unit of work commits: send what it recorded, each settled in a short transaction of its own."""

@@ -25,7 +25,8 @@ DEMO_SETTINGS_FILE = CONFIG_DIR / "demo.toml"
 
 # Variables that are not settings keys but are read by name.
 # MALL_GATEWAY_KEY and MALL_SHARED_DATA belong to the gateway (python -m beacons) and the data-set tools.
-_SPECIAL_ENV = {"MALL_CONFIG", "MALL_SECRET_KEY", "MALL_WECHAT_SECRET", "MALL_GATEWAY_KEY", "MALL_SHARED_DATA"}
+_SPECIAL_ENV = {"MALL_CONFIG", "MALL_SECRET_KEY", "MALL_WECHAT_SECRET", "MALL_CARPARK_SECRET",
+                "MALL_WECHATPAY_PRIVATE_KEY", "MALL_WECHATPAY_APIV3_KEY", "MALL_GATEWAY_KEY", "MALL_SHARED_DATA"}
 
 
 class _Section(BaseModel):
@@ -471,6 +472,52 @@ class ReportsSettings(_Section):
     lapsed_days: int = Field(default=90, ge=1, le=3650)
 
 
+class CarParkSystemSettings(_Section):
+    """[carpark]: the car-park system (one per mall; each car park in it has its own park code)."""
+
+    vendor: Literal["open_api"] = "open_api"
+    # Empty: no car-park system (parking's endpoints answer 503 parking.unconfigured).
+    api_base: str = ""
+    app_id: str = ""
+    secret: str = ""  # MALL_CARPARK_SECRET only
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    retries: int = Field(default=2, ge=0, le=5)
+    # Notifications from the car park: their timestamp must be within this of our clock.
+    notify_window_s: int = Field(default=300, ge=10, le=3600)
+
+
+class WeChatPaySettings(_Section):
+    """[wechatpay]: WeChat Pay API v3 for the merchant account (商户号) the mall collects with."""
+
+    api_base: str = "https://api.mch.weixin.qq.com"
+    mchid: str = ""  # empty: no WeChat Pay (only payments fully covered by benefits go through)
+    merchant_serial: str = ""  # the serial number of the merchant API certificate
+    private_key_path: str = ""  # the merchant API private key (PEM file)
+    private_key: str = ""  # or the PEM text itself: MALL_WECHATPAY_PRIVATE_KEY only
+    apiv3_key: str = ""  # MALL_WECHATPAY_APIV3_KEY only: decrypts notifications (32 bytes)
+    platform_public_key_path: str = ""  # WeChat Pay's public key (PEM): verifies answers and notifications
+    platform_serial: str = ""
+    # Our public URL of POST /api/v1/parking/wechatpay/notify, as WeChat Pay reaches it.
+    notify_url: str = ""
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("api_base")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class ParkingSettings(_Section):
+    """[parking]: sessions and payments (tariffs and benefit rules are per car park, in the database)."""
+
+    # An unpaid WeChat Pay order is closed, and its points and coupons given back, after this long.
+    pending_timeout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # A session with no exit notification after this long is closed by the clock (exit_kind unknown).
+    stale_session_hours: int = Field(default=72, ge=1, le=24 * 90)
+    # The nightly reconciliation of yesterday's payments with the car park, mall-local time.
+    reconcile_at: str = Field(default="03:10", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
 class Settings(_Section):
     database_url: str = ""
     redis_url: str = ""
@@ -500,6 +547,9 @@ class Settings(_Section):
     segments: SegmentSettings = Field(default_factory=SegmentSettings)
     gifts: tuple[Gift, ...] = ()
     reports: ReportsSettings = Field(default_factory=ReportsSettings)
+    carpark: CarParkSystemSettings = Field(default_factory=CarParkSystemSettings)
+    wechatpay: WeChatPaySettings = Field(default_factory=WeChatPaySettings)
+    parking: ParkingSettings = Field(default_factory=ParkingSettings)
 
     def gift(self, code: str) -> Gift | None:
         return next((g for g in self.gifts if g.code == code), None)
@@ -584,6 +634,11 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
         data["secret_key"] = environ["MALL_SECRET_KEY"]
     if environ.get("MALL_WECHAT_SECRET"):
         data["wechat"] = {**data.get("wechat", {}), "secret": environ["MALL_WECHAT_SECRET"]}
+    for variable, section, key in (("MALL_CARPARK_SECRET", "carpark", "secret"),
+                                   ("MALL_WECHATPAY_PRIVATE_KEY", "wechatpay", "private_key"),
+                                   ("MALL_WECHATPAY_APIV3_KEY", "wechatpay", "apiv3_key")):
+        if environ.get(variable):
+            data[section] = {**data.get(section, {}), key: environ[variable]}
     data = _merge(data, overrides or {})
     try:
         return Settings.model_validate(data)

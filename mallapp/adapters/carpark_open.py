@@ -38,7 +38,8 @@ from mallapp.adapters.carpark import (
     PlateNotFound,
     SignatureRefused,
 )
-from mallapp.errors import InvalidInput, MallError
+from mallapp.errors import InvalidInput, MallError, ServiceUnavailable
+from mallapp.settings import Settings
 
 __all__ = ["ERRORS", "TIMESTAMP_WINDOW_SECONDS", "OpenApiCarPark", "canonical", "sign", "verify"]
 
@@ -190,3 +191,13 @@ class OpenApiCarPark:
         data = self.call("space/free", {})
         return [LevelSpaces(level=row["floor"], total=int(row["total"]), free=int(row["free"]))
                 for row in data.get("floors", [])]
+
+
+def build(settings: Settings, park_code: str) -> OpenApiCarPark:
+    """The adapter for one car park of the mall's car-park system (``[carpark]``)."""
+    cfg = settings.carpark
+    if not cfg.api_base or not cfg.app_id or not cfg.secret:
+        raise ServiceUnavailable("No car-park system is configured ([carpark] api_base, app_id, MALL_CARPARK_SECRET).",
+                                 code="parking.unconfigured")
+    return OpenApiCarPark(cfg.api_base, cfg.app_id, cfg.secret, park_code=park_code, timeout=cfg.timeout_s,
+                          retries=cfg.retries)

@@ -7,9 +7,13 @@ from typing import Any
 
 from mallapp.errors import InvalidInput
 
-BENEFIT_KINDS = ("amount_off", "percent_off", "gift", "bonus_points")
+BENEFIT_KINDS = ("amount_off", "percent_off", "gift", "bonus_points", "parking_hours", "parking_amount")
 # The integer each benefit kind carries; a gift carries text instead.
-BENEFIT_VALUE = {"amount_off": "amount_fen", "percent_off": "percent", "bonus_points": "points"}
+BENEFIT_VALUE = {"amount_off": "amount_fen", "percent_off": "percent", "bonus_points": "points",
+                 "parking_hours": "hours", "parking_amount": "amount_fen"}
+# Parking coupons: used when paying for parking (mallapp.domain.parking), not at a till; funded from
+# the merchant's parking quota (hours, or fen).
+PARKING_KINDS = ("parking_hours", "parking_amount")
 
 
 def benefit_columns(benefit: Mapping[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from mallapp.domain import (  # noqa: F401
     staff,
     venue,
 )
+from mallapp.domain.parking import models as parking_models  # noqa: F401
 from mallapp.domain.proximity import history  # noqa: F401
 from mallapp.domain.queueing import models as queueing_models  # noqa: F401
 

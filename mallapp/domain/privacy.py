@@ -44,14 +44,17 @@ EXPORTED = {
     "mutes": "mutes", "subscribe_quotas": "subscribe_quotas", "queue_tickets": "queue_tickets",
     "reservations": "reservations", "member_snapshots": "segments", "lifecycle_transitions": "lifecycle",
     "member_deletions": "deletions", "points_adjustments": "points_adjustments",
-    "campaign_assignments": "campaigns",
+    "campaign_assignments": "campaigns", "plate_bindings": "plates", "parking_sessions": "parking_sessions",
+    "parking_payments": "parking_payments", "parking_benefits": "parking_benefits",
 }
 # Tables with a member_id column that the export leaves out, and why.
 NOT_EXPORTED: dict[str, str] = {}
 # Deleted on erasure, children first.
 # Segments profile the member: they go too (and the nightly segmentation skips erased members).
+# Plates identify the member's cars: unbound by deletion. Parking sessions and payments are the
+# mall's accounts (like purchases) and stay, under the anonymous id.
 ERASED = ("follows", "mutes", "subscribe_quotas", "notifications", "zone_visits", "mall_visits", "proximity_events",
-          "member_snapshots", "lifecycle_transitions")
+          "member_snapshots", "lifecycle_transitions", "plate_bindings")
 TOMBSTONE = "erased:"
 
 
