@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mallapp.adapters import carpark_open, wechat, wechatpay_v3
 from mallapp.adapters.carpark import CarPark
-from mallapp.adapters.wechatpay import PayClient
 from mallapp.adapters.senders import WeChatAndLive
+from mallapp.adapters.wechatpay import PayClient
 from mallapp.db import make_engine, make_sessionmaker, utcnow
 from mallapp.domain import models, notifications, rewards
 from mallapp.settings import Settings, load_settings

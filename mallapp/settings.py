@@ -516,6 +516,9 @@ class ParkingSettings(_Section):
     stale_session_hours: int = Field(default=72, ge=1, le=24 * 90)
     # The nightly reconciliation of yesterday's payments with the car park, mall-local time.
     reconcile_at: str = Field(default="03:10", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # How many plates a member may bind, by members.tier (the MixC rule: 3, 2 or 1).
+    plates_by_tier: dict[str, int] = Field(default_factory=lambda: {"vip": 3, "major": 2})
+    plates_default: int = Field(default=1, ge=1, le=10)
 
 
 class Settings(_Section):
