@@ -485,3 +485,19 @@ def race_in_transactions(rt: Runtime, n: int, work) -> list[Any]:
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(outcome, range(n)))
+
+
+# --- WeChat Pay (the wxpay part) ---------------------------------------------------------------------
+
+# [wechatpay] notify_url in tests: nothing listens there (a connection refused at once), so the emulator's
+# notifications are delivered by the test itself, through Flask's test client (wechatpay_paid).
+WECHATPAY_NOTIFY_URL = "http://127.0.0.1:9/api/v1/parking/wechatpay/notify"
+WECHATPAY_NOTIFY_PATH = "/api/v1/parking/wechatpay/notify"
+
+
+def wechatpay_paid(client, emulator, out_trade_no: str, **pay_kwargs: Any):
+    """The payer paid the WeChat Pay order: the emulator marks it SUCCESS and its signed, encrypted notification is
+    POSTed to our notify endpoint through Flask's test client; return that response. ``pay_kwargs`` go to
+    ``emulator.pay_order`` (``success_time=rt.now()`` for a time on the test clock, ``openid=`` for a Native payer)."""
+    headers, body = emulator.pay_order(out_trade_no, deliver=False, **pay_kwargs)
+    return client.post(WECHATPAY_NOTIFY_PATH, data=body, headers=headers)
