@@ -323,6 +323,19 @@ def test_a_refund_notification_parses(pay: WeChatPayV3, emulator: WeChatEmulator
     assert notice.refund is not None and notice.refund.refund_fen == 200 and notice.refund.out_trade_no == ORDER
 
 
+def test_with_notify_refunds_each_refund_posts_its_notification(
+        emulator: WeChatEmulator, wechatpay_dev_keys: wechatpay_keys.DevKeys, receiver: Receiver) -> None:
+    pay = make_client(emulator, wechatpay_dev_keys, notify_url=receiver.url)
+    paid(pay, emulator)
+    emulator.pay.notify_refunds = True
+    done = refund(pay)
+    deadline = time.monotonic() + 5
+    while not receiver.received and time.monotonic() < deadline:
+        time.sleep(0.02)
+    notice = pay.parse_notification(*receiver.received[0])
+    assert notice.event_type == "REFUND.SUCCESS" and notice.refund == done
+
+
 # -- faults ---------------------------------------------------------------------------------------
 
 def test_a_timeout_is_unavailable(emulator: WeChatEmulator, wechatpay_dev_keys: wechatpay_keys.DevKeys) -> None:
