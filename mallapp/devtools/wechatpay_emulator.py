@@ -89,7 +89,8 @@ class WeChatPayEmulator:
                             keys.platform_serial, keys.apiv3_key)
         self._merchant_key = crypto.load_public_key(self.keys.merchant_public_pem)
         self._platform_key = crypto.load_private_key(self.keys.platform_private_pem)
-        self.reset()
+        with self._lock:
+            self._books.mchid = self.keys.mchid
 
     def reset(self) -> None:
         """Forget orders, refunds, notifications, requests and faults (the keys stay)."""

@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-__all__ = ["DEMO_MCHID", "DevKeys", "load_or_make", "make", "settings_for"]
+__all__ = ["DEMO_MCHID", "DevKeys", "demo_environment", "load_or_make", "make", "paths", "settings_for"]
 
 DEMO_MCHID = "1900000109"
 _FILES = {"merchant_private_pem": "merchant_key.pem", "merchant_public_pem": "merchant_public.pem",
@@ -94,3 +94,17 @@ def settings_for(keys: DevKeys, *, api_base: str, notify_url: str) -> dict[str, 
             "private_key": keys.merchant_private_pem, "apiv3_key": keys.apiv3_key,
             "platform_public_key": keys.platform_public_pem, "platform_serial": keys.platform_serial,
             "notify_url": notify_url}
+
+
+def demo_environment(emulator: Any, directory: Path, *, notify_url: str) -> dict[str, str]:
+    """Point WeChat Pay at ``emulator`` (a WeChatEmulator) with the keys kept under ``directory``: configure the
+    emulator and return the ``MALL_WECHATPAY_*`` variables for mallapp's processes (``mallapp demo``)."""
+    keys = load_or_make(directory)
+    emulator.configure_pay(keys)
+    files = paths(directory)
+    return {"MALL_WECHATPAY_API_BASE": emulator.base_url, "MALL_WECHATPAY_MCHID": keys.mchid,
+            "MALL_WECHATPAY_MERCHANT_SERIAL": keys.merchant_serial,
+            "MALL_WECHATPAY_PRIVATE_KEY_PATH": str(files["merchant_private_pem"]),
+            "MALL_WECHATPAY_APIV3_KEY": keys.apiv3_key,
+            "MALL_WECHATPAY_PLATFORM_PUBLIC_KEY_PATH": str(files["platform_public_pem"]),
+            "MALL_WECHATPAY_PLATFORM_SERIAL": keys.platform_serial, "MALL_WECHATPAY_NOTIFY_URL": notify_url}

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -419,3 +420,22 @@ def test_reset_forgets_the_orders(pay: WeChatPayV3, emulator: WeChatEmulator) ->
     assert emulator.orders() == [] and emulator.notifications() == []
     with pytest.raises(WeChatPayOrderNotFound):
         pay.query_order(ORDER)
+
+
+def test_the_demo_environment_configures_both_ends_from_keys_kept_on_disk(tmp_path: Path) -> None:
+    from mallapp.adapters.wechatpay_v3 import build_client
+    from mallapp.settings import DEMO_SETTINGS_FILE, load_settings
+
+    with WeChatEmulator(APPID, "s") as demo_emulator:
+        env = wechatpay_keys.demo_environment(demo_emulator, tmp_path / "wechatpay-dev",
+                                              notify_url="http://127.0.0.1:8000/api/v1/parking/wechatpay/notify")
+        assert all((tmp_path / "wechatpay-dev" / name).stat().st_mode & 0o077 == 0
+                   for name in ("merchant_key.pem", "platform_key.pem", "keys.json"))
+        settings = load_settings(environ={**env, "MALL_WECHAT_APPID": APPID}, overlay=DEMO_SETTINGS_FILE)
+        pay = build_client(settings)
+        assert pay.create_native_order(out_trade_no=ORDER, description="停车费", total_fen=100,
+                                       expires_at=expires()).code_url
+        # A restart reads the same keys back, so what was issued before still verifies.
+        again = wechatpay_keys.demo_environment(demo_emulator, tmp_path / "wechatpay-dev", notify_url="http://x/")
+        assert again["MALL_WECHATPAY_MERCHANT_SERIAL"] == env["MALL_WECHATPAY_MERCHANT_SERIAL"]
+        assert build_client(settings).query_order(ORDER).trade_state == "NOTPAY"
