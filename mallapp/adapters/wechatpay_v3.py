@@ -175,7 +175,10 @@ class WeChatPayV3:
 
     def _answer(self, path: str, response: requests.Response) -> dict[str, Any]:
         text = response.content.decode("utf-8", "replace")
-        if not self._signed(response.headers, text):
+        # A success must be signed. WeChat Pay leaves some refusals unsigned (SIGN_ERROR: it could not check
+        # ours), so an unsigned 4xx is read as a refusal, never as "no such order"; a bad signature never passes.
+        unsigned_refusal = response.status_code >= 400 and not _header(response.headers, "Wechatpay-Signature")
+        if not unsigned_refusal and not self._signed(response.headers, text):
             raise WeChatPayUnavailable("WeChat Pay's answer did not verify.",
                                        details={"path": path, "status": response.status_code, "reason": "signature"})
         try:
@@ -188,8 +191,9 @@ class WeChatPayV3:
         if response.status_code < 300:
             return data
         code, message = str(data.get("code") or ""), str(data.get("message") or "")
-        details = {"path": path, "status": response.status_code, "wechatpay_code": code, "message": message}
-        if response.status_code == 404 or code in NOT_FOUND_CODES:
+        details = {"path": path, "status": response.status_code, "wechatpay_code": code, "message": message,
+                   "signed": not unsigned_refusal}
+        if not unsigned_refusal and (response.status_code == 404 or code in NOT_FOUND_CODES):
             raise WeChatPayOrderNotFound("WeChat Pay has no such order.", details=details)
         raise WeChatPayRefused(f"WeChat Pay refused the request: {code or response.status_code} {message}".strip(),
                                details=details)

@@ -212,8 +212,8 @@ class WeChatPayEmulator:
         if fault and fault.code is not None:
             answer: tuple[int, Answer | None] = (fault.status or STATUS.get(fault.code, 400),
                                                  {"code": fault.code, "message": "模拟的错误 / emulated fault"})
-        elif not signed:
-            answer = (401, {"code": "SIGN_ERROR", "message": "签名错误"})
+        elif not signed:  # WeChat Pay cannot sign for a merchant it could not authenticate: unsigned, as there
+            return Reply(401, json.dumps({"code": "SIGN_ERROR", "message": "签名错误"}, ensure_ascii=False).encode())
         else:
             try:
                 with self._lock:

@@ -165,6 +165,7 @@ def test_a_request_signed_with_another_merchant_key_is_refused_sign_error(
     with pytest.raises(WeChatPayRefused) as caught:
         jsapi(stranger)
     assert caught.value.details["wechatpay_code"] == "SIGN_ERROR" and caught.value.details["status"] == 401
+    assert caught.value.details["signed"] is False  # WeChat Pay cannot sign for a merchant it did not recognise
     assert emulator.orders() == []
 
 
@@ -348,7 +349,8 @@ def test_a_timeout_is_unavailable(emulator: WeChatEmulator, wechatpay_dev_keys: 
 
 
 @pytest.mark.parametrize("fault", [{"status": 502}, {"status": 503}, {"code": "SYSTEM_ERROR"},
-                                   {"code": "FREQUENCY_LIMITED"}, {"bad_signature": True}])
+                                   {"code": "FREQUENCY_LIMITED"}, {"bad_signature": True}, {"status": 403},
+                                   {"code": "ORDER_NOT_EXIST", "bad_signature": True}])
 def test_server_errors_and_unverified_answers_are_unavailable(pay: WeChatPayV3, emulator: WeChatEmulator,
                                                               fault: dict[str, Any]) -> None:
     emulator.fail_next(JSAPI, **fault)
