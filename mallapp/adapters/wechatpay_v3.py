@@ -297,8 +297,8 @@ class WeChatPayV3:
                                    str(resource.get("associated_data") or ""))
             data = json.loads(plain)
             event_type = str(envelope["event_type"])
-            if data.get("mchid") not in (None, self.mchid):
-                raise ValueError("another merchant's notification")
+            if data.get("mchid") not in (None, self.mchid) or data.get("appid") not in (None, self.appid):
+                raise ValueError("another merchant's or app's notification")
             if event_type.startswith("REFUND."):
                 refund = _refund(data)
                 return Notice(event_type=event_type, order=None, out_refund_no=refund.out_refund_no,

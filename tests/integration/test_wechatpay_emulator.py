@@ -244,6 +244,15 @@ def test_a_signed_notification_whose_resource_does_not_decrypt_is_refused(
         other.parse_notification(headers, body)
 
 
+def test_a_notification_for_another_app_is_refused(emulator: WeChatEmulator,
+                                                  wechatpay_dev_keys: wechatpay_keys.DevKeys) -> None:
+    headers, body = _notice(make_client(emulator, wechatpay_dev_keys), emulator)
+    other_app = make_client(emulator, wechatpay_dev_keys)
+    other_app.appid = "wx-another-mini-program"
+    with pytest.raises(WeChatPaySignatureInvalid):
+        other_app.parse_notification(headers, body)
+
+
 def test_header_names_are_read_whatever_their_case(pay: WeChatPayV3, emulator: WeChatEmulator) -> None:
     headers, body = _notice(pay, emulator)
     assert pay.parse_notification({k.lower(): v for k, v in headers.items()}, body).order is not None
