@@ -25,7 +25,8 @@ WeChat Pay API v3 (``/v3/...``) and its hooks (``/__emulator/wechatpay/...``) ar
 :mod:`mallapp.devtools.wechatpay_emulator`'s, reached through :attr:`WeChatEmulator.pay` once
 :meth:`WeChatEmulator.configure_pay` gave it the keys.
 
-Run standalone: ``python -m mallapp.devtools.wechat_emulator --port 8011 --appid X --secret Y``.
+Run standalone: ``python -m mallapp.devtools.wechat_emulator --port 8011 --appid X --secret Y``
+(add ``--wechatpay-keys DIR`` for WeChat Pay with the dev keys kept in DIR).
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from mallapp.devtools import wechatpay_keys
 from mallapp.devtools.loopback import LoopbackServer, Reply
 from mallapp.devtools.wechatpay_emulator import WeChatPayEmulator
 
@@ -489,9 +492,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--appid", required=True)
     parser.add_argument("--secret", required=True)
     parser.add_argument("--token-ttl", type=int, default=DEFAULT_TOKEN_TTL_SECONDS)
+    parser.add_argument("--wechatpay-keys", metavar="DIR",
+                        help="serve WeChat Pay v3 with the dev keys kept in DIR (made there the first time)")
     args = parser.parse_args(argv)
     emulator = WeChatEmulator(args.appid, args.secret, host=args.host, port=args.port,
                               token_ttl=args.token_ttl).start()
+    if args.wechatpay_keys:
+        emulator.configure_pay(wechatpay_keys.load_or_make(Path(args.wechatpay_keys)))
     print(f"WeChat emulator for {args.appid} listening on {emulator.base_url}", flush=True)
     try:
         threading.Event().wait()
