@@ -55,7 +55,7 @@ class NotifyOut(Out):
 
 _ERRORS = ("parking.notify_app_unknown", "parking.notify_signature", "parking.notify_stale",
            "parking.notify_replayed", "parking.car_park_unknown", "parking.notify_invalid", "parking.plate_invalid",
-           "parking.times_out_of_order", "parking.notify_conflict")
+           "parking.times_out_of_order")
 
 
 def _refuse(fields: dict[str, Any], now_s: float) -> None:

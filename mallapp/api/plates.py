@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import Field, StringConstraints
 
-from mallapp.api.core import Body, Out, current_member_id, operation, runtime, transaction
+from mallapp.api.core import REPLAY, Body, Out, current_member_id, operation, runtime, transaction
 from mallapp.domain.members import Member
 from mallapp.domain.parking import bindings, carparks, locate
 from mallapp.domain.parking.models import PlateBinding
@@ -123,7 +123,7 @@ def list_plates() -> PlatesOut:
 
 
 @operation(bp, "/me/plates", "POST", summary="Bind a plate (one member per plate; a limit per tier)", auth="member",
-           body=PlateIn, response=PlateOut, status=201, also={200: "the plate was bound to me already; nothing changed"},
+           body=PlateIn, response=PlateOut, status=201, also=REPLAY,
            errors=(*_PLATE, "parking.plate_taken", "parking.plate_limit", "parking.plate_cooling_down",
                    "parking.plate_changes_exhausted"))
 def bind_plate(body: PlateIn):
