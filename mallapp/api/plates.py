@@ -13,7 +13,7 @@ from mallapp.api.core import REPLAY, Body, Out, current_member_id, operation, ru
 from mallapp.domain.members import Member
 from mallapp.domain.parking import bindings, carparks, locate
 from mallapp.domain.parking.models import PlateBinding
-from mallapp.errors import MallError
+from mallapp.errors import MallError, PlateNotFound
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,8 @@ def my_cars() -> CarsOut:
     for session_id, plate, vendor_code in ask:
         try:
             seen[session_id] = rt.carpark(vendor_code).locate(plate)
+        except PlateNotFound:  # the car park has no such car in: no bay to show (its exit will close the stay)
+            continue
         except MallError as exc:  # unreachable, refused, or the car already gone: answer with what we know
             log.info("car park %s could not locate a car: %s", vendor_code, exc.code)
             unavailable = True

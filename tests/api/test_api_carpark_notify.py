@@ -199,3 +199,20 @@ def test_the_emulators_notifications_over_http_open_and_close_the_session(rt, cl
     assert (row["status"], row["exit_kind"], row["unpaid_fen"], row["gross_fen"]) == ("left", "staff", 1500, 1500)
     with rt.sessions.begin() as session:
         assert session.scalar(select(PlateBinding.plate)) == "粤BD12345"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_the_same_entry_delivered_twice_at_once_is_one_session(rt, clock, park):
+    from factories import race_in_transactions
+
+    from mallapp.domain.parking import carparks
+
+    def deliver(session, _i):
+        car_park = carparks.by_vendor_code(session, PARK)
+        return parking_sessions.record_entry(session, car_park, plate="沪A12345", order_no="P001-7",
+                                             entered_at=clock.now, gate="IN-1", now=clock.now)[1]
+
+    results = race_in_transactions(rt, 4, deliver)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted(results) == [False, False, False, True]
+    assert [r["order_no"] for r in _rows(rt)] == ["P001-7"]

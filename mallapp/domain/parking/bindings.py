@@ -86,9 +86,10 @@ def bind(session: Session, member_id: int, text: str, *, vehicle_type: str | Non
                             details={"limit": cfg.plate_binds_per_30_days, "days": CHANGES_WINDOW.days})
     row = PlateBinding(member_id=member_id, plate=plate, vehicle_type=vehicle_type or plates.vehicle_type(plate),
                        bound_at=now, unbound_at=None)
-    session.add(row)
+    session.flush()
     try:
         with session.begin_nested():
+            session.add(row)
             session.flush()
     except IntegrityError:
         # Another member bound it between our read and our insert.

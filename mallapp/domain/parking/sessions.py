@@ -81,9 +81,10 @@ def _who(session: Session, plate: str) -> tuple[int | None, str]:
 
 def _insert(session: Session, row: ParkingSession) -> ParkingSession | None:
     """Insert in a savepoint; None when a concurrent delivery of the same order got there first."""
-    session.add(row)
+    session.flush()  # what is pending goes before the savepoint, which then holds only this row
     try:
         with session.begin_nested():
+            session.add(row)
             session.flush()
     except IntegrityError:
         if row in session:
