@@ -111,3 +111,13 @@ def test_two_members_binding_one_plate_at_once_one_wins(rt, shoppers):
     assert sum(not isinstance(r, Exception) for r in results) == 1
     assert all(isinstance(r, Conflict) and r.code == "parking.plate_taken" for r in results if isinstance(r, Exception))
     assert len([b for b in _bindings(rt) if b[2]]) == 1
+
+
+def test_my_plates_are_in_my_data_and_freed_when_i_erase_my_account(client, rt, shoppers):
+    ada, bo = shoppers["ada"], shoppers["bo"]
+    client.post(PLATES, json={"plate": "沪A12345"}, headers=ada["headers"])
+    exported = client.get("/api/v1/me/data", headers=ada["headers"]).get_json()
+    assert [row["plate"] for row in exported["sections"]["plates"]] == ["沪A12345"]
+    assert client.delete("/api/v1/me", headers=ada["headers"]).status_code == 200
+    assert _bindings(rt) == []  # erased, not kept under the anonymous id: the plate is free at once
+    assert client.post(PLATES, json={"plate": "沪A12345"}, headers=bo["headers"]).status_code == 201
