@@ -184,23 +184,35 @@ def set_my_bay(body: BayIn) -> CarOut:
         return _car_out(where)
 
 
+def _free_spaces(car_park_id: int, code: str, vendor_code: str) -> dict[str, int] | None:
+    """Free spaces per level code, from the cache or the car park; None when it does not answer."""
+    rt = runtime()
+    ttl = rt.settings.parking.free_spaces_cache_s
+    found, free = locate.cached_free_spaces(rt.redis, car_park_id)
+    if found:
+        return free
+    try:
+        free = {s.level: s.free for s in rt.carpark(vendor_code).free_spaces()}
+    except MallError as exc:
+        log.info("car park %s could not tell its free spaces: %s", code, exc.code)
+        locate.keep_free_spaces(rt.redis, car_park_id, None, ttl // 3)
+        return None
+    locate.keep_free_spaces(rt.redis, car_park_id, free, ttl)
+    return free
+
+
 # --- public ----------------------------------------------------------------------------------------------
 
 @operation(bp, "/parking/car-parks", "GET", summary="The car parks, their levels and free spaces per level",
            response=PublicCarParksOut)
 def public_car_parks() -> PublicCarParksOut:
-    rt = runtime()
     with transaction() as session:
         found = [(row.id, row.code, row.name, row.vendor_park_code,
                   [(lv.code, lv.name, lv.floor, lv.spaces) for lv in carparks.levels(session, row.id)])
                  for row in carparks.list_car_parks(session, include_inactive=False)]
     out = []
     for car_park_id, code, name, vendor_code, levels in found:  # asked outside the transaction
-        try:
-            free: dict[str, int] | None = {s.level: s.free for s in rt.carpark(vendor_code).free_spaces()}
-        except MallError as exc:
-            log.info("car park %s could not tell its free spaces: %s", code, exc.code)
-            free = None
+        free = _free_spaces(car_park_id, code, vendor_code)
         out.append(PublicCarParkOut(
             id=car_park_id, code=code, name=name, free_spaces_known=free is not None,
             levels=[FreeLevelOut(code=lv_code, name=lv_name, floor=floor, spaces=spaces,

@@ -10,6 +10,7 @@ from factories import api_error, parkcore_car_park, parkcore_parked_car
 from sqlalchemy import select
 
 from mallapp.devtools.carpark_emulator import CarParkEmulator
+from mallapp.domain.parking import locate
 from mallapp.domain.parking.models import ParkingSession
 
 APP_ID, SECRET = "park-app-test", "carpark-secret-test"
@@ -129,11 +130,19 @@ def test_without_a_car_in_there_is_nothing_to_place(client, member, rt, park):
 
 
 def test_public_car_parks_show_free_spaces_per_level_or_say_they_are_unknown(client, rt, park):
-    parkcore_car_park(rt)
+    car_park_id = parkcore_car_park(rt)
     park.drive_in("沪A12345", bay="B2-C001")
     [car_park] = client.get("/api/v1/parking/car-parks").get_json()["car_parks"]
     assert car_park["free_spaces_known"] is True
     assert [(lv["code"], lv["spaces"], lv["free"]) for lv in car_park["levels"]] == [("B1", 120, 120), ("B2", 80, 79)]
-    park.fail_next("space/free", status=503, times=5)
+    park.drive_in("沪B12345", bay="B2-C002")
+    [cached] = client.get("/api/v1/parking/car-parks").get_json()["car_parks"]
+    assert cached["levels"][1]["free"] == 79  # kept [parking] free_spaces_cache_s: the car park is not asked
+    rt.redis.delete(locate.free_spaces_key(car_park_id))
+    park.fail_next("space/free", status=503)
     [car_park] = client.get("/api/v1/parking/car-parks").get_json()["car_parks"]
     assert car_park["free_spaces_known"] is False and [lv["free"] for lv in car_park["levels"]] == [None, None]
+    # Not asked again at once (a car park that is down is not waited on by every visitor); later it is.
+    assert client.get("/api/v1/parking/car-parks").get_json()["car_parks"][0]["free_spaces_known"] is False
+    rt.redis.delete(locate.free_spaces_key(car_park_id))
+    assert client.get("/api/v1/parking/car-parks").get_json()["car_parks"][0]["levels"][1]["free"] == 78

@@ -12,9 +12,11 @@ from a member card or a coupon, does not open.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from redis import Redis
 from sqlalchemy.orm import Session
 
 from mallapp.domain import signed_codes
@@ -111,3 +113,22 @@ def set_bay(session: Session, member_id: int, *, secret: bytes, now: datetime, q
         source = "typed"
     row.bay_code, row.bay_source, row.bay_at = found.code, source, now
     return describe(session, row)
+
+
+# --- free spaces, as the car park last told them ----------------------------------------------------------
+
+def free_spaces_key(car_park_id: int) -> str:
+    """The Redis key caching a car park's free spaces per level (or that it did not answer)."""
+    return f"parking:free:{car_park_id}"
+
+
+def cached_free_spaces(redis: Redis, car_park_id: int) -> tuple[bool, dict[str, int] | None]:
+    """(found, counts): counts None when the car park was recently found not answering."""
+    raw = redis.get(free_spaces_key(car_park_id))
+    if raw is None:
+        return False, None
+    return True, json.loads(raw)
+
+
+def keep_free_spaces(redis: Redis, car_park_id: int, counts: dict[str, int] | None, ttl_s: int) -> None:
+    redis.set(free_spaces_key(car_park_id), json.dumps(counts), ex=max(1, ttl_s))
