@@ -523,8 +523,8 @@ class ParkingSettings(_Section):
     plate_cooldown_hours: int = Field(default=72, ge=0, le=24 * 90)
     # New plate bindings a member may add in any 30 days (a plate already held does not count again).
     plate_binds_per_30_days: int = Field(default=5, ge=1, le=100)
-    # The public free-space counts are kept this long (and a car park that did not answer is not asked
-    # again for a third of it), so members opening the mini-program do not each wait on the car park.
+    # The public free-space counts are kept this long, and a car park that did not answer (free spaces, bay
+    # cameras) is not asked again for a third of it: members do not each wait out its timeout.
     free_spaces_cache_s: int = Field(default=30, ge=1, le=3600)
 
 

@@ -150,17 +150,21 @@ def my_cars() -> CarsOut:
     rt = runtime()
     member_id = current_member_id()
     with transaction() as session:
-        ask = [(row.id, row.plate, carparks.get(session, row.car_park_id).vendor_park_code)
+        ask = [(row.id, row.plate, row.car_park_id, carparks.get(session, row.car_park_id).vendor_park_code)
                for row in locate.parked(session, member_id) if locate.needs_camera(row)]
     # The bay cameras are asked outside the transaction: no database connection held while the car park answers.
     seen, unavailable = {}, False
-    for session_id, plate, vendor_code in ask:
+    for session_id, plate, car_park_id, vendor_code in ask:
+        if locate.is_down(rt.redis, car_park_id):  # did not answer a moment ago: not waited on again
+            unavailable = True
+            continue
         try:
             seen[session_id] = rt.carpark(vendor_code).locate(plate)
         except PlateNotFound:  # the car park has no such car in: no bay to show (its exit will close the stay)
             continue
-        except MallError as exc:  # unreachable, refused, or the car already gone: answer with what we know
+        except MallError as exc:  # unreachable, refused, unconfigured: answer with what we know
             log.info("car park %s could not locate a car: %s", vendor_code, exc.code)
+            locate.mark_down(rt.redis, car_park_id, _down_for(rt))
             unavailable = True
     with transaction() as session:
         out = []
@@ -184,20 +188,23 @@ def set_my_bay(body: BayIn) -> CarOut:
         return _car_out(where)
 
 
+def _down_for(rt) -> int:
+    return max(1, rt.settings.parking.free_spaces_cache_s // 3)
+
+
 def _free_spaces(car_park_id: int, code: str, vendor_code: str) -> dict[str, int] | None:
     """Free spaces per level code, from the cache or the car park; None when it does not answer."""
     rt = runtime()
-    ttl = rt.settings.parking.free_spaces_cache_s
-    found, free = locate.cached_free_spaces(rt.redis, car_park_id)
-    if found:
+    free = locate.cached_free_spaces(rt.redis, car_park_id)
+    if free is not None or locate.is_down(rt.redis, car_park_id):
         return free
     try:
         free = {s.level: s.free for s in rt.carpark(vendor_code).free_spaces()}
     except MallError as exc:
         log.info("car park %s could not tell its free spaces: %s", code, exc.code)
-        locate.keep_free_spaces(rt.redis, car_park_id, None, ttl // 3)
+        locate.mark_down(rt.redis, car_park_id, _down_for(rt))
         return None
-    locate.keep_free_spaces(rt.redis, car_park_id, free, ttl)
+    locate.keep_free_spaces(rt.redis, car_park_id, free, rt.settings.parking.free_spaces_cache_s)
     return free
 
 

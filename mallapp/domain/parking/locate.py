@@ -115,20 +115,30 @@ def set_bay(session: Session, member_id: int, *, secret: bytes, now: datetime, q
     return describe(session, row)
 
 
-# --- free spaces, as the car park last told them ----------------------------------------------------------
+# --- what the car park last told, and whether it answers -------------------------------------------------
 
 def free_spaces_key(car_park_id: int) -> str:
-    """The Redis key caching a car park's free spaces per level (or that it did not answer)."""
+    """The Redis key caching a car park's free spaces per level."""
     return f"parking:free:{car_park_id}"
 
 
-def cached_free_spaces(redis: Redis, car_park_id: int) -> tuple[bool, dict[str, int] | None]:
-    """(found, counts): counts None when the car park was recently found not answering."""
+def down_key(car_park_id: int) -> str:
+    """The Redis key saying a car park did not answer a moment ago (it is not asked again until it lapses)."""
+    return f"parking:down:{car_park_id}"
+
+
+def cached_free_spaces(redis: Redis, car_park_id: int) -> dict[str, int] | None:
     raw = redis.get(free_spaces_key(car_park_id))
-    if raw is None:
-        return False, None
-    return True, json.loads(raw)
+    return None if raw is None else json.loads(raw)
 
 
-def keep_free_spaces(redis: Redis, car_park_id: int, counts: dict[str, int] | None, ttl_s: int) -> None:
+def keep_free_spaces(redis: Redis, car_park_id: int, counts: dict[str, int], ttl_s: int) -> None:
     redis.set(free_spaces_key(car_park_id), json.dumps(counts), ex=max(1, ttl_s))
+
+
+def mark_down(redis: Redis, car_park_id: int, ttl_s: int) -> None:
+    redis.set(down_key(car_park_id), "1", ex=max(1, ttl_s))
+
+
+def is_down(redis: Redis, car_park_id: int) -> bool:
+    return bool(redis.exists(down_key(car_park_id)))
