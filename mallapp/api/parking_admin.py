@@ -162,6 +162,10 @@ class BayQrOut(Out):
     qr: str = Field(description="the payload to print as a QR code on the bay's pillar")
 
 
+class BayQrsOut(Out):
+    bays: list[BayQrOut]
+
+
 def _changes(body: Body) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     if not changes:
@@ -301,3 +305,14 @@ def bay_qr(car_park_id: int, bay_id: int) -> BayQrOut:
     with transaction() as session:
         bay = carparks.get_bay(session, car_park_id, bay_id)
         return BayQrOut(bay_id=bay.id, code=bay.code, qr=locate.bay_qr(runtime().secret, bay))
+
+
+@operation(bp, "/car-parks/<int:car_park_id>/bays/qr", "GET",
+           summary="The QR payloads of the car park's active bays (of one level with level_id), for printing",
+           auth="ops", query=BaysQuery, response=BayQrsOut, errors=_CAR_PARK)
+def bay_qrs(car_park_id: int, query: BaysQuery) -> BayQrsOut:
+    secret = runtime().secret
+    with transaction() as session:
+        carparks.get(session, car_park_id)
+        return BayQrsOut(bays=[BayQrOut(bay_id=b.id, code=b.code, qr=locate.bay_qr(secret, b))
+                               for b in carparks.bays(session, car_park_id, query.level_id) if b.active])

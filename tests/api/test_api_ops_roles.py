@@ -100,6 +100,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/ops/car-parks/<int:car_park_id>/bays/range"): "ops_admin",
     ("PATCH", "/api/v1/ops/car-parks/<int:car_park_id>/bays/<int:bay_id>"): "ops_admin",
     ("GET", "/api/v1/ops/car-parks/<int:car_park_id>/bays/<int:bay_id>/qr"): "ops",
+    ("GET", "/api/v1/ops/car-parks/<int:car_park_id>/bays/qr"): "ops",
 }
 # The code each requirement refuses with (mallapp.api.core._authenticate_ops).
 REFUSAL = {"ops_admin": "ops.admin_required", "ops_marketing": "ops.marketing_required",

@@ -111,6 +111,8 @@ def test_a_bays_qr_payload_opens_to_that_bay(client, rt, ops_viewer, ops_admin):
     assert qr.status_code == 200
     assert locate.BAY_QR.open(rt.secret, qr.get_json()["qr"]) == (park, bay["id"])
     api_error(client.get(f"{OPS}/{park}/bays/999/qr", headers=h), "parking.bay_not_found")
+    every = client.get(f"{OPS}/{park}/bays/qr", headers=ops_viewer["headers"]).get_json()["bays"]
+    assert every == [qr.get_json()]
 
 
 def test_a_viewer_reads_but_cannot_change(client, ops_admin, ops_viewer):
