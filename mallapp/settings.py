@@ -525,6 +525,13 @@ class ParkingSettings(_Section):
     # How many plates a member may bind, by members.tier (the MixC rule: 3, 2 or 1).
     plates_by_tier: dict[str, int] = Field(default_factory=lambda: {"vip": 3, "major": 2})
     plates_default: int = Field(default=1, ge=1, le=10)
+    # A plate its member unbound cannot be bound by another member for this long (tier borrowing).
+    plate_cooldown_hours: int = Field(default=72, ge=0, le=24 * 90)
+    # New plate bindings a member may add in any 30 days (a plate already held does not count again).
+    plate_binds_per_30_days: int = Field(default=5, ge=1, le=100)
+    # The public free-space counts are kept this long, and a car park that did not answer (free spaces, bay
+    # cameras) is not asked again for a third of it: members do not each wait out its timeout.
+    free_spaces_cache_s: int = Field(default=30, ge=1, le=3600)
 
 
 class Settings(_Section):

@@ -501,3 +501,37 @@ def wechatpay_paid(client, emulator, out_trade_no: str, **pay_kwargs: Any):
     ``emulator.pay_order`` (``success_time=rt.now()`` for a time on the test clock, ``openid=`` for a Native payer)."""
     headers, body = emulator.pay_order(out_trade_no, deliver=False, **pay_kwargs)
     return client.post(WECHATPAY_NOTIFY_PATH, data=body, headers=headers)
+
+# --- parking (parkcore): a car park, its levels and bays; a parked car ----------------------------------------
+
+PARKCORE_TARIFF = {"plans": {"small": {"first_period_fen": 1000, "bands": [
+    {"name": "全天 all day", "start": "00:00", "end": "00:00", "step_fen": 500}]}}}
+
+
+def parkcore_car_park(rt: Runtime, *, code: str = "P1", vendor_park_code: str = "P001",
+                      levels: dict[str, int] | None = None, bays_per_level: int = 10) -> int:
+    """A car park with levels ``B1`` (floor -1) and ``B2`` (floor -2) and bays ``B1-C001``..; returns its id."""
+    from mallapp.domain.parking import carparks
+
+    with rt.sessions.begin() as session:
+        park = carparks.create_car_park(session, code=code, name=f"{code} 停车场", vendor_park_code=vendor_park_code,
+                                        tariff_doc=PARKCORE_TARIFF, now=rt.now())
+        for floor, (level, spaces) in enumerate((levels or {"B1": 120, "B2": 80}).items(), start=1):
+            carparks.create_level(session, park.id, code=level, name=f"地下{floor}层 Basement {floor}", floor=-floor,
+                                  spaces=spaces)
+            carparks.create_bay_range(session, park.id, prefix=f"{level}-C", first=1, last=bays_per_level)
+        return park.id
+
+
+def parkcore_parked_car(rt: Runtime, car_park_id: int, plate: str, *, member_id: int | None = None,
+                        order_no: str | None = None, minutes_ago: int = 60) -> int:
+    """An open parking session made through the ORM (as other parts' tests do); returns its id."""
+    from mallapp.domain.parking.models import ParkingSession
+
+    with rt.sessions.begin() as session:
+        row = ParkingSession(car_park_id=car_park_id, plate=plate, vehicle_type="small",
+                             order_no=order_no or f"ORD-{plate}", member_id=member_id,
+                             entered_at=rt.now() - timedelta(minutes=minutes_ago), status="parked", created_at=rt.now())
+        session.add(row)
+        session.flush()
+        return row.id

@@ -14,6 +14,7 @@ from werkzeug.routing import IntegerConverter, Map
 from mallapp import logs
 from mallapp.api import (
     campaigns,
+    carpark_notify,
     coupons,
     deals,
     desk,
@@ -23,6 +24,8 @@ from mallapp.api import (
     notifications,
     ops,
     outages,
+    parking_admin,
+    plates,
     privacy,
     proximity,
     queueing,
@@ -98,6 +101,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(campaigns.bp)
     app.register_blueprint(segments.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(parking_admin.bp)
+    app.register_blueprint(plates.bp)
+    app.register_blueprint(carpark_notify.bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

@@ -59,6 +59,7 @@ from mallapp.domain import (
     rewards,
     segments,
 )
+from mallapp.domain.parking import sessions as parking_sessions
 from mallapp.processes.runner import Process
 from mallapp.runtime import Runtime
 from mallapp.settings import Settings
@@ -189,6 +190,18 @@ def _member_segments_requested(rt: Runtime, now: datetime) -> int:
     return 0 if run_id is None else _segments_run(rt, now, run_id)
 
 
+def _parking_stale_sessions(rt: Runtime, now: datetime) -> int:
+    total = 0
+    while still_ours():
+        with rt.sessions.begin() as session:
+            closed = parking_sessions.close_stale(session, hours=rt.settings.parking.stale_session_hours, now=now,
+                                                  limit=500)
+        total += closed
+        if closed < 500:
+            break
+    return total
+
+
 def _segments_at(settings: Settings) -> Mapping[str, Any]:
     hour, minute = settings.segments.run_at.split(":")
     return {"hour": int(hour), "minute": int(minute)}
@@ -220,6 +233,9 @@ JOBS: tuple[Job, ...] = (
         misfire_grace_s=12 * 3600, configured=_segments_at),
     Job("member-segments-requested", "run the segmentation ops asked for (POST /api/v1/ops/segments/runs)",
         _member_segments_requested, "interval", {"seconds": 20}, misfire_grace_s=60),
+    Job("parking-stale-sessions", "close parking sessions with no exit after [parking] stale_session_hours "
+        "(closed_stale, exit_kind unknown)", _parking_stale_sessions, "interval", {"minutes": 15},
+        misfire_grace_s=900),
 )
 
 

@@ -781,6 +781,149 @@ def _(w):
     return w.client.get(f"{OPS}/reports/lost?cursor=not-a-cursor", headers=w.ops)
 
 
+# --- parking (parkcore): car parks, plates, find-my-car, the car park's webhook ------------------------------
+
+PARK_OPS = f"{OPS}/car-parks"
+_CARPARK = {"carpark": {"app_id": "park-app", "secret": "park-secret"}}
+
+
+def _car_park(w: World) -> int:
+    from factories import parkcore_car_park
+
+    return parkcore_car_park(w.rt)
+
+
+def _car_park_body(**over: Any) -> dict[str, Any]:
+    from factories import PARKCORE_TARIFF
+
+    return {"code": "P9", "name": "P9", "vendor_park_code": "P009", "tariff": PARKCORE_TARIFF, **over}
+
+
+def _parked(w: World, plate: str = "沪A12345") -> int:
+    from factories import parkcore_parked_car
+
+    park = _car_park(w)
+    w.client.post(f"{ME}/plates", json={"plate": plate}, headers=w.me)
+    parkcore_parked_car(w.rt, park, plate, member_id=w.member()["member"]["id"])
+    return park
+
+
+def _notify(w: World, secret: str = "park-secret", **over: Any):
+    from mallapp.adapters.carpark_open import sign
+
+    stamp = int(w.clock.now.timestamp() * 1000)
+    body = {"event": "entry", "plateNo": "沪A12345", "orderNo": "P001-1", "entryTime": stamp, "appId": "park-app",
+            "parkCode": "P001", "timestamp": stamp, "nonce": "nonce-1", **over}
+    body["sign"] = sign(body, secret)
+    return w.client.post("/api/v1/parking/carpark/notify", json=body)
+
+
+scenario("parking.tariff_invalid", 400)(lambda w: w.client.post(PARK_OPS, json=_car_park_body(tariff={"plans": {}}),
+                                                                headers=w.ops))
+scenario("parking.car_park_not_found", 404)(lambda w: w.client.get(f"{PARK_OPS}/999", headers=w.ops))
+scenario("parking.rules_invalid", 400)(lambda w: w.client.put(f"{PARK_OPS}/{_car_park(w)}/rules",
+                                                              json={"order": ["tier", "tier"]}, headers=w.ops))
+scenario("parking.level_not_found", 404)(lambda w: w.client.patch(f"{PARK_OPS}/{_car_park(w)}/levels/999",
+                                                                  json={"spaces": 1}, headers=w.ops))
+scenario("parking.bay_invalid", 400)(lambda w: w.client.post(f"{PARK_OPS}/{_car_park(w)}/bays",
+                                                             json={"code": "B1C001"}, headers=w.ops))
+scenario("parking.level_unknown", 422)(lambda w: w.client.post(f"{PARK_OPS}/{_car_park(w)}/bays",
+                                                               json={"code": "B7-C001"}, headers=w.ops))
+scenario("parking.bay_exists", 409)(lambda w: w.client.post(f"{PARK_OPS}/{_car_park(w)}/bays",
+                                                            json={"code": "B1-C001"}, headers=w.ops))
+scenario("parking.bay_range_invalid", 400)(lambda w: w.client.post(
+    f"{PARK_OPS}/{_car_park(w)}/bays/range", json={"prefix": "B1-C", "first": 9, "last": 2}, headers=w.ops))
+scenario("parking.bay_not_found", 404)(lambda w: w.client.get(f"{PARK_OPS}/{_car_park(w)}/bays/999/qr", headers=w.ops))
+scenario("parking.level_exists", 409)(lambda w: w.client.post(
+    f"{PARK_OPS}/{_car_park(w)}/levels", json={"code": "B1", "name": "B1", "floor": -1, "spaces": 1}, headers=w.ops))
+@scenario("parking.gate_exists", 409)
+def _(w):
+    url = f"{PARK_OPS}/{_car_park(w)}/gates"
+    return _repeat(2, lambda: w.client.post(url, json={"code": "IN-1", "name": "in", "kind": "entrance"}, headers=w.ops))
+
+
+@scenario("parking.car_park_exists", 409)
+def _(w):
+    w.client.post(PARK_OPS, json=_car_park_body(), headers=w.ops)
+    return w.client.post(PARK_OPS, json=_car_park_body(), headers=w.ops)
+
+
+scenario("parking.plate_invalid", 400)(lambda w: w.client.post(f"{ME}/plates", json={"plate": "ABC"}, headers=w.me))
+scenario("parking.plate_not_bound", 404)(lambda w: w.client.delete(f"{ME}/plates/沪A12345", headers=w.me))
+
+
+@scenario("parking.plate_taken", 409)
+def _(w):
+    w.client.post(f"{ME}/plates", json={"plate": "沪A12345"}, headers=w.me)
+    return w.client.post(f"{ME}/plates", json={"plate": "沪A12345"}, headers=w.member("o-other")["headers"])
+
+
+@scenario("parking.plate_limit", 422)
+def _(w):
+    w.client.post(f"{ME}/plates", json={"plate": "沪A12345"}, headers=w.me)
+    return w.client.post(f"{ME}/plates", json={"plate": "沪A54321"}, headers=w.me)
+
+
+@scenario("parking.plate_cooling_down", 422)
+def _(w):
+    w.client.post(f"{ME}/plates", json={"plate": "沪A12345"}, headers=w.me)
+    w.client.delete(f"{ME}/plates/沪A12345", headers=w.me)
+    return w.client.post(f"{ME}/plates", json={"plate": "沪A12345"}, headers=w.member("o-other")["headers"])
+
+
+@scenario("parking.plate_changes_exhausted", 422, settings={"parking": {"plate_binds_per_30_days": 1}})
+def _(w):
+    w.client.post(f"{ME}/plates", json={"plate": "沪A12345"}, headers=w.me)
+    w.client.delete(f"{ME}/plates/沪A12345", headers=w.me)
+    return w.client.post(f"{ME}/plates", json={"plate": "沪A54321"}, headers=w.me)
+
+
+scenario("parking.bay_input", 400)(lambda w: w.client.post(f"{ME}/parking/car/bay", json={}, headers=w.me))
+scenario("parking.not_parked", 404)(lambda w: w.client.post(f"{ME}/parking/car/bay", json={"bay": "B1-C001"},
+                                                            headers=w.me))
+
+
+@scenario("parking.qr_invalid", 400)
+def _(w):
+    _parked(w)
+    return w.client.post(f"{ME}/parking/car/bay", json={"qr": "PB1.1.1.forged"}, headers=w.me)
+
+
+@scenario("parking.plate_required", 422)
+def _(w):
+    from factories import parkcore_parked_car
+
+    from mallapp.domain.members import Member
+
+    park = _parked(w)
+    with w.rt.sessions.begin() as session:
+        session.get(Member, _member_id(w)).tier = "vip"
+    w.client.post(f"{ME}/plates", json={"plate": "沪B54321"}, headers=w.me)
+    parkcore_parked_car(w.rt, park, "沪B54321")
+    return w.client.post(f"{ME}/parking/car/bay", json={"bay": "B1-C001"}, headers=w.me)
+
+
+scenario("parking.notify_app_unknown", 403, _CARPARK)(lambda w: _notify(w, appId="someone-else"))
+scenario("parking.notify_signature", 403, _CARPARK)(lambda w: _notify(w, secret="not-the-secret"))
+scenario("parking.notify_stale", 403, _CARPARK)(lambda w: _notify(w, timestamp=0))
+scenario("parking.car_park_unknown", 404, _CARPARK)(lambda w: _notify(w))
+scenario("parking.notify_invalid", 400, _CARPARK)(lambda w: _car_park(w) and _notify(w, entryTime=None))
+
+
+@scenario("parking.notify_replayed", 409, _CARPARK)
+def _(w):
+    _car_park(w)
+    _notify(w)
+    return _notify(w)
+
+
+@scenario("parking.times_out_of_order", 400, _CARPARK)
+def _(w):
+    _car_park(w)
+    stamp = int(w.clock.now.timestamp() * 1000)
+    return _notify(w, event="exit", entryTime=stamp, exitTime=stamp - 60_000, payableAmount=0)
+
+
 # --- the checks ----------------------------------------------------------------------------------------------
 
 @pytest.fixture

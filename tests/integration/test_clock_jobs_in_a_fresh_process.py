@@ -38,6 +38,9 @@ from mallapp.domain import (
 )
 from mallapp.domain.alerts import FleetAlert
 from mallapp.domain.notifications import Delivery, Notification
+from mallapp.domain.parking import carparks as parking_carparks
+from mallapp.domain.parking import sessions as parking_sessions
+from mallapp.domain.parking.models import ParkingSession
 from mallapp.domain.queueing.models import QueueTicket
 from mallapp.domain.reservation_admin import Band
 from mallapp.domain.reservations import Reservation
@@ -238,6 +241,24 @@ def member_segments_requested(rt, clock, now: datetime) -> Check:
     return check
 
 
+def parking_stale_sessions(rt, clock, now: datetime) -> Check:
+    clock.now = now - timedelta(hours=rt.settings.parking.stale_session_hours + 1)
+    with rt.sessions.begin() as s:
+        park = parking_carparks.create_car_park(s, code="P1", name="P1", vendor_park_code="P001", now=rt.now(),
+                                                tariff_doc={"plans": {"small": {"bands": [
+                                                    {"name": "all day", "start": "00:00", "end": "00:00",
+                                                     "step_fen": 500}]}}})
+        row, _ = parking_sessions.record_entry(s, park, plate="沪A12345", order_no="P001-1", entered_at=rt.now(),
+                                               gate="IN-1", now=rt.now())
+        session_id = row.id
+
+    def check() -> None:
+        with rt.sessions() as s:
+            row = s.get(ParkingSession, session_id)
+            assert (row.status, row.exit_kind) == ("closed_stale", "unknown")
+    return check
+
+
 SCENARIOS: dict[str, Callable[..., Check]] = {
     "points-expiry": points_expiry,
     "birthday-gifts": birthday_gifts,
@@ -250,6 +271,7 @@ SCENARIOS: dict[str, Callable[..., Check]] = {
     "campaigns": campaigns_due,
     "member-segments": member_segments,
     "member-segments-requested": member_segments_requested,
+    "parking-stale-sessions": parking_stale_sessions,
 }
 
 
