@@ -86,6 +86,11 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/ops/segments/runs"): "ops_marketing",
     ("GET", "/api/v1/ops/segments/runs"): "ops",
     ("GET", "/api/v1/ops/segments/runs/<int:run_id>"): "ops",
+    ("GET", "/api/v1/ops/parking/sessions"): "ops",
+    ("GET", "/api/v1/ops/parking/sessions/<int:session_id>"): "ops",
+    ("GET", "/api/v1/ops/parking/days"): "ops",
+    ("GET", "/api/v1/ops/parking/reconciliations"): "ops",
+    ("POST", "/api/v1/ops/parking/reconciliations"): "ops_admin",
 }
 # The code each requirement refuses with (mallapp.api.core._authenticate_ops).
 REFUSAL = {"ops_admin": "ops.admin_required", "ops_marketing": "ops.marketing_required",

@@ -1,0 +1,262 @@
+"""What the mall's operations see of parking: sessions by plate and time, and a report per mall-local day.
+
+Sessions are listed newest entry first, a page at a time (keyset on ``(entered_at, id)``: the cursor is
+the last id of the previous page). The day report adds up, per mall-local day of one car park: entries
+and exits, exits a member of staff opened with money still due, the cash taken, the benefits given and
+how full the car park was (docs/parking.md, "Operations"). Counts and sums are aggregated in SQL over
+the indexed columns (sessions' entered_at and exited_at, payments' and benefits' local_day); occupancy
+is an ordered sweep over the entries and exits the range touches.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, union_all
+from sqlalchemy.orm import Session
+
+from mallapp.domain.parking import plates
+from mallapp.domain.parking.models import (
+    BENEFIT_KINDS,
+    CarPark,
+    ParkingBenefit,
+    ParkingLevel,
+    ParkingPayment,
+    ParkingSession,
+)
+from mallapp.errors import InvalidInput, NotFound
+from mallapp.settings import MallSettings
+
+MAX_DAYS = 92
+MIN_PREFIX = 3
+_SEPARATORS = re.compile(r"[\s·•．.\-_]")  # as plates.normalize drops them
+
+
+# --- car parks -----------------------------------------------------------------------------------
+
+def car_park(session: Session, code: str) -> CarPark:
+    row = session.scalar(select(CarPark).where(CarPark.code == code))
+    if row is None:
+        raise NotFound(f"No car park {code!r}.", code="parking.car_park_not_found")
+    return row
+
+
+def day_range(mall: MallSettings, since: date | None, until: date | None, now: datetime) -> list[date]:
+    """The mall-local days from ``since`` to ``until`` included (default: the last 7 days to today)."""
+    until = until or mall.local_day(now)
+    since = since or until - timedelta(days=6)
+    if since > until:
+        raise InvalidInput("from is after to.", code="parking.invalid_range")
+    if (until - since).days + 1 > MAX_DAYS:
+        raise InvalidInput(f"At most {MAX_DAYS} days at a time.", code="parking.invalid_range")
+    return [since + timedelta(days=n) for n in range((until - since).days + 1)]
+
+
+# --- sessions ------------------------------------------------------------------------------------
+
+def plate_filter(text: str) -> tuple[str, bool]:
+    """``(plate, exact)``: a whole plate normalised, else a prefix of at least 3 characters, upper case."""
+    try:
+        return plates.normalize(text), True
+    except InvalidInput:
+        prefix = _SEPARATORS.sub("", unicodedata.normalize("NFKC", str(text))).upper()
+        if len(prefix) < MIN_PREFIX:
+            raise InvalidInput(f"A plate, or its first {MIN_PREFIX} characters or more (沪A1).",
+                               code="parking.plate_invalid") from None
+        return prefix, False
+
+
+def search(session: Session, *, plate: str | None = None, car_park_id: int | None = None,
+           since: datetime | None = None, until: datetime | None = None, status: str | None = None,
+           exit_kind: str | None = None, limit: int = 50, before_id: int | None = None) -> list[ParkingSession]:
+    """Sessions matching every filter given, newest entry first; ``since``/``until`` bound ``entered_at``
+    (``[since, until)``); ``before_id`` continues after that session of the previous page."""
+    query = select(ParkingSession)
+    if plate is not None:
+        value, exact = plate_filter(plate)
+        like = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(ParkingSession.plate == value if exact else ParkingSession.plate.like(like, escape="\\"))
+    if car_park_id is not None:
+        query = query.where(ParkingSession.car_park_id == car_park_id)
+    if since is not None:
+        query = query.where(ParkingSession.entered_at >= since)
+    if until is not None:
+        query = query.where(ParkingSession.entered_at < until)
+    if status is not None:
+        query = query.where(ParkingSession.status == status)
+    if exit_kind is not None:
+        query = query.where(ParkingSession.exit_kind == exit_kind)
+    if before_id is not None:
+        cursor = session.get(ParkingSession, before_id)
+        if cursor is None:
+            raise InvalidInput("before_id names no session.", code="parking.invalid_cursor")
+        query = query.where(or_(ParkingSession.entered_at < cursor.entered_at,
+                                and_(ParkingSession.entered_at == cursor.entered_at, ParkingSession.id < cursor.id)))
+    query = query.order_by(ParkingSession.entered_at.desc(), ParkingSession.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class SessionDetail:
+    row: ParkingSession
+    car_park_code: str
+    payments: list[ParkingPayment]
+    benefits: list[ParkingBenefit]
+
+
+def detail(session: Session, session_id: int) -> SessionDetail:
+    row = session.get(ParkingSession, session_id)
+    if row is None:
+        raise NotFound("No such parking session.", code="parking.session_not_found")
+    payments = session.scalars(select(ParkingPayment).where(ParkingPayment.session_id == row.id)
+                               .order_by(ParkingPayment.id))
+    benefits = session.scalars(select(ParkingBenefit).where(ParkingBenefit.session_id == row.id)
+                               .order_by(ParkingBenefit.id))
+    code = session.scalar(select(CarPark.code).where(CarPark.id == row.car_park_id)) or ""
+    return SessionDetail(row, code, list(payments), list(benefits))
+
+
+def car_park_codes(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return {park_id: code for park_id, code in session.execute(select(CarPark.id, CarPark.code)
+                                                               .where(CarPark.id.in_(ids)))}
+
+
+# --- the day report ------------------------------------------------------------------------------
+
+@dataclass
+class BenefitFigures:
+    count: int = 0
+    seconds: int = 0
+    fen: int = 0
+    points: int = 0
+
+
+@dataclass
+class DayFigures:
+    day: date
+    entries: int = 0
+    exits: int = 0
+    staff_exits: int = 0
+    staff_unpaid_fen: int = 0
+    payments: int = 0
+    cash_fen: int = 0
+    refunded_fen: int = 0
+    benefits: dict[str, BenefitFigures] = field(default_factory=lambda: {k: BenefitFigures() for k in BENEFIT_KINDS})
+    average_cars: float | None = None  # None: the day has not begun
+    peak_cars: int | None = None
+
+    @property
+    def revenue_fen(self) -> int:
+        return self.cash_fen - self.refunded_fen
+
+
+@dataclass(frozen=True)
+class DayReport:
+    car_park: CarPark
+    spaces: int
+    days: list[DayFigures]
+
+
+def _day_of(column: Any, ends: Sequence[datetime]) -> Any:
+    """The index of the day (by its UTC end) an instant falls in: a CASE over the day bounds, so a
+    daylight-saving day is as long as the wall clock says."""
+    return case(*[(column < end, n) for n, end in enumerate(ends)], else_=None)
+
+
+def day_report(session: Session, mall: MallSettings, car_park_id: int, days: Sequence[date],
+               now: datetime) -> DayReport:
+    park = session.get(CarPark, car_park_id)
+    if park is None:
+        raise NotFound("No such car park.", code="parking.car_park_not_found")
+    bounds = [mall.day_bounds(day) for day in days]
+    start, end = bounds[0][0], bounds[-1][1]
+    ends = [b for _, b in bounds]
+    figures = [DayFigures(day) for day in days]
+    S = ParkingSession
+
+    entered = select(_day_of(S.entered_at, ends).label("d")).where(
+        S.car_park_id == car_park_id, S.entered_at >= start, S.entered_at < end).subquery()
+    for index, count in session.execute(select(entered.c.d, func.count()).group_by(entered.c.d)):
+        figures[index].entries = count
+
+    staff = S.exit_kind == "staff"
+    exited = select(_day_of(S.exited_at, ends).label("d"), case((staff, 1), else_=0).label("staff"),
+                    case((staff, func.coalesce(S.unpaid_fen, 0)), else_=0).label("unpaid")).where(
+        S.car_park_id == car_park_id, S.exited_at >= start, S.exited_at < end).subquery()
+    for index, count, staff_count, unpaid in session.execute(
+            select(exited.c.d, func.count(), func.sum(exited.c.staff), func.sum(exited.c.unpaid))
+            .group_by(exited.c.d)):
+        row = figures[index]
+        row.exits, row.staff_exits, row.staff_unpaid_fen = count, int(staff_count or 0), int(unpaid or 0)
+
+    by_day = {day: row for day, row in zip(days, figures, strict=True)}
+    P = ParkingPayment
+    paid = session.execute(
+        select(P.local_day, func.count(), func.sum(P.cash_fen), func.sum(P.refunded_fen))
+        .join(S, S.id == P.session_id)
+        .where(S.car_park_id == car_park_id, P.local_day >= days[0], P.local_day <= days[-1], P.status == "paid")
+        .group_by(P.local_day))
+    for day, count, cash, refunded in paid:
+        row = by_day[day]
+        row.payments, row.cash_fen, row.refunded_fen = count, int(cash or 0), int(refunded or 0)
+
+    B = ParkingBenefit
+    given = session.execute(
+        select(B.local_day, B.kind, func.count(), func.sum(B.seconds), func.sum(B.fen), func.sum(B.points))
+        .join(P, P.id == B.payment_id).join(S, S.id == B.session_id)
+        .where(S.car_park_id == car_park_id, B.local_day >= days[0], B.local_day <= days[-1],
+               B.voided_at.is_(None), P.status == "paid")
+        .group_by(B.local_day, B.kind))
+    for day, kind, count, seconds, fen, points in given:
+        by_day[day].benefits[kind] = BenefitFigures(count, int(seconds or 0), int(fen or 0), int(points or 0))
+
+    _occupancy(session, car_park_id, bounds, figures, now)
+    spaces = session.scalar(select(func.coalesce(func.sum(ParkingLevel.spaces), 0))
+                            .where(ParkingLevel.car_park_id == car_park_id)) or 0
+    return DayReport(park, int(spaces), figures)
+
+
+def _occupancy(session: Session, car_park_id: int, bounds: Sequence[tuple[datetime, datetime]],
+               figures: list[DayFigures], now: datetime) -> None:
+    """Time-weighted average and peak of the cars parked, per day, up to ``now`` on the current day."""
+    S = ParkingSession
+    start, end = bounds[0][0], min(bounds[-1][1], now)
+    if end <= start:
+        return
+    cols = (S.entered_at, S.exited_at)
+    mine = S.car_park_id == car_park_id
+    stays = union_all(
+        select(*cols).where(mine, S.entered_at >= start, S.entered_at < end),     # came in during the range
+        select(*cols).where(mine, S.entered_at < start, S.exited_at > start),     # were in when it began
+        select(*cols).where(mine, S.entered_at < start, S.exited_at.is_(None)))   # still in
+    t0, t1 = start.timestamp(), end.timestamp()
+    events: list[tuple[float, int]] = []
+    for entered_at, exited_at in session.execute(stays):
+        came = max(entered_at.timestamp(), t0)
+        left = t1 if exited_at is None else min(exited_at.timestamp(), t1)
+        if left > came:
+            events.append((came, 1))
+            if left < t1:
+                events.append((left, -1))
+    events.sort()  # at one instant, the car that left before the one that came: never counted together
+    count = i = 0
+    for row, (day_start, day_end) in zip(figures, bounds, strict=True):
+        ds, de = day_start.timestamp(), min(day_end, now).timestamp()
+        if de <= ds:
+            break
+        at, area, peak = ds, 0.0, count
+        while i < len(events) and events[i][0] < de:
+            moment, delta = events[i]
+            area += count * (moment - at)
+            at, count = moment, count + delta
+            peak = max(peak, count)
+            i += 1
+        area += count * (de - at)
+        row.average_cars, row.peak_cars = area / (de - ds), peak
