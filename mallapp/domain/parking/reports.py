@@ -3,9 +3,10 @@
 Sessions are listed newest entry first, a page at a time (keyset on ``(entered_at, id)``: the cursor is
 the last id of the previous page). The day report adds up, per mall-local day of one car park: entries
 and exits, exits a member of staff opened with money still due, the cash taken, the benefits given and
-how full the car park was (docs/parking.md, "Operations"). Counts and sums are aggregated in SQL over
-the indexed columns (sessions' entered_at and exited_at, payments' and benefits' local_day); occupancy
-is an ordered sweep over the entries and exits the range touches.
+how full the car park was (docs/parking.md, "Operations"). Everything is aggregated in SQL over the
+indexed columns (sessions' entered_at and exited_at, payments' and benefits' local_day): occupancy too,
+from the range's entries and exits in time order (a running count by window function); Python only
+carries each day's count of cars into the next.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, union_all
+from sqlalchemy import Integer, and_, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from mallapp.domain.parking import plates
@@ -176,25 +177,10 @@ def day_report(session: Session, mall: MallSettings, car_park_id: int, days: Seq
     if park is None:
         raise NotFound("No such car park.", code="parking.car_park_not_found")
     bounds = [mall.day_bounds(day) for day in days]
-    start, end = bounds[0][0], bounds[-1][1]
-    ends = [b for _, b in bounds]
     figures = [DayFigures(day) for day in days]
     S = ParkingSession
 
-    entered = select(_day_of(S.entered_at, ends).label("d")).where(
-        S.car_park_id == car_park_id, S.entered_at >= start, S.entered_at < end).subquery()
-    for index, count in session.execute(select(entered.c.d, func.count()).group_by(entered.c.d)):
-        figures[index].entries = count
-
-    staff = S.exit_kind == "staff"
-    exited = select(_day_of(S.exited_at, ends).label("d"), case((staff, 1), else_=0).label("staff"),
-                    case((staff, func.coalesce(S.unpaid_fen, 0)), else_=0).label("unpaid")).where(
-        S.car_park_id == car_park_id, S.exited_at >= start, S.exited_at < end).subquery()
-    for index, count, staff_count, unpaid in session.execute(
-            select(exited.c.d, func.count(), func.sum(exited.c.staff), func.sum(exited.c.unpaid))
-            .group_by(exited.c.d)):
-        row = figures[index]
-        row.exits, row.staff_exits, row.staff_unpaid_fen = count, int(staff_count or 0), int(unpaid or 0)
+    _stays(session, car_park_id, bounds, figures, now)
 
     by_day = {day: row for day, row in zip(days, figures, strict=True)}
     P = ParkingPayment
@@ -217,46 +203,70 @@ def day_report(session: Session, mall: MallSettings, car_park_id: int, days: Seq
     for day, kind, count, seconds, fen, points in given:
         by_day[day].benefits[kind] = BenefitFigures(count, int(seconds or 0), int(fen or 0), int(points or 0))
 
-    _occupancy(session, car_park_id, bounds, figures, now)
     spaces = session.scalar(select(func.coalesce(func.sum(ParkingLevel.spaces), 0))
                             .where(ParkingLevel.car_park_id == car_park_id)) or 0
     return DayReport(park, int(spaces), figures)
 
 
-def _occupancy(session: Session, car_park_id: int, bounds: Sequence[tuple[datetime, datetime]],
-               figures: list[DayFigures], now: datetime) -> None:
-    """Time-weighted average and peak of the cars parked, per day, up to ``now`` on the current day."""
+def _epoch(session: Session, column: Any) -> Any:
+    """Seconds since 1970 of a UTC timestamp column, as a number SQL can add up."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", column)
+    return (func.julianday(column) - 2440587.5) * 86400.0
+
+
+def _stays(session: Session, car_park_id: int, bounds: Sequence[tuple[datetime, datetime]],
+           figures: list[DayFigures], now: datetime) -> None:
+    """Entries, exits (staff-opened, unpaid) and occupancy per day, from one aggregate over the range's
+    entries (+1) and exits (-1) in time order.
+
+    With N(t) the cars in at t, a day [ds, de) holds N(ds)·(de − ds) + Σ delta·(de − t) car-seconds over its
+    events; N at the range's start is counted once, and each day's start follows from the days before.
+    The peak is the highest running count after an event (exits before entries at one instant: a car
+    leaving is not counted with the one coming). Today stops at ``now``; a day not begun has none.
+    """
     S = ParkingSession
-    start, end = bounds[0][0], min(bounds[-1][1], now)
-    if end <= start:
-        return
-    cols = (S.entered_at, S.exited_at)
-    mine = S.car_park_id == car_park_id
-    stays = union_all(
-        select(*cols).where(mine, S.entered_at >= start, S.entered_at < end),     # came in during the range
-        select(*cols).where(mine, S.entered_at < start, S.exited_at > start),     # were in when it began
-        select(*cols).where(mine, S.entered_at < start, S.exited_at.is_(None)))   # still in
-    t0, t1 = start.timestamp(), end.timestamp()
-    events: list[tuple[float, int]] = []
-    for entered_at, exited_at in session.execute(stays):
-        came = max(entered_at.timestamp(), t0)
-        left = t1 if exited_at is None else min(exited_at.timestamp(), t1)
-        if left > came:
-            events.append((came, 1))
-            if left < t1:
-                events.append((left, -1))
-    events.sort()  # at one instant, the car that left before the one that came: never counted together
-    count = i = 0
-    for row, (day_start, day_end) in zip(figures, bounds, strict=True):
+    start, end = bounds[0][0], bounds[-1][1]
+    mine, staff = S.car_park_id == car_park_id, S.exit_kind == "staff"
+    one, none = literal(1, Integer), literal(0, Integer)
+    came = select(S.entered_at.label("t"), one.label("delta"), none.label("staff"), none.label("unpaid")).where(
+        mine, S.entered_at >= start, S.entered_at < end)
+    left = select(S.exited_at, literal(-1, Integer), case((staff, 1), else_=0),
+                  case((staff, func.coalesce(S.unpaid_fen, 0)), else_=0)).where(
+        mine, S.exited_at >= start, S.exited_at < end, or_(S.exited_at > start, S.entered_at >= start))
+    events = union_all(came, left).subquery()
+    ordered = select(_day_of(events.c.t, [b for _, b in bounds]).label("d"), events.c.delta, events.c.staff,
+                     events.c.unpaid, _epoch(session, events.c.t).label("at"),
+                     func.sum(events.c.delta).over(order_by=(events.c.t, events.c.delta), rows=(None, 0))
+                     .label("running")).subquery()
+    o = ordered.c
+    per_day = {row.d: row for row in session.execute(
+        select(o.d, func.sum(case((o.delta == 1, 1), else_=0)).label("entries"),
+               func.sum(case((o.delta == -1, 1), else_=0)).label("exits"), func.sum(o.staff).label("staff"),
+               func.sum(o.unpaid).label("unpaid"), func.sum(o.delta).label("net"),
+               func.sum(o.delta * o.at).label("weighted"), func.max(o.running).label("peak"))
+        .group_by(o.d))}
+    before = (session.scalar(select(func.count()).select_from(S).where(mine, S.entered_at < start, S.exited_at > start))
+              or 0) + (session.scalar(select(func.count()).select_from(S).where(
+                  mine, S.entered_at < start, S.exited_at.is_(None))) or 0)
+    # A day whose start is itself an entry or exit: N(ds) is among the running counts (and a car leaving at
+    # midnight is not in the next day at all); otherwise N(ds) is the count carried over.
+    starts = [b for b, _ in bounds]
+    on_start = set(session.scalars(select(S.entered_at).where(mine, S.entered_at.in_(starts))))
+    on_start |= set(session.scalars(select(S.exited_at).where(mine, S.exited_at.in_(starts),
+                                                              or_(S.exited_at > start, S.entered_at >= start))))
+    cars = before
+    for index, (row, (day_start, day_end)) in enumerate(zip(figures, bounds, strict=True)):
+        agg = per_day.get(index)
+        if agg is not None:
+            row.entries, row.exits = int(agg.entries or 0), int(agg.exits or 0)
+            row.staff_exits, row.staff_unpaid_fen = int(agg.staff or 0), int(agg.unpaid or 0)
         ds, de = day_start.timestamp(), min(day_end, now).timestamp()
         if de <= ds:
-            break
-        at, area, peak = ds, 0.0, count
-        while i < len(events) and events[i][0] < de:
-            moment, delta = events[i]
-            area += count * (moment - at)
-            at, count = moment, count + delta
-            peak = max(peak, count)
-            i += 1
-        area += count * (de - at)
+            continue
+        area, peak = cars * (de - ds), cars
+        if agg is not None:
+            area += int(agg.net) * de - float(agg.weighted)
+            peak = before + int(agg.peak) if day_start in on_start else max(peak, before + int(agg.peak))
+            cars += int(agg.net)
         row.average_cars, row.peak_cars = area / (de - ds), peak
