@@ -190,3 +190,17 @@ def test_a_session_shows_its_payments_and_benefits_and_its_member_by_id_only(cli
     assert "phone" not in answer.get_data(as_text=True)
     missing = _get(client, "/sessions/999999", ops_viewer["headers"])
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "parking.session_not_found"
+
+
+def test_with_one_car_park_in_the_mall_payments_and_benefits_count_the_same(client, ops_viewer, rt):
+    h = parking_history(rt)   # the only car park: its payments are read without the join to sessions
+    stay = h.stay("沪A11111", at(9, 8), at(9, 10))
+    paid = h.payment(stay, cash_fen=600, discount_fen=500, refunded_fen=100, at=at(9, 9, 50))
+    h.benefit(paid, "points", seconds=3600, fen=500, points=600)
+    failed = h.payment(stay, cash_fen=900, status="failed", at=at(9, 9, 40), seq=2)
+    h.benefit(failed, "tier", seconds=7200, fen=1000)
+    [day] = _get(client, "/days", ops_viewer["headers"], car_park="P1",
+                 **{"from": "2026-03-09", "to": "2026-03-09"}).get_json()["days"]
+    assert (day["payments"], day["cash_fen"], day["refunded_fen"], day["revenue_fen"]) == (1, 600, 100, 500)
+    assert day["benefits"]["points"] == {"count": 1, "seconds": 3600, "hours": 1.0, "fen": 500, "points": 600}
+    assert day["benefits"]["tier"]["count"] == 0

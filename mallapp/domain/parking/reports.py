@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, literal, or_, select, union_all
+from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from mallapp.domain.parking import plates
@@ -165,10 +165,14 @@ class DayReport:
     days: list[DayFigures]
 
 
-def _day_of(column: Any, ends: Sequence[datetime]) -> Any:
-    """The index of the day (by its UTC end) an instant falls in: a CASE over the day bounds, so a
-    daylight-saving day is as long as the wall clock says."""
-    return case(*[(column < end, n) for n, end in enumerate(ends)], else_=None)
+def _day_of(session: Session, column: Any, epoch: Any, bounds: Sequence[tuple[datetime, datetime]]) -> Any:
+    """The index of the day an instant falls in. On PostgreSQL, when every day of the range has 24 hours
+    (no daylight-saving change: always so in China), arithmetic on its exact epoch seconds (numeric);
+    else a CASE over the days' UTC bounds, so a daylight-saving day is as long as the wall clock says
+    (and SQLite's floating-point epoch never puts an event at midnight on the wrong side)."""
+    if _postgresql(session) and all(end - start == timedelta(days=1) for start, end in bounds):
+        return cast(func.floor((epoch - int(bounds[0][0].timestamp())) / 86400), Integer)  # midnight: whole seconds
+    return case(*[(column < end, n) for n, (_, end) in enumerate(bounds)], else_=None)
 
 
 def day_report(session: Session, mall: MallSettings, car_park_id: int, days: Sequence[date],
@@ -184,22 +188,25 @@ def day_report(session: Session, mall: MallSettings, car_park_id: int, days: Seq
 
     by_day = {day: row for day, row in zip(days, figures, strict=True)}
     P = ParkingPayment
-    paid = session.execute(
-        select(P.local_day, func.count(), func.sum(P.cash_fen), func.sum(P.refunded_fen))
-        .join(S, S.id == P.session_id)
-        .where(S.car_park_id == car_park_id, P.local_day >= days[0], P.local_day <= days[-1], P.status == "paid")
-        .group_by(P.local_day))
+    # Payments and benefits name their session, not the car park: with one car park in the mall (the usual
+    # case) every row is its own, and the join to a year of sessions is skipped.
+    only = session.scalar(select(func.count()).select_from(CarPark)) == 1
+    paid_query = select(P.local_day, func.count(), func.sum(P.cash_fen), func.sum(P.refunded_fen)).where(
+        P.local_day >= days[0], P.local_day <= days[-1], P.status == "paid")
+    if not only:
+        paid_query = paid_query.join(S, S.id == P.session_id).where(S.car_park_id == car_park_id)
+    paid = session.execute(paid_query.group_by(P.local_day))
     for day, count, cash, refunded in paid:
         row = by_day[day]
         row.payments, row.cash_fen, row.refunded_fen = count, int(cash or 0), int(refunded or 0)
 
     B = ParkingBenefit
-    given = session.execute(
-        select(B.local_day, B.kind, func.count(), func.sum(B.seconds), func.sum(B.fen), func.sum(B.points))
-        .join(P, P.id == B.payment_id).join(S, S.id == B.session_id)
-        .where(S.car_park_id == car_park_id, B.local_day >= days[0], B.local_day <= days[-1],
-               B.voided_at.is_(None), P.status == "paid")
-        .group_by(B.local_day, B.kind))
+    given_query = (select(B.local_day, B.kind, func.count(), func.sum(B.seconds), func.sum(B.fen), func.sum(B.points))
+                   .join(P, P.id == B.payment_id)
+                   .where(B.local_day >= days[0], B.local_day <= days[-1], B.voided_at.is_(None), P.status == "paid"))
+    if not only:
+        given_query = given_query.join(S, S.id == B.session_id).where(S.car_park_id == car_park_id)
+    given = session.execute(given_query.group_by(B.local_day, B.kind))
     for day, kind, count, seconds, fen, points in given:
         by_day[day].benefits[kind] = BenefitFigures(count, int(seconds or 0), int(fen or 0), int(points or 0))
 
@@ -208,9 +215,13 @@ def day_report(session: Session, mall: MallSettings, car_park_id: int, days: Seq
     return DayReport(park, int(spaces), figures)
 
 
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def _epoch(session: Session, column: Any) -> Any:
     """Seconds since 1970 of a UTC timestamp column, as a number SQL can add up."""
-    if session.get_bind().dialect.name == "postgresql":
+    if _postgresql(session):
         return func.extract("epoch", column)
     return (func.julianday(column) - 2440587.5) * 86400.0
 
@@ -235,8 +246,9 @@ def _stays(session: Session, car_park_id: int, bounds: Sequence[tuple[datetime, 
                   case((staff, func.coalesce(S.unpaid_fen, 0)), else_=0)).where(
         mine, S.exited_at >= start, S.exited_at < end, or_(S.exited_at > start, S.entered_at >= start))
     events = union_all(came, left).subquery()
-    ordered = select(_day_of(events.c.t, [b for _, b in bounds]).label("d"), events.c.delta, events.c.staff,
-                     events.c.unpaid, _epoch(session, events.c.t).label("at"),
+    at = _epoch(session, events.c.t)
+    ordered = select(_day_of(session, events.c.t, at, bounds).label("d"), events.c.delta, events.c.staff,
+                     events.c.unpaid, at.label("at"),
                      func.sum(events.c.delta).over(order_by=(events.c.t, events.c.delta), rows=(None, 0))
                      .label("running")).subquery()
     o = ordered.c
