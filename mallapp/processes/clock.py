@@ -259,7 +259,8 @@ JOBS: tuple[Job, ...] = (
         _member_segments_requested, "interval", {"seconds": 20}, misfire_grace_s=60),
     Job("parking-reconcile", "compare yesterday's parking payments with the car park's, per car park; retry days "
         "the car park was down for ([parking] reconcile_at)", _parking_reconcile, "cron", {"hour": 3, "minute": 10},
-        misfire_grace_s=12 * 3600, configured=_parking_reconcile_at),
+        # A run missed by more than this is not caught up: the next night's run reconciles the day it missed.
+        misfire_grace_s=6 * 3600, configured=_parking_reconcile_at),
 )
 
 
