@@ -118,11 +118,12 @@ def list_sessions(query: SessionsQuery) -> SessionsOut:
     with transaction() as session:
         park_id = reports.car_park(session, query.car_park).id if query.car_park else None
         rows = reports.search(session, plate=query.plate, car_park_id=park_id, since=since, until=until,
-                              status=query.status, exit_kind=query.exit_kind, limit=query.limit,
+                              status=query.status, exit_kind=query.exit_kind, limit=query.limit + 1,
                               before_id=query.before_id)
+        more = len(rows) > query.limit   # one more than asked for: whether a next page exists
         codes = reports.car_park_codes(session, {r.car_park_id for r in rows})
-        out = [_session_out(r, codes) for r in rows]
-    return SessionsOut(sessions=out, next_before_id=out[-1].id if len(out) == query.limit else None,
+        out = [_session_out(r, codes) for r in rows[:query.limit]]
+    return SessionsOut(sessions=out, next_before_id=out[-1].id if more else None,
                        unpaid_fen=sum(s.unpaid_fen or 0 for s in out))
 
 

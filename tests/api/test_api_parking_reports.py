@@ -156,6 +156,8 @@ def test_sessions_page_newest_entry_first_by_keyset(client, ops_viewer, history)
     assert _plates_of(second) == ["沪B33333", "沪A22222"]
     last = _get(client, "/sessions", h, car_park="P1", limit=2, before_id=second["next_before_id"]).get_json()
     assert (_plates_of(last), last["next_before_id"]) == (["沪A11111"], None)
+    exact = _get(client, "/sessions", h, car_park="P1", limit=1, before_id=second["next_before_id"]).get_json()
+    assert (_plates_of(exact), exact["next_before_id"]) == (["沪A11111"], None)  # a full last page: no next
     unknown = _get(client, "/sessions", h, before_id=999_999)
     assert unknown.status_code == 400 and unknown.get_json()["error"]["code"] == "parking.invalid_cursor"
 
