@@ -70,3 +70,21 @@ def test_occupancy_agrees_with_a_plain_reference_on_random_stays(rt, seed):
         assert row.peak_cars == peak, row.day
         assert row.entries == sum(1 for entered, _ in stays if ds <= entered < de)
         assert row.exits == sum(1 for _, exited in stays if exited is not None and ds <= exited < de)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"mall": {"timezone": "Europe/Berlin"}}])
+def test_a_daylight_saving_day_is_as_long_as_the_wall_clock_says(rt, clock, settings_overrides):
+    berlin = ZoneInfo("Europe/Berlin")
+    clock.now = datetime(2026, 4, 1, 12, tzinfo=berlin).astimezone(UTC)
+    history = parking_history(rt)
+    history.stay("沪A11111", datetime(2026, 3, 28, 20, tzinfo=berlin), datetime(2026, 3, 30, 8, tzinfo=berlin))
+    history.stay("沪A22222", datetime(2026, 3, 29, 10, tzinfo=berlin), datetime(2026, 3, 29, 12, tzinfo=berlin))
+    history.stay("沪A33333", datetime(2026, 3, 29, 23, 30, tzinfo=berlin), datetime(2026, 3, 30, 0, 30, tzinfo=berlin))
+    days = [date(2026, 3, 28), date(2026, 3, 29), date(2026, 3, 30)]
+    with rt.sessions() as session:
+        report = reports.day_report(session, rt.settings.mall, history.car_park_id, days, rt.now())
+    saturday, sunday, monday = report.days
+    assert (sunday.entries, sunday.exits) == (2, 1)   # by the Berlin wall clock, 23 hours long
+    assert sunday.average_cars == pytest.approx(1 + 2 / 23 + 0.5 / 23)
+    assert (saturday.entries, monday.exits) == (1, 2)
+    assert saturday.average_cars == pytest.approx(4 / 24) and monday.average_cars == pytest.approx(8.5 / 24)
