@@ -535,3 +535,87 @@ def parkcore_parked_car(rt: Runtime, car_park_id: int, plate: str, *, member_id:
         session.add(row)
         session.flush()
         return row.id
+
+# --- parking history for the operations views (parkops) -----------------------------------------------------
+
+@dataclass
+class ParkingHistory:
+    """A car park with levels and a member, and builders of its sessions, payments and benefits (ORM rows)."""
+
+    rt: Runtime
+    car_park_id: int
+    code: str
+    vendor_park_code: str
+    member_id: int
+    _orders: int = 0
+
+    def stay(self, plate: str, entered_at: datetime, exited_at: datetime | None = None, *,
+             exit_kind: str | None = None, unpaid_fen: int | None = None, car_park_id: int | None = None,
+             member_id: int | None = None) -> int:
+        from mallapp.domain.parking.models import ParkingSession
+
+        self._orders += 1
+        kind = exit_kind or ("camera" if exited_at is not None else None)
+        with self.rt.sessions.begin() as s:
+            row = ParkingSession(car_park_id=car_park_id or self.car_park_id, plate=plate, vehicle_type="small",
+                                 order_no=f"{self.vendor_park_code}-{self._orders:08d}", member_id=member_id,
+                                 entered_at=entered_at, exited_at=exited_at, entry_gate="IN-1",
+                                 exit_gate="OUT-1" if exited_at else None, status="left" if exited_at else "parked",
+                                 exit_kind=kind, unpaid_fen=unpaid_fen, created_at=entered_at)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def payment(self, session_id: int, *, cash_fen: int, discount_fen: int = 0, status: str = "paid",
+                at: datetime, refunded_fen: int = 0, order_id: str | None = None, seq: int = 1) -> int:
+        """A payment made at ``at`` (its local_day is the mall-local day of it); paid ones are settled then."""
+        from mallapp.domain.parking.models import ParkingPayment
+
+        self._orders += 1
+        with self.rt.sessions.begin() as s:
+            row = ParkingPayment(session_id=session_id, seq=seq, order_id=order_id or f"PK{self._orders:010d}",
+                                 member_id=self.member_id, payer="member", status=status,
+                                 gross_fen=cash_fen + discount_fen, discount_fen=discount_fen, cash_fen=cash_fen,
+                                 points=0, items=[], quoted_at=at, refunded_fen=refunded_fen,
+                                 carpark_trade_no=f"T{self._orders:010d}" if status == "paid" else None,
+                                 local_day=self.rt.settings.mall.local_day(at), created_at=at,
+                                 paid_at=at if cash_fen else None, settled_at=at if status != "pending" else None)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def benefit(self, payment_id: int, kind: str, *, seconds: int = 0, fen: int = 0, points: int = 0,
+                voided: bool = False) -> int:
+        from mallapp.domain.parking.models import ParkingBenefit, ParkingPayment
+
+        with self.rt.sessions.begin() as s:
+            paid = s.get(ParkingPayment, payment_id)
+            row = ParkingBenefit(payment_id=payment_id, session_id=paid.session_id, member_id=self.member_id,
+                                 kind=kind, seconds=seconds, fen=fen, points=points, local_day=paid.local_day,
+                                 created_at=paid.created_at, voided_at=paid.created_at if voided else None)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def other_car_park(self, code: str = "P2", vendor_park_code: str = "P002") -> int:
+        return _car_park(self.rt, code, vendor_park_code, {"G1": 10})
+
+
+def _car_park(rt: Runtime, code: str, vendor_park_code: str, levels: dict[str, int]) -> int:
+    from mallapp.domain.parking.models import CarPark, ParkingLevel
+
+    with rt.sessions.begin() as s:
+        park = CarPark(code=code, name=f"Car park {code}", vendor_park_code=vendor_park_code, fee_source="carpark",
+                       tariff={}, rules={}, active=True, created_at=rt.now(), updated_at=rt.now())
+        s.add(park)
+        s.flush()
+        for floor, (level, spaces) in enumerate(levels.items(), start=1):
+            s.add(ParkingLevel(car_park_id=park.id, code=level, name=level, floor=-floor, spaces=spaces))
+        return park.id
+
+
+def parking_history(rt: Runtime, *, code: str = "P1", vendor_park_code: str = "P001",
+                    levels: dict[str, int] | None = None) -> ParkingHistory:
+    """An empty history of one car park (levels B1 120 and B2 80 spaces unless given) and one member."""
+    park_id = _car_park(rt, code, vendor_park_code, levels or {"B1": 120, "B2": 80})
+    return ParkingHistory(rt, park_id, code, vendor_park_code, new_member(rt, f"o-parker-{code}"))

@@ -36,7 +36,7 @@ from mallapp.errors import (
 
 __all__ = [
     "AlreadyPaid", "AmountMismatch", "Bay", "Bill", "BillChanged", "CarPark", "CarParkUnavailable",
-    "Item", "LevelSpaces", "OrderReused", "Payment", "PlateNotFound", "SignatureRefused",
+    "Item", "LevelSpaces", "OrderReused", "Payment", "PaymentRecord", "PlateNotFound", "SignatureRefused",
 ]
 
 
@@ -84,6 +84,18 @@ class Payment:
 
 
 @dataclass(frozen=True)
+class PaymentRecord:
+    """One payment the car park took, as its day's list of payments reports it (reconciliation)."""
+
+    order_id: str          # ours (outTradeNo)
+    order_no: str          # the stay it paid
+    trade_no: str          # the car park's receipt number
+    paid_fen: int          # cash taken
+    discount_fen: int      # what the discount items were worth
+    paid_at: datetime
+
+
+@dataclass(frozen=True)
 class Bay:
     """Where a bay camera last saw a plate."""
 
@@ -122,4 +134,8 @@ class CarPark(Protocol):
 
     def free_spaces(self) -> list[LevelSpaces]:
         """Return the free and total spaces per level."""
+        ...
+
+    def payments(self, start: datetime, end: datetime) -> list[PaymentRecord]:
+        """Return the payments the car park took with ``start <= paid_at < end`` (all pages), oldest first."""
         ...

@@ -35,6 +35,7 @@ from mallapp.adapters.carpark import (
     LevelSpaces,
     OrderReused,
     Payment,
+    PaymentRecord,
     PlateNotFound,
     SignatureRefused,
 )
@@ -45,6 +46,8 @@ __all__ = ["ERRORS", "TIMESTAMP_WINDOW_SECONDS", "OpenApiCarPark", "canonical", 
 
 logger = logging.getLogger(__name__)
 
+PAGE_SIZE = 200  # payments per page of bill/payments
+MAX_PAGES = 1000  # a day of a very busy car park is far fewer: a car park that pages forever stops here
 TIMESTAMP_WINDOW_SECONDS = 300  # a request or notification older or newer than this is refused
 
 # The vendor's codes, and what each becomes here.
@@ -191,6 +194,24 @@ class OpenApiCarPark:
         data = self.call("space/free", {})
         return [LevelSpaces(level=row["floor"], total=int(row["total"]), free=int(row["free"]))
                 for row in data.get("floors", [])]
+
+    def payments(self, start: datetime, end: datetime) -> list[PaymentRecord]:
+        found: list[PaymentRecord] = []
+        page = 1
+        while True:
+            data = self.call("bill/payments", {"startTime": int(start.timestamp() * 1000),
+                                               "endTime": int(end.timestamp() * 1000),
+                                               "pageNo": page, "pageSize": PAGE_SIZE})
+            rows = data.get("payments") or []
+            found += [PaymentRecord(order_id=row["outTradeNo"], order_no=row["orderNo"], trade_no=row["tradeNo"],
+                                    paid_fen=int(row["payAmount"]), discount_fen=int(row["discountAmount"]),
+                                    paid_at=_instant(row["payTime"])) for row in rows]
+            if len(rows) < PAGE_SIZE:
+                return found
+            if page == MAX_PAGES:
+                raise CarParkUnavailable("The car park's list of payments does not end.",
+                                         details={"service": "bill/payments"})
+            page += 1
 
 
 def build(settings: Settings, park_code: str) -> OpenApiCarPark:

@@ -25,6 +25,7 @@ from mallapp.api import (
     ops,
     outages,
     parking_admin,
+    parking_reports,
     plates,
     privacy,
     proximity,
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(parking_admin.bp)
     app.register_blueprint(plates.bp)
     app.register_blueprint(carpark_notify.bp)
+
+    app.register_blueprint(parking_reports.bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

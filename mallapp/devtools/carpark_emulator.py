@@ -13,6 +13,7 @@ hooks over HTTP under ``/__emulator/``::
     POST /__emulator/park        {"plate", "bay"}                   -> {}
     POST /__emulator/fail        {"service", "code"? | "status"? | "delay_seconds"?, "times"?}
     POST /__emulator/webhook     {"url"}
+    POST /__emulator/take-payment {"order_id", "paid_fen", "discount_fen"?, "minutes_ago"?}
     POST /__emulator/reset
     GET  /__emulator/notifications  -> {"notifications": [...]}
 
@@ -177,6 +178,18 @@ class CarParkEmulator(LoopbackServer):
         with self._lock:
             return [answer["data"] for _, answer in self._state.orders.values()]
 
+    def take_payment(self, order_id: str, paid_fen: int, *, discount_fen: int = 0, at: float | None = None,
+                     order_no: str = "") -> Answer:
+        """Record a payment the car park took without a car in it now (another channel, an earlier day):
+        bill/payments lists it at ``at`` (default now). Returns its record."""
+        with self._lock:
+            data = {"outTradeNo": order_id, "orderNo": order_no or f"{self.park_code}-X{len(self._state.orders) + 1}",
+                    "tradeNo": f"T{len(self._state.orders) + 1:010d}", "payAmount": paid_fen,
+                    "discountAmount": discount_fen, "payableAmount": 0,
+                    "payTime": int((self.clock() if at is None else at) * 1000)}
+            self._state.orders[order_id] = ("taken", _ok(data))
+            return data
+
     # -- the API -------------------------------------------------------------------------------
 
     def _bill(self, car: _Car, now: float) -> Answer:
@@ -241,6 +254,17 @@ class CarParkEmulator(LoopbackServer):
                       "payableAmount": 0, "payTime": int(now * 1000)})
         self._state.orders[order_id] = (fingerprint, answer)
         return answer
+
+    def _payments(self, body: Answer) -> Answer:
+        start, end = body.get("startTime"), body.get("endTime")
+        page, size = body.get("pageNo", 1), body.get("pageSize", 100)
+        if not all(isinstance(v, int) for v in (start, end, page, size)) or page < 1 or not 1 <= size <= 500:
+            return _error(4000, "bad request")
+        taken = sorted((answer["data"] for _, answer in self._state.orders.values()
+                        if start <= answer["data"]["payTime"] < end), key=lambda d: (d["payTime"], d["tradeNo"]))
+        rows = [{key: row[key] for key in ("outTradeNo", "orderNo", "tradeNo", "payAmount", "discountAmount", "payTime")}
+                for row in taken[(page - 1) * size:page * size]]
+        return _ok({"payments": rows, "total": len(taken), "pageNo": page})
 
     def _location(self, body: Answer) -> Answer:
         car = self._car(body)
@@ -321,6 +345,10 @@ class CarParkEmulator(LoopbackServer):
                                delay_seconds=float(body.get("delay_seconds") or 0), times=int(body.get("times") or 1))
             case "POST", "webhook":
                 self.webhook_url = body.get("url")
+            case "POST", "take-payment":
+                at = self.clock() - 60 * float(body.get("minutes_ago") or 0)
+                return self.take_payment(str(body["order_id"]), int(body["paid_fen"]),
+                                         discount_fen=int(body.get("discount_fen") or 0), at=at)
             case "POST", "reset":
                 self.reset()
             case "GET", "notifications":
@@ -350,6 +378,7 @@ _ROUTES: dict[str, Callable[[CarParkEmulator, Answer], Answer]] = {
     "bill/pay": CarParkEmulator._pay,
     "car/location": CarParkEmulator._location,
     "space/free": CarParkEmulator._spaces,
+    "bill/payments": CarParkEmulator._payments,
 }
 
 

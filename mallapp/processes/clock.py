@@ -59,7 +59,9 @@ from mallapp.domain import (
     rewards,
     segments,
 )
+from mallapp.domain.parking import reconcile as parking_reconcile
 from mallapp.domain.parking import sessions as parking_sessions
+from mallapp.errors import ServiceUnavailable, UpstreamError
 from mallapp.processes.runner import Process
 from mallapp.runtime import Runtime
 from mallapp.settings import Settings
@@ -207,6 +209,41 @@ def _segments_at(settings: Settings) -> Mapping[str, Any]:
     return {"hour": int(hour), "minute": int(minute)}
 
 
+def _parking_reconcile(rt: Runtime, now: datetime) -> int:
+    """Reconcile yesterday (and earlier days the car park was down for) for each active car park.
+
+    A car park that cannot be reached is logged and left: the next run finds its days without a row.
+    """
+    mall = rt.settings.mall
+    yesterday = mall.local_day(now) - timedelta(days=1)
+    with rt.sessions.begin() as session:
+        due = [(park.id, park.code, park.vendor_park_code,
+                parking_reconcile.days_due(session, mall, park, yesterday))
+               for park in parking_reconcile.active_car_parks(session)]
+    done = 0
+    for park_id, code, vendor_code, days in due:
+        for day in days:
+            if not still_ours():
+                return done
+            try:
+                theirs = rt.carpark(vendor_code).payments(*parking_reconcile.window(mall, day))
+            except (UpstreamError, ServiceUnavailable) as exc:
+                log.warning("parking-reconcile: car park %s, day %s: %s (%s); retried next run", code, day,
+                            exc.code, exc)
+                break
+            with rt.sessions.begin() as session:
+                row = parking_reconcile.record(session, mall, park_id, day, theirs, rt.now())
+                log.info("parking-reconcile: car park %s, day %s: %d ours, %d theirs, %d mismatches", code, day,
+                         row.ours, row.theirs, len(row.mismatches))
+            done += 1
+    return done
+
+
+def _parking_reconcile_at(settings: Settings) -> Mapping[str, Any]:
+    hour, minute = settings.parking.reconcile_at.split(":")
+    return {"hour": int(hour), "minute": int(minute)}
+
+
 JOBS: tuple[Job, ...] = (
     Job("points-expiry", "expire points lots past their expiry date (oldest lots first)", _points_expiry,
         "cron", {"hour": 3, "minute": 10}, misfire_grace_s=6 * 3600),
@@ -236,6 +273,11 @@ JOBS: tuple[Job, ...] = (
     Job("parking-stale-sessions", "close parking sessions with no exit after [parking] stale_session_hours "
         "(closed_stale, exit_kind unknown)", _parking_stale_sessions, "interval", {"minutes": 15},
         misfire_grace_s=900),
+
+    Job("parking-reconcile", "compare yesterday's parking payments with the car park's, per car park; retry days "
+        "the car park was down for ([parking] reconcile_at)", _parking_reconcile, "cron", {"hour": 3, "minute": 10},
+        # A run missed by more than this is not caught up: the next night's run reconciles the day it missed.
+        misfire_grace_s=6 * 3600, configured=_parking_reconcile_at),
 )
 
 

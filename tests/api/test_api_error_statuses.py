@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 import pytest
-from factories import UUID, build_venue, reports_world, signed
+from factories import UUID, build_venue, parking_history, reports_world, signed
 
 from mallapp.api.error_index import error_index
 from mallapp.api.openapi import documented_errors, operations
@@ -922,6 +922,25 @@ def _(w):
     _car_park(w)
     stamp = int(w.clock.now.timestamp() * 1000)
     return _notify(w, event="exit", entryTime=stamp, exitTime=stamp - 60_000, payableAmount=0)
+
+# --- parking for operations (parkops) ----------------------------------------------------------------------
+
+_DOWN_CARPARK = {"carpark": {"api_base": "http://127.0.0.1:9", "app_id": "park-app", "secret": "s", "retries": 0,
+                             "timeout_s": 0.5}}  # nothing listens on the discard port
+
+
+def _reconcile(w, day: str = "2026-03-09"):
+    parking_history(w.rt)
+    return w.ops_post("/parking/reconciliations", {"car_park": "P1", "day": day})
+
+
+scenario("parking.invalid_cursor", 400)(lambda w: w.client.get(f"{OPS}/parking/sessions?before_id=42",
+                                                               headers=w.ops))
+scenario("parking.session_not_found", 404)(lambda w: w.client.get(f"{OPS}/parking/sessions/42", headers=w.ops))
+scenario("parking.invalid_range", 400)(lambda w: w.client.get(
+    f"{OPS}/parking/reconciliations?from=2026-03-09&to=2026-03-01", headers=w.ops))
+scenario("parking.day_not_over", 400)(lambda w: _reconcile(w, day="2026-03-10"))
+scenario("carpark.unavailable", 502, settings=_DOWN_CARPARK)(_reconcile)
 
 
 # --- the checks ----------------------------------------------------------------------------------------------

@@ -101,6 +101,12 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("PATCH", "/api/v1/ops/car-parks/<int:car_park_id>/bays/<int:bay_id>"): "ops_admin",
     ("GET", "/api/v1/ops/car-parks/<int:car_park_id>/bays/<int:bay_id>/qr"): "ops",
     ("GET", "/api/v1/ops/car-parks/<int:car_park_id>/bays/qr"): "ops",
+
+    ("GET", "/api/v1/ops/parking/sessions"): "ops",
+    ("GET", "/api/v1/ops/parking/sessions/<int:session_id>"): "ops",
+    ("GET", "/api/v1/ops/parking/days"): "ops",
+    ("GET", "/api/v1/ops/parking/reconciliations"): "ops",
+    ("POST", "/api/v1/ops/parking/reconciliations"): "ops_admin",
 }
 # The code each requirement refuses with (mallapp.api.core._authenticate_ops).
 REFUSAL = {"ops_admin": "ops.admin_required", "ops_marketing": "ops.marketing_required",

@@ -259,6 +259,32 @@ def parking_stale_sessions(rt, clock, now: datetime) -> Check:
     return check
 
 
+def parking_reconcile(rt, clock, now: datetime) -> Check:
+    """Yesterday's payment, on both sides; the car park is an emulator the subprocess reaches (check.env)."""
+    from factories import parking_history
+
+    from mallapp.devtools.carpark_emulator import CarParkEmulator
+    from mallapp.domain.parking.models import ParkingReconciliation
+
+    clock.now = now - timedelta(days=3)
+    history = parking_history(rt)
+    yesterday = rt.settings.mall.local_day(now) - timedelta(days=1)
+    start, _ = rt.settings.mall.day_bounds(yesterday)
+    stay = history.stay("沪A12345", start + timedelta(hours=9), start + timedelta(hours=11))
+    history.payment(stay, cash_fen=500, at=start + timedelta(hours=10), order_id="CLOCK-1")
+    park = CarParkEmulator("park-app-clock", "carpark-secret-clock", park_code=history.vendor_park_code).start()
+    park.take_payment("CLOCK-1", 500, at=(start + timedelta(hours=10, seconds=20)).timestamp())
+
+    def check() -> None:
+        park.stop()
+        with rt.sessions() as s:
+            row = s.scalar(select(ParkingReconciliation).where(ParkingReconciliation.day == yesterday))
+            assert (row.ours, row.theirs, row.mismatches) == (1, 1, [])
+    check.env = {"MALL_CARPARK_API_BASE": park.base_url, "MALL_CARPARK_APP_ID": "park-app-clock",  # type: ignore[attr-defined]
+                 "MALL_CARPARK_SECRET": "carpark-secret-clock"}
+    return check
+
+
 SCENARIOS: dict[str, Callable[..., Check]] = {
     "points-expiry": points_expiry,
     "birthday-gifts": birthday_gifts,
@@ -272,6 +298,8 @@ SCENARIOS: dict[str, Callable[..., Check]] = {
     "member-segments": member_segments,
     "member-segments-requested": member_segments_requested,
     "parking-stale-sessions": parking_stale_sessions,
+
+    "parking-reconcile": parking_reconcile,
 }
 
 
@@ -295,6 +323,7 @@ def test_the_job_does_what_is_due_in_a_fresh_process(name, rt, clock, settings, 
         "MALL_WECHAT_SECRET": settings.wechat.secret,
         "MALL_WECHAT_API_BASE": emulator.base_url,
         "MALL_LOG_FORMAT": "text",
+        **getattr(check, "env", {}),  # a scenario's own services (the car-park emulator)
     }
     ran = subprocess.run([sys.executable, "-m", "mallapp", "jobs", "run", name], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=120)

@@ -281,3 +281,9 @@ class ParkingReconciliation(Base):
     # [{order_id, problem: missing_there|missing_here|amount_differs, ours: {...}, theirs: {...}}]
     mismatches: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     ran_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# The operations reports (mallapp.domain.parking.reports, migration 0019): the exits of a day range and
+# the benefits given on a day range, without the member the caps' index starts with.
+Index("ix_parking_sessions_exited_at", ParkingSession.exited_at)
+Index("ix_parking_benefits_local_day", ParkingBenefit.local_day)
