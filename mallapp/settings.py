@@ -519,6 +519,9 @@ class ParkingSettings(_Section):
     # How many plates a member may bind, by members.tier (the MixC rule: 3, 2 or 1).
     plates_by_tier: dict[str, int] = Field(default_factory=lambda: {"vip": 3, "major": 2})
     plates_default: int = Field(default=1, ge=1, le=10)
+    # What a merchant pays the mall for one hour of parking-coupon quota, in fen (amount quota sells at
+    # face value: 1 fen of quota for 1 fen).
+    quota_price_fen_per_hour: int = Field(default=500, ge=0, le=100_000)
 
 
 class Settings(_Section):

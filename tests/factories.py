@@ -485,3 +485,42 @@ def race_in_transactions(rt: Runtime, n: int, work) -> list[Any]:
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(outcome, range(n)))
+
+
+# --- parking coupons (parkcoupons) ---------------------------------------------------------------------
+
+@dataclass
+class ParkingCouponDeal:
+    """A merchant with parking-coupon quota and a live parking deal at its store; ``key`` is its API key."""
+
+    merchant: int
+    store: int
+    deal: int
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.key)
+
+
+def parking_coupon_deal(rt: Runtime, *, name: str = "Parking Partner", kind: str = "parking_hours", value: int = 2,
+                        quota_bought: int = 10, deal_quota: int = 10, per_member_limit: int = 1,
+                        days: int = 7) -> ParkingCouponDeal:
+    """A merchant that bought ``quota_bought`` hours (``parking_hours``) or fen (``parking_amount``) of quota and
+    runs a live deal of ``deal_quota`` coupons, each worth ``value`` hours or fen, ending in ``days`` days."""
+    from mallapp.domain.parking import quota
+
+    now = rt.now()
+    with rt.sessions.begin() as s:
+        merchant, key = merchants.create(s, name, now)
+        store = venue_admin.create_store(s, name=f"{name} store", floor=1, x=0, y=0, merchant_id=merchant.id, now=now)
+        if quota_bought:
+            quota.buy(s, rt.settings, merchant.id, unit=quota.UNIT_OF[kind], amount=quota_bought,
+                      idempotency_key="factory", now=now)
+        field = "hours" if kind == "parking_hours" else "amount_fen"
+        deal = deals.create(s, merchant.id, title="停车券 / Parking coupon", store_id=store.id,
+                            starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=days), quota=deal_quota,
+                            per_member_limit=per_member_limit, benefit={"kind": kind, field: value}, now=now)
+        deal.status = "live"
+        s.flush()
+        return ParkingCouponDeal(merchant.id, store.id, deal.id, key)

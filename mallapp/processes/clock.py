@@ -59,6 +59,7 @@ from mallapp.domain import (
     rewards,
     segments,
 )
+from mallapp.domain.parking import merchant_coupons as parking_coupons
 from mallapp.processes.runner import Process
 from mallapp.runtime import Runtime
 from mallapp.settings import Settings
@@ -189,6 +190,10 @@ def _member_segments_requested(rt: Runtime, now: datetime) -> int:
     return 0 if run_id is None else _segments_run(rt, now, run_id)
 
 
+def _parking_coupons_expiry(rt: Runtime, now: datetime) -> int:
+    return parking_coupons.return_expired(rt.sessions, now, keep_going=still_ours)
+
+
 def _segments_at(settings: Settings) -> Mapping[str, Any]:
     hour, minute = settings.segments.run_at.split(":")
     return {"hour": int(hour), "minute": int(minute)}
@@ -220,6 +225,9 @@ JOBS: tuple[Job, ...] = (
         misfire_grace_s=12 * 3600, configured=_segments_at),
     Job("member-segments-requested", "run the segmentation ops asked for (POST /api/v1/ops/segments/runs)",
         _member_segments_requested, "interval", {"seconds": 20}, misfire_grace_s=60),
+    Job("parking-coupons-expiry", "return to each merchant's parking quota what its parking coupons that expired "
+        "unused had reserved (once per coupon)", _parking_coupons_expiry, "interval", {"minutes": 10},
+        misfire_grace_s=600),
 )
 
 

@@ -238,6 +238,25 @@ def member_segments_requested(rt, clock, now: datetime) -> Check:
     return check
 
 
+def parking_coupons_expiry(rt, clock, now: datetime) -> Check:
+    from factories import parking_coupon_deal
+
+    from mallapp.domain.parking import quota
+
+    clock.now = now - timedelta(days=3)  # a deal that ended yesterday: its unused coupon has expired
+    made = parking_coupon_deal(rt, value=2, quota_bought=5, days=2)
+    member_id = _member(rt, "o-parking-coupon")
+    with rt.sessions.begin() as s:
+        coupons.claim(s, rt.settings, member_id, made.deal, rt.now())
+        assert quota.balance(s, made.merchant).hours == 3
+
+    def check() -> None:
+        with rt.sessions() as s:
+            assert quota.balance(s, made.merchant).hours == 5
+            assert quota.check_invariants(s) == []
+    return check
+
+
 SCENARIOS: dict[str, Callable[..., Check]] = {
     "points-expiry": points_expiry,
     "birthday-gifts": birthday_gifts,
@@ -250,6 +269,7 @@ SCENARIOS: dict[str, Callable[..., Check]] = {
     "campaigns": campaigns_due,
     "member-segments": member_segments,
     "member-segments-requested": member_segments_requested,
+    "parking-coupons-expiry": parking_coupons_expiry,
 }
 
 
