@@ -19,6 +19,7 @@ from mallapp.api import (
     desk,
     members,
     merchant,
+    merchant_parking,
     meta,
     notifications,
     ops,
@@ -98,6 +99,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(campaigns.bp)
     app.register_blueprint(segments.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(merchant_parking.merchant_bp)
+    app.register_blueprint(merchant_parking.ops_bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

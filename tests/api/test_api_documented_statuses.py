@@ -23,6 +23,7 @@ REPLAYING = {
     ("POST", "/api/v1/me/reservations"),
     ("POST", "/api/v1/ops/members/{member_id}/points-adjustments"),
     ("POST", "/api/v1/ops/gifts/{pickup_code}/hand-over"),
+    ("POST", "/api/v1/merchant/parking/quota/purchases"),
 }
 
 

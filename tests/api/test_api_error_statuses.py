@@ -781,6 +781,26 @@ def _(w):
     return w.client.get(f"{OPS}/reports/lost?cursor=not-a-cursor", headers=w.ops)
 
 
+# --- parking coupons (parkcoupons) ------------------------------------------------------------------------------
+
+def _buy_quota(w, hours: int, key: str = "buy-1"):
+    return w.client.post(f"{M}/parking/quota/purchases", json={"unit": "hours", "amount": hours},
+                         headers={**w.key, "Idempotency-Key": key})
+
+
+def _parking_deal(w, hours_bought: int) -> int:
+    if hours_bought:
+        assert _buy_quota(w, hours_bought).status_code == 201
+    return w.live_deal(benefit={"kind": "parking_hours", "hours": 2})
+
+
+scenario("parking.quota_exhausted", 409)(lambda w: w.claim(_parking_deal(w, 1)))
+scenario("coupon.parking_only", 422)(lambda w: w.redeem(code=w.claim(_parking_deal(w, 2)).get_json()["code"]))
+scenario("parking.quota_key_reused", 409)(lambda w: (_buy_quota(w, 5), _buy_quota(w, 6))[1])
+scenario("parking.invalid_range", 400)(lambda w: w.client.get(f"{M}/parking/usage?from=2026-03-10&to=2026-03-01",
+                                                              headers=w.key))
+
+
 # --- the checks ----------------------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -86,6 +86,9 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/ops/segments/runs"): "ops_marketing",
     ("GET", "/api/v1/ops/segments/runs"): "ops",
     ("GET", "/api/v1/ops/segments/runs/<int:run_id>"): "ops",
+    # parking coupons (parkcoupons)
+    ("GET", "/api/v1/ops/parking/quotas"): "ops",
+    ("POST", "/api/v1/ops/merchants/<int:merchant_id>/parking-quota"): "ops_admin",
 }
 # The code each requirement refuses with (mallapp.api.core._authenticate_ops).
 REFUSAL = {"ops_admin": "ops.admin_required", "ops_marketing": "ops.marketing_required",
