@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 from flask import Blueprint
 from pydantic import AwareDatetime, Field, StringConstraints, field_validator
-from sqlalchemy.orm import object_session
 
 from mallapp.api.core import (
     Body,
@@ -20,9 +19,9 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
+from mallapp.api.merchant_parking import ParkingQuotaNote, quota_note
 from mallapp.domain import deals
 from mallapp.domain.benefits import PARKING_KINDS
-from mallapp.domain.parking import quota
 from mallapp.errors import InvalidInput
 
 merchant_bp = Blueprint("merchant_deals", __name__, url_prefix="/api/v1/merchant")
@@ -171,18 +170,6 @@ class DealContent(Out):
                                                           "for parking (the car park's payment), never at a till")
 
 
-class ParkingQuotaNote(Out):
-    """A parking deal's coupons against its merchant's parking quota (a warning, not a refusal)."""
-
-    unit: Literal["hours", "fen"]
-    per_coupon: int = Field(description="what one coupon reserves from the quota when claimed or issued")
-    balance: int = Field(description="the merchant's quota now, in unit")
-    covers: int = Field(description="how many more coupons the quota covers")
-    unclaimed: int = Field(description="coupons of the deal not yet claimed (quota - claimed)")
-    short: bool = Field(description="true when the quota covers fewer coupons than remain to claim: claims beyond "
-                                    "it are refused with parking.quota_exhausted until the merchant buys more")
-
-
 class DealOut(DealContent):
     merchant_id: int
     quota: int
@@ -249,24 +236,13 @@ def used_for(deal: deals.Deal) -> UsedFor:
     return "parking" if deal.benefit_kind in PARKING_KINDS else "till"
 
 
-def _quota_note(deal: deals.Deal) -> ParkingQuotaNote | None:
-    spend, session = quota.cost(deal), object_session(deal)
-    if spend is None or session is None:
-        return None
-    unit, amount = spend
-    have = getattr(quota.balance(session, deal.merchant_id), unit)
-    unclaimed = deal.quota - deal.claimed
-    return ParkingQuotaNote(unit=unit, per_coupon=amount, balance=have, covers=have // amount, unclaimed=unclaimed,
-                            short=have // amount < unclaimed)
-
-
 def deal_out(deal: deals.Deal) -> DealOut:
     return DealOut(
         id=deal.id, merchant_id=deal.merchant_id, store_id=deal.store_id, title=deal.title, text=deal.text,
         image_url=deal.image_url, starts_at=deal.starts_at, ends_at=deal.ends_at, quota=deal.quota,
         per_member_limit=deal.per_member_limit, benefit=deal.benefit, min_spend_fen=deal.min_spend_fen,
         scope=deal.scope, participating_store_ids=deal.participating_store_ids, used_for=used_for(deal),
-        parking_quota=_quota_note(deal),
+        parking_quota=quota_note(deal),
         targeting=TargetingOut(zone_ids=deal.zone_ids, store_ids=deal.store_ids, sale_item_ids=deal.sale_item_ids,
                                member_rule=deal.member_rule, followers_only=deal.followers_only),
         status=deal.status, rejection_reason=deal.rejection_reason,

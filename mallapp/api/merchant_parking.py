@@ -8,6 +8,7 @@ from typing import Literal
 
 from flask import Blueprint, request
 from pydantic import Field, model_validator
+from sqlalchemy.orm import object_session
 
 from mallapp.api.core import (
     REPLAY,
@@ -21,6 +22,7 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
+from mallapp.domain.deals import Deal
 from mallapp.domain.parking import merchant_coupons, quota
 from mallapp.domain.parking.models import ParkingQuotaEntry
 from mallapp.errors import InvalidInput
@@ -32,6 +34,18 @@ Unit = Literal["hours", "fen"]  # parking.models.QUOTA_UNITS
 
 
 # --- shapes ----------------------------------------------------------------------------------------
+
+class ParkingQuotaNote(Out):
+    """A parking deal's coupons against its merchant's parking quota (a warning, not a refusal)."""
+
+    unit: Literal["hours", "fen"]
+    per_coupon: int = Field(description="what one coupon reserves from the quota when claimed or issued")
+    balance: int = Field(description="the merchant's quota now, in unit")
+    covers: int = Field(description="how many more coupons the quota covers")
+    unclaimed: int = Field(description="coupons of the deal not yet claimed (quota - claimed)")
+    short: bool = Field(description="true when the quota covers fewer coupons than remain to claim: claims beyond "
+                                    "it are refused with parking.quota_exhausted until the merchant buys more")
+
 
 class BalanceOut(Out):
     hours: int = Field(description="hours of free parking the merchant's parking_hours coupons may still reserve")
@@ -135,6 +149,18 @@ class AdjustIn(Body):
 class AdjustOut(Out):
     entry: EntryOut
     balance: BalanceOut
+
+
+def quota_note(deal: Deal) -> ParkingQuotaNote | None:
+    """A parking deal's coupons against its merchant's quota (in the deal's session); None for other deals."""
+    spend, session = quota.cost(deal), object_session(deal)
+    if spend is None or session is None:
+        return None
+    unit, amount = spend
+    have = getattr(quota.balance(session, deal.merchant_id), unit)
+    unclaimed = deal.quota - deal.claimed
+    return ParkingQuotaNote(unit=unit, per_coupon=amount, balance=have, covers=have // amount, unclaimed=unclaimed,
+                            short=have // amount < unclaimed)
 
 
 def _entry(entry: ParkingQuotaEntry) -> EntryOut:

@@ -41,11 +41,6 @@ def benefit_columns(benefit: Mapping[str, Any]) -> dict[str, Any]:
     raise InvalidInput(f"a benefit is {_KINDS_TEXT}", code="deal.invalid_benefit")
 
 
-def is_parking(benefit: Mapping[str, Any]) -> bool:
-    """Whether the benefit is a parking coupon's (used when paying for parking, never at a till)."""
-    return benefit.get("kind") in PARKING_KINDS
-
-
 def describe_benefit(benefit: Mapping[str, Any]) -> str:
     """The benefit as a member reads it: \"10.00 yuan off\", \"20% off\", \"50 bonus points\", the gift, or a
     parking coupon in zh-CN and English: \"停车 2 小时 / 2 h free parking\"."""

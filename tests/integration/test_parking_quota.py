@@ -13,7 +13,6 @@ from factories import parking_coupon_deal, race, wide_runtime
 from sqlalchemy import func, select
 
 from mallapp.domain import coupons, deals, members, rewards
-from mallapp.domain.benefits import describe_benefit
 from mallapp.domain.campaigns import delivery
 from mallapp.domain.parking import merchant_coupons, quota
 from mallapp.domain.parking.models import ParkingBenefit, ParkingQuotaEntry
@@ -221,11 +220,6 @@ def test_usage_counts_claims_uses_expiries_and_returns_per_day(rt, clock):
     assert report.days[0].claimed == 2 and report.days[0].used == 1 and isinstance(b, int)
 
 
-def test_describe_benefit_reads_parking_coupons_in_chinese_and_english():
-    assert describe_benefit({"kind": "parking_hours", "hours": 2}) == "停车 2 小时 / 2 h free parking"
-    assert describe_benefit({"kind": "parking_amount", "amount_fen": 1000}) == "停车费减 10.00 元 / 10.00 yuan off parking"
-
-
 # --- PostgreSQL: concurrent claims on two deals and issues never overspend one quota --------------
 
 WORKERS = 40
@@ -266,4 +260,27 @@ def test_concurrent_claims_and_issues_on_two_deals_never_overspend_the_quota(wid
     outcome = Counter("ok" if isinstance(r, int) else r.code for r in results)
     assert outcome == {"ok": 10, "parking.quota_exhausted": WORKERS - 10}
     assert _balance(rt, made.merchant).hours == 1
+    _sound(rt)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_concurrent_retries_of_one_purchase_buy_once_and_runs_of_the_job_return_once(wide_rt, clock):
+    rt = wide_rt
+    made = parking_coupon_deal(rt, value=1, quota_bought=0, deal_quota=100, days=1)
+
+    def buy(i: int) -> Any:
+        with rt.sessions.begin() as s:
+            return quota.buy(s, rt.settings, made.merchant, unit="hours", amount=30, idempotency_key="retry",
+                             now=rt.now()).replayed
+
+    assert Counter(race(20, buy)) == {False: 1, True: 19}
+    for i in range(20):
+        _claim(rt, _member(rt, f"o-lapse-{i}"), made.deal)
+    clock.now += timedelta(days=2)
+    returned = race(8, lambda i: merchant_coupons.return_expired(rt.sessions, rt.now(), batch=3))
+    assert [r for r in returned if isinstance(r, Exception)] == []
+    assert sum(returned) == 20
+    assert _balance(rt, made.merchant).hours == 30
+    assert _reasons(rt, made.merchant) == {"bought": 1, "reserved": 20, "returned": 20}
     _sound(rt)
