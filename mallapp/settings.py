@@ -201,7 +201,9 @@ class PackCoupon(_Section):
     key: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
     title: str = Field(min_length=1, max_length=80)
     text: str = Field(default="", max_length=1000)
-    # As a deal's benefit: {kind = "amount_off", amount_fen = 1000}, percent_off/percent, gift/gift, bonus_points/points.
+    # As a deal's benefit: {kind = "amount_off", amount_fen = 1000}, percent_off/percent, gift/gift, bonus_points/points,
+    # parking_hours/hours or parking_amount/amount_fen (funded from its store's merchant's parking quota; the
+    # pack is given without it while that quota is used up).
     benefit: dict[str, Any]
     # The store (by name) whose till alone redeems it; omitted: a mall-wide coupon, issued by the pack's
     # house store and redeemed at the till of every participating store.
