@@ -31,6 +31,7 @@ merchant_bp = Blueprint("merchant_parking", __name__, url_prefix="/api/v1/mercha
 ops_bp = Blueprint("ops_parking_quota", __name__, url_prefix="/api/v1/ops")
 
 Unit = Literal["hours", "fen"]  # parking.models.QUOTA_UNITS
+_EARLIEST, _LATEST = date(2000, 1, 1), date(2999, 12, 30)
 
 
 # --- shapes ----------------------------------------------------------------------------------------
@@ -208,8 +209,11 @@ def get_usage(query: UsageQuery) -> UsageOut:
     rt = runtime()
     last = query.to or rt.settings.mall.local_day(rt.now())
     first = query.from_ or last - timedelta(days=29)
-    if first > last or (last - first).days >= merchant_coupons.MAX_DAYS:
-        raise InvalidInput(f"from must not be after to, and the range at most {merchant_coupons.MAX_DAYS} days",
+    # Far-off years would overflow when the mall's days are turned into UTC instants.
+    plausible = all(_EARLIEST <= day <= _LATEST for day in (first, last))
+    if not plausible or first > last or (last - first).days >= merchant_coupons.MAX_DAYS:
+        raise InvalidInput(f"from must not be after to, the range at most {merchant_coupons.MAX_DAYS} days, "
+                           "between the years 2000 and 2999",
                            code="parking.invalid_range", details={"from": first.isoformat(), "to": last.isoformat()})
     merchant_id = current_merchant_id()
     with transaction() as session:

@@ -128,8 +128,10 @@ def test_usage_reports_each_day_and_only_managers_read_it(client, rt, clock, sho
     assert len(default["days"]) == 30 and default["last_day"] == "2026-03-12"
     cashier = staff_headers(client, made.headers, "till-cy", "cashier")
     api_error(client.get(f"{M}/parking/usage", headers=cashier), "merchant.role_required")
-    api_error(client.get(f"{M}/parking/usage?from=2025-01-01&to=2026-03-01", headers=made.headers),
-              "parking.invalid_range")
+    for bad in ("from=2025-01-01&to=2026-03-01", "from=0001-01-01&to=0001-01-02", "from=9999-12-30&to=9999-12-31",
+                "from=2026-03-02&to=2026-03-01"):
+        api_error(client.get(f"{M}/parking/usage?{bad}", headers=made.headers), "parking.invalid_range")
+    api_error(client.get(f"{M}/parking/usage?from=yesterday", headers=made.headers), "request.invalid_query")
     # Another merchant sees none of it.
     other = client.get(f"{M}/parking/usage?from=2026-03-10&to=2026-03-12", headers=shop["headers"]).get_json()
     assert other["totals"]["claimed"] == 0
