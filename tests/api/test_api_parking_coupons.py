@@ -67,6 +67,19 @@ def test_a_parking_benefit_out_of_bounds_is_refused(client, clock, shop, benefit
     api_error(_deal(client, clock, shop, benefit), "request.invalid")
 
 
+def test_a_parking_deal_has_no_minimum_spend(client, clock, shop):
+    body = {"title": "停车券", "store_id": shop["store"], "quota": 5, "min_spend_fen": 10_000,
+            "starts_at": (clock.now - timedelta(hours=1)).isoformat(),
+            "ends_at": (clock.now + timedelta(days=7)).isoformat(), "benefit": {"kind": "parking_hours", "hours": 2}}
+    assert "no minimum spend" in api_error(client.post(f"{M}/deals", json=body, headers=shop["headers"]),
+                                           "request.invalid")["message"]
+    till = client.post(f"{M}/deals", json={**body, "benefit": {"kind": "amount_off", "amount_fen": 500}},
+                       headers=shop["headers"]).get_json()
+    changed = client.patch(f"{M}/deals/{till['id']}", json={"benefit": {"kind": "parking_hours", "hours": 1}},
+                           headers=shop["headers"])
+    api_error(changed, "request.invalid")
+
+
 def test_a_member_claims_a_funded_parking_coupon_and_a_till_refuses_it(client, clock, shop, ops_admin, member):
     deal_id = _deal(client, clock, shop, {"kind": "parking_hours", "hours": 2}).get_json()["id"]
     _live(client, ops_admin, shop, deal_id)
