@@ -13,8 +13,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mallapp.domain.benefits import PARKING_KINDS
@@ -27,13 +28,14 @@ from mallapp.settings import Settings
 MAX_DAYS = 92  # the longest range the usage report takes
 
 
-def _expires() -> object:
+def _expires() -> ColumnElement[Any]:
     """A coupon's expiry in SQL: the deal's end, or the coupon's own valid_until when sooner."""
     return case((and_(Coupon.valid_until.is_not(None), Coupon.valid_until < Deal.ends_at), Coupon.valid_until),
                 else_=Deal.ends_at)
 
 
-def _reserved_not_returned():  # type: ignore[no-untyped-def]
+def _reserved_not_returned() -> ColumnElement[bool]:
+    """Coupons whose value was reserved from the quota and not yet returned."""
     reserved = select(ParkingQuotaEntry.id).where(ParkingQuotaEntry.coupon_id == Coupon.id,
                                                   ParkingQuotaEntry.reason == "reserved").exists()
     returned = select(ParkingQuotaEntry.id).where(ParkingQuotaEntry.coupon_id == Coupon.id,
