@@ -114,7 +114,7 @@ def test_expired_unused_coupons_return_their_quota_once_even_when_the_job_runs_t
     assert merchant_coupons.return_expired(rt.sessions, rt.now()) == 0
     assert _balance(rt, made.merchant).hours == 8  # 10 - 2 - 2 + 2
     with rt.sessions.begin() as s:
-        assert quota.give_back(s, made.merchant, lapsed_coupon, rt.now()) is None  # once per coupon
+        assert quota.return_coupons(s, made.merchant, [lapsed_coupon], rt.now()) == 0  # once per coupon
     _sound(rt)
 
 

@@ -1,7 +1,7 @@
 """Merchants' parking coupons after the claim: the quota of expired ones returned, and their use per day.
 
 The clock's ``parking-coupons-expiry`` job (:func:`return_expired`) finds parking coupons that expired
-unused and whose reservation was not yet returned, and returns it (mallapp.domain.parking.quota.give_back,
+unused and whose reservation was not yet returned, and returns it (mallapp.domain.parking.quota.return_coupons,
 once per coupon by its entry's key). It locks the coupons it takes (skipping any a payment holds now,
 so a coupon being used as it expires is never both used and returned) and works a batch per
 transaction: running it twice, or after a crash, returns nothing twice.
@@ -60,9 +60,12 @@ def return_expired(sessions: sessionmaker[Session], now: datetime, batch: int = 
     while keep_going is None or keep_going():
         with sessions.begin() as session:
             rows = session.execute(due).all()
+            by_merchant: dict[int, list[int]] = defaultdict(list)
+            for row in rows:
+                by_merchant[row.merchant_id].append(row.id)
             # Merchants' quota rows are locked in one order, so two runs never wait on each other in a circle.
-            returned = sum(quota.give_back(session, row.merchant_id, row.id, now) is not None
-                           for row in sorted(rows, key=lambda r: (r.merchant_id, r.id)))
+            returned = sum(quota.return_coupons(session, merchant_id, by_merchant[merchant_id], now)
+                           for merchant_id in sorted(by_merchant))
         total += returned
         if len(rows) < batch:
             return total

@@ -18,10 +18,11 @@ So the row always equals the sum of its entries (:func:`check_invariants`) and i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from mallapp.db import get_or_404, insert_many_or_nothing
@@ -191,16 +192,33 @@ def reserve(session: Session, deal: Deal, coupon_id: int, now: datetime) -> Park
                  key=reserved_key(coupon_id))
 
 
-def give_back(session: Session, merchant_id: int, coupon_id: int, now: datetime) -> ParkingQuotaEntry | None:
-    """Return what the coupon reserved, once; None when it reserved nothing or was returned before."""
+def return_coupons(session: Session, merchant_id: int, coupon_ids: Sequence[int], now: datetime) -> int:
+    """Return what each of the merchant's coupons reserved, once per coupon; how many were returned.
+
+    A coupon that reserved nothing (made before quotas) or was returned before is skipped. One lock, one
+    move of the row and one insert for the lot (the clock returns a batch at a time).
+    """
+    if not coupon_ids:
+        return 0
     row = lock(session, merchant_id, now)
-    taken = session.execute(select(ParkingQuotaEntry.unit, ParkingQuotaEntry.delta)
-                            .where(ParkingQuotaEntry.idempotency_key == reserved_key(coupon_id))).first()
-    done = session.scalar(select(ParkingQuotaEntry.id).where(ParkingQuotaEntry.idempotency_key == returned_key(coupon_id)))
-    if taken is None or done is not None:
-        return None
-    return _post(session, row, taken.unit, -taken.delta, "returned", now, coupon_id=coupon_id,
-                 key=returned_key(coupon_id))
+    reserved = session.execute(select(ParkingQuotaEntry.coupon_id, ParkingQuotaEntry.unit, ParkingQuotaEntry.delta)
+                               .where(ParkingQuotaEntry.merchant_id == merchant_id,
+                                      ParkingQuotaEntry.coupon_id.in_(coupon_ids),
+                                      ParkingQuotaEntry.reason == "reserved")).all()
+    returned = set(session.scalars(select(ParkingQuotaEntry.coupon_id)
+                                   .where(ParkingQuotaEntry.coupon_id.in_(coupon_ids),
+                                          ParkingQuotaEntry.reason == "returned")))
+    due = sorted((r for r in reserved if r.coupon_id not in returned), key=lambda r: r.coupon_id)
+    if not due:
+        return 0
+    for unit in QUOTA_UNITS:
+        setattr(row, unit, getattr(row, unit) - sum(r.delta for r in due if r.unit == unit))
+    row.updated_at = now
+    session.execute(insert(ParkingQuotaEntry), [
+        dict(merchant_id=merchant_id, unit=r.unit, delta=-r.delta, reason="returned", coupon_id=r.coupon_id,
+             price_fen=None, note=None, idempotency_key=returned_key(r.coupon_id), created_at=now) for r in due])
+    session.flush()
+    return len(due)
 
 
 # --- checks ----------------------------------------------------------------------------------------
