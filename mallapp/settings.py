@@ -201,7 +201,9 @@ class PackCoupon(_Section):
     key: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
     title: str = Field(min_length=1, max_length=80)
     text: str = Field(default="", max_length=1000)
-    # As a deal's benefit: {kind = "amount_off", amount_fen = 1000}, percent_off/percent, gift/gift, bonus_points/points.
+    # As a deal's benefit: {kind = "amount_off", amount_fen = 1000}, percent_off/percent, gift/gift, bonus_points/points,
+    # parking_hours/hours or parking_amount/amount_fen (funded from its store's merchant's parking quota; the
+    # pack is given without it while that quota is used up).
     benefit: dict[str, Any]
     # The store (by name) whose till alone redeems it; omitted: a mall-wide coupon, issued by the pack's
     # house store and redeemed at the till of every participating store.
@@ -532,6 +534,10 @@ class ParkingSettings(_Section):
     # The public free-space counts are kept this long, and a car park that did not answer (free spaces, bay
     # cameras) is not asked again for a third of it: members do not each wait out its timeout.
     free_spaces_cache_s: int = Field(default=30, ge=1, le=3600)
+
+    # What a merchant pays the mall for one hour of parking-coupon quota, in fen (amount quota sells at
+    # face value: 1 fen of quota for 1 fen).
+    quota_price_fen_per_hour: int = Field(default=500, ge=0, le=100_000)
 
 
 class Settings(_Section):

@@ -32,6 +32,7 @@ from mallapp.devtools.servers import PostgresServer, RedisServer
 from mallapp.devtools.wechat_emulator import WeChatEmulator
 from mallapp.domain import auth, merchants, points
 from mallapp.domain.models import metadata
+from mallapp.domain.parking import quota as parking_quota
 from mallapp.processes.live import LiveServer
 from mallapp.runtime import Runtime, build_runtime
 from mallapp.schema import upgrade
@@ -204,6 +205,8 @@ def rt(settings: Settings, redis_client: Redis, clock: Clock) -> Iterator[Runtim
     # Every test that touched the ledger leaves it sound.
     with runtime.sessions.begin() as session:
         problems = points.check_invariants(session)
+        # ...and merchants' parking quota equal to the sum of its entries, never negative.
+        problems += parking_quota.check_invariants(session)
     runtime.engine.dispose()
     assert problems == [], "ledger invariants broken:\n" + "\n".join(problems)
 

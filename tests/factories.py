@@ -59,6 +59,7 @@ DEAL_TEMPLATE = "demo-deal-announced"
 
 # --- the command line ------------------------------------------------------------------------------
 
+
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment for running ``mallapp`` in a subprocess: none of this shell's MALL_* variables,
     the demo overlay, a var directory under ``tmp_path``, text logs, and ``extra``."""
@@ -166,6 +167,7 @@ def signed(key: str, payload: dict, at: datetime, nonce: str | None = None) -> t
 TOMORROW = date(2026, 3, 11)  # the conftest clock is 10:00 on 10 March, mall time
 NOON = datetime.fromisoformat("2026-03-11T04:00:00+00:00")  # 12:00 tomorrow, mall time
 
+
 def restaurant(rt: Runtime, name: str = "Noodle House") -> tuple[int, int]:
     """A merchant and its restaurant: (merchant id, store id)."""
     with rt.sessions.begin() as s:
@@ -208,6 +210,7 @@ def inbox_keys(rt, member_id: int) -> list[str]:
 
 
 # --- the offers' shop: the venue's coffee shop and a second store, one merchant's, and one member ---
+
 
 @dataclass
 class Shop:
@@ -260,6 +263,7 @@ def at_item(rt: Runtime, shop: Shop) -> offers.Event:
 
 
 # --- followed shops and announced deals, through the API -------------------------------------------
+
 
 def shop_with_rival(rt: Runtime, merchant: dict[str, Any]) -> dict[str, Any]:
     """The conftest merchant (auto-approved) with a store, and a second merchant with its own store."""
@@ -342,6 +346,7 @@ def staff_headers(client, merchant_headers: dict[str, str], username: str, role:
 
 
 # --- sends to large audiences (campaigns, announcements) ------------------------------------------
+
 
 def drain_sends(rt: Runtime, consumer: str = "test-sends") -> int:
     """Run a ``sends`` consumer until the stream has nothing new (what ``mallapp sends`` does in the
@@ -538,6 +543,7 @@ def parkcore_parked_car(rt: Runtime, car_park_id: int, plate: str, *, member_id:
 
 # --- parking history for the operations views (parkops) -----------------------------------------------------
 
+
 @dataclass
 class ParkingHistory:
     """A car park with levels and a member, and builders of its sessions, payments and benefits (ORM rows)."""
@@ -619,3 +625,42 @@ def parking_history(rt: Runtime, *, code: str = "P1", vendor_park_code: str = "P
     """An empty history of one car park (levels B1 120 and B2 80 spaces unless given) and one member."""
     park_id = _car_park(rt, code, vendor_park_code, levels or {"B1": 120, "B2": 80})
     return ParkingHistory(rt, park_id, code, vendor_park_code, new_member(rt, f"o-parker-{code}"))
+
+# --- parking coupons (parkcoupons) ---------------------------------------------------------------------
+
+
+@dataclass
+class ParkingCouponDeal:
+    """A merchant with parking-coupon quota and a live parking deal at its store; ``key`` is its API key."""
+
+    merchant: int
+    store: int
+    deal: int
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.key)
+
+
+def parking_coupon_deal(rt: Runtime, *, name: str = "Parking Partner", kind: str = "parking_hours", value: int = 2,
+                        quota_bought: int = 10, deal_quota: int = 10, per_member_limit: int = 1,
+                        days: int = 7) -> ParkingCouponDeal:
+    """A merchant that bought ``quota_bought`` hours (``parking_hours``) or fen (``parking_amount``) of quota and
+    runs a live deal of ``deal_quota`` coupons, each worth ``value`` hours or fen, ending in ``days`` days."""
+    from mallapp.domain.parking import quota
+
+    now = rt.now()
+    with rt.sessions.begin() as s:
+        merchant, key = merchants.create(s, name, now)
+        store = venue_admin.create_store(s, name=f"{name} store", floor=1, x=0, y=0, merchant_id=merchant.id, now=now)
+        if quota_bought:
+            quota.buy(s, rt.settings, merchant.id, unit=quota.UNIT_OF[kind], amount=quota_bought,
+                      idempotency_key="factory", now=now)
+        field = "hours" if kind == "parking_hours" else "amount_fen"
+        deal = deals.create(s, merchant.id, title="停车券 / Parking coupon", store_id=store.id,
+                            starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=days), quota=deal_quota,
+                            per_member_limit=per_member_limit, benefit={"kind": kind, field: value}, now=now)
+        deal.status = "live"
+        s.flush()
+        return ParkingCouponDeal(merchant.id, store.id, deal.id, key)

@@ -20,6 +20,7 @@ from mallapp.api import (
     desk,
     members,
     merchant,
+    merchant_parking,
     meta,
     notifications,
     ops,
@@ -107,6 +108,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(carpark_notify.bp)
 
     app.register_blueprint(parking_reports.bp)
+
+    app.register_blueprint(merchant_parking.merchant_bp)
+    app.register_blueprint(merchant_parking.ops_bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

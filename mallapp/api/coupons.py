@@ -19,7 +19,7 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.api.deals import Benefit, DealContent, Id
+from mallapp.api.deals import Benefit, DealContent, Id, UsedFor, used_for
 from mallapp.domain import coupons, members
 
 member_bp = Blueprint("member_deals", __name__, url_prefix="/api/v1")
@@ -46,6 +46,8 @@ class CouponDealOut(Out):
     min_spend_fen: int | None = Field(default=None, description="minimum spend in fen; null: none")
     scope: Literal["store", "mall"] = Field(default="store", description="mall: redeemed at any participating store")
     participating_store_ids: list[int] | None = Field(default=None, description="null: every store (mall-wide)")
+    used_for: UsedFor = Field(default="till", description="parking: a parking coupon, used when paying for parking "
+                                                          "(POST /api/v1/me/parking/payments), never at a till")
     starts_at: datetime
     ends_at: datetime = Field(description="the deal ends then")
 
@@ -117,7 +119,7 @@ def _coupon_out(held: coupons.Held) -> CouponOut:
                                         image_url=deal.image_url, benefit=deal.benefit,
                                         min_spend_fen=deal.min_spend_fen, scope=deal.scope,
                                         participating_store_ids=deal.participating_store_ids,
-                                        starts_at=deal.starts_at, ends_at=deal.ends_at))
+                                        used_for=used_for(deal), starts_at=deal.starts_at, ends_at=deal.ends_at))
 
 
 # --- members ---------------------------------------------------------------------------------------
@@ -134,13 +136,13 @@ def list_deals() -> MemberDealsOut:
             id=d.id, store_id=d.store_id, title=d.title, text=d.text, image_url=d.image_url, starts_at=d.starts_at,
             ends_at=d.ends_at, benefit=d.benefit, remaining=d.quota - d.claimed, per_member_limit=d.per_member_limit,
             min_spend_fen=d.min_spend_fen, scope=d.scope, participating_store_ids=d.participating_store_ids,
-            claimed_by_me=held.get(d.id, 0)) for d in found])
+            used_for=used_for(d), claimed_by_me=held.get(d.id, 0)) for d in found])
 
 
 @operation(member_bp, "/deals/<int:deal_id>/claim", "POST", summary="Claim a coupon of a live deal",
            auth="member", response=CouponOut, status=201,
            errors=("deal.not_found", "deal.not_available", "deal.member_not_eligible", "deal.sold_out",
-                   "deal.limit_reached"))
+                   "deal.limit_reached", "parking.quota_exhausted"))
 def claim(deal_id: int) -> CouponOut:
     rt = runtime()
     with transaction() as session:
@@ -163,7 +165,8 @@ def wallet(query: WalletQuery) -> WalletOut:
            auth="merchant", body=RedeemIn, response=RedeemOut, status=201, also=REPLAY,
            errors=("coupon.not_found", "coupon.invalid_qr", "coupon.already_used",
                    "coupon.wrong_store", "coupon.not_yet_valid", "coupon.expired", "coupon.store_not_yours",
-                   "coupon.store_not_participating", "coupon.amount_required", "coupon.below_min_spend"))
+                   "coupon.store_not_participating", "coupon.amount_required", "coupon.below_min_spend",
+                   "coupon.parking_only"))
 def redeem(body: RedeemIn):
     rt = runtime()
     with transaction() as session:

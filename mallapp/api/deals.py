@@ -19,7 +19,9 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
+from mallapp.api.merchant_parking import ParkingQuotaNote, quota_note
 from mallapp.domain import deals
+from mallapp.domain.benefits import PARKING_KINDS
 from mallapp.errors import InvalidInput
 
 merchant_bp = Blueprint("merchant_deals", __name__, url_prefix="/api/v1/merchant")
@@ -57,7 +59,20 @@ class BonusPoints(Body):
     points: int = Field(gt=0, le=1_000_000, description="credited to the member's points when redeemed")
 
 
-Benefit = Annotated[AmountOff | PercentOff | GiftBenefit | BonusPoints, Field(discriminator="kind")]
+class ParkingHours(Body):
+    kind: Literal["parking_hours"]
+    hours: int = Field(ge=1, le=24, description="free parking hours, used when paying for parking (never at a till)")
+
+
+class ParkingAmount(Body):
+    kind: Literal["parking_amount"]
+    amount_fen: int = Field(ge=1, le=100_000, description="taken off the parking bill, in fen (never at a till)")
+
+
+Benefit = Annotated[AmountOff | PercentOff | GiftBenefit | BonusPoints | ParkingHours | ParkingAmount,
+                    Field(discriminator="kind")]
+# Where a coupon is used: at the deal's till, or when paying for parking (parking_hours, parking_amount).
+UsedFor = Literal["till", "parking"]
 MinSpend = Annotated[int, Field(gt=0, le=100_000_000, description="minimum spend (满减) in fen: the till sends the "
                                                                   "purchase amount and a smaller one is refused")]
 Scope = Literal["store", "mall"]  # deals.SCOPES
@@ -151,6 +166,8 @@ class DealContent(Out):
                                                       "redeemed at any participating store")
     participating_store_ids: list[int] | None = Field(
         default=None, description="a mall-wide deal's participating stores; null: every store (or a store deal)")
+    used_for: UsedFor = Field(default="till", description="till: redeemed at the till; parking: used when paying "
+                                                          "for parking (the car park's payment), never at a till")
 
 
 class DealOut(DealContent):
@@ -160,6 +177,8 @@ class DealOut(DealContent):
     status: Status
     rejection_reason: str | None
     figures: FiguresOut
+    parking_quota: ParkingQuotaNote | None = Field(
+        default=None, description="a parking deal's coupons against the merchant's parking quota; null otherwise")
     created_at: datetime
     updated_at: datetime
 
@@ -213,12 +232,17 @@ class MerchantOut(Out):
 
 # --- helpers ---------------------------------------------------------------------------------------
 
+def used_for(deal: deals.Deal) -> UsedFor:
+    return "parking" if deal.benefit_kind in PARKING_KINDS else "till"
+
+
 def deal_out(deal: deals.Deal) -> DealOut:
     return DealOut(
         id=deal.id, merchant_id=deal.merchant_id, store_id=deal.store_id, title=deal.title, text=deal.text,
         image_url=deal.image_url, starts_at=deal.starts_at, ends_at=deal.ends_at, quota=deal.quota,
         per_member_limit=deal.per_member_limit, benefit=deal.benefit, min_spend_fen=deal.min_spend_fen,
-        scope=deal.scope, participating_store_ids=deal.participating_store_ids,
+        scope=deal.scope, participating_store_ids=deal.participating_store_ids, used_for=used_for(deal),
+        parking_quota=quota_note(deal),
         targeting=TargetingOut(zone_ids=deal.zone_ids, store_ids=deal.store_ids, sale_item_ids=deal.sale_item_ids,
                                member_rule=deal.member_rule, followers_only=deal.followers_only),
         status=deal.status, rejection_reason=deal.rejection_reason,

@@ -16,6 +16,14 @@ BENEFIT_VALUE = {"amount_off": "amount_fen", "percent_off": "percent", "bonus_po
 PARKING_KINDS = ("parking_hours", "parking_amount")
 
 
+# Each integer benefit's bounds: a parking coupon gives at most a day's free parking, or 1,000 yuan off the bill.
+BOUNDS = {"amount_off": (1, 100_000_000), "percent_off": (1, 99), "bonus_points": (1, 100_000_000),
+          "parking_hours": (1, 24), "parking_amount": (1, 100_000)}
+_KINDS_TEXT = ("amount_off with amount_fen (1-100000000), percent_off with percent (1-99), gift with gift text "
+               "(1-80 characters), bonus_points with points (1-100000000), parking_hours with hours (1-24) or "
+               "parking_amount with amount_fen (1-100000, fen off the parking bill)")
+
+
 def benefit_columns(benefit: Mapping[str, Any]) -> dict[str, Any]:
     """The columns for a benefit such as ``{"kind": "percent_off", "percent": 20}``; integers only."""
     kind = benefit.get("kind")
@@ -26,16 +34,16 @@ def benefit_columns(benefit: Mapping[str, Any]) -> dict[str, Any]:
     elif kind in BENEFIT_VALUE:
         field = BENEFIT_VALUE[kind]
         value = benefit.get(field)
-        top = 99 if kind == "percent_off" else 100_000_000
+        low, top = BOUNDS[kind]
         if (set(benefit) == {"kind", field} and isinstance(value, int) and not isinstance(value, bool)
-                and 0 < value <= top):
+                and low <= value <= top):
             return {"benefit_kind": kind, "benefit_value": value, "benefit_gift": None}
-    raise InvalidInput("a benefit is amount_off with amount_fen, percent_off with percent (1-99), gift with gift "
-                       "text, or bonus_points with points", code="deal.invalid_benefit")
+    raise InvalidInput(f"a benefit is {_KINDS_TEXT}", code="deal.invalid_benefit")
 
 
 def describe_benefit(benefit: Mapping[str, Any]) -> str:
-    """The benefit as a member reads it: \"10.00 yuan off\", \"20% off\", \"50 bonus points\" or the gift."""
+    """The benefit as a member reads it: \"10.00 yuan off\", \"20% off\", \"50 bonus points\", the gift, or a
+    parking coupon in zh-CN and English: \"停车 2 小时 / 2 h free parking\"."""
     kind = benefit["kind"]
     if kind == "amount_off":
         return f"{benefit['amount_fen'] / 100:.2f} yuan off"
@@ -43,4 +51,9 @@ def describe_benefit(benefit: Mapping[str, Any]) -> str:
         return f"{benefit['percent']}% off"
     if kind == "bonus_points":
         return f"{benefit['points']} bonus points"
+    if kind == "parking_hours":
+        return f"停车 {benefit['hours']} 小时 / {benefit['hours']} h free parking"
+    if kind == "parking_amount":
+        yuan = f"{benefit['amount_fen'] / 100:.2f}"
+        return f"停车费减 {yuan} 元 / {yuan} yuan off parking"
     return str(benefit["gift"])

@@ -8,6 +8,10 @@ coupon's row; the till's ``request_id`` makes its retry return the first result.
 A coupon's status is derived: ``used`` once redeemed, else ``expired`` from its expiry (the deal's
 ``ends_at``, or the coupon's own ``valid_until`` when sooner: a new-member pack coupon lasts the
 member's first month), else ``active``. Pausing or ending a deal stops claims, not the coupons members hold.
+
+A parking coupon (``parking_hours``, ``parking_amount``) is claimed and issued like any other, but also
+reserves its value from the merchant's parking quota (mallapp.domain.parking.quota, locked after the
+deal); it is used when paying for parking (mallapp.domain.parking.coupons), and a till refuses it.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from mallapp.db import Base, UTCDateTime, get_or_404, insert_or_nothing
 from mallapp.domain import members, notifications, points, signed_codes
+from mallapp.domain.benefits import PARKING_KINDS
 from mallapp.domain.deals import Deal, member_matches, redeemable_at
 from mallapp.domain.members import Member
+from mallapp.domain.parking import quota
 from mallapp.domain.points import BigId
 from mallapp.domain.venue import Store
 from mallapp.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
@@ -134,9 +140,12 @@ def claim(session: Session, settings: Settings, member_id: int, deal_id: int, no
     if held >= deal.per_member_limit:
         raise RuleViolation(f"a member may claim this deal {deal.per_member_limit} time(s)",
                             code="deal.limit_reached")
+    quota.ensure(session, deal, now)  # a parking coupon: its merchant's quota, locked after the deal
     values = dict(deal_id=deal.id, member_id=member_id, claimed_at=now, redeemed_at=None, redeemed_at_store=None,
                   request_id=None, bonus_points=None, valid_until=None, issue_key=None)
     coupon_id = _insert(session, settings, values, ["code"])
+    assert coupon_id is not None
+    quota.reserve(session, deal, coupon_id, now)
     deal.claimed += 1  # under the deal's lock, in the coupon's transaction
     session.flush()
     return Held(Coupon(id=coupon_id, **values), deal)
@@ -144,13 +153,28 @@ def claim(session: Session, settings: Settings, member_id: int, deal_id: int, no
 
 def issue(session: Session, settings: Settings, member_id: int, deal: Deal, *, key: str, valid_until: datetime,
           now: datetime) -> Held | None:
-    """Give the member a coupon of ``deal`` unasked, once per ``key``; None when the key was used before."""
+    """Give the member a coupon of ``deal`` unasked, once per ``key``; None when the key was used before.
+
+    A parking coupon reserves its value from the merchant's quota: refused (``parking.quota_exhausted``)
+    before anything is written when the quota falls short, so a caller may catch that and go on.
+    """
+    if quota.cost(deal) is not None:
+        # The deal's row before the quota's, as a claim takes them: never the other way round (a deadlock).
+        session.execute(select(Deal.id).where(Deal.id == deal.id).with_for_update())
+    try:
+        quota.ensure(session, deal, now)
+    except Conflict:
+        # A key issued before (its coupon reserved then): a repeat, not a refusal.
+        if session.scalar(select(Coupon.id).where(Coupon.issue_key == key)) is not None:
+            return None
+        raise
     values = dict(deal_id=deal.id, member_id=member_id, claimed_at=now, redeemed_at=None, redeemed_at_store=None,
                   request_id=None, bonus_points=None, valid_until=valid_until, issue_key=key)
     # The unique key decides: a concurrent issue of the same key waits for this one and inserts nothing.
     coupon_id = _insert(session, settings, values, ["issue_key"])
     if coupon_id is None:
         return None
+    quota.reserve(session, deal, coupon_id, now)
     session.execute(update(Deal).where(Deal.id == deal.id).values(claimed=Deal.claimed + 1))
     return Held(Coupon(id=coupon_id, **values), deal)
 
@@ -215,6 +239,9 @@ def redeem(session: Session, settings: Settings, secret: bytes, *, merchant_id: 
     # A mall-wide coupon is the mall's, for every merchant's till.
     if coupon is None or deal is None or (deal.merchant_id != merchant_id and deal.scope != "mall"):
         raise NotFound("no coupon with this code", code="coupon.not_found")
+    if deal.benefit_kind in PARKING_KINDS:
+        raise RuleViolation("a parking coupon is used when paying for parking (停车缴费), not at a till",
+                            code="coupon.parking_only", details={"benefit": deal.benefit})
     if coupon.redeemed_at is not None:
         if coupon.request_id == request_id:
             return Redeemed(coupon, deal, replayed=True)

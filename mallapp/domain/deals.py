@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp.db import Base, UTCDateTime, get_or_404, id_in_range
 from mallapp.domain import members
-from mallapp.domain.benefits import BENEFIT_VALUE, benefit_columns
+from mallapp.domain.benefits import BENEFIT_VALUE, PARKING_KINDS, benefit_columns
 from mallapp.domain.merchants import Merchant
 from mallapp.domain.venue import SaleItem, Store, Zone
 from mallapp.errors import Conflict, InvalidInput, RuleViolation
@@ -163,6 +163,13 @@ def _check(session: Session, merchant_id: int, values: dict[str, Any], changed: 
             values[field] = _check_ids(session, merchant_id, model, values[field], noun)
 
 
+def _check_parking(benefit_kind: str, min_spend_fen: int | None) -> None:
+    # A parking coupon is used when paying for parking: no till sends a purchase amount to check.
+    if benefit_kind in PARKING_KINDS and min_spend_fen is not None:
+        raise InvalidInput("a parking coupon has no minimum spend: it is used when paying for parking, not at a till",
+                           code="request.invalid")
+
+
 # --- merchants' side -------------------------------------------------------------------------------
 
 def create(session: Session, merchant_id: int, *, title: str, store_id: int, starts_at: datetime,
@@ -178,6 +185,7 @@ def create(session: Session, merchant_id: int, *, title: str, store_id: int, sta
     _check(session, merchant_id, values, list(values))
     if quota <= 0 or per_member_limit <= 0:
         raise InvalidInput("quota and per_member_limit are positive", code="request.invalid")
+    _check_parking(benefit_columns(benefit)["benefit_kind"], min_spend_fen)
     deal = Deal(merchant_id=merchant_id, quota=quota, **values, **benefit_columns(benefit), status="draft",
                 claimed=0, redeemed=0, created_at=now, updated_at=now)
     session.add(deal)
@@ -221,6 +229,7 @@ def update(session: Session, merchant_id: int, deal_id: int, changes: Mapping[st
     _check(session, merchant_id, values, changed)
     if "benefit" in changed:
         values |= benefit_columns(changes["benefit"])
+    _check_parking(values.get("benefit_kind", deal.benefit_kind), values["min_spend_fen"])
     for name, value in values.items():
         setattr(deal, name, value)
     content_changed = any(f in CONTENT_FIELDS for f in changed)
@@ -316,6 +325,7 @@ def create_mall_wide(session: Session, *, store_id: int, title: str, starts_at: 
                   ends_at=ends_at, per_member_limit=per_member_limit, zone_ids=[], store_ids=[], sale_item_ids=[],
                   member_rule=member_rule, followers_only=False, min_spend_fen=min_spend_fen)
     _check(session, store.merchant_id, values, [])
+    _check_parking(benefit_columns(benefit)["benefit_kind"], min_spend_fen)
     deal = Deal(merchant_id=store.merchant_id, quota=quota, **values, **benefit_columns(benefit), status="live",
                 scope="mall", participating_store_ids=participating_stores(session, participating_store_ids),
                 claimed=0, redeemed=0, created_at=now, updated_at=now)

@@ -34,7 +34,7 @@ from mallapp.domain.deals import Deal
 from mallapp.domain.members import Member
 from mallapp.domain.points import BigId, PointsEntry
 from mallapp.domain.venue import Store
-from mallapp.errors import InvalidInput
+from mallapp.errors import Conflict, InvalidInput
 from mallapp.settings import PackCoupon, Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,16 @@ def issue_new_member_pack(session: Session, settings: Settings, member: Member, 
         deal = _pack_deal(session, settings, template)
         if deal is None:
             continue
-        held = coupons.issue(session, settings, member.id, deal, key=pack_key(member.id, template.key),
-                             valid_until=valid_until, now=now)
+        try:
+            held = coupons.issue(session, settings, member.id, deal, key=pack_key(member.id, template.key),
+                                 valid_until=valid_until, now=now)
+        except Conflict as refused:
+            if refused.code != "parking.quota_exhausted":
+                raise
+            # A parking coupon whose merchant's quota is used up: refused before anything was written, and
+            # sign-up must not fail on it. Skip it, say why.
+            log.warning("new-member pack coupon %r skipped: its merchant's parking quota is used up", template.key)
+            continue
         if held is not None:
             issued.append(held)
     session.flush()

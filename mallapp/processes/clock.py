@@ -59,6 +59,7 @@ from mallapp.domain import (
     rewards,
     segments,
 )
+from mallapp.domain.parking import merchant_coupons as parking_coupons
 from mallapp.domain.parking import reconcile as parking_reconcile
 from mallapp.domain.parking import sessions as parking_sessions
 from mallapp.errors import ServiceUnavailable, UpstreamError
@@ -112,6 +113,7 @@ class Job:
 
 
 # --- the jobs: thin adapters from the runtime to the domain services ------------------------------
+
 
 def _points_expiry(rt: Runtime, now: datetime) -> int:
     total = 0
@@ -204,6 +206,10 @@ def _parking_stale_sessions(rt: Runtime, now: datetime) -> int:
     return total
 
 
+def _parking_coupons_expiry(rt: Runtime, now: datetime) -> int:
+    return parking_coupons.return_expired(rt.sessions, now, keep_going=still_ours)
+
+
 def _segments_at(settings: Settings) -> Mapping[str, Any]:
     hour, minute = settings.segments.run_at.split(":")
     return {"hour": int(hour), "minute": int(minute)}
@@ -278,6 +284,10 @@ JOBS: tuple[Job, ...] = (
         "the car park was down for ([parking] reconcile_at)", _parking_reconcile, "cron", {"hour": 3, "minute": 10},
         # A run missed by more than this is not caught up: the next night's run reconciles the day it missed.
         misfire_grace_s=6 * 3600, configured=_parking_reconcile_at),
+
+    Job("parking-coupons-expiry", "return to each merchant's parking quota what its parking coupons that expired "
+        "unused had reserved (once per coupon)", _parking_coupons_expiry, "interval", {"minutes": 10},
+        misfire_grace_s=600),
 )
 
 
@@ -289,6 +299,7 @@ def find(name: str) -> Job:
 
 
 # --- running a job once ----------------------------------------------------------------------------
+
 
 def lock_key(name: str) -> str:
     return f"clock:lock:{name}"
@@ -430,6 +441,7 @@ def last_runs(redis: Redis) -> dict[str, dict[str, Any]]:
 
 
 # --- the process -----------------------------------------------------------------------------------
+
 
 def latest_due(rt: Runtime, job: Job, now: datetime) -> datetime | None:
     """The latest time ``job`` (a cron job) was scheduled at, at or before ``now`` and within its grace."""

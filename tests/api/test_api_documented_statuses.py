@@ -24,6 +24,8 @@ REPLAYING = {
     ("POST", "/api/v1/ops/members/{member_id}/points-adjustments"),
     ("POST", "/api/v1/ops/gifts/{pickup_code}/hand-over"),
     ("POST", "/api/v1/me/plates"),  # binding a plate I hold already
+
+    ("POST", "/api/v1/merchant/parking/quota/purchases"),
 }
 
 

@@ -671,6 +671,7 @@ def _(w):
 
 # --- the service desk (docs/service-desk.md) ---------------------------------------------------------
 
+
 def _desk_viewer(w) -> dict[str, str]:
     with w.rt.sessions.begin() as s:
         ops.create_user(s, "desk-viewer", "viewer", PASSWORD, w.rt.now())
@@ -709,6 +710,7 @@ def _(w):
 
 
 # --- mall-wide offers and minimum spend ----------------------------------------------------------------
+
 
 def _mall_coupon(w, **over: Any) -> str:
     body = {"title": "Mall-wide 20 off 100", "store_id": w.store, "participating_store_ids": [w.store],
@@ -757,6 +759,7 @@ def _(w):
 
 
 # --- member segments ------------------------------------------------------------------------------------------
+
 
 def _ops_viewer(w: World) -> dict[str, str]:
     with w.rt.sessions.begin() as session:
@@ -942,8 +945,27 @@ scenario("parking.invalid_range", 400)(lambda w: w.client.get(
 scenario("parking.day_not_over", 400)(lambda w: _reconcile(w, day="2026-03-10"))
 scenario("carpark.unavailable", 502, settings=_DOWN_CARPARK)(_reconcile)
 
+# --- parking coupons (parkcoupons) ------------------------------------------------------------------------------
+
+
+def _buy_quota(w, hours: int, key: str = "buy-1"):
+    return w.client.post(f"{M}/parking/quota/purchases", json={"unit": "hours", "amount": hours},
+                         headers={**w.key, "Idempotency-Key": key})
+
+
+def _parking_deal(w, hours_bought: int) -> int:
+    if hours_bought:
+        assert _buy_quota(w, hours_bought).status_code == 201
+    return w.live_deal(benefit={"kind": "parking_hours", "hours": 2})
+
+
+scenario("parking.quota_exhausted", 409)(lambda w: w.claim(_parking_deal(w, 1)))
+scenario("coupon.parking_only", 422)(lambda w: w.redeem(code=w.claim(_parking_deal(w, 2)).get_json()["code"]))
+scenario("parking.quota_key_reused", 409)(lambda w: (_buy_quota(w, 5), _buy_quota(w, 6))[1])
+
 
 # --- the checks ----------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def settings_overrides(request) -> dict[str, Any]:
@@ -975,6 +997,7 @@ def test_the_api_answers_each_documented_code_with_its_status(world, code):
 
 
 # --- the document against the index of raise sites (mallapp.api.error_index) ------------------------
+
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_every_documented_error_code_is_raised_somewhere(app):

@@ -107,6 +107,10 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/ops/parking/days"): "ops",
     ("GET", "/api/v1/ops/parking/reconciliations"): "ops",
     ("POST", "/api/v1/ops/parking/reconciliations"): "ops_admin",
+
+    # parking coupons (parkcoupons)
+    ("GET", "/api/v1/ops/parking/quotas"): "ops",
+    ("POST", "/api/v1/ops/merchants/<int:merchant_id>/parking-quota"): "ops_admin",
 }
 # The code each requirement refuses with (mallapp.api.core._authenticate_ops).
 REFUSAL = {"ops_admin": "ops.admin_required", "ops_marketing": "ops.marketing_required",

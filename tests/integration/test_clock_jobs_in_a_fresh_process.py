@@ -54,6 +54,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # --- small builders over the domain services -------------------------------------------------------
 
+
 def _member(rt, openid: str) -> int:
     with rt.sessions.begin() as s:
         return members.sign_in(s, openid=openid, unionid=None, now=rt.now())[0].id
@@ -89,6 +90,7 @@ def _whole_minute(at: datetime) -> datetime:
 
 
 # --- one scenario per job: prepare something due by ``now`` (the real clock), return its check ------
+
 
 def points_expiry(rt, clock, now: datetime) -> Check:
     clock.now = now - timedelta(days=2 * 366)  # expires at the end of the year after: long past
@@ -285,6 +287,25 @@ def parking_reconcile(rt, clock, now: datetime) -> Check:
     return check
 
 
+def parking_coupons_expiry(rt, clock, now: datetime) -> Check:
+    from factories import parking_coupon_deal
+
+    from mallapp.domain.parking import quota
+
+    clock.now = now - timedelta(days=3)  # a deal that ended yesterday: its unused coupon has expired
+    made = parking_coupon_deal(rt, value=2, quota_bought=5, days=2)
+    member_id = _member(rt, "o-parking-coupon")
+    with rt.sessions.begin() as s:
+        coupons.claim(s, rt.settings, member_id, made.deal, rt.now())
+        assert quota.balance(s, made.merchant).hours == 3
+
+    def check() -> None:
+        with rt.sessions() as s:
+            assert quota.balance(s, made.merchant).hours == 5
+            assert quota.check_invariants(s) == []
+    return check
+
+
 SCENARIOS: dict[str, Callable[..., Check]] = {
     "points-expiry": points_expiry,
     "birthday-gifts": birthday_gifts,
@@ -300,6 +321,8 @@ SCENARIOS: dict[str, Callable[..., Check]] = {
     "parking-stale-sessions": parking_stale_sessions,
 
     "parking-reconcile": parking_reconcile,
+
+    "parking-coupons-expiry": parking_coupons_expiry,
 }
 
 

@@ -32,6 +32,7 @@ from mallapp.domain.campaigns.service import start
 from mallapp.domain.deals import Deal
 from mallapp.domain.members import Member
 from mallapp.domain.notifications import Message, Notification, Senders
+from mallapp.domain.parking import quota
 from mallapp.domain.segments import LifecycleTransition, MemberSnapshot
 from mallapp.settings import Settings
 
@@ -208,6 +209,9 @@ def _step(session: Session, settings: Settings, campaign: Campaign, step_no: int
             return Message(kind="campaign", key=key, title=title, body=body)
         # The deal's quota bounds what a campaign gives; a deal no longer live gives no more coupons.
         left = deal.quota - deal.claimed if deal.status == "live" and deal.within_validity(now) else 0
+        # A parking coupon's merchant quota bounds it too (locked here until the batch commits).
+        covered = quota.coupons_left(session, deal, now) if left > 0 else None
+        left = left if covered is None else min(left, covered)
         valid_until = min(deal.ends_at, now + timedelta(days=offer.get("coupon_valid_days", 14)))
         for member_id in member_ids[:max(0, left)]:
             coupons.issue(session, settings, member_id, deal, key=f"{key}:{member_id}", valid_until=valid_until,
