@@ -485,3 +485,139 @@ def race_in_transactions(rt: Runtime, n: int, work) -> list[Any]:
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(outcome, range(n)))
+
+
+# --- parking payments (parkpay) ---------------------------------------------------------------------
+
+PARK_APP_ID, PARK_SECRET, PARK_CODE = "park-app-test", "carpark-secret-test", "P001"
+# The MixC-like tariff and rules of docs/parking.md.
+MIXC_TARIFF = {
+    "grace_minutes": 15,
+    "plans": {
+        "small": {"free_minutes": 15, "first_period_minutes": 60, "first_period_fen": 1000, "step_minutes": 30,
+                  "bands": [{"name": "白天 day", "start": "08:00", "end": "22:00", "step_fen": 500},
+                            {"name": "夜间 night", "start": "22:00", "end": "08:00", "step_fen": 200}],
+                  "overnight": {"start": "22:00", "end": "08:00", "cap_fen": 1000}, "daily_cap_fen": 6000},
+        "new_energy": {"free_minutes": 30, "first_period_minutes": 60, "first_period_fen": 500, "step_minutes": 30,
+                       "bands": [{"name": "全天 all day", "start": "00:00", "end": "00:00", "step_fen": 250}],
+                       "daily_cap_fen": 3000},
+    },
+}
+MIXC_RULES = {"order": ["tier", "spend", "points", "coupon"],
+              "tier": {"hours": {"vip": "all", "major": 3, "ordinary": 2}, "first_exit_only": True},
+              "spend": {"fen_per_hour": 10000, "max_hours_per_visit": 3, "max_hours_per_day": 3},
+              "points": {"points_per_hour": 600, "max_hours_per_visit": None, "max_hours_per_day": None},
+              "coupon": {"max_per_visit": 2, "max_per_day": 4}}
+
+
+def carpark_for_pay(rt: Runtime, clock, tariff: dict | None = None):
+    """Start the car-park emulator on the test clock, billing with ``tariff`` (MixC by default), and point
+    ``rt.carpark(PARK_CODE)`` at it; the caller stops it (``emulator.stop()``)."""
+    from mallapp.adapters.carpark_open import OpenApiCarPark
+    from mallapp.devtools.carpark_emulator import CarParkEmulator
+    from mallapp.domain.parking.tariff import parse_tariff
+
+    def seconds() -> float:
+        return clock().timestamp()
+
+    emulator = CarParkEmulator(PARK_APP_ID, PARK_SECRET, park_code=PARK_CODE, clock=seconds,
+                               tariff=parse_tariff(tariff or MIXC_TARIFF), tz=rt.settings.mall.tz).start()
+    rt._carparks[PARK_CODE] = OpenApiCarPark(emulator.base_url, PARK_APP_ID, PARK_SECRET, park_code=PARK_CODE,
+                                             timeout=2, retries=0, clock=seconds)
+    return emulator
+
+
+def parked_car_for_pay(rt: Runtime, emulator, plate: str, *, minutes: float, member_id: int | None = None,
+                       fee_source: str = "carpark", rules: dict | None = None, tier: str | None = None) -> int:
+    """A car that came in ``minutes`` ago: in the emulator (if any), as a session row (and the car park row on first
+    use), its plate bound to ``member_id`` (with ``tier``) when given. Returns the session id."""
+    from mallapp.domain.members import Member
+    from mallapp.domain.parking.models import CarPark, ParkingSession, PlateBinding
+    from mallapp.domain.parking.plates import vehicle_type
+
+    entered = rt.now() - timedelta(minutes=minutes)
+    # No emulator: a car park whose fee the mall computes (fee_source "mall"), nothing to tell it until paying.
+    order_no = emulator.drive_in(plate, at=entered.timestamp()) if emulator is not None else f"T-{plate}"
+    with rt.sessions.begin() as s:
+        park = s.scalar(select(CarPark).where(CarPark.vendor_park_code == PARK_CODE))
+        if park is None:
+            park = CarPark(code="P1", name="万象停车场 MixC car park", vendor_park_code=PARK_CODE, fee_source=fee_source,
+                           tariff=MIXC_TARIFF, rules=rules or MIXC_RULES, active=True, created_at=rt.now(),
+                           updated_at=rt.now())
+            s.add(park)
+            s.flush()
+        if member_id is not None:
+            s.add(PlateBinding(member_id=member_id, plate=plate, vehicle_type=vehicle_type(plate), bound_at=entered))
+            if tier is not None:
+                s.get(Member, member_id).tier = tier
+        stay = ParkingSession(car_park_id=park.id, plate=plate, vehicle_type=vehicle_type(plate), order_no=order_no,
+                              member_id=member_id, entered_at=entered, status="parked", created_at=entered)
+        s.add(stay)
+        s.flush()
+        return stay.id
+
+
+class FakeWeChatPay:
+    """A WeChat Pay double for the parking tests until the WeChat emulator learns payments (branch wxpay):
+    it keeps orders in memory, lets a test pay one (:meth:`pay` returns the notification to post), and
+    "verifies" notifications by a header only it sets."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.refunds: list[dict[str, Any]] = []
+        self.unavailable = False
+
+    def _order(self, out_trade_no: str, total_fen: int, kind: str, openid: str | None) -> Any:
+        from mallapp.adapters.wechatpay import Prepay
+        from mallapp.errors import UpstreamError
+
+        if self.unavailable:
+            raise UpstreamError("WeChat Pay did not answer.", code="wechatpay.unavailable")
+        self.orders.setdefault(out_trade_no, {"total": total_fen, "state": "NOTPAY", "kind": kind, "openid": openid})
+        if kind == "jsapi":
+            return Prepay(out_trade_no, jsapi={"package": f"prepay_id=wx{out_trade_no}", "signType": "RSA"})
+        return Prepay(out_trade_no, code_url=f"weixin://wxpay/bizpayurl?pr={out_trade_no}")
+
+    def create_jsapi_order(self, *, out_trade_no, description, total_fen, openid, expires_at):
+        return self._order(out_trade_no, total_fen, "jsapi", openid)
+
+    def create_native_order(self, *, out_trade_no, description, total_fen, expires_at):
+        return self._order(out_trade_no, total_fen, "native", None)
+
+    def _as_order(self, out_trade_no: str) -> Any:
+        from mallapp.adapters.wechatpay import Order
+
+        order = self.orders[out_trade_no]
+        return Order(out_trade_no, order["state"], order["total"],
+                     transaction_id=f"42{out_trade_no}" if order["state"] == "SUCCESS" else None)
+
+    def query_order(self, out_trade_no):
+        from mallapp.errors import NotFound
+
+        if out_trade_no not in self.orders:
+            raise NotFound("no such order", code="wechatpay.order_not_found")
+        return self._as_order(out_trade_no)
+
+    def close_order(self, out_trade_no):
+        if self.orders.get(out_trade_no, {}).get("state") == "NOTPAY":
+            self.orders[out_trade_no]["state"] = "CLOSED"
+
+    def refund(self, *, out_trade_no, out_refund_no, refund_fen, total_fen, reason):
+        from mallapp.adapters.wechatpay import Refund
+
+        if not any(r["out_refund_no"] == out_refund_no for r in self.refunds):
+            self.refunds.append({"out_refund_no": out_refund_no, "out_trade_no": out_trade_no, "fen": refund_fen})
+        return Refund(out_refund_no, out_trade_no, refund_fen, "SUCCESS")
+
+    def pay(self, out_trade_no: str) -> tuple[dict[str, str], bytes]:
+        """The payer pays: the order is SUCCESS; return the notification's headers and body to post."""
+        self.orders[out_trade_no]["state"] = "SUCCESS"
+        return {"X-Fake-Verified": "yes"}, json.dumps({"out_trade_no": out_trade_no}).encode()
+
+    def parse_notification(self, headers, body):
+        from mallapp.adapters.wechatpay import Notice
+        from mallapp.errors import InvalidInput
+
+        if headers.get("X-Fake-Verified") != "yes":
+            raise InvalidInput("the notification does not verify", code="wechatpay.signature_invalid")
+        return Notice("TRANSACTION.SUCCESS", self._as_order(json.loads(body)["out_trade_no"]))

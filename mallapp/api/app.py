@@ -23,6 +23,7 @@ from mallapp.api import (
     notifications,
     ops,
     outages,
+    parking_pay,
     privacy,
     proximity,
     queueing,
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(campaigns.bp)
     app.register_blueprint(segments.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(parking_pay.bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

@@ -23,6 +23,8 @@ REPLAYING = {
     ("POST", "/api/v1/me/reservations"),
     ("POST", "/api/v1/ops/members/{member_id}/points-adjustments"),
     ("POST", "/api/v1/ops/gifts/{pickup_code}/hand-over"),
+    ("POST", "/api/v1/me/parking/payments"),
+    ("POST", "/api/v1/parking/payments"),
 }
 
 

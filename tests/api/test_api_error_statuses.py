@@ -15,11 +15,16 @@ from functools import cached_property
 from typing import Any
 
 import pytest
-from factories import UUID, build_venue, reports_world, signed
+from factories import UUID, FakeWeChatPay, build_venue, parked_car_for_pay, reports_world, signed
+from sqlalchemy import select, update
 
 from mallapp.api.error_index import error_index
 from mallapp.api.openapi import documented_errors, operations
 from mallapp.domain import merchants, ops, venue_admin
+from mallapp.domain.coupons import Coupon, new_code
+from mallapp.domain.deals import Deal
+from mallapp.domain.parking.models import ParkingPayment
+from mallapp.domain.venue import Store
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the statuses do not depend on the database
 
@@ -779,6 +784,99 @@ scenario("reports.invalid_range", 400)(lambda w: w.client.get(
 def _(w):
     reports_world(w.rt)
     return w.client.get(f"{OPS}/reports/lost?cursor=not-a-cursor", headers=w.ops)
+
+
+# --- parking payments (parkpay) ----------------------------------------------------------------------------
+
+PLATE = "沪A12345"
+
+
+def _parked(w, minutes: int = 130, bound: bool = True) -> None:
+    """A car in a car park whose fee the mall computes (no car-park call before paying), bound to w.me."""
+    w.rt.wechatpay = FakeWeChatPay()
+    parked_car_for_pay(w.rt, None, PLATE, minutes=minutes, member_id=_member_id(w) if bound else None,
+                       fee_source="mall")
+
+
+def _park_pay(w, cash: int, key: str = "pay-key-0001", **over: Any):
+    return w.client.post(f"{ME}/parking/payments", headers=w.me, json={
+        "plate": PLATE, "expected_cash_fen": cash, "idempotency_key": key, **over})
+
+
+scenario("parking.plate_invalid", 400)(lambda w: w.client.post("/api/v1/parking/quote", json={"plate": "沪"}))
+scenario("parking.no_session", 404)(lambda w: w.client.post("/api/v1/parking/quote", json={"plate": PLATE}))
+scenario("parking.payment_not_found", 404)(lambda w: w.client.get("/api/v1/parking/payments/PK0000000000"))
+
+
+@scenario("parking.plate_not_yours", 403)
+def _(w):
+    _parked(w, bound=False)
+    return w.client.post(f"{ME}/parking/quote", headers=w.me, json={"plate": PLATE})
+
+
+@scenario("parking.quote_changed", 409)
+def _(w):
+    _parked(w)
+    return _park_pay(w, 1)
+
+
+@scenario("parking.payment_pending", 409)
+def _(w):
+    _parked(w)
+    _park_pay(w, 2500)
+    return _park_pay(w, 2500, key="pay-key-0002")
+
+
+@scenario("parking.already_paid", 409)
+def _(w):
+    _parked(w)
+    order_id = _park_pay(w, 2500).get_json()["order_id"]
+    with w.rt.sessions.begin() as s:  # as if WeChat Pay and the car park took it
+        s.execute(update(ParkingPayment).where(ParkingPayment.order_id == order_id)
+                  .values(status="paid", settled_at=w.rt.now()))
+    return _park_pay(w, 0, key="pay-key-0002")
+
+
+@scenario("parking.nothing_due", 422)
+def _(w):
+    _parked(w, minutes=10)
+    return _park_pay(w, 0)
+
+
+@scenario("parking.idempotency_mismatch", 409)
+def _(w):
+    _parked(w)
+    _park_pay(w, 2500)
+    return _park_pay(w, 2400)
+
+
+scenario("parking.coupon_unusable", 422)(lambda w: (_parked(w), w.client.post(
+    f"{ME}/parking/quote", headers=w.me, json={"plate": PLATE, "coupon_ids": [999]}))[1])
+
+
+@scenario("parking.coupon_limit", 422)
+def _(w):
+    _parked(w)
+    coupon_ids = [_parking_coupon(w) for _ in range(3)]
+    return w.client.post(f"{ME}/parking/quote", headers=w.me, json={"plate": PLATE, "coupon_ids": coupon_ids})
+
+
+def _parking_coupon(w) -> int:
+    """A parking-hours coupon held by w.me (a deal made directly: the merchant API for them is parkcoupons')."""
+    member_id = _member_id(w)
+    with w.rt.sessions.begin() as s:
+        store = s.scalar(select(Store.id)) or venue_admin.create_store(
+            s, name="Parking desk", floor=1, x=0, y=0, merchant_id=w.merchant["id"], now=w.rt.now()).id
+        deal = Deal(merchant_id=w.merchant["id"], store_id=store, title="停车券", starts_at=w.rt.now(),
+                    ends_at=w.rt.now() + timedelta(days=7), quota=10, per_member_limit=5, claimed=1, redeemed=0,
+                    benefit_kind="parking_hours", benefit_value=1, status="live", created_at=w.rt.now(),
+                    updated_at=w.rt.now())
+        s.add(deal)
+        s.flush()
+        coupon = Coupon(deal_id=deal.id, member_id=member_id, code=new_code(10), claimed_at=w.rt.now())
+        s.add(coupon)
+        s.flush()
+        return coupon.id
 
 
 # --- the checks ----------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ __all__ = ["Breakdown", "Coupon", "Facts", "Item", "Stay", "Used", "breakdown"]
 HOUR = 3600
 # "all" gives the whole stay plus this margin, so the seconds the car park's clock moves between the
 # quote and the payment cannot leave a started step unpaid.
-ALL_MARGIN_SECONDS = HOUR
+ALL_MARGIN_SECONDS = 5 * 60
 TIER_NAMES = {"vip": ("至尊卡", "VIP"), "major": ("金卡", "Gold"), "ordinary": ("银卡", "Silver"),
               "small": ("普卡", "Member")}
 
