@@ -47,6 +47,7 @@ from typing import Any
 
 from redis import Redis
 
+from mallapp.adapters.parking_outside import ParkingOutside
 from mallapp.domain import (
     alerts,
     campaigns,
@@ -59,6 +60,7 @@ from mallapp.domain import (
     rewards,
     segments,
 )
+from mallapp.domain.parking import payments as parking_payments
 from mallapp.processes.runner import Process
 from mallapp.runtime import Runtime
 from mallapp.settings import Settings
@@ -189,6 +191,11 @@ def _member_segments_requested(rt: Runtime, now: datetime) -> int:
     return 0 if run_id is None else _segments_run(rt, now, run_id)
 
 
+def _parking_payments(rt: Runtime, now: datetime) -> int:
+    outside = ParkingOutside(rt.carpark, lambda: rt.wechatpay)
+    return parking_payments.run_due(rt.sessions, rt.settings, outside, now)
+
+
 def _segments_at(settings: Settings) -> Mapping[str, Any]:
     hour, minute = settings.segments.run_at.split(":")
     return {"hour": int(hour), "minute": int(minute)}
@@ -220,6 +227,9 @@ JOBS: tuple[Job, ...] = (
         misfire_grace_s=12 * 3600, configured=_segments_at),
     Job("member-segments-requested", "run the segmentation ops asked for (POST /api/v1/ops/segments/runs)",
         _member_segments_requested, "interval", {"seconds": 20}, misfire_grace_s=60),
+    Job("parking-payments", "settle or abandon parking payments left pending past [parking] pending_timeout_minutes "
+        "(points and coupons given back), resend paying ones to the car park, retry refunds", _parking_payments,
+        "interval", {"minutes": 1}, misfire_grace_s=120),
 )
 
 
