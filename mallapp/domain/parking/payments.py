@@ -24,7 +24,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -195,7 +195,7 @@ def create(sessions: sessionmaker[Session], settings: Settings, outside: Outside
         if (replay := _by_key(session, request)) is not None:
             return replay
         stay = quotes.find_open(session, request.plate)  # before asking the car park: a plate not parked is a 404
-        if request.member_id is not None and quotes.bound_member(session, stay.plate) != request.member_id:
+        if request.member_id is not None and stay.bound_member_id != request.member_id:
             raise Forbidden("This plate is not bound to you.", code="parking.plate_not_yours")
     bill = outside.bill(stay.vendor_park_code, stay.plate) if stay.fee_source == "carpark" else None
     try:
@@ -207,6 +207,7 @@ def create(sessions: sessionmaker[Session], settings: Settings, outside: Outside
             if (replay := _by_key(session, request)) is not None:  # a retry that waited for the first's lock
                 return replay
             seq = _next_seq(session, stay, now)
+            stay = replace(stay, paid_before=seq > 1)  # read under the lock, not before it
             facts = None if request.member_id is None else quotes.facts_of(
                 session, settings, request.member_id, stay, now, points_hours=request.points_hours,
                 coupon_ids=request.coupon_ids, lock_coupons=True)

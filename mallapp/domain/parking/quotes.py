@@ -10,9 +10,11 @@ whether this is the member's first exit today.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
@@ -64,6 +66,8 @@ class OpenStay:
     entered_at: datetime
     tariff: Tariff
     rules: BenefitRules
+    bound_member_id: int | None = None  # the member the plate is bound to now
+    paid_before: bool = True  # a payment of this stay was settled (False: no need to read them)
 
 
 @dataclass(frozen=True)
@@ -92,17 +96,36 @@ class Quote:
 def find_open(session: Session, plate_text: str) -> OpenStay:
     """The plate's open stay in an active car park (the latest if the car park somehow reports two)."""
     plate = plates.normalize(plate_text)
-    row = session.execute(
-        select(ParkingSession, CarPark).join(CarPark, CarPark.id == ParkingSession.car_park_id)
+    bound = (select(PlateBinding.member_id).where(PlateBinding.plate == plate, PlateBinding.unbound_at.is_(None))
+             .scalar_subquery())
+    paid_before = (select(func.count()).select_from(ParkingPayment)
+                   .where(ParkingPayment.session_id == ParkingSession.id, ParkingPayment.status == "paid")
+                   .scalar_subquery())
+    row = session.execute(  # one round trip: the stay, its car park, the plate's member, earlier payments
+        select(ParkingSession, CarPark, bound, paid_before).join(CarPark, CarPark.id == ParkingSession.car_park_id)
         .where(ParkingSession.plate == plate, ParkingSession.exited_at.is_(None), CarPark.active.is_(True))
         .order_by(ParkingSession.entered_at.desc()).limit(1)
     ).first()
     if row is None:
         raise NotFound("No car with this plate is parked here.", code="parking.no_session")
-    stay, park = row
+    stay, park, member_id, paid = row
     return OpenStay(stay.id, park.id, park.code, park.name, park.vendor_park_code, park.fee_source, plate,
-                    stay.vehicle_type, stay.order_no, stay.entered_at, parse_tariff(park.tariff),
-                    parse_rules(park.rules))
+                    stay.vehicle_type, stay.order_no, stay.entered_at, _tariff(park.tariff), _rules(park.rules),
+                    member_id, bool(paid))
+
+
+@lru_cache(maxsize=64)
+def _parsed(kind: str, document: str) -> Tariff | BenefitRules:
+    return parse_tariff(json.loads(document)) if kind == "tariff" else parse_rules(json.loads(document))
+
+
+def _tariff(document: dict[str, Any]) -> Tariff:
+    """The car park's tariff, validated once per distinct document (both are frozen models)."""
+    return _parsed("tariff", json.dumps(document, sort_keys=True))  # type: ignore[return-value]
+
+
+def _rules(document: dict[str, Any]) -> BenefitRules:
+    return _parsed("rules", json.dumps(document, sort_keys=True))  # type: ignore[return-value]
 
 
 def park_of(session: Session, car_park_id: int) -> CarPark:
@@ -116,13 +139,6 @@ def bound_member(session: Session, plate: str) -> int | None:
     """The member the plate is bound to now, if any."""
     return session.scalar(select(PlateBinding.member_id)
                           .where(PlateBinding.plate == plate, PlateBinding.unbound_at.is_(None)))
-
-
-def _spend_today(session: Session, settings: Settings, member_id: int, now: datetime) -> int:
-    start, end = settings.mall.day_bounds(settings.mall.local_day(now))
-    return int(session.scalar(select(func.coalesce(func.sum(Purchase.amount_fen - Purchase.refunded_fen), 0))
-                              .where(Purchase.member_id == member_id, Purchase.occurred_at >= start,
-                                     Purchase.occurred_at < end)) or 0)
 
 
 def _used(session: Session, settings: Settings, member_id: int, session_id: int, now: datetime) -> benefits.Used:
@@ -152,12 +168,21 @@ def facts_of(session: Session, settings: Settings, member_id: int, stay: OpenSta
              points_hours: int = 0, coupon_ids: Sequence[int] = (), lock_coupons: bool = False) -> benefits.Facts:
     """What the benefits need to know of the member on this stay."""
     start, end = settings.mall.day_bounds(settings.mall.local_day(now))
-    exited_today = session.scalar(select(func.count()).select_from(ParkingSession).where(
-        ParkingSession.member_id == member_id, ParkingSession.exited_at >= start, ParkingSession.exited_at < end))
+    # One round trip for the member's tier, points balance, today's net spend and exits today.
+    tier, balance, spend, exited_today = session.execute(select(
+        select(Member.tier).where(Member.id == member_id).scalar_subquery(),
+        select(points.PointsAccount.balance).where(points.PointsAccount.member_id == member_id).scalar_subquery(),
+        select(func.coalesce(func.sum(Purchase.amount_fen - Purchase.refunded_fen), 0))
+        .where(Purchase.member_id == member_id, Purchase.occurred_at >= start, Purchase.occurred_at < end)
+        .scalar_subquery(),
+        select(func.count()).select_from(ParkingSession)
+        .where(ParkingSession.member_id == member_id, ParkingSession.exited_at >= start,
+               ParkingSession.exited_at < end).scalar_subquery(),
+    )).one()
     return benefits.Facts(
-        tier=session.scalar(select(Member.tier).where(Member.id == member_id)),
-        spend_fen_today=_spend_today(session, settings, member_id, now),
-        points_balance=points.balance(session, member_id),
+        tier=tier,
+        spend_fen_today=int(spend or 0),
+        points_balance=int(balance or 0),
         first_exit_today=not exited_today,
         used=_used(session, settings, member_id, stay.session_id, now),
         points_hours=points_hours,
@@ -174,7 +199,7 @@ def quote(session: Session, settings: Settings, stay: OpenStay, now: datetime, *
           facts: benefits.Facts | None = None, member_id: int | None = None) -> Quote:
     """The bill of the stay now (the car park's ``bill`` for fee_source "carpark") and the benefits for ``facts``."""
     tz = settings.mall.tz
-    earlier = _earlier(session, stay.session_id)
+    earlier = _earlier(session, stay.session_id) if stay.paid_before else []
     if stay.fee_source == "carpark":
         if bill is None:
             raise ValueError("a car park that computes its own fee needs its bill")
@@ -201,14 +226,20 @@ def for_plate(sessions: sessionmaker[Session], settings: Settings, fetch_bill: C
     """
     with sessions.begin() as session:
         stay = find_open(session, plate)
-        if member_id is not None and bound_member(session, stay.plate) != member_id:
+        if member_id is not None and stay.bound_member_id != member_id:
             raise Forbidden("This plate is not bound to you.", code="parking.plate_not_yours")
-    bill = fetch_bill(stay.vendor_park_code, stay.plate) if stay.fee_source == "carpark" else None
+        if stay.fee_source != "carpark":  # our tariff: no call out, so one transaction does it all
+            return _priced(session, settings, stay, now, None, member_id, points_hours, coupon_ids)
+    bill = fetch_bill(stay.vendor_park_code, stay.plate)
     with sessions.begin() as session:
-        facts = None if member_id is None else facts_of(session, settings, member_id, stay, now,
-                                                         points_hours=points_hours, coupon_ids=coupon_ids)
-        result = quote(session, settings, stay, now, bill=bill, facts=facts, member_id=member_id)
-        if member_id is None:
-            return result
-        available = tuple(parking_coupons.usable(session, member_id, now))
-        return replace(result, coupons_available=available)
+        return _priced(session, settings, stay, now, bill, member_id, points_hours, coupon_ids)
+
+
+def _priced(session: Session, settings: Settings, stay: OpenStay, now: datetime, bill: Bill | None,
+            member_id: int | None, points_hours: int, coupon_ids: Sequence[int]) -> Quote:
+    facts = None if member_id is None else facts_of(session, settings, member_id, stay, now,
+                                                     points_hours=points_hours, coupon_ids=coupon_ids)
+    result = quote(session, settings, stay, now, bill=bill, facts=facts, member_id=member_id)
+    if member_id is None:
+        return result
+    return replace(result, coupons_available=tuple(parking_coupons.usable(session, member_id, now)))
