@@ -141,35 +141,26 @@ def bound_member(session: Session, plate: str) -> int | None:
                           .where(PlateBinding.plate == plate, PlateBinding.unbound_at.is_(None)))
 
 
-def _used(session: Session, settings: Settings, member_id: int, session_id: int, now: datetime) -> benefits.Used:
-    today = settings.mall.local_day(now)
-    rows = session.execute(
-        select(ParkingBenefit.kind, ParkingBenefit.session_id, ParkingBenefit.local_day,
-               func.sum(ParkingBenefit.seconds), func.count())
-        .where(ParkingBenefit.member_id == member_id, ParkingBenefit.voided_at.is_(None),
-               (ParkingBenefit.local_day == today) | (ParkingBenefit.session_id == session_id))
-        .group_by(ParkingBenefit.kind, ParkingBenefit.session_id, ParkingBenefit.local_day)
-    ).all()
-    acc: dict[str, int] = {}
-    for kind, visit, day, seconds, count in rows:
-        for scope, wanted in (("visit", visit == session_id), ("today", day == today)):
-            if wanted:
-                acc[f"{kind}_seconds_{scope}"] = acc.get(f"{kind}_seconds_{scope}", 0) + int(seconds or 0)
-                acc[f"{kind}_count_{scope}"] = acc.get(f"{kind}_count_{scope}", 0) + int(count)
-    return benefits.Used(tier_today=acc.get("tier_count_today", 0) > 0,
-                         spend_seconds_today=acc.get("spend_seconds_today", 0),
-                         spend_seconds_visit=acc.get("spend_seconds_visit", 0),
-                         points_seconds_today=acc.get("points_seconds_today", 0),
-                         points_seconds_visit=acc.get("points_seconds_visit", 0),
-                         coupons_today=acc.get("coupon_count_today", 0), coupons_visit=acc.get("coupon_count_visit", 0))
+def _used_columns(member_id: int, session_id: int, today: Any) -> list[Any]:
+    """The benefits the member used today and on this visit (unvoided rows), as scalar subqueries:
+    tier rows today; spend and points seconds today and on the visit; coupons today and on the visit."""
+    def one(kind: str, value: Any, where: Any) -> Any:
+        return (select(func.coalesce(value, 0)).where(
+            ParkingBenefit.member_id == member_id, ParkingBenefit.kind == kind, ParkingBenefit.voided_at.is_(None),
+            where).scalar_subquery())
+    day, visit = ParkingBenefit.local_day == today, ParkingBenefit.session_id == session_id
+    seconds, count = func.sum(ParkingBenefit.seconds), func.count()
+    return [one("tier", count, day), one("spend", seconds, day), one("spend", seconds, visit),
+            one("points", seconds, day), one("points", seconds, visit), one("coupon", count, day),
+            one("coupon", count, visit)]
 
 
 def facts_of(session: Session, settings: Settings, member_id: int, stay: OpenStay, now: datetime, *,
              points_hours: int = 0, coupon_ids: Sequence[int] = (), lock_coupons: bool = False) -> benefits.Facts:
     """What the benefits need to know of the member on this stay."""
     start, end = settings.mall.day_bounds(settings.mall.local_day(now))
-    # One round trip for the member's tier, points balance, today's net spend and exits today.
-    tier, balance, spend, exited_today = session.execute(select(
+    # One round trip for the member's tier, points balance, today's net spend, exits today, benefits used.
+    tier, balance, spend, exited_today, *used = session.execute(select(
         select(Member.tier).where(Member.id == member_id).scalar_subquery(),
         select(points.PointsAccount.balance).where(points.PointsAccount.member_id == member_id).scalar_subquery(),
         select(func.coalesce(func.sum(Purchase.amount_fen - Purchase.refunded_fen), 0))
@@ -178,13 +169,14 @@ def facts_of(session: Session, settings: Settings, member_id: int, stay: OpenSta
         select(func.count()).select_from(ParkingSession)
         .where(ParkingSession.member_id == member_id, ParkingSession.exited_at >= start,
                ParkingSession.exited_at < end).scalar_subquery(),
+        *_used_columns(member_id, stay.session_id, settings.mall.local_day(now)),
     )).one()
     return benefits.Facts(
         tier=tier,
         spend_fen_today=int(spend or 0),
         points_balance=int(balance or 0),
         first_exit_today=not exited_today,
-        used=_used(session, settings, member_id, stay.session_id, now),
+        used=benefits.Used(used[0] > 0, *(int(value) for value in used[1:])),
         points_hours=points_hours,
         coupons=parking_coupons.chosen(session, coupon_ids, member_id=member_id, now=now, lock=lock_coupons))
 
