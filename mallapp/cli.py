@@ -340,6 +340,13 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
         emulator = WeChatEmulator(settings.wechat.appid, demo_mall.EMULATOR_SECRET, port=emulator_port)
         emulator.start()
         env.update(MALL_WECHAT_API_BASE=emulator.base_url, MALL_WECHAT_SECRET=demo_mall.EMULATOR_SECRET)
+        if not settings.wechatpay.mchid:
+            # WeChat Pay against the same emulator, with dev keys kept under var/; it notifies this demo's API.
+            from mallapp.devtools import wechatpay_keys
+
+            env.update(wechatpay_keys.demo_environment(
+                emulator, settings.var_path / "wechatpay-dev",
+                notify_url=f"http://127.0.0.1:{port}/api/v1/parking/wechatpay/notify"))
     env.setdefault("MALL_LOG_FORMAT", "text")
     logs.configure(env["MALL_LOG_FORMAT"], settings.log_level)
 
@@ -378,6 +385,9 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
     if emulator is not None:
         click.echo(f"  WeChat emulator: {emulator.base_url}  (a wx.login code: "
                    f"curl -X POST {emulator.base_url}/__emulator/login)")
+        if "MALL_WECHATPAY_MCHID" in env and not settings.wechatpay.mchid:
+            click.echo(f"  WeChat Pay:      emulated by it (merchant {env['MALL_WECHATPAY_MCHID']}); the payer pays: "
+                       f"curl -X POST {emulator.base_url}/__emulator/wechatpay/pay -d '{{\"out_trade_no\": \"...\"}}'")
     for line in lines:
         click.echo(f"  {line}")
     click.echo(f"  live presence:   curl -H 'Authorization: Bearer <ops token>' {base}/api/v1/ops/presence"

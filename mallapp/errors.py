@@ -16,7 +16,9 @@ Domain code raises these; only the API layer maps them to HTTP statuses::
      └── ServiceUnavailable         503  our own Redis or database is unreachable (retry later)
 
 The car park's refusals (codes ``carpark.*``: PlateNotFound, AlreadyPaid, OrderReused, BillChanged,
-AmountMismatch, SignatureRefused, CarParkUnavailable) subclass these, at the end of this module.
+AmountMismatch, SignatureRefused, CarParkUnavailable) subclass these, at the end of this module, and
+so do WeChat Pay's (codes ``wechatpay.*``: WeChatPayUnavailable, WeChatPayRefused, WeChatPayOrderNotFound,
+WeChatPaySignatureInvalid).
 
 Every error carries a stable dotted ``code`` (``points.insufficient``) that clients may
 switch on, a human ``message``, and optional ``details`` that are safe to show.
@@ -137,3 +139,27 @@ class SignatureRefused(UpstreamError):
 
 class CarParkUnavailable(UpstreamError):
     code = "carpark.unavailable"
+
+
+# WeChat Pay's answers (mallapp.adapters.wechatpay re-exports them; wechatpay_v3 maps WeChat Pay's codes).
+
+class WeChatPayUnavailable(UpstreamError):
+    """Timeout, refused connection, 5xx or 429, an answer that is garbled or whose signature does not verify."""
+
+    code = "wechatpay.unavailable"
+
+
+class WeChatPayRefused(UpstreamError):
+    """WeChat Pay answered an error code (details: ``wechatpay_code`` such as ORDERPAID, ``message``, ``status``)."""
+
+    code = "wechatpay.refused"
+
+
+class WeChatPayOrderNotFound(NotFound):
+    code = "wechatpay.order_not_found"
+
+
+class WeChatPaySignatureInvalid(InvalidInput):
+    """A notification whose signature, serial, timestamp window or encrypted resource does not verify."""
+
+    code = "wechatpay.signature_invalid"

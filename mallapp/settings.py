@@ -500,6 +500,12 @@ class WeChatPaySettings(_Section):
     # Our public URL of POST /api/v1/parking/wechatpay/notify, as WeChat Pay reaches it.
     notify_url: str = ""
     timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Or WeChat Pay's public key as PEM text (public, not a secret); wins over platform_public_key_path.
+    platform_public_key: str = ""
+    # Calls sent again after a timeout, a refused connection or a 5xx (every call is idempotent).
+    retries: int = Field(default=1, ge=0, le=5)
+    # Answers and notifications must be signed within this many seconds of our clock (WeChat Pay: 5 minutes).
+    window_s: int = Field(default=300, ge=10, le=3600)
 
     @field_validator("api_base")
     @classmethod

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import Venue, build_venue
+from factories import WECHATPAY_NOTIFY_URL, Venue, build_venue
 from redis import Redis
 from sqlalchemy import text
 from websockets.sync.client import ClientConnection, connect
@@ -27,6 +27,7 @@ from websockets.sync.client import ClientConnection, connect
 from beacons.datasets import shared_data_dir
 from mallapp import create_app
 from mallapp.adapters import live
+from mallapp.devtools import wechatpay_keys
 from mallapp.devtools.servers import PostgresServer, RedisServer
 from mallapp.devtools.wechat_emulator import WeChatEmulator
 from mallapp.domain import auth, merchants, points
@@ -78,8 +79,15 @@ def redis_client(redis_server: RedisServer) -> Iterator[Redis]:
 
 
 @pytest.fixture(scope="session")
-def emulator_server() -> Iterator[WeChatEmulator]:
+def wechatpay_dev_keys() -> wechatpay_keys.DevKeys:
+    """The merchant and platform key pairs and the APIv3 key, made once per session (RSA 2048 takes a while)."""
+    return wechatpay_keys.make()
+
+
+@pytest.fixture(scope="session")
+def emulator_server(wechatpay_dev_keys: wechatpay_keys.DevKeys) -> Iterator[WeChatEmulator]:
     with WeChatEmulator(APPID, SECRET) as emulator:
+        emulator.configure_pay(wechatpay_dev_keys)
         yield emulator
 
 
@@ -169,7 +177,7 @@ def settings_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 def settings(database_url: str, redis_server: RedisServer, emulator_server: WeChatEmulator, tmp_path: Path,
-             settings_overrides: dict[str, Any]) -> Settings:
+             settings_overrides: dict[str, Any], wechatpay_dev_keys: wechatpay_keys.DevKeys) -> Settings:
     base = {
         "database_url": database_url,
         "redis_url": redis_server.url,
@@ -177,6 +185,10 @@ def settings(database_url: str, redis_server: RedisServer, emulator_server: WeCh
         "secret_key": SECRET_KEY,
         "log_format": "json",
         "wechat": {"appid": APPID, "secret": SECRET, "api_base": emulator_server.base_url},
+        # WeChat Pay against the same emulator (rt.wechatpay works in every test); no retries, so a fault
+        # a test scripts is the answer it sees.
+        "wechatpay": {**wechatpay_keys.settings_for(wechatpay_dev_keys, api_base=emulator_server.base_url,
+                                                     notify_url=WECHATPAY_NOTIFY_URL), "retries": 0},
     }
     from mallapp.settings import _merge
 

@@ -487,6 +487,22 @@ def race_in_transactions(rt: Runtime, n: int, work) -> list[Any]:
         return list(pool.map(outcome, range(n)))
 
 
+# --- WeChat Pay (the wxpay part) ---------------------------------------------------------------------
+
+# [wechatpay] notify_url in tests: nothing listens there (a connection refused at once), so the emulator's
+# notifications are delivered by the test itself, through Flask's test client (wechatpay_paid).
+WECHATPAY_NOTIFY_URL = "http://127.0.0.1:9/api/v1/parking/wechatpay/notify"
+WECHATPAY_NOTIFY_PATH = "/api/v1/parking/wechatpay/notify"
+
+
+def wechatpay_paid(client, emulator, out_trade_no: str, **pay_kwargs: Any):
+    """The payer paid the WeChat Pay order: the emulator marks it SUCCESS and its signed, encrypted notification is
+    POSTed to our notify endpoint through Flask's test client; return that response. ``pay_kwargs`` go to
+    ``emulator.pay_order`` (``success_time=rt.now()`` for a time on the test clock, ``openid=`` for a Native payer)."""
+    headers, body = emulator.pay_order(out_trade_no, deliver=False, **pay_kwargs)
+    return client.post(WECHATPAY_NOTIFY_PATH, data=body, headers=headers)
+
+
 # --- parking payments (parkpay) ---------------------------------------------------------------------
 
 PARK_APP_ID, PARK_SECRET, PARK_CODE = "park-app-test", "carpark-secret-test", "P001"
@@ -555,69 +571,3 @@ def parked_car_for_pay(rt: Runtime, emulator, plate: str, *, minutes: float, mem
         s.add(stay)
         s.flush()
         return stay.id
-
-
-class FakeWeChatPay:
-    """A WeChat Pay double for the parking tests until the WeChat emulator learns payments (branch wxpay):
-    it keeps orders in memory, lets a test pay one (:meth:`pay` returns the notification to post), and
-    "verifies" notifications by a header only it sets."""
-
-    def __init__(self) -> None:
-        self.orders: dict[str, dict[str, Any]] = {}
-        self.refunds: list[dict[str, Any]] = []
-        self.unavailable = False
-
-    def _order(self, out_trade_no: str, total_fen: int, kind: str, openid: str | None) -> Any:
-        from mallapp.adapters.wechatpay import Prepay
-        from mallapp.errors import UpstreamError
-
-        if self.unavailable:
-            raise UpstreamError("WeChat Pay did not answer.", code="wechatpay.unavailable")
-        self.orders.setdefault(out_trade_no, {"total": total_fen, "state": "NOTPAY", "kind": kind, "openid": openid})
-        if kind == "jsapi":
-            return Prepay(out_trade_no, jsapi={"package": f"prepay_id=wx{out_trade_no}", "signType": "RSA"})
-        return Prepay(out_trade_no, code_url=f"weixin://wxpay/bizpayurl?pr={out_trade_no}")
-
-    def create_jsapi_order(self, *, out_trade_no, description, total_fen, openid, expires_at):
-        return self._order(out_trade_no, total_fen, "jsapi", openid)
-
-    def create_native_order(self, *, out_trade_no, description, total_fen, expires_at):
-        return self._order(out_trade_no, total_fen, "native", None)
-
-    def _as_order(self, out_trade_no: str) -> Any:
-        from mallapp.adapters.wechatpay import Order
-
-        order = self.orders[out_trade_no]
-        return Order(out_trade_no, order["state"], order["total"],
-                     transaction_id=f"42{out_trade_no}" if order["state"] == "SUCCESS" else None)
-
-    def query_order(self, out_trade_no):
-        from mallapp.errors import NotFound
-
-        if out_trade_no not in self.orders:
-            raise NotFound("no such order", code="wechatpay.order_not_found")
-        return self._as_order(out_trade_no)
-
-    def close_order(self, out_trade_no):
-        if self.orders.get(out_trade_no, {}).get("state") == "NOTPAY":
-            self.orders[out_trade_no]["state"] = "CLOSED"
-
-    def refund(self, *, out_trade_no, out_refund_no, refund_fen, total_fen, reason):
-        from mallapp.adapters.wechatpay import Refund
-
-        if not any(r["out_refund_no"] == out_refund_no for r in self.refunds):
-            self.refunds.append({"out_refund_no": out_refund_no, "out_trade_no": out_trade_no, "fen": refund_fen})
-        return Refund(out_refund_no, out_trade_no, refund_fen, "SUCCESS")
-
-    def pay(self, out_trade_no: str) -> tuple[dict[str, str], bytes]:
-        """The payer pays: the order is SUCCESS; return the notification's headers and body to post."""
-        self.orders[out_trade_no]["state"] = "SUCCESS"
-        return {"X-Fake-Verified": "yes"}, json.dumps({"out_trade_no": out_trade_no}).encode()
-
-    def parse_notification(self, headers, body):
-        from mallapp.adapters.wechatpay import Notice
-        from mallapp.errors import InvalidInput
-
-        if headers.get("X-Fake-Verified") != "yes":
-            raise InvalidInput("the notification does not verify", code="wechatpay.signature_invalid")
-        return Notice("TRANSACTION.SUCCESS", self._as_order(json.loads(body)["out_trade_no"]))

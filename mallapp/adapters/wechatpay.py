@@ -5,11 +5,20 @@ or to the WeChat emulator on loopback). Money is integer fen, instants aware UTC
 is always our order id (``parking_payments.order_id``), so creating, querying, closing and refunding
 are all safe to repeat.
 
-Errors (:mod:`mallapp.errors` classes with stable codes)::
+Errors (:mod:`mallapp.errors` classes with stable codes, re-exported here)::
 
-    UpstreamError  wechatpay.unavailable        timeout, refused connection, 5xx, unreadable answer
-                   wechatpay.refused            WeChat Pay answered an error code (details: code, message)
-    InvalidInput   wechatpay.signature_invalid  a notification whose signature, timestamp or body does not verify
+    UpstreamError  WeChatPayUnavailable       wechatpay.unavailable        timeout, refused connection, 5xx,
+                                                                           429, unreadable or unverified answer
+                   WeChatPayRefused           wechatpay.refused            WeChat Pay answered an error code
+                                                                           (details: wechatpay_code, message, status)
+    NotFound       WeChatPayOrderNotFound     wechatpay.order_not_found    no such out_trade_no (query, close, refund)
+    InvalidInput   WeChatPaySignatureInvalid  wechatpay.signature_invalid  a notification whose signature, timestamp
+                                                                           or encrypted resource does not verify
+
+``details["wechatpay_code"]`` of a refusal is WeChat Pay's own code, for the callers that must tell them
+apart: ORDERPAID (closing or creating an order already paid), ORDER_CLOSED, INVALID_REQUEST (the same
+out_trade_no or out_refund_no with other parameters, a refund above what is left), PARAM_ERROR, SIGN_ERROR,
+NOT_ENOUGH (the merchant balance cannot cover a refund), NOAUTH, APPID_MCHID_NOT_MATCH...
 """
 
 from __future__ import annotations
@@ -18,7 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-__all__ = ["Notice", "Order", "PayClient", "Prepay", "Refund", "TradeState"]
+from mallapp.errors import (
+    WeChatPayOrderNotFound,
+    WeChatPayRefused,
+    WeChatPaySignatureInvalid,
+    WeChatPayUnavailable,
+)
+
+__all__ = [
+    "Notice", "Order", "PayClient", "Prepay", "Refund", "TradeState", "WeChatPayOrderNotFound",
+    "WeChatPayRefused", "WeChatPaySignatureInvalid", "WeChatPayUnavailable",
+]
 
 # WeChat Pay's trade_state values (query and notification).
 TradeState = Literal["SUCCESS", "REFUND", "NOTPAY", "CLOSED", "REVOKED", "USERPAYING", "PAYERROR"]
@@ -34,6 +53,7 @@ class Prepay:
     jsapi: dict[str, str] | None = None
     # Native (scan to pay, anyone with WeChat): the code_url to show as a QR code.
     code_url: str | None = None
+    prepay_id: str | None = None  # JSAPI: the same for the same order sent again
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,8 @@ class Notice:
     order: Order | None        # for a transaction notification
     out_refund_no: str | None = None
     refund_status: str | None = None
+    refund: Refund | None = None   # for a refund notification
+    notification_id: str = ""     # WeChat Pay's id of the notification (the same on every redelivery)
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,7 @@ class Refund:
     refund_fen: int
     status: Literal["SUCCESS", "CLOSED", "PROCESSING", "ABNORMAL"]
     refund_id: str | None = None
+    success_time: datetime | None = None
 
 
 class PayClient(Protocol):

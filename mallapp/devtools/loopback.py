@@ -10,8 +10,20 @@ import contextlib
 import json
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP answer: status, body bytes, content type, seconds to wait first, extra headers."""
+
+    status: int
+    payload: bytes
+    content_type: str = "application/json; charset=utf-8"
+    delay: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class LoopbackServer:
@@ -29,6 +41,15 @@ class LoopbackServer:
     def _dispatch(self, method: str, path: str, body: bytes) -> tuple[int, Any, float]:
         """(status, answer or None, seconds to wait before answering) for one request."""
         raise NotImplementedError
+
+    def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        """The whole reply to one request; by default ``_dispatch``'s answer, encoded, with no extra headers.
+
+        An emulator that reads request headers or signs its answers (WeChat Pay) overrides this.
+        """
+        status, answer, delay = self._dispatch(method, path, body)
+        payload, content_type = self._encode(status, answer)
+        return Reply(status, payload, content_type, delay)
 
     def _encode(self, status: int, answer: Any) -> tuple[bytes, str]:
         """The answer's bytes and content type: JSON, or an empty body for None."""
@@ -75,17 +96,19 @@ def _handler_for(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            status, answer, delay = owner._dispatch(method, self.path, self.rfile.read(length) if length else b"")
-            if delay:
-                time.sleep(delay)
-            payload, content_type = owner._encode(status, answer)
+            reply = owner._respond(method, self.path, dict(self.headers.items()),
+                                   self.rfile.read(length) if length else b"")
+            if reply.delay:
+                time.sleep(reply.delay)
             # A caller that gave up waiting (a client timeout test) has left nobody to answer.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                for name, value in reply.headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                self.wfile.write(reply.payload)
 
         def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
             self._serve("GET")

@@ -21,7 +21,12 @@ Tests in the same process drive it through :class:`WeChatEmulator`'s methods; ot
     GET  /__emulator/messages         -> {"messages": [...]}
     GET  /__emulator/requests         -> {"requests": [...]}
 
-Run standalone: ``python -m mallapp.devtools.wechat_emulator --port 8011 --appid X --secret Y``.
+WeChat Pay API v3 (``/v3/...``) and its hooks (``/__emulator/wechatpay/...``) are
+:mod:`mallapp.devtools.wechatpay_emulator`'s, reached through :attr:`WeChatEmulator.pay` once
+:meth:`WeChatEmulator.configure_pay` gave it the keys.
+
+Run standalone: ``python -m mallapp.devtools.wechat_emulator --port 8011 --appid X --secret Y``
+(add ``--wechatpay-keys DIR`` for WeChat Pay with the dev keys kept in DIR).
 """
 
 from __future__ import annotations
@@ -36,10 +41,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from mallapp.devtools.loopback import LoopbackServer
+from mallapp.devtools import wechatpay_keys
+from mallapp.devtools.loopback import LoopbackServer, Reply
+from mallapp.devtools.wechatpay_emulator import WeChatPayEmulator
 
 CODE_TTL_SECONDS = 300  # wx.login and phone codes live five minutes, per WeChat's documentation
 DEFAULT_TOKEN_TTL_SECONDS = 7200
@@ -123,6 +131,13 @@ class WeChatEmulator(LoopbackServer):
         self.token_ttl = token_ttl
         self._lock = threading.RLock()
         self._state = _State()
+        # WeChat Pay (API v3): its own state and handlers, for the merchant configure_pay names.
+        self.pay = WeChatPayEmulator(appid, clock)
+
+    def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        if path.startswith("/v3/"):
+            return self.pay.respond(method, path, headers, body)
+        return super()._respond(method, path, headers, body)
 
     def _encode(self, status: int, answer: Answer | None) -> tuple[bytes, str]:
         if answer is None:  # an HTTP-level refusal, as WeChat's front end gives it: the status phrase
@@ -202,9 +217,34 @@ class WeChatEmulator(LoopbackServer):
             self._state.stable_token = None
 
     def reset(self) -> None:
-        """Drop all users, codes, tokens, quotas, scripts and records."""
+        """Drop all users, codes, tokens, quotas, scripts and records, and WeChat Pay's orders and refunds."""
         with self._lock:
             self._state = _State()
+        self.pay.reset()
+
+    # -- WeChat Pay (the same hooks as self.pay's; docs/wechatpay.md) -----------------------------
+
+    def configure_pay(self, keys: Any) -> None:
+        """Give WeChat Pay the merchant's public key, the platform's private key and the APIv3 key
+        (a :class:`~mallapp.devtools.wechatpay_keys.DevKeys`)."""
+        self.pay.configure(keys)
+
+    def pay_order(self, out_trade_no: str, *, deliver: bool = True, openid: str | None = None,
+                  success_time: Any = None) -> tuple[dict[str, str], bytes]:
+        """The payer paid the order: see :meth:`WeChatPayEmulator.pay_order`."""
+        return self.pay.pay_order(out_trade_no, deliver=deliver, openid=openid, success_time=success_time)
+
+    def fail_next(self, path: str, status: int | None = None, code: str | None = None, **kwargs: Any) -> None:
+        """Fault the next WeChat Pay calls under ``path``: see :meth:`WeChatPayEmulator.fail_next`."""
+        self.pay.fail_next(path, status, code, **kwargs)
+
+    def orders(self) -> list[Answer]:
+        """WeChat Pay's orders, as a query answers them."""
+        return self.pay.orders()
+
+    def notifications(self) -> list[Answer]:
+        """WeChat Pay's notifications, oldest first."""
+        return self.pay.notifications()
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -274,6 +314,8 @@ class WeChatEmulator(LoopbackServer):
         data = json.loads(body or b"{}") if method == "POST" else {}
         if not isinstance(data, dict):
             raise ValueError("the body must be a JSON object")
+        if name.startswith("wechatpay/"):
+            return self.pay.control(method, name[len("wechatpay/"):], data)
         match method, name:
             case "POST", "login":
                 code, openid = self._login(data.get("openid"), data.get("unionid"))
@@ -450,9 +492,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--appid", required=True)
     parser.add_argument("--secret", required=True)
     parser.add_argument("--token-ttl", type=int, default=DEFAULT_TOKEN_TTL_SECONDS)
+    parser.add_argument("--wechatpay-keys", metavar="DIR",
+                        help="serve WeChat Pay v3 with the dev keys kept in DIR (made there the first time)")
     args = parser.parse_args(argv)
     emulator = WeChatEmulator(args.appid, args.secret, host=args.host, port=args.port,
                               token_ttl=args.token_ttl).start()
+    if args.wechatpay_keys:
+        emulator.configure_pay(wechatpay_keys.load_or_make(Path(args.wechatpay_keys)))
     print(f"WeChat emulator for {args.appid} listening on {emulator.base_url}", flush=True)
     try:
         threading.Event().wait()

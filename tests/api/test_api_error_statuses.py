@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 import pytest
-from factories import UUID, FakeWeChatPay, build_venue, parked_car_for_pay, reports_world, signed
+from factories import UUID, build_venue, parked_car_for_pay, reports_world, signed
 from sqlalchemy import select, update
 
 from mallapp.api.error_index import error_index
@@ -793,7 +793,6 @@ PLATE = "沪A12345"
 
 def _parked(w, minutes: int = 130, bound: bool = True) -> None:
     """A car in a car park whose fee the mall computes (no car-park call before paying), bound to w.me."""
-    w.rt.wechatpay = FakeWeChatPay()
     parked_car_for_pay(w.rt, None, PLATE, minutes=minutes, member_id=_member_id(w) if bound else None,
                        fee_source="mall")
 

@@ -1,7 +1,7 @@
 """Paying for parking through the API: quotes, member and public payments, the notify endpoint, failures.
 
 The car park is the real emulator on loopback (billing with the MixC tariff our car_parks row holds, on
-the test clock); WeChat Pay is factories.FakeWeChatPay until the WeChat emulator learns payments.
+the test clock); WeChat Pay is the WeChat emulator's (signed orders, signed and encrypted notifications).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from factories import FakeWeChatPay, api_error, carpark_for_pay, parked_car_for_pay
+from factories import WECHATPAY_NOTIFY_PATH, api_error, carpark_for_pay, parked_car_for_pay, wechatpay_paid
 from sqlalchemy import select
 
 from mallapp.domain import points
@@ -29,9 +29,18 @@ def park(rt, clock):
 
 
 @pytest.fixture
-def pay(rt) -> FakeWeChatPay:
-    rt.wechatpay = FakeWeChatPay()
-    return rt.wechatpay
+def pay(emulator):
+    """WeChat Pay: the WeChat emulator's (the conftest wires rt.wechatpay to it)."""
+    return emulator
+
+
+def _order(pay, order_id: str) -> dict:
+    return next(order for order in pay.orders() if order["out_trade_no"] == order_id)
+
+
+def _paid(client, rt, pay, order_id: str):
+    """The payer pays; the emulator's signed notification is posted to our notify endpoint."""
+    return wechatpay_paid(client, pay, order_id, success_time=rt.now())
 
 
 def _give_points(rt, member_id: int, amount: int) -> None:
@@ -108,16 +117,16 @@ def test_cash_goes_through_wechat_pay_and_the_notification_settles_it(client, rt
     assert (quote["discount_fen"], quote["cash_fen"]) == (2000, 1500)  # silver: 2 h free
     created = client.post(f"{ME}/payments", json=_pay_body(quote), headers=member["headers"]).get_json()
     assert created["status"] == "pending" and created["prepay"]["jsapi"]["package"].startswith("prepay_id=")
-    assert pay.orders[created["order_id"]]["openid"] == "o-member-1"
-    headers, raw = pay.pay(created["order_id"])
-    answer = client.post("/api/v1/parking/wechatpay/notify", data=raw, headers=headers)
+    assert _order(pay, created["order_id"])["payer"]["openid"] == "o-member-1"
+    answer = _paid(client, rt, pay, created["order_id"])
     assert (answer.status_code, answer.get_json()["code"]) == (200, "SUCCESS")
     status = client.get(f"/api/v1/parking/payments/{created['order_id']}").get_json()
     assert (status["status"], status["cash_fen"]) == ("paid", 1500)
     [taken] = park.payments()
     assert (taken["payAmount"], taken["discountAmount"]) == (1500, 2000)
     # the same notification again changes nothing
-    assert client.post("/api/v1/parking/wechatpay/notify", data=raw, headers=headers).status_code == 200
+    headers, raw = pay.pay_order(created["order_id"], deliver=False)
+    assert client.post(WECHATPAY_NOTIFY_PATH, data=raw, headers=headers).status_code == 200
     assert len(park.payments()) == 1
 
 
@@ -127,8 +136,7 @@ def test_anyone_pays_by_plate_with_a_native_code_without_joining(client, rt, par
     body = {"plate": PLATE, "expected_cash_fen": quote["cash_fen"], "idempotency_key": "public-key-1"}
     created = client.post("/api/v1/parking/payments", json=body).get_json()
     assert created["payer"] == "public" and created["prepay"]["code_url"].startswith("weixin://")
-    headers, raw = pay.pay(created["order_id"])
-    client.post("/api/v1/parking/wechatpay/notify", data=raw, headers=headers)
+    _paid(client, rt, pay, created["order_id"])
     assert client.get(f"/api/v1/parking/payments/{created['order_id']}").get_json()["status"] == "paid"
 
 
@@ -137,7 +145,7 @@ def test_a_public_payer_in_the_mini_program_pays_by_jsapi_and_no_member_is_creat
     code = emulator.login(openid="o-passer-by")
     body = {"plate": PLATE, "expected_cash_fen": 1500, "idempotency_key": "public-key-2", "wx_code": code}
     created = client.post("/api/v1/parking/payments", json=body).get_json()
-    assert created["prepay"]["jsapi"] and pay.orders[created["order_id"]]["openid"] == "o-passer-by"
+    assert created["prepay"]["jsapi"] and _order(pay, created["order_id"])["payer"]["openid"] == "o-passer-by"
     with rt.sessions() as s:
         from mallapp.domain.members import Member
         assert s.scalar(select(Member).where(Member.openid == "o-passer-by")) is None
@@ -158,8 +166,7 @@ def test_a_stay_is_paid_once(client, rt, park, pay, member):
     again = client.post(f"{ME}/payments", json=_pay_body({"cash_fen": 2500}, key="pay-key-0002"),
                         headers=member["headers"])
     assert api_error(again, "parking.payment_pending")
-    headers, raw = pay.pay(first["order_id"])
-    client.post("/api/v1/parking/wechatpay/notify", data=raw, headers=headers)
+    _paid(client, rt, pay, first["order_id"])
     paid_again = client.post(f"{ME}/payments", json=_pay_body({"cash_fen": 0}, key="pay-key-0003"),
                              headers=member["headers"])
     assert api_error(paid_again, "parking.already_paid")
@@ -183,12 +190,12 @@ def test_a_car_park_refusal_gives_back_points_and_refunds_the_cash(client, rt, p
     created = client.post(f"{ME}/payments", json=body, headers=member["headers"]).get_json()
     assert created["points"] == 600 and _balance(rt, member_id) == 0
     park.fail_next("bill/pay", code=2005)  # AmountMismatch
-    headers, raw = pay.pay(created["order_id"])
-    client.post("/api/v1/parking/wechatpay/notify", data=raw, headers=headers)
+    _paid(client, rt, pay, created["order_id"])
     status = client.get(f"/api/v1/parking/payments/{created['order_id']}").get_json()
     assert (status["status"], status["failure_code"], status["refunded_fen"]) == ("failed", "carpark.amount_mismatch",
                                                                                   2500)
-    assert _balance(rt, member_id) == 600 and pay.refunds[0]["fen"] == 2500
+    [refund] = pay.pay.refunds()
+    assert _balance(rt, member_id) == 600 and refund["amount"]["refund"] == 2500
     with rt.sessions() as s:
         assert all(b.voided_at is not None for b in s.scalars(select(ParkingBenefit)))
     # the stay can be paid again
@@ -218,16 +225,29 @@ def test_an_unpaid_order_is_abandoned_after_the_timeout_and_the_points_come_back
     clock.advance(minutes=rt.settings.parking.pending_timeout_minutes + 1)
     assert payments.run_due(rt.sessions, rt.settings, _outside(rt), rt.now()) == 1
     status = client.get(f"/api/v1/parking/payments/{created['order_id']}").get_json()
-    assert status["status"] == "abandoned" and pay.orders[created["order_id"]]["state"] == "CLOSED"
+    assert status["status"] == "abandoned" and _order(pay, created["order_id"])["trade_state"] == "CLOSED"
     assert _balance(rt, member_id) == 600
     clock.advance(minutes=20)  # running again changes nothing
     payments.run_due(rt.sessions, rt.settings, _outside(rt), rt.now())
     assert _balance(rt, member_id) == 600
 
 
-def test_a_forged_notification_is_refused(client, rt, pay):
-    answer = client.post("/api/v1/parking/wechatpay/notify", data=b"{}", headers={"X-Fake-Verified": "no"})
+def _unpaid_order(client, rt, pay) -> str:
+    park = carpark_for_pay(rt, lambda: rt.now())
+    try:
+        parked_car_for_pay(rt, park, PLATE, minutes=70)
+        body = {"plate": PLATE, "expected_cash_fen": 1500, "idempotency_key": "public-key-9"}
+        return client.post("/api/v1/parking/payments", json=body).get_json()["order_id"]
+    finally:
+        park.stop()
+
+
+def test_a_forged_notification_is_refused_and_changes_nothing(client, rt, pay):
+    headers, raw = pay.pay_order(_unpaid_order(client, rt, pay), deliver=False)
+    answer = client.post(WECHATPAY_NOTIFY_PATH, data=raw.replace(b'"', b"'", 1), headers=headers)
     assert (answer.status_code, answer.get_json()["code"]) == (400, "FAIL")
+    with rt.sessions() as s:
+        assert s.scalar(select(ParkingPayment.status)) == "pending"
 
 
 def test_an_unknown_order_id_is_404(client, rt):

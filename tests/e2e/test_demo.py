@@ -8,11 +8,14 @@ import signal
 import subprocess
 import time
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from factories import MALLAPP, cli_env
 from websockets.sync.client import connect
 
+from mallapp.adapters import wechatpay_crypto
+from mallapp.adapters.wechatpay_v3 import WeChatPayV3
+from mallapp.devtools import wechatpay_keys
 from mallapp.devtools.servers import free_port
 
 
@@ -45,6 +48,16 @@ def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
                 assert time.monotonic() < deadline, "the demo did not come up within 60 s"
                 time.sleep(0.2)
         assert (status, health["status"]) == (200, "ok")
+        # WeChat Pay is the emulator's too, with the dev keys the demo keeps under var/: they agree.
+        pay_keys = wechatpay_keys.load_or_make(tmp_path / "var" / "wechatpay-dev")
+        pay = WeChatPayV3(api_base=emulator, appid="wx0000000000demo0", mchid=pay_keys.mchid,
+                          merchant_serial=pay_keys.merchant_serial,
+                          private_key=wechatpay_crypto.load_private_key(pay_keys.merchant_private_pem),
+                          platform_public_key=wechatpay_crypto.load_public_key(pay_keys.platform_public_pem),
+                          platform_serial=pay_keys.platform_serial, apiv3_key=pay_keys.apiv3_key,
+                          notify_url=f"{base}/api/v1/parking/wechatpay/notify")
+        assert pay.create_native_order(out_trade_no="DEMO-E2E-0001", description="停车费", total_fen=100,
+                                       expires_at=datetime.now(UTC) + timedelta(minutes=5)).code_url
 
         _, login = _call("POST", f"{emulator}/__emulator/login", {})
         status, signed_in = _call("POST", f"{base}/api/v1/auth/wechat", {"code": login["code"]})

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from factories import FakeWeChatPay, parked_car_for_pay, race, wide_runtime
+from factories import parked_car_for_pay, race, wide_runtime
 from redis import Redis
 from sqlalchemy import func, select
 
@@ -30,7 +30,7 @@ def backend() -> str:
 
 
 @pytest.fixture
-def rt(settings: Settings, redis_client: Redis, clock) -> Iterator[Runtime]:
+def rt(settings: Settings, redis_client: Redis, clock, emulator) -> Iterator[Runtime]:
     clock.now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)  # 20:00 in Shanghai: the stay is in the day band
     yield from wide_runtime(settings, redis_client, clock, WORKERS)
 
@@ -41,7 +41,6 @@ def _member_with_car(rt) -> int:
         member_id = members.sign_in(session, openid="o-racer", unionid=None, now=rt.now())[0].id
         points.credit(session, rt.settings, member_id, 6000, "adjustment", source_ref="setup",
                       idempotency_key="setup:o-racer", now=rt.now())
-    rt.wechatpay = FakeWeChatPay()
     parked_car_for_pay(rt, None, PLATE, minutes=190, member_id=member_id, fee_source="mall")
     return member_id
 
