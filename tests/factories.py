@@ -571,3 +571,24 @@ def parked_car_for_pay(rt: Runtime, emulator, plate: str, *, minutes: float, mem
         s.add(stay)
         s.flush()
         return stay.id
+
+
+def parking_coupon_for(rt: Runtime, merchant_id: int, member_id: int, *, hours: int = 0, amount_fen: int = 0) -> int:
+    """A parking coupon (``parking_hours`` or ``parking_amount``) the member holds, on a live deal made directly
+    (the merchant API for parking deals is parkcoupons'). Returns the coupon id."""
+    from mallapp.domain import coupons, deals, venue_admin
+
+    now = rt.now()
+    with rt.sessions.begin() as s:
+        store = venue_admin.create_store(s, name=f"Parking desk {secrets.token_hex(2)}", floor=1, x=0, y=0,
+                                         merchant_id=merchant_id, now=now)
+        deal = deals.Deal(merchant_id=merchant_id, store_id=store.id, title="停车券", starts_at=now,
+                          ends_at=now + timedelta(days=7), quota=10, per_member_limit=5, claimed=1, redeemed=0,
+                          benefit_kind="parking_hours" if hours else "parking_amount",
+                          benefit_value=hours or amount_fen, status="live", created_at=now, updated_at=now)
+        s.add(deal)
+        s.flush()
+        coupon = coupons.Coupon(deal_id=deal.id, member_id=member_id, code=coupons.new_code(10), claimed_at=now)
+        s.add(coupon)
+        s.flush()
+        return coupon.id

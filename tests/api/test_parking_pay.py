@@ -9,10 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from factories import WECHATPAY_NOTIFY_PATH, api_error, carpark_for_pay, parked_car_for_pay, wechatpay_paid
+from factories import (
+    WECHATPAY_NOTIFY_PATH,
+    api_error,
+    carpark_for_pay,
+    parked_car_for_pay,
+    parking_coupon_for,
+    wechatpay_paid,
+)
 from sqlalchemy import select
 
-from mallapp.domain import points
+from mallapp.domain import points, purchases
 from mallapp.domain.parking import payments
 from mallapp.domain.parking.models import ParkingBenefit, ParkingPayment, ParkingSession
 
@@ -268,3 +275,44 @@ def test_payments_older_than_grace_may_pay_the_overstay(client, rt, clock, park,
     clock.advance(hours=1)  # stayed past the grace period; the VIP's free stay was used once today
     quote = client.post(f"{ME}/quote", json={"plate": PLATE}, headers=member["headers"]).get_json()
     assert quote["items"] == [] and quote["cash_fen"] > 0
+
+
+def test_coupons_are_used_by_a_payment_and_given_back_when_it_is_abandoned(client, rt, clock, park, pay, member,
+                                                                           merchant):
+    member_id = member["member"]["id"]
+    parked_car_for_pay(rt, park, PLATE, minutes=190, member_id=member_id)  # 35.00
+    hour = parking_coupon_for(rt, merchant["id"], member_id, hours=1)
+    money = parking_coupon_for(rt, merchant["id"], member_id, amount_fen=500)
+    quote = client.post(f"{ME}/quote", json={"plate": PLATE, "coupon_ids": [hour, money]},
+                        headers=member["headers"]).get_json()
+    assert {c["id"] for c in quote["coupons_available"]} == {hour, money}
+    assert [(i["code"], i["value_fen"]) for i in quote["items"]] == [(f"coupon:{hour}", 1000), (f"coupon:{money}", 500)]
+    created = client.post(f"{ME}/payments", json=_pay_body(quote, coupon_ids=[hour, money]),
+                          headers=member["headers"]).get_json()
+    assert created["cash_fen"] == 2000
+    again = client.post(f"{ME}/quote", json={"plate": PLATE}, headers=member["headers"]).get_json()
+    assert again["coupons_available"] == []  # used by the pending payment
+    clock.advance(minutes=rt.settings.parking.pending_timeout_minutes + 1)
+    payments.run_due(rt.sessions, rt.settings, _outside(rt), rt.now())
+    back = client.post(f"{ME}/quote", json={"plate": PLATE}, headers=member["headers"]).get_json()
+    assert {c["id"] for c in back["coupons_available"]} == {hour, money}
+
+
+def test_todays_spend_gives_its_hours_once_across_the_days_visits(client, rt, clock, park, pay, member, merchant):
+    member_id = member["member"]["id"]
+    with rt.sessions.begin() as s:  # 250 yuan today: two hours (cap 3)
+        purchases.record_purchase(s, rt.settings, merchant_id=merchant["id"], member_id=member_id, receipt_no="r-1",
+                                  amount_fen=25_000, occurred_at=rt.now(), now=rt.now())
+    first_visit = parked_car_for_pay(rt, park, PLATE, minutes=190, member_id=member_id)  # 35.00; 2 h off: 15.00
+    quote = client.post(f"{ME}/quote", json={"plate": PLATE}, headers=member["headers"]).get_json()
+    assert [(i["code"], i["seconds"], i["value_fen"]) for i in quote["items"]] == [("spend", 7200, 2000)]
+    paid = client.post(f"{ME}/payments", json=_pay_body(quote), headers=member["headers"]).get_json()
+    _paid(client, rt, pay, paid["order_id"])
+    park.drive_out(PLATE)
+    with rt.sessions.begin() as s:  # the exit (parkcore's webhook records it)
+        s.get(ParkingSession, first_visit).exited_at = rt.now()
+    clock.advance(minutes=30)
+    parked_car_for_pay(rt, park, PLATE, minutes=0, member_id=None)  # back in, the same plate (still bound)
+    clock.advance(minutes=130)
+    again = client.post(f"{ME}/quote", json={"plate": PLATE}, headers=member["headers"]).get_json()
+    assert again["items"] == [] and again["cash_fen"] == again["due_fen"] > 0  # the two hours were used today
