@@ -15,16 +15,13 @@ from functools import cached_property
 from typing import Any
 
 import pytest
-from factories import UUID, build_venue, parked_car_for_pay, reports_world, signed
-from sqlalchemy import select, update
+from factories import UUID, build_venue, parked_car_for_pay, parking_coupon_for, reports_world, signed
+from sqlalchemy import update
 
 from mallapp.api.error_index import error_index
 from mallapp.api.openapi import documented_errors, operations
 from mallapp.domain import merchants, ops, venue_admin
-from mallapp.domain.coupons import Coupon, new_code
-from mallapp.domain.deals import Deal
 from mallapp.domain.parking.models import ParkingPayment
-from mallapp.domain.venue import Store
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the statuses do not depend on the database
 
@@ -861,21 +858,7 @@ def _(w):
 
 
 def _parking_coupon(w) -> int:
-    """A parking-hours coupon held by w.me (a deal made directly: the merchant API for them is parkcoupons')."""
-    member_id = _member_id(w)
-    with w.rt.sessions.begin() as s:
-        store = s.scalar(select(Store.id)) or venue_admin.create_store(
-            s, name="Parking desk", floor=1, x=0, y=0, merchant_id=w.merchant["id"], now=w.rt.now()).id
-        deal = Deal(merchant_id=w.merchant["id"], store_id=store, title="停车券", starts_at=w.rt.now(),
-                    ends_at=w.rt.now() + timedelta(days=7), quota=10, per_member_limit=5, claimed=1, redeemed=0,
-                    benefit_kind="parking_hours", benefit_value=1, status="live", created_at=w.rt.now(),
-                    updated_at=w.rt.now())
-        s.add(deal)
-        s.flush()
-        coupon = Coupon(deal_id=deal.id, member_id=member_id, code=new_code(10), claimed_at=w.rt.now())
-        s.add(coupon)
-        s.flush()
-        return coupon.id
+    return parking_coupon_for(w.rt, w.merchant["id"], _member_id(w), hours=1)
 
 
 # --- the checks ----------------------------------------------------------------------------------------------
