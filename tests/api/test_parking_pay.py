@@ -316,3 +316,20 @@ def test_todays_spend_gives_its_hours_once_across_the_days_visits(client, rt, cl
     clock.advance(minutes=130)
     again = client.post(f"{ME}/quote", json={"plate": PLATE}, headers=member["headers"]).get_json()
     assert again["items"] == [] and again["cash_fen"] == again["due_fen"] > 0  # the two hours were used today
+
+
+def test_an_order_wechat_pay_refuses_fails_the_payment_and_gives_the_points_back(client, rt, park, pay, member):
+    member_id = member["member"]["id"]
+    parked_car_for_pay(rt, park, PLATE, minutes=190, member_id=member_id)
+    _give_points(rt, member_id, 600)
+    pay.fail_next("/v3/pay/transactions", status=503)
+    response = client.post(f"{ME}/payments", json=_pay_body({"cash_fen": 2500}, points_hours=1),
+                           headers=member["headers"])
+    assert response.status_code == 502 and response.get_json()["error"]["code"] == "wechatpay.unavailable"
+    assert _balance(rt, member_id) == 600
+    with rt.sessions() as s:
+        assert s.scalar(select(ParkingPayment.status)) == "failed"
+    # the stay can be paid with a new attempt
+    retry = client.post(f"{ME}/payments", json=_pay_body({"cash_fen": 2500}, key="pay-key-0002", points_hours=1),
+                        headers=member["headers"])
+    assert retry.status_code == 201 and retry.get_json()["status"] == "pending"
