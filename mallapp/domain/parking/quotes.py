@@ -17,9 +17,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mallapp.db import UTCDateTime
 from mallapp.domain import points
 from mallapp.domain.members import Member
 from mallapp.domain.parking import benefits, plates
@@ -93,25 +94,62 @@ class Quote:
                 "points": self.breakdown.points, "items": [item.as_dict() for item in self.breakdown.items]}
 
 
-def find_open(session: Session, plate_text: str) -> OpenStay:
-    """The plate's open stay in an active car park (the latest if the car park somehow reports two)."""
-    plate = plates.normalize(plate_text)
+def _find_open_statement() -> Any:
+    plate = bindparam("plate")
     bound = (select(PlateBinding.member_id).where(PlateBinding.plate == plate, PlateBinding.unbound_at.is_(None))
              .scalar_subquery())
     paid_before = (select(func.count()).select_from(ParkingPayment)
                    .where(ParkingPayment.session_id == ParkingSession.id, ParkingPayment.status == "paid")
                    .scalar_subquery())
-    row = session.execute(  # one round trip: the stay, its car park, the plate's member, earlier payments
-        select(ParkingSession, CarPark, bound, paid_before).join(CarPark, CarPark.id == ParkingSession.car_park_id)
-        .where(ParkingSession.plate == plate, ParkingSession.exited_at.is_(None), CarPark.active.is_(True))
-        .order_by(ParkingSession.entered_at.desc()).limit(1)
-    ).first()
+    return (select(ParkingSession.id, CarPark.id, CarPark.code, CarPark.name, CarPark.vendor_park_code,
+                   CarPark.fee_source, ParkingSession.vehicle_type, ParkingSession.order_no, ParkingSession.entered_at,
+                   CarPark.tariff, CarPark.rules, bound, paid_before)
+            .join(CarPark, CarPark.id == ParkingSession.car_park_id)
+            .where(ParkingSession.plate == plate, ParkingSession.exited_at.is_(None), CarPark.active.is_(True))
+            .order_by(ParkingSession.entered_at.desc()).limit(1))
+
+
+def _facts_statement() -> Any:
+    member, start, end = bindparam("member"), bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime())
+    today, visit = bindparam("today", type_=Date()), bindparam("visit")
+
+    def used(kind: str, value: Any, where: Any) -> Any:
+        return (select(func.coalesce(value, 0)).where(
+            ParkingBenefit.member_id == member, ParkingBenefit.kind == kind, ParkingBenefit.voided_at.is_(None),
+            where).scalar_subquery())
+    on_day, on_visit = ParkingBenefit.local_day == today, ParkingBenefit.session_id == visit
+    seconds, count = func.sum(ParkingBenefit.seconds), func.count()
+    return select(
+        select(Member.tier).where(Member.id == member).scalar_subquery(),
+        select(points.PointsAccount.balance).where(points.PointsAccount.member_id == member).scalar_subquery(),
+        select(func.coalesce(func.sum(Purchase.amount_fen - Purchase.refunded_fen), 0))
+        .where(Purchase.member_id == member, Purchase.occurred_at >= start, Purchase.occurred_at < end)
+        .scalar_subquery(),
+        select(func.count()).select_from(ParkingSession)
+        .where(ParkingSession.member_id == member, ParkingSession.exited_at >= start, ParkingSession.exited_at < end)
+        .scalar_subquery(),
+        # The benefits used (unvoided rows): tier rows today; spend and points seconds today and on the visit;
+        # coupons today and on the visit.
+        used("tier", count, on_day), used("spend", seconds, on_day), used("spend", seconds, on_visit),
+        used("points", seconds, on_day), used("points", seconds, on_visit), used("coupon", count, on_day),
+        used("coupon", count, on_visit))
+
+
+# Built once: every member quote runs both (one round trip each).
+_FIND_OPEN, _FACTS = _find_open_statement(), _facts_statement()
+
+
+def find_open(session: Session, plate_text: str) -> OpenStay:
+    """The plate's open stay in an active car park (the latest if the car park somehow reports two), with the
+    plate's member and whether a payment of the stay was settled: one round trip."""
+    plate = plates.normalize(plate_text)
+    row = session.execute(_FIND_OPEN, {"plate": plate}).first()
     if row is None:
         raise NotFound("No car with this plate is parked here.", code="parking.no_session")
-    stay, park, member_id, paid = row
-    return OpenStay(stay.id, park.id, park.code, park.name, park.vendor_park_code, park.fee_source, plate,
-                    stay.vehicle_type, stay.order_no, stay.entered_at, _tariff(park.tariff), _rules(park.rules),
-                    member_id, bool(paid))
+    (session_id, park_id, code, name, vendor_code, fee_source, vehicle_type, order_no, entered_at, tariff, rules,
+     member_id, paid) = row
+    return OpenStay(session_id, park_id, code, name, vendor_code, fee_source, plate, vehicle_type, order_no,
+                    entered_at, _tariff(tariff), _rules(rules), member_id, bool(paid))
 
 
 @lru_cache(maxsize=64)
@@ -141,36 +179,14 @@ def bound_member(session: Session, plate: str) -> int | None:
                           .where(PlateBinding.plate == plate, PlateBinding.unbound_at.is_(None)))
 
 
-def _used_columns(member_id: int, session_id: int, today: Any) -> list[Any]:
-    """The benefits the member used today and on this visit (unvoided rows), as scalar subqueries:
-    tier rows today; spend and points seconds today and on the visit; coupons today and on the visit."""
-    def one(kind: str, value: Any, where: Any) -> Any:
-        return (select(func.coalesce(value, 0)).where(
-            ParkingBenefit.member_id == member_id, ParkingBenefit.kind == kind, ParkingBenefit.voided_at.is_(None),
-            where).scalar_subquery())
-    day, visit = ParkingBenefit.local_day == today, ParkingBenefit.session_id == session_id
-    seconds, count = func.sum(ParkingBenefit.seconds), func.count()
-    return [one("tier", count, day), one("spend", seconds, day), one("spend", seconds, visit),
-            one("points", seconds, day), one("points", seconds, visit), one("coupon", count, day),
-            one("coupon", count, visit)]
-
-
 def facts_of(session: Session, settings: Settings, member_id: int, stay: OpenStay, now: datetime, *,
              points_hours: int = 0, coupon_ids: Sequence[int] = (), lock_coupons: bool = False) -> benefits.Facts:
     """What the benefits need to know of the member on this stay."""
-    start, end = settings.mall.day_bounds(settings.mall.local_day(now))
-    # One round trip for the member's tier, points balance, today's net spend, exits today, benefits used.
-    tier, balance, spend, exited_today, *used = session.execute(select(
-        select(Member.tier).where(Member.id == member_id).scalar_subquery(),
-        select(points.PointsAccount.balance).where(points.PointsAccount.member_id == member_id).scalar_subquery(),
-        select(func.coalesce(func.sum(Purchase.amount_fen - Purchase.refunded_fen), 0))
-        .where(Purchase.member_id == member_id, Purchase.occurred_at >= start, Purchase.occurred_at < end)
-        .scalar_subquery(),
-        select(func.count()).select_from(ParkingSession)
-        .where(ParkingSession.member_id == member_id, ParkingSession.exited_at >= start,
-               ParkingSession.exited_at < end).scalar_subquery(),
-        *_used_columns(member_id, stay.session_id, settings.mall.local_day(now)),
-    )).one()
+    today = settings.mall.local_day(now)
+    start, end = settings.mall.day_bounds(today)
+    # One round trip: the tier, the points balance, today's net spend, exits today and the benefits used.
+    tier, balance, spend, exited_today, *used = session.execute(
+        _FACTS, {"member": member_id, "start": start, "end": end, "today": today, "visit": stay.session_id}).one()
     return benefits.Facts(
         tier=tier,
         spend_fen_today=int(spend or 0),
