@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from mallapp.db import UTCDateTime
 from mallapp.domain.benefits import PARKING_KINDS
 from mallapp.domain.coupons import Coupon
 from mallapp.domain.deals import Deal
@@ -34,15 +36,22 @@ def _as_benefit(coupon: Coupon, deal: Deal) -> benefits.Coupon:
     return benefits.Coupon(coupon.id, deal.title, amount_fen=deal.benefit_value or 0)
 
 
+def _usable_statement() -> Any:
+    member, now = bindparam("member"), bindparam("now", type_=UTCDateTime())
+    return (select(Coupon.id, Deal.title, Deal.benefit_kind, Deal.benefit_value).join(Deal, Deal.id == Coupon.deal_id)
+            .where(Coupon.member_id == member, Coupon.redeemed_at.is_(None), Deal.benefit_kind.in_(PARKING_KINDS),
+                   Deal.ends_at > now, (Coupon.valid_until.is_(None)) | (Coupon.valid_until > now))
+            .order_by(Deal.ends_at, Coupon.id))
+
+
+_USABLE = _usable_statement()  # built once: every member quote runs it
+
+
 def usable(session: Session, member_id: int, now: datetime) -> list[benefits.Coupon]:
     """The member's parking coupons that are not used and not expired, soonest-expiring first."""
-    rows = session.execute(
-        select(Coupon, Deal).join(Deal, Deal.id == Coupon.deal_id)
-        .where(Coupon.member_id == member_id, Coupon.redeemed_at.is_(None), Deal.benefit_kind.in_(PARKING_KINDS),
-               Deal.ends_at > now, (Coupon.valid_until.is_(None)) | (Coupon.valid_until > now))
-        .order_by(Deal.ends_at, Coupon.id)
-    ).all()
-    return [_as_benefit(coupon, deal) for coupon, deal in rows]
+    return [benefits.Coupon(coupon_id, title, hours=value or 0) if kind == "parking_hours"
+            else benefits.Coupon(coupon_id, title, amount_fen=value or 0)
+            for coupon_id, title, kind, value in session.execute(_USABLE, {"member": member_id, "now": now})]
 
 
 def chosen(session: Session, coupon_ids: Sequence[int], *, member_id: int, now: datetime,
