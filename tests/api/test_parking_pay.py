@@ -267,7 +267,8 @@ def _outside(rt):
     return ParkingOutside(rt.carpark, lambda: rt.wechatpay)
 
 
-def test_payments_older_than_grace_may_pay_the_overstay(client, rt, clock, park, member):
+def test_after_the_grace_period_the_overstay_is_a_second_payment_the_car_park_takes(client, rt, clock, park, pay,
+                                                                                    member):
     member_id = member["member"]["id"]
     parked_car_for_pay(rt, park, PLATE, minutes=70, member_id=member_id, tier="vip")
     first = client.post(f"{ME}/payments", json=_pay_body({"cash_fen": 0}), headers=member["headers"]).get_json()
@@ -275,6 +276,12 @@ def test_payments_older_than_grace_may_pay_the_overstay(client, rt, clock, park,
     clock.advance(hours=1)  # stayed past the grace period; the VIP's free stay was used once today
     quote = client.post(f"{ME}/quote", json={"plate": PLATE}, headers=member["headers"]).get_json()
     assert quote["items"] == [] and quote["cash_fen"] > 0
+    second = client.post(f"{ME}/payments", json=_pay_body(quote, key="pay-key-0002"), headers=member["headers"])
+    assert second.status_code == 201, second.get_json()
+    _paid(client, rt, pay, second.get_json()["order_id"])
+    status = client.get(f"/api/v1/parking/payments/{second.get_json()['order_id']}").get_json()
+    assert status["status"] == "paid", status  # the car park valued the first payment's free time as we did
+    assert [p["payAmount"] for p in park.payments()] == [0, quote["cash_fen"]]
 
 
 def test_coupons_are_used_by_a_payment_and_given_back_when_it_is_abandoned(client, rt, clock, park, pay, member,
