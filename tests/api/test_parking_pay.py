@@ -340,3 +340,16 @@ def test_an_order_wechat_pay_refuses_fails_the_payment_and_gives_the_points_back
     retry = client.post(f"{ME}/payments", json=_pay_body({"cash_fen": 2500}, key="pay-key-0002", points_hours=1),
                         headers=member["headers"])
     assert retry.status_code == 201 and retry.get_json()["status"] == "pending"
+
+
+def test_a_car_park_whose_fee_the_mall_computes_is_quoted_by_our_tariff_and_told_the_same(client, rt, park, pay,
+                                                                                          member):
+    member_id = member["member"]["id"]
+    parked_car_for_pay(rt, park, PLATE, minutes=400, member_id=member_id, fee_source="mall", tier="major")
+    _give_points(rt, member_id, 1200)
+    quote = client.post(f"{ME}/quote", json={"plate": PLATE, "points_hours": 2}, headers=member["headers"]).get_json()
+    assert (quote["due_fen"], quote["discount_fen"], quote["cash_fen"]) == (6000, 4000, 2000)
+    created = client.post(f"{ME}/payments", json=_pay_body(quote, points_hours=2), headers=member["headers"]).get_json()
+    _paid(client, rt, pay, created["order_id"])
+    assert client.get(f"/api/v1/parking/payments/{created['order_id']}").get_json()["status"] == "paid"
+    assert park.drive_out(PLATE) is True
