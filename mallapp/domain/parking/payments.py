@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -399,7 +399,3 @@ def run_due(sessions: sessionmaker[Session], settings: Settings, outside: Outsid
         done += 1
     return done
 
-
-def counts(session: Session) -> dict[str, int]:
-    """Payments by status (for ops and tests)."""
-    return dict(session.execute(select(ParkingPayment.status, func.count()).group_by(ParkingPayment.status)).all())
