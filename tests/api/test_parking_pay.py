@@ -353,3 +353,17 @@ def test_a_car_park_whose_fee_the_mall_computes_is_quoted_by_our_tariff_and_told
     _paid(client, rt, pay, created["order_id"])
     assert client.get(f"/api/v1/parking/payments/{created['order_id']}").get_json()["status"] == "paid"
     assert park.drive_out(PLATE) is True
+
+
+def test_cash_taken_in_another_amount_than_the_payments_is_refunded_not_settled(client, rt, park, pay, member):
+    member_id = member["member"]["id"]
+    parked_car_for_pay(rt, park, PLATE, minutes=190, member_id=member_id)
+    _give_points(rt, member_id, 600)
+    created = client.post(f"{ME}/payments", json=_pay_body({"cash_fen": 2500}, points_hours=1),
+                          headers=member["headers"]).get_json()
+    pay.pay_order(created["order_id"], deliver=False)  # WeChat Pay took it; its word comes with another amount
+    state = payments.PayState(paid=True, total_fen=1, transaction_id="4200-odd", success_time=rt.now())
+    assert payments.paid(rt.sessions, rt.settings, _outside(rt), created["order_id"], state, now=rt.now()) == "failed"
+    status = client.get(f"/api/v1/parking/payments/{created['order_id']}").get_json()
+    assert (status["failure_code"], status["refunded_fen"]) == ("wechatpay.amount_mismatch", 2500)
+    assert _balance(rt, member_id) == 600 and park.payments() == []

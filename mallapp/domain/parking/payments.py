@@ -341,12 +341,15 @@ def paid(sessions: sessionmaker[Session], settings: Settings, outside: Outside, 
         payment = _lock(session, order_id)
         if payment is None:
             raise NotFound("No such parking payment.", code="parking.payment_not_found")
+        mismatch = state.total_fen != payment.cash_fen
         if payment.paid_at is None:
             payment.paid_at = state.success_time or now
             payment.wechat_transaction_id = state.transaction_id
-            if payment.status == "pending":
+            if payment.status == "pending" and not mismatch:
                 payment.status = "paying"
         status = payment.status
+    if status == "pending":  # WeChat Pay took another amount than the payment's cash: never settle it
+        return _end(sessions, settings, outside, order_id, "failed", "wechatpay.amount_mismatch", now)
     if status in ("failed", "abandoned"):  # paid after it ended: give the money back
         _refund(sessions, outside, order_id)
         return status
