@@ -664,3 +664,94 @@ def parking_coupon_deal(rt: Runtime, *, name: str = "Parking Partner", kind: str
         deal.status = "live"
         s.flush()
         return ParkingCouponDeal(merchant.id, store.id, deal.id, key)
+
+
+# --- parking payments (parkpay) ---------------------------------------------------------------------
+
+PARK_APP_ID, PARK_SECRET, PARK_CODE = "park-app-test", "carpark-secret-test", "P001"
+# The MixC-like tariff and rules of docs/parking.md.
+MIXC_TARIFF = {
+    "grace_minutes": 15,
+    "plans": {
+        "small": {"free_minutes": 15, "first_period_minutes": 60, "first_period_fen": 1000, "step_minutes": 30,
+                  "bands": [{"name": "白天 day", "start": "08:00", "end": "22:00", "step_fen": 500},
+                            {"name": "夜间 night", "start": "22:00", "end": "08:00", "step_fen": 200}],
+                  "overnight": {"start": "22:00", "end": "08:00", "cap_fen": 1000}, "daily_cap_fen": 6000},
+        "new_energy": {"free_minutes": 30, "first_period_minutes": 60, "first_period_fen": 500, "step_minutes": 30,
+                       "bands": [{"name": "全天 all day", "start": "00:00", "end": "00:00", "step_fen": 250}],
+                       "daily_cap_fen": 3000},
+    },
+}
+MIXC_RULES = {"order": ["tier", "spend", "points", "coupon"],
+              "tier": {"hours": {"vip": "all", "major": 3, "ordinary": 2}, "first_exit_only": True},
+              "spend": {"fen_per_hour": 10000, "max_hours_per_visit": 3, "max_hours_per_day": 3},
+              "points": {"points_per_hour": 600, "max_hours_per_visit": None, "max_hours_per_day": None},
+              "coupon": {"max_per_visit": 2, "max_per_day": 4}}
+
+
+def carpark_for_pay(rt: Runtime, clock, tariff: dict | None = None):
+    """Start the car-park emulator on the test clock, billing with ``tariff`` (MixC by default), and point
+    ``rt.carpark(PARK_CODE)`` at it; the caller stops it (``emulator.stop()``)."""
+    from mallapp.adapters.carpark_open import OpenApiCarPark
+    from mallapp.devtools.carpark_emulator import CarParkEmulator
+    from mallapp.domain.parking.tariff import parse_tariff
+
+    def seconds() -> float:
+        return clock().timestamp()
+
+    emulator = CarParkEmulator(PARK_APP_ID, PARK_SECRET, park_code=PARK_CODE, clock=seconds,
+                               tariff=parse_tariff(tariff or MIXC_TARIFF), tz=rt.settings.mall.tz).start()
+    rt._carparks[PARK_CODE] = OpenApiCarPark(emulator.base_url, PARK_APP_ID, PARK_SECRET, park_code=PARK_CODE,
+                                             timeout=2, retries=0, clock=seconds)
+    return emulator
+
+
+def parked_car_for_pay(rt: Runtime, emulator, plate: str, *, minutes: float, member_id: int | None = None,
+                       fee_source: str = "carpark", rules: dict | None = None, tier: str | None = None) -> int:
+    """A car that came in ``minutes`` ago: in the emulator (if any), as a session row (and the car park row on first
+    use), its plate bound to ``member_id`` (with ``tier``) when given. Returns the session id."""
+    from mallapp.domain.members import Member
+    from mallapp.domain.parking.models import CarPark, ParkingSession, PlateBinding
+    from mallapp.domain.parking.plates import vehicle_type
+
+    entered = rt.now() - timedelta(minutes=minutes)
+    # No emulator: a car park whose fee the mall computes (fee_source "mall"), nothing to tell it until paying.
+    order_no = emulator.drive_in(plate, at=entered.timestamp()) if emulator is not None else f"T-{plate}"
+    with rt.sessions.begin() as s:
+        park = s.scalar(select(CarPark).where(CarPark.vendor_park_code == PARK_CODE))
+        if park is None:
+            park = CarPark(code="P1", name="万象停车场 MixC car park", vendor_park_code=PARK_CODE, fee_source=fee_source,
+                           tariff=MIXC_TARIFF, rules=rules or MIXC_RULES, active=True, created_at=rt.now(),
+                           updated_at=rt.now())
+            s.add(park)
+            s.flush()
+        if member_id is not None:
+            s.add(PlateBinding(member_id=member_id, plate=plate, vehicle_type=vehicle_type(plate), bound_at=entered))
+            if tier is not None:
+                s.get(Member, member_id).tier = tier
+        stay = ParkingSession(car_park_id=park.id, plate=plate, vehicle_type=vehicle_type(plate), order_no=order_no,
+                              member_id=member_id, entered_at=entered, status="parked", created_at=entered)
+        s.add(stay)
+        s.flush()
+        return stay.id
+
+
+def parking_coupon_for(rt: Runtime, merchant_id: int, member_id: int, *, hours: int = 0, amount_fen: int = 0) -> int:
+    """A parking coupon (``parking_hours`` or ``parking_amount``) the member holds, on a live deal made directly
+    (the merchant API for parking deals is parkcoupons'). Returns the coupon id."""
+    from mallapp.domain import coupons, deals, venue_admin
+
+    now = rt.now()
+    with rt.sessions.begin() as s:
+        store = venue_admin.create_store(s, name=f"Parking desk {secrets.token_hex(2)}", floor=1, x=0, y=0,
+                                         merchant_id=merchant_id, now=now)
+        deal = deals.Deal(merchant_id=merchant_id, store_id=store.id, title="停车券", starts_at=now,
+                          ends_at=now + timedelta(days=7), quota=10, per_member_limit=5, claimed=1, redeemed=0,
+                          benefit_kind="parking_hours" if hours else "parking_amount",
+                          benefit_value=hours or amount_fen, status="live", created_at=now, updated_at=now)
+        s.add(deal)
+        s.flush()
+        coupon = coupons.Coupon(deal_id=deal.id, member_id=member_id, code=coupons.new_code(10), claimed_at=now)
+        s.add(coupon)
+        s.flush()
+        return coupon.id

@@ -26,6 +26,7 @@ from mallapp.api import (
     ops,
     outages,
     parking_admin,
+    parking_pay,
     parking_reports,
     plates,
     privacy,
@@ -111,6 +112,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app.register_blueprint(merchant_parking.merchant_bp)
     app.register_blueprint(merchant_parking.ops_bp)
+
+    app.register_blueprint(parking_pay.bp)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

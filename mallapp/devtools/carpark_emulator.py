@@ -30,12 +30,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import requests
 
 from mallapp.adapters.carpark_open import TIMESTAMP_WINDOW_SECONDS, canonical, sign, verify
 from mallapp.devtools.loopback import LoopbackServer
+from mallapp.domain.parking import plates
+from mallapp.domain.parking import tariff as tariffs
 
 Answer = dict[str, Any]
 CONTROL_PREFIX = "/__emulator/"
@@ -103,8 +106,13 @@ class CarParkEmulator(LoopbackServer):
 
     def __init__(self, app_id: str, secret: str, host: str = "127.0.0.1", port: int = 0, *,
                  park_code: str = "P001", levels: dict[str, int] | None = None,
-                 webhook_url: str | None = None, clock: Callable[[], float] = time.time):
+                 webhook_url: str | None = None, clock: Callable[[], float] = time.time,
+                 tariff: tariffs.Tariff | None = None, tz: tzinfo = UTC):
         super().__init__(host, port)
+        # A mallapp tariff to bill with (the one our car_parks row declares, so our quotes and its bills
+        # agree), in the mall's zone; None: the built-in tariff (:func:`fee`).
+        self.tariff = tariff
+        self.tz = tz
         self.app_id = app_id
         self.secret = secret
         self.park_code = park_code
@@ -192,13 +200,22 @@ class CarParkEmulator(LoopbackServer):
 
     # -- the API -------------------------------------------------------------------------------
 
+    def _fee(self, car: _Car, seconds: float) -> int:
+        """The fee of ``car``'s stay if it lasted ``seconds``."""
+        if self.tariff is None:
+            return fee(int(seconds))
+        entered = datetime.fromtimestamp(car.entered_at, UTC)
+        return tariffs.fee(self.tariff, plates.vehicle_type(car.plate), entered,
+                           entered + timedelta(seconds=max(0.0, seconds)), tz=self.tz).gross_fen
+
     def _bill(self, car: _Car, now: float) -> Answer:
         # Within the grace period after settling, the bill stays as it was when settled.
-        if car.settled_at is not None and now - car.settled_at <= GRACE_SECONDS:
+        grace = GRACE_SECONDS if self.tariff is None else self.tariff.grace_minutes * 60
+        if car.settled_at is not None and now - car.settled_at <= grace:
             now = car.settled_at
-        stay = max(0, int(now - car.entered_at))
-        gross = fee(stay)
-        discount = min(gross, gross - fee(max(0, stay - car.free_seconds)) + car.discount_fen)
+        stay = max(0.0, now - car.entered_at) if self.tariff is not None else max(0, int(now - car.entered_at))
+        gross = self._fee(car, stay)
+        discount = min(gross, gross - self._fee(car, max(0, stay - car.free_seconds)) + car.discount_fen)
         return {"plateNo": car.plate, "orderNo": car.order_no, "entryTime": int(car.entered_at * 1000),
                 "totalAmount": gross, "discountAmount": discount, "paidAmount": car.paid_fen,
                 "payableAmount": max(0, gross - discount - car.paid_fen), "parkCode": self.park_code}

@@ -47,6 +47,7 @@ from typing import Any
 
 from redis import Redis
 
+from mallapp.adapters.parking_outside import ParkingOutside
 from mallapp.domain import (
     alerts,
     campaigns,
@@ -60,6 +61,7 @@ from mallapp.domain import (
     segments,
 )
 from mallapp.domain.parking import merchant_coupons as parking_coupons
+from mallapp.domain.parking import payments as parking_payments
 from mallapp.domain.parking import reconcile as parking_reconcile
 from mallapp.domain.parking import sessions as parking_sessions
 from mallapp.errors import ServiceUnavailable, UpstreamError
@@ -210,6 +212,11 @@ def _parking_coupons_expiry(rt: Runtime, now: datetime) -> int:
     return parking_coupons.return_expired(rt.sessions, now, keep_going=still_ours)
 
 
+def _parking_payments(rt: Runtime, now: datetime) -> int:
+    outside = ParkingOutside(rt.carpark, lambda: rt.wechatpay)
+    return parking_payments.run_due(rt.sessions, rt.settings, outside, now)
+
+
 def _segments_at(settings: Settings) -> Mapping[str, Any]:
     hour, minute = settings.segments.run_at.split(":")
     return {"hour": int(hour), "minute": int(minute)}
@@ -288,6 +295,10 @@ JOBS: tuple[Job, ...] = (
     Job("parking-coupons-expiry", "return to each merchant's parking quota what its parking coupons that expired "
         "unused had reserved (once per coupon)", _parking_coupons_expiry, "interval", {"minutes": 10},
         misfire_grace_s=600),
+
+    Job("parking-payments", "settle or abandon parking payments left pending past [parking] pending_timeout_minutes "
+        "(points and coupons given back), resend paying ones to the car park, retry refunds", _parking_payments,
+        "interval", {"minutes": 1}, misfire_grace_s=120),
 )
 
 

@@ -26,6 +26,9 @@ REPLAYING = {
     ("POST", "/api/v1/me/plates"),  # binding a plate I hold already
 
     ("POST", "/api/v1/merchant/parking/quota/purchases"),
+
+    ("POST", "/api/v1/me/parking/payments"),
+    ("POST", "/api/v1/parking/payments"),
 }
 
 

@@ -15,11 +15,21 @@ from functools import cached_property
 from typing import Any
 
 import pytest
-from factories import UUID, build_venue, parking_history, reports_world, signed
+from factories import (
+    UUID,
+    build_venue,
+    parked_car_for_pay,
+    parking_coupon_for,
+    parking_history,
+    reports_world,
+    signed,
+)
+from sqlalchemy import update
 
 from mallapp.api.error_index import error_index
 from mallapp.api.openapi import documented_errors, operations
 from mallapp.domain import merchants, ops, venue_admin
+from mallapp.domain.parking.models import ParkingPayment
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the statuses do not depend on the database
 
@@ -962,6 +972,82 @@ def _parking_deal(w, hours_bought: int) -> int:
 scenario("parking.quota_exhausted", 409)(lambda w: w.claim(_parking_deal(w, 1)))
 scenario("coupon.parking_only", 422)(lambda w: w.redeem(code=w.claim(_parking_deal(w, 2)).get_json()["code"]))
 scenario("parking.quota_key_reused", 409)(lambda w: (_buy_quota(w, 5), _buy_quota(w, 6))[1])
+
+# --- parking payments (parkpay) ----------------------------------------------------------------------------
+
+PLATE = "沪A12345"
+
+
+def _parked_for_pay(w, minutes: int = 130, bound: bool = True) -> None:
+    """A car in a car park whose fee the mall computes (no car-park call before paying), bound to w.me."""
+    parked_car_for_pay(w.rt, None, PLATE, minutes=minutes, member_id=_member_id(w) if bound else None,
+                       fee_source="mall")
+
+
+def _park_pay(w, cash: int, key: str = "pay-key-0001", **over: Any):
+    return w.client.post(f"{ME}/parking/payments", headers=w.me, json={
+        "plate": PLATE, "expected_cash_fen": cash, "idempotency_key": key, **over})
+
+
+scenario("parking.no_session", 404)(lambda w: w.client.post("/api/v1/parking/quote", json={"plate": PLATE}))
+scenario("parking.payment_not_found", 404)(lambda w: w.client.get("/api/v1/parking/payments/PK0000000000"))
+
+
+@scenario("parking.plate_not_yours", 403)
+def _(w):
+    _parked_for_pay(w, bound=False)
+    return w.client.post(f"{ME}/parking/quote", headers=w.me, json={"plate": PLATE})
+
+
+@scenario("parking.quote_changed", 409)
+def _(w):
+    _parked_for_pay(w)
+    return _park_pay(w, 1)
+
+
+@scenario("parking.payment_pending", 409)
+def _(w):
+    _parked_for_pay(w)
+    _park_pay(w, 2500)
+    return _park_pay(w, 2500, key="pay-key-0002")
+
+
+@scenario("parking.already_paid", 409)
+def _(w):
+    _parked_for_pay(w)
+    order_id = _park_pay(w, 2500).get_json()["order_id"]
+    with w.rt.sessions.begin() as s:  # as if WeChat Pay and the car park took it
+        s.execute(update(ParkingPayment).where(ParkingPayment.order_id == order_id)
+                  .values(status="paid", settled_at=w.rt.now()))
+    return _park_pay(w, 0, key="pay-key-0002")
+
+
+@scenario("parking.nothing_due", 422)
+def _(w):
+    _parked_for_pay(w, minutes=10)
+    return _park_pay(w, 0)
+
+
+@scenario("parking.idempotency_mismatch", 409)
+def _(w):
+    _parked_for_pay(w)
+    _park_pay(w, 2500)
+    return _park_pay(w, 2400)
+
+
+scenario("parking.coupon_unusable", 422)(lambda w: (_parked_for_pay(w), w.client.post(
+    f"{ME}/parking/quote", headers=w.me, json={"plate": PLATE, "coupon_ids": [999]}))[1])
+
+
+@scenario("parking.coupon_limit", 422)
+def _(w):
+    _parked_for_pay(w)
+    coupon_ids = [_parking_coupon(w) for _ in range(3)]
+    return w.client.post(f"{ME}/parking/quote", headers=w.me, json={"plate": PLATE, "coupon_ids": coupon_ids})
+
+
+def _parking_coupon(w) -> int:
+    return parking_coupon_for(w.rt, w.merchant["id"], _member_id(w), hours=1)
 
 
 # --- the checks ----------------------------------------------------------------------------------------------

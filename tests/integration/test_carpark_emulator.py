@@ -294,3 +294,37 @@ def test_concurrent_payments_of_one_bill_settle_it_once(park: CarParkEmulator, c
         thread.join()
     assert sorted(outcomes) == ["already_paid"] * 5 + ["paid"]
     assert client.query_bill(PLATE).paid_fen == bill.due_fen
+
+
+# --- the emulator billing with a mallapp tariff (parkpay) ----------------------------------------------
+
+def test_the_emulator_bills_with_our_tariff_and_values_time_as_our_benefits_do() -> None:
+    import random
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from factories import MIXC_TARIFF
+
+    from mallapp.domain.parking.tariff import fee, parse_tariff
+
+    tariff, tz = parse_tariff(MIXC_TARIFF), ZoneInfo("Asia/Shanghai")
+    now = [datetime(2026, 3, 10, 12, 0, tzinfo=UTC).timestamp()]
+    rng = random.Random(15)
+    with CarParkEmulator(APP_ID, SECRET, clock=lambda: now[0], tariff=tariff, tz=tz) as park:
+        adapter = OpenApiCarPark(park.base_url, APP_ID, SECRET, timeout=2, retries=0, clock=lambda: now[0])
+        for i in range(60):
+            plate = NEW_ENERGY if i % 3 == 0 else PLATE
+            park.reset()
+            entered = now[0] - rng.randint(0, 3 * 86400)
+            park.drive_in(plate, at=entered)
+            bill = adapter.query_bill(plate)
+            start, end = datetime.fromtimestamp(entered, UTC), datetime.fromtimestamp(now[0], UTC)
+            kind = "new_energy" if plate == NEW_ENERGY else "small"
+            assert bill.gross_fen == fee(tariff, kind, start, end, tz=tz).gross_fen
+            seconds = rng.choice([3600, 2 * 3600, 5400])
+            valued = bill.gross_fen - fee(tariff, kind, start, max(start, end - timedelta(seconds=seconds)), tz=tz).gross_fen
+            if bill.due_fen == 0:
+                continue
+            payment = adapter.pay(plate=plate, order_no=bill.order_no, order_id=f"agree-{i}",
+                                  paid_fen=bill.due_fen - valued, items=[Item(code="points", name="积分", seconds=seconds)])
+            assert (payment.discount_fen, payment.due_fen) == (valued, 0)

@@ -18,8 +18,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from factories import MIXC_TARIFF, PARK_APP_ID, PARK_CODE, PARK_SECRET, parked_car_for_pay
 from sqlalchemy import select
 
+from mallapp.adapters.carpark_open import OpenApiCarPark
+from mallapp.adapters.parking_outside import ParkingOutside
+from mallapp.devtools.carpark_emulator import CarParkEmulator
 from mallapp.domain import (
     campaigns,
     coupons,
@@ -39,8 +43,10 @@ from mallapp.domain import (
 from mallapp.domain.alerts import FleetAlert
 from mallapp.domain.notifications import Delivery, Notification
 from mallapp.domain.parking import carparks as parking_carparks
+from mallapp.domain.parking import payments
 from mallapp.domain.parking import sessions as parking_sessions
-from mallapp.domain.parking.models import ParkingSession
+from mallapp.domain.parking.models import ParkingPayment, ParkingSession
+from mallapp.domain.parking.tariff import parse_tariff
 from mallapp.domain.queueing.models import QueueTicket
 from mallapp.domain.reservation_admin import Band
 from mallapp.domain.reservations import Reservation
@@ -306,6 +312,33 @@ def parking_coupons_expiry(rt, clock, now: datetime) -> Check:
     return check
 
 
+def parking_payments(rt, clock, now: datetime) -> Check:
+    """A payment the car park did not answer (left paying): the job sends the same order id again."""
+    clock.now = now - timedelta(minutes=2)
+    emulator = CarParkEmulator(PARK_APP_ID, PARK_SECRET, park_code=PARK_CODE, tariff=parse_tariff(MIXC_TARIFF),
+                               tz=rt.settings.mall.tz).start()
+    rt._carparks[PARK_CODE] = OpenApiCarPark(emulator.base_url, PARK_APP_ID, PARK_SECRET, park_code=PARK_CODE,
+                                             retries=0, clock=lambda: clock().timestamp())
+    member_id = _member(rt, "o-parker")
+    parked_car_for_pay(rt, emulator, "沪A12345", minutes=70, member_id=member_id, tier="vip")
+    emulator.fail_next("bill/pay", status=503)
+    made = payments.create(rt.sessions, rt.settings, ParkingOutside(rt.carpark, lambda: None),
+                           payments.Request(plate="沪A12345", member_id=member_id, expected_cash_fen=0,
+                                            idempotency_key="clock-parking-1"), now=rt.now())
+    assert made["status"] == "paying"
+
+    def check() -> None:
+        try:
+            with rt.sessions() as s:
+                assert s.scalar(select(ParkingPayment.status)) == "paid"
+            assert len(emulator.payments()) == 1
+        finally:
+            emulator.stop()
+    check.env = {"MALL_CARPARK_API_BASE": emulator.base_url, "MALL_CARPARK_APP_ID": PARK_APP_ID,  # type: ignore[attr-defined]
+                 "MALL_CARPARK_SECRET": PARK_SECRET}
+    return check
+
+
 SCENARIOS: dict[str, Callable[..., Check]] = {
     "points-expiry": points_expiry,
     "birthday-gifts": birthday_gifts,
@@ -323,6 +356,8 @@ SCENARIOS: dict[str, Callable[..., Check]] = {
     "parking-reconcile": parking_reconcile,
 
     "parking-coupons-expiry": parking_coupons_expiry,
+
+    "parking-payments": parking_payments,
 }
 
 
@@ -347,6 +382,8 @@ def test_the_job_does_what_is_due_in_a_fresh_process(name, rt, clock, settings, 
         "MALL_WECHAT_API_BASE": emulator.base_url,
         "MALL_LOG_FORMAT": "text",
         **getattr(check, "env", {}),  # a scenario's own services (the car-park emulator)
+
+        **getattr(check, "env", {}),  # a scenario's own servers (the car-park emulator)
     }
     ran = subprocess.run([sys.executable, "-m", "mallapp", "jobs", "run", name], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=120)

@@ -207,6 +207,10 @@ class ParkingPayment(Base):
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     failure_code: Mapped[str | None] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    # The fingerprint of the request that created it: the same key with another body is refused (0019).
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    # WeChat Pay's answer to the order (JSAPI fields or a code_url): a retry returns it (0019).
+    prepay: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     local_day: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # WeChat Pay took the cash

@@ -1,4 +1,4 @@
-"""parkops: indexes for the operations reports (a day range of exits, of benefits given)
+"""parking reports: indexes for the operations reports (a day range of exits, of benefits given)
 
 Revision ID: 0019
 Revises: 0018
