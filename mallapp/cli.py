@@ -311,15 +311,24 @@ def _check_ports(host: str, ports: list[tuple[int, str]]) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--emulator-port", default=8011, show_default=True, type=int)
+@click.option("--carpark-port", default=8012, show_default=True, type=int, help="the car-park emulator's port")
 @click.option("--live-port", default=8001, show_default=True, type=int, help="the live channel's WebSocket port")
 @click.option("--beacon-traffic/--no-beacon-traffic", default=True, show_default=True,
               help="replay demo shoppers' walks through gateway listeners")
-def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int, beacon_traffic: bool) -> None:
-    """Run the whole system on the embedded default: SQLite, embedded Redis, the WeChat emulator, the demo mall."""
+@click.option("--car-traffic/--no-car-traffic", default=True, show_default=True,
+              help="drive demo cars in and out of the car park; drivers pay by plate")
+def demo(host: str, port: int, workers: int, emulator_port: int, carpark_port: int, live_port: int,
+         beacon_traffic: bool, car_traffic: bool) -> None:
+    """Run the whole system on the embedded default: SQLite, embedded Redis, the WeChat and car-park emulators,
+    the demo mall."""
     from mallapp import logs
     from mallapp.devtools import demo as demo_mall
+    from mallapp.devtools import demo_parking
+    from mallapp.devtools.carpark_emulator import CarParkEmulator
+    from mallapp.devtools.cars import CarTraffic
     from mallapp.devtools.servers import stop_process
     from mallapp.devtools.wechat_emulator import WeChatEmulator
+    from mallapp.domain.parking.tariff import parse_tariff
     from mallapp.runtime import build_runtime, start_embedded_redis
 
     # The demo's settings (config/demo.toml) under any overlay of the caller's; every process started
@@ -331,6 +340,8 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
     ports = [(port, "--port"), (live_port, "--live-port")]
     if not settings.wechat.secret or "MALL_WECHAT_API_BASE" not in os.environ:
         ports.append((emulator_port, "--emulator-port"))
+    if not settings.carpark.api_base:
+        ports.append((carpark_port, "--carpark-port"))
     _check_ports(host, ports)
     if not settings.redis_url:
         redis = start_embedded_redis(settings)
@@ -347,6 +358,18 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
             env.update(wechatpay_keys.demo_environment(
                 emulator, settings.var_path / "wechatpay-dev",
                 notify_url=f"http://127.0.0.1:{port}/api/v1/parking/wechatpay/notify"))
+    carpark = None
+    if not settings.carpark.api_base:
+        # The car park's system, emulated: it bills with the demo car park's own tariff and posts its
+        # signed entry and exit notifications to this demo's webhook.
+        carpark = CarParkEmulator(demo_parking.DEMO_CARPARK_APP_ID, demo_parking.DEMO_CARPARK_SECRET, port=carpark_port,
+                                  park_code=demo_parking.DEMO_PARK_CODE,
+                                  levels={code: spaces for code, _, _, spaces in demo_parking.DEMO_LEVELS},
+                                  webhook_url=f"http://127.0.0.1:{port}/api/v1/parking/carpark/notify",
+                                  tariff=parse_tariff(demo_parking.DEMO_TARIFF), tz=settings.mall.tz)
+        carpark.start()
+        env.update(MALL_CARPARK_API_BASE=carpark.base_url, MALL_CARPARK_APP_ID=demo_parking.DEMO_CARPARK_APP_ID,
+                   MALL_CARPARK_SECRET=demo_parking.DEMO_CARPARK_SECRET)
     env.setdefault("MALL_LOG_FORMAT", "text")
     logs.configure(env["MALL_LOG_FORMAT"], settings.log_level)
 
@@ -357,6 +380,7 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
     rt = build_runtime(load_settings(environ=env))
     try:
         lines = demo_mall.seed(rt)
+        lines.append(demo_parking.seed_parking(rt))
         if emulator is not None:
             demo_mall.grant_recorded_quotas(rt, emulator)
     finally:
@@ -376,6 +400,12 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
     if beacon_traffic:
         children.insert(0, subprocess.Popen([sys.executable, "-m", "mallapp.devtools.walks", "--backend-url",
                                              f"http://127.0.0.1:{port}"], env=env))
+    traffic = None
+    if car_traffic and carpark is not None and emulator is not None and "MALL_WECHATPAY_MCHID" in env:
+        traffic = CarTraffic(carpark, emulator, f"http://127.0.0.1:{port}",
+                             levels={code: spaces for code, _, _, spaces in demo_parking.DEMO_LEVELS},
+                             member_plate=demo_parking.DEMO_PLATE[1])
+        traffic.start()
     click.echo("")
     click.echo(f"mallapp is running at {base}")
     click.echo(f"  API page:        {base}/api/v1/docs")
@@ -388,6 +418,12 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
         if "MALL_WECHATPAY_MCHID" in env and not settings.wechatpay.mchid:
             click.echo(f"  WeChat Pay:      emulated by it (merchant {env['MALL_WECHATPAY_MCHID']}); the payer pays: "
                        f"curl -X POST {emulator.base_url}/__emulator/wechatpay/pay -d '{{\"out_trade_no\": \"...\"}}'")
+    if carpark is not None:
+        click.echo(f"  car-park emulator: {carpark.base_url}  (a car comes in: curl -X POST "
+                   f"{carpark.base_url}/__emulator/drive-in -d '{{\"plate\": \"沪B12345\", \"bay\": \"B1-C007\"}}')")
+    if traffic is not None:
+        click.echo(f"  car traffic:     demo cars come and go and their drivers pay by plate; "
+                   f"{demo_parking.DEMO_PLATE[1]} stays in {CarTraffic.member_bay} (--no-car-traffic to stop it)")
     for line in lines:
         click.echo(f"  {line}")
     click.echo(f"  live presence:   curl -H 'Authorization: Bearer <ops token>' {base}/api/v1/ops/presence"
@@ -408,11 +444,15 @@ def demo(host: str, port: int, workers: int, emulator_port: int, live_port: int,
     except KeyboardInterrupt:
         pass
     finally:
+        if traffic is not None:
+            traffic.stop()
         for child in children:
             stop_process(child)
         stop_process(web)
         if emulator is not None:
             emulator.stop()
+        if carpark is not None:
+            carpark.stop()
     sys.exit(0 if stop["now"] or web.returncode in (0, None, -signal.SIGTERM) else web.returncode)
 
 

@@ -111,6 +111,16 @@ class ServiceUnavailable(MallError):
     code = "service.unavailable"
 
 
+class Unconfigured(ServiceUnavailable):
+    """An outside system the call needs (a car park, WeChat Pay) is not configured on this installation.
+
+    Not an outage: the operations that can meet it list its code among their own errors, apart from
+    the database and Redis codes every operation can answer.
+    """
+
+    code = "service.unconfigured"
+
+
 # The car-park system's refusals (mallapp.adapters.carpark re-exports them; vendor modules map their codes).
 
 class PlateNotFound(NotFound):

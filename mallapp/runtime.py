@@ -113,7 +113,7 @@ class Runtime:
 
     @cached_property
     def wechatpay(self) -> PayClient:
-        """WeChat Pay (``[wechatpay]``); raises ServiceUnavailable ``wechatpay.unconfigured`` without one."""
+        """WeChat Pay (``[wechatpay]``); raises Unconfigured ``wechatpay.unconfigured`` (503) without one."""
         return wechatpay_v3.build_client(self.settings)
 
     def carpark(self, park_code: str) -> CarPark:

@@ -39,7 +39,7 @@ from mallapp.adapters.carpark import (
     PlateNotFound,
     SignatureRefused,
 )
-from mallapp.errors import InvalidInput, MallError, ServiceUnavailable
+from mallapp.errors import InvalidInput, MallError, Unconfigured
 from mallapp.settings import Settings
 
 __all__ = ["ERRORS", "TIMESTAMP_WINDOW_SECONDS", "OpenApiCarPark", "canonical", "sign", "verify"]
@@ -218,7 +218,7 @@ def build(settings: Settings, park_code: str) -> OpenApiCarPark:
     """The adapter for one car park of the mall's car-park system (``[carpark]``)."""
     cfg = settings.carpark
     if not cfg.api_base or not cfg.app_id or not cfg.secret:
-        raise ServiceUnavailable("No car-park system is configured ([carpark] api_base, app_id, MALL_CARPARK_SECRET).",
+        raise Unconfigured("No car-park system is configured ([carpark] api_base, app_id, MALL_CARPARK_SECRET).",
                                  code="parking.unconfigured")
     return OpenApiCarPark(cfg.api_base, cfg.app_id, cfg.secret, park_code=park_code, timeout=cfg.timeout_s,
                           retries=cfg.retries)

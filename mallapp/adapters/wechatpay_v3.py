@@ -26,7 +26,7 @@ from mallapp.adapters import wechatpay_crypto as crypto
 from mallapp.adapters.wechatpay import Notice, Order, PayClient, Prepay, Refund
 from mallapp.errors import (
     InvalidInput,
-    ServiceUnavailable,
+    Unconfigured,
     WeChatPayOrderNotFound,
     WeChatPayRefused,
     WeChatPaySignatureInvalid,
@@ -117,24 +117,24 @@ class WeChatPayV3:
                 try:
                     return Path(path).read_text(encoding="ascii")
                 except (OSError, UnicodeDecodeError) as exc:
-                    raise ServiceUnavailable(f"WeChat Pay's {what} cannot be read from {path}: {exc}",
+                    raise Unconfigured(f"WeChat Pay's {what} cannot be read from {path}: {exc}",
                                              code="wechatpay.unconfigured") from None
-            raise ServiceUnavailable(f"WeChat Pay is not configured: no {what} ([wechatpay]).",
+            raise Unconfigured(f"WeChat Pay is not configured: no {what} ([wechatpay]).",
                                      code="wechatpay.unconfigured")
 
         missing = [name for name, value in (("merchant_serial", cfg.merchant_serial), ("notify_url", cfg.notify_url),
                                             ("apiv3_key (MALL_WECHATPAY_APIV3_KEY)", cfg.apiv3_key)) if not value]
         if missing:
-            raise ServiceUnavailable(f"WeChat Pay is not configured: [wechatpay] {', '.join(missing)} missing.",
+            raise Unconfigured(f"WeChat Pay is not configured: [wechatpay] {', '.join(missing)} missing.",
                                      code="wechatpay.unconfigured")
         if len(cfg.apiv3_key.encode()) != 32:
-            raise ServiceUnavailable("The WeChat Pay APIv3 key must be 32 characters.", code="wechatpay.unconfigured")
+            raise Unconfigured("The WeChat Pay APIv3 key must be 32 characters.", code="wechatpay.unconfigured")
         try:
             private_key = crypto.load_private_key(pem(cfg.private_key, cfg.private_key_path, "merchant private key"))
             public_key = crypto.load_public_key(pem(cfg.platform_public_key, cfg.platform_public_key_path,
                                                     "platform public key"))
         except ValueError as exc:
-            raise ServiceUnavailable(f"WeChat Pay's keys cannot be read: {exc}", code="wechatpay.unconfigured") from None
+            raise Unconfigured(f"WeChat Pay's keys cannot be read: {exc}", code="wechatpay.unconfigured") from None
         return cls(api_base=cfg.api_base, appid=settings.wechat.appid, mchid=cfg.mchid,
                    merchant_serial=cfg.merchant_serial, private_key=private_key, platform_public_key=public_key,
                    platform_serial=cfg.platform_serial, apiv3_key=cfg.apiv3_key, notify_url=cfg.notify_url,
@@ -320,5 +320,5 @@ def build_client(settings: Settings) -> PayClient:
     """The client for ``[wechatpay]``; refuses when no merchant account is configured."""
     cfg = settings.wechatpay
     if not cfg.mchid:
-        raise ServiceUnavailable("WeChat Pay is not configured ([wechatpay] mchid).", code="wechatpay.unconfigured")
+        raise Unconfigured("WeChat Pay is not configured ([wechatpay] mchid).", code="wechatpay.unconfigured")
     return WeChatPayV3.from_settings(settings)

@@ -11,6 +11,7 @@ from pydantic.json_schema import models_json_schema
 
 from mallapp.api.core import Operation
 from mallapp.api.error_index import error_index
+from mallapp.errors import Unconfigured
 
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content"}
 _ERROR_STATUS = {400: "Bad request", 401: "Missing, expired or revoked credentials",
@@ -20,6 +21,7 @@ _ERROR_STATUS = {400: "Bad request", 401: "Missing, expired or revoked credentia
 # Any operation that reads Redis or the database can answer 503 while one of them is unreachable
 # (mallapp.api.outages); documented once, generically, on every such operation rather than per code.
 _UNAVAILABLE_TEXT = "Redis or the database cannot be reached right now; retry after Retry-After seconds"
+_UNCONFIGURED_TEXT = "or an outside system this call needs is not configured on this installation"
 
 
 def operations(app: Flask) -> list[tuple[str, Operation]]:
@@ -86,13 +88,13 @@ def build(app: Flask, version: str) -> dict[str, Any]:
             statuses.add(413)
         errors = documented_errors(op)
         statuses |= {_status_of(code) for code in errors}
-        for status in sorted(statuses):
+        for status in sorted(statuses - {503}):  # 503: below, with the outages every operation can meet
             codes = [c for c in errors if _status_of(c) == status]
             desc = _ERROR_STATUS[status] + (f" (codes: {', '.join(codes)})" if codes else "")
             spec["responses"][str(status)] = {"description": desc, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Error"}}}}
         if not op.raw:  # the raw ones (the document, the API page, /healthz's own answer) need neither
-            spec["responses"]["503"] = _unavailable()
+            spec["responses"]["503"] = _unavailable([c for c in errors if _status_of(c) == 503])
         paths.setdefault(path, {})[op.method.lower()] = spec
 
     return {
@@ -139,12 +141,15 @@ def documented_errors(op: Operation) -> tuple[str, ...]:
     return (*op.errors, *_AUTH_ERRORS.get(op.auth, ()))
 
 
-def _unavailable() -> dict[str, Any]:
-    """The 503 every operation can give: its codes are those raised as 503 (not the class's bare default)."""
+def _unavailable(unconfigured: list[str]) -> dict[str, Any]:
+    """The 503 every operation can give: its codes are those raised as 503 (not the class's bare default),
+    then the ``unconfigured`` codes the operation itself lists (an outside system not set up here)."""
     index = error_index()
     codes = sorted(code for code, cls in index.classes.items()
-                   if cls.status == 503 and any(".py:" in site for site in index.sites[code]))
-    return {"description": f"{_UNAVAILABLE_TEXT} (codes: {', '.join(codes)})",
+                   if cls.status == 503 and not issubclass(cls, Unconfigured)
+                   and any(".py:" in site for site in index.sites[code]))
+    also = f"; {_UNCONFIGURED_TEXT} (codes: {', '.join(unconfigured)})" if unconfigured else ""
+    return {"description": f"{_UNAVAILABLE_TEXT} (codes: {', '.join(codes)}){also}",
             "headers": {"Retry-After": {"description": "seconds to wait before trying again",
                                         "schema": {"type": "integer"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}

@@ -24,9 +24,9 @@ log = logging.getLogger("mallapp.parking")
 
 Plate = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)]
 Key = Annotated[str, StringConstraints(pattern=r"^[\w\-.:]{8,64}$")]
-ERRORS = ("parking.plate_invalid", "parking.no_session")
+ERRORS = ("parking.plate_invalid", "parking.no_session", "parking.unconfigured")
 PAY_ERRORS = (*ERRORS, "parking.already_paid", "parking.payment_pending", "parking.quote_changed",
-              "parking.nothing_due", "parking.idempotency_mismatch")
+              "parking.nothing_due", "parking.idempotency_mismatch", "wechatpay.unconfigured")
 MEMBER_ERRORS = ("parking.plate_not_yours", "parking.coupon_limit", "parking.coupon_unusable")
 
 
@@ -142,7 +142,7 @@ def member_quote(body: MemberQuoteIn) -> QuoteOut:
 @operation(bp, "/me/parking/payments", "POST", summary="Pay my plate's bill: benefits first, WeChat Pay for the rest",
            auth="member", body=MemberPayIn, response=PaymentOut, status=201, also=REPLAY,
            errors=(*PAY_ERRORS, *MEMBER_ERRORS))
-def member_pay(body: MemberPayIn) -> tuple[dict[str, Any], int]:
+def member_pay(body: MemberPayIn) -> tuple[PaymentOut, int]:
     rt = runtime()
     member_id = current_member_id()
     req = payments.Request(plate=body.plate, member_id=member_id, expected_cash_fen=body.expected_cash_fen,
@@ -151,7 +151,7 @@ def member_pay(body: MemberPayIn) -> tuple[dict[str, Any], int]:
     with transaction() as session:
         openid = session.scalar(_openid_of(member_id))
     result = payments.create(rt.sessions, rt.settings, _outside(), req, now=rt.now(), openid=openid)
-    return result, 200 if result["replayed"] else 201
+    return PaymentOut(**result), 200 if result["replayed"] else 201
 
 
 def _openid_of(member_id: int) -> Any:
@@ -168,21 +168,21 @@ def public_quote(body: PublicQuoteIn) -> PublicQuoteOut:
 
 @operation(bp, "/parking/payments", "POST", summary="Pay a plate's bill without joining (WeChat Pay)",
            body=PublicPayIn, response=PaymentOut, status=201, also=REPLAY, errors=PAY_ERRORS)
-def public_pay(body: PublicPayIn) -> tuple[dict[str, Any], int]:
+def public_pay(body: PublicPayIn) -> tuple[PaymentOut, int]:
     rt = runtime()
     req = payments.Request(plate=body.plate, member_id=None, expected_cash_fen=body.expected_cash_fen,
                            idempotency_key=f"p:{body.idempotency_key}", wants_jsapi=body.wx_code is not None)
     # The code gives the payer's openid for a JSAPI order; no member is created and nothing is kept.
     openid = wechat.code_to_session(rt.wechat, body.wx_code).openid if body.wx_code else None
     result = payments.create(rt.sessions, rt.settings, _outside(), req, now=rt.now(), openid=openid)
-    return result, 200 if result["replayed"] else 201
+    return PaymentOut(**result), 200 if result["replayed"] else 201
 
 
 @operation(bp, "/parking/payments/<order_id>", "GET", summary="A parking payment's status, by its order id",
            response=PaymentOut, errors=("parking.payment_not_found",))
-def payment_status(order_id: str) -> dict[str, Any]:
+def payment_status(order_id: str) -> PaymentOut:
     with transaction() as session:
-        return payments.get(session, order_id)
+        return PaymentOut(**payments.get(session, order_id))
 
 
 @operation(bp, "/parking/wechatpay/notify", "POST", summary="WeChat Pay's payment notification (signed)",

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from mallapp.domain import points
 from mallapp.domain.members import Member
 from mallapp.domain.parking import bindings, carparks
 from mallapp.runtime import Runtime
 
 DEMO_PARK_CODE = "P001"  # mallapp.devtools.carpark_emulator's default park_code
+# The car-park emulator's credentials in the demo; they guard nothing real.
+DEMO_CARPARK_APP_ID = "demo-carpark"
+DEMO_CARPARK_SECRET = "demo-carpark-secret"
 DEMO_LEVELS = (("B1", "地下一层 Basement 1", -1, 120), ("B2", "地下二层 Basement 2", -2, 80))
 DEMO_PLATE = ("demo-shopper-ada", "沪A12345")
+# Enough points for the tour to pay two hours of parking with them (600 points an hour).
+DEMO_PARKING_POINTS = 3000
 # The MixC-like tariff of docs/parking.md: 15 free minutes, 10 yuan the first hour, then 5 yuan (day) or
 # 2 yuan (night) per started half hour, at most 10 yuan a night and 60 yuan per 24 hours.
 DEMO_TARIFF = {"grace_minutes": 15, "plans": {
@@ -28,7 +34,7 @@ DEMO_TARIFF = {"grace_minutes": 15, "plans": {
 
 
 def seed_parking(rt: Runtime) -> str:
-    """Create the demo car park once (and bind a demo shopper's plate); return a line for the operator."""
+    """Create the demo car park once (and bind a demo shopper's plate, with points to pay parking); return a line."""
     now = rt.now()
     with rt.sessions.begin() as session:
         park = carparks.by_vendor_code(session, DEMO_PARK_CODE)
@@ -47,4 +53,8 @@ def seed_parking(rt: Runtime) -> str:
         member_id = session.scalar(select(Member.id).where(Member.openid == openid))
         if member_id is not None and bindings.active_for_plate(session, plate) is None:
             bindings.bind(session, member_id, plate, vehicle_type=None, cfg=rt.settings.parking, now=now)
+        if member_id is not None:  # once: the ledger's key makes a second start a replay
+            points.credit(session, rt.settings, member_id, DEMO_PARKING_POINTS, "adjustment", source_ref="demo:parking",
+                          idempotency_key="demo:parking-points", now=now,
+                          note="演示：停车积分 / Demo: points for parking")
         return f"demo car park: {park.code} (parkCode {DEMO_PARK_CODE}), levels B1 and B2, {plate} bound to {openid}"

@@ -990,6 +990,24 @@ def _park_pay(w, cash: int, key: str = "pay-key-0001", **over: Any):
 
 
 scenario("parking.no_session", 404)(lambda w: w.client.post("/api/v1/parking/quote", json={"plate": PLATE}))
+
+
+@scenario("parking.unconfigured", 503)
+def _(w):
+    # The car park computes its own fee, and this installation has no [carpark] to ask it with.
+    parked_car_for_pay(w.rt, None, PLATE, minutes=130, fee_source="carpark")
+    return w.client.post("/api/v1/parking/quote", json={"plate": PLATE})
+
+
+@scenario("wechatpay.unconfigured", 503)
+def _(w):
+    _parked_for_pay(w, bound=False)
+    cfg = w.rt.settings
+    w.rt.settings = cfg.model_copy(update={"wechatpay": cfg.wechatpay.model_copy(update={"mchid": ""})})
+    w.rt.__dict__.pop("wechatpay", None)  # the cached client: built again from the settings without WeChat Pay
+    due = w.client.post("/api/v1/parking/quote", json={"plate": PLATE}).get_json()["cash_fen"]
+    return w.client.post("/api/v1/parking/payments", json={"plate": PLATE, "expected_cash_fen": due,
+                                                           "idempotency_key": "unconfigured-1"})
 scenario("parking.payment_not_found", 404)(lambda w: w.client.get("/api/v1/parking/payments/PK0000000000"))
 
 

@@ -31,9 +31,9 @@ def _call(method: str, url: str, body: dict | None = None, headers: dict | None 
 
 
 def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
-    port, emulator_port, live_port = free_port(), free_port(), free_port()
+    port, emulator_port, live_port, carpark_port = free_port(), free_port(), free_port(), free_port()
     proc = subprocess.Popen([MALLAPP, "demo", "--port", str(port), "--emulator-port", str(emulator_port),
-                             "--live-port", str(live_port)],
+                             "--live-port", str(live_port), "--carpark-port", str(carpark_port)],
                             env=cli_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     base, emulator = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}"
@@ -104,6 +104,28 @@ def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
             assert proc.poll() is None, proc.stdout.read()
             assert time.monotonic() < deadline, f"no demo shoppers in the mall and the coffee shop: {presence}"
             time.sleep(1)
+        # The demo member's car is in the car park (the demo's car traffic drove it in, through the car-park
+        # emulator's signed notification): she finds it and pays two hours with points, no cash.
+        _, login = _call("POST", f"{emulator}/__emulator/login", {"openid": "demo-shopper-ada"})
+        _, ada = _call("POST", f"{base}/api/v1/auth/wechat", {"code": login["code"]})
+        ada = {"Authorization": f"Bearer {ada['token']}"}
+        deadline = time.monotonic() + 60
+        while True:
+            _, found = _call("GET", f"{base}/api/v1/me/parking/car", headers=ada)
+            if found["cars"]:
+                break
+            assert time.monotonic() < deadline, "the demo member's car never came in"
+            time.sleep(0.5)
+        assert (found["cars"][0]["level"]["code"], found["cars"][0]["bay"]) == ("B2", "B2-C058")
+        status, quote = _call("POST", f"{base}/api/v1/me/parking/quote", {"plate": "沪A12345", "points_hours": 2},
+                              ada)
+        assert status == 200 and quote["items"][0]["kind"] == "points" and quote["cash_fen"] == 0
+        status, paid = _call("POST", f"{base}/api/v1/me/parking/payments", {
+            "plate": "沪A12345", "points_hours": 2, "expected_cash_fen": 0, "idempotency_key": "e2e-ada-1"}, ada)
+        assert status == 201 and paid["status"] == "paid" and paid["points"] == quote["points"] > 0
+        status, after = _call("POST", f"{base}/api/v1/me/parking/quote", {"plate": "沪A12345"}, ada)
+        assert (status, after["due_fen"]) == (200, 0)
+
         _, fleet = _call("GET", f"{base}/api/v1/ops/beacons", headers=ops)
         problems = {b["label"]: b["problems"] for b in fleet["beacons"]}
         assert problems["Food court, centre"] == ["never_seen"]  # no gateway on floor 2 hears it

@@ -60,11 +60,12 @@ def _command_lines() -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("flag", ["--port", "--live-port", "--emulator-port"])
+@pytest.mark.parametrize("flag", ["--port", "--live-port", "--emulator-port", "--carpark-port"])
 def test_demo_with_a_port_taken_says_which_and_starts_nothing(tmp_path, flag):
     import socket
 
-    ports = {"--port": free_port(), "--live-port": free_port(), "--emulator-port": free_port()}
+    ports = {"--port": free_port(), "--live-port": free_port(), "--emulator-port": free_port(),
+             "--carpark-port": free_port()}
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -94,7 +95,8 @@ def test_demo_with_a_port_taken_says_which_and_starts_nothing(tmp_path, flag):
 def test_demo_refuses_one_port_for_two_servers(tmp_path):
     port = free_port()
     done = subprocess.run([MALLAPP, "demo", "--port", str(port), "--live-port", str(port), "--emulator-port",
-                           str(free_port())], env=cli_env(tmp_path), capture_output=True, text=True, timeout=60)
+                           str(free_port()), "--carpark-port", str(free_port())], env=cli_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert done.stderr.strip() == (f"mallapp demo: port {port} is given to both --port and --live-port; "
                                    "choose another with --live-port")
