@@ -22,6 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mallapp.db import UTCDateTime
 from mallapp.domain import points
+from mallapp.domain.benefits import PARKING_KINDS
+from mallapp.domain.coupons import Coupon
+from mallapp.domain.deals import Deal
 from mallapp.domain.members import Member
 from mallapp.domain.parking import benefits, plates
 from mallapp.domain.parking import coupons as parking_coupons
@@ -94,7 +97,7 @@ class Quote:
                 "points": self.breakdown.points, "items": [item.as_dict() for item in self.breakdown.items]}
 
 
-def _find_open_statement() -> Any:
+def _find_open_statement(*extra: Any) -> Any:
     plate = bindparam("plate")
     bound = (select(PlateBinding.member_id).where(PlateBinding.plate == plate, PlateBinding.unbound_at.is_(None))
              .scalar_subquery())
@@ -103,15 +106,16 @@ def _find_open_statement() -> Any:
                    .scalar_subquery())
     return (select(ParkingSession.id, CarPark.id, CarPark.code, CarPark.name, CarPark.vendor_park_code,
                    CarPark.fee_source, ParkingSession.vehicle_type, ParkingSession.order_no, ParkingSession.entered_at,
-                   CarPark.tariff, CarPark.rules, bound, paid_before)
+                   CarPark.tariff, CarPark.rules, bound, paid_before, *extra)
             .join(CarPark, CarPark.id == ParkingSession.car_park_id)
             .where(ParkingSession.plate == plate, ParkingSession.exited_at.is_(None), CarPark.active.is_(True))
             .order_by(ParkingSession.entered_at.desc()).limit(1))
 
 
-def _facts_statement() -> Any:
+def _facts_columns(visit: Any) -> list[Any]:
+    """The member's facts as scalar subqueries, for the visit ``visit`` (a parameter, or the stay's id column)."""
     member, start, end = bindparam("member"), bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime())
-    today, visit = bindparam("today", type_=Date()), bindparam("visit")
+    today, now = bindparam("today", type_=Date()), bindparam("now", type_=UTCDateTime())
 
     def used(kind: str, value: Any, where: Any) -> Any:
         return (select(func.coalesce(value, 0)).where(
@@ -119,7 +123,7 @@ def _facts_statement() -> Any:
             where).scalar_subquery())
     on_day, on_visit = ParkingBenefit.local_day == today, ParkingBenefit.session_id == visit
     seconds, count = func.sum(ParkingBenefit.seconds), func.count()
-    return select(
+    return [
         select(Member.tier).where(Member.id == member).scalar_subquery(),
         select(points.PointsAccount.balance).where(points.PointsAccount.member_id == member).scalar_subquery(),
         select(func.coalesce(func.sum(Purchase.amount_fen - Purchase.refunded_fen), 0))
@@ -132,24 +136,40 @@ def _facts_statement() -> Any:
         # coupons today and on the visit.
         used("tier", count, on_day), used("spend", seconds, on_day), used("spend", seconds, on_visit),
         used("points", seconds, on_day), used("points", seconds, on_visit), used("coupon", count, on_day),
-        used("coupon", count, on_visit))
+        used("coupon", count, on_visit),
+        # Whether the member holds any parking coupon at all: only then are they listed (another round trip).
+        select(func.count()).select_from(Coupon).join(Deal, Deal.id == Coupon.deal_id)
+        .where(Coupon.member_id == member, Coupon.redeemed_at.is_(None), Deal.benefit_kind.in_(PARKING_KINDS),
+               Deal.ends_at > now).scalar_subquery()]
 
 
-# Built once: every member quote runs both (one round trip each).
-_FIND_OPEN, _FACTS = _find_open_statement(), _facts_statement()
+# Built once. A member's quote reads the stay, its car park, the plate's member and the member's facts in one
+# round trip (_FIND_OPEN_WITH_FACTS); a payment reads the facts again under its lock (_FACTS).
+_FIND_OPEN = _find_open_statement()
+_FIND_OPEN_WITH_FACTS = _find_open_statement(*_facts_columns(ParkingSession.id))
+_FACTS = select(*_facts_columns(bindparam("visit")))
 
 
 def find_open(session: Session, plate_text: str) -> OpenStay:
     """The plate's open stay in an active car park (the latest if the car park somehow reports two), with the
     plate's member and whether a payment of the stay was settled: one round trip."""
     plate = plates.normalize(plate_text)
-    row = session.execute(_FIND_OPEN, {"plate": plate}).first()
+    return _stay(plate, session.execute(_FIND_OPEN, {"plate": plate}).first())
+
+
+def _stay(plate: str, row: Any) -> OpenStay:
     if row is None:
         raise NotFound("No car with this plate is parked here.", code="parking.no_session")
     (session_id, park_id, code, name, vendor_code, fee_source, vehicle_type, order_no, entered_at, tariff, rules,
-     member_id, paid) = row
+     member_id, paid) = row[:13]
     return OpenStay(session_id, park_id, code, name, vendor_code, fee_source, plate, vehicle_type, order_no,
                     entered_at, _tariff(tariff), _rules(rules), member_id, bool(paid))
+
+
+def _facts_params(settings: Settings, member_id: int, now: datetime) -> dict[str, Any]:
+    today = settings.mall.local_day(now)
+    start, end = settings.mall.day_bounds(today)
+    return {"member": member_id, "start": start, "end": end, "today": today, "now": now}
 
 
 @lru_cache(maxsize=64)
@@ -182,11 +202,15 @@ def bound_member(session: Session, plate: str) -> int | None:
 def facts_of(session: Session, settings: Settings, member_id: int, stay: OpenStay, now: datetime, *,
              points_hours: int = 0, coupon_ids: Sequence[int] = (), lock_coupons: bool = False) -> benefits.Facts:
     """What the benefits need to know of the member on this stay."""
-    today = settings.mall.local_day(now)
-    start, end = settings.mall.day_bounds(today)
     # One round trip: the tier, the points balance, today's net spend, exits today and the benefits used.
-    tier, balance, spend, exited_today, *used = session.execute(
-        _FACTS, {"member": member_id, "start": start, "end": end, "today": today, "visit": stay.session_id}).one()
+    row = session.execute(_FACTS, {**_facts_params(settings, member_id, now), "visit": stay.session_id}).one()
+    return _facts(session, row, member_id, now, points_hours, coupon_ids, lock_coupons)[0]
+
+
+def _facts(session: Session, row: Sequence[Any], member_id: int, now: datetime, points_hours: int,
+           coupon_ids: Sequence[int], lock_coupons: bool) -> tuple[benefits.Facts, bool]:
+    """The facts from their columns, and whether the member holds any parking coupon."""
+    tier, balance, spend, exited_today, *used, coupons_held = row
     return benefits.Facts(
         tier=tier,
         spend_fen_today=int(spend or 0),
@@ -194,7 +218,8 @@ def facts_of(session: Session, settings: Settings, member_id: int, stay: OpenSta
         first_exit_today=not exited_today,
         used=benefits.Used(used[0] > 0, *(int(value) for value in used[1:])),
         points_hours=points_hours,
-        coupons=parking_coupons.chosen(session, coupon_ids, member_id=member_id, now=now, lock=lock_coupons))
+        coupons=parking_coupons.chosen(session, coupon_ids, member_id=member_id, now=now, lock=lock_coupons)
+    ), bool(coupons_held)
 
 
 def _earlier(session: Session, session_id: int) -> list[ParkingPayment]:
@@ -232,22 +257,29 @@ def for_plate(sessions: sessionmaker[Session], settings: Settings, fetch_bill: C
 
     With ``member_id`` the plate must be bound to that member, and the member's benefits are priced in.
     """
+    normal = plates.normalize(plate)
     with sessions.begin() as session:
-        stay = find_open(session, plate)
-        if member_id is not None and stay.bound_member_id != member_id:
-            raise Forbidden("This plate is not bound to you.", code="parking.plate_not_yours")
+        if member_id is None:
+            stay, facts_row = find_open(session, normal), None
+        else:  # the stay and the member's facts in one round trip
+            row = session.execute(_FIND_OPEN_WITH_FACTS, {"plate": normal,
+                                                          **_facts_params(settings, member_id, now)}).first()
+            stay, facts_row = _stay(normal, row), None if row is None else row[13:]
+            if stay.bound_member_id != member_id:
+                raise Forbidden("This plate is not bound to you.", code="parking.plate_not_yours")
         if stay.fee_source != "carpark":  # our tariff: no call out, so one transaction does it all
-            return _priced(session, settings, stay, now, None, member_id, points_hours, coupon_ids)
+            return _priced(session, stay, now, None, member_id, facts_row, points_hours, coupon_ids, settings)
     bill = fetch_bill(stay.vendor_park_code, stay.plate)
     with sessions.begin() as session:
-        return _priced(session, settings, stay, now, bill, member_id, points_hours, coupon_ids)
+        return _priced(session, stay, now, bill, member_id, facts_row, points_hours, coupon_ids, settings)
 
 
-def _priced(session: Session, settings: Settings, stay: OpenStay, now: datetime, bill: Bill | None,
-            member_id: int | None, points_hours: int, coupon_ids: Sequence[int]) -> Quote:
-    facts = None if member_id is None else facts_of(session, settings, member_id, stay, now,
-                                                     points_hours=points_hours, coupon_ids=coupon_ids)
+def _priced(session: Session, stay: OpenStay, now: datetime, bill: Bill | None, member_id: int | None,
+            facts_row: Sequence[Any] | None, points_hours: int, coupon_ids: Sequence[int],
+            settings: Settings) -> Quote:
+    if member_id is None or facts_row is None:
+        return quote(session, settings, stay, now, bill=bill)
+    facts, coupons_held = _facts(session, facts_row, member_id, now, points_hours, coupon_ids, False)
     result = quote(session, settings, stay, now, bill=bill, facts=facts, member_id=member_id)
-    if member_id is None:
-        return result
-    return replace(result, coupons_available=tuple(parking_coupons.usable(session, member_id, now)))
+    usable = parking_coupons.usable(session, member_id, now) if coupons_held else []
+    return replace(result, coupons_available=tuple(usable))
