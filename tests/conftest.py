@@ -23,6 +23,7 @@ from factories import WECHATPAY_NOTIFY_URL, Venue, build_venue
 from redis import Redis
 from sqlalchemy import text
 from websockets.sync.client import ClientConnection, connect
+from werkzeug.serving import make_server
 
 from beacons.datasets import shared_data_dir
 from mallapp import create_app
@@ -216,6 +217,20 @@ def app(rt: Runtime, emulator: WeChatEmulator):
     app = create_app(runtime=rt)
     app.config["TESTING"] = True
     return app
+
+
+@pytest.fixture
+def app_url(app) -> Iterator[str]:
+    """The app served over real HTTP on 127.0.0.1 and a free port; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="app-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 @pytest.fixture

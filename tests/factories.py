@@ -22,6 +22,7 @@ from sqlalchemy import func, select, update
 
 from mallapp.api.error_index import error_index
 from mallapp.db import make_engine, make_sessionmaker
+from mallapp.devtools.demo_parking import DEMO_TARIFF
 from mallapp.domain import (
     deals,
     members,
@@ -33,6 +34,7 @@ from mallapp.domain import (
     venue_admin,
 )
 from mallapp.domain.notifications import Delivery, Notification
+from mallapp.domain.parking.rules import default_rules
 from mallapp.domain.reservation_admin import Band
 from mallapp.domain.reservations import Reservation, Slot
 from mallapp.domain.venue import (
@@ -669,24 +671,9 @@ def parking_coupon_deal(rt: Runtime, *, name: str = "Parking Partner", kind: str
 # --- parking payments (parkpay) ---------------------------------------------------------------------
 
 PARK_APP_ID, PARK_SECRET, PARK_CODE = "park-app-test", "carpark-secret-test", "P001"
-# The MixC-like tariff and rules of docs/parking.md.
-MIXC_TARIFF = {
-    "grace_minutes": 15,
-    "plans": {
-        "small": {"free_minutes": 15, "first_period_minutes": 60, "first_period_fen": 1000, "step_minutes": 30,
-                  "bands": [{"name": "白天 day", "start": "08:00", "end": "22:00", "step_fen": 500},
-                            {"name": "夜间 night", "start": "22:00", "end": "08:00", "step_fen": 200}],
-                  "overnight": {"start": "22:00", "end": "08:00", "cap_fen": 1000}, "daily_cap_fen": 6000},
-        "new_energy": {"free_minutes": 30, "first_period_minutes": 60, "first_period_fen": 500, "step_minutes": 30,
-                       "bands": [{"name": "全天 all day", "start": "00:00", "end": "00:00", "step_fen": 250}],
-                       "daily_cap_fen": 3000},
-    },
-}
-MIXC_RULES = {"order": ["tier", "spend", "points", "coupon"],
-              "tier": {"hours": {"vip": "all", "major": 3, "ordinary": 2}, "first_exit_only": True},
-              "spend": {"fen_per_hour": 10000, "max_hours_per_visit": 3, "max_hours_per_day": 3},
-              "points": {"points_per_hour": 600, "max_hours_per_visit": None, "max_hours_per_day": None},
-              "coupon": {"max_per_visit": 2, "max_per_day": 4}}
+# The MixC-like tariff and rules of docs/parking.md: the demo car park's tariff, and the default rules.
+MIXC_TARIFF = DEMO_TARIFF
+MIXC_RULES = default_rules()
 
 
 def carpark_for_pay(rt: Runtime, clock, tariff: dict | None = None):

@@ -7,7 +7,6 @@ app served over HTTP on loopback.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import pytest
 from factories import api_error, parkcore_car_park
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from mallapp.adapters.carpark_open import sign
 from mallapp.devtools.carpark_emulator import CarParkEmulator
@@ -174,18 +172,6 @@ def test_the_clock_closes_sessions_whose_exit_never_came(client, rt, clock, park
     _ok(client.post(NOTIFY, json=signed(clock, "exit", order_no="old", entryTime=None)))
     assert _rows(rt)[0]["status"] == "left" and _rows(rt)[0]["exit_kind"] == "camera"
 
-
-@pytest.fixture
-def app_url(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="parking-app", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_the_emulators_notifications_over_http_open_and_close_the_session(rt, clock, park, app_url, member, client):

@@ -11,11 +11,8 @@ per test module. Playwright's own browser download is never used: Chromium is De
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterator
 
 import pytest
-from werkzeug.serving import make_server
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium reaches for Google's services at start-up, and in
@@ -30,19 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-
-@pytest.fixture
-def app_url(app) -> Iterator[str]:
-    """The app served over real HTTP on 127.0.0.1 and a free port; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
