@@ -173,7 +173,7 @@ def _record(session: Session, settings: Settings, request: Request, quote: quote
         return payment
     if result.points:
         points.redeem(session, request.member_id, result.points, source_ref=f"parking:{payment.order_id}",
-                      idempotency_key=f"parking:{payment.order_id}:hold", now=now, note="parking")
+                      idempotency_key=f"parking:{payment.order_id}:hold", now=now, note="停车缴费 / Parking")
     used = [item.coupon_id for item in result.items if item.coupon_id is not None]
     parking_coupons.use(session, used, member_id=request.member_id, payment_id=payment.id, now=now)
     session.add_all(ParkingBenefit(payment_id=payment.id, session_id=payment.session_id, member_id=request.member_id,
@@ -295,7 +295,7 @@ def give_back(session: Session, settings: Settings, payment: ParkingPayment, now
     if payment.member_id is not None and payment.points:
         points.credit(session, settings, payment.member_id, payment.points, "reversal",
                       source_ref=f"parking:{payment.order_id}", idempotency_key=f"parking:{payment.order_id}:give-back",
-                      now=now, note="parking payment not completed", expires_at=_held_expiry(session, payment.order_id))
+                      now=now, note="停车缴费未完成，积分退回 / Parking payment not completed: points returned", expires_at=_held_expiry(session, payment.order_id))
     parking_coupons.give_back(session, payment.id, now)
     session.execute(update(ParkingBenefit).where(ParkingBenefit.payment_id == payment.id,
                                                  ParkingBenefit.voided_at.is_(None)).values(voided_at=now))
