@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -200,3 +201,19 @@ def insert_many_or_nothing(session: Session, model: type[Base], rows: list[dict[
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def reading(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads that need no snapshot across their statements (a quote, re-checked under a
+    lock before anything is written): on PostgreSQL its connection is in autocommit, so no BEGIN and
+    COMMIT round trips surround them; on SQLite, where the reads are in-process, an ordinary transaction.
+    Never write through it: on PostgreSQL each statement would commit on its own."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        with sessions.begin() as session:
+            yield session
+        return
+    with (engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
+          Session(bind=connection, expire_on_commit=False) as session):
+        yield session

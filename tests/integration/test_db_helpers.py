@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
-from mallapp.db import MAX_BIG_ID, MAX_ID, get_or_404, id_in_range
+from mallapp.db import MAX_BIG_ID, MAX_ID, get_or_404, id_in_range, reading
 from mallapp.domain.notifications import Notification
 from mallapp.domain.venue import Store
 from mallapp.errors import NotFound
@@ -69,3 +69,19 @@ def test_the_locked_lookup_reads_the_row_afresh(rt):
         assert locked is stale and locked.name == "Dumpling House"
         with pytest.raises(NotFound):
             get_or_404(s, Store, store_id + 1000, code="store.not_found", lock=True)
+
+
+def test_reading_runs_each_statement_on_its_own_on_postgresql_and_in_a_transaction_elsewhere(rt, backend):
+    """now() is the transaction's start: equal across statements inside one, apart without (autocommit)."""
+    if backend != "postgresql":
+        with reading(rt.sessions) as session:
+            assert session.in_transaction()
+        return
+    with reading(rt.sessions) as session:
+        first = session.scalar(text("SELECT now()"))
+        session.execute(text("SELECT pg_sleep(0.01)"))
+        assert session.scalar(text("SELECT now()")) > first
+    with rt.sessions.begin() as session:
+        first = session.scalar(text("SELECT now()"))
+        session.execute(text("SELECT pg_sleep(0.01)"))
+        assert session.scalar(text("SELECT now()")) == first

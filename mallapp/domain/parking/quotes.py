@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from sqlalchemy import Date, bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mallapp.db import UTCDateTime
+from mallapp.db import UTCDateTime, reading
 from mallapp.domain import points
 from mallapp.domain.benefits import PARKING_KINDS
 from mallapp.domain.coupons import Coupon
@@ -56,7 +56,7 @@ class Bill(Protocol):
 
 @dataclass(frozen=True)
 class OpenStay:
-    """A plate's open session and its car park, read in one short transaction."""
+    """A plate's open session and its car park, read in one statement."""
 
     session_id: int
     car_park_id: int
@@ -258,7 +258,7 @@ def for_plate(sessions: sessionmaker[Session], settings: Settings, fetch_bill: C
     With ``member_id`` the plate must be bound to that member, and the member's benefits are priced in.
     """
     normal = plates.normalize(plate)
-    with sessions.begin() as session:
+    with reading(sessions) as session:  # reads only: the payment reads them again under its lock
         if member_id is None:
             stay, facts_row = find_open(session, normal), None
         else:  # the stay and the member's facts in one round trip
@@ -270,7 +270,7 @@ def for_plate(sessions: sessionmaker[Session], settings: Settings, fetch_bill: C
         if stay.fee_source != "carpark":  # our tariff: no call out, so one transaction does it all
             return _priced(session, stay, now, None, member_id, facts_row, points_hours, coupon_ids, settings)
     bill = fetch_bill(stay.vendor_park_code, stay.plate)
-    with sessions.begin() as session:
+    with reading(sessions) as session:
         return _priced(session, stay, now, bill, member_id, facts_row, points_hours, coupon_ids, settings)
 
 
