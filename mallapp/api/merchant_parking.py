@@ -150,6 +150,7 @@ class AdjustIn(Body):
 class AdjustOut(Out):
     entry: EntryOut
     balance: BalanceOut
+    replayed: bool = Field(description="true when this Idempotency-Key had adjusted before; nothing changed")
 
 
 def quota_note(deal: Deal) -> ParkingQuotaNote | None:
@@ -184,16 +185,21 @@ def get_quota() -> QuotaOut:
                         entries=[_entry(e) for e in quota.entries(session, merchant_id)])
 
 
+def _idempotency_key() -> str:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key or len(key) > 64:
+        raise InvalidInput("send an Idempotency-Key header (1 to 64 characters)",
+                           code="request.idempotency_key_required")
+    return key
+
+
 @operation(merchant_bp, "/quota/purchases", "POST",
            summary="Buy parking-coupon quota, hours or fen (send an Idempotency-Key)", auth="merchant_manager",
            body=PurchaseIn, response=PurchaseOut, status=201, also=REPLAY,
            headers={"Idempotency-Key": "required; a retry with the same key returns the first purchase"},
            errors=("request.idempotency_key_required", "parking.quota_key_reused"))
 def buy_quota(body: PurchaseIn):
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if not key or len(key) > 64:
-        raise InvalidInput("send an Idempotency-Key header (1 to 64 characters)",
-                           code="request.idempotency_key_required")
+    key = _idempotency_key()
     rt = runtime()
     with transaction() as session:
         bought = quota.buy(session, rt.settings, current_merchant_id(), unit=body.unit, amount=body.amount,
@@ -234,14 +240,18 @@ def all_quotas() -> AllQuotasOut:
 
 
 @operation(ops_bp, "/merchants/<int:merchant_id>/parking-quota", "POST",
-           summary="Adjust a merchant's parking-coupon quota, with a reason", auth="ops_admin", body=AdjustIn,
-           response=AdjustOut, status=201,
-           errors=("ops.admin_required", "merchant.not_found", "parking.quota_exhausted"))
-def adjust_quota(merchant_id: int, body: AdjustIn) -> AdjustOut:
+           summary="Adjust a merchant's parking-coupon quota, with a reason (send an Idempotency-Key)",
+           auth="ops_admin", body=AdjustIn, response=AdjustOut, status=201, also=REPLAY,
+           headers={"Idempotency-Key": "required; a retry with the same key returns the first adjustment"},
+           errors=("ops.admin_required", "merchant.not_found", "parking.quota_exhausted",
+                   "request.idempotency_key_required", "parking.quota_key_reused"))
+def adjust_quota(merchant_id: int, body: AdjustIn):
     if body.delta == 0:
         raise InvalidInput("invalid body: delta: must not be 0", code="request.invalid")
+    key = _idempotency_key()
     rt = runtime()
     with transaction() as session:
-        entry, have = quota.adjust(session, merchant_id, unit=body.unit, delta=body.delta, reason=body.reason,
-                                   by=current_ops().username, now=rt.now())
-        return AdjustOut(entry=_entry(entry), balance=_balance(have))
+        done = quota.adjust(session, merchant_id, unit=body.unit, delta=body.delta, reason=body.reason,
+                            by=current_ops().username, idempotency_key=key, now=rt.now())
+        out = AdjustOut(entry=_entry(done.entry), balance=_balance(done.balance), replayed=done.replayed)
+    return out, 200 if done.replayed else 201

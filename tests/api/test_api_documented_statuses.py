@@ -26,6 +26,7 @@ REPLAYING = {
     ("POST", "/api/v1/me/plates"),  # binding a plate I hold already
 
     ("POST", "/api/v1/merchant/parking/quota/purchases"),
+    ("POST", "/api/v1/ops/merchants/{merchant_id}/parking-quota"),
 
     ("POST", "/api/v1/me/parking/payments"),
     ("POST", "/api/v1/parking/payments"),

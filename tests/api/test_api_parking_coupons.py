@@ -157,14 +157,23 @@ def test_ops_see_every_merchants_quota_and_only_an_admin_adjusts_it(client, rt, 
                                                                 made.merchant: {"hours": 3, "fen": 0}}
     url = f"{OPS}/merchants/{made.merchant}/parking-quota"
     body = {"unit": "hours", "delta": 5, "reason": "补偿：系统故障 / compensation for an outage"}
-    api_error(client.post(url, json=body, headers=ops_viewer["headers"]), "ops.admin_required")
-    done = client.post(url, json=body, headers=ops_admin["headers"])
+    admin = {**ops_admin["headers"], "Idempotency-Key": "adjust-1"}
+    api_error(client.post(url, json=body, headers={**ops_viewer["headers"], "Idempotency-Key": "adjust-1"}),
+              "ops.admin_required")
+    api_error(client.post(url, json=body, headers=ops_admin["headers"]), "request.idempotency_key_required")
+    done = client.post(url, json=body, headers=admin)
     assert done.status_code == 201, done.get_json()
-    assert done.get_json()["balance"] == {"hours": 8, "fen": 0}
+    assert done.get_json()["balance"] == {"hours": 8, "fen": 0} and done.get_json()["replayed"] is False
     assert done.get_json()["entry"]["note"] == "ops-admin: 补偿：系统故障 / compensation for an outage"
-    api_error(client.post(url, json={**body, "delta": -9}, headers=ops_admin["headers"]), "parking.quota_exhausted")
-    api_error(client.post(url, json={**body, "delta": 0}, headers=ops_admin["headers"]), "request.invalid")
-    api_error(client.post(f"{OPS}/merchants/999999/parking-quota", json=body, headers=ops_admin["headers"]),
+    # A double submit (the same key) adds nothing; the same key for another amount is refused.
+    again = client.post(url, json=body, headers=admin)
+    assert again.status_code == 200 and again.get_json()["replayed"] is True
+    assert again.get_json()["entry"] == done.get_json()["entry"] and again.get_json()["balance"]["hours"] == 8
+    api_error(client.post(url, json={**body, "delta": 6}, headers=admin), "parking.quota_key_reused")
+    other = {**ops_admin["headers"], "Idempotency-Key": "adjust-2"}
+    api_error(client.post(url, json={**body, "delta": -9}, headers=other), "parking.quota_exhausted")
+    api_error(client.post(url, json={**body, "delta": 0}, headers=other), "request.invalid")
+    api_error(client.post(f"{OPS}/merchants/999999/parking-quota", json=body, headers=other),
               "merchant.not_found")
     seen = client.get(f"{M}/parking/quota", headers=made.headers).get_json()
     assert seen["balance"]["hours"] == 8 and seen["entries"][0]["reason"] == "adjusted"

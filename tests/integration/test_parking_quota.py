@@ -90,9 +90,10 @@ def test_an_adjustment_never_takes_the_quota_below_zero(rt):
     made = parking_coupon_deal(rt, quota_bought=3)
     with rt.sessions.begin() as s:
         quota.adjust(s, made.merchant, unit="hours", delta=-2, reason="typo in the invoice", by="ops-admin",
-                     now=rt.now())
+                     idempotency_key="fix-1", now=rt.now())
     with rt.sessions.begin() as s, pytest.raises(MallError) as refused:
-        quota.adjust(s, made.merchant, unit="hours", delta=-2, reason="again", by="ops-admin", now=rt.now())
+        quota.adjust(s, made.merchant, unit="hours", delta=-2, reason="again", by="ops-admin", idempotency_key="fix-2",
+                     now=rt.now())
     assert refused.value.code == "parking.quota_exhausted"
     assert _balance(rt, made.merchant).hours == 1
     with rt.sessions.begin() as s:

@@ -46,7 +46,9 @@ class Balance:
 
 
 @dataclass(frozen=True)
-class Bought:
+class QuotaChange:
+    """A purchase or an adjustment: its ledger entry, the balance after it, and whether it was a retry."""
+
     entry: ParkingQuotaEntry
     balance: Balance
     replayed: bool
@@ -112,7 +114,7 @@ def _balance(row: ParkingQuota) -> Balance:
 # --- merchants and ops -----------------------------------------------------------------------------
 
 def buy(session: Session, settings: Settings, merchant_id: int, *, unit: str, amount: int, idempotency_key: str,
-        now: datetime) -> Bought:
+        now: datetime) -> QuotaChange:
     """The merchant buys ``amount`` hours or fen of quota; the same key again returns the first purchase."""
     if unit not in QUOTA_UNITS or not 0 < amount <= MAX_PURCHASE.get(unit, 0):
         raise InvalidInput("buy hours (1-100000) or fen (1-100000000) of parking quota", code="request.invalid")
@@ -123,21 +125,33 @@ def buy(session: Session, settings: Settings, merchant_id: int, *, unit: str, am
         if (first.unit, first.delta) != (unit, amount):
             raise Conflict("this idempotency key was used for another purchase", code="parking.quota_key_reused",
                            details={"unit": first.unit, "amount": first.delta})
-        return Bought(first, _balance(row), replayed=True)
+        return QuotaChange(first, _balance(row), replayed=True)
     price = amount * settings.parking.quota_price_fen_per_hour if unit == "hours" else amount
     entry = _post(session, row, unit, amount, "bought", now, price_fen=price, key=key)
-    return Bought(entry, _balance(row), replayed=False)
+    return QuotaChange(entry, _balance(row), replayed=False)
 
 
-def adjust(session: Session, merchant_id: int, *, unit: str, delta: int, reason: str, by: str,
-           now: datetime) -> tuple[ParkingQuotaEntry, Balance]:
-    """Ops add to or take from a merchant's quota, with a reason; never below zero."""
+def adjust_key(merchant_id: int, key: str) -> str:
+    return f"adjust:{merchant_id}:{key}"
+
+
+def adjust(session: Session, merchant_id: int, *, unit: str, delta: int, reason: str, by: str, idempotency_key: str,
+           now: datetime) -> QuotaChange:
+    """Ops add to or take from a merchant's quota, with a reason; never below zero. The same key again
+    returns the first adjustment (a double submit adds nothing); with another unit or amount it is refused."""
     get_or_404(session, Merchant, merchant_id, code="merchant.not_found", what="merchant")
     if unit not in QUOTA_UNITS or delta == 0:
         raise InvalidInput("adjust hours or fen by a non-zero amount", code="request.invalid")
-    row = lock(session, merchant_id, now)
-    entry = _post(session, row, unit, delta, "adjusted", now, note=f"{by}: {reason}"[:200])
-    return entry, _balance(row)
+    row = lock(session, merchant_id, now)  # the lock also orders two retries of one key
+    key = adjust_key(merchant_id, idempotency_key)
+    first = session.scalar(select(ParkingQuotaEntry).where(ParkingQuotaEntry.idempotency_key == key))
+    if first is not None:
+        if (first.unit, first.delta) != (unit, delta):
+            raise Conflict("this idempotency key was used for another adjustment", code="parking.quota_key_reused",
+                           details={"unit": first.unit, "amount": first.delta})
+        return QuotaChange(first, _balance(row), replayed=True)
+    entry = _post(session, row, unit, delta, "adjusted", now, note=f"{by}: {reason}"[:200], key=key)
+    return QuotaChange(entry, _balance(row), replayed=False)
 
 
 def balance(session: Session, merchant_id: int) -> Balance:
