@@ -201,6 +201,9 @@ def wechatpay_notify() -> tuple[Any, int]:
             payments.paid(rt.sessions, rt.settings, _outside(), order.out_trade_no, pay_state(order), now=rt.now())
         except NotFound:
             log.warning("WeChat Pay notified an order we do not know: %s", order.out_trade_no)
+    elif (notice.event_type == "REFUND.SUCCESS" and notice.out_refund_no and notice.refund_status == "SUCCESS"
+          and not payments.refunded(rt.sessions, notice.out_refund_no)):
+        log.info("WeChat Pay notified a refund with nothing left to record: %s", notice.out_refund_no)
     body, status = notify_answer(True)
     return _json(body), status
 

@@ -122,6 +122,17 @@ class WeChatPayEmulator:
         return self._notify(url, "TRANSACTION.SUCCESS", "支付成功", "transaction", resource, deliver,
                             out_trade_no=out_trade_no)
 
+    def refunds_processing(self, on: bool = True) -> None:
+        """New refunds answer PROCESSING (the money on its way back) until :meth:`complete_refund`."""
+        with self._lock:
+            self._books.refund_status = "PROCESSING" if on else "SUCCESS"
+
+    def complete_refund(self, out_refund_no: str, *, deliver: bool = True) -> tuple[dict[str, str], bytes]:
+        """A PROCESSING refund reached the payer: it becomes SUCCESS, and its notification is sent (or returned)."""
+        with self._lock:
+            self._books.refunds[out_refund_no].status = "SUCCESS"
+        return self.refund_notification(out_refund_no, deliver=deliver)
+
     def refund_notification(self, out_refund_no: str, *, deliver: bool = True) -> tuple[dict[str, str], bytes]:
         """The REFUND.SUCCESS notification of a refund, POSTed to its notify_url unless ``deliver`` is False."""
         with self._lock:

@@ -85,6 +85,9 @@ class PayBooks:
     orders: dict[str, Order] = field(default_factory=dict)
     refunds: dict[str, RefundRecord] = field(default_factory=dict)
     new_refunds: list[str] = field(default_factory=list)  # out_refund_no of refunds just made, for notifications
+    # The status a new refund starts with: SUCCESS, or PROCESSING until the test completes it
+    # (WeChat Pay answers PROCESSING while the money is on its way back).
+    refund_status: str = "SUCCESS"
 
 
     def route(self, method: str, target: str, path: str, text: str) -> tuple[int, Answer | None]:
@@ -191,7 +194,8 @@ class PayBooks:
             raise Refusal("INVALID_REQUEST", "申请退款金额超过订单可退金额")
         refund = RefundRecord(out_refund_no=str(data["out_refund_no"]), out_trade_no=order.out_trade_no,
                          refund=amount["refund"], total=order.total, refund_id="5030" + f"{secrets.randbelow(10**24):024d}",
-                         notify_url=str(data.get("notify_url") or order.notify_url), create_time=rfc3339_at(self.clock()))
+                         notify_url=str(data.get("notify_url") or order.notify_url), create_time=rfc3339_at(self.clock()),
+                         status=self.refund_status)
         self.refunds[refund.out_refund_no] = refund
         order.refunded += refund.refund
         order.trade_state = "REFUND"

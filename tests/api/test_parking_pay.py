@@ -355,6 +355,28 @@ def test_a_car_park_whose_fee_the_mall_computes_is_quoted_by_our_tariff_and_told
     assert park.drive_out(PLATE) is True
 
 
+def test_a_refund_still_processing_counts_only_when_wechat_pay_says_it_reached_the_payer(client, rt, park, pay,
+                                                                                         member):
+    parked_car_for_pay(rt, park, PLATE, minutes=190, member_id=member["member"]["id"])
+    created = client.post(f"{ME}/payments", json=_pay_body({"cash_fen": 3500}), headers=member["headers"]).get_json()
+    park.fail_next("bill/pay", code=2005)  # the car park refuses: the cash goes back
+    pay.pay.refunds_processing()
+    _paid(client, rt, pay, created["order_id"])
+    status = client.get(f"/api/v1/parking/payments/{created['order_id']}").get_json()
+    assert (status["status"], status["refunded_fen"]) == ("failed", 0)  # on its way, not back yet
+    # The clock asks again with the same refund number: still PROCESSING, still not counted, no second refund.
+    payments.run_due(rt.sessions, rt.settings, _outside(rt), rt.now())
+    [refund] = pay.pay.refunds()
+    assert client.get(f"/api/v1/parking/payments/{created['order_id']}").get_json()["refunded_fen"] == 0
+    # WeChat Pay's signed refund notification: now it counts (and a repeat of it changes nothing).
+    headers, body = pay.pay.complete_refund(refund["out_refund_no"], deliver=False)
+    for _ in range(2):
+        answer = client.post(WECHATPAY_NOTIFY_PATH, data=body, headers=headers)
+        assert answer.status_code == 200, answer.get_json()
+    assert client.get(f"/api/v1/parking/payments/{created['order_id']}").get_json()["refunded_fen"] == 3500
+    assert len(pay.pay.refunds()) == 1
+
+
 def test_cash_taken_in_another_amount_than_the_payments_is_refunded_not_settled(client, rt, park, pay, member):
     member_id = member["member"]["id"]
     parked_car_for_pay(rt, park, PLATE, minutes=190, member_id=member_id)

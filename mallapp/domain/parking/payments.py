@@ -328,10 +328,21 @@ def _refund(sessions: sessionmaker[Session], outside: Outside, order_id: str) ->
         status = outside.refund(**call)
     except Exception:  # noqa: BLE001 (the clock retries; nothing is lost)
         return
-    if status in ("SUCCESS", "PROCESSING"):
-        with sessions.begin() as session:
-            session.execute(update(ParkingPayment).where(ParkingPayment.order_id == order_id)
-                            .values(refunded_fen=ParkingPayment.cash_fen))
+    # PROCESSING: the money is on its way; it counts once WeChat Pay says SUCCESS (the refund notification,
+    # or the clock asking again with the same refund number).
+    if status == "SUCCESS":
+        _mark_refunded(sessions, ParkingPayment.order_id == order_id)
+
+
+def _mark_refunded(sessions: sessionmaker[Session], which: Any) -> int:
+    with sessions.begin() as session:
+        return session.execute(update(ParkingPayment).where(which, ParkingPayment.status.in_(("failed", "abandoned")))
+                               .values(refunded_fen=ParkingPayment.cash_fen)).rowcount
+
+
+def refunded(sessions: sessionmaker[Session], refund_no: str) -> bool:
+    """WeChat Pay's notification that a refund reached the payer: the payment's cash counts as refunded."""
+    return _mark_refunded(sessions, ParkingPayment.refund_no == refund_no) > 0
 
 
 def paid(sessions: sessionmaker[Session], settings: Settings, outside: Outside, order_id: str, state: PayState, *,
