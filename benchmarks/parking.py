@@ -37,25 +37,18 @@ from sqlalchemy import select
 from benchmarks.foundation import Stack, checkpoint, stack
 from benchmarks.web import ServerConfig, gunicorn
 from mallapp.devtools.carpark_emulator import CarParkEmulator
+from mallapp.devtools.demo_parking import DEMO_TARIFF
 from mallapp.domain import auth, members, points
 from mallapp.domain.parking import benefits, quotes
 from mallapp.domain.parking.models import CarPark, ParkingSession, PlateBinding
+from mallapp.domain.parking.rules import default_rules
 from mallapp.domain.parking.tariff import parse_tariff
 
 GOAL_P99_US = 2000
 APP_ID, SECRET, PARK_CODE = "bench-park", "bench-park-secret", "PBENCH"
-TARIFF = {
-    "grace_minutes": 15,
-    "plans": {"small": {"free_minutes": 15, "first_period_minutes": 60, "first_period_fen": 1000, "step_minutes": 30,
-                        "bands": [{"name": "白天 day", "start": "08:00", "end": "22:00", "step_fen": 500},
-                                  {"name": "夜间 night", "start": "22:00", "end": "08:00", "step_fen": 200}],
-                        "overnight": {"start": "22:00", "end": "08:00", "cap_fen": 1000}, "daily_cap_fen": 6000}},
-}
-RULES = {"order": ["tier", "spend", "points", "coupon"],
-         "tier": {"hours": {"vip": "all", "major": 3, "ordinary": 2}, "first_exit_only": True},
-         "spend": {"fen_per_hour": 10000, "max_hours_per_visit": 3, "max_hours_per_day": 3},
-         "points": {"points_per_hour": 600, "max_hours_per_visit": None, "max_hours_per_day": None},
-         "coupon": {"max_per_visit": 2, "max_per_day": 4}}
+# The demo car park's MixC-like tariff (its small-car plan) and the default benefit rules (docs/parking.md).
+TARIFF = {**DEMO_TARIFF, "plans": {"small": DEMO_TARIFF["plans"]["small"]}}
+RULES = default_rules()
 
 
 def log(line: str) -> None:

@@ -20,25 +20,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from mallapp.devtools.demo_parking import DEMO_TARIFF
 from mallapp.domain.parking.tariff import fee, parse_tariff
 
-MIXC = {
-    "grace_minutes": 15,
-    "plans": {
-        "small": {
-            "free_minutes": 15, "first_period_minutes": 60, "first_period_fen": 1000, "step_minutes": 30,
-            "bands": [{"name": "白天 day", "start": "08:00", "end": "22:00", "step_fen": 500},
-                      {"name": "夜间 night", "start": "22:00", "end": "08:00", "step_fen": 200}],
-            "overnight": {"start": "22:00", "end": "08:00", "cap_fen": 1000},
-            "daily_cap_fen": 6000,
-        },
-        "new_energy": {
-            "free_minutes": 30, "first_period_minutes": 60, "first_period_fen": 500, "step_minutes": 30,
-            "bands": [{"name": "全天 all day", "start": "00:00", "end": "00:00", "step_fen": 250}],
-            "daily_cap_fen": 3000,
-        },
-    },
-}
+# The MixC-like tariff of docs/parking.md: the demo car park's.
+MIXC = DEMO_TARIFF
 GOAL_P99_US = 2000
 
 

@@ -246,8 +246,6 @@ def all_quotas() -> AllQuotasOut:
            errors=("ops.admin_required", "merchant.not_found", "parking.quota_exhausted",
                    "request.idempotency_key_required", "parking.quota_key_reused"))
 def adjust_quota(merchant_id: int, body: AdjustIn):
-    if body.delta == 0:
-        raise InvalidInput("invalid body: delta: must not be 0", code="request.invalid")
     key = _idempotency_key()
     rt = runtime()
     with transaction() as session:

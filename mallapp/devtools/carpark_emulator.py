@@ -122,10 +122,6 @@ class CarParkEmulator(LoopbackServer):
         self._lock = threading.RLock()
         self._state = _State()
 
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
     # -- test hooks ---------------------------------------------------------------------------
 
     def drive_in(self, plate: str, *, bay: str | None = None, at: float | None = None) -> str:
@@ -409,15 +405,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--secret", required=True)
     parser.add_argument("--webhook", default=None, help="URL the entry and exit notifications are posted to")
     args = parser.parse_args(argv)
-    emulator = CarParkEmulator(args.app_id, args.secret, host=args.host, port=args.port,
-                               webhook_url=args.webhook).start()
-    print(f"car-park emulator for {args.app_id} listening on {emulator.base_url}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
+    emulator = CarParkEmulator(args.app_id, args.secret, host=args.host, port=args.port, webhook_url=args.webhook)
+    emulator.serve_until_interrupted(f"car-park emulator for {args.app_id}")
 
 
 if __name__ == "__main__":

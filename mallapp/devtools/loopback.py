@@ -10,6 +10,7 @@ import contextlib
 import json
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -26,7 +27,7 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-class LoopbackServer:
+class LoopbackServer(ABC):
     """Serve ``_dispatch``'s answers over real HTTP on ``host:port`` (port 0: any free one)."""
 
     thread_name = "emulator"
@@ -38,9 +39,9 @@ class LoopbackServer:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
+    @abstractmethod
     def _dispatch(self, method: str, path: str, body: bytes) -> tuple[int, Any, float]:
         """(status, answer or None, seconds to wait before answering) for one request."""
-        raise NotImplementedError
 
     def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         """The whole reply to one request; by default ``_dispatch``'s answer, encoded, with no extra headers.
@@ -56,6 +57,22 @@ class LoopbackServer:
         if answer is None:
             return b"", "application/json; charset=utf-8"
         return json.dumps(answer, ensure_ascii=False).encode(), "application/json; charset=utf-8"
+
+    @property
+    def base_url(self) -> str:
+        """The root URL clients are pointed at (no trailing slash); the port is known once started."""
+        return f"http://{self.host}:{self.port}"
+
+    def serve_until_interrupted(self, name: str) -> None:
+        """Start, say where, and serve in the foreground until Ctrl-C (a ``python -m`` emulator's main)."""
+        self.start()
+        print(f"{name} listening on {self.base_url}", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
 
     def start(self) -> Self:
         """Bind the port and serve in a daemon thread."""

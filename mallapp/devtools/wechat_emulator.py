@@ -144,11 +144,6 @@ class WeChatEmulator(LoopbackServer):
             return HTTPStatus(status).phrase.encode(), "text/plain"
         return json.dumps(answer, ensure_ascii=False).encode("utf-8"), "application/json; encoding=utf-8"
 
-    @property
-    def base_url(self) -> str:
-        """Return the root URL to use as ``api_base`` (no trailing slash)."""
-        return f"http://{self.host}:{self.port}"
-
     # -- control API (the same functions are served under /__emulator/) ----------------------
 
     def login(self, openid: str | None = None, unionid: str | None = None) -> str:
@@ -495,17 +490,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wechatpay-keys", metavar="DIR",
                         help="serve WeChat Pay v3 with the dev keys kept in DIR (made there the first time)")
     args = parser.parse_args(argv)
-    emulator = WeChatEmulator(args.appid, args.secret, host=args.host, port=args.port,
-                              token_ttl=args.token_ttl).start()
+    emulator = WeChatEmulator(args.appid, args.secret, host=args.host, port=args.port, token_ttl=args.token_ttl)
     if args.wechatpay_keys:
         emulator.configure_pay(wechatpay_keys.load_or_make(Path(args.wechatpay_keys)))
-    print(f"WeChat emulator for {args.appid} listening on {emulator.base_url}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
+    emulator.serve_until_interrupted(f"WeChat emulator for {args.appid}")
 
 
 if __name__ == "__main__":
