@@ -11,7 +11,7 @@ from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter, Map
 
-from mallapp import logs
+from mallapp import consoles, logs
 from mallapp.api import (
     campaigns,
     carpark_notify,
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(merchant_parking.ops_bp)
 
     app.register_blueprint(parking_pay.bp)
+    consoles.register(app)
     _install_request_context(app)
     _install_error_handlers(app)
     return app

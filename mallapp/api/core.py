@@ -35,6 +35,15 @@ OPS_AUTH = ("ops", "ops_admin", "ops_marketing", "ops_desk")
 
 MERCHANT_AUTH = ("merchant", "merchant_manager")
 
+# The consoles (mallapp.consoles) sign staff in with a session cookie holding the same bearer token the API
+# issues; a request without an Authorization header reads the cookie of its kind. A cookie is sent by the
+# browser on its own, so a cookie-authenticated change must also carry the session's CSRF token in
+# CSRF_HEADER (a page reads it from its <meta name="csrf-token">; another site cannot).
+OPS_COOKIE = "mall_ops"
+STAFF_COOKIE = "mall_staff"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 class Body(BaseModel):
     """Base of request bodies: strict types, unknown fields refused."""
@@ -160,12 +169,30 @@ def transaction() -> Iterator[Session]:
             g.pop("session", None)
 
 
-def _bearer() -> str:
+def _bearer(cookie: str | None = None) -> str:
+    """The caller's token: the Authorization header's, else (for the consoles) the session cookie named ``cookie``,
+    which a change (POST, PATCH, …) may use only with the session's CSRF token beside it."""
     header = request.headers.get("Authorization", "")
+    if not header and cookie and request.cookies.get(cookie):
+        token = request.cookies[cookie]
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not auth.csrf_matches(runtime().secret, token, sent):
+                raise Forbidden(f"a console change needs the page's CSRF token in {CSRF_HEADER}; reload the page",
+                                code="auth.csrf")
+        g.console_token = token
+        return token
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send Authorization: Bearer <token>", code="auth.required")
     return token.strip()
+
+
+def current_token() -> str:
+    """The token the caller authenticated with (header or console cookie): what a sign-out revokes."""
+    if "console_token" in g:
+        return g.console_token
+    return request.headers["Authorization"].split(" ", 1)[1].strip()
 
 
 def current_member_id() -> int:
@@ -202,7 +229,7 @@ def _authenticate_member() -> None:
 
 
 def _authenticate_ops(requirement: str) -> None:
-    token = _bearer()
+    token = _bearer(OPS_COOKIE)
     if token.startswith((merchants.KEY_PREFIX, staff.TOKEN_PREFIX, auth.TOKEN_PREFIX)):
         raise Forbidden("only an ops token can call ops endpoints", code="auth.wrong_caller")
     g.ops_user = ops.caller_for_token(runtime().redis, token)
@@ -221,20 +248,32 @@ def _authenticate_gateway(session: Session) -> None:
 
 
 def _authenticate_merchant(session: Session, manager: bool) -> None:
-    token = _bearer()
+    token = _bearer(STAFF_COOKIE)
     if token.startswith((auth.TOKEN_PREFIX, ops.TOKEN_PREFIX)):
         raise Forbidden("only a merchant key or staff token can call merchant endpoints", code="auth.wrong_caller")
     if token.startswith(staff.TOKEN_PREFIX):
         # The staff row is read on every request: a deactivation or a new role applies at once.
         caller = staff.authenticate(session, runtime().redis, token)
         g.merchant_id, g.merchant_name, g.staff_id = caller.merchant_id, caller.merchant_name, caller.id
-        g.staff_role = caller.role
+        g.staff_role, g.staff_username = caller.role, caller.username
         if manager and caller.role != "manager":
             raise Forbidden("this needs a manager (or the merchant's API key)", code="merchant.role_required")
     else:
         merchant = merchants.authenticate(session, token)
         g.merchant_id, g.merchant_name, g.staff_id = merchant.id, merchant.name, None
         g.staff_role = None
+
+
+def authenticate(requirement: Auth) -> None:
+    """Check the caller against an operation's ``requirement`` as the API does (the consoles' pages use it):
+    Unauthorized without a live credential, Forbidden without the role."""
+    if requirement in MERCHANT_AUTH:
+        with transaction() as session:
+            _authenticate_merchant(session, manager=requirement == "merchant_manager")
+    elif requirement in OPS_AUTH:
+        _authenticate_ops(requirement)
+    elif requirement is not None:
+        raise ValueError(f"a console page cannot require {requirement!r}")
 
 
 def _problems(exc: ValidationError) -> list[dict[str, str]]:

@@ -21,6 +21,7 @@ from mallapp.api.core import (
     Username,
     current_merchant_id,
     current_staff_id,
+    current_token,
     operation,
     runtime,
     transaction,
@@ -171,7 +172,7 @@ def sign_in(body: SignInIn) -> StaffSignedInOut:
 def sign_out() -> None:
     if current_staff_id() is None:
         raise Forbidden("an API key is not signed in; rotate it to retire it", code="auth.wrong_caller")
-    staff.revoke_token(runtime().redis, request.headers["Authorization"].split(" ", 1)[1].strip())
+    staff.revoke_token(runtime().redis, current_token())
 
 
 @operation(bp, "/staff", "POST", summary="Add a manager or a cashier (a generated password is shown once)",

@@ -22,6 +22,7 @@ from mallapp.api.core import (
     Query,
     SignedInOut,
     SignInIn,
+    current_token,
     operation,
     runtime,
     transaction,
@@ -433,7 +434,7 @@ def sign_in(body: SignInIn) -> OpsSignedInOut:
 
 @operation(bp, "/auth/logout", "POST", summary="Revoke the ops token used for this call", auth="ops", status=204)
 def logout() -> None:
-    ops.revoke_token(runtime().redis, request.headers["Authorization"].split(" ", 1)[1].strip())
+    ops.revoke_token(runtime().redis, current_token())
 
 
 @operation(bp, "/users/<int:user_id>/unlock", "POST",

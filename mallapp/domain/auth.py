@@ -114,6 +114,15 @@ def member_for_card(secret: bytes, code: str, now: datetime) -> int:
     return int(member_id)
 
 
+def csrf_token(secret: bytes, token: str) -> str:
+    """The CSRF token of a console session: derived from its bearer token, so nothing more is stored."""
+    return hmac.new(secret, b"csrf:" + token.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def csrf_matches(secret: bytes, token: str, sent: str) -> bool:
+    return bool(sent) and hmac.compare_digest(csrf_token(secret, token), sent)
+
+
 # --- passwords ------------------------------------------------------------------------------------
 
 def hash_password(password: str) -> str:

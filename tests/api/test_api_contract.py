@@ -96,7 +96,8 @@ def test_openapi_document_is_valid_and_matches_the_routes(client, app):
     documented = {(path, method.upper()) for path, item in doc["paths"].items() for method in item}
     served = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        # The consoles' pages are HTML for people; every datum they show comes from the documented API.
+        if rule.endpoint == "static" or rule.rule.startswith("/console/"):
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}

@@ -59,3 +59,106 @@ def page(browser, app_url: str):
         yield tab
     finally:
         context.close()
+
+
+# --- the consoles ------------------------------------------------------------------------------------
+
+CONSOLE_PASSWORD = "console passphrase 16"
+
+
+class Console:
+    """A console tab that fails its test on a JavaScript error, a console error, a failed request or an HTTP
+    error the test did not declare with :meth:`allow` (bad input a test types on purpose).
+
+    Chromium reports a fetch answered 4xx as a console error too ("Failed to load resource"); those are
+    judged by their response instead, so an allowed 422 is not also a console error.
+    """
+
+    def __init__(self, page, base_url: str):
+        self.page = page
+        self.base_url = base_url
+        self.problems: list[str] = []
+        self._allowed: list[tuple[int, str]] = []
+        page.on("pageerror", lambda exc: self.problems.append(f"JavaScript error: {exc}"))
+        page.on("console", self._console)
+        page.on("requestfailed", lambda req: self.problems.append(f"request failed: {req.method} {req.url} "
+                                                                  f"({req.failure})"))
+        page.on("response", self._response)
+
+    def _console(self, message) -> None:
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            self.problems.append(f"console error: {message.text}")
+
+    def _response(self, response) -> None:
+        if response.status < 400:
+            return
+        path = response.url.removeprefix(self.base_url)
+        if any(response.status == status and part in path for status, part in self._allowed):
+            return
+        self.problems.append(f"HTTP {response.status}: {response.request.method} {path}")
+
+    def allow(self, status: int, path_part: str = "") -> None:
+        """Declare an error answer the test provokes (a wrong password, bad input)."""
+        self._allowed.append((status, path_part))
+
+    def open(self, path: str):
+        """Go to a console page and wait until its script says its data is on screen (<body data-ready>)."""
+        self.page.goto(path)
+        self.wait_ready()
+        return self.page
+
+    def wait_ready(self) -> None:
+        self.page.wait_for_selector("body[data-ready='1']", state="attached")
+
+    def sign_in(self, audience: str, username: str, password: str = CONSOLE_PASSWORD, then: str | None = None):
+        """Sign in through the sign-in page as a person does; lands on ``then`` (or the audience's home)."""
+        target = f"/console/sign-in?audience={audience}" + (f"&next={then}" if then else "")
+        self.open(target)
+        self.page.get_by_label("用户名").fill(username)
+        self.page.get_by_label("密码").fill(password)
+        with self.page.expect_navigation():
+            self.page.get_by_role("button", name="登录").click()
+        self.wait_ready()
+        return self.page
+
+    def check(self) -> None:
+        assert self.problems == [], "the page went wrong:\n" + "\n".join(self.problems)
+
+
+@pytest.fixture
+def console(page, app_url: str):
+    """A watched console tab (:class:`Console`): the test fails on any problem the page had."""
+    watched = Console(page, app_url)
+    yield watched
+    watched.check()
+
+
+@pytest.fixture
+def ops_account(rt):
+    """Make an ops user with a role; returns its username (password CONSOLE_PASSWORD)."""
+    from mallapp.domain import ops
+
+    def make(role: str = "admin", username: str | None = None) -> str:
+        username = username or f"ops-{role}"
+        with rt.sessions.begin() as session:
+            ops.create_user(session, username, role, CONSOLE_PASSWORD, rt.now())
+        return username
+
+    return make
+
+
+@pytest.fixture
+def staff_account(rt):
+    """Make a merchant staff member (a new merchant unless ``merchant_id``); returns (username, merchant id)."""
+    from mallapp.domain import merchants, staff
+
+    def make(role: str = "manager", username: str | None = None, merchant_id: int | None = None,
+             merchant_name: str = "Noodle House") -> tuple[str, int]:
+        username = username or f"{role}-1"
+        with rt.sessions.begin() as session:
+            if merchant_id is None:
+                merchant_id = merchants.create(session, merchant_name, rt.now())[0].id
+            staff.create(session, merchant_id, username, role, CONSOLE_PASSWORD, rt.now())
+        return username, merchant_id
+
+    return make
