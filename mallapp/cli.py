@@ -409,6 +409,8 @@ def demo(host: str, port: int, workers: int, emulator_port: int, carpark_port: i
     click.echo("")
     click.echo(f"mallapp is running at {base}")
     click.echo(f"  API page:        {base}/api/v1/docs")
+    click.echo(f"  consoles:        {base}/console/  (operations {base}/console/ops/, merchant {base}/console/merchant/, "
+               f"till {base}/console/till/, host {base}/console/host/)")
     click.echo(f"  health:          {base}/healthz")
     click.echo(f"  live channel:    ws://{host}:{live_port}{settings.live.path}  (a member token in "
                "Authorization: Bearer; messages arrive as JSON frames)")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from mallapp.devtools import history
+from mallapp.devtools import demo_consoles, history
 from mallapp.domain import deals, member_reports, merchants, ops, rewards, segments
 from mallapp.domain.members import Member
 from mallapp.domain.notifications import SubscribeQuota
@@ -94,6 +94,8 @@ def seed(rt: Runtime) -> list[str]:
             password_file.chmod(0o600)
     lines.append(f"demo ops user (admin): {password_file}")
     seed_venue(rt)
+    lines += demo_consoles.seed_staff(rt)
+    demo_consoles.seed_restaurant(rt)
     seeded = seed_deals(rt)
     lines.append(f"demo deals: {', '.join(seeded)}")
     made = seed_history(rt)
