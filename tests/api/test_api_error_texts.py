@@ -22,7 +22,7 @@ def test_a_negative_amount_is_greater_than_with_its_limit(client, merchant, card
                        "limit": 0}
     assert field_texts("zh-CN", error["details"]) == {"amount_fen": "必须大于 0"}
     assert field_texts("en", error["details"]) == {"amount_fen": "must be greater than 0"}
-    assert error_text("zh-CN", error["code"]) == "填写的内容有误，请检查标出的项目"
+    assert error_text("zh-CN", error["code"]) == "填写的内容有误，请检查后重新提交"
 
 
 def test_an_unknown_field_is_extra_forbidden_and_a_missing_one_missing(client, merchant, card, clock):

@@ -253,7 +253,7 @@ def test_field_texts_map_each_field_to_its_problems():
 
 def test_error_text_fills_placeholders_from_details():
     details = {"balance": 30, "required": 100}
-    assert error_text("zh-CN", "points.insufficient", details) == "积分不足：可用 30 分，需要 100 分"
+    assert error_text("zh-CN", "points.insufficient", details) == "积分不足：当前 30 积分，需要 100 积分"
     assert error_text("en", "points.insufficient", details) == "Not enough points: 30 available, 100 needed."
     assert error_text(None, "auth.too_many_attempts", {"retry_after_s": 42}) == "密码错误次数过多，请 42 秒后再试"
 
