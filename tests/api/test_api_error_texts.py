@@ -57,3 +57,15 @@ def test_a_refused_sign_in_reads_as_a_sentence_in_both_languages(client):
     error = api_error(response, "ops.bad_credentials")
     assert error_text("zh-CN", error["code"], error.get("details")) == "用户名或密码错误"
     assert error_text("en", error["code"], error.get("details")) == "Wrong username or password."
+
+
+def test_clearing_a_field_that_cannot_be_cleared_is_null_not_allowed(client, ops_admin):
+    ops = "/api/v1/ops"
+    store = client.post(f"{ops}/stores", headers=ops_admin["headers"],
+                        json={"name": "Starlight Coffee", "floor": 1, "x": 1.0, "y": 2.0})
+    assert store.status_code == 201, store.get_json()
+    response = client.patch(f"{ops}/stores/{store.get_json()['id']}", headers=ops_admin["headers"],
+                            json={"name": None})
+    [problem] = api_error(response, "request.invalid")["details"]["problems"]
+    assert problem == {"field": "name", "problem": "cannot be null", "kind": "null_not_allowed"}
+    assert field_texts("zh-CN", {"problems": [problem]}) == {"name": "不能清空"}
