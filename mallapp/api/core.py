@@ -276,12 +276,27 @@ def authenticate(requirement: Auth) -> None:
         raise ValueError(f"a console page cannot require {requirement!r}")
 
 
-def _problems(exc: ValidationError) -> list[dict[str, str]]:
+# The bound a pydantic error names, in the order its context may carry it (a length, a comparison, the choices).
+_LIMITS = ("gt", "ge", "lt", "le", "min_length", "max_length", "multiple_of", "expected")
+
+
+def _problems(exc: ValidationError) -> list[dict[str, Any]]:
+    """One ``{"field", "problem", "kind"[, "limit"]}`` per defect: ``problem`` is English for the developer,
+    ``kind`` is pydantic's stable error type (``missing``, ``greater_than``, ``string_too_long``…) that a
+    console looks up as ``problems.<kind>`` in the catalogues, and ``limit`` the bound it names, if any."""
     out = []
     for err in exc.errors(include_url=False, include_input=False):
         where = ".".join(str(p) for p in err["loc"]) or "body"
         problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        out.append({"field": where, "problem": problem})
+        found: dict[str, Any] = {"field": where, "problem": problem, "kind": err["type"]}
+        ctx = err.get("ctx") or {}
+        for name in _LIMITS:
+            if name in ctx:
+                limit = ctx[name]
+                found["limit"] = limit if isinstance(limit, int | float | str) and not isinstance(limit, bool) \
+                    else str(limit)
+                break
+        out.append(found)
     return out
 
 
@@ -305,7 +320,7 @@ def _refuse_duplicate_keys(raw: bytes) -> None:
     try:
         json.loads(raw or b"null", object_pairs_hook=_unique_pairs)
     except _DuplicateKey as dup:
-        problems = [{"field": dup.key[:100], "problem": "duplicate key"}]
+        problems = [{"field": dup.key[:100], "problem": "duplicate key", "kind": "duplicate_key"}]
         raise InvalidInput(f"invalid body: the key {dup.key[:100]!r} appears twice in one object",
                            code="request.invalid", details={"problems": problems}) from None
     except (ValueError, RecursionError):

@@ -258,7 +258,8 @@ def _patch_changes(body: DealPatch) -> dict[str, Any]:
                      if value is None and name not in ("image_url", "min_spend_fen"))
     if cleared:
         raise InvalidInput(f"invalid body: {', '.join(cleared)} cannot be null", code="request.invalid",
-                           details={"problems": [{"field": n, "problem": "cannot be null"} for n in cleared]})
+                           details={"problems": [{"field": n, "problem": "cannot be null", "kind": "null_not_allowed"}
+                                                         for n in cleared]})
     if not changes:
         raise InvalidInput("nothing to change: send at least one field", code="request.invalid")
     return changes

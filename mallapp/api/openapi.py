@@ -34,6 +34,24 @@ def operations(app: Flask) -> list[tuple[str, Operation]]:
     return found
 
 
+_DETAILS = ("safe to show; a text for the code in zh-CN and English is errors.<code> of the catalogues "
+            "(mallapp/locales), whose {placeholders} name keys of details")
+# details.problems of request.invalid / request.invalid_query (mallapp.api.core._problems).
+_PROBLEMS = {
+    "type": "array", "description": "one entry per defect of the body or query",
+    "items": {"type": "object", "required": ["field", "problem"], "properties": {
+        "field": {"type": "string", "description": "dotted path of the field (items.0.name), or body"},
+        "problem": {"type": "string", "description": "what is wrong, English, for the developer"},
+        "kind": {"type": "string", "description": (
+            "stable and machine-readable: pydantic's error type (missing, extra_forbidden, greater_than, "
+            "string_too_long, int_type, literal_error, timezone_aware, value_error, ...) or the API's own "
+            "(duplicate_key, null_not_allowed, day_or_instant); problems.<kind> of the catalogues says it to a "
+            "person, and an unknown kind falls back to problem")},
+        "limit": {"type": ["number", "string"], "description": (
+            "the bound the kind names, when there is one: gt, ge, lt, le, min_length, max_length, multiple_of "
+            "(a number, or text for a date), or the expected choices of literal_error / enum")}}}}
+
+
 def build(app: Flask, version: str) -> dict[str, Any]:
     ops = operations(app)
     models: set[type[BaseModel]] = set()
@@ -47,7 +65,7 @@ def build(app: Flask, version: str) -> dict[str, Any]:
         "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
             "code": {"type": "string", "description": "stable, dotted, machine-readable"},
             "message": {"type": "string"},
-            "details": {"type": "object"}}}}}
+            "details": {"type": "object", "description": _DETAILS, "properties": {"problems": _PROBLEMS}}}}}}
 
     paths: dict[str, dict[str, Any]] = {}
     for path, op in ops:

@@ -387,7 +387,7 @@ def _changes(body: Body, nullable: frozenset[str] = frozenset()) -> dict[str, An
         raise InvalidInput("nothing to change: send at least one field", code="request.invalid")
     cleared = sorted(name for name, value in changes.items() if value is None and name not in nullable)
     if cleared:
-        problems = [{"field": name, "problem": "cannot be null"} for name in cleared]
+        problems = [{"field": name, "problem": "cannot be null", "kind": "null_not_allowed"} for name in cleared]
         raise InvalidInput(f"invalid body: {', '.join(cleared)} cannot be null", code="request.invalid",
                            details={"problems": problems})
     return changes

@@ -56,7 +56,8 @@ def _instant(text: str, field: str, *, end: bool) -> datetime:
         at = None
     if at is None or at.tzinfo is None:
         raise InvalidInput(f"{field}: a day (YYYY-MM-DD) or an instant with its offset.", code="request.invalid_query",
-                           details={"problems": [{"field": field, "problem": "not a day or an aware instant"}]})
+                           details={"problems": [{"field": field, "problem": "not a day or an aware instant",
+                                                   "kind": "day_or_instant"}]})
     return at.astimezone(UTC)
 
 

@@ -206,7 +206,7 @@ def test_a_body_with_a_duplicate_key_is_refused_and_nothing_is_booked(client, me
     response = client.post(f"{M}/purchases", data=raw, headers={**merchant["headers"],
                                                                "Content-Type": "application/json"})
     error = api_error(response, "request.invalid")
-    assert error["details"]["problems"] == [{"field": "amount_fen", "problem": "duplicate key"}]
+    assert error["details"]["problems"] == [{"field": "amount_fen", "problem": "duplicate key", "kind": "duplicate_key"}]
     assert client.get(ME, headers=member["headers"]).get_json()["points"]["balance"] == 0
 
 
