@@ -107,3 +107,17 @@ def test_the_display_of_another_merchants_store_is_not_found(rt, client, host):
     api_error(client.get(f"{M}/stores/{theirs}/queue/calls", headers=host["cashier"]), "store.not_found")
     api_error(client.get(host["calls"], query_string={"per_band": 0}, headers=host["cashier"]),
               "request.invalid_query")
+
+
+def test_the_boards_places_are_the_ones_each_member_sees(client, host, members_api):
+    people = [members_api.sign_in(openid=f"o-place-{i}") for i in range(6)]
+    for person, size in zip(people, (2, 1, 4, 2, 6, 3), strict=True):
+        _take(client, host, person, size)
+    _call(client, host, "A", "place-1")
+    board = {t["ticket_no"]: t for t in client.get(host["queue"], headers=host["cashier"]).get_json()["tickets"]}
+    seen = {}
+    for person in people:
+        mine = client.get("/api/v1/me/queue-tickets", headers=person["headers"]).get_json()["tickets"][0]
+        seen[mine["ticket_no"]] = (mine["ahead"], mine["people_ahead"], mine["estimated_wait_s"])
+    assert {no: (t["ahead"], t["people_ahead"], t["estimated_wait_s"]) for no, t in board.items()} == seen
+    assert seen["A003"][:2] == (1, 1) and seen["B002"][:2] == (1, 4) and seen["A001"] == (None, None, None)

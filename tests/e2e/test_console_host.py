@@ -10,7 +10,7 @@ from factories import publish, restaurant
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from mallapp.domain import venue_admin
+from mallapp.domain import queueing, venue_admin
 from mallapp.domain.queueing.models import QueueTicket
 from mallapp.domain.reservation_admin import Band
 from mallapp.domain.reservations import Reservation
@@ -108,6 +108,16 @@ def test_a_walk_in_gets_a_number_and_bad_party_sizes_are_named_next_to_the_field
     expect(page.locator("#walk-in-result")).to_have_text("已取号 B001（3 人），前面还有 0 桌")
     expect(page.locator("[data-band=B] [data-ticket-no=B001]")).to_contain_text("现场取号")
     assert _status(rt, store_id, "B001") == "waiting"
+
+    # A second tablet seats the party while this screen still shows it waiting: passing it over is refused.
+    page.evaluate("Host.stop()")  # this screen's board is not read again: it stays stale
+    with rt.sessions.begin() as s:
+        ticket_id = s.scalar(select(QueueTicket.id).where(QueueTicket.store_id == store_id))
+        queueing.seat(s, rt.senders, rt.settings, merchant_id, store_id, ticket_id, rt.now())
+    console.allow(409, f"/api/v1/merchant/stores/{store_id}/queue/tickets/{ticket_id}/skip")
+    page.get_by_role("button", name="B001 过号").click()
+    expect(page.locator("[data-band=B] .band-error")).to_have_text("该号码已入座，无法再操作。")
+    assert _status(rt, store_id, "B001") == "seated"
 
 
 def test_the_host_confirms_an_arrival_and_cancels_a_booking_after_confirming(console, staff_account, rt, client,

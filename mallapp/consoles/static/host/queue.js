@@ -34,6 +34,9 @@
     } catch (err) {
       errors[band] = errorText(err, band);
       Mall.toast(errors[band], "error");
+      // Beside the band's controls now; the board read that follows keeps it there.
+      const slot = bandsEl.querySelector(`[data-band="${CSS.escape(band)}"] .band-error`);
+      if (slot) slot.textContent = errors[band];
       if (!(err instanceof Mall.ApiError)) console.warn(err);
     } finally {
       button.disabled = false;
