@@ -21,7 +21,7 @@ STORES = "/api/v1/merchant/host/stores"
 def _config(**extra: Any) -> dict[str, Any]:
     """The page's store (``?store=``, else the one this device used last, else the first) and poll interval."""
     store = request.args.get("store", "")
-    return {"page_config": {"store": int(store) if store.isdigit() and len(store) < 10 else None, **extra}}
+    return {"page_config": {"store": int(store) if store.isascii() and store.isdigit() and len(store) < 10 else None, **extra}}
 
 
 @web.page(bp, "/", audience="staff", requirement="merchant", title="host.queue.title", section="host", order=10,

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from factories import api_error, staff_headers
+from factories import STAFF_PASSWORD, api_error, staff_headers
 
 from mallapp.domain import merchants, venue_admin
 
@@ -121,3 +121,16 @@ def test_the_boards_places_are_the_ones_each_member_sees(client, host, members_a
         seen[mine["ticket_no"]] = (mine["ahead"], mine["people_ahead"], mine["estimated_wait_s"])
     assert {no: (t["ahead"], t["people_ahead"], t["estimated_wait_s"]) for no, t in board.items()} == seen
     assert seen["A003"][:2] == (1, 1) and seen["B002"][:2] == (1, 4) and seen["A001"] == (None, None, None)
+
+
+def test_the_host_pages_open_for_staff_whatever_store_the_address_names(client, host):
+    signed = client.post("/console/session", json={"audience": "staff", "username": "host-1",
+                                                   "password": STAFF_PASSWORD})
+    assert signed.status_code == 200, signed.get_json()
+    for path in ("/console/host/", "/console/host/reservations", "/console/host/display",
+                 f"/console/host/display?store={host['store']}", "/console/host/display?store=²",
+                 "/console/host/?store=99999999999999"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert "Content-Security-Policy" in page.headers
+    assert b"sidebar" not in client.get("/console/host/display").data  # the TV shows guests no way elsewhere
