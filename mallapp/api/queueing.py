@@ -22,6 +22,7 @@ from mallapp.api.core import (
     transaction,
 )
 from mallapp.domain import queueing
+from mallapp.domain.queueing import host
 from mallapp.domain.queueing.estimator import Model
 from mallapp.domain.queueing.models import QueueTicket
 
@@ -141,8 +142,11 @@ def _queue(session: Session, store_id: int) -> tuple[list[BandOut], Model]:
 def _board(session: Session, store_id: int) -> BoardOut:
     store = queueing.own_store(session, current_merchant_id(), store_id)
     bands, fitted = _queue(session, store.id)
+    tickets = queueing.active_tickets(session, store.id)
+    # Places from the board's own rows: a busy evening's fifty waiting parties are not fifty more queries.
+    where = host.places(runtime().settings, tickets, fitted, runtime().now())
     return BoardOut(store_id=store.id, store_name=store.name, bands=bands,
-                    tickets=[_ticket_out(session, t, fitted) for t in queueing.active_tickets(session, store.id)])
+                    tickets=[_ticket_out(session, t, fitted, where=where.get(t.id)) for t in tickets])
 
 
 _STORE = ("store.not_found",)
