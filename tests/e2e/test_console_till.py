@@ -1,0 +1,218 @@
+"""The till in a real browser: a cashier posts a purchase for a member, redeems a coupon, refunds a receipt."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from factories import live_deal
+from playwright.sync_api import expect
+from sqlalchemy import func, select
+
+from mallapp.domain import members, venue_admin
+from mallapp.domain.coupons import Coupon
+from mallapp.domain.purchases import Purchase
+
+pytestmark = [pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
+              pytest.mark.usefixtures("cheap_password_hashing")]
+
+TILL = "/console/till/"
+PURCHASES = "/api/v1/merchant/purchases"
+
+
+@pytest.fixture
+def shop(rt, staff_account, member):
+    """A cashier of Noodle House (one store) and the signed-in member, nicknamed Ada, with a phone on file."""
+    username, merchant_id = staff_account("cashier")
+    with rt.sessions.begin() as session:
+        store = venue_admin.create_store(session, name="Noodle House", unit="L2-07", floor=2, x=0, y=0,
+                                         merchant_id=merchant_id, now=rt.now()).id
+        row = members.get(session, member["member"]["id"])
+        row.nickname = "Ada"
+        members.set_phone(session, row, country_code="86", pure_number="13800138000")
+    return SimpleNamespace(username=username, merchant=merchant_id, store=store, member_id=member["member"]["id"])
+
+
+def _card(client, member) -> str:
+    return client.get("/api/v1/me/card", headers=member["headers"]).get_json()["code"]
+
+
+def _purchases(rt, merchant_id: int) -> list[Purchase]:
+    with rt.sessions.begin() as session:
+        rows = session.scalars(select(Purchase).where(Purchase.merchant_id == merchant_id)).all()
+        session.expunge_all()
+        return list(rows)
+
+
+def _balance(client, member) -> int:
+    return client.get("/api/v1/me/points", headers=member["headers"]).get_json()["balance"]
+
+
+def test_a_cashier_posts_a_typed_member_code_and_sees_points_and_nickname(console, shop, client, member, rt):
+    page = console.sign_in("staff", shop.username, then=TILL)
+    assert page.url.endswith(TILL)
+    expect(page.get_by_label("门店")).to_have_value(str(shop.store))
+    page.get_by_label("会员码").fill(_card(client, member))
+    page.get_by_role("button", name="查询会员").click()
+    expect(page.get_by_test_id("member-name")).to_have_text("Ada")
+    expect(page.locator("#member-detail")).to_contain_text("*******8000")
+    page.get_by_label("消费金额（元）").fill("123.40")
+    # A double tap: the button is disabled while the first is answered, and the receipt number is the same.
+    page.get_by_role("button", name="确认并积分").dblclick()
+    expect(page.get_by_test_id("points-earned")).to_have_text("本次积分 +12")
+    expect(page.get_by_test_id("purchase-member")).to_contain_text("Ada")
+    expect(page.get_by_test_id("purchase-member")).to_contain_text("¥123.40")
+    posted, = _purchases(rt, shop.merchant)
+    assert (posted.amount_fen, posted.points_earned, posted.member_id) == (12340, 12, shop.member_id)
+    assert posted.occurred_at == rt.now()  # the server's clock, not the tablet's
+    assert _balance(client, member) == 12
+    # Today's receipts list it at once.
+    row = page.locator(f"tr[data-receipt='{posted.receipt_no}']")
+    expect(row).to_contain_text("¥123.40")
+    expect(row).to_contain_text("Ada")
+
+
+def test_a_retry_after_a_lost_answer_posts_once(console, shop, client, member, rt, page):
+    console.sign_in("staff", shop.username, then=TILL)
+    page.get_by_label("会员码").fill(_card(client, member))
+    page.get_by_role("button", name="查询会员").click()
+    expect(page.get_by_test_id("member-name")).to_have_text("Ada")
+    # The first answer is lost on the way back (the purchase was recorded); the cashier taps again.
+    console.allow(503, PURCHASES)
+    lost = []
+
+    def lose_first(route):
+        answer = route.fetch()
+        if not lost:
+            lost.append(answer.status)
+            route.fulfill(status=503, json={"error": {"code": "service.unavailable", "message": "try again"}})
+        else:
+            route.fulfill(response=answer)
+
+    page.route("**" + PURCHASES, lose_first)
+    page.get_by_label("消费金额（元）").fill("88")
+    page.get_by_role("button", name="确认并积分").click()
+    expect(page.locator("#purchase-form [data-error-for=_form]")).not_to_be_empty()
+    page.get_by_role("button", name="确认并积分").click()
+    expect(page.get_by_test_id("points-earned")).to_have_text("本次积分 +8")
+    assert lost == [201]
+    assert [p.amount_fen for p in _purchases(rt, shop.merchant)] == [8800]
+    assert _balance(client, member) == 8
+
+
+@pytest.mark.parametrize("typed", ["12.345", "-1", "abc"])
+def test_a_bad_amount_is_shown_next_to_the_field_and_posts_nothing(console, shop, client, member, rt, typed):
+    page = console.sign_in("staff", shop.username, then=TILL)
+    page.get_by_label("会员码").fill(_card(client, member))
+    page.get_by_role("button", name="查询会员").click()
+    expect(page.get_by_test_id("member-name")).to_have_text("Ada")
+    page.get_by_label("消费金额（元）").fill(typed)
+    page.get_by_role("button", name="确认并积分").click()
+    expect(page.locator("#purchase-form [data-error-for=amount]")).to_contain_text("123.40")
+    expect(page.get_by_label("消费金额（元）")).to_have_attribute("aria-invalid", "true")
+    assert _purchases(rt, shop.merchant) == []
+
+
+def test_a_coupon_is_redeemed_with_its_benefit_and_a_used_or_expired_one_is_refused(console, shop, client, member,
+                                                                                    rt, clock):
+    owner = SimpleNamespace(merchant=shop.merchant, store=shop.store)
+    deal = live_deal(rt, owner, min_spend_fen=3000)
+    short = live_deal(rt, owner, title="Lunch noodles, a free drink", ends_at=rt.now() + timedelta(hours=1),
+                      benefit={"kind": "gift", "gift": "iced tea"})
+    code = client.post(f"/api/v1/deals/{deal}/claim", headers=member["headers"]).get_json()["code"]
+    soon = client.post(f"/api/v1/deals/{short}/claim", headers=member["headers"]).get_json()["code"]
+    page = console.sign_in("staff", shop.username, then=TILL)
+    # Today's promotions say what to honour.
+    expect(page.locator("#deals")).to_contain_text("立减 ¥5.00")
+    expect(page.locator("#deals")).to_contain_text("满 ¥30.00 可用")
+    console.allow(422, "/api/v1/merchant/coupons/redeem")
+    console.allow(409, "/api/v1/merchant/coupons/redeem")
+    coupon = page.locator("#coupon-form")
+    coupon.get_by_label("券码").fill(code)
+    coupon.get_by_label("本单消费金额").fill("20")
+    coupon.get_by_role("button", name="核销").click()
+    expect(coupon.locator("[data-error-for=amount]")).not_to_be_empty()  # below the minimum spend
+    coupon.get_by_label("本单消费金额").fill("45.50")
+    coupon.get_by_role("button", name="核销").click()
+    expect(page.get_by_test_id("coupon-benefit")).to_have_text("立减 ¥5.00")
+    expect(page.locator("#coupon-result")).to_contain_text("顾客应付 ¥40.50")
+    with rt.sessions.begin() as session:
+        redeemed = session.scalar(select(Coupon).where(Coupon.code == code))
+        assert (redeemed.redeemed_at_store, redeemed.discount_fen) == (shop.store, 500)
+    # The same code again: already used, said next to the code.
+    coupon.get_by_label("券码").fill(code)
+    coupon.get_by_role("button", name="核销").click()
+    expect(coupon.locator("[data-error-for=code]")).not_to_be_empty()
+    expect(coupon.get_by_label("券码")).to_have_attribute("aria-invalid", "true")
+    # A coupon whose deal has ended: expired, next to the code.
+    clock.advance(hours=2)
+    coupon.get_by_label("券码").fill(soon)
+    coupon.get_by_label("本单消费金额").fill("")
+    coupon.get_by_role("button", name="核销").click()
+    expect(coupon.locator("[data-error-for=code]")).not_to_be_empty()
+    with rt.sessions.begin() as session:
+        assert session.scalar(select(func.count()).select_from(Coupon).where(Coupon.redeemed_at.is_not(None))) == 1
+
+
+def test_a_member_whose_phone_is_dead_is_found_by_phone_and_earns(console, shop, client, member, rt):
+    page = console.sign_in("staff", shop.username, then=TILL)
+    console.allow(400, "/api/v1/merchant/members/find-by-phone")
+    page.get_by_text("会员手机没电？按手机号查找").click()
+    page.get_by_label("会员手机号").fill("8000")  # the last four digits are not enough
+    page.get_by_role("button", name="查找").click()
+    expect(page.locator("#phone-form [data-error-for=phone]")).not_to_be_empty()
+    page.get_by_label("会员手机号").fill("138 0013 8000")
+    page.get_by_role("button", name="查找").click()
+    expect(page.get_by_test_id("member-name")).to_have_text("Ada")
+    expect(page.locator("#member-detail")).to_contain_text("*******8000")
+    page.get_by_label("消费金额（元）").fill("50")
+    page.get_by_role("button", name="确认并积分").click()
+    expect(page.get_by_test_id("points-earned")).to_have_text("本次积分 +5")
+    assert [p.member_id for p in _purchases(rt, shop.merchant)] == [shop.member_id]
+
+
+def test_a_receipt_of_today_is_refunded_once_and_shows_refunded(console, shop, client, member, rt):
+    page = console.sign_in("staff", shop.username, then=TILL)
+    page.get_by_label("会员码").fill(_card(client, member))
+    page.get_by_role("button", name="查询会员").click()
+    page.get_by_label("消费金额（元）").fill("123.40")
+    page.get_by_role("button", name="确认并积分").click()
+    expect(page.get_by_test_id("points-earned")).to_have_text("本次积分 +12")
+    posted, = _purchases(rt, shop.merchant)
+    row = page.locator(f"tr[data-receipt='{posted.receipt_no}']")
+    row.get_by_role("button", name="退款").click()
+    row.get_by_label("退款金额（元）").fill("23.40")
+    row.get_by_role("button", name="确认退款").dblclick()
+    expect(row).to_contain_text("已退款 ¥23.40")
+    assert _purchases(rt, shop.merchant)[0].refunded_fen == 2340
+    # The rest, in full: the receipt is then fully refunded and offers no refund button.
+    row.get_by_role("button", name="退款").click()
+    expect(row.get_by_label("退款金额（元）")).to_have_value("100.00")
+    row.get_by_role("button", name="确认退款").click()
+    expect(row).to_contain_text("已全额退款")
+    expect(row.get_by_role("button", name="退款")).to_have_count(0)
+    assert _purchases(rt, shop.merchant)[0].refunded_fen == 12340
+    assert _balance(client, member) == 0
+
+
+def test_without_a_camera_the_cashier_is_told_and_types_the_code(console, shop, client, member):
+    page = console.sign_in("staff", shop.username, then=TILL)
+    page.locator("#member-scan").click()
+    expect(page.locator("#camera-message")).to_be_visible()
+    expect(page.locator("#scanner")).to_be_hidden()
+    page.get_by_label("会员码").fill(_card(client, member))
+    page.get_by_role("button", name="查询会员").click()
+    expect(page.get_by_test_id("member-name")).to_have_text("Ada")
+
+
+def test_the_till_speaks_english_too(console, shop, client, member):
+    page = console.sign_in("staff", shop.username, then=TILL)
+    with page.expect_navigation():
+        page.get_by_role("link", name="English").click()
+    console.wait_ready()
+    page.get_by_label("Member code").fill(_card(client, member))
+    page.get_by_role("button", name="Look up").click()
+    page.get_by_label("Amount (yuan)").fill("20")
+    page.get_by_role("button", name="Post for points").click()
+    expect(page.get_by_test_id("points-earned")).to_have_text("Points earned +2")
