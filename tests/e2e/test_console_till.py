@@ -63,6 +63,7 @@ def test_a_cashier_posts_a_typed_member_code_and_sees_points_and_nickname(consol
     expect(page.get_by_test_id("points-earned")).to_have_text("本次积分 +12")
     expect(page.get_by_test_id("purchase-member")).to_contain_text("Ada")
     expect(page.get_by_test_id("purchase-member")).to_contain_text("¥123.40")
+    expect(page.locator("#purchase-result")).not_to_contain_text("null")
     posted, = _purchases(rt, shop.merchant)
     assert (posted.amount_fen, posted.points_earned, posted.member_id) == (12340, 12, shop.member_id)
     assert posted.occurred_at == rt.now()  # the server's clock, not the tablet's
@@ -137,6 +138,7 @@ def test_a_coupon_is_redeemed_with_its_benefit_and_a_used_or_expired_one_is_refu
     coupon.get_by_role("button", name="核销").click()
     expect(page.get_by_test_id("coupon-benefit")).to_have_text("立减 ¥5.00")
     expect(page.locator("#coupon-result")).to_contain_text("顾客应付 ¥40.50")
+    expect(page.locator("#coupon-result")).not_to_contain_text("null")
     with rt.sessions.begin() as session:
         redeemed = session.scalar(select(Coupon).where(Coupon.code == code))
         assert (redeemed.redeemed_at_store, redeemed.discount_fen) == (shop.store, 500)
@@ -216,3 +218,56 @@ def test_the_till_speaks_english_too(console, shop, client, member):
     page.get_by_label("Amount (yuan)").fill("20")
     page.get_by_role("button", name="Post for points").click()
     expect(page.get_by_test_id("points-earned")).to_have_text("Points earned +2")
+
+
+# --- the camera ----------------------------------------------------------------------------------------------
+
+# The browser's own QR reader, stood in for: Chromium's fake camera shows a test pattern, not a QR code, so the
+# stand-in "reads" the code the test puts in window.__tillTestCode once the camera's frames arrive. It also keeps
+# the streams the page opened, to check that the camera is stopped after the read.
+FAKE_READER = """
+window.__streams = [];
+const realGetUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+navigator.mediaDevices.getUserMedia = async (constraints) => {
+  const stream = await realGetUserMedia(constraints);
+  window.__streams.push(stream);
+  return stream;
+};
+window.BarcodeDetector = class {
+  static async getSupportedFormats() { return ["qr_code"]; }
+  async detect(video) {
+    return video.videoWidth && window.__tillTestCode ? [{rawValue: window.__tillTestCode}] : [];
+  }
+};
+"""
+
+
+@pytest.fixture
+def camera_console(browser, app_url, console):
+    """A second Chromium with a fake camera that the page may use without asking, watched like ``console``."""
+    camera = browser.browser_type.launch(
+        executable_path="/usr/bin/chromium", headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
+              "--use-fake-ui-for-media-stream"])
+    try:
+        context = camera.new_context(base_url=app_url, permissions=["camera"])
+        context.set_default_timeout(15_000)
+        context.add_init_script(FAKE_READER)
+        watched = type(console)(context.new_page(), app_url)
+        yield watched
+        watched.check()
+    finally:
+        camera.close()
+
+
+def test_the_camera_reads_the_member_code_and_is_stopped(camera_console, shop, client, member):
+    page = camera_console.sign_in("staff", shop.username, then=TILL)
+    page.evaluate("code => { window.__tillTestCode = code; }", _card(client, member))
+    page.locator("#member-scan").click()
+    expect(page.get_by_test_id("member-name")).to_have_text("Ada")
+    expect(page.get_by_label("会员码")).to_have_value(page.evaluate("window.__tillTestCode"))
+    expect(page.locator("#scanner")).to_be_hidden()
+    assert page.evaluate("window.__streams.length") == 1
+    assert page.evaluate("window.__streams[0].getTracks().every(t => t.readyState === 'ended')")
+    assert page.evaluate("document.getElementById('scanner-video').srcObject") is None

@@ -78,6 +78,9 @@
     }
   }
 
+  /** Replace el's children with these nodes, leaving out the null ones (replaceChildren would write "null"). */
+  function fill(el, ...nodes) { el.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined)); }
+
   function memberName(nickname) { return nickname || Mall.t("till.member.no_nickname"); }
 
   // --- the store ----------------------------------------------------------------------------------------
@@ -186,7 +189,7 @@
       throw renameFields(err, {amount_fen: "amount", member_code: "_form"});
     }
     receiptNo.settle(null);
-    $("purchase-result").replaceChildren(
+    fill($("purchase-result"),
       Mall.h("div", {class: "big", "data-testid": "points-earned"}, Mall.t("till.purchase.points", {points: Mall.number(posted.points_total)})),
       Mall.h("div", {"data-testid": "purchase-member"}, Mall.t("till.purchase.done", {name: memberName(member.nickname), amount: Mall.yuan(posted.amount_fen)})),
       posted.birthday_bonus ? Mall.h("div", {}, Mall.t("till.purchase.birthday", {points: Mall.number(posted.birthday_bonus)})) : null,
@@ -230,7 +233,7 @@
       throw renameFields(err, {amount_fen: "amount", qr: "code", store_id: "_form"});
     }
     requestId.settle(null);
-    $("coupon-result").replaceChildren(
+    fill($("coupon-result"),
       Mall.h("div", {class: "big", "data-testid": "coupon-benefit"}, benefitText(done.benefit, done.discount_fen)),
       Mall.h("div", {}, done.title),
       done.discount_fen !== null && done.discount_fen !== undefined
