@@ -105,6 +105,12 @@ def _count_lookup(redis: Redis, settings: Settings, merchant_id: int, staff_id: 
                           code="till.phone_lookups_exhausted", details={"retry_after_s": wait})
 
 
+def with_phone(session: Session, phone: str) -> list[Member]:
+    """The (at most five) live members with this number, as stored (``+8613800138000``); the phone index finds them."""
+    return list(session.scalars(select(Member).where(Member.phone == phone, ~Member.openid.startswith(TOMBSTONE))
+                                .order_by(Member.id).limit(5)))
+
+
 def find_by_phone(session: Session, redis: Redis, settings: Settings, secret: bytes, *, phone: str, merchant_id: int,
                   staff_id: int | None, now: datetime) -> list[FoundByPhone]:
     """Members with this full phone number (``full_phone`` form), each with a till reference for this merchant.
@@ -113,8 +119,7 @@ def find_by_phone(session: Session, redis: Redis, settings: Settings, secret: by
     no member has the number.
     """
     _count_lookup(redis, settings, merchant_id, staff_id, now)
-    found = list(session.scalars(select(Member).where(Member.phone == phone, ~Member.openid.startswith(TOMBSTONE))
-                                 .order_by(Member.id).limit(5)))
+    found = with_phone(session, phone)
     if not found:
         raise NotFound("no member has this phone number", code="member.not_found")
     expires = int(now.timestamp()) + settings.till.phone_ref_ttl_s

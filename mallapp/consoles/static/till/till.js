@@ -137,7 +137,17 @@
   const phoneForm = $("phone-form");
   Mall.form(phoneForm, async (values) => {
     $("phone-results").replaceChildren();
-    const found = await Mall.api("POST", "/api/v1/merchant/members/find-by-phone", {phone: values.phone || ""});
+    let found;
+    try {
+      found = await Mall.api("POST", "/api/v1/merchant/members/find-by-phone", {phone: values.phone || ""});
+    } catch (err) {
+      // The API refuses anything but a full number; say so in the cashier's words.
+      if (err instanceof Mall.ApiError && err.details && err.details.problems) {
+        err.details.problems = err.details.problems.map((p) => String(p.field).split(".")[0] === "phone"
+          ? {field: "phone", problem: Mall.t("till.phone.full_needed")} : p);
+      }
+      throw err;
+    }
     const choose = (m) => {
       memberForm.elements.code.value = "";
       Mall.clearErrors(memberForm);
@@ -178,7 +188,12 @@
   Mall.form(purchaseForm, async (values) => {
     $("purchase-result").replaceChildren();
     const fen = amountFen(purchaseForm, "amount", values.amount);
-    if (!state.member) throw fieldError(memberForm, "_form", "till.member.needed");
+    if (!state.member) {
+      // A code typed (or scanned by a keyboard-like scanner) but not looked up yet: look it up first.
+      const typed = memberForm.elements.code.value.trim();
+      if (!typed) throw fieldError(memberForm, "_form", "till.member.needed");
+      await lookUp(typed);
+    }
     const member = state.member;
     const receipt = receiptNo.id(member.code + "|" + fen);
     let posted;
