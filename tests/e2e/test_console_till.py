@@ -223,10 +223,11 @@ def test_the_till_speaks_english_and_looks_the_typed_code_up_when_posting(consol
 
 # --- the camera ----------------------------------------------------------------------------------------------
 
-# The browser's own QR reader, stood in for: Chromium's fake camera shows a test pattern, not a QR code, so the
-# stand-in "reads" the code the test puts in window.__tillTestCode once the camera's frames arrive. It also keeps
-# the streams the page opened, to check that the camera is stopped after the read.
-FAKE_READER = """
+# Chromium's fake camera shows a test pattern, not a QR code. So the test stands in for the reader: either the
+# browser's own (BarcodeDetector) or jsQR, wrapped so that the real jsQR still reads every frame and the stand-in
+# answers the code the test put in window.__tillTestCode where the real one finds none. The streams the page
+# opens are kept, to check that the camera is stopped after the read.
+KEEP_STREAMS = """
 window.__streams = [];
 const realGetUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
 navigator.mediaDevices.getUserMedia = async (constraints) => {
@@ -234,17 +235,32 @@ navigator.mediaDevices.getUserMedia = async (constraints) => {
   window.__streams.push(stream);
   return stream;
 };
+"""
+READERS = {
+    "BarcodeDetector": """
 window.BarcodeDetector = class {
   static async getSupportedFormats() { return ["qr_code"]; }
   async detect(video) {
     return video.videoWidth && window.__tillTestCode ? [{rawValue: window.__tillTestCode}] : [];
   }
 };
-"""
+""",
+    "jsQR": """
+delete window.BarcodeDetector;
+window.__jsqrFrames = 0;
+let realJsQR = null;
+Object.defineProperty(window, "jsQR", {configurable: true, set(value) { realJsQR = value; }, get() {
+  return realJsQR && ((data, width, height, options) => {
+    window.__jsqrFrames += 1;
+    return realJsQR(data, width, height, options) || (window.__tillTestCode ? {data: window.__tillTestCode} : null);
+  });
+}});
+""",
+}
 
 
-@pytest.fixture
-def camera_console(browser, app_url, console):
+@pytest.fixture(params=sorted(READERS))
+def camera_console(request, browser, app_url, console):
     """A second Chromium with a fake camera that the page may use without asking, watched like ``console``."""
     camera = browser.browser_type.launch(
         executable_path="/usr/bin/chromium", headless=True,
@@ -254,8 +270,9 @@ def camera_console(browser, app_url, console):
     try:
         context = camera.new_context(base_url=app_url, permissions=["camera"])
         context.set_default_timeout(15_000)
-        context.add_init_script(FAKE_READER)
+        context.add_init_script(KEEP_STREAMS + READERS[request.param])
         watched = type(console)(context.new_page(), app_url)
+        watched.reader = request.param
         yield watched
         watched.check()
     finally:
@@ -272,3 +289,5 @@ def test_the_camera_reads_the_member_code_and_is_stopped(camera_console, shop, c
     assert page.evaluate("window.__streams.length") == 1
     assert page.evaluate("window.__streams[0].getTracks().every(t => t.readyState === 'ended')")
     assert page.evaluate("document.getElementById('scanner-video').srcObject") is None
+    if camera_console.reader == "jsQR":
+        assert page.evaluate("window.__jsqrFrames") >= 1  # the frames went through the real jsQR
