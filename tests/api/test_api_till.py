@@ -161,3 +161,12 @@ def test_the_till_reads_need_a_merchant_caller(client, member, ops_admin):
         assert getattr(client, method)(f"{M}{path}", **kwargs).status_code == 401
         for headers in (member["headers"], ops_admin["headers"]):
             assert getattr(client, method)(f"{M}{path}", headers=headers, **kwargs).status_code == 403
+
+
+def test_an_erased_members_card_tells_the_till_nothing(client, rt, cashier, member, card):
+    _with_phone(rt, member["member"]["id"], "13800138000", nickname="Ada")
+    assert client.delete("/api/v1/me", headers=member["headers"]).status_code == 200
+    answer = client.post(f"{M}/members/lookup", json={"code": card}, headers=cashier)
+    assert (answer.status_code, answer.get_json()["error"]["code"]) == (404, "member.not_found")
+    gone = client.post(f"{M}/members/find-by-phone", json={"phone": "13800138000"}, headers=cashier)
+    assert gone.get_json()["error"]["code"] == "member.not_found"
