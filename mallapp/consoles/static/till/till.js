@@ -214,7 +214,7 @@
     state.member = null;
     $("member-info").hidden = true;
     memberForm.reset();
-    loadReceipts();
+    reloadReceipts();
   }, {codes: {"card.invalid": "_form", "card.expired": "_form", "purchase.receipt_conflict": "_form"}});
 
   // A rejected member code belongs beside the member's field, not the amount.
@@ -273,7 +273,7 @@
       Mall.h("label", {}, Mall.t("till.refund.amount"),
         Mall.h("input", {name: "amount", inputmode: "decimal", value: (left / 100).toFixed(2), autocomplete: "off"})),
       Mall.h("button", {type: "submit", class: "danger"}, Mall.t("till.refund.confirm")),
-      Mall.h("button", {type: "button", onclick: () => loadReceipts()}, Mall.t("console.cancel")),
+      Mall.h("button", {type: "button", onclick: () => reloadReceipts()}, Mall.t("console.cancel")),
       Mall.h("div", {class: "field-error", "data-error-for": "amount"}),
       Mall.h("div", {class: "form-error", "data-error-for": "_form"}));
     Mall.form(form, async (values) => {
@@ -316,6 +316,8 @@
     Mall.table($("receipts"), columns, shown, {empty: "till.receipts.none", rowData: (r) => ({receipt: r.receipt_no})});
     $("receipts-more").hidden = !page.next;
   }
+
+  function reloadReceipts() { loadReceipts().catch((err) => Mall.toast(Mall.errorText(err), "error")); }
 
   $("receipts-refresh").addEventListener("click", (e) => Mall.act(e.currentTarget, () => loadReceipts()));
   $("receipts-more").addEventListener("click", (e) => Mall.act(e.currentTarget, () => loadReceipts(true)));
