@@ -74,6 +74,17 @@ def test_a_cashier_posts_a_typed_member_code_and_sees_points_and_nickname(consol
     expect(row).to_contain_text("Ada")
 
 
+def test_the_store_chosen_is_remembered_on_this_tablet(console, shop, rt):
+    with rt.sessions.begin() as session:
+        second = venue_admin.create_store(session, name="Noodle House Express", unit="B1-02", floor=-1, x=5, y=5,
+                                          merchant_id=shop.merchant, now=rt.now()).id
+    page = console.sign_in("staff", shop.username, then=TILL)
+    page.get_by_label("门店").select_option(label="Noodle House Express (B1-02)")
+    console.open(TILL)
+    expect(page.get_by_label("门店")).to_have_value(str(second))
+    assert page.evaluate("localStorage.getItem('mall.till.store')") == str(second)
+
+
 def test_a_retry_after_a_lost_answer_posts_once(console, shop, client, member, rt, page):
     console.sign_in("staff", shop.username, then=TILL)
     page.get_by_label("会员码").fill(_card(client, member))
