@@ -540,6 +540,11 @@ class ParkingSettings(_Section):
     quota_price_fen_per_hour: int = Field(default=500, ge=0, le=100_000)
 
 
+class TillSettings(_Section):
+    phone_lookups_per_hour: int = Field(default=20, ge=1, le=1000)
+    phone_ref_ttl_s: int = Field(default=600, ge=30, le=3600)
+
+
 class Settings(_Section):
     database_url: str = ""
     redis_url: str = ""
@@ -572,6 +577,7 @@ class Settings(_Section):
     carpark: CarParkSystemSettings = Field(default_factory=CarParkSystemSettings)
     wechatpay: WeChatPaySettings = Field(default_factory=WeChatPaySettings)
     parking: ParkingSettings = Field(default_factory=ParkingSettings)
+    till: TillSettings = Field(default_factory=TillSettings)
 
     def gift(self, code: str) -> Gift | None:
         return next((g for g in self.gifts if g.code == code), None)

@@ -36,6 +36,7 @@ from mallapp.api import (
     reports,
     reservations,
     segments,
+    till,
 )
 from mallapp.api.core import error_response
 from mallapp.db import MAX_BIG_ID, MAX_ID
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app.register_blueprint(parking_pay.bp)
     app.register_blueprint(host.bp)
+    app.register_blueprint(till.bp)
     consoles.register(app)
     _install_request_context(app)
     _install_error_handlers(app)

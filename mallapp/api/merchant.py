@@ -39,7 +39,9 @@ class PurchaseIn(Body):
     member_code: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     amount_fen: int = Field(gt=0, le=100_000_000, description="the amount paid, in fen (1 yuan = 100 fen)")
     receipt_no: ReceiptNo
-    occurred_at: AwareDatetime = Field(description="when the till took the payment, with its UTC offset")
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="when the till took the payment, with its UTC offset; leave out for now by the "
+                                  "server's clock (the till console does: a tablet's clock is not trusted)")
 
 
 class PurchaseOut(Out):
@@ -87,7 +89,8 @@ def post_purchase(body: PurchaseIn):
     with transaction() as session:
         recorded = purchases.post_from_till(
             session, rt.settings, rt.secret, merchant_id=current_merchant_id(), member_code=body.member_code,
-            receipt_no=body.receipt_no, amount_fen=body.amount_fen, occurred_at=body.occurred_at, now=rt.now())
+            receipt_no=body.receipt_no, amount_fen=body.amount_fen,
+            occurred_at=body.occurred_at or rt.now(), now=rt.now())
         out = _purchase_out(recorded.purchase, recorded.replayed)
     return out, 200 if recorded.replayed else 201
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mallapp.consoles import home, host, web
+from mallapp.consoles import home, host, till, web
 
 __all__ = ["register"]
 
 # Each audience's blueprint; its pages are declared with web.page() when its module is imported.
 BLUEPRINTS = (web.bp, home.bp)
 BLUEPRINTS += (host.bp,)
+BLUEPRINTS += (till.bp,)
 
 
 def register(app: Flask) -> None:

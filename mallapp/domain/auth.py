@@ -114,6 +114,35 @@ def member_for_card(secret: bytes, code: str, now: datetime) -> int:
     return int(member_id)
 
 
+# A till reference (mallapp.domain.till.find_by_phone): a member found by phone at one merchant's till, posted in
+# place of the card code: TR1.<member id>.<merchant id>.<expires>.<signature>.
+TILL_REF_PREFIX = "TR1"
+TILL_REF = signed_codes.Kind(TILL_REF_PREFIX, "till-ref", (int, int), expires=True)
+
+
+def till_ref(secret: bytes, member_id: int, merchant_id: int, expires: int) -> str:
+    """A signed till reference for the member, usable by ``merchant_id`` until ``expires`` (unix seconds)."""
+    return TILL_REF.sign(secret, member_id, merchant_id, expires=expires)
+
+
+def member_for_till_code(secret: bytes, code: str, merchant_id: int, now: datetime) -> int:
+    """The member a till's code stands for: a card code, or a till reference issued to this merchant.
+
+    Refused like a card code: ``card.invalid`` (not genuine, or another merchant's reference), ``card.expired``.
+    """
+    if not code.startswith(TILL_REF_PREFIX + "."):
+        return member_for_card(secret, code, now)
+    try:
+        member_id, for_merchant = TILL_REF.open(secret, code, now)
+    except signed_codes.Refused as refused:
+        if refused.reason == "expired":
+            raise InvalidInput("the till reference has expired; find the member again", code="card.expired") from None
+        raise InvalidInput("not a genuine till reference", code="card.invalid") from None
+    if for_merchant != merchant_id:
+        raise InvalidInput("this till reference was issued to another merchant", code="card.invalid")
+    return int(member_id)
+
+
 def csrf_token(secret: bytes, token: str) -> str:
     """The CSRF token of a console session: derived from its bearer token, so nothing more is stored."""
     return hmac.new(secret, b"csrf:" + token.encode(), hashlib.sha256).hexdigest()[:40]

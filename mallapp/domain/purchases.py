@@ -21,6 +21,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -41,7 +42,9 @@ class Purchase(Base):
     __tablename__ = "purchases"
     __table_args__ = (UniqueConstraint("merchant_id", "receipt_no"),
                       CheckConstraint("amount_fen > 0", name="amount_positive"),
-                      CheckConstraint("refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refund_in_range"))
+                      CheckConstraint("refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refund_in_range"),
+                      # The till's receipts of a day, newest first (mallapp.domain.till.receipts).
+                      Index("ix_purchases_merchant_occurred", "merchant_id", "occurred_at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
@@ -140,13 +143,14 @@ MAX_RECEIPT_AGE = timedelta(days=30)
 
 def post_from_till(session: Session, settings: Settings, secret: bytes, *, merchant_id: int, member_code: str,
                    receipt_no: str, amount_fen: int, occurred_at: datetime, now: datetime) -> Recorded:
-    """Record a purchase for the member whose code the till scanned.
+    """Record a purchase for the member whose code the till scanned (or the till reference it was given when it
+    found the member by phone: mallapp.domain.till).
 
     A retry of a receipt already recorded is answered even after the member code has expired
     (tills queue and resend while offline); a new receipt needs a live code.
     """
     try:
-        member_id = auth.member_for_card(secret, member_code, now)
+        member_id = auth.member_for_till_code(secret, member_code, merchant_id, now)
     except InvalidInput as exc:
         if exc.code != "card.expired":
             raise

@@ -1068,6 +1068,17 @@ def _parking_coupon(w) -> int:
     return parking_coupon_for(w.rt, w.merchant["id"], _member_id(w), hours=1)
 
 
+# --- the till ------------------------------------------------------------------------------------------------
+
+
+@scenario("till.phone_lookups_exhausted", 429, settings={"till": {"phone_lookups_per_hour": 1}})
+def _(w):
+    find = lambda: w.client.post(f"{M}/members/find-by-phone", json={"phone": "13800138000"},  # noqa: E731
+                                 headers=w.cashier["headers"])
+    assert find().status_code == 404
+    return find()
+
+
 # --- the checks ----------------------------------------------------------------------------------------------
 
 
