@@ -162,3 +162,22 @@ def staff_account(rt):
         return username, merchant_id
 
     return make
+
+
+@pytest.fixture
+def console_at(browser):
+    """Open watched console tabs on any base URL (the demo's, say): ``console_at(base_url) -> Console``."""
+    opened: list[tuple[Console, object]] = []
+
+    def open_at(base_url: str) -> Console:
+        context = browser.new_context(base_url=base_url)
+        context.set_default_timeout(20_000)
+        watched = Console(context.new_page(), base_url)
+        opened.append((watched, context))
+        return watched
+
+    yield open_at
+    for _, context in opened:
+        context.close()
+    for watched, _ in opened:
+        watched.check()

@@ -11,6 +11,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 from factories import MALLAPP, cli_env
+from playwright.sync_api import expect
 from websockets.sync.client import connect
 
 from mallapp.adapters import wechatpay_crypto
@@ -30,7 +31,7 @@ def _call(method: str, url: str, body: dict | None = None, headers: dict | None 
         return exc.code, json.loads(exc.read())
 
 
-def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
+def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path, console_at):
     port, emulator_port, live_port, carpark_port = free_port(), free_port(), free_port(), free_port()
     proc = subprocess.Popen([MALLAPP, "demo", "--port", str(port), "--emulator-port", str(emulator_port),
                              "--live-port", str(live_port), "--carpark-port", str(carpark_port)],
@@ -130,7 +131,27 @@ def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path):
         problems = {b["label"]: b["problems"] for b in fleet["beacons"]}
         assert problems["Food court, centre"] == ["never_seen"]  # no gateway on floor 2 hears it
         assert problems["Starlight Coffee, counter"] == []
+
+        # The README's consoles tour: the demo's staff sign in with the passwords the demo wrote.
+        _consoles_tour(console_at(base), tmp_path / "var")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
     assert f"mallapp is running at {base}" in output
+
+
+def _consoles_tour(console, var) -> None:
+    """The demo's consoles in Chromium: the restaurant host's queue, the till, the ops dashboard."""
+    staff = {line.split("\t")[0]: line.split("\t")[1]
+             for line in (var / "demo-staff-passwords.txt").read_text().splitlines()}
+    page = console.sign_in("staff", "jade-host", staff["jade-host"])
+    assert page.url.endswith("/console/staff/")
+    with page.expect_navigation():
+        page.get_by_test_id("to-host").click()
+    console.wait_ready()
+    # The demo restaurant's queue is open with its three bands.
+    for band in ("A", "B", "C"):
+        expect(page.get_by_text(f"{band} 桌", exact=False).first).to_be_visible()
+    page.context.clear_cookies()
+    page = console.sign_in("staff", "coffee-cashier", staff["coffee-cashier"], then="/console/till/")
+    expect(page.locator("main")).to_contain_text("Starlight Coffee")
