@@ -61,6 +61,33 @@ def test_the_desk_finds_a_member_by_the_last_four_digits_and_adjusts_their_point
     assert [entry[:3] for entry in ledger] == [(500, 500, "adjustment")]  # the refused debit left no line
 
 
+def test_the_desk_hands_over_a_gift_by_its_pick_up_code(console, ops_account, members_api, client):
+    member = members_api.sign_in(openid="o-gift")
+    desk = ops_account("desk")
+    signed_in = client.post(f"{OPS}/auth", json={"username": desk, "password": "console passphrase 16"}).get_json()
+    bearer = {"Authorization": f"Bearer {signed_in['token']}"}
+    member_id = client.get("/api/v1/me", headers=member["headers"]).get_json()["id"]
+    credited = client.post(f"{OPS}/members/{member_id}/points-adjustments", headers=bearer,
+                           json={"points": 200, "reason": "开业礼", "idempotency_key": "gift-setup"})
+    assert credited.status_code == 201, credited.get_json()
+    redeemed = client.post("/api/v1/me/points/redemptions", json={"gift_code": "coffee"},
+                           headers={**member["headers"], "Idempotency-Key": "gift-1"})
+    code = redeemed.get_json()["pickup_code"]
+
+    page = console.sign_in("ops", desk, then="/console/ops/members")
+    console.allow(404, "/api/v1/ops/gifts/")
+    page.get_by_label("取货码").fill("NOSUCHCODE")
+    page.get_by_role("button", name="查询").click()
+    expect(page.locator("[data-error-for=pickup_code]")).not_to_be_empty()
+    page.get_by_label("取货码").fill(code)
+    page.get_by_role("button", name="查询").click()
+    expect(page.get_by_test_id("gift")).to_contain_text("Coffee voucher")
+    expect(page.get_by_test_id("gift")).to_contain_text("待领取")
+    page.get_by_role("button", name="确认发放").click()
+    expect(page.get_by_test_id("gift")).to_contain_text(f"已由 {desk} 于")
+    assert client.get(f"{OPS}/gifts/{code}", headers=bearer).get_json()["handed_over"] is True
+
+
 def _pending_deal(client, merchant, store: int, clock, title: str) -> int:
     body = {"title": title, "text": "周末限定", "store_id": store, "quota": 100, "per_member_limit": 1,
             "starts_at": (clock.now + timedelta(days=1)).isoformat(), "ends_at": (clock.now + timedelta(days=8)).isoformat(),
@@ -185,3 +212,9 @@ def test_a_viewer_sees_no_admin_pages_and_is_refused_them(console, ops_account, 
         answer = page.goto(path)
         assert answer.status == 403, path
         expect(page.get_by_test_id("forbidden")).to_be_visible()
+    # The same pages in English.
+    with page.expect_navigation():
+        page.get_by_role("link", name="English").click()
+    console.open("/console/ops/members")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Member desk")
+    expect(page.get_by_role("navigation", name="Navigation").get_by_role("link", name="Campaigns")).to_be_visible()
