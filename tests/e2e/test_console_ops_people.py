@@ -140,6 +140,11 @@ def test_marketing_builds_a_campaign_with_a_live_count_launches_it_and_reads_its
     page.get_by_role("group", name="当前 T 等级").get_by_label("T1（常来且消费高）").check()
     expect(page.get_by_test_id("audience-count")).to_have_text("1")  # only member a is T1 this month
 
+    # Created with nothing typed: the API's problems appear next to the name and the steps.
+    console.allow(400, "/api/v1/ops/campaigns")
+    page.get_by_role("button", name="创建草稿").click()
+    expect(page.locator("[data-error-for=name]")).not_to_be_empty()
+    expect(page.locator("[data-error-for=steps]")).not_to_be_empty()
     page.get_by_label("活动名称").fill("T1 会员春季回馈")
     page.get_by_label("标题（中文）").fill("春季回馈：到店领好礼")
     page.get_by_label("对照组比例（%）").fill("0")
