@@ -160,6 +160,10 @@ def test_marketing_builds_a_campaign_with_a_live_count_launches_it_and_reads_its
     expect(page.locator("[data-arm=treated] td").nth(1)).to_have_text("1")
     expect(page.locator("[data-arm=control] td").nth(1)).to_have_text("0")
     expect(page.get_by_test_id("conversion-chart").locator("canvas")).to_have_count(1)
+    # The member's record at the desk says they were in it, treated.
+    console.open(f"/console/ops/members/{ids['a']}")
+    expect(page.get_by_test_id("record-campaigns")).to_contain_text("T1 会员春季回馈")
+    expect(page.get_by_test_id("record-campaigns")).to_contain_text("触达组")
     with rt.sessions.begin() as s:
         campaign = s.scalars(select(Campaign)).one()
         assert (campaign.name, campaign.status, campaign.audience["t_tiers"]) == ("T1 会员春季回馈", "running", ["T1"])

@@ -90,6 +90,12 @@
       {title: "ops_people.gift.points", num: true, value: (g) => Mall.number(g.points)},
       {title: "ops_people.gift.status", value: (g) => g.handed_over_at ? Mall.when("datetime", g.handed_over_at) : t("ops_people.gift.waiting")},
     ], record.gifts);
+    Mall.table($("campaigns"), [
+      {title: "ops_people.campaign.name", value: (c) => h("a", {href: `/console/ops/campaigns/${c.campaign_id}`}, c.name)},
+      {title: "ops_people.report.arm", value: (c) => t("ops_people.report." + c.arm)},
+      {title: "ops_people.record.assigned_at", value: (c) => Mall.when("datetime", c.assigned_at)},
+      {title: "ops_people.record.steps_delivered", num: true, value: (c) => `${c.steps_delivered} / ${c.steps}`},
+    ], record.campaigns);
   }
 
   async function reload() {
