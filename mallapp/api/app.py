@@ -25,6 +25,7 @@ from mallapp.api import (
     meta,
     notifications,
     ops,
+    ops_accounts,
     outages,
     parking_admin,
     parking_pay,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(parking_pay.bp)
     app.register_blueprint(host.bp)
     app.register_blueprint(till.bp)
+    app.register_blueprint(ops_accounts.bp)
     consoles.register(app)
     _install_request_context(app)
     _install_error_handlers(app)

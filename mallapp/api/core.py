@@ -232,7 +232,9 @@ def _authenticate_ops(requirement: str) -> None:
     token = _bearer(OPS_COOKIE)
     if token.startswith((merchants.KEY_PREFIX, staff.TOKEN_PREFIX, auth.TOKEN_PREFIX)):
         raise Forbidden("only an ops token can call ops endpoints", code="auth.wrong_caller")
-    g.ops_user = ops.caller_for_token(runtime().redis, token)
+    # The account is read on every request (like staff): a deactivation or a new role applies at once.
+    with transaction() as session:
+        g.ops_user = ops.authenticate(session, runtime().redis, token)
     if not g.ops_user.may(requirement):
         if requirement == "ops_admin":
             raise Forbidden("this needs an ops admin", code="ops.admin_required")

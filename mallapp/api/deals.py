@@ -1,4 +1,4 @@
-"""Deals: merchants (the key or a manager) write and run them, ops review them and set who is auto-approved."""
+"""Deals: merchants (the key or a manager) write and run them, ops review them (auto-approval: api.ops_accounts)."""
 
 from __future__ import annotations
 
@@ -219,17 +219,6 @@ class RejectIn(Body):
     reason: Printable(200) = Field(description="shown to the merchant")
 
 
-class MerchantPatch(Body):
-    auto_approve_deals: bool = Field(description="the merchant's submitted deals go live without review")
-
-
-class MerchantOut(Out):
-    id: int
-    name: str
-    active: bool
-    auto_approve_deals: bool
-
-
 # --- helpers ---------------------------------------------------------------------------------------
 
 def used_for(deal: deals.Deal) -> UsedFor:
@@ -371,11 +360,4 @@ def reject_deal(deal_id: int, body: RejectIn) -> DealOut:
         return deal_out(deals.review(session, deal_id, approve=False, reason=body.reason, now=runtime().now()))
 
 
-@operation(ops_bp, "/merchants/<int:merchant_id>", "PATCH", summary="Turn a merchant's deal auto-approval on or off",
-           auth="ops_admin", body=MerchantPatch, response=MerchantOut,
-           errors=("ops.admin_required", "merchant.not_found"))
-def patch_merchant(merchant_id: int, body: MerchantPatch) -> MerchantOut:
-    with transaction() as session:
-        merchant = deals.set_auto_approve(session, merchant_id, body.auto_approve_deals)
-        return MerchantOut(id=merchant.id, name=merchant.name, active=merchant.active,
-                           auto_approve_deals=merchant.auto_approve_deals)
+# PATCH /api/v1/ops/merchants/<id> (auto-approval, disable, enable) is in mallapp.api.ops_accounts.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mallapp.consoles import home, host, till, web
+from mallapp.consoles import home, host, ops_people, till, web
 
 __all__ = ["register"]
 
@@ -21,6 +21,7 @@ __all__ = ["register"]
 BLUEPRINTS = (web.bp, home.bp)
 BLUEPRINTS += (host.bp,)
 BLUEPRINTS += (till.bp,)
+BLUEPRINTS += (ops_people.bp,)
 
 
 def register(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""Operations staff accounts (created from the command line) and their bearer tokens."""
+"""Operations staff accounts (created from the command line or by an admin through the API) and their bearer tokens."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp.db import Base, UTCDateTime, get_or_404
 from mallapp.domain import auth
-from mallapp.errors import Conflict, InvalidInput
+from mallapp.errors import Conflict, InvalidInput, Unauthorized
 from mallapp.settings import AuthSettings
 
 # What each role may do (docs/architecture.md, "Ops roles"):
@@ -101,6 +101,41 @@ def unlock(session: Session, redis: Redis, limits: AuthSettings, user_id: int) -
 def caller_for_token(redis: Redis, token: str) -> OpsCaller:
     user_id, role, username = auth.bearer_value(redis, "ops", TOKEN_PREFIX, token).split(":", 2)
     return OpsCaller(int(user_id), username, role)
+
+
+def authenticate(session: Session, redis: Redis, token: str) -> OpsCaller:
+    """The caller behind a live token, with the role their account has NOW: a deactivated account's tokens stop
+    working and a new role applies at once (the token only says who signed in)."""
+    user_id = int(caller_for_token(redis, token).id)
+    row = session.execute(select(OpsUser.username, OpsUser.role, OpsUser.active).where(OpsUser.id == user_id)).first()
+    if row is None or not row.active:
+        raise Unauthorized("this ops account was deactivated; ask an admin", code="auth.invalid_token")
+    return OpsCaller(user_id, row.username, row.role)
+
+
+def list_users(session: Session) -> list[OpsUser]:
+    """Every ops user, active or not, by id."""
+    return list(session.scalars(select(OpsUser).order_by(OpsUser.id)))
+
+
+def change_user(session: Session, user_id: int, *, role: str | None = None, active: bool | None = None) -> OpsUser:
+    """Change an ops user's role or deactivate / reactivate them (their sessions follow at once: authenticate).
+
+    Refused with ``ops.last_admin`` when it would leave no active admin: nobody could manage the ops users then.
+    The active admins are locked first (PostgreSQL), so two admins demoting each other at once cannot both win.
+    """
+    if role is not None and role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", code="ops.invalid_role")
+    admins = list(session.scalars(select(OpsUser.id).where(OpsUser.role == "admin", OpsUser.active.is_(True))
+                                  .order_by(OpsUser.id).with_for_update()))
+    user = get_or_404(session, OpsUser, user_id, code="ops.user_not_found", message="no such ops user")
+    new_role = user.role if role is None else role
+    new_active = user.active if active is None else active
+    if user.id in admins and not (new_role == "admin" and new_active) and len(admins) == 1:
+        raise Conflict("this is the last active admin: make another admin first", code="ops.last_admin")
+    user.role, user.active = new_role, new_active
+    session.flush()
+    return user
 
 
 def revoke_token(redis: Redis, token: str) -> None:

@@ -30,6 +30,8 @@ REPLAYING = {
 
     ("POST", "/api/v1/me/parking/payments"),
     ("POST", "/api/v1/parking/payments"),
+
+    ("POST", "/api/v1/ops/merchants"),  # the same Idempotency-Key answers the merchant it created
 }
 
 

@@ -1078,6 +1078,23 @@ def _(w):
     assert find().status_code == 404
     return find()
 
+# --- merchants and ops users from the ops console (opspeople) ----------------------------------------------
+
+
+@scenario("merchant.idempotency_mismatch", 409)
+def _(w):
+    headers = {**w.ops, "Idempotency-Key": "onboard-1"}
+    assert w.client.post(f"{OPS}/merchants", json={"name": "Tea House"}, headers=headers).status_code == 201
+    return w.client.post(f"{OPS}/merchants", json={"name": "Book House"}, headers=headers)
+
+
+scenario("ops.weak_password", 400)(lambda w: w.client.post(f"{OPS}/users", headers=w.ops, json={
+    "username": "new-desk", "role": "desk", "password": "short"}))
+scenario("ops.username_taken", 409)(lambda w: w.client.post(f"{OPS}/users", headers=w.ops, json={
+    "username": w.ops_admin["username"], "role": "desk"}))
+scenario("ops.last_admin", 409)(lambda w: w.client.patch(f"{OPS}/users/{w.ops_admin['id']}", headers=w.ops,
+                                                         json={"role": "viewer"}))
+
 
 # --- the checks ----------------------------------------------------------------------------------------------
 

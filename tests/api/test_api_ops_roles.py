@@ -111,6 +111,14 @@ DECISIONS: dict[tuple[str, str], str] = {
     # parking coupons (parkcoupons)
     ("GET", "/api/v1/ops/parking/quotas"): "ops",
     ("POST", "/api/v1/ops/merchants/<int:merchant_id>/parking-quota"): "ops_admin",
+
+    # merchants and ops users managed from the ops console (opspeople)
+    ("GET", "/api/v1/ops/merchants"): "ops",
+    ("POST", "/api/v1/ops/merchants"): "ops_admin",
+    ("POST", "/api/v1/ops/merchants/<int:merchant_id>/key"): "ops_admin",
+    ("GET", "/api/v1/ops/users"): "ops_admin",
+    ("POST", "/api/v1/ops/users"): "ops_admin",
+    ("PATCH", "/api/v1/ops/users/<int:user_id>"): "ops_admin",
 }
 # The code each requirement refuses with (mallapp.api.core._authenticate_ops).
 REFUSAL = {"ops_admin": "ops.admin_required", "ops_marketing": "ops.marketing_required",
