@@ -1068,6 +1068,11 @@ def _parking_coupon(w) -> int:
     return parking_coupon_for(w.rt, w.merchant["id"], _member_id(w), hours=1)
 
 
+# --- fleet alerts (opsfloor) ------------------------------------------------------------------------------
+
+scenario("alert.not_found", 404)(lambda w: w.client.post(f"{OPS}/alerts/999/acknowledge", headers=w.ops))
+
+
 # --- the checks ----------------------------------------------------------------------------------------------
 
 
