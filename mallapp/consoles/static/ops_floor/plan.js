@@ -1,0 +1,478 @@
+/* The floor plan: an SVG map in metres (the API's own coordinates, y growing downwards as on the screen) of one
+ * floor's outline, zones, stores, beacons and gateways, the markers coloured by fleet health.
+ *
+ * Pan by dragging the background, zoom with the wheel or the buttons (both only change the viewBox). An admin
+ * draws a zone by clicking its corners (double-click, a click on the last or first corner, or "finish" closes
+ * it), edits a zone by dragging its corners then saving, moves a beacon or gateway by dragging its marker (a
+ * PATCH on release) and registers a beacon with the side form. Screen <-> metres goes through the SVG's own
+ * getScreenCTM, so a drop lands exactly where the pointer was; positions are rounded to 0.1 m. Pointer events:
+ * a mouse, a pen and a finger all work. Every change is the API's to accept or refuse; its errors appear next
+ * to the form field they concern. */
+"use strict";
+
+(function () {
+  const {h, t, api} = Mall;
+  const cfg = Mall.config.page;
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = document.getElementById("plan");
+  const picker = document.getElementById("floor-picker");
+  const selection = document.getElementById("selection");
+  const hint = document.getElementById("mode-hint");
+  const zoneForm = document.getElementById("zone-form");
+  const beaconForm = document.getElementById("beacon-form");
+  const buttons = {
+    draw: document.getElementById("draw-zone"), finish: document.getElementById("finish-zone"),
+    cancel: document.getElementById("cancel-draw"), beacon: document.getElementById("new-beacon"),
+  };
+  const HEALTH = {never_seen: "never", silent: "silent", battery_low: "battery"};
+  const CLICK_PX = 5;      // a press that moves less than this is a click, not a drag
+  const CLOSE_PX = 8;      // a corner clicked this close to the last (or first) one closes the zone
+
+  // mode: "view" | "draw" (clicking corners) | "zone" (the zone form is open) | "place" (the beacon form is open)
+  const state = {floors: [], floor: null, plan: null, vb: {x: 0, y: 0, w: 50, h: 30}, mode: "view",
+                 draft: [], zone: null, selected: null, placing: null};
+  if (cfg.may_edit) svg.classList.add("editable");
+
+  // --- geometry ------------------------------------------------------------------------------------------
+  const round = (v) => Math.round(v * 10) / 10;
+  const fmt = (v) => round(v).toFixed(1);
+
+  function toMetres(event) {
+    const point = svg.createSVGPoint();
+    point.x = event.clientX;
+    point.y = event.clientY;
+    const at = point.matrixTransform(svg.getScreenCTM().inverse());
+    return [at.x, at.y];
+  }
+
+  function pxPerMetre() {
+    const ctm = svg.getScreenCTM();
+    return ctm && ctm.a ? ctm.a : 1;
+  }
+
+  function screenDistance(a, b) { return Math.hypot(a[0] - b[0], a[1] - b[1]) * pxPerMetre(); }
+
+  function centroid(points) {
+    const n = points.length || 1;
+    return [points.reduce((s, p) => s + p[0], 0) / n, points.reduce((s, p) => s + p[1], 0) / n];
+  }
+
+  function fit() {
+    const points = [];
+    const floor = currentFloor();
+    if (floor) points.push(...floor.outline);
+    for (const zone of state.plan.zones) points.push(...zone.polygon);
+    for (const thing of [...state.plan.stores, ...state.plan.beacons, ...state.plan.gateways]) points.push([thing.x, thing.y]);
+    if (!points.length) { state.vb = {x: -5, y: -5, w: 60, h: 40}; return; }
+    const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    const w = Math.max(x1 - x0, 10), height = Math.max(y1 - y0, 10), pad = 0.12 * Math.max(w, height);
+    state.vb = {x: (x0 + x1) / 2 - w / 2 - pad, y: (y0 + y1) / 2 - height / 2 - pad, w: w + 2 * pad, h: height + 2 * pad};
+  }
+
+  function zoomAt(mx, my, factor) {
+    const vb = state.vb;
+    const w = Math.min(Math.max(vb.w * factor, 2), 5000);
+    factor = w / vb.w;
+    state.vb = {x: mx - (mx - vb.x) * factor, y: my - (my - vb.y) * factor, w, h: vb.h * factor};
+    render();
+  }
+
+  // --- drawing -------------------------------------------------------------------------------------------
+  function s(tag, attrs, ...children) {
+    const el = document.createElementNS(NS, tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value !== null && value !== undefined && value !== false) el.setAttribute(name, value);
+    }
+    for (const child of children.flat()) {
+      if (child !== null && child !== undefined) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  const points = (list) => list.map(([x, y]) => `${x},${y}`).join(" ");
+  const health = (problems) => (problems && problems.length ? HEALTH[problems[0]] : "ok");
+  const currentFloor = () => state.floors.find((f) => f.number === state.floor);
+  const isSelected = (kind, id) => state.selected && state.selected.kind === kind && state.selected.id === id;
+
+  function render() {
+    const vb = state.vb;
+    svg.setAttribute("viewBox", `${vb.x} ${vb.y} ${vb.w} ${vb.h}`);
+    const k = 1 / pxPerMetre();  // metres per screen pixel: markers and labels keep their size on screen
+    const layers = [];
+    const floor = currentFloor();
+    if (floor && floor.outline.length) layers.push(s("polygon", {class: "outline", points: points(floor.outline)}));
+    for (const zone of state.plan.zones) {
+      const corners = state.zone && state.zone.id === zone.id ? state.draft : zone.polygon;
+      const [cx, cy] = centroid(corners);
+      layers.push(s("g", {class: `zone kind-${zone.kind}${isSelected("zone", zone.id) ? " selected" : ""}`,
+                          "data-kind": "zone", "data-id": zone.id, role: "button",
+                          "aria-label": t("ops_floor.plan.zone_named", {name: zone.name})},
+        s("polygon", {points: points(corners)}),
+        s("text", {x: cx, y: cy, "font-size": 12 * k, "text-anchor": "middle", "dominant-baseline": "middle"}, zone.name)));
+    }
+    for (const store of state.plan.stores) {
+      layers.push(s("g", {class: "store", "data-kind": "store", "data-id": store.id},
+        s("circle", {cx: store.x, cy: store.y, r: 3 * k}),
+        s("text", {x: store.x + 5 * k, y: store.y - 5 * k, "font-size": 11 * k}, store.name)));
+    }
+    for (const gateway of state.plan.gateways) {
+      const size = 12 * k;
+      layers.push(s("rect", {class: `marker gateway health-${health(gateway.problems)}${isSelected("gateway", gateway.id) ? " selected" : ""}`,
+                             x: gateway.x - size / 2, y: gateway.y - size / 2, width: size, height: size, rx: 2 * k,
+                             "data-kind": "gateway", "data-id": gateway.id, role: "button",
+                             "aria-label": t("ops_floor.plan.gateway_named", {name: gateway.name})}));
+    }
+    for (const beacon of state.plan.beacons) {
+      const name = beacon.label || `${beacon.major}/${beacon.minor}`;
+      layers.push(s("circle", {class: `marker beacon health-${health(beacon.problems)}${isSelected("beacon", beacon.id) ? " selected" : ""}`,
+                               cx: beacon.x, cy: beacon.y, r: 7 * k, "data-kind": "beacon", "data-id": beacon.id,
+                               role: "button", "aria-label": t("ops_floor.plan.beacon_named", {name})}));
+      layers.push(s("text", {x: beacon.x + 9 * k, y: beacon.y + 4 * k, "font-size": 11 * k}, name));
+    }
+    if (state.mode === "draw" || (state.mode === "zone" && state.draft.length)) {
+      const draft = s("g", {class: "draft"}, s("polyline", {points: points(
+        state.mode === "zone" && state.draft.length > 2 ? [...state.draft, state.draft[0]] : state.draft)}));
+      state.draft.forEach(([x, y], index) => {
+        draft.append(s("circle", {class: "vertex", cx: x, cy: y, r: 6 * k, "data-kind": state.mode === "zone" ? "vertex" : "corner",
+                                  "data-index": index, role: "button",
+                                  "aria-label": t("ops_floor.plan.corner", {n: index + 1})}));
+      });
+      layers.push(draft);
+    }
+    if (state.mode === "place" && state.placing) {
+      layers.push(s("circle", {class: "placing-at", cx: state.placing[0], cy: state.placing[1], r: 9 * k}));
+    }
+    svg.replaceChildren(...layers);
+  }
+
+  // --- the side panel --------------------------------------------------------------------------------------
+  function facts(rows) {
+    return h("dl", {class: "facts"}, rows.filter(Boolean).flatMap(([label, value]) => [h("dt", {}, t(label)), h("dd", {}, value)]));
+  }
+
+  function problemBadges(problems) {
+    if (!problems.length) return h("span", {class: "badge ok"}, t("ops_floor.health.ok"));
+    return problems.map((p) => h("span", {class: "badge " + (p === "battery_low" ? "warn" : "bad")}, t("ops_floor.problem." + p)));
+  }
+
+  function showSelection() {
+    const sel = state.selected;
+    if (!sel) { selection.hidden = true; return; }
+    const plan = state.plan;
+    let body = null;
+    if (sel.kind === "beacon") {
+      const b = plan.beacons.find((x) => x.id === sel.id);
+      body = [h("h2", {}, t("ops_floor.plan.beacon_named", {name: b.label || `${b.major}/${b.minor}`})), facts([
+        ["ops_floor.beacon.identity", `${b.uuid} · ${b.major}/${b.minor}`],
+        ["ops_floor.beacon.position", `x ${fmt(b.x)} m, y ${fmt(b.y)} m`],
+        ["ops_floor.fleet.battery", b.health.battery_mv ? `${Mall.number(b.health.battery_mv)} mV` : "—"],
+        ["ops_floor.fleet.last_seen", Mall.when("datetime", b.health.last_seen_at)],
+        ["ops_floor.fleet.problems", problemBadges(b.problems)],
+      ]), cfg.may_edit ? h("p", {class: "muted small"}, t("ops_floor.plan.drag_hint")) : null];
+    } else if (sel.kind === "gateway") {
+      const g = plan.gateways.find((x) => x.id === sel.id);
+      body = [h("h2", {}, t("ops_floor.plan.gateway_named", {name: g.name})), facts([
+        ["ops_floor.beacon.position", `x ${fmt(g.x)} m, y ${fmt(g.y)} m`],
+        ["ops_floor.fleet.last_seen", Mall.when("datetime", g.last_seen_at)],
+        ["ops_floor.fleet.problems", problemBadges(g.problems)],
+      ]), cfg.may_edit ? h("p", {class: "muted small"}, t("ops_floor.plan.drag_hint")) : null];
+    } else if (sel.kind === "store") {
+      const st = plan.stores.find((x) => x.id === sel.id);
+      body = [h("h2", {}, st.name), facts([["ops_floor.store.unit", st.unit || "—"],
+                                          ["ops_floor.store.category", st.category || "—"]])];
+    } else if (sel.kind === "zone") {
+      const z = plan.zones.find((x) => x.id === sel.id);
+      const store = z.store_id ? plan.stores.find((x) => x.id === z.store_id) : null;
+      body = [h("h2", {}, z.name), facts([["ops_floor.zone.kind", t("ops_floor.kind." + z.kind)],
+                                         ["ops_floor.zone.store", store ? store.name : "—"],
+                                         ["ops_floor.zone.corners", String(z.polygon.length)]])];
+    }
+    selection.replaceChildren(...[body].flat().filter(Boolean));
+    selection.hidden = false;
+  }
+
+  function select(kind, id) {
+    state.selected = kind ? {kind, id} : null;
+    if (kind === "zone" && cfg.may_edit) { openZoneForm(state.plan.zones.find((z) => z.id === id)); return; }
+    render();
+    showSelection();
+  }
+
+  function setHint(key) { hint.textContent = t(key); }
+
+  function setMode(mode) {
+    state.mode = mode;
+    svg.classList.toggle("drawing", mode === "draw");
+    svg.classList.toggle("placing", mode === "place");
+    if (buttons.draw) {
+      buttons.draw.hidden = mode === "draw";
+      buttons.finish.hidden = buttons.cancel.hidden = mode !== "draw";
+      buttons.draw.disabled = buttons.beacon.disabled = mode === "zone" || mode === "place";
+    }
+    if (zoneForm) zoneForm.hidden = mode !== "zone";
+    if (beaconForm) beaconForm.hidden = mode !== "place";
+    setHint({draw: "ops_floor.plan.hint_draw", zone: "ops_floor.plan.hint_zone", place: "ops_floor.plan.hint_place"}[mode]
+            || (cfg.may_edit ? "ops_floor.plan.hint_view_edit" : "ops_floor.plan.hint_view"));
+  }
+
+  function options(select, rows, emptyKey, current) {
+    select.replaceChildren(h("option", {value: ""}, t(emptyKey)),
+      ...rows.map((row) => h("option", {value: String(row.id), selected: String(row.id) === String(current ?? "")}, row.name)));
+  }
+
+  // --- zones ----------------------------------------------------------------------------------------------
+  function syncPolygonField() {
+    zoneForm.elements.polygon.value = state.draft.map(([x, y]) => `${fmt(x)}, ${fmt(y)}`).join("\n");
+  }
+
+  function openZoneForm(zone) {
+    state.zone = zone || null;
+    if (zone) state.draft = zone.polygon.map(([x, y]) => [x, y]);
+    Mall.clearErrors(zoneForm);
+    document.getElementById("zone-form-title").textContent = t(zone ? "ops_floor.zone.edit" : "ops_floor.zone.new");
+    document.getElementById("zone-form-hint").textContent = zone ? t("ops_floor.zone.drag_corners") : "";
+    document.getElementById("zone-deactivate").hidden = !zone;
+    zoneForm.elements.name.value = zone ? zone.name : "";
+    zoneForm.elements.kind.value = zone ? zone.kind : "area";
+    options(zoneForm.elements.store_id, state.plan.stores, "ops_floor.zone.no_store", zone && zone.store_id);
+    syncPolygonField();
+    selection.hidden = true;
+    setMode("zone");
+    render();
+    zoneForm.elements.name.focus();
+  }
+
+  function closeForms() {
+    state.zone = null;
+    state.draft = [];
+    state.placing = null;
+    state.selected = null;
+    selection.hidden = true;
+    setMode("view");
+    render();
+  }
+
+  function finishDrawing() {
+    if (state.mode !== "draw") return;
+    openZoneForm(null);
+  }
+
+  // --- loading --------------------------------------------------------------------------------------------
+  async function loadPlan(keepView) {
+    state.plan = await api("GET", `/api/v1/ops/floor-plan?floor=${state.floor}`);
+    if (!keepView) fit();
+    render();
+    showSelection();
+  }
+
+  async function start() {
+    const answer = await api("GET", "/api/v1/ops/floors");
+    state.floors = answer.floors.length ? answer.floors : [{number: 1, name: "L1", outline: []}];
+    const wanted = Number(new URLSearchParams(location.search).get("floor"));
+    state.floor = (state.floors.find((f) => f.number === wanted) || state.floors.find((f) => f.number === 1)
+                   || state.floors[0]).number;
+    picker.replaceChildren(...state.floors.map((f) => h("option", {value: f.number, selected: f.number === state.floor}, f.name)));
+    await loadPlan(false);
+  }
+
+  picker.addEventListener("change", async () => {
+    state.floor = Number(picker.value);
+    closeForms();
+    try { await loadPlan(false); } catch (err) { Mall.toast(Mall.errorText(err), "error"); }
+  });
+
+  // --- pointer: pan, drag, click ----------------------------------------------------------------------------
+  let drag = null;
+
+  function thingOf(kind, id) {
+    return (kind === "beacon" ? state.plan.beacons : state.plan.gateways).find((x) => x.id === id);
+  }
+
+  svg.addEventListener("pointerdown", (event) => {
+    if (event.pointerType === "mouse" && event.button !== 0) return;
+    const target = event.target.closest("[data-kind]");
+    const kind = target ? target.dataset.kind : null;
+    drag = {pointer: event.pointerId, type: "pan", kind, id: target ? Number(target.dataset.id) : null,
+            index: target ? Number(target.dataset.index) : null, sx: event.clientX, sy: event.clientY,
+            k: 1 / pxPerMetre(), vb: {...state.vb}, moved: false};
+    if (cfg.may_edit && state.mode === "view" && (kind === "beacon" || kind === "gateway")) {
+      const thing = thingOf(kind, drag.id);
+      drag.type = "marker";
+      drag.thing = thing;
+      drag.from = [thing.x, thing.y];
+    } else if (cfg.may_edit && state.mode === "zone" && kind === "vertex") {
+      drag.type = "vertex";
+    }
+    svg.setPointerCapture(event.pointerId);
+    event.preventDefault();
+  });
+
+  svg.addEventListener("pointermove", (event) => {
+    if (!drag || event.pointerId !== drag.pointer) return;
+    if (!drag.moved && Math.hypot(event.clientX - drag.sx, event.clientY - drag.sy) < CLICK_PX) return;
+    drag.moved = true;
+    if (drag.type === "pan") {
+      state.vb = {...drag.vb, x: drag.vb.x - (event.clientX - drag.sx) * drag.k, y: drag.vb.y - (event.clientY - drag.sy) * drag.k};
+    } else if (drag.type === "marker") {
+      [drag.thing.x, drag.thing.y] = toMetres(event);
+    } else if (drag.type === "vertex") {
+      state.draft[drag.index] = toMetres(event);
+      syncPolygonField();
+    }
+    render();
+  });
+
+  svg.addEventListener("pointerup", (event) => {
+    if (!drag || event.pointerId !== drag.pointer) return;
+    const done = drag;
+    drag = null;
+    const at = toMetres(event);
+    if (!done.moved) { click(done, at); return; }
+    if (done.type === "marker") moveMarker(done, at);
+    if (done.type === "vertex") {
+      state.draft[done.index] = [round(at[0]), round(at[1])];
+      syncPolygonField();
+      render();
+    }
+  });
+
+  svg.addEventListener("pointercancel", () => {
+    if (drag && drag.type === "marker") [drag.thing.x, drag.thing.y] = drag.from;
+    drag = null;
+    render();
+  });
+
+  svg.addEventListener("dblclick", (event) => { event.preventDefault(); finishDrawing(); });
+
+  svg.addEventListener("wheel", (event) => {
+    event.preventDefault();
+    const [mx, my] = toMetres(event);
+    zoomAt(mx, my, event.deltaY < 0 ? 1 / 1.2 : 1.2);
+  }, {passive: false});
+
+  function click(pressed, at) {
+    if (state.mode === "draw") {
+      const corners = state.draft;
+      const last = corners[corners.length - 1];
+      if (last && screenDistance(last, at) < CLOSE_PX) { finishDrawing(); return; }  // a double-click's second press
+      if (corners.length >= 3 && screenDistance(corners[0], at) < CLOSE_PX) { finishDrawing(); return; }
+      corners.push([round(at[0]), round(at[1])]);
+      render();
+      return;
+    }
+    if (state.mode === "place") {
+      state.placing = [round(at[0]), round(at[1])];
+      beaconForm.elements.x.value = fmt(state.placing[0]);
+      beaconForm.elements.y.value = fmt(state.placing[1]);
+      render();
+      return;
+    }
+    if (state.mode === "zone") return;  // finish or cancel the zone first
+    if (pressed.kind && pressed.kind !== "corner" && pressed.kind !== "vertex") select(pressed.kind, pressed.id);
+    else select(null);
+  }
+
+  async function moveMarker(done, at) {
+    const [x, y] = [round(at[0]), round(at[1])];
+    [done.thing.x, done.thing.y] = [x, y];
+    render();
+    const path = done.kind === "beacon" ? `/api/v1/ops/beacons/${done.id}` : `/api/v1/ops/gateways/${done.id}`;
+    try {
+      const moved = await api("PATCH", path, {x, y});
+      Object.assign(done.thing, moved);
+      Mall.toast(t("ops_floor.plan.moved", {x: fmt(moved.x), y: fmt(moved.y)}));
+    } catch (err) {
+      [done.thing.x, done.thing.y] = done.from;
+      Mall.toast(Mall.errorText(err), "error");
+    }
+    state.selected = {kind: done.kind, id: done.id};
+    render();
+    showSelection();
+  }
+
+  // --- toolbar ----------------------------------------------------------------------------------------------
+  function centre() { return [state.vb.x + state.vb.w / 2, state.vb.y + state.vb.h / 2]; }
+  document.getElementById("zoom-in").addEventListener("click", () => zoomAt(...centre(), 1 / 1.5));
+  document.getElementById("zoom-out").addEventListener("click", () => zoomAt(...centre(), 1.5));
+  document.getElementById("zoom-fit").addEventListener("click", () => { fit(); render(); });
+
+  if (cfg.may_edit) {
+    buttons.draw.addEventListener("click", () => {
+      state.draft = [];
+      state.zone = null;
+      state.selected = null;
+      selection.hidden = true;
+      setMode("draw");
+      render();
+    });
+    buttons.finish.addEventListener("click", finishDrawing);
+    buttons.cancel.addEventListener("click", closeForms);
+    document.getElementById("zone-cancel").addEventListener("click", closeForms);
+    document.getElementById("zone-deactivate").addEventListener("click", (event) => Mall.act(event.currentTarget, async () => {
+      await api("DELETE", `/api/v1/ops/zones/${state.zone.id}`);
+      Mall.toast(t("ops_floor.zone.deactivated"));
+      closeForms();
+      await loadPlan(true);
+    }));
+
+    Mall.form(zoneForm, async (values) => {
+      const body = {name: values.name, kind: values.kind, store_id: values.store_id ? Number(values.store_id) : null,
+                    polygon: state.draft.map(([x, y]) => [round(x), round(y)])};
+      let saved;
+      if (state.zone) {
+        saved = await api("PATCH", `/api/v1/ops/zones/${state.zone.id}`, body);
+      } else {
+        if (body.store_id === null) delete body.store_id;
+        saved = await api("POST", "/api/v1/ops/zones", {...body, floor: state.floor});
+      }
+      Mall.toast(t("ops_floor.zone.saved", {name: saved.name}));
+      closeForms();
+      await loadPlan(true);
+    }, {codes: {"zone.invalid_polygon": "polygon", "zone.store_required": "store_id", "venue.unknown_store": "store_id"}});
+
+    buttons.beacon.addEventListener("click", () => {
+      Mall.clearErrors(beaconForm);
+      beaconForm.reset();
+      beaconForm.elements.uuid.replaceChildren(...cfg.uuids.map((u) => h("option", {value: u}, u)));
+      options(beaconForm.elements.zone_id, state.plan.zones, "ops_floor.beacon.no_zone", null);
+      options(beaconForm.elements.store_id, state.plan.stores, "ops_floor.zone.no_store", null);
+      const [cx, cy] = centre();
+      state.placing = [round(cx), round(cy)];
+      beaconForm.elements.x.value = fmt(cx);
+      beaconForm.elements.y.value = fmt(cy);
+      state.selected = null;
+      selection.hidden = true;
+      setMode("place");
+      render();
+      beaconForm.elements.major.focus();
+    });
+    document.getElementById("beacon-cancel").addEventListener("click", closeForms);
+    for (const name of ["x", "y"]) {
+      beaconForm.elements[name].addEventListener("input", () => {
+        const x = parseFloat(beaconForm.elements.x.value), y = parseFloat(beaconForm.elements.y.value);
+        if (Number.isFinite(x) && Number.isFinite(y)) { state.placing = [x, y]; render(); }
+      });
+    }
+    const number = (value) => (value === undefined ? undefined : Number(value));
+    Mall.form(beaconForm, async (values) => {
+      const created = await api("POST", "/api/v1/ops/beacons", {
+        uuid: values.uuid, major: number(values.major), minor: number(values.minor), label: values.label || "",
+        zone_id: number(values.zone_id), store_id: number(values.store_id), floor: state.floor,
+        x: number(values.x), y: number(values.y), measured_power: number(values.measured_power)});
+      Mall.toast(t("ops_floor.beacon.registered", {name: created.label || `${created.major}/${created.minor}`}));
+      closeForms();
+      await loadPlan(true);
+      select("beacon", created.id);
+    }, {codes: {"beacon.duplicate": "identity", "beacon.unknown_uuid": "uuid", "venue.unknown_zone": "zone_id",
+                "venue.unknown_store": "store_id", "venue.unknown_sale_item": "store_id",
+                "beacon.item_not_in_store": "store_id"}});
+  }
+
+  window.addEventListener("resize", () => { if (state.plan) render(); });
+
+  start().then(() => { setMode("view"); Mall.ready(); }).catch((err) => {
+    Mall.failed(document.querySelector(".plan-layout"), err);
+    Mall.ready();
+  });
+})();
