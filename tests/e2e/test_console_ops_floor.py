@@ -1,19 +1,18 @@
-"""The operations console's floor plan, fleet and parking pages in a real browser: an admin places a beacon by
-dragging it and draws a zone by clicking its corners; a viewer sees the map without edit controls; the alerts
-feed shows a silent beacon and acknowledging takes it off; parking sessions are found by plate, the revenue
-chart carries the days' figures, a bad tariff is refused beside its textarea."""
+"""The operations console's floor plan and fleet pages in a real browser: an admin places a beacon by dragging
+it, draws a zone by clicking its corners, reshapes one by dragging a corner and registers a beacon; a viewer
+sees the map without edit controls; the alerts feed shows a silent beacon and acknowledging takes it off.
+(The parking pages: test_console_ops_parking.py.)"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
-from factories import build_venue, parkcore_car_park, parkcore_parked_car, parking_history
+from factories import build_venue
 from playwright.sync_api import expect
 from sqlalchemy import select
 
 from mallapp.domain import alerts
-from mallapp.domain.parking.models import CarPark
 from mallapp.domain.venue import Beacon, BeaconStatus, Zone
 
 pytestmark = [pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
@@ -157,67 +156,40 @@ def test_the_alerts_feed_shows_a_silent_beacon_and_acknowledging_takes_it_off(co
     expect(feed.locator("li", has_text="信标 store")).to_have_count(0)
 
 
-def test_parking_sessions_are_found_by_plate_with_their_payments(console, ops_account, rt):
-    park = parkcore_car_park(rt)
-    parkcore_parked_car(rt, park, "沪A12345", minutes_ago=90)
-    parkcore_parked_car(rt, park, "京B99999", minutes_ago=30)
-    page = console.sign_in("ops", ops_account("viewer"), then="/console/ops/parking/sessions")
-    expect(page.get_by_test_id("sessions").locator("tbody tr")).to_have_count(2)
-
-    page.get_by_label("车牌").fill("沪A12")
-    page.get_by_role("button", name="搜索").click()
-    rows = page.get_by_test_id("sessions").locator("tbody tr")
-    expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("沪A12345")
-    expect(rows.first).to_contain_text("在场")
-    rows.first.click()
-    expect(page.locator("#detail")).to_contain_text("沪A12345（停车场 P1）")
-    expect(page.get_by_test_id("payments")).to_contain_text("没有缴费")
-
-
-def test_the_revenue_chart_and_table_carry_each_days_figures(console, ops_account, rt, clock):
-    history = parking_history(rt)
-    yesterday = clock.now - timedelta(days=1)
-    first = history.stay("沪A11111", yesterday - timedelta(hours=2), yesterday)
-    history.payment(first, cash_fen=2500, at=yesterday - timedelta(minutes=5))
-    second = history.stay("沪A22222", clock.now - timedelta(hours=1))
-    history.payment(second, cash_fen=1500, refunded_fen=500, at=clock.now - timedelta(minutes=10))
-    page = console.sign_in("ops", ops_account("viewer"), then="/console/ops/parking/revenue")
-
-    shown = page.evaluate("""() => { const chart = echarts.getInstanceByDom(document.getElementById('revenue-chart'));
-        const option = chart.getOption(); return [option.xAxis[0].data, option.series[0].data]; }""")
-    days, revenue = shown
-    assert len(days) == 7 and days[-1] == "2026-03-10"
-    by_day = dict(zip(days, revenue, strict=True))
-    assert (by_day["2026-03-09"], by_day["2026-03-10"]) == (25, 10)  # yuan, net of the refund
-    today = page.get_by_test_id("days").locator("tr[data-day='2026-03-10']")
-    expect(today).to_contain_text("¥15.00")   # taken
-    expect(today).to_contain_text("¥5.00")    # refunded
-    expect(today).to_contain_text("¥10.00")   # net
-    expect(page.get_by_test_id("reconciliations")).to_contain_text("这段时间还没有对账")
-
-
-def test_a_bad_tariff_is_refused_beside_the_textarea_and_a_good_one_is_saved(console, ops_account, rt):
-    park = parkcore_car_park(rt)
-    console.allow(400, f"/api/v1/ops/car-parks/{park}/tariff")
-    page = console.sign_in("ops", ops_account("admin"), then="/console/ops/parking")
-    expect(page.get_by_test_id("tariff")).to_contain_text("小型车")
-    expect(page.get_by_test_id("levels")).to_contain_text("B1")
-    editor = page.get_by_label("收费标准（JSON）")
-
-    editor.fill('{"plans": {"small": {"first_period_fen": 1000, "step_minutes": 0, "bands": []}}}')
-    page.get_by_role("button", name="保存收费标准").click()
-    expect(page.get_by_test_id("tariff-error")).not_to_be_empty()
-    expect(page.locator("#tariff-form [data-detail-for=document]")).to_contain_text("step_minutes")
-    expect(editor).to_have_attribute("aria-invalid", "true")
-
-    editor.fill("{not json")
-    page.get_by_role("button", name="保存收费标准").click()
-    expect(page.get_by_test_id("tariff-error")).to_contain_text("不是有效的 JSON")
-
-    editor.fill('{"plans": {"small": {"first_period_fen": 800, "bands": '
-                '[{"name": "全天", "start": "00:00", "end": "00:00", "step_fen": 300}]}}}')
-    page.get_by_role("button", name="保存收费标准").click()
-    expect(page.get_by_test_id("tariff")).to_contain_text("¥8.00")
+def test_an_admin_reshapes_a_zone_by_dragging_a_corner(console, ops_account, rt):
+    venue = build_venue(rt)
+    page = console.sign_in("ops", ops_account("admin"), then=PLAN)
+    inside = page.evaluate(TO_SCREEN, [22, 3])
+    page.mouse.click(*inside)  # the Starlight Coffee zone: [[15, 0], [25, 0], [25, 5]]
+    expect(page.get_by_role("heading", name="修改区域")).to_be_visible()
+    corner = page.get_by_role("button", name="第 3 个顶点")
+    drop = page.evaluate(TO_SCREEN, [25, 8])
+    _drag(page, _centre(corner), tuple(drop))
+    expect(page.get_by_label("顶点坐标（米，x, y）")).to_have_value("15.0, 0.0\n25.0, 0.0\n25.0, 8.0")
+    page.get_by_role("button", name="保存").click()
+    expect(page.locator("#toast")).to_contain_text("Starlight Coffee")
     with rt.sessions.begin() as session:
-        assert session.get(CarPark, park).tariff["plans"]["small"]["first_period_fen"] == 800
+        assert session.get(Zone, venue.store_zone).polygon == [[15.0, 0.0], [25.0, 0.0], [25.0, 8.0]]
+
+
+def test_an_admin_registers_a_beacon_where_they_click_and_a_duplicate_is_named_beside_its_identity(
+        console, ops_account, rt):
+    build_venue(rt)  # its beacons are 1/1, 1/2, 1/3
+    console.allow(409, "/api/v1/ops/beacons")
+    page = console.sign_in("ops", ops_account("admin"), then=PLAN)
+    page.get_by_role("button", name="添加信标").click()
+    page.mouse.click(*page.evaluate(TO_SCREEN, [10, 2]))
+    expect(page.get_by_label("X（米）")).to_have_value("10.0")
+    expect(page.get_by_label("Y（米）")).to_have_value("2.0")
+    page.get_by_label("Major").fill("1")
+    page.get_by_label("Minor").fill("2")
+    page.get_by_label("信标名称").fill("atrium")
+    page.get_by_role("button", name="登记信标").click()
+    expect(page.locator("[data-error-for=identity]")).not_to_be_empty()
+
+    page.get_by_label("Minor").fill("9")
+    page.get_by_role("button", name="登记信标").click()
+    expect(page.get_by_role("button", name="信标 atrium", exact=True)).to_be_visible()
+    with rt.sessions.begin() as session:
+        beacon = session.scalar(select(Beacon).where(Beacon.minor == 9))
+        assert (beacon.label, beacon.major, beacon.floor, beacon.x, beacon.y) == ("atrium", 1, 1, 10.0, 2.0)
