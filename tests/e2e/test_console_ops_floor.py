@@ -193,3 +193,18 @@ def test_an_admin_registers_a_beacon_where_they_click_and_a_duplicate_is_named_b
     with rt.sessions.begin() as session:
         beacon = session.scalar(select(Beacon).where(Beacon.minor == 9))
         assert (beacon.label, beacon.major, beacon.floor, beacon.x, beacon.y) == ("atrium", 1, 1, 10.0, 2.0)
+
+
+def test_in_english_a_viewer_reads_fleet_health_and_alerts_without_acknowledging(console, ops_account, rt):
+    venue = build_venue(rt)
+    with rt.sessions.begin() as session:
+        alerts.sweep(session, rt.settings, rt.now())  # nothing heard yet: every beacon and the gateway never seen
+    page = console.sign_in("ops", ops_account("viewer"), then="/console/ops/fleet")
+    with page.expect_navigation():
+        page.get_by_role("link", name="English").click()
+    console.wait_ready()
+    expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
+    expect(page.get_by_test_id("alerts").locator("li", has_text="Gateway Entrance gateway")).to_contain_text("Never seen")
+    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)  # the desk's or an admin's
+    expect(page.get_by_test_id("beacons").locator("tbody tr")).to_have_count(len(venue.beacons))
+    expect(page.get_by_role("navigation", name="Navigation")).to_contain_text("Floor plan")
