@@ -61,6 +61,7 @@ def test_a_bad_tariff_is_refused_beside_the_textarea_and_a_good_one_is_saved(con
     page = console.sign_in("ops", ops_account("admin"), then="/console/ops/parking")
     expect(page.get_by_test_id("tariff")).to_contain_text("小型车")
     expect(page.get_by_test_id("levels")).to_contain_text("B1")
+    expect(page.get_by_test_id("rules")).to_contain_text("600 积分兑换 1 小时")
     editor = page.get_by_label("收费标准（JSON）")
 
     editor.fill('{"plans": {"small": {"first_period_fen": 1000, "step_minutes": 0, "bands": []}}}')

@@ -35,6 +35,24 @@
     return out;
   }
 
+  function readableRules(rules) {
+    const sep = t("ops_floor.rules.separator");
+    const tierName = (tier) => (Mall.has("ops_floor.tier." + tier) ? t("ops_floor.tier." + tier) : tier);
+    const caps = (rule) => [rule.max_hours_per_visit ? t("ops_floor.rules.per_visit", {n: rule.max_hours_per_visit}) : null,
+                            rule.max_hours_per_day ? t("ops_floor.rules.per_day", {n: rule.max_hours_per_day}) : null]
+      .filter(Boolean).join(sep) || t("ops_floor.rules.no_cap");
+    const items = [t("ops_floor.rules.order", {order: (rules.order || []).map((k) => t("ops_floor.benefit." + k)).join(" → ")})];
+    if (rules.tier) {
+      const tiers = Object.entries(rules.tier.hours || {}).map(([tier, hours]) => (hours === "all"
+        ? t("ops_floor.rules.tier_all", {tier: tierName(tier)}) : t("ops_floor.rules.tier_hours", {tier: tierName(tier), n: hours})));
+      items.push(t(rules.tier.first_exit_only ? "ops_floor.rules.tier_first_exit" : "ops_floor.rules.tier", {tiers: tiers.join(sep)}));
+    }
+    if (rules.spend) items.push(t("ops_floor.rules.spend", {amount: Mall.yuan(rules.spend.fen_per_hour), caps: caps(rules.spend)}));
+    if (rules.points) items.push(t("ops_floor.rules.points", {points: Mall.number(rules.points.points_per_hour), caps: caps(rules.points)}));
+    if (rules.coupon) items.push(t("ops_floor.rules.coupon", {visit: rules.coupon.max_per_visit, day: rules.coupon.max_per_day}));
+    return h("ul", {}, items.map((line) => h("li", {}, line)));
+  }
+
   async function freeSpaces(code) {
     // The public list asks the car park itself (cached for a few seconds); it may not know right now.
     try {
@@ -67,7 +85,7 @@
     ], park.levels, {empty: "ops_floor.parking.no_levels"});
     document.getElementById("free-note").textContent = frees ? "" : t("ops_floor.parking.free_unknown");
     document.getElementById("tariff-readable").replaceChildren(...readableTariff(park.tariff));
-    document.getElementById("rules-readable").textContent = JSON.stringify(park.rules, null, 2);
+    document.getElementById("rules-readable").replaceChildren(readableRules(park.rules));
     if (tariffForm) tariffForm.elements.document.value = JSON.stringify(park.tariff, null, 2);
     if (rulesForm) rulesForm.elements.document.value = JSON.stringify(park.rules, null, 2);
   }
