@@ -208,3 +208,25 @@ def test_in_english_a_viewer_reads_fleet_health_and_alerts_without_acknowledging
     expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)  # the desk's or an admin's
     expect(page.get_by_test_id("beacons").locator("tbody tr")).to_have_count(len(venue.beacons))
     expect(page.get_by_role("navigation", name="Navigation")).to_contain_text("Floor plan")
+
+
+def test_a_beacon_is_dragged_with_a_finger_on_a_touch_screen(console, ops_account, rt):
+    venue = build_venue(rt)
+    page = console.sign_in("ops", ops_account("admin"), then=PLAN)
+    marker = page.get_by_role("button", name="信标 item", exact=True)
+    start = _centre(marker)
+    drop = (start[0] - 160, start[1] + 90)
+    expected = page.evaluate(TO_METRES, list(drop))
+    # Touch input as the screen sends it (Chromium turns it into pointer events of type "touch").
+    touch = page.context.new_cdp_session(page)
+    touch.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
+    touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": start[0], "y": start[1]}]})
+    for step in range(1, 7):
+        x, y = (start[0] + (drop[0] - start[0]) * step / 6, start[1] + (drop[1] - start[1]) * step / 6)
+        touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+    expect(page.locator("#toast")).to_contain_text("位置已保存")
+    with rt.sessions.begin() as session:
+        beacon = session.get(Beacon, venue.beacons["item"])
+        assert abs(beacon.x - expected[0]) <= 0.1 and abs(beacon.y - expected[1]) <= 0.1, ((beacon.x, beacon.y), expected)
