@@ -230,3 +230,28 @@ def test_a_beacon_is_dragged_with_a_finger_on_a_touch_screen(console, ops_accoun
     with rt.sessions.begin() as session:
         beacon = session.get(Beacon, venue.beacons["item"])
         assert abs(beacon.x - expected[0]) <= 0.1 and abs(beacon.y - expected[1]) <= 0.1, ((beacon.x, beacon.y), expected)
+
+
+def test_two_fingers_pinch_the_map_larger_about_their_midpoint(console, ops_account, rt):
+    build_venue(rt)
+    page = console.sign_in("ops", ops_account("viewer"), then=PLAN)
+    box = page.locator("#plan").bounding_box()
+    mid = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    before_width = page.evaluate("() => document.getElementById('plan').viewBox.baseVal.width")
+    under_fingers = page.evaluate(TO_METRES, list(mid))
+    touch = page.context.new_cdp_session(page)
+    touch.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 2})
+
+    def fingers(kind: str, apart: float) -> None:
+        touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+            {"x": mid[0] - apart, "y": mid[1], "id": 1}, {"x": mid[0] + apart, "y": mid[1], "id": 2}]})
+
+    fingers("touchStart", 40)
+    for apart in (60, 80):
+        fingers("touchMove", apart)
+    touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+    after_width = page.evaluate("() => document.getElementById('plan').viewBox.baseVal.width")
+    assert after_width == pytest.approx(before_width / 2, rel=0.01)  # fingers twice as far apart: twice as near
+    still_under = page.evaluate(TO_METRES, list(mid))
+    assert still_under == pytest.approx(under_fingers, abs=0.05)

@@ -1,10 +1,10 @@
 /* The floor plan: an SVG map in metres (the API's own coordinates, y growing downwards as on the screen) of one
  * floor's outline, zones, stores, beacons and gateways, the markers coloured by fleet health.
  *
- * Pan by dragging the background, zoom with the wheel or the buttons (both only change the viewBox). An admin
- * draws a zone by clicking its corners (double-click, a click on the last or first corner, or "finish" closes
- * it), edits a zone by dragging its corners then saving, moves a beacon or gateway by dragging its marker (a
- * PATCH on release) and registers a beacon with the side form. Screen <-> metres goes through the SVG's own
+ * Pan by dragging the background, zoom with the wheel, a two-finger pinch or the buttons (all only change the
+ * viewBox). An admin draws a zone by clicking its corners (double-click, a click on the last or first corner,
+ * or "finish" closes it), edits a zone by dragging its corners then saving, moves a beacon or gateway by
+ * dragging its marker (a PATCH on release) and registers a beacon with the side form. Screen <-> metres goes through the SVG's own
  * getScreenCTM, so a drop lands exactly where the pointer was; positions are rounded to 0.1 m. Pointer events:
  * a mouse, a pen and a finger all work. Every change is the API's to accept or refuse; its errors appear next
  * to the form field they concern. */
@@ -284,6 +284,19 @@
 
   // --- pointer: pan, drag, click ----------------------------------------------------------------------------
   let drag = null;
+  // Fingers on the map (pointerId -> [clientX, clientY]); two of them pinch: zoom about their midpoint.
+  const fingers = new Map();
+  let pinch = null;
+
+  function spread() {
+    const [a, b] = [...fingers.values()];
+    return {distance: Math.hypot(a[0] - b[0], a[1] - b[1]) || 1, mid: [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2]};
+  }
+
+  function endDrag() {
+    if (drag && drag.type === "marker") [drag.thing.x, drag.thing.y] = drag.from;
+    drag = null;
+  }
 
   function thingOf(kind, id) {
     return (kind === "beacon" ? state.plan.beacons : state.plan.gateways).find((x) => x.id === id);
@@ -291,6 +304,18 @@
 
   svg.addEventListener("pointerdown", (event) => {
     if (event.pointerType === "mouse" && event.button !== 0) return;
+    if (event.pointerType === "touch") {
+      fingers.set(event.pointerId, [event.clientX, event.clientY]);
+      if (fingers.size === 2) {
+        endDrag();  // a second finger: no drag, a pinch
+        const {distance, mid} = spread();
+        pinch = {distance, vb: {...state.vb}, at: toMetres({clientX: mid[0], clientY: mid[1]})};
+        svg.setPointerCapture(event.pointerId);
+        render();
+        return;
+      }
+      if (fingers.size > 2) return;
+    }
     const target = event.target.closest("[data-kind]");
     const kind = target ? target.dataset.kind : null;
     drag = {pointer: event.pointerId, type: "pan", kind, id: target ? Number(target.dataset.id) : null,
@@ -309,6 +334,15 @@
   });
 
   svg.addEventListener("pointermove", (event) => {
+    if (fingers.has(event.pointerId)) fingers.set(event.pointerId, [event.clientX, event.clientY]);
+    if (pinch && fingers.size === 2) {
+      const factor = pinch.distance / spread().distance;
+      const w = Math.min(Math.max(pinch.vb.w * factor, 2), 5000), k = w / pinch.vb.w;
+      const [mx, my] = pinch.at;
+      state.vb = {x: mx - (mx - pinch.vb.x) * k, y: my - (my - pinch.vb.y) * k, w, h: pinch.vb.h * k};
+      render();
+      return;
+    }
     if (!drag || event.pointerId !== drag.pointer) return;
     if (!drag.moved && Math.hypot(event.clientX - drag.sx, event.clientY - drag.sy) < CLICK_PX) return;
     drag.moved = true;
@@ -323,7 +357,13 @@
     render();
   });
 
+  function liftFinger(event) {
+    fingers.delete(event.pointerId);
+    if (fingers.size < 2) pinch = null;
+  }
+
   svg.addEventListener("pointerup", (event) => {
+    liftFinger(event);
     if (!drag || event.pointerId !== drag.pointer) return;
     const done = drag;
     drag = null;
@@ -337,9 +377,9 @@
     }
   });
 
-  svg.addEventListener("pointercancel", () => {
-    if (drag && drag.type === "marker") [drag.thing.x, drag.thing.y] = drag.from;
-    drag = null;
+  svg.addEventListener("pointercancel", (event) => {
+    liftFinger(event);
+    endDrag();
     render();
   });
 
