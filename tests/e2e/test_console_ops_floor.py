@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from mallapp.domain import alerts
-from mallapp.domain.venue import Beacon, BeaconStatus, Zone
+from mallapp.domain.venue import Beacon, BeaconStatus, Gateway, Zone
 
 pytestmark = [pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
               pytest.mark.usefixtures("cheap_password_hashing")]
@@ -179,8 +179,8 @@ def test_an_admin_registers_a_beacon_where_they_click_and_a_duplicate_is_named_b
     page = console.sign_in("ops", ops_account("admin"), then=PLAN)
     page.get_by_role("button", name="添加信标").click()
     page.mouse.click(*page.evaluate(TO_SCREEN, [10, 2]))
-    expect(page.get_by_label("X（米）")).to_have_value("10.0")
-    expect(page.get_by_label("Y（米）")).to_have_value("2.0")
+    expect(page.get_by_role("spinbutton", name="X（米）")).to_have_value("10.0")
+    expect(page.get_by_role("spinbutton", name="Y（米）")).to_have_value("2.0")
     page.get_by_label("Major").fill("1")
     page.get_by_label("Minor").fill("2")
     page.get_by_label("信标名称").fill("atrium")
@@ -255,3 +255,20 @@ def test_two_fingers_pinch_the_map_larger_about_their_midpoint(console, ops_acco
     assert after_width == pytest.approx(before_width / 2, rel=0.01)  # fingers twice as far apart: twice as near
     still_under = page.evaluate(TO_METRES, list(mid))
     assert still_under == pytest.approx(under_fingers, abs=0.05)
+
+
+def test_an_admin_registers_a_gateway_and_sees_its_key_once(console, ops_account, rt):
+    venue = build_venue(rt)
+    page = console.sign_in("ops", ops_account("admin"), then=PLAN)
+    page.get_by_role("button", name="添加网关").click()
+    page.mouse.click(*page.evaluate(TO_SCREEN, [18, 4]))
+    page.get_by_label("网关名称").fill("中庭网关")
+    page.get_by_role("combobox", name="所在区域").select_option(label="Starlight Coffee")
+    page.get_by_role("button", name="登记网关").click()
+    key = page.get_by_test_id("gateway-key")
+    expect(key).to_contain_text("gk_")
+    expect(page.get_by_role("button", name="网关 中庭网关")).to_be_visible()
+    with rt.sessions.begin() as session:
+        gateway = session.scalar(select(Gateway).where(Gateway.name == "中庭网关"))
+        assert (gateway.floor, gateway.x, gateway.y, gateway.zone_id) == (1, 18.0, 4.0, venue.store_zone)
+        assert key.inner_text().startswith(f"gk_{gateway.id}.")

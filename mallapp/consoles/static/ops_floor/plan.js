@@ -20,17 +20,20 @@
   const hint = document.getElementById("mode-hint");
   const zoneForm = document.getElementById("zone-form");
   const beaconForm = document.getElementById("beacon-form");
+  const gatewayForm = document.getElementById("gateway-form");
   const buttons = {
     draw: document.getElementById("draw-zone"), finish: document.getElementById("finish-zone"),
     cancel: document.getElementById("cancel-draw"), beacon: document.getElementById("new-beacon"),
+    gateway: document.getElementById("new-gateway"),
   };
   const HEALTH = {never_seen: "never", silent: "silent", battery_low: "battery"};
   const CLICK_PX = 5;      // a press that moves less than this is a click, not a drag
   const CLOSE_PX = 8;      // a corner clicked this close to the last (or first) one closes the zone
 
-  // mode: "view" | "draw" (clicking corners) | "zone" (the zone form is open) | "place" (the beacon form is open)
+  // mode: "view" | "draw" (clicking corners) | "zone" (the zone form is open) | "place" (placeForm, the beacon's
+  // or the gateway's registration form, is open: a click on the map fills its position)
   const state = {floors: [], floor: null, plan: null, vb: {x: 0, y: 0, w: 50, h: 30}, mode: "view",
-                 draft: [], zone: null, selected: null, placing: null};
+                 draft: [], zone: null, selected: null, placing: null, placeForm: null};
   if (cfg.may_edit) svg.classList.add("editable");
 
   // --- geometry ------------------------------------------------------------------------------------------
@@ -208,10 +211,11 @@
     if (buttons.draw) {
       buttons.draw.hidden = mode === "draw";
       buttons.finish.hidden = buttons.cancel.hidden = mode !== "draw";
-      buttons.draw.disabled = buttons.beacon.disabled = mode === "zone" || mode === "place";
+      buttons.draw.disabled = buttons.beacon.disabled = buttons.gateway.disabled = mode === "zone" || mode === "place";
     }
     if (zoneForm) zoneForm.hidden = mode !== "zone";
-    if (beaconForm) beaconForm.hidden = mode !== "place";
+    if (beaconForm) beaconForm.hidden = !(mode === "place" && state.placeForm === beaconForm);
+    if (gatewayForm) gatewayForm.hidden = !(mode === "place" && state.placeForm === gatewayForm);
     setHint({draw: "ops_floor.plan.hint_draw", zone: "ops_floor.plan.hint_zone", place: "ops_floor.plan.hint_place"}[mode]
             || (cfg.may_edit ? "ops_floor.plan.hint_view_edit" : "ops_floor.plan.hint_view"));
   }
@@ -247,6 +251,7 @@
     state.zone = null;
     state.draft = [];
     state.placing = null;
+    state.placeForm = null;
     state.selected = null;
     selection.hidden = true;
     setMode("view");
@@ -403,8 +408,8 @@
     }
     if (state.mode === "place") {
       state.placing = [round(at[0]), round(at[1])];
-      beaconForm.elements.x.value = fmt(state.placing[0]);
-      beaconForm.elements.y.value = fmt(state.placing[1]);
+      state.placeForm.elements.x.value = fmt(state.placing[0]);
+      state.placeForm.elements.y.value = fmt(state.placing[1]);
       render();
       return;
     }
@@ -471,28 +476,37 @@
       await loadPlan(true);
     }, {codes: {"zone.invalid_polygon": "polygon", "zone.store_required": "store_id", "venue.unknown_store": "store_id"}});
 
-    buttons.beacon.addEventListener("click", () => {
-      Mall.clearErrors(beaconForm);
-      beaconForm.reset();
-      beaconForm.elements.uuid.replaceChildren(...cfg.uuids.map((u) => h("option", {value: u}, u)));
-      options(beaconForm.elements.zone_id, state.plan.zones, "ops_floor.beacon.no_zone", null);
-      options(beaconForm.elements.store_id, state.plan.stores, "ops_floor.zone.no_store", null);
+    function openPlaceForm(form, first) {
+      Mall.clearErrors(form);
+      form.reset();
+      options(form.elements.zone_id, state.plan.zones, "ops_floor.beacon.no_zone", null);
       const [cx, cy] = centre();
       state.placing = [round(cx), round(cy)];
-      beaconForm.elements.x.value = fmt(cx);
-      beaconForm.elements.y.value = fmt(cy);
+      form.elements.x.value = fmt(cx);
+      form.elements.y.value = fmt(cy);
+      state.placeForm = form;
       state.selected = null;
       selection.hidden = true;
       setMode("place");
       render();
-      beaconForm.elements.major.focus();
+      form.elements[first].focus();
+    }
+
+    buttons.beacon.addEventListener("click", () => {
+      beaconForm.elements.uuid.replaceChildren(...cfg.uuids.map((u) => h("option", {value: u}, u)));
+      options(beaconForm.elements.store_id, state.plan.stores, "ops_floor.zone.no_store", null);
+      openPlaceForm(beaconForm, "major");
     });
+    buttons.gateway.addEventListener("click", () => openPlaceForm(gatewayForm, "name"));
     document.getElementById("beacon-cancel").addEventListener("click", closeForms);
-    for (const name of ["x", "y"]) {
-      beaconForm.elements[name].addEventListener("input", () => {
-        const x = parseFloat(beaconForm.elements.x.value), y = parseFloat(beaconForm.elements.y.value);
-        if (Number.isFinite(x) && Number.isFinite(y)) { state.placing = [x, y]; render(); }
-      });
+    document.getElementById("gateway-cancel").addEventListener("click", closeForms);
+    for (const form of [beaconForm, gatewayForm]) {
+      for (const name of ["x", "y"]) {
+        form.elements[name].addEventListener("input", () => {
+          const x = parseFloat(form.elements.x.value), y = parseFloat(form.elements.y.value);
+          if (Number.isFinite(x) && Number.isFinite(y)) { state.placing = [x, y]; render(); }
+        });
+      }
     }
     const number = (value) => (value === undefined ? undefined : Number(value));
     Mall.form(beaconForm, async (values) => {
@@ -507,6 +521,18 @@
     }, {codes: {"beacon.duplicate": "identity", "beacon.unknown_uuid": "uuid", "venue.unknown_zone": "zone_id",
                 "venue.unknown_store": "store_id", "venue.unknown_sale_item": "store_id",
                 "beacon.item_not_in_store": "store_id"}});
+
+    Mall.form(gatewayForm, async (values) => {
+      const created = await api("POST", "/api/v1/ops/gateways", {
+        name: values.name, zone_id: number(values.zone_id), floor: state.floor, x: number(values.x), y: number(values.y)});
+      closeForms();
+      await loadPlan(true);
+      select("gateway", created.id);
+      // The key is in this answer only: shown once, to be configured on the gateway now.
+      selection.prepend(h("div", {class: "card warning", role: "alert"},
+        h("strong", {}, t("ops_floor.gateway.key_once")), h("br"),
+        h("code", {class: "gateway-key", "data-testid": "gateway-key"}, created.key)));
+    }, {codes: {"venue.unknown_zone": "zone_id"}});
   }
 
   window.addEventListener("resize", () => { if (state.plan) render(); });
