@@ -22,6 +22,7 @@ from mallapp.api.core import (
     Query,
     SignedInOut,
     SignInIn,
+    current_ops,
     current_token,
     operation,
     runtime,
@@ -600,6 +601,7 @@ def list_beacons(query: BeaconsQuery) -> BeaconsOut:
 
 class AlertsQuery(Query):
     include_cleared: bool = Field(default=False, description="also the alerts already cleared (the latest 200)")
+    include_acknowledged: bool = Field(default=False, description="also the alerts someone acknowledged")
 
 
 class AlertOut(Out):
@@ -610,19 +612,38 @@ class AlertOut(Out):
     problem: Literal["never_seen", "silent", "battery_low"]
     raised_at: datetime
     cleared_at: datetime | None
+    acknowledged_at: datetime | None = Field(description="when someone on duty acknowledged it (it then leaves the "
+                                                         "open feed); null: not yet")
+    acknowledged_by: str | None = Field(description="the ops username who acknowledged it")
 
 
 class AlertsOut(Out):
-    alerts: list[AlertOut] = Field(description="newest first; raised and cleared by the clock's beacon-health job")
+    alerts: list[AlertOut] = Field(description="newest first; raised and cleared by the clock's beacon-health job; "
+                                               "by default only the open feed: neither cleared nor acknowledged")
+
+
+def _alert_out(a: alerts.FleetAlert) -> AlertOut:
+    return AlertOut(id=a.id, subject=a.subject, subject_id=a.subject_id, label=a.label, problem=a.problem,
+                    raised_at=a.raised_at, cleared_at=a.cleared_at, acknowledged_at=a.acknowledged_at,
+                    acknowledged_by=a.acknowledged_by)
 
 
 @operation(bp, "/alerts", "GET", summary="Fleet alerts: beacons and gateways gone silent or low on battery",
            auth="ops", query=AlertsQuery, response=AlertsOut)
 def list_alerts(query: AlertsQuery) -> AlertsOut:
     with transaction() as session:
-        return AlertsOut(alerts=[AlertOut(id=a.id, subject=a.subject, subject_id=a.subject_id, label=a.label,
-                                          problem=a.problem, raised_at=a.raised_at, cleared_at=a.cleared_at)
-                                 for a in alerts.listing(session, include_cleared=query.include_cleared)])
+        return AlertsOut(alerts=[_alert_out(a) for a in alerts.listing(
+            session, include_cleared=query.include_cleared, include_acknowledged=query.include_acknowledged)])
+
+
+@operation(bp, "/alerts/<int:alert_id>/acknowledge", "POST",
+           summary="Acknowledge a fleet alert: it leaves the open feed (the same problem coming back after it clears "
+                   "raises a new one); repeating it keeps the first acknowledgement", auth="ops_desk",
+           response=AlertOut, errors=("ops.desk_required", "alert.not_found"))
+def acknowledge_alert(alert_id: int) -> AlertOut:
+    rt = runtime()
+    with transaction() as session:
+        return _alert_out(alerts.acknowledge(session, alert_id, current_ops().username, rt.now()))
 
 
 @operation(bp, "/beacons", "POST", summary="Register and place a beacon (a deactivated one comes back)",

@@ -5,6 +5,10 @@ The clock's ``beacon-health`` job calls :func:`sweep`, which compares the fleet'
 problem raises an alert, a problem gone clears its alert. An open alert is unique per subject and
 problem (a partial unique index), so a sweep run twice, or by two clocks, raises nothing twice.
 Operations read them at ``GET /api/v1/ops/alerts``.
+
+Someone on duty acknowledges an alert (:func:`acknowledge`: "seen, someone is on it"): it leaves the open feed but stays
+uncleared while the problem lasts, so the sweep does not raise it again. Once the problem is fixed the sweep
+clears it as usual, and the same problem coming back later is a new occurrence: a new, unacknowledged alert.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Index, Integer, String, select, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mallapp.db import Base, UTCDateTime, insert_or_nothing
+from mallapp.db import Base, UTCDateTime, get_or_404, insert_or_nothing
 from mallapp.domain import venue_admin
 from mallapp.domain.points import BigId
 from mallapp.domain.venue import Gateway
@@ -39,6 +43,9 @@ class FleetAlert(Base):
     problem: Mapped[str] = mapped_column(String(20))  # never_seen, silent, battery_low
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Who on duty said they had seen it (an ops username: never renamed), and when; null until then.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(40))
 
 
 @dataclass(frozen=True)
@@ -77,9 +84,26 @@ def sweep(session: Session, settings: Settings, now: datetime) -> Swept:
     return Swept(raised, cleared)
 
 
-def listing(session: Session, *, include_cleared: bool = False, limit: int = 200) -> list[FleetAlert]:
-    """Open alerts (and, when asked, cleared ones), newest first."""
+def listing(session: Session, *, include_cleared: bool = False, include_acknowledged: bool = False,
+            limit: int = 200) -> list[FleetAlert]:
+    """The open feed: alerts neither cleared nor acknowledged (and, when asked, those too), newest first."""
     query = select(FleetAlert)
     if not include_cleared:
         query = query.where(FleetAlert.cleared_at.is_(None))
+    if not include_acknowledged:
+        query = query.where(FleetAlert.acknowledged_at.is_(None))
     return list(session.scalars(query.order_by(FleetAlert.raised_at.desc(), FleetAlert.id.desc()).limit(limit)))
+
+
+def acknowledge(session: Session, alert_id: int, by: str, now: datetime) -> FleetAlert:
+    """Record that ``by`` has seen the alert; it leaves the open feed. The first acknowledgement stands.
+
+    A cleared alert may be acknowledged too (the feed a person clicked in may be a sweep behind): nothing to
+    refuse, the record only says who saw it.
+    """
+    alert = get_or_404(session, FleetAlert, alert_id, code="alert.not_found", message="no fleet alert with this id")
+    # Conditional, so two people acknowledging at once leave the first one's name, not the last one's.
+    session.execute(update(FleetAlert).where(FleetAlert.id == alert.id, FleetAlert.acknowledged_at.is_(None))
+                    .values(acknowledged_at=now, acknowledged_by=by).execution_options(synchronize_session=False))
+    session.refresh(alert)
+    return alert

@@ -18,7 +18,7 @@ from mallapp.settings import AuthSettings
 #   admin      everything: the venue, the fleet, merchants, deal review, ops users, and all below;
 #   marketing  segments, member reports and campaigns; sees phone numbers masked;
 #   desk       the service desk: find a member, read their record (full phone), adjust points with a
-#              reason, hand over gifts;
+#              reason, hand over gifts; acknowledge fleet alerts (the desk is staffed all day);
 #   viewer     reads fleet health, presence, footfall and reports; sees phone numbers masked.
 ROLES = ("admin", "marketing", "desk", "viewer")
 # An operation's ops requirement (mallapp.api.core.Auth) -> the roles that meet it.

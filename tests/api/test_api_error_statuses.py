@@ -1095,6 +1095,10 @@ scenario("ops.username_taken", 409)(lambda w: w.client.post(f"{OPS}/users", head
 scenario("ops.last_admin", 409)(lambda w: w.client.patch(f"{OPS}/users/{w.ops_admin['id']}", headers=w.ops,
                                                          json={"role": "viewer"}))
 
+# --- fleet alerts (opsfloor) ------------------------------------------------------------------------------
+
+scenario("alert.not_found", 404)(lambda w: w.client.post(f"{OPS}/alerts/999/acknowledge", headers=w.ops))
+
 
 # --- the checks ----------------------------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/ops/items/<int:item_id>"): "ops_admin",
     ("GET", "/api/v1/ops/beacons"): "ops",
     ("GET", "/api/v1/ops/alerts"): "ops",
+    ("POST", "/api/v1/ops/alerts/<int:alert_id>/acknowledge"): "ops_desk",
     ("POST", "/api/v1/ops/beacons"): "ops_admin",
     ("GET", "/api/v1/ops/beacons/<int:beacon_id>"): "ops",
     ("PATCH", "/api/v1/ops/beacons/<int:beacon_id>"): "ops_admin",
