@@ -20,6 +20,7 @@ from mallapp.api import (
     desk,
     members,
     merchant,
+    merchant_desk,
     merchant_parking,
     meta,
     notifications,
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(merchant_parking.ops_bp)
 
     app.register_blueprint(parking_pay.bp)
+    app.register_blueprint(merchant_desk.bp)
     consoles.register(app)
     _install_request_context(app)
     _install_error_handlers(app)

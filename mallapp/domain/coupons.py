@@ -50,7 +50,9 @@ CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 class Coupon(Base):
     __tablename__ = "coupons"
     __table_args__ = (Index("ix_coupons_deal_id_member_id", "deal_id", "member_id"),
-                      Index("ix_coupons_member_id_claimed_at", "member_id", "claimed_at"))
+                      Index("ix_coupons_member_id_claimed_at", "member_id", "claimed_at"),
+                      # A merchant's redemptions by day (mallapp.domain.merchant_desk).
+                      Index("ix_coupons_store_redeemed_at", "redeemed_at_store", "redeemed_at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"))
