@@ -142,8 +142,9 @@ def footfall_slots(tz: tzinfo, first: date, last: date) -> tuple[str, list[datet
     since, until = day_period(tz, first, last)
     if first == last:
         # Steps of an hour of real time, so a day with a clock change still has each of its hours once.
-        hours = int((until - since).total_seconds()) // 3600
+        # (In UTC: Python subtracts two times of one zone by their wall clocks.)
         start = since.astimezone(UTC)
+        hours = int((until.astimezone(UTC) - start).total_seconds()) // 3600
         return "hour", [(start + timedelta(hours=i)).astimezone(tz) for i in range(hours)]
     return "day", [datetime.combine(first + timedelta(days=i), time(), tzinfo=tz)
                    for i in range((last - first).days + 1)]

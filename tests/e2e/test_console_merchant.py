@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from factories import build_shop, build_venue, deal_funnel, zone_visits
+from factories import build_shop, build_venue, deal_funnel, live_deal, zone_visits
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -178,3 +178,23 @@ def test_a_cashier_gets_the_403_page(console, staff_account):
     assert response.status == 403
     expect(page.get_by_test_id("forbidden")).to_be_visible()
     expect(page.get_by_role("link", name="优惠活动")).to_have_count(0)
+
+
+def test_in_english_a_rejected_deal_shows_its_reason_and_may_be_submitted_again(console, staff_account, shop, rt):
+    deal_id = live_deal(rt, shop, title="Flat white 5 yuan off")
+    with rt.sessions.begin() as s:
+        rejected = s.get_one(Deal, deal_id)
+        rejected.status, rejected.rejection_reason = "rejected", "The picture is missing"
+    username, _ = staff_account("manager", merchant_id=shop.merchant)
+    page = console.sign_in("staff", username)
+    console.open("/console/lang/en?next=/console/merchant/")
+    row = page.get_by_test_id("deals").get_by_role("row", name="Flat white 5 yuan off")
+    expect(row).to_contain_text("Rejected: The picture is missing")
+    with page.expect_navigation():
+        row.get_by_role("link", name="Flat white 5 yuan off").click()
+    console.wait_ready()
+    expect(page.get_by_test_id("rejection")).to_have_text("Rejected: The picture is missing")
+    expect(page.get_by_label("Amount (yuan)")).to_have_value("5.00")
+    page.get_by_role("button", name="Submit for review").click()
+    expect(page.get_by_test_id("deal-status")).to_have_text("Pending review")
+    assert _deals(rt, shop.merchant)[0][1] == "pending_approval"

@@ -105,9 +105,11 @@
   function showDeal(deal) {
     panel.hidden = false;
     const status = document.getElementById("deal-status");
-    status.replaceChildren(Merchant.statusBadge(deal.status), deal.status === "rejected" && deal.rejection_reason
-      ? Mall.h("div", {class: "muted"}, Mall.t("merchant.deals.rejected_because", {reason: deal.rejection_reason}))
-      : null);
+    status.replaceChildren(Merchant.statusBadge(deal.status));
+    if (deal.status === "rejected" && deal.rejection_reason) {
+      status.append(Mall.h("div", {class: "muted", "data-testid": "rejection"},
+                           Mall.t("merchant.deals.rejected_because", {reason: deal.rejection_reason})));
+    }
     const allowed = MOVES[deal.status] || [];
     panel.querySelectorAll("button[data-verb]").forEach((b) => {
       b.hidden = !allowed.includes(b.dataset.verb) || (b.dataset.verb === "announce" && deal.announced);
