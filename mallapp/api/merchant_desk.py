@@ -88,6 +88,8 @@ class RedemptionOut(Out):
     benefit: Benefit
     store_id: int
     store_name: str
+    staff_username: str | None = Field(description="the staff member whose till redeemed it; null when the "
+                                                   "merchant's API key did (a POS integration)")
     spend_fen: int | None = Field(description="the purchase amount the till sent; null when none")
     discount_fen: int | None = Field(description="what the till was told to take off; null for other benefits")
     bonus_points: int | None
@@ -123,6 +125,7 @@ def list_redemptions(query: RedemptionsQuery) -> RedemptionsOut:
             redemptions=[RedemptionOut(
                 coupon_id=r.coupon.id, redeemed_at=r.coupon.redeemed_at, deal_id=r.deal.id, deal_title=r.deal.title,
                 benefit=r.deal.benefit, store_id=r.coupon.redeemed_at_store, store_name=r.store_name,
+                staff_username=r.staff_username,
                 spend_fen=r.coupon.spend_fen, discount_fen=r.coupon.discount_fen, bonus_points=r.coupon.bonus_points)
                 for r in page])
 

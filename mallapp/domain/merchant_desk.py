@@ -18,6 +18,7 @@ from mallapp.db import get_or_404
 from mallapp.domain.coupons import Coupon
 from mallapp.domain.deals import Deal
 from mallapp.domain.proximity.history import ZoneVisit
+from mallapp.domain.staff import Staff
 from mallapp.domain.venue import SaleItem, Store, Zone
 from mallapp.errors import InvalidInput
 
@@ -72,6 +73,7 @@ class Redemption:
     coupon: Coupon
     deal: Deal
     store_name: str
+    staff_username: str | None  # whose till; None when the merchant's API key redeemed it
 
 
 @dataclass(frozen=True)
@@ -91,13 +93,14 @@ def redemptions(session: Session, merchant_id: int, since: datetime, until: date
     stores = _own_store_ids(session, merchant_id, None)
     if not stores:
         return [], None
-    query = (select(Coupon, Deal, Store.name).join(Deal, Deal.id == Coupon.deal_id)
+    query = (select(Coupon, Deal, Store.name, Staff.username).join(Deal, Deal.id == Coupon.deal_id)
              .join(Store, Store.id == Coupon.redeemed_at_store)
+             .outerjoin(Staff, Staff.id == Coupon.redeemed_by)
              .where(Coupon.redeemed_at_store.in_(stores), Coupon.redeemed_at >= since, Coupon.redeemed_at < until))
     if before_id is not None:
         query = query.where(Coupon.id < before_id)
     rows = session.execute(query.order_by(Coupon.id.desc()).limit(limit + 1)).all()
-    page = [Redemption(c, d, name) for c, d, name in rows[:limit]]
+    page = [Redemption(c, d, name, username) for c, d, name, username in rows[:limit]]
     return page, (page[-1].coupon.id if len(rows) > limit else None)
 
 

@@ -11,12 +11,13 @@ from factories import (
     build_shop,
     build_venue,
     deal_funnel,
+    live_deal,
     manager_headers,
     shop_with_rival,
     zone_visits,
 )
 
-from mallapp.domain import venue_admin
+from mallapp.domain import coupons, venue_admin
 
 M = "/api/v1/merchant"
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
@@ -174,3 +175,16 @@ def test_a_password_reset_is_for_a_manager_and_for_own_staff_only(client, rt, me
     short = client.post(f"{M}/staff/{rival_id}/password", headers=headers, json={"password": "short"})
     assert short.status_code == 400
     assert client.post(f"{M}/auth", json={"username": "rival-1", "password": STAFF_PASSWORD}).status_code == 200
+
+
+def test_a_redemption_names_the_staff_member_whose_till_took_it(client, rt, shop, clock):
+    headers = manager_headers(client, rt, shop.merchant)
+    cashier = manager_headers(client, rt, shop.merchant, "cashier-1", "cashier")
+    deal_id = live_deal(rt, shop)
+    with rt.sessions.begin() as s:
+        code = coupons.claim(s, rt.settings, shop.member, deal_id, rt.now()).coupon.code
+    redeemed = client.post(f"{M}/coupons/redeem", headers=cashier,
+                           json={"code": code, "store_id": shop.store, "request_id": "till-1"})
+    assert redeemed.status_code == 201, redeemed.get_json()
+    row, = client.get(f"{M}/redemptions", headers=headers).get_json()["redemptions"]
+    assert row["staff_username"] == "cashier-1" and row["deal_id"] == deal_id

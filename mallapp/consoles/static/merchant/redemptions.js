@@ -15,6 +15,7 @@
     {title: "merchant.redemptions.col_deal", value: (r) => Mall.h("a", {href: "/console/merchant/deals/" + r.deal_id}, r.deal_title)},
     {title: "merchant.redemptions.col_benefit", value: (r) => Merchant.benefitText(r.benefit)},
     {title: "merchant.redemptions.col_store", value: (r) => r.store_name},
+    {title: "merchant.redemptions.col_staff", value: (r) => r.staff_username || Mall.t("merchant.redemptions.by_key")},
     {title: "merchant.redemptions.col_spend", num: true, value: (r) => Mall.yuan(r.spend_fen)},
     {title: "merchant.redemptions.col_discount", num: true, value: (r) => Mall.yuan(r.discount_fen)},
   ];
