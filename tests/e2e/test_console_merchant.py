@@ -112,6 +112,12 @@ def test_a_deals_funnel_shows_its_pushes_claims_and_redemptions(console, staff_a
     expect(page.get_by_test_id("claims")).to_have_text("4")
     expect(page.get_by_test_id("redemptions")).to_have_text("3")
     expect(page.locator("#funnel-chart canvas")).to_have_count(1)
+    # A live deal may be paused and resumed from its page.
+    page.get_by_role("button", name="暂停").click()
+    expect(page.get_by_test_id("deal-status")).to_have_text("已暂停")
+    page.get_by_role("button", name="恢复").click()
+    expect(page.get_by_test_id("deal-status")).to_have_text("进行中")
+    assert _deals(rt, shop.merchant)[0][1] == "live"
     # The day's redemptions: three coupons of ¥5.00 off.
     console.open("/console/merchant/redemptions")
     expect(page.get_by_test_id("total-count")).to_have_text("3")
