@@ -185,7 +185,9 @@ def test_every_id_in_a_path_is_bounded(app, client, member, merchant, ops_admin)
     for rule in app.url_map.iter_rules():
         if "<int:" not in rule.rule:
             continue
-        op = app.view_functions[rule.endpoint].operation
+        op = getattr(app.view_functions[rule.endpoint], "operation", None)
+        if op is None:  # a console page: its id only reaches the API calls its script makes, checked here
+            continue
         for row_id in HUGE_IDS:
             path = rule.rule
             for arg in rule.arguments:
