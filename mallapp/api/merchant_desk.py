@@ -4,7 +4,7 @@ resetting a staff member's password (docs/consoles.md, "Merchants")."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from flask import Blueprint
@@ -14,6 +14,7 @@ from mallapp.api.core import Body, Id, Out, Query, current_merchant_id, operatio
 from mallapp.api.deals import Benefit
 from mallapp.api.merchant import Role
 from mallapp.api.ops import PlainDay
+from mallapp.db import MAX_BIG_ID
 from mallapp.domain import auth, merchant_desk, staff
 from mallapp.domain.venue_admin import floor_name
 
@@ -72,12 +73,37 @@ def own_stores() -> OwnStoresOut:
 
 # --- redemptions -----------------------------------------------------------------------------------
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _cursor(key: tuple[datetime, int] | None) -> str | None:
+    # Opaque to callers: the last row's redemption time (microseconds since 1970) and coupon id.
+    return None if key is None else f"{(key[0] - _EPOCH) // _MICROSECOND}-{key[1]}"
+
+
 class RedemptionsQuery(Query):
     day: PlainDay | None = Field(default=None, description="a mall-local day (YYYY-MM-DD); default: today")
-    cursor: int | None = Field(default=None, ge=1, le=2**53, description="next_cursor of the page before")
+    cursor: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,17}-[0-9]{1,19}$")] | None = Field(
+        default=None, description="next_cursor of the page before")
     limit: int = Field(default=50, ge=1, le=200)
 
     _day = field_validator("day")(_plausible)
+
+    @field_validator("cursor")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        if value is not None:
+            micros, coupon_id = value.split("-")
+            if int(micros) > (datetime(2999, 12, 31, tzinfo=UTC) - _EPOCH) // _MICROSECOND or int(coupon_id) > MAX_BIG_ID:
+                raise ValueError("not a cursor this API gave")
+        return value
+
+    def after(self) -> tuple[datetime, int] | None:
+        if self.cursor is None:
+            return None
+        micros, coupon_id = self.cursor.split("-")
+        return _EPOCH + int(micros) * _MICROSECOND, int(coupon_id)
 
 
 class RedemptionOut(Out):
@@ -105,7 +131,7 @@ class RedemptionsOut(Out):
     day: date
     totals: RedemptionTotalsOut = Field(description="the whole day's, not only this page's")
     redemptions: list[RedemptionOut] = Field(description="newest first")
-    next_cursor: int | None = Field(description="pass as cursor for the next page; null at the end")
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null at the end")
 
 
 @operation(bp, "/redemptions", "GET",
@@ -117,11 +143,11 @@ def list_redemptions(query: RedemptionsQuery) -> RedemptionsOut:
     since, until = merchant_desk.day_period(rt.settings.mall.tz, day, day)
     merchant_id = current_merchant_id()
     with transaction() as session:
-        page, cursor = merchant_desk.redemptions(session, merchant_id, since, until, before_id=query.cursor,
-                                                 limit=query.limit)
+        page, last = merchant_desk.redemptions(session, merchant_id, since, until, after=query.after(),
+                                               limit=query.limit)
         totals = merchant_desk.redemption_totals(session, merchant_id, since, until)
         return RedemptionsOut(
-            day=day, totals=RedemptionTotalsOut(**vars(totals)), next_cursor=cursor,
+            day=day, totals=RedemptionTotalsOut(**vars(totals)), next_cursor=_cursor(last),
             redemptions=[RedemptionOut(
                 coupon_id=r.coupon.id, redeemed_at=r.coupon.redeemed_at, deal_id=r.deal.id, deal_title=r.deal.title,
                 benefit=r.deal.benefit, store_id=r.coupon.redeemed_at_store, store_name=r.store_name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from mallapp.db import get_or_404
@@ -84,11 +84,14 @@ class RedemptionTotals:
 
 
 def redemptions(session: Session, merchant_id: int, since: datetime, until: datetime, *,
-                before_id: int | None = None, limit: int = 50) -> tuple[list[Redemption], int | None]:
-    """Coupons redeemed at the merchant's stores in [since, until), newest first, a page at a time.
+                after: tuple[datetime, int] | None = None, limit: int = 50
+                ) -> tuple[list[Redemption], tuple[datetime, int] | None]:
+    """Coupons redeemed at the merchant's stores in [since, until), newest redemption first, a page at a time.
 
-    The stores are the merchant's tills: its own deals' coupons, and mall-wide coupons its tills took.
-    Returns the page and the cursor of the next (None at the end). Uses ix_coupons_store_redeemed_at.
+    The stores are the merchant's tills: its own deals' coupons, and mall-wide coupons its tills took. ``after``
+    is the (redeemed_at, coupon id) of the last row of the page before; returns the page and that key for the
+    next (None at the end), so a redemption made meanwhile neither repeats nor hides a row.
+    Uses ix_coupons_store_redeemed_at.
     """
     stores = _own_store_ids(session, merchant_id, None)
     if not stores:
@@ -97,11 +100,13 @@ def redemptions(session: Session, merchant_id: int, since: datetime, until: date
              .join(Store, Store.id == Coupon.redeemed_at_store)
              .outerjoin(Staff, Staff.id == Coupon.redeemed_by)
              .where(Coupon.redeemed_at_store.in_(stores), Coupon.redeemed_at >= since, Coupon.redeemed_at < until))
-    if before_id is not None:
-        query = query.where(Coupon.id < before_id)
-    rows = session.execute(query.order_by(Coupon.id.desc()).limit(limit + 1)).all()
+    if after is not None:
+        at, coupon_id = after
+        query = query.where(or_(Coupon.redeemed_at < at, and_(Coupon.redeemed_at == at, Coupon.id < coupon_id)))
+    rows = session.execute(query.order_by(Coupon.redeemed_at.desc(), Coupon.id.desc()).limit(limit + 1)).all()
     page = [Redemption(c, d, name, username) for c, d, name, username in rows[:limit]]
-    return page, (page[-1].coupon.id if len(rows) > limit else None)
+    last = page[-1].coupon if len(rows) > limit else None
+    return page, (last.redeemed_at, last.id) if last is not None and last.redeemed_at is not None else None
 
 
 def redemption_totals(session: Session, merchant_id: int, since: datetime, until: datetime) -> RedemptionTotals:

@@ -17,7 +17,7 @@ from factories import (
     zone_visits,
 )
 
-from mallapp.domain import coupons, venue_admin
+from mallapp.domain import coupons, members, venue_admin
 
 M = "/api/v1/merchant"
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
@@ -72,6 +72,10 @@ def test_redemptions_of_a_day_are_listed_newest_first_with_the_days_totals_and_p
     rest = client.get(f"{M}/redemptions", headers=headers,
                       query_string={"limit": 2, "cursor": answer["next_cursor"]}).get_json()
     assert len(rest["redemptions"]) == 1 and rest["next_cursor"] is None
+    assert rest["redemptions"][0]["coupon_id"] < first[1]["coupon_id"]
+    for bogus in ("1-9999999999999999999", "x-1"):  # past a big id, or not one this API gave
+        refused = client.get(f"{M}/redemptions", headers=headers, query_string={"cursor": bogus})
+        assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "request.invalid_query"
     # Another day has none.
     other = client.get(f"{M}/redemptions", headers=headers, query_string={"day": "2026-03-09"}).get_json()
     assert other["redemptions"] == [] and other["totals"]["count"] == 0
@@ -188,3 +192,25 @@ def test_a_redemption_names_the_staff_member_whose_till_took_it(client, rt, shop
     assert redeemed.status_code == 201, redeemed.get_json()
     row, = client.get(f"{M}/redemptions", headers=headers).get_json()["redemptions"]
     assert row["staff_username"] == "cashier-1" and row["deal_id"] == deal_id
+
+
+def test_redemptions_come_newest_redeemed_first_not_newest_claimed(client, rt, shop, merchant):
+    headers = manager_headers(client, rt, shop.merchant)
+    deal_id = live_deal(rt, shop)
+    now = rt.now()
+    with rt.sessions.begin() as s:
+        members_ = [_member(s, f"o-order-{i}", now) for i in range(2)]
+        first, second = (coupons.claim(s, rt.settings, m, deal_id, now).coupon.code for m in members_)
+        # The later claim is redeemed first, the earlier one a minute after.
+        for code, at, key in ((second, now, "r-2"), (first, now + timedelta(minutes=1), "r-1")):
+            coupons.redeem(s, rt.settings, rt.secret, merchant_id=shop.merchant, store_id=shop.store, code=code,
+                           request_id=key, now=at)
+    page = client.get(f"{M}/redemptions", headers=headers, query_string={"limit": 1}).get_json()
+    rest = client.get(f"{M}/redemptions", headers=headers,
+                      query_string={"limit": 1, "cursor": page["next_cursor"]}).get_json()
+    assert [r["redeemed_at"] > rest["redemptions"][0]["redeemed_at"] for r in page["redemptions"]] == [True]
+    assert rest["next_cursor"] is None
+
+
+def _member(session, openid, now):
+    return members.sign_in(session, openid=openid, unionid=None, now=now)[0].id
