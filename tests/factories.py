@@ -742,3 +742,46 @@ def parking_coupon_for(rt: Runtime, merchant_id: int, member_id: int, *, hours: 
         s.add(coupon)
         s.flush()
         return coupon.id
+
+
+# --- the merchant console: a deal's funnel, redemptions, store footfall --------------------------------
+
+def deal_funnel(rt: Runtime, shop: Shop, *, pushes: int, claims: int, redemptions: int, **over: Any) -> int:
+    """A live deal at the coffee shop with ``pushes`` deliveries counted, ``claims`` members holding a coupon and
+    ``redemptions`` of them used at its till (now, by the rt clock); returns the deal's id."""
+    from mallapp.domain import coupons
+    from mallapp.domain.deals import Deal
+
+    deal_id = live_deal(rt, shop, quota=max(claims, 1), **over)
+    now = rt.now()
+    with rt.sessions.begin() as s:
+        member_ids = [members.sign_in(s, openid=f"o-funnel-{deal_id}-{i}", unionid=None, now=now)[0].id
+                      for i in range(claims)]
+        held = [coupons.claim(s, rt.settings, m, deal_id, now) for m in member_ids]
+        for i, h in enumerate(held[:redemptions]):
+            coupons.redeem(s, rt.settings, rt.secret, merchant_id=shop.merchant, store_id=shop.store,
+                           code=h.coupon.code, request_id=f"funnel-{deal_id}-{i}", now=now, spend_fen=3000)
+        # Pushes are counted by mallapp.domain.notifications as it delivers; a seed sets the count.
+        s.get_one(Deal, deal_id).pushes = pushes
+    return deal_id
+
+
+def zone_visits(rt: Runtime, zone_id: int, visits: list[tuple[str, datetime, int]]) -> None:
+    """Finished visits to a zone: (member openid, entry time, dwell seconds); members made as needed."""
+    from mallapp.domain.proximity import history
+
+    with rt.sessions.begin() as s:
+        for openid, entered, dwell in visits:
+            member_id = members.sign_in(s, openid=openid, unionid=None, now=rt.now())[0].id
+            history.record_zone_visit(s, member_id, zone_id, entered, entered + timedelta(seconds=dwell))
+
+
+def manager_headers(client, rt: Runtime, merchant_id: int, username: str = "manager-1",
+                    role: str = "manager") -> dict[str, str]:
+    """A staff member of the merchant made in the database, signed in through the API: their headers."""
+    from mallapp.domain import staff
+
+    with rt.sessions.begin() as s:
+        staff.create(s, merchant_id, username, role, STAFF_PASSWORD, rt.now())
+    signed = client.post("/api/v1/merchant/auth", json={"username": username, "password": STAFF_PASSWORD})
+    return bearer(signed.get_json()["token"])

@@ -21,6 +21,7 @@ from mallapp.api import (
     host,
     members,
     merchant,
+    merchant_desk,
     merchant_parking,
     meta,
     notifications,
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(host.bp)
     app.register_blueprint(till.bp)
     app.register_blueprint(ops_accounts.bp)
+    app.register_blueprint(merchant_desk.bp)
     consoles.register(app)
     _install_request_context(app)
     _install_error_handlers(app)

@@ -15,6 +15,7 @@ from mallapp.api.core import (
     Query,
     current_member_id,
     current_merchant_id,
+    current_staff_id,
     operation,
     runtime,
     transaction,
@@ -172,7 +173,7 @@ def redeem(body: RedeemIn):
     with transaction() as session:
         done = coupons.redeem(session, rt.settings, rt.secret, merchant_id=current_merchant_id(),
                               store_id=body.store_id, code=body.code, qr=body.qr, request_id=body.request_id,
-                              now=rt.now(), spend_fen=body.amount_fen)
+                              now=rt.now(), spend_fen=body.amount_fen, staff_id=current_staff_id())
         coupon, deal = done.coupon, done.deal
         out = RedeemOut(code=coupon.code, deal_id=deal.id, title=deal.title, benefit=deal.benefit,
                         store_id=coupon.redeemed_at_store, redeemed_at=coupon.redeemed_at,

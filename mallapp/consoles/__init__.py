@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mallapp.consoles import home, host, ops_floor, ops_people, till, web
+from mallapp.consoles import home, host, merchant, ops_floor, ops_people, till, web
 
 __all__ = ["register"]
 
@@ -23,6 +23,7 @@ BLUEPRINTS += (host.bp,)
 BLUEPRINTS += (till.bp,)
 BLUEPRINTS += (ops_people.bp,)
 BLUEPRINTS += (ops_floor.bp,)
+BLUEPRINTS += (merchant.bp,)
 
 
 def register(app: Flask) -> None:

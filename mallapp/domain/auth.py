@@ -52,6 +52,17 @@ def revoke_bearer(redis: Redis, kind: str, token: str) -> None:
     redis.delete(_token_key(kind, token))
 
 
+def bearer_digest(kind: str, token: str) -> str:
+    """The Redis key a token is kept under (a digest): what a caller may keep to revoke the token later."""
+    return _token_key(kind, token)
+
+
+def revoke_digests(redis: Redis, keys: list[str]) -> None:
+    """Revoke tokens by the keys :func:`bearer_digest` gave."""
+    if keys:
+        redis.delete(*keys)
+
+
 def _member_tokens_key(member_id: int) -> str:
     return f"auth:member-tokens:{member_id}"
 

@@ -50,7 +50,9 @@ CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 class Coupon(Base):
     __tablename__ = "coupons"
     __table_args__ = (Index("ix_coupons_deal_id_member_id", "deal_id", "member_id"),
-                      Index("ix_coupons_member_id_claimed_at", "member_id", "claimed_at"))
+                      Index("ix_coupons_member_id_claimed_at", "member_id", "claimed_at"),
+                      # A merchant's redemptions by day (mallapp.domain.merchant_desk).
+                      Index("ix_coupons_store_redeemed_at", "redeemed_at_store", "redeemed_at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"))
@@ -59,6 +61,8 @@ class Coupon(Base):
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     redeemed_at_store: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    # The staff member whose till redeemed it; None when the merchant's API key did (a POS integration).
+    redeemed_by: Mapped[int | None] = mapped_column(ForeignKey("merchant_staff.id"))
     # The till's id for the redeem call: a retry carrying it gets the first answer again.
     request_id: Mapped[str | None] = mapped_column(String(64))
     bonus_points: Mapped[int | None] = mapped_column()
@@ -222,7 +226,7 @@ def wallet(session: Session, member_id: int, now: datetime, status: Status | Non
 
 def redeem(session: Session, settings: Settings, secret: bytes, *, merchant_id: int, store_id: int,
            code: str | None = None, qr: str | None = None, request_id: str, now: datetime,
-           spend_fen: int | None = None) -> Redeemed:
+           spend_fen: int | None = None, staff_id: int | None = None) -> Redeemed:
     """Use a coupon at the till, once; the same request_id again returns the first result.
 
     A store's coupon is redeemed at its deal's store; a mall-wide one (``Deal.scope`` "mall") at any
@@ -268,6 +272,7 @@ def redeem(session: Session, settings: Settings, secret: bytes, *, merchant_id: 
                                 details={"min_spend_fen": deal.min_spend_fen, "amount_fen": spend_fen})
     coupon.spend_fen, coupon.discount_fen = spend_fen, discount(deal, spend_fen)
     coupon.redeemed_at, coupon.redeemed_at_store, coupon.request_id = now, store_id, request_id
+    coupon.redeemed_by = staff_id
     if deal.benefit_kind == "bonus_points" and deal.benefit_value:
         # Keyed by the coupon, so no path (a retry, a second request id) can credit it twice.
         points.credit(session, settings, coupon.member_id, deal.benefit_value, "coupon",

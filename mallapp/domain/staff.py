@@ -120,6 +120,7 @@ def sign_in(session: Session, redis: Redis, limits: AuthSettings, username: str,
                        row is not None and row.active and row.merchant_active, address)
     assert row is not None
     token = auth.issue_bearer(redis, "staff", TOKEN_PREFIX, row.id, limits.token_ttl_s)
+    _remember_token(redis, row.id, token, limits.token_ttl_s)
     return token, StaffCaller(row.id, row.username, row.role, row.merchant_id, row.merchant_name)
 
 
@@ -140,3 +141,34 @@ def authenticate(session: Session, redis: Redis, token: str) -> StaffCaller:
 
 def revoke_token(redis: Redis, token: str) -> None:
     auth.revoke_bearer(redis, "staff", token)
+
+
+# --- password reset --------------------------------------------------------------------------------
+
+def _tokens_key(staff_id: int) -> str:
+    # The staff member's live tokens, so a password reset can sign every one of them out.
+    return f"auth:staff-tokens:{staff_id}"
+
+
+def _remember_token(redis: Redis, staff_id: int, token: str, ttl_seconds: int) -> None:
+    pipe = redis.pipeline()
+    pipe.sadd(_tokens_key(staff_id), auth.bearer_digest("staff", token))
+    pipe.expire(_tokens_key(staff_id), ttl_seconds)
+    pipe.execute()
+
+
+def set_password(session: Session, redis: Redis, limits: AuthSettings, merchant_id: int, staff_id: int,
+                 password: str) -> Staff:
+    """Give one of the merchant's staff a new password: their tokens issued since sign-ins were tracked are
+    revoked (they sign in again with the new one) and their wrong-password counts cleared."""
+    staff = get_or_404(session, Staff, staff_id, code="staff.not_found", message="no such staff member",
+                       accept=lambda staff: staff.merchant_id == merchant_id)
+    if len(password) < auth.MIN_PASSWORD:
+        raise InvalidInput(f"a password has at least {auth.MIN_PASSWORD} characters", code="staff.weak_password")
+    staff.password_hash = auth.hash_password(password)
+    session.flush()
+    digests = redis.smembers(_tokens_key(staff.id))
+    auth.revoke_digests(redis, [d.decode() if isinstance(d, bytes) else d for d in digests])
+    redis.delete(_tokens_key(staff.id))
+    auth.clear_sign_in_failures(redis, "staff", limits, staff.username)
+    return staff

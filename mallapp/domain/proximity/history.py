@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, exists, func, select
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, exists, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp.db import Base, UTCDateTime, insert_or_nothing
@@ -19,7 +19,9 @@ class ZoneVisit(Base):
     """A member's stay in a zone, written when it ends (exit after the unseen timeout)."""
 
     __tablename__ = "zone_visits"
-    __table_args__ = (UniqueConstraint("member_id", "zone_id", "entered_at"),)
+    __table_args__ = (UniqueConstraint("member_id", "zone_id", "entered_at"),
+                      # A store's zones over a period (mallapp.domain.merchant_desk.store_footfall).
+                      Index("ix_zone_visits_zone_entered", "zone_id", "entered_at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))

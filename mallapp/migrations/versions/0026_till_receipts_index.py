@@ -2,14 +2,14 @@
 (GET /api/v1/merchant/purchases?day=) reads one merchant's day, not every purchase
 
 Revision ID: 0026
-Revises: 0024
+Revises: 0025
 Create Date: 2026-12-05 19:15:00
 """
 
 from alembic import op
 
 revision = '0026'
-down_revision = '0024'
+down_revision = '0025'
 branch_labels = None
 depends_on = None
 
