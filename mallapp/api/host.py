@@ -1,5 +1,5 @@
-"""The restaurant host's reads: the merchant's restaurants (the host screen's store picker) and the numbers
-called today (the caller display on a TV). Calling, seating and skipping are the queue's own endpoints."""
+"""The restaurant host's read: the numbers called today (the caller display on a TV). The store picker reads
+``GET /api/v1/merchant/stores``; calling, seating and skipping are the queue's own endpoints."""
 
 from __future__ import annotations
 
@@ -15,17 +15,6 @@ from mallapp.domain.queueing import host
 Day = date  # a field named date would shadow the type in the class body
 
 bp = Blueprint("merchant_host", __name__, url_prefix="/api/v1/merchant")
-
-
-class RestaurantOut(Out):
-    id: int
-    name: str
-    unit: str = Field(description="the unit number on the directory, e.g. L3-12")
-    floor: int
-
-
-class RestaurantsOut(Out):
-    stores: list[RestaurantOut] = Field(description="the merchant's active stores, by name")
 
 
 class CallsQuery(Query):
@@ -54,15 +43,6 @@ class CallsOut(Out):
     date: Day = Field(description="the mall's day these calls belong to")
     now: datetime = Field(description="the server's time, for a display's clock")
     bands: list[BandCallsOut]
-
-
-@operation(bp, "/host/stores", "GET",
-           summary="The merchant's restaurants for the host's store picker (any staff member)", auth="merchant",
-           response=RestaurantsOut)
-def restaurants() -> RestaurantsOut:
-    with transaction() as session:
-        return RestaurantsOut(stores=[RestaurantOut(id=s.id, name=s.name, unit=s.unit, floor=s.floor)
-                                      for s in host.restaurants(session, current_merchant_id())])
 
 
 @operation(bp, "/stores/<int:store_id>/queue/calls", "GET",

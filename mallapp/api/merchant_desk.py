@@ -55,7 +55,7 @@ class OwnStoreOut(Out):
 
 
 class OwnStoresOut(Out):
-    stores: list[OwnStoreOut] = Field(description="this merchant's active stores (a deal's store_id and store_ids)")
+    stores: list[OwnStoreOut] = Field(description="this merchant's active stores by name (a deal's store_id and store_ids; the till's and host's pickers)")
 
 
 @operation(bp, "/stores", "GET",

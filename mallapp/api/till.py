@@ -24,7 +24,7 @@ from mallapp.api.core import (
     transaction,
 )
 from mallapp.api.deals import Benefit, Scope
-from mallapp.domain import till
+from mallapp.domain import till, venue
 
 bp = Blueprint("till_api", __name__, url_prefix="/api/v1/merchant")
 
@@ -133,7 +133,7 @@ def till_day() -> TillOut:
     now = rt.now()
     with transaction() as session:
         merchant_id = current_merchant_id()
-        own = till.stores(session, merchant_id)
+        own = venue.merchant_stores(session, merchant_id)
         deals = till.live_deals(session, merchant_id, [s.id for s in own], now)
         return TillOut(merchant_name=g.merchant_name, day=rt.settings.mall.local_day(now),
                        stores=[TillStoreOut(id=s.id, name=s.name, unit=s.unit, floor=s.floor) for s in own],

@@ -15,7 +15,7 @@ from mallapp.consoles import web
 
 bp = Blueprint("host_console", __name__, url_prefix="/console/host")
 
-STORES = "/api/v1/merchant/host/stores"
+STORES = "/api/v1/merchant/stores"
 
 
 def _config(**extra: Any) -> dict[str, Any]:

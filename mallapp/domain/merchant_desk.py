@@ -15,6 +15,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from mallapp.db import get_or_404
+from mallapp.domain import venue
 from mallapp.domain.coupons import Coupon
 from mallapp.domain.deals import Deal
 from mallapp.domain.proximity.history import ZoneVisit
@@ -38,8 +39,7 @@ class OwnStore:
 def own_stores(session: Session, merchant_id: int) -> list[OwnStore]:
     """The merchant's active stores with their active zones and sale items: exactly what
     :func:`mallapp.domain.deals._check_ids` lets one of its deals target (three queries)."""
-    stores = list(session.scalars(select(Store).where(Store.merchant_id == merchant_id, Store.active)
-                                  .order_by(Store.id)))
+    stores = venue.merchant_stores(session, merchant_id)
     ids = [s.id for s in stores]
     zones: dict[int, list[Zone]] = {i: [] for i in ids}
     items: dict[int, list[SaleItem]] = {i: [] for i in ids}

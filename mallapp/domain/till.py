@@ -30,7 +30,6 @@ from mallapp.domain.deals import Deal
 from mallapp.domain.members import Member, masked_phone
 from mallapp.domain.privacy import TOMBSTONE
 from mallapp.domain.purchases import Purchase
-from mallapp.domain.venue import Store
 from mallapp.errors import NotFound, RateLimited
 from mallapp.settings import Settings
 
@@ -128,12 +127,6 @@ def find_by_phone(session: Session, redis: Redis, settings: Settings, secret: by
 
 
 # --- the merchant's day ----------------------------------------------------------------------------
-
-def stores(session: Session, merchant_id: int) -> list[Store]:
-    """The merchant's active stores, by name."""
-    return list(session.scalars(select(Store).where(Store.merchant_id == merchant_id, Store.active)
-                                .order_by(Store.name, Store.id)))
-
 
 def live_deals(session: Session, merchant_id: int, store_ids: list[int], now: datetime) -> list[Deal]:
     """The deals a till of the merchant honours now: its own live ones, and the mall's that its stores take part in.

@@ -79,6 +79,12 @@ def store_names(session: Session, store_ids: Iterable[int]) -> dict[int, str]:
             session.execute(select(Store.id, Store.name).where(Store.id.in_(ids)))} if ids else {}
 
 
+def merchant_stores(session: Session, merchant_id: int) -> list[Store]:
+    """The merchant's active stores, by name (the till's, the host's and the deal form's store pickers)."""
+    return list(session.scalars(select(Store).where(Store.merchant_id == merchant_id, Store.active)
+                                .order_by(Store.name, Store.id)))
+
+
 def store_name(session: Session, store_id: int) -> str:
     """The store's name, or "" for no such store."""
     return store_names(session, [store_id]).get(store_id, "")

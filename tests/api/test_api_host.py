@@ -52,16 +52,16 @@ def test_the_picker_lists_the_merchants_active_stores_to_any_staff_member(rt, cl
     with rt.sessions.begin() as s:
         other = merchants.create(s, "Rival Grill", rt.now())[0].id
     _store(rt, other, "Rival Grill")
-    listed = client.get(f"{M}/host/stores", headers=host["cashier"])
+    listed = client.get(f"{M}/stores", headers=host["cashier"])
     assert listed.status_code == 200, listed.get_json()
     assert [(s["id"], s["name"]) for s in listed.get_json()["stores"]] == [(second, "Dumpling Bar"),
                                                                          (host["store"], "Noodle House")]
 
 
 def test_the_picker_refuses_members_and_ops(client, host, member, ops_admin):
-    api_error(client.get(f"{M}/host/stores", headers=member["headers"]), "auth.wrong_caller")
-    api_error(client.get(f"{M}/host/stores", headers=ops_admin["headers"]), "auth.wrong_caller")
-    assert client.get(f"{M}/host/stores").status_code == 401
+    api_error(client.get(f"{M}/stores", headers=member["headers"]), "auth.wrong_caller")
+    api_error(client.get(f"{M}/stores", headers=ops_admin["headers"]), "auth.wrong_caller")
+    assert client.get(f"{M}/stores").status_code == 401
 
 
 def test_the_display_shows_each_bands_called_numbers_newest_first_and_no_member_data(client, host, members_api):

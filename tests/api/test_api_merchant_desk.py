@@ -37,11 +37,13 @@ def test_own_stores_lists_only_this_merchants_stores_with_their_zones_and_items(
     with rt.sessions.begin() as s:  # another merchant's store is never offered
         venue_admin.create_store(s, name="Rival", floor=2, x=0, y=0, merchant_id=merchant["id"], now=rt.now())
     stores = client.get(f"{M}/stores", headers=headers).get_json()["stores"]
-    assert [s["id"] for s in stores] == [shop.store, shop.other_store]
-    coffee = stores[0]
+    names = [s["name"] for s in stores]
+    assert sorted(s["id"] for s in stores) == sorted([shop.store, shop.other_store]) and names == sorted(names)
+    coffee, = [s for s in stores if s["id"] == shop.store]
+    other, = [s for s in stores if s["id"] == shop.other_store]
     assert {z["id"] for z in coffee["zones"]} == {shop.store_zone, shop.item_zone}
     assert [i["id"] for i in coffee["sale_items"]] == [shop.item]
-    assert coffee["floor_name"] == "L1" and stores[1]["zones"] == []
+    assert coffee["floor_name"] == "L1" and other["zones"] == []
     # A cashier may read them too (the till picks its store).
     cashier = manager_headers(client, rt, shop.merchant, "cashier-1", "cashier")
     assert client.get(f"{M}/stores", headers=cashier).status_code == 200

@@ -15,14 +15,7 @@ from sqlalchemy.orm import Session
 from mallapp.domain.queueing.estimator import Model
 from mallapp.domain.queueing.models import QueueTicket
 from mallapp.domain.queueing.service import Place, local_minute
-from mallapp.domain.venue import Store
 from mallapp.settings import Settings
-
-
-def restaurants(session: Session, merchant_id: int) -> list[Store]:
-    """The merchant's active stores, by name: the ones its host may run a queue and bookings for."""
-    return list(session.scalars(select(Store).where(Store.merchant_id == merchant_id, Store.active)
-                                .order_by(Store.name, Store.id)))
 
 
 def recent_calls(session: Session, store_id: int, day: date, per_band: int) -> dict[str, list[QueueTicket]]:

@@ -23,7 +23,7 @@ window.Host = (function () {
   /** The restaurant to show: ?store=, else the one this device used last, else the first. With several, the
    * picker appears and onChange(store) runs when the host picks another. Null when the merchant has none. */
   async function store(onChange) {
-    const found = (await Mall.api("GET", "/api/v1/merchant/host/stores")).stores;
+    const found = (await Mall.api("GET", "/api/v1/merchant/stores")).stores;
     if (!found.length) return null;
     const byId = new Map(found.map((s) => [s.id, s]));
     let chosen = byId.get(page.store) || byId.get(remembered()) || found[0];
