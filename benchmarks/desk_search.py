@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
 
+from benchmarks.foundation import timed
 from mallapp.db import make_engine, make_sessionmaker
 from mallapp.devtools.servers import PostgresServer
 from mallapp.domain import desk, models  # noqa: F401  (the model registry)
@@ -57,15 +57,6 @@ def load(url: str, members: int) -> float:
     return time.perf_counter() - started
 
 
-def _timed(rounds: int, call: Callable[[int], int]) -> dict[str, float]:
-    times, found = [], []
-    for i in range(rounds):
-        started = time.perf_counter()
-        found.append(call(i))
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return {"p50_ms": round(statistics.median(times), 3), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 3),
-            "found_mean": round(sum(found) / len(found), 1)}
 
 
 def run(members: int, rounds: int, seed: int) -> dict[str, Any]:
@@ -93,7 +84,7 @@ def run(members: int, rounds: int, seed: int) -> dict[str, Any]:
                 session.expunge_all()
                 return int(session.get(Member, picks[i].id) is not None)
 
-        results = {"baseline_get_by_id": _timed(rounds, baseline)}
+        results = {"baseline_get_by_id": timed(rounds, baseline)}
         kinds = {
             "last_four": lambda row: row.phone[-4:],
             "full_phone": lambda row: row.phone[3:],  # as a member says it, without +86
@@ -102,7 +93,7 @@ def run(members: int, rounds: int, seed: int) -> dict[str, Any]:
             "nickname_part": lambda row: row.nickname.split(" ")[1][:5],
         }
         for name, query_of in kinds.items():
-            results[name] = _timed(rounds, searching(query_of))
+            results[name] = timed(rounds, searching(query_of))
         base = results["baseline_get_by_id"]["p95_ms"] or 1e-9
         for name in kinds:
             results[name]["p95_ratio_to_baseline"] = round(results[name]["p95_ms"] / base, 1)

@@ -10,13 +10,15 @@ import multiprocessing
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -162,3 +164,17 @@ def stop_all(procs: list[subprocess.Popen]) -> None:
             p.wait(20)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+def timed(rounds: int, call: Callable[[int], Any]) -> dict[str, float]:
+    """p50 and p95 wall time in ms of ``call(i)`` for i in range(rounds); with ``found_mean`` when it returns numbers."""
+    times, found = [], []
+    for i in range(rounds):
+        started = time.perf_counter()
+        found.append(call(i))
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    out = {"p50_ms": round(statistics.median(times), 3), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 3)}
+    if all(isinstance(f, int | float) and not isinstance(f, bool) for f in found):
+        out["found_mean"] = round(sum(found) / len(found), 1)
+    return out

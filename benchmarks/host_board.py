@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert
 
+from benchmarks.foundation import timed
 from mallapp.db import make_engine, make_sessionmaker
 from mallapp.devtools.servers import PostgresServer
 from mallapp.domain import merchants, models, queueing, venue_admin  # noqa: F401  (models: the model registry)
@@ -72,14 +70,6 @@ def load(sessions: Any, settings: Any, days: int, per_day: int, waiting: int) ->
         return store, [t.id for t in queueing.active_tickets(session, store)]
 
 
-def _timed(rounds: int, call: Callable[[], Any]) -> dict[str, float]:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return {"p50_ms": round(statistics.median(times), 3), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 3)}
 
 
 def run(days: int, per_day: int, waiting: int, rounds: int) -> dict[str, Any]:
@@ -111,8 +101,9 @@ def run(days: int, per_day: int, waiting: int, rounds: int) -> dict[str, Any]:
                 return session.get(QueueTicket, waiting_ids[len(waiting_ids) // 2])
 
         agree = board_places() == per_ticket()
-        results = {"baseline_get_by_id": _timed(rounds, baseline), "board_places": _timed(rounds, board_places),
-                   "board_places_per_ticket": _timed(rounds, per_ticket), "recent_calls": _timed(rounds, calls)}
+        results = {name: timed(rounds, lambda _, call=call: call())
+                   for name, call in (("baseline_get_by_id", baseline), ("board_places", board_places),
+                                      ("board_places_per_ticket", per_ticket), ("recent_calls", calls))}
         base = results["baseline_get_by_id"]["p95_ms"] or 1e-9
         for name, figures in results.items():
             if name != "baseline_get_by_id":

@@ -23,17 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
 
+from benchmarks.foundation import timed
 from mallapp.db import make_engine, make_sessionmaker
 from mallapp.devtools.servers import PostgresServer
-from mallapp.domain import models, till  # noqa: F401  (the model registry)
+from mallapp.domain import models, till, venue  # noqa: F401  (the model registry)
 from mallapp.domain.members import Member
 from mallapp.schema import upgrade
 from mallapp.settings import DEMO_SETTINGS_FILE, load_settings
@@ -91,15 +90,6 @@ def load(url: str, merchants: int, members: int, purchases: int) -> float:
     return time.perf_counter() - started
 
 
-def _timed(rounds: int, call: Callable[[int], int]) -> dict[str, float]:
-    times, found = [], []
-    for i in range(rounds):
-        started = time.perf_counter()
-        found.append(call(i))
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return {"p50_ms": round(statistics.median(times), 3), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 3),
-            "found_mean": round(sum(found) / len(found), 1)}
 
 
 def run(merchants: int, members: int, purchases: int, rounds: int, seed: int) -> dict[str, Any]:
@@ -133,7 +123,7 @@ def run(merchants: int, members: int, purchases: int, rounds: int, seed: int) ->
 
         def till_day(i: int) -> int:
             with sessions.begin() as session:
-                stores = till.stores(session, picks[i][0])
+                stores = venue.merchant_stores(session, picks[i][0])
                 return len(till.live_deals(session, picks[i][0], [s.id for s in stores], NOW))
 
         def by_phone(i: int) -> int:
@@ -144,11 +134,11 @@ def run(merchants: int, members: int, purchases: int, rounds: int, seed: int) ->
             with sessions.begin() as session:
                 return int(session.get(Member, picks[i][1]) is not None)
 
-        results = {"baseline_get_by_id": _timed(rounds, baseline),
-                   "receipts_first_page": _timed(rounds, first_page),
-                   "receipts_next_page": _timed(rounds, next_page),
-                   "till_day": _timed(rounds, till_day),
-                   "find_by_phone": _timed(rounds, by_phone)}
+        results = {"baseline_get_by_id": timed(rounds, baseline),
+                   "receipts_first_page": timed(rounds, first_page),
+                   "receipts_next_page": timed(rounds, next_page),
+                   "till_day": timed(rounds, till_day),
+                   "find_by_phone": timed(rounds, by_phone)}
         base = results["baseline_get_by_id"]["p95_ms"] or 1e-9
         for name, figures in results.items():
             if name != "baseline_get_by_id":
