@@ -24,6 +24,7 @@ from mallapp.api import (
     meta,
     notifications,
     ops,
+    ops_insight,
     outages,
     parking_admin,
     parking_pay,
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(merchant_parking.ops_bp)
 
     app.register_blueprint(parking_pay.bp)
+    app.register_blueprint(ops_insight.bp)
     consoles.register(app)
     _install_request_context(app)
     _install_error_handlers(app)

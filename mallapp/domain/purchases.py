@@ -21,6 +21,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -41,7 +42,8 @@ class Purchase(Base):
     __tablename__ = "purchases"
     __table_args__ = (UniqueConstraint("merchant_id", "receipt_no"),
                       CheckConstraint("amount_fen > 0", name="amount_positive"),
-                      CheckConstraint("refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refund_in_range"))
+                      CheckConstraint("refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refund_in_range"),
+                      Index("ix_purchases_occurred_at", "occurred_at"))  # a day's sales (the ops dashboard)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))

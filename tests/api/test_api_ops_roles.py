@@ -111,6 +111,9 @@ DECISIONS: dict[tuple[str, str], str] = {
     # parking coupons (parkcoupons)
     ("GET", "/api/v1/ops/parking/quotas"): "ops",
     ("POST", "/api/v1/ops/merchants/<int:merchant_id>/parking-quota"): "ops_admin",
+    # opsinsight: the dashboard and footfall by hour (docs/consoles.md)
+    ("GET", "/api/v1/ops/dashboard"): "ops",
+    ("GET", "/api/v1/ops/footfall/hours"): "ops",
 }
 # The code each requirement refuses with (mallapp.api.core._authenticate_ops).
 REFUSAL = {"ops_admin": "ops.admin_required", "ops_marketing": "ops.marketing_required",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, exists, func, select
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, exists, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp.db import Base, UTCDateTime, insert_or_nothing
@@ -19,7 +19,8 @@ class ZoneVisit(Base):
     """A member's stay in a zone, written when it ends (exit after the unseen timeout)."""
 
     __tablename__ = "zone_visits"
-    __table_args__ = (UniqueConstraint("member_id", "zone_id", "entered_at"),)
+    __table_args__ = (UniqueConstraint("member_id", "zone_id", "entered_at"),
+                      Index("ix_zone_visits_entered_at", "entered_at"))  # footfall over a period
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
@@ -33,7 +34,8 @@ class MallVisit(Base):
     """A member's stay in the mall as a whole (from the first consistent sighting to the exit timeout)."""
 
     __tablename__ = "mall_visits"
-    __table_args__ = (UniqueConstraint("member_id", "entered_at"),)
+    __table_args__ = (UniqueConstraint("member_id", "entered_at"),
+                      Index("ix_mall_visits_entered_at", "entered_at"))  # the mall's footfall by hour
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
