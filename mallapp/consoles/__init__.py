@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mallapp.consoles import home, web
+from mallapp.consoles import home, ops_insight, web
 
 __all__ = ["register"]
 
 # Each audience's blueprint; its pages are declared with web.page() when its module is imported.
-BLUEPRINTS = (web.bp, home.bp)
+BLUEPRINTS = (web.bp, home.bp,
+              ops_insight.bp)
 
 
 def register(app: Flask) -> None:
