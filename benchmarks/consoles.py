@@ -199,6 +199,8 @@ def ensure_world(rt: Runtime) -> World:
                   "car_park_id": s.scalar(select(func.min(CarPark.id))),
                   "zone_id": s.scalar(select(func.min(Zone.id))), "store_id": store_id,
                   "deal_id": s.scalar(select(func.min(Deal.id)).where(Deal.merchant_id == merchant_id)),
+                  "user_id": s.scalar(select(OpsUser.id).where(OpsUser.username == OPS_USER)),
+                  "staff_id": s.scalar(select(Staff.id).where(Staff.username == MANAGER)),
                   "day": rt.settings.mall.local_day(now).isoformat(),
                   "month": rt.settings.mall.local_day(now).strftime("%Y-%m")}
     values = {k: str(v) for k, v in common.items() if v is not None}

@@ -24,13 +24,13 @@
     const today = Insight.t("dashboard.series_day");
     Mall.chart(document.getElementById("footfall-chart"), {
       tooltip: {trigger: "axis"},
-      legend: {data: [today, compared]},
+      legend: {data: [today, compared], top: 0},
       grid: {left: 48, right: 16, top: 40, bottom: 32},
       xAxis: {type: "category", data: Insight.HOURS.map(Insight.hourLabel)},
       yAxis: {type: "value", minInterval: 1},
       series: [
         {name: today, type: "bar", data: body.footfall.hours, itemStyle: {color: "#c7000b"}},
-        {name: compared, type: "line", data: body.footfall_compared.hours, smooth: true, itemStyle: {color: "#3370ff"}},
+        {name: compared, type: "line", data: body.footfall_compared.hours, itemStyle: {color: "#3370ff"}},
       ],
     });
     Mall.table(document.getElementById("footfall-table"), [

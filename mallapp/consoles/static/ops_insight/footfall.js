@@ -77,7 +77,7 @@
     const top = Math.max(0, ...rows.flatMap((r) => r.cells));
     $("hours-table").replaceChildren(
       Mall.h("thead", {}, Mall.h("tr", {}, Mall.h("th", {}, Insight.t("footfall.zone")),
-        hours.map((h) => Mall.h("th", {class: "num"}, Insight.hourLabel(h))), Mall.h("th", {class: "num"}, Insight.t("total")))),
+        hours.map((h) => Mall.h("th", {class: "num", title: Insight.hourLabel(h)}, String(h).padStart(2, "0"))), Mall.h("th", {class: "num"}, Insight.t("total")))),
       Mall.h("tbody", {}, rows.length ? rows.map((r) => Mall.h("tr", {dataset: {zone: r.z.zone_id}}, Mall.h("td", {}, r.z.name),
         r.cells.map((v) => Insight.heatCell(Mall.number(v), v, top)), Mall.h("td", {class: "num"}, Mall.number(r.total))))
         : Mall.h("tr", {class: "empty"}, Mall.h("td", {colspan: hours.length + 2}, Mall.t("console.empty")))));
