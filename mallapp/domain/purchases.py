@@ -43,7 +43,9 @@ class Purchase(Base):
     __table_args__ = (UniqueConstraint("merchant_id", "receipt_no"),
                       CheckConstraint("amount_fen > 0", name="amount_positive"),
                       CheckConstraint("refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refund_in_range"),
-                      Index("ix_purchases_occurred_at", "occurred_at"))  # a day's sales (the ops dashboard)
+                      # A day's sales (the ops dashboard): the amount rides in the index, so PostgreSQL sums a
+                      # day's purchases from the index alone instead of visiting a heap page per purchase.
+                      Index("ix_purchases_occurred_at", "occurred_at", postgresql_include=["amount_fen"]))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))

@@ -15,19 +15,22 @@ depends_on = None
 # Each lets a day's (or a period's) rows be found by a range scan instead of reading the whole table:
 # 20,000,000 purchases, tens of millions of points entries and visits on the members issue's benchmark set.
 INDEXES = (
-    ('ix_purchases_occurred_at', 'purchases', ['occurred_at']),
-    ('ix_points_entries_created_at', 'points_entries', ['created_at']),
-    ('ix_checkins_day', 'checkins', ['day']),
-    ('ix_mall_visits_entered_at', 'mall_visits', ['entered_at']),
-    ('ix_zone_visits_entered_at', 'zone_visits', ['entered_at']),
+    # amount_fen included: a day's sales summed by an index-only scan (about 30,000 purchases a day on the
+    # benchmark set, each on its own heap page: 300 ms through the heap, 10 ms from the index).
+    ('ix_purchases_occurred_at', 'purchases', ['occurred_at'], ['amount_fen']),
+    ('ix_points_entries_created_at', 'points_entries', ['created_at'], []),
+    ('ix_checkins_day', 'checkins', ['day'], []),
+    ('ix_mall_visits_entered_at', 'mall_visits', ['entered_at'], []),
+    # What the footfall reports read of a visit rides in the index: an index-only scan of the period.
+    ('ix_zone_visits_entered_at', 'zone_visits', ['entered_at'], ['zone_id', 'member_id', 'dwell_seconds']),
 )
 
 
 def upgrade() -> None:
-    for name, table, columns in INDEXES:
-        op.create_index(name, table, columns)
+    for name, table, columns, include in INDEXES:
+        op.create_index(name, table, columns, postgresql_include=include)
 
 
 def downgrade() -> None:
-    for name, table, _ in reversed(INDEXES):
+    for name, table, _, _ in reversed(INDEXES):
         op.drop_index(name, table_name=table)
