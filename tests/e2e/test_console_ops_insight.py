@@ -46,6 +46,13 @@ def test_the_dashboard_shows_the_days_figures_and_another_day(console, ops_accou
     expect(shown["new-members"]).to_have_text("1")
     assert "day=2026-03-09" in page.url
 
+    # A day the API refuses, typed into the address: the error beside the picker, today's figures shown.
+    console.allow(400, "/api/v1/ops/dashboard")
+    console.open("/console/ops/?day=2026-02-30")
+    expect(page.locator("[data-error-for=day]")).not_to_be_empty()
+    expect(page.get_by_label("日期")).to_have_attribute("aria-invalid", "true")
+    expect(shown["sales"]).to_have_text("¥35.50")
+
 
 def test_the_reports_page_draws_every_report_with_its_numbers(console, ops_account, rt):
     reports_world(rt)

@@ -46,5 +46,13 @@
     history.replaceState(null, "", "?day=" + encodeURIComponent(values.day));
   });
 
-  load(Insight.param("day") || Mall.today()).then(Mall.ready, (err) => { Mall.failed(figures, err); Mall.ready(); });
+  // A day typed into the address (?day=2026-02-30) is refused by the API: its error goes next to the picker,
+  // and the page still opens on today.
+  const asked = Insight.param("day");
+  load(asked || Mall.today()).catch(async (err) => {
+    if (!asked || !(err instanceof Mall.ApiError) || err.status !== 400) throw err;
+    await load(Mall.today());
+    dayInput.value = asked;
+    Mall.showError(form, err);
+  }).then(Mall.ready, (err) => { Mall.failed(figures, err); Mall.ready(); });
 })();

@@ -205,7 +205,14 @@
     history.replaceState(null, "", values.month ? "?month=" + encodeURIComponent(values.month) : "?");
   });
 
-  load(Insight.param("month")).then(Mall.ready, (err) => {
+  const asked = Insight.param("month");
+  load(asked).catch(async (err) => {
+    // A month typed into the address and refused (?month=2026-13): the latest month, the error by the picker.
+    if (!asked || !(err instanceof Mall.ApiError) || err.status !== 400) throw err;
+    await load(null);
+    monthInput.value = asked;
+    Mall.showError(form, err);
+  }).then(Mall.ready, (err) => {
     if (!notComputed(err)) Mall.failed(main, err);
     Mall.ready();
   });
