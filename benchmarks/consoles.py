@@ -242,7 +242,13 @@ def _zone_visits(rt: Runtime) -> None:
                 {"ids": zones, "mult": 7 + 6 * k, "k": k, "n": len(zones), "offset": offset, "share": share,
                  "since": NOW - timedelta(days=ZONE_VISIT_DAYS)})
         made = conn.execute(text("SELECT count(*) FROM zone_visits")).scalar()
+        # Loaded around history.record_zone_visit, so the hourly rollup is filled here as migration 0022 does.
+        conn.execute(text("DELETE FROM zone_hours"))
+        conn.execute(text("INSERT INTO zone_hours (zone_id, hour_start, visits, dwell_seconds) "
+                          "SELECT zone_id, date_trunc('hour', entered_at), count(*), sum(dwell_seconds) "
+                          "FROM zone_visits GROUP BY 1, 2"))
         conn.execute(text("ANALYZE zone_visits"))
+        conn.execute(text("ANALYZE zone_hours"))
     print(f"zone visits derived from mall visits: {made:,} in {time.perf_counter() - started:.1f} s", flush=True)
 
 

@@ -757,8 +757,8 @@ def ops_day_world(rt: Runtime) -> dict[str, Any]:
     100 s) and 14:xx (1, 60 s), the coffee shop at 10:xx (1, 600 s).
     """
     from mallapp.domain.checkin import Checkin
-    from mallapp.domain.proximity import live
-    from mallapp.domain.proximity.history import MallVisit, ZoneVisit
+    from mallapp.domain.proximity import history, live
+    from mallapp.domain.proximity.history import MallVisit
     from mallapp.domain.purchases import Purchase
 
     venue = build_venue(rt)
@@ -791,12 +791,11 @@ def ops_day_world(rt: Runtime) -> dict[str, Any]:
             *[MallVisit(member_id=ids["old"], entered_at=local(3, hh, mm), exited_at=local(3, hh, mm) + timedelta(minutes=5),
                         dwell_seconds=300) for hh, mm in ((10, 10), (21, 0))],
             MallVisit(member_id=ids["old"], entered_at=local(11, 0, 1), exited_at=local(11, 0, 30), dwell_seconds=1740),
-            *[ZoneVisit(member_id=ids[k], zone_id=zone, entered_at=local(10, hh, mm),
-                        exited_at=local(10, hh, mm) + timedelta(seconds=dwell), dwell_seconds=dwell)
-              for k, zone, hh, mm, dwell in (("old", venue.entrance, 10, 5, 300), ("early", venue.entrance, 10, 41, 100),
-                                             ("morning", venue.entrance, 14, 20, 60),
-                                             ("old", venue.store_zone, 10, 10, 600))],
         ])
+        # Through the worker's own call, which keeps the hourly rollup the heat maps read.
+        for k, zone, hh, mm, dwell in (("old", venue.entrance, 10, 5, 300), ("early", venue.entrance, 10, 41, 100),
+                                       ("morning", venue.entrance, 14, 20, 60), ("old", venue.store_zone, 10, 10, 600)):
+            history.record_zone_visit(s, ids[k], zone, local(10, hh, mm), local(10, hh, mm) + timedelta(seconds=dwell))
         points.credit(s, rt.settings, ids["old"], 100, "purchase", source_ref="d1", idempotency_key="dash-1",
                       now=local(10, 0, 5))
         points.credit(s, rt.settings, ids["early"], 30, "checkin", source_ref="c1", idempotency_key="dash-2",

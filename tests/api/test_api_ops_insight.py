@@ -95,3 +95,17 @@ def test_footfall_by_hour_keeps_to_its_period_and_floor(client, day, ops_viewer)
 def test_footfall_by_hour_refuses_a_backwards_period(client, ops_viewer):
     answer = client.get(f"{API}/footfall/hours?since=2026-03-10&until=2026-03-01", headers=ops_viewer["headers"])
     assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "footfall.invalid_range"
+
+
+def test_a_zone_visit_recorded_again_adds_nothing_to_the_hours(client, day, ops_viewer, rt):
+    from datetime import UTC, datetime, timedelta
+
+    from mallapp.domain.proximity import history
+
+    entered = datetime(2026, 3, 10, 2, 5, tzinfo=UTC)  # 10:05 in Shanghai: the entrance's first visit
+    with rt.sessions.begin() as s:  # the worker's redelivery of a visit it recorded already
+        assert history.record_zone_visit(s, day["ids"]["old"], day["venue"].entrance, entered,
+                                         entered + timedelta(seconds=300)) is None
+    body = client.get(f"{API}/footfall/hours", headers=ops_viewer["headers"]).get_json()
+    entrance, = [z for z in body["zones"] if z["zone_id"] == day["venue"].entrance]
+    assert entrance["visits"] == _hours(h10=2, h14=1) and entrance["dwell_seconds"] == _hours(h10=400, h14=60)

@@ -1,11 +1,15 @@
-"""ops insight: the indexes the operations dashboard and the footfall by hour read a day or a period by
+"""ops insight: the indexes the operations dashboard reads a day by, and zone_hours, the hourly rollup of zone
+visits the footfall heat maps read a period from (filled here from the visits recorded so far)
 
 Revision ID: 0022
 Revises: 0020
 Create Date: 2026-12-05 19:10:00
 """
 
+import sqlalchemy as sa
 from alembic import op
+
+import mallapp.db
 
 revision = '0022'
 down_revision = '0020'
@@ -29,8 +33,24 @@ INDEXES = (
 def upgrade() -> None:
     for name, table, columns, include in INDEXES:
         op.create_index(name, table, columns, postgresql_include=include)
+    op.create_table(
+        'zone_hours',
+        sa.Column('zone_id', sa.Integer(), nullable=False),
+        sa.Column('hour_start', mallapp.db.UTCDateTime(), nullable=False),
+        sa.Column('visits', sa.Integer(), nullable=False),
+        sa.Column('dwell_seconds', sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(['zone_id'], ['zones.id'], name=op.f('fk_zone_hours_zone_id_zones')),
+        sa.PrimaryKeyConstraint('zone_id', 'hour_start', name=op.f('pk_zone_hours')),
+    )
+    op.create_index('ix_zone_hours_hour_start', 'zone_hours', ['hour_start'])
+    hour = ("date_trunc('hour', entered_at)" if op.get_bind().dialect.name == 'postgresql'
+            else "strftime('%Y-%m-%d %H:00:00.000000', entered_at)")
+    op.execute(f"INSERT INTO zone_hours (zone_id, hour_start, visits, dwell_seconds) "
+               f"SELECT zone_id, {hour}, count(*), sum(dwell_seconds) FROM zone_visits GROUP BY zone_id, {hour}")
 
 
 def downgrade() -> None:
+    op.drop_index('ix_zone_hours_hour_start', table_name='zone_hours')
+    op.drop_table('zone_hours')
     for name, table, _, _ in reversed(INDEXES):
         op.drop_index(name, table_name=table)
