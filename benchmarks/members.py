@@ -73,17 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(rt: Runtime, args: argparse.Namespace) -> int:
-    print(f"members {args.members:,}, purchases {args.purchases:,}, seed {args.seed}; PostgreSQL, durable", flush=True)
-    with rt.sessions.begin() as s:
-        stores = [merchants.create(s, f"Store {i:02d}", NOW)[0].id for i in range(STORES)]
-    made, seconds = timed(lambda: history.generate(rt.engine, rt.settings, members=args.members,
-                                                   purchases=args.purchases, now=NOW, seed=args.seed,
-                                                   merchant_ids=stores, bulk=True))
-    print(f"history: {made.members:,} members, {made.purchases:,} purchases, {made.checkins:,} check-ins, "
-          f"{made.mall_visits:,} mall visits in {seconds:.1f} s", flush=True)
-    print(f"  behaviours: {made.behaviours}", flush=True)
-    with rt.engine.begin() as conn:
-        conn.execute(text("CHECKPOINT"))
+    write_history(rt, args.members, args.purchases, args.seed)
 
     _, baseline = timed(lambda: _baseline(rt))
     print(f"baseline (one aggregate of every purchase per member, into a table): {baseline:.1f} s", flush=True)
@@ -110,6 +100,21 @@ def _run(rt: Runtime, args: argparse.Namespace) -> int:
     print(f"worst report p95: {worst:.1f} ms (goal < {P95_GOAL_MS:.0f} ms: "
           f"{'ok' if worst < P95_GOAL_MS else 'MISSED'})", flush=True)
     return 0 if identical else 1
+
+
+def write_history(rt: Runtime, members: int, purchases: int, seed: int) -> history.Generated:
+    """The benchmark set: ``STORES`` stores and the synthetic history up to ``NOW`` (bulk mode), then a checkpoint."""
+    print(f"members {members:,}, purchases {purchases:,}, seed {seed}; PostgreSQL, durable", flush=True)
+    with rt.sessions.begin() as s:
+        stores = [merchants.create(s, f"Store {i:02d}", NOW)[0].id for i in range(STORES)]
+    made, seconds = timed(lambda: history.generate(rt.engine, rt.settings, members=members, purchases=purchases,
+                                                   now=NOW, seed=seed, merchant_ids=stores, bulk=True))
+    print(f"history: {made.members:,} members, {made.purchases:,} purchases, {made.checkins:,} check-ins, "
+          f"{made.mall_visits:,} mall visits in {seconds:.1f} s", flush=True)
+    print(f"  behaviours: {made.behaviours}", flush=True)
+    with rt.engine.begin() as conn:
+        conn.execute(text("CHECKPOINT"))
+    return made
 
 
 def _baseline(rt: Runtime) -> None:

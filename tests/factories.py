@@ -785,3 +785,67 @@ def manager_headers(client, rt: Runtime, merchant_id: int, username: str = "mana
         staff.create(s, merchant_id, username, role, STAFF_PASSWORD, rt.now())
     signed = client.post("/api/v1/merchant/auth", json={"username": username, "password": STAFF_PASSWORD})
     return bearer(signed.get_json()["token"])
+
+# --- the operations dashboard and footfall (opsinsight) -------------------------------------------
+
+def ops_day_world(rt: Runtime) -> dict[str, Any]:
+    """A day at the mall for the ops dashboard: the `clock` fixture's day (2026-03-10, Shanghai) and the
+    same weekday a week before, with rows just outside the day's bounds that must not count.
+
+    Today: 2 new members (00:30 and 09:00 mall time), 3 check-ins, 2 purchases (¥10.00 + ¥25.50), points
+    100 + 30 issued and 40 redeemed, 3 mall visits (at 10:05, 10:40 and 14:20) and 1 member in the mall
+    now; a week before: 2 mall visits (10:10 and 21:00). Returns the figures the dashboard must show, the
+    member ids and the venue (build_venue) with zone visits today: entrance at 10:xx (2 visits, 300 s and
+    100 s) and 14:xx (1, 60 s), the coffee shop at 10:xx (1, 600 s).
+    """
+    from mallapp.domain.checkin import Checkin
+    from mallapp.domain.proximity import history, live
+    from mallapp.domain.proximity.history import MallVisit
+    from mallapp.domain.purchases import Purchase
+
+    venue = build_venue(rt)
+    now = rt.now()  # 2026-03-10 10:00 Shanghai
+
+    def local(d: int, hh: int, mm: int = 0) -> datetime:
+        return _utc(2026, 3, d, hh, mm) - timedelta(hours=8)
+
+    with rt.sessions.begin() as s:
+        store, _ = merchants.create(s, "Dashboard Store", now)
+        joined = {"old": local(2, 12), "late-yesterday": local(9, 23, 30), "early": local(10, 0, 30),
+                  "morning": local(10, 9)}
+        ids = {key: members.sign_in(s, openid=f"dash-{key}", unionid=None, now=at)[0].id for key, at in joined.items()}
+        s.add_all([
+            Purchase(merchant_id=store.id, receipt_no="d1", member_id=ids["old"], amount_fen=1000, refunded_fen=0,
+                     points_earned=0, birthday_bonus=0, points_reversed=0, occurred_at=local(10, 0, 5),
+                     created_at=local(10, 0, 5)),
+            Purchase(merchant_id=store.id, receipt_no="d2", member_id=ids["early"], amount_fen=2550, refunded_fen=0,
+                     points_earned=0, birthday_bonus=0, points_reversed=0, occurred_at=local(10, 9, 30),
+                     created_at=local(10, 9, 30)),
+            Purchase(merchant_id=store.id, receipt_no="d3", member_id=ids["old"], amount_fen=99900, refunded_fen=0,
+                     points_earned=0, birthday_bonus=0, points_reversed=0, occurred_at=local(9, 23, 59),
+                     created_at=local(9, 23, 59)),
+            *[Checkin(member_id=ids[k], day=date(2026, 3, 10), streak=1, points=0, method="app",
+                      created_at=local(10, 9)) for k in ("old", "early", "morning")],
+            Checkin(member_id=ids["old"], day=date(2026, 3, 9), streak=1, points=0, method="app",
+                    created_at=local(9, 9)),
+            *[MallVisit(member_id=ids[k], entered_at=local(10, hh, mm), exited_at=local(10, hh, mm) + timedelta(minutes=20),
+                        dwell_seconds=1200) for k, hh, mm in (("old", 10, 5), ("early", 10, 40), ("morning", 14, 20))],
+            *[MallVisit(member_id=ids["old"], entered_at=local(3, hh, mm), exited_at=local(3, hh, mm) + timedelta(minutes=5),
+                        dwell_seconds=300) for hh, mm in ((10, 10), (21, 0))],
+            MallVisit(member_id=ids["old"], entered_at=local(11, 0, 1), exited_at=local(11, 0, 30), dwell_seconds=1740),
+        ])
+        # Through the worker's own call, which keeps the hourly rollup the heat maps read.
+        for k, zone, hh, mm, dwell in (("old", venue.entrance, 10, 5, 300), ("early", venue.entrance, 10, 41, 100),
+                                       ("morning", venue.entrance, 14, 20, 60), ("old", venue.store_zone, 10, 10, 600)):
+            history.record_zone_visit(s, ids[k], zone, local(10, hh, mm), local(10, hh, mm) + timedelta(seconds=dwell))
+        points.credit(s, rt.settings, ids["old"], 100, "purchase", source_ref="d1", idempotency_key="dash-1",
+                      now=local(10, 0, 5))
+        points.credit(s, rt.settings, ids["early"], 30, "checkin", source_ref="c1", idempotency_key="dash-2",
+                      now=local(10, 9, 1))
+        points.redeem(s, ids["old"], 40, source_ref="gift-1", idempotency_key="dash-3", now=local(10, 9, 30))
+        points.credit(s, rt.settings, ids["old"], 500, "purchase", source_ref="d3", idempotency_key="dash-4",
+                      now=local(9, 23, 59))
+    live.enter(rt.redis, live.MALL, ids["morning"])
+    return {"ids": ids, "venue": venue,
+            "figures": {"new_members": 2, "checkins": 3, "purchases": 2, "sales_fen": 3550, "points_issued": 130,
+                        "points_redeemed": 40, "in_mall_now": 1}}

@@ -27,6 +27,7 @@ from mallapp.api import (
     notifications,
     ops,
     ops_accounts,
+    ops_insight,
     outages,
     parking_admin,
     parking_pay,
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(till.bp)
     app.register_blueprint(ops_accounts.bp)
     app.register_blueprint(merchant_desk.bp)
+    app.register_blueprint(ops_insight.bp)
     consoles.register(app)
     _install_request_context(app)
     _install_error_handlers(app)

@@ -13,17 +13,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mallapp.consoles import home, host, merchant, ops_floor, ops_people, till, web
+from mallapp.consoles import home, host, merchant, ops_floor, ops_insight, ops_people, till, web
 
 __all__ = ["register"]
 
 # Each audience's blueprint; its pages are declared with web.page() when its module is imported.
-BLUEPRINTS = (web.bp, home.bp)
-BLUEPRINTS += (host.bp,)
-BLUEPRINTS += (till.bp,)
-BLUEPRINTS += (ops_people.bp,)
-BLUEPRINTS += (ops_floor.bp,)
-BLUEPRINTS += (merchant.bp,)
+BLUEPRINTS = (web.bp, home.bp, ops_insight.bp, ops_people.bp, ops_floor.bp, merchant.bp, till.bp, host.bp)
 
 
 def register(app: Flask) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from geopy.distance import geodesic
-from sqlalchemy import Date, ForeignKey, Integer, String, UniqueConstraint, bindparam, select
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstraint, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp.db import Base, UTCDateTime, insert_or_nothing
@@ -17,7 +17,8 @@ from mallapp.settings import Settings
 
 class Checkin(Base):
     __tablename__ = "checkins"
-    __table_args__ = (UniqueConstraint("member_id", "day"),)
+    __table_args__ = (UniqueConstraint("member_id", "day"),
+                      Index("ix_checkins_day", "day"))  # a day's check-ins (the ops dashboard)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))

@@ -44,7 +44,10 @@ class Purchase(Base):
                       CheckConstraint("amount_fen > 0", name="amount_positive"),
                       CheckConstraint("refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refund_in_range"),
                       # The till's receipts of a day, newest first (mallapp.domain.till.receipts).
-                      Index("ix_purchases_merchant_occurred", "merchant_id", "occurred_at"))
+                      Index("ix_purchases_merchant_occurred", "merchant_id", "occurred_at"),
+                      # A day's sales (the ops dashboard): the amount rides in the index, so PostgreSQL sums a
+                      # day's purchases from the index alone instead of visiting a heap page per purchase.
+                      Index("ix_purchases_occurred_at", "occurred_at", postgresql_include=["amount_fen"]))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))

@@ -120,6 +120,10 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/ops/users"): "ops_admin",
     ("POST", "/api/v1/ops/users"): "ops_admin",
     ("PATCH", "/api/v1/ops/users/<int:user_id>"): "ops_admin",
+
+    # opsinsight: the dashboard and footfall by hour (docs/consoles.md)
+    ("GET", "/api/v1/ops/dashboard"): "ops",
+    ("GET", "/api/v1/ops/footfall/hours"): "ops",
 }
 # The code each requirement refuses with (mallapp.api.core._authenticate_ops).
 REFUSAL = {"ops_admin": "ops.admin_required", "ops_marketing": "ops.marketing_required",
