@@ -742,3 +742,16 @@ def parking_coupon_for(rt: Runtime, merchant_id: int, member_id: int, *, hours: 
         s.add(coupon)
         s.flush()
         return coupon.id
+
+
+def reads_english(rt, member_id: int) -> None:
+    """The member chose English for their messages (members read zh-CN, the default, until they choose)."""
+    with rt.sessions.begin() as s:
+        members.update_profile(s, members.get(s, member_id), {"locale": "en"})
+
+
+def inbox_texts(rt, member_id: int) -> list[tuple[str, str]]:
+    """The (title, body) of the member's inbox items, oldest first."""
+    with rt.sessions.begin() as s:
+        return [(n.title, n.body) for n in s.scalars(select(Notification).where(Notification.member_id == member_id)
+                                                    .order_by(Notification.id))]

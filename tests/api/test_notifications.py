@@ -22,7 +22,7 @@ from factories import (
 )
 
 from mallapp.domain import notifications
-from mallapp.domain.notifications import Message
+from mallapp.domain.notifications import Message, Text
 
 SEND_PATH = "/cgi-bin/message/subscribe/send"
 
@@ -225,7 +225,7 @@ def _notify(rt, member_id: int, message: Message) -> notifications.Recorded:
 def test_the_same_key_never_delivers_twice(client, rt, emulator, shoppers):
     ada = shoppers["ada"]
     opt_in(client, emulator, ada, count=2)
-    message = Message(kind="deal", key="deal:7:nearby", title="Nearby: a coffee deal", body="Two steps away")
+    message = Message(kind="deal", key="deal:7:nearby", text=Text("Nearby: a coffee deal", "Two steps away"))
     first = _notify(rt, ada["member"]["id"], message)
     again = _notify(rt, ada["member"]["id"], message)
     assert (first.created, first.subscribe) == (True, "sent")
@@ -239,7 +239,7 @@ def test_the_same_key_never_delivers_twice(client, rt, emulator, shoppers):
 def test_a_kind_without_a_template_goes_to_the_inbox_only(client, rt, emulator, shoppers):
     ada = shoppers["ada"]
     opt_in(client, emulator, ada)
-    done = _notify(rt, ada["member"]["id"], Message(kind="reminder", key="r1", title="Your coupon expires soon"))
+    done = _notify(rt, ada["member"]["id"], Message(kind="reminder", key="r1", text=Text("Your coupon expires soon")))
     assert done.subscribe is None and emulator.request_count(SEND_PATH) == 0
     assert deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None)]
     assert inbox(client, ada)["items"][0]["title"] == "Your coupon expires soon"
@@ -247,7 +247,7 @@ def test_a_kind_without_a_template_goes_to_the_inbox_only(client, rt, emulator, 
 
 def test_the_inbox_pages_newest_first_and_counts_unread(client, rt, shoppers):
     ada, bo = shoppers["ada"], shoppers["bo"]
-    ids = [_notify(rt, ada["member"]["id"], Message(kind="reminder", key=f"r{i}", title=f"Note {i}")).notification_id
+    ids = [_notify(rt, ada["member"]["id"], Message(kind="reminder", key=f"r{i}", text=Text(f"Note {i}"))).notification_id
            for i in range(5)]
     page = inbox(client, ada, limit=2)
     assert [i["id"] for i in page["items"]] == [ids[4], ids[3]]
