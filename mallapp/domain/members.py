@@ -91,15 +91,6 @@ def get_many(session: Session, member_ids: Iterable[int]) -> list[Member]:
     return found
 
 
-def openids(session: Session, member_ids: Iterable[int]) -> dict[int, str]:
-    """Each member's openid (the address of a WeChat message)."""
-    ids = list(set(member_ids))
-    if not ids:
-        return {}
-    return {member_id: openid for member_id, openid in
-            session.execute(select(Member.id, Member.openid).where(Member.id.in_(ids)))}
-
-
 def delivery_details(session: Session, member_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
     """Each member's (openid, locale): the address of a WeChat message and the language to write it in."""
     ids = list(set(member_ids))
