@@ -35,7 +35,7 @@ from benchmarks.foundation import Stack, checkpoint, stack, stop_all
 from mallapp.domain import campaigns, notifications, ops, sends
 from mallapp.domain.campaigns import Assignment
 from mallapp.domain.members import Member
-from mallapp.domain.notifications import Message, Notification
+from mallapp.domain.notifications import Message, Notification, Text
 from mallapp.runtime import build_runtime
 from mallapp.settings import load_settings
 
@@ -139,8 +139,7 @@ def run_campaign(st: Stack, consumers: int) -> tuple[float, float, int, int, int
 def _record_only(environ: dict[str, str], member_ids: list[int], batch: int) -> None:
     rt = build_runtime(load_settings(environ=environ))
     try:
-        message = Message(kind="reminder", key="baseline", title="好久不见 | We miss you",
-                          body="本周回店有惊喜\n\nA surprise in store")
+        message = Message(kind="reminder", key="baseline", text=Text("好久不见", "本周回店有惊喜"))
         for start in range(0, len(member_ids), batch):
             part = member_ids[start:start + batch]
             with rt.sessions.begin() as s:

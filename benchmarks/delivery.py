@@ -40,7 +40,7 @@ from sqlalchemy import func, select
 from benchmarks.foundation import Stack, seed, stack, stop_all
 from mallapp.adapters import live
 from mallapp.domain import deals, merchants, notifications, venue_admin
-from mallapp.domain.notifications import Delivery, Message, Notification
+from mallapp.domain.notifications import Delivery, Message, Notification, Text
 from mallapp.domain.offers import GROUP
 from mallapp.domain.proximity.effects import EVENTS_STREAM
 from mallapp.runtime import build_runtime
@@ -183,8 +183,7 @@ def _record_only(environ: dict[str, str], items: list[tuple[int, int, int]], bat
             now = rt.now()
             with rt.sessions.begin() as s:
                 notifications.record_many(s, rt.settings, [
-                    (member_id, Message(kind="deal", key=f"base:{member_id}:{store_id}", title="Store deal",
-                                        body="5 yuan off", deal_id=deal_id, store_id=store_id, page="pages/deals/d"))
+                    (member_id, Message(kind="deal", key=f"base:{member_id}:{store_id}", text=Text("Store deal", "5 yuan off"), deal_id=deal_id, store_id=store_id, page="pages/deals/d"))
                     for member_id, store_id, deal_id in items[start:start + batch]], now)
     finally:
         rt.close()

@@ -849,3 +849,15 @@ def ops_day_world(rt: Runtime) -> dict[str, Any]:
     return {"ids": ids, "venue": venue,
             "figures": {"new_members": 2, "checkins": 3, "purchases": 2, "sales_fen": 3550, "points_issued": 130,
                         "points_redeemed": 40, "in_mall_now": 1}}
+
+def reads_english(rt, member_id: int) -> None:
+    """The member chose English for their messages (members read zh-CN, the default, until they choose)."""
+    with rt.sessions.begin() as s:
+        members.update_profile(s, members.get(s, member_id), {"locale": "en"})
+
+
+def inbox_texts(rt, member_id: int) -> list[tuple[str, str]]:
+    """The (title, body) of the member's inbox items, oldest first."""
+    with rt.sessions.begin() as s:
+        return [(n.title, n.body) for n in s.scalars(select(Notification).where(Notification.member_id == member_id)
+                                                    .order_by(Notification.id))]

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from flask import Blueprint
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from mallapp.api.core import Body, Id, Out, Printable, Query, current_ops, operation, runtime, transaction
 from mallapp.domain import campaigns, sends
@@ -61,16 +61,40 @@ class AudienceIn(Body):
     follows_stores: Ids = Field(default_factory=list)
 
 
+class LocalisedName(Body):
+    zh_cn: Name = Field(alias="zh-CN")
+    en: Name | None = None
+
+
+class LocalisedText(Body):
+    zh_cn: Text = Field(default="", alias="zh-CN")
+    en: Text | None = None
+
+
 class OfferIn(Body):
     kind: Literal["message", "coupon", "points"]
-    title: Name = Field(description="zh-CN, shown first")
-    body: Text = ""
-    title_en: Name | None = Field(default=None, description="English, shown after the zh-CN")
-    body_en: Text | None = None
+    title: Name | LocalisedName = Field(description='the message\'s title in zh-CN, or in both languages: '
+                                                    '{"zh-CN": "...", "en": "..."}')
+    body: Text | LocalisedText = ""
+    title_en: Name | None = Field(default=None, description="the English title (members reading English get it; "
+                                                            "without it they get the zh-CN)")
+    body_en: Text | None = Field(default=None, description="the English body (without it: the zh-CN)")
     deal_id: Id | None = Field(default=None, description="coupon: a live deal whose coupon each member is given "
                                                          "(within its quota)")
     coupon_valid_days: Annotated[int, Field(ge=1, le=365)] = 14
     points: Annotated[int, Field(ge=1, le=100_000)] | None = Field(default=None, description="points: how many")
+
+    @model_validator(mode="after")
+    def _flatten_languages(self) -> OfferIn:
+        # Stored flat (title, title_en, body, body_en) whichever way the text came.
+        for name in ("title", "body"):
+            value = getattr(self, name)
+            if isinstance(value, LocalisedName | LocalisedText):
+                if getattr(self, f"{name}_en") is not None:
+                    raise ValueError(f"{name}_en and an English {name} in {name} are one too many")
+                setattr(self, name, value.zh_cn)
+                setattr(self, f"{name}_en", value.en)
+        return self
 
 
 class StepIn(Body):

@@ -32,6 +32,10 @@ bp = Blueprint("members", __name__, url_prefix="/api/v1")
 class SignIn(Body):
     code: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     referral_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{8}$")] | None = None
+    locale: Annotated[str, StringConstraints(max_length=35)] | None = Field(
+        default=None, description="the phone's language (wx.getSystemInfo().language, e.g. zh_CN or en): the "
+                                  "member's locale while they have not chosen one; a language the mall does not "
+                                  "write in is ignored")
 
 
 class ExpiringOut(Out):
@@ -54,6 +58,9 @@ class MeOut(Out):
     referral_code: str
     member_since: datetime
     tier: str | None
+    locale: Literal["zh-CN", "en"] = Field(
+        description="the language the member's messages are written in: their choice, else zh-CN")
+    locale_chosen: bool = Field(description="false while the member has not chosen (zh-CN, the default, applies)")
     points: PointsSummary
     checked_in_today: bool
 
@@ -74,6 +81,8 @@ class PatchMe(Body):
     nickname: Printable(40) | None = None
     birthday: date | None = None
     gender: Literal["unknown", "male", "female"] | None = None
+    locale: Literal["zh-CN", "en"] | None = Field(
+        default=None, description="the language of the member's inbox and subscribe messages")
 
     @field_validator("birthday")
     @classmethod
@@ -167,7 +176,7 @@ def _me(session, member: members.Member) -> MeOut:
     points.expire_due(session, rt.now(), member_id=member.id)
     return MeOut(id=member.id, nickname=member.nickname, gender=member.gender, birthday=member.birthday,
                  phone=member.phone, referral_code=member.referral_code, member_since=member.created_at,
-                 tier=member.tier,
+                 tier=member.tier, locale=members.locale_of(member), locale_chosen=member.locale is not None,
                  points=_summary(session, member.id),
                  checked_in_today=checkin.today_checkin(session, rt.settings, member.id, rt.now()) is not None)
 
@@ -183,7 +192,7 @@ def sign_in(body: SignIn) -> SignedIn:
     with transaction() as session:
         member, created = rewards.sign_in(session, rt.settings, openid=session_info.openid,
                                           unionid=session_info.unionid, now=rt.now(),
-                                          referral_code=body.referral_code)
+                                          referral_code=body.referral_code, locale=body.locale)
         out = _me(session, member)
         referral = None if body.referral_code is None else "already_member" if not created else \
             "applied" if member.referred_by_id is not None else "unknown_code"
@@ -205,12 +214,12 @@ def get_me() -> MeOut:
         return _me(session, members.get(session, current_member_id()))
 
 
-@operation(bp, "/me", "PATCH", summary="Change nickname, gender, or set the birthday once", auth="member",
+@operation(bp, "/me", "PATCH", summary="Change nickname, gender or locale, or set the birthday once", auth="member",
            body=PatchMe, response=MeOut, errors=("member.birthday_locked",))
 def patch_me(body: PatchMe) -> MeOut:
     changes = body.model_dump(exclude_unset=True)
     if not changes:
-        raise InvalidInput("nothing to change: send nickname, birthday or gender", code="request.invalid")
+        raise InvalidInput("nothing to change: send nickname, birthday, gender or locale", code="request.invalid")
     if any(value is None for value in changes.values()):
         raise InvalidInput("profile fields cannot be cleared", code="request.invalid")
     with transaction() as session:

@@ -35,7 +35,8 @@ MEMBER_ERRORS = ("parking.plate_not_yours", "parking.coupon_limit", "parking.cou
 class ItemOut(Out):
     code: str = Field(description="tier, spend, points or coupon:<id>")
     kind: Literal["tier", "spend", "points", "coupon"]
-    name: str = Field(description="zh-CN, then English")
+    name: str = Field(description="a quote's line in the member's language (GET /me locale); a payment's as "
+                                  "stored: zh-CN, then English")
     seconds: int = Field(description="free time given (0 for an amount)")
     fen: int = Field(description="an amount given (0 for time)")
     value_fen: int = Field(description="what it is worth on this bill, in stacking order")
@@ -134,8 +135,11 @@ def member_quote(body: MemberQuoteIn) -> QuoteOut:
                              member_id=current_member_id(), points_hours=body.points_hours,
                              coupon_ids=body.coupon_ids)
     result = quote.breakdown
+    with transaction() as session:
+        locale = session.scalar(select(Member.locale).where(Member.id == current_member_id()))
+    items = [item.as_dict() | {"name": item.name_in(locale)} for item in result.items]
     return QuoteOut(**_public(quote), discount_fen=result.discount_fen, points=result.points,
-                    points_balance=quote.points_balance or 0, items=[item.as_dict() for item in result.items],
+                    points_balance=quote.points_balance or 0, items=items,
                     coupons_available=[c.__dict__ for c in quote.coupons_available])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mallapp import i18n
 from mallapp.errors import InvalidInput
 
 BENEFIT_KINDS = ("amount_off", "percent_off", "gift", "bonus_points", "parking_hours", "parking_amount")
@@ -41,19 +42,13 @@ def benefit_columns(benefit: Mapping[str, Any]) -> dict[str, Any]:
     raise InvalidInput(f"a benefit is {_KINDS_TEXT}", code="deal.invalid_benefit")
 
 
-def describe_benefit(benefit: Mapping[str, Any]) -> str:
-    """The benefit as a member reads it: \"10.00 yuan off\", \"20% off\", \"50 bonus points\", the gift, or a
-    parking coupon in zh-CN and English: \"停车 2 小时 / 2 h free parking\"."""
+def describe_benefit(benefit: Mapping[str, Any], locale: str | None = None) -> str:
+    """The benefit as a member reads it in ``locale`` (zh-CN by default): "立减 ¥10.00" / "¥10.00 off",
+    "赠送 50 积分" / "50 bonus points", "免费停车 2 小时" / "2 h free parking"; a gift is the merchant's own words."""
     kind = benefit["kind"]
-    if kind == "amount_off":
-        return f"{benefit['amount_fen'] / 100:.2f} yuan off"
-    if kind == "percent_off":
-        return f"{benefit['percent']}% off"
-    if kind == "bonus_points":
-        return f"{benefit['points']} bonus points"
-    if kind == "parking_hours":
-        return f"停车 {benefit['hours']} 小时 / {benefit['hours']} h free parking"
-    if kind == "parking_amount":
-        yuan = f"{benefit['amount_fen'] / 100:.2f}"
-        return f"停车费减 {yuan} 元 / {yuan} yuan off parking"
-    return str(benefit["gift"])
+    if kind == "gift":
+        return str(benefit["gift"])
+    params: dict[str, Any] = {name: benefit[name] for name in ("percent", "points", "hours") if name in benefit}
+    if "amount_fen" in benefit:
+        params["amount"] = i18n.fmt_yuan(benefit["amount_fen"], locale)
+    return i18n.t(locale, f"member.benefit.{kind}", **params)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import BigInteger, ForeignKey, Index, String, and_, case, cast, func, literal, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from mallapp import i18n
 from mallapp.db import Base, UTCDateTime, get_or_404, insert_or_nothing
 from mallapp.domain import members, notifications, points, signed_codes
 from mallapp.domain.benefits import PARKING_KINDS
@@ -350,12 +351,17 @@ def remind_expiring(sessions: sessionmaker[Session], settings: Settings, senders
 
 
 def _reminder(settings: Settings, row: Any) -> notifications.Message:
-    until = row.expires_at.astimezone(settings.mall.tz).strftime("%Y-%m-%d %H:%M")
-    return notifications.Message(
-        kind="reminder", key=reminder_key(row.id), title=f"Your coupon expires {until}",
-        body=f"{row.title}, at {row.store}", store_id=row.store_id,
-        page=f"{settings.notifications.deal_page}?id={row.deal_id}",
-        fields={"store": row.store, "ends_at": until})
+    tz, expires_at, deal_title, store = settings.mall.tz, row.expires_at, row.title, row.store
+
+    def render(locale: str) -> notifications.Text:
+        return notifications.Text(
+            i18n.t(locale, "member.coupon.expiring.title", until=i18n.fmt_datetime(expires_at, tz, locale)),
+            i18n.t(locale, "member.coupon.expiring.body", title=deal_title, store=store),
+            # ends_at in WeChat's time data format, whatever the locale
+            {"store": store, "ends_at": expires_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")})
+
+    return notifications.Message(kind="reminder", key=reminder_key(row.id), text=render, store_id=row.store_id,
+                                 page=f"{settings.notifications.deal_page}?id={row.deal_id}")
 
 
 def claimable(session: Session, settings: Settings, member: Member, now: datetime) -> list[Deal]:

@@ -12,9 +12,10 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from mallapp import i18n
 from mallapp.db import Base, UTCDateTime, get_or_404
 from mallapp.domain import points
-from mallapp.errors import Conflict, NotFound
+from mallapp.errors import Conflict, InvalidInput, NotFound
 
 GENDERS = ("unknown", "male", "female")
 # Referral codes are read aloud and typed: no 0/O, 1/I/L.
@@ -24,6 +25,7 @@ _REFERRAL_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 class Member(Base):
     __tablename__ = "members"
     __table_args__ = (CheckConstraint("gender IN ('unknown', 'male', 'female')", name="gender"),
+                      CheckConstraint("locale IN ('zh-CN', 'en')", name="locale"),
                       # The service desk finds a member by the full number or its last four digits
                       # (mallapp.domain.desk.search): both are indexed, so neither search scans the table.
                       Index("ix_members_phone", "phone"),
@@ -45,6 +47,9 @@ class Member(Base):
     referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     # Set by segmentation; the points rules look up a multiplier for it.
     tier: Mapped[str | None] = mapped_column(String(16))
+    # The language the member reads their messages in (mallapp.i18n.LOCALES); None: never chosen, the
+    # default (zh-CN).
+    locale: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -86,18 +91,26 @@ def get_many(session: Session, member_ids: Iterable[int]) -> list[Member]:
     return found
 
 
-def openids(session: Session, member_ids: Iterable[int]) -> dict[int, str]:
-    """Each member's openid (the address of a WeChat message)."""
+def delivery_details(session: Session, member_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """Each member's (openid, locale): the address of a WeChat message and the language to write it in."""
     ids = list(set(member_ids))
     if not ids:
         return {}
-    return {member_id: openid for member_id, openid in
-            session.execute(select(Member.id, Member.openid).where(Member.id.in_(ids)))}
+    return {row.id: (row.openid, row.locale or i18n.DEFAULT) for row in
+            session.execute(select(Member.id, Member.openid, Member.locale).where(Member.id.in_(ids)))}
+
+
+def locale_of(member: Member) -> str:
+    """The language the member reads: their choice, else the default (zh-CN)."""
+    return member.locale or i18n.DEFAULT
 
 
 def sign_in(session: Session, *, openid: str, unionid: str | None, now: datetime,
-            referral_code: str | None = None) -> tuple[Member, bool]:
+            referral_code: str | None = None, locale: str | None = None) -> tuple[Member, bool]:
     """Find the member for an openid or create one; return (member, created).
+
+    ``locale`` is the phone's language (wx.getSystemInfo().language: ``zh_CN``, ``en``...): it becomes the
+    member's locale when they have none yet (one they chose is kept; a language we do not speak is ignored).
 
     A new member is linked to the member whose ``referral_code`` it brings; an unknown code links no one
     (``referred_by_id`` stays None) rather than refusing the sign-in, which would waste the wx.login code.
@@ -106,13 +119,15 @@ def sign_in(session: Session, *, openid: str, unionid: str | None, now: datetime
     if member is not None:
         if unionid and member.unionid != unionid:
             member.unionid = unionid
+        if member.locale is None and i18n.normalise(locale):
+            member.locale = i18n.normalise(locale)
         return member, False
     referrer_id = None
     if referral_code:
         referrer_id = session.scalar(select(Member.id).where(Member.referral_code == referral_code.upper()))
     for _ in range(5):
         member = Member(openid=openid, unionid=unionid, referral_code=new_referral_code(),
-                        referred_by_id=referrer_id, created_at=now)
+                        referred_by_id=referrer_id, locale=i18n.normalise(locale), created_at=now)
         try:
             with session.begin_nested():
                 session.add(member)
@@ -139,6 +154,13 @@ def update_profile(session: Session, member: Member, changes: dict[str, Any]) ->
         member.nickname = changes["nickname"]
     if "gender" in changes:
         member.gender = changes["gender"]
+    if "locale" in changes:
+        locale = changes["locale"]
+        if locale not in i18n.LOCALES:
+            problem = f"one of {', '.join(i18n.LOCALES)}"
+            raise InvalidInput(f"locale: {problem}", code="request.invalid",
+                               details={"problems": [{"field": "locale", "problem": problem}]})
+        member.locale = locale
     session.flush()
     return member
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from mallapp import i18n
 from mallapp.db import Base, UTCDateTime, get_or_404, insert_many_or_nothing, insert_or_nothing
 from mallapp.domain import deals, follows, members, sends
 from mallapp.domain.benefits import describe_benefit
@@ -119,17 +120,30 @@ class SubscribeQuota(Base):
 
 
 @dataclass(frozen=True)
+class Text:
+    """What a member reads: the inbox item's title and body, and ``fields``, the values a subscribe
+    template's data may name besides them (store, starts_at, benefit...)."""
+
+    title: str
+    body: str = ""
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Message:
-    """What to tell a member. ``fields`` are extra values a template's data may name."""
+    """What to tell a member. ``text`` writes it in the member's locale: a function of the locale
+    (``zh-CN``, ``en``) that renders the ``member`` catalogue's keys, called once per locale in a
+    batch; a plain :class:`Text` reads the same in every locale (tests, a benchmark's baseline)."""
 
     kind: str
     key: str
-    title: str
-    body: str = ""
+    text: Text | Callable[[str], Text]
     deal_id: int | None = None
     store_id: int | None = None
     page: str | None = None
-    fields: Mapping[str, str] = field(default_factory=dict)
+
+    def render(self, locale: str) -> Text:
+        return self.text if isinstance(self.text, Text) else self.text(locale)
 
 
 @dataclass(frozen=True)
@@ -217,22 +231,29 @@ def take_outbox(session: Session) -> Outbox | None:
 
 # --- delivering ------------------------------------------------------------------------------------
 
+# WeChat's longest value per data type (characters, Chinese or not); longer ones are refused.
+_LIMITS = {"thing": 20, "phrase": 5, "character_string": 32, "number": 32, "letter": 32, "car_number": 8,
+           "name": 10}
+
+
 def _fit(key: str, value: str) -> str:
-    # WeChat refuses empty values and thing values longer than 20 characters.
-    if key.startswith("thing"):
-        value = value.strip()[:20]
-    return value.strip() or "-"
+    # WeChat refuses empty values and values past their type's length (thing: 20 characters).
+    value = value.strip()
+    kind = key.rstrip("0123456789")
+    if kind in _LIMITS:
+        value = value[:_LIMITS[kind]].strip()
+    return value or "-"
 
 
-def _data(template: Mapping[str, str], message: Message) -> dict[str, dict[str, str]]:
-    values = {**message.fields, "title": message.title, "body": message.body}
+def _data(template: Mapping[str, str], text: Text) -> dict[str, dict[str, str]]:
+    values = {**text.fields, "title": text.title, "body": text.body}
     return {key: {"value": _fit(key, values.get(name, ""))} for key, name in template.items()}
 
 
-def live_frame(notification_id: int, member_id: int, message: Message, now: datetime) -> str:
+def live_frame(notification_id: int, member_id: int, message: Message, text: Text, now: datetime) -> str:
     """The live frame: the inbox item's fields, as ``GET /api/v1/me/inbox`` shows them."""
-    return _frame("notification", id=notification_id, kind=message.kind, title=message.title[:80],
-                      body=message.body[:1000], deal_id=message.deal_id, store_id=message.store_id,
+    return _frame("notification", id=notification_id, kind=message.kind, title=text.title[:80],
+                      body=text.body[:1000], deal_id=message.deal_id, store_id=message.store_id,
                       page=message.page, read_at=None,
                       created_at=now.astimezone(UTC).isoformat().replace("+00:00", "Z"))  # as the API writes it
 
@@ -279,16 +300,29 @@ def record_many(session: Session, settings: Settings, items: Sequence[tuple[int,
     The channel, for a message not delivered before under its key: live when the member is in
     ``online`` (:meth:`Senders.online`), else a subscribe message when the kind has a template
     and the member holds quota for it (one is reserved). A deal message whose store the member
-    muted goes to the inbox only. Statements are per batch, not per message.
+    muted goes to the inbox only. Each member reads the message in their locale; a message shared
+    by many members is rendered once per locale. Statements are per batch, not per message.
     """
     for _, message in items:
         if message.kind not in KINDS or not 0 < len(message.key) <= 80:
             raise ValueError(f"a message has a kind in {KINDS} and a key of 1-80 characters")
+    details = members.delivery_details(session, {member_id for member_id, _ in items})
+    # (the id of a message's text, a locale) -> the text: messages sharing a text render it once per locale
+    rendered: dict[tuple[int, str], Text] = {}
+
+    def text_for(member_id: int, m: Message) -> Text:
+        locale = details[member_id][1] if member_id in details else i18n.DEFAULT
+        text = rendered.get((id(m.text), locale))
+        if text is None:
+            text = rendered[id(m.text), locale] = m.render(locale)
+        return text
+
+    texts = [text_for(member_id, m) for member_id, m in items]
     created = {(row.member_id, row.key): row.id for row in insert_many_or_nothing(
         session, Notification, [
-            {"member_id": member_id, "kind": m.kind, "title": m.title[:80], "body": m.body[:1000],
+            {"member_id": member_id, "kind": m.kind, "title": text.title[:80], "body": text.body[:1000],
              "deal_id": m.deal_id, "store_id": m.store_id, "page": m.page, "key": m.key, "created_at": now,
-             "read_at": None} for member_id, m in items],
+             "read_at": None} for (member_id, m), text in zip(items, texts, strict=True)],
         ["member_id", "key"], returning=("id", "member_id", "key"))}
     fresh = [(member_id, m, created.pop((member_id, m.key))) for member_id, m in items
              if (member_id, m.key) in created]  # pop: the same key twice in a batch is delivered once
@@ -330,18 +364,17 @@ def record_many(session: Session, settings: Settings, items: Sequence[tuple[int,
         if row.outcome == "pending"}
     _count_pushes(session, [m.deal_id for _, m, _ in fresh])
 
-    openids = members.openids(session, {member_id for member_id, _, nid in fresh
-                                        if (nid, "subscribe") in pending})
     by_key: dict[tuple[int, str], Recorded] = {}
     for member_id, m, nid in fresh:
         subscribe, live_outcome = outcomes[nid]
         outbound: Outbound | None = None
         if live_outcome == "pending":
-            outbound = LiveOutbound(pending[nid, "live"], member_id, m.deal_id, live_frame(nid, member_id, m, now))
+            outbound = LiveOutbound(pending[nid, "live"], member_id, m.deal_id,
+                                    live_frame(nid, member_id, m, text_for(member_id, m), now))
         elif subscribe == "pending":
             template = settings.notifications.templates[m.kind]  # type: ignore[index]
-            outbound = SubscribeOutbound(pending[nid, "subscribe"], member_id, m.deal_id, openids[member_id],
-                                         template.template_id, _data(template.data, m), m.page)
+            outbound = SubscribeOutbound(pending[nid, "subscribe"], member_id, m.deal_id, details[member_id][0],
+                                         template.template_id, _data(template.data, text_for(member_id, m)), m.page)
         by_key[member_id, m.key] = Recorded(nid, True, subscribe, outbound, live_outcome)
     results = [by_key.get((member_id, m.key)) or Recorded(earlier[member_id, m.key], False, None)
                for member_id, m in items]
@@ -517,15 +550,28 @@ def announce_key(deal_id: int) -> str:
     return f"deal:{deal_id}:announce"
 
 
-def deal_message(settings: Settings, deal: Deal, store_name: str, key: str) -> Message:
-    """The message telling a member about a deal (an announcement, a proximity offer)."""
+def deal_text(settings: Settings, deal: Deal, store_name: str) -> Callable[[str], Text]:
+    """How a deal reads in each locale: its title and text are the merchant's own words; the benefit, and
+    the body when the merchant wrote none, come from the catalogue. Share it between the members told of
+    the same deal (:func:`record_many` renders a shared text once per locale)."""
     local = settings.mall.tz
-    return Message(
-        kind="deal", key=key, title=deal.title, body=deal.text or describe_benefit(deal.benefit),
-        deal_id=deal.id, store_id=deal.store_id, page=f"{settings.notifications.deal_page}?id={deal.id}",
-        fields={"store": store_name, "benefit": describe_benefit(deal.benefit),
-                "starts_at": deal.starts_at.astimezone(local).strftime("%Y-%m-%d %H:%M"),
-                "ends_at": deal.ends_at.astimezone(local).strftime("%Y-%m-%d %H:%M")})
+    starts_at = deal.starts_at.astimezone(local).strftime("%Y-%m-%d %H:%M")  # WeChat's time data format
+    ends_at = deal.ends_at.astimezone(local).strftime("%Y-%m-%d %H:%M")
+    title, body, benefit_data = deal.title, deal.text, dict(deal.benefit)
+
+    def render(locale: str) -> Text:
+        benefit = describe_benefit(benefit_data, locale)
+        return Text(title=title, body=body or i18n.t(locale, "member.deal.body", store=store_name, benefit=benefit),
+                    fields={"store": store_name, "benefit": benefit, "starts_at": starts_at, "ends_at": ends_at})
+    return render
+
+
+def deal_message(settings: Settings, deal: Deal, store_name: str, key: str,
+                 text: Callable[[str], Text] | None = None) -> Message:
+    """The message telling a member about a deal (an announcement, a proximity offer); ``text``: the
+    deal's :func:`deal_text`, when several members' messages share it."""
+    return Message(kind="deal", key=key, text=text or deal_text(settings, deal, store_name), deal_id=deal.id,
+                   store_id=deal.store_id, page=f"{settings.notifications.deal_page}?id={deal.id}")
 
 
 @dataclass(frozen=True)

@@ -230,8 +230,10 @@ def offer_many(session: Session, senders: Senders | None, settings: Settings, ev
     local_day = settings.mall.local_day(now).isoformat()
     chosen = [(e.member_id, d) for e, d in zip(events, picks, strict=True) if d is not None]
     names = venue.store_names(session, {deal.store_id for _, deal in chosen})
+    texts = {deal.id: notifications.deal_text(settings, deal, names.get(deal.store_id, "")) for _, deal in chosen}
     messages = [notifications.deal_message(settings, deal, names.get(deal.store_id, ""),
-                                           offer_key(member_id, deal.id, local_day)) for member_id, deal in chosen]
+                                           offer_key(member_id, deal.id, local_day), texts[deal.id])
+                for member_id, deal in chosen]
     online = senders.online({m for m, _ in chosen}) if senders is not None and chosen else set()
     recorded = iter(notifications.record_many(session, settings, [(m, msg) for (m, _), msg in
                                                                   zip(chosen, messages, strict=True)], now, online))

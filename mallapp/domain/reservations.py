@@ -37,10 +37,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
+from mallapp import i18n
 from mallapp.db import Base, UTCDateTime, get_or_404, id_in_range
 from mallapp.domain import notifications
 from mallapp.domain.members import Member
-from mallapp.domain.notifications import Message, Senders
+from mallapp.domain.notifications import Message, Senders, Text
 from mallapp.domain.points import BigId
 from mallapp.domain.venue import Store, store_name, store_names
 from mallapp.errors import Conflict, NotFound, RuleViolation
@@ -130,19 +131,19 @@ def local_text(settings: Settings, at: datetime) -> str:
 
 def message(settings: Settings, reservation: Reservation, store_name: str, what: str, key: str) -> Message:
     """A reservation message: ``what`` is booked, reminder, no_show or cancelled (by the restaurant)."""
-    when = local_text(settings, reservation.starts_at)
-    title, body = {
-        "booked": ("Table booked", f"{store_name}: a table for {reservation.party_size} at {when}."),
-        "reminder": ("Your table is coming up", f"{store_name}: your table for {reservation.party_size} "
-                                                f"is at {when}. Show this booking to the staff when you arrive."),
-        "no_show": ("Booking released", f"{store_name}: your table for {reservation.party_size} at {when} "
-                                        "was released because nobody arrived."),
-        "cancelled": ("Booking cancelled", f"{store_name} cancelled your table for {reservation.party_size} at "
-                                           f"{when}: {reservation.cancel_reason}"),
-    }[what]
-    return Message(kind="reservation", key=key, title=title, body=body, store_id=reservation.store_id,
-                   page=f"{settings.reservations.page}?id={reservation.id}",
-                   fields={"store": store_name, "starts_at": when, "party_size": str(reservation.party_size)})
+    tz, starts_at = settings.mall.tz, reservation.starts_at
+    party_size, reason = reservation.party_size, reservation.cancel_reason or ""
+
+    def render(locale: str) -> Text:
+        when = i18n.fmt_datetime(starts_at, tz, locale)
+        return Text(i18n.t(locale, f"member.reservation.{what}.title"),
+                    i18n.t(locale, f"member.reservation.{what}.body", store=store_name, when=when,
+                           party_size=party_size, reason=reason),
+                    # starts_at in WeChat's time data format, whatever the locale
+                    {"store": store_name, "starts_at": local_text(settings, starts_at), "party_size": str(party_size)})
+
+    return Message(kind="reservation", key=key, text=render, store_id=reservation.store_id,
+                   page=f"{settings.reservations.page}?id={reservation.id}")
 
 
 def reminder_key(reservation: Reservation) -> str:

@@ -81,9 +81,10 @@ def referral_purchase_key(purchase_id: int) -> str:
 # --- the new-member pack ---------------------------------------------------------------------------
 
 def sign_in(session: Session, settings: Settings, *, openid: str, unionid: str | None, now: datetime,
-            referral_code: str | None = None) -> tuple[Member, bool]:
+            referral_code: str | None = None, locale: str | None = None) -> tuple[Member, bool]:
     """``members.sign_in``, and the new-member pack for a member it created; return (member, created)."""
-    member, created = members.sign_in(session, openid=openid, unionid=unionid, now=now, referral_code=referral_code)
+    member, created = members.sign_in(session, openid=openid, unionid=unionid, now=now, referral_code=referral_code,
+                                      locale=locale)
     if created:
         issue_new_member_pack(session, settings, member, now)
     return member, created

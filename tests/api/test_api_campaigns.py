@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
-from factories import api_error, drain_sends
+from factories import api_error, drain_sends, inbox_texts, reads_english
 from sqlalchemy import func, select
 
 from mallapp.domain import campaigns, members, merchants, sends, venue_admin
@@ -188,12 +188,34 @@ def test_only_marketing_and_admins_build_launch_and_cancel_and_every_ops_user_re
 
 # --- delivery: the control group, once per member, off the request --------------------------------
 
+def test_a_campaign_takes_its_texts_in_both_languages_and_english_readers_get_the_chinese_where_none_was_written(
+        client, rt, ops_marketing):
+    chinese, english = add_members(rt, 2, "o-lang")
+    reads_english(rt, english)
+    offer = {"kind": "message", "title": {"zh-CN": "周末惊喜", "en": "A weekend surprise"},
+             "body": {"zh-CN": "本周末到店领取小礼品"}}
+    made = create(client, ops_marketing["headers"], steps=[{"offer": offer}], control_pct=0)
+    assert made["steps"][0]["offer"].items() >= {"title": "周末惊喜", "title_en": "A weekend surprise",
+                                                 "body": "本周末到店领取小礼品", "body_en": None}.items()
+    launch(client, ops_marketing["headers"], made["id"])
+    drain_sends(rt)
+    assert inbox_texts(rt, chinese) == [("周末惊喜", "本周末到店领取小礼品")]
+    assert inbox_texts(rt, english) == [("A weekend surprise", "本周末到店领取小礼品")]  # no English body: the zh-CN
+    both = {"kind": "message", "title": {"zh-CN": "周末惊喜", "en": "A weekend surprise"}, "title_en": "Twice"}
+    refused = client.post(OPS, json={"name": "x", "steps": [{"offer": both}], "timing": "now"},
+                          headers=ops_marketing["headers"])
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "request.invalid"
+
+
 @pytest.fixture
 def crowd(rt) -> list[int]:
     return add_members(rt, 80, "o-crowd")
 
 
 def test_a_campaign_reaches_each_treated_member_once_and_never_its_control(client, rt, crowd, ops_marketing):
+    english = set(crowd[::2])
+    for member_id in english:
+        reads_english(rt, member_id)
     made = create(client, ops_marketing["headers"], control_pct=25)
     launch(client, ops_marketing["headers"], made["id"])
     assert campaign_messages(rt, made["id"]) == {}  # nobody is messaged inside the request
@@ -204,8 +226,14 @@ def test_a_campaign_reaches_each_treated_member_once_and_never_its_control(clien
     assert campaign_messages(rt, made["id"]) == {m: 1 for m in drawn["treated"]}
     with rt.sessions() as s:
         assert sends.fanout_done(s, "campaign", made["id"])
-        [title] = set(s.scalars(select(Notification.title).where(Notification.key == f"campaign:{made['id']}:0")))
-        assert title == "春季会员日 | Spring member day"  # zh-CN first, English second
+        texts = {row.member_id: (row.title, row.body) for row in s.execute(
+            select(Notification.member_id, Notification.title, Notification.body)
+            .where(Notification.key == f"campaign:{made['id']}:0"))}
+        # Each member reads the ops' words in their own language: zh-CN by default, English when chosen.
+        assert {m: texts[m] for m in drawn["treated"]} == {
+            m: ("Spring member day", "Double points all weekend") if m in english else ("春季会员日", "本周末全场双倍积分")
+            for m in drawn["treated"]}
+        assert drawn["treated"] & english and drawn["treated"] - english
 
     # Everything delivered again (a lost acknowledgement, a replayed dead letter): nobody hears twice,
     # and the draw is the same.

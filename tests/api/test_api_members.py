@@ -17,7 +17,8 @@ def _purchase(client, merchant, card, amount_fen, receipt_no, at):
 def test_me_shows_profile_points_and_referral_code(client, member):
     body = client.get("/api/v1/me", headers=member["headers"]).get_json()
     assert set(body) == {"id", "nickname", "gender", "birthday", "phone", "referral_code", "member_since", "tier", "points",
-                         "checked_in_today"}
+                         "checked_in_today", "locale", "locale_chosen"}
+    assert (body["locale"], body["locale_chosen"]) == ("zh-CN", False)  # the default until the member chooses
     assert body["points"] == {"balance": 0, "owed": 0, "expiring_soon": []}
     assert len(body["referral_code"]) == 8
     assert body["member_since"] == "2026-03-10T02:00:00Z"
@@ -49,6 +50,10 @@ def test_birthday_can_be_set_once(client, member):
     ({"birthday": "17/05/1990"}, "birthday"),
     ({"birthday": "2999-01-01"}, "birthday"),
     ({"nickname": "x" * 41}, "nickname"),
+    ({"locale": "fr"}, "locale"),
+    ({"locale": "zh_CN"}, "locale"),  # the API takes the locales as written: zh-CN or en
+    ({"locale": "EN"}, "locale"),
+    ({"locale": 1}, "locale"),
 ])
 def test_patch_me_rejects_unknown_read_only_and_bad_fields(client, member, body, field):
     response = client.patch("/api/v1/me", headers=member["headers"], json=body)
@@ -57,6 +62,27 @@ def test_patch_me_rejects_unknown_read_only_and_bad_fields(client, member, body,
     assert error["code"] == "request.invalid"
     assert [p["field"] for p in error["details"]["problems"]] == [field]
     assert client.get("/api/v1/me", headers=member["headers"]).get_json()["points"]["balance"] == 0
+
+
+def test_patch_me_sets_the_locale_members_read_their_messages_in(client, member):
+    chosen = client.patch("/api/v1/me", headers=member["headers"], json={"locale": "en"})
+    assert chosen.status_code == 200
+    assert (chosen.get_json()["locale"], chosen.get_json()["locale_chosen"]) == ("en", True)
+    back = client.patch("/api/v1/me", headers=member["headers"], json={"locale": "zh-CN"}).get_json()
+    assert (back["locale"], back["locale_chosen"]) == ("zh-CN", True)
+    assert client.patch("/api/v1/me", headers=member["headers"], json={"locale": None}).status_code == 400
+
+
+def test_sign_in_takes_the_phones_language_until_the_member_chooses_one(members_api, client):
+    fresh = members_api.sign_in(openid="o-lang-1", locale="en_US")
+    assert (fresh["member"]["locale"], fresh["member"]["locale_chosen"]) == ("en", True)
+    unknown = members_api.sign_in(openid="o-lang-2", locale="fr_FR")  # not a language the mall writes: ignored
+    assert (unknown["member"]["locale"], unknown["member"]["locale_chosen"]) == ("zh-CN", False)
+    later = members_api.sign_in(openid="o-lang-2", locale="en")
+    assert later["member"]["locale"] == "en"
+    client.patch("/api/v1/me", headers=later["headers"], json={"locale": "zh-CN"})
+    again = members_api.sign_in(openid="o-lang-2", locale="en")  # a choice the member made is kept
+    assert again["member"]["locale"] == "zh-CN"
 
 
 @pytest.mark.parametrize("body", [{}, {"nickname": None}])

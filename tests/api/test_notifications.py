@@ -22,7 +22,7 @@ from factories import (
 )
 
 from mallapp.domain import notifications
-from mallapp.domain.notifications import Message
+from mallapp.domain.notifications import Message, Text
 
 SEND_PATH = "/cgi-bin/message/subscribe/send"
 
@@ -134,6 +134,33 @@ def test_an_announcement_reaches_followers_only_once_with_subscribe_messages_whe
     assert figures == {"claimed": 0, "redeemed": 0, "pushes": 3}
 
 
+def test_an_announcement_reads_in_each_followers_language_inbox_and_subscribe_message_alike(
+        client, rt, emulator, shop, shoppers, make_deal):
+    ada, bo = shoppers["ada"], shoppers["bo"]
+    assert client.patch(ME, json={"locale": "en"}, headers=bo["headers"]).status_code == 200  # ada: zh-CN, the default
+    for follower in (ada, bo):
+        client.put(f"{ME}/follows/{shop['store']}", headers=follower["headers"])
+        opt_in(client, emulator, follower)
+    deal_id = make_deal(shop, text="")  # no text of the merchant's: the benefit speaks
+    announce_and_deliver(client, rt, deal_id, shop["headers"])
+    assert [(i["title"], i["body"]) for i in inbox(client, ada)["items"]] == [
+        ("Limited: flat white for 5 yuan", "Starlight：立减 ¥5.00")]  # the title is the merchant's own words
+    assert [(i["title"], i["body"]) for i in inbox(client, bo)["items"]] == [
+        ("Limited: flat white for 5 yuan", "Starlight: ¥5.00 off")]
+    data = {sent["touser"]: sent["data"] for sent in emulator.messages}
+    assert (data["o-ada"]["thing4"]["value"], data["o-bo"]["thing4"]["value"]) == ("立减 ¥5.00", "¥5.00 off")
+    assert data["o-ada"]["time3"] == data["o-bo"]["time3"] == {"value": "2026-03-11 10:00"}  # WeChat's time format
+
+
+def test_a_subscribe_message_keeps_wechats_limits_in_chinese():
+    long_title = "春季会员日全场双倍积分还有停车券和新品试吃等你来领取"
+    data = notifications._data({"thing1": "title", "phrase2": "store", "character_string3": "body"},
+                               Text(long_title, "编号" * 40, {"store": "星光咖啡馆"}))
+    assert data == {"thing1": {"value": long_title[:20]}, "phrase2": {"value": "星光咖啡馆"},
+                    "character_string3": {"value": ("编号" * 40)[:32]}}
+    assert len(data["thing1"]["value"]) == 20
+
+
 def test_wechat_43101_is_an_outcome_that_zeroes_the_quota(client, rt, emulator, shop, shoppers, make_deal):
     ada = shoppers["ada"]
     client.put(f"{ME}/follows/{shop['store']}", headers=ada["headers"])
@@ -225,7 +252,7 @@ def _notify(rt, member_id: int, message: Message) -> notifications.Recorded:
 def test_the_same_key_never_delivers_twice(client, rt, emulator, shoppers):
     ada = shoppers["ada"]
     opt_in(client, emulator, ada, count=2)
-    message = Message(kind="deal", key="deal:7:nearby", title="Nearby: a coffee deal", body="Two steps away")
+    message = Message(kind="deal", key="deal:7:nearby", text=Text("Nearby: a coffee deal", "Two steps away"))
     first = _notify(rt, ada["member"]["id"], message)
     again = _notify(rt, ada["member"]["id"], message)
     assert (first.created, first.subscribe) == (True, "sent")
@@ -239,7 +266,7 @@ def test_the_same_key_never_delivers_twice(client, rt, emulator, shoppers):
 def test_a_kind_without_a_template_goes_to_the_inbox_only(client, rt, emulator, shoppers):
     ada = shoppers["ada"]
     opt_in(client, emulator, ada)
-    done = _notify(rt, ada["member"]["id"], Message(kind="reminder", key="r1", title="Your coupon expires soon"))
+    done = _notify(rt, ada["member"]["id"], Message(kind="reminder", key="r1", text=Text("Your coupon expires soon")))
     assert done.subscribe is None and emulator.request_count(SEND_PATH) == 0
     assert deliveries(rt, ada["member"]["id"]) == [("inbox", "sent", None)]
     assert inbox(client, ada)["items"][0]["title"] == "Your coupon expires soon"
@@ -247,7 +274,7 @@ def test_a_kind_without_a_template_goes_to_the_inbox_only(client, rt, emulator, 
 
 def test_the_inbox_pages_newest_first_and_counts_unread(client, rt, shoppers):
     ada, bo = shoppers["ada"], shoppers["bo"]
-    ids = [_notify(rt, ada["member"]["id"], Message(kind="reminder", key=f"r{i}", title=f"Note {i}")).notification_id
+    ids = [_notify(rt, ada["member"]["id"], Message(kind="reminder", key=f"r{i}", text=Text(f"Note {i}"))).notification_id
            for i in range(5)]
     page = inbox(client, ada, limit=2)
     assert [i["id"] for i in page["items"]] == [ids[4], ids[3]]

@@ -117,6 +117,18 @@ def test_points_that_cover_the_bill_pay_it_and_the_car_park_gets_the_items(clien
         assert [(b.kind, b.seconds, b.points) for b in s.scalars(select(ParkingBenefit))] == [("points", 2 * 3600, 1200)]
 
 
+def test_a_members_quote_names_its_lines_in_the_members_language(client, rt, park, member):
+    member_id = member["member"]["id"]
+    parked_car_for_pay(rt, park, PLATE, minutes=190, member_id=member_id, tier="ordinary")
+    _give_points(rt, member_id, 3000)
+    body = {"plate": PLATE, "points_hours": 1}
+    quote = client.post(f"{ME}/quote", json=body, headers=member["headers"]).get_json()  # zh-CN, the default
+    assert [i["name"] for i in quote["items"]] == ["银卡免费 2 小时", "600 积分抵 1 小时"]
+    assert client.patch("/api/v1/me", json={"locale": "en"}, headers=member["headers"]).status_code == 200
+    quote = client.post(f"{ME}/quote", json=body, headers=member["headers"]).get_json()
+    assert [i["name"] for i in quote["items"]] == ["Silver tier: 2 h free", "600 points: 1 h"]
+
+
 def test_cash_goes_through_wechat_pay_and_the_notification_settles_it(client, rt, park, pay, member):
     member_id = member["member"]["id"]
     parked_car_for_pay(rt, park, PLATE, minutes=190, member_id=member_id, tier="ordinary")  # 35.00

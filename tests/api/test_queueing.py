@@ -48,6 +48,10 @@ def _inbox(client, member) -> list[dict[str, Any]]:
 
 # --- taking numbers --------------------------------------------------------------------------------
 
+def _read_english(client, member) -> None:
+    assert client.patch("/api/v1/me", json={"locale": "en"}, headers=member["headers"]).get_json()["locale"] == "en"
+
+
 def test_members_take_numbers_per_band_and_see_parties_people_and_wait_ahead(client, restaurant, members_api):
     a, b, c = (members_api.sign_in(openid=f"o-q-{i}") for i in range(3))
     first = _take(client, restaurant, a, 2)
@@ -129,10 +133,11 @@ def test_staff_call_seat_and_skip_and_a_call_retried_with_its_request_id_calls_n
     assert client.post(seat, headers=restaurant["cashier"]).get_json()["replayed"]
     skipped = client.post(f"{restaurant['queue']}/tickets/{tickets[1]['id']}/skip", headers=restaurant["cashier"])
     assert skipped.get_json()["status"] == "skipped"
-    assert [m["title"] for m in _inbox(client, b) if m["kind"] == "queue"][0] == "Your number was passed"
+    told = [m for m in _inbox(client, b) if m["kind"] == "queue"][0]  # b reads zh-CN, the default
+    assert (told["title"], told["body"]) == ("您的号码已过号", "Noodle House A002 号已过号，如您已在店内，请联系前台。")
     again = client.post(f"{restaurant['queue']}/tickets/{tickets[1]['id']}/skip", headers=restaurant["cashier"])
-    assert again.get_json()["replayed"] and _inbox(client, b)[0]["title"] == "Your number was passed"
-    assert sum(m["title"] == "Your number was passed" for m in _inbox(client, b)) == 1
+    assert again.get_json()["replayed"] and _inbox(client, b)[0]["title"] == "您的号码已过号"
+    assert sum(m["title"] == "您的号码已过号" for m in _inbox(client, b)) == 1
     api_error(client.post(f"{restaurant['queue']}/tickets/{tickets[1]['id']}/seat", headers=restaurant["cashier"]),
               "queue.ticket_closed")
     assert _call(client, restaurant, request_id="till-1#2").get_json()["id"] == tickets[2]["id"]
@@ -191,16 +196,19 @@ def test_another_merchants_staff_find_no_queue_or_ticket_of_this_restaurant(clie
 @pytest.mark.parametrize("settings_overrides", [{"queue": {"near_tables_ahead": 1}}])
 def test_members_hear_when_one_table_is_ahead_and_when_their_table_is_ready_once_each(client, restaurant, members_api):
     people = [members_api.sign_in(openid=f"o-n-{i}") for i in range(4)]
+    _read_english(client, people[2])  # the others read zh-CN, the default
     tickets = [_take(client, restaurant, m).get_json() for m in people]
     _call(client, restaurant, request_id="c1")
     _call(client, restaurant, request_id="c1")  # a retry tells nobody again
-    assert [i["title"] for i in _inbox(client, people[0])] == ["Your table is ready"]
+    assert [(i["title"], i["body"]) for i in _inbox(client, people[0])] == [
+        ("您的桌位已备好", "Noodle House A001 号：请在 10 分钟内到前台入座。")]
     assert _inbox(client, people[1]) == []  # taken with one ahead: it knew
-    assert [i["title"] for i in _inbox(client, people[2])] == ["1 table ahead of you"]
+    assert [(i["title"], i["body"]) for i in _inbox(client, people[2])] == [
+        ("1 table ahead of you", "Noodle House, number A003: please head back to the restaurant.")]
     assert _inbox(client, people[3]) == []
     client.post(f"/api/v1/me/queue-tickets/{tickets[1]['id']}/cancel", headers=people[1]["headers"])
     assert [i["title"] for i in _inbox(client, people[2])] == ["1 table ahead of you"]
-    assert [i["title"] for i in _inbox(client, people[3])] == ["1 table ahead of you"]
+    assert [(i["title"], i["body"]) for i in _inbox(client, people[3])] == [("您前面还有 1 桌", "Noodle House A004 号：请尽快回到餐厅。")]
     item = _inbox(client, people[0])[0]
     assert item["kind"] == "queue" and item["store_id"] == restaurant["store"]
     assert item["page"] == f"pages/queue/ticket?id={tickets[0]['id']}"
@@ -208,6 +216,7 @@ def test_members_hear_when_one_table_is_ahead_and_when_their_table_is_ready_once
 
 def test_lapse_due_lapses_called_tickets_after_the_grace_period_once_and_frees_the_member(
         client, restaurant, member, rt, clock):
+    _read_english(client, member)
     ticket = _take(client, restaurant, member).get_json()
     _call(client, restaurant)
     clock.advance(seconds=rt.settings.queue.grace_s - 1)
@@ -217,7 +226,9 @@ def test_lapse_due_lapses_called_tickets_after_the_grace_period_once_and_frees_t
     assert queueing.lapse_due(rt.sessions, rt.settings, rt.senders, rt.now()) == 0
     mine = client.get(f"/api/v1/me/queue-tickets/{ticket['id']}", headers=member["headers"]).get_json()
     assert mine["status"] == "lapsed"
-    assert [i["title"] for i in _inbox(client, member)] == ["Your number lapsed", "Your table is ready"]
+    assert [(i["title"], i["body"]) for i in _inbox(client, member)] == [
+        ("Your number lapsed", "Noodle House, number A001 was not claimed in time."),
+        ("Your table is ready", "Noodle House, number A001: please come to the host within 10 minutes.")]
     api_error(client.post(f"{restaurant['queue']}/tickets/{ticket['id']}/seat", headers=restaurant["cashier"]),
               "queue.ticket_closed")
     assert _take(client, restaurant, member).status_code == 201

@@ -14,8 +14,10 @@ from factories import (
     bearer,
     book,
     inbox_keys,
+    inbox_texts,
     new_member,
     publish,
+    reads_english,
     restaurant,
     slot_figures,
     staff_headers,
@@ -166,8 +168,9 @@ def test_booking_takes_a_table_confirms_it_and_a_retry_with_the_same_request_id_
     assert retry.status_code == 200 and retry.get_json() == {**booked, "replayed": True}
     assert slot_figures(rt, slots["12:00/1"]) == (1, 1)
     api_error(_book(client, member, slots["18:00/1"]), "reservation.request_id_reused")
-    inbox = client.get("/api/v1/me/inbox", headers=member["headers"]).get_json()
-    assert [(n["kind"], n["title"]) for n in inbox["items"]] == [("reservation", "Table booked")]
+    inbox = client.get("/api/v1/me/inbox", headers=member["headers"]).get_json()  # zh-CN, the default
+    assert [(n["kind"], n["title"], n["body"]) for n in inbox["items"]] == [
+        ("reservation", "订座成功", "Noodle House：3月11日 12:00，2 位。")]
 
 
 def test_a_full_slot_refuses_the_next_party(client, members_api, slots):
@@ -327,6 +330,7 @@ def test_a_released_booking_cannot_be_confirmed(client, rt, clock, shop, slots, 
 def test_the_restaurant_cancels_a_booking_frees_its_table_and_tells_the_member_why_once(client, rt, shop, slots,
                                                                                        members_api):
     guest = members_api.sign_in(openid="o-called")
+    assert client.patch("/api/v1/me", json={"locale": "en"}, headers=guest["headers"]).status_code == 200
     booked = _book(client, guest, slots["12:00/1"]).get_json()
     url = f"{M}/reservations/{booked['id']}/cancel"
     reason = {"reason": "  the guest called to cancel "}
@@ -345,7 +349,8 @@ def test_the_restaurant_cancels_a_booking_frees_its_table_and_tells_the_member_w
     assert (mine["status"], mine["cancelled_by"]) == ("cancelled", "restaurant")
     assert inbox_keys(rt, out["member"]["id"]).count(f"reservation:{booked['id']}:cancelled") == 1
     told = client.get("/api/v1/me/inbox", headers=guest["headers"]).get_json()["items"][0]
-    assert told["title"] == "Booking cancelled" and told["body"].endswith(": the guest called to cancel")
+    assert (told["title"], told["body"]) == (
+        "Booking cancelled", "Noodle House cancelled your table for 2 at 11 Mar 12:00: the guest called to cancel")
 
 
 def test_a_member_cancelling_is_recorded_as_theirs_and_the_restaurant_cannot_cancel_an_arrived_party(
@@ -391,6 +396,25 @@ def test_a_reminder_goes_once_within_the_lead_time(rt, clock, table):
     assert _remind(rt) == 0
     key = f"reservation:{table['reservation']}"
     assert inbox_keys(rt, table["member"]) == [f"{key}:booked", f"{key}:reminder:{table['slot']}"]
+
+
+def test_reminders_and_releases_read_in_each_members_language(rt, clock, table):
+    english = new_member(rt, "o-diner-en")
+    reads_english(rt, english)
+    book(rt, english, table["slot"])
+    clock.now = NOON - timedelta(minutes=30)
+    assert _remind(rt) == 2
+    clock.now = NOON + timedelta(minutes=rt.settings.reservations.no_show_grace_minutes + 1)
+    assert _release(rt) == 2
+    assert inbox_texts(rt, table["member"]) == [
+        ("订座成功", "Noodle House：3月11日 12:00，2 位。"),
+        ("您的订座时间快到了", "Noodle House：您预订的 2 位餐位在 3月11日 12:00，到店时请向店员出示此预订。"),
+        ("订座已释放", "Noodle House：您预订的 3月11日 12:00、2 位餐位因未到店已释放。")]
+    assert inbox_texts(rt, english) == [
+        ("Table booked", "Noodle House: a table for 2 at 11 Mar 12:00."),
+        ("Your table is coming up", "Noodle House: your table for 2 is at 11 Mar 12:00. Show this booking to the "
+                                    "staff when you arrive."),
+        ("Booking released", "Noodle House: your table for 2 at 11 Mar 12:00 was released because nobody arrived.")]
 
 
 def test_a_booking_made_inside_the_lead_time_is_not_reminded_apart_from_its_confirmation(rt, clock, table):

@@ -198,7 +198,7 @@ def abandoned_deliveries(rt, clock, now: datetime) -> Check:
     clock.now = now - timedelta(minutes=20)
     member_id = _member(rt, "o-online")
     with rt.sessions.begin() as s:  # recorded for a live send, and the process died before sending
-        notifications.record(s, rt.settings, member_id, notifications.Message(kind="deal", key="k", title="T"),
+        notifications.record(s, rt.settings, member_id, notifications.Message(kind="deal", key="k", text=notifications.Text("T")),
                              rt.now(), online={member_id})
         notifications.take_outbox(s)  # as a crash between the commit and the send would lose it
 

@@ -24,7 +24,7 @@ from websockets.sync.client import connect
 
 from mallapp.adapters import live
 from mallapp.domain import notifications
-from mallapp.domain.notifications import Delivery, Message
+from mallapp.domain.notifications import Delivery, Message, Text
 from mallapp.processes.live import TOKEN_CLOSE_CODE
 
 
@@ -46,7 +46,7 @@ def _wait_online(rt, member_id: int, expected: bool = True) -> None:
 
 
 def _notify(rt, member_id: int, key: str = "k1", **over: Any) -> notifications.Recorded:
-    message = Message(kind="deal", key=key, title="Flat white, 5 yuan off", body="At Starlight, till Sunday",
+    message = Message(kind="deal", key=key, text=Text("Flat white, 5 yuan off", "At Starlight, till Sunday"),
                       page="pages/deals/detail?id=1", **over)
     return notifications.notify(rt.sessions, rt.settings, rt.senders, member_id, message, rt.now())
 
@@ -102,7 +102,7 @@ def test_messages_fan_out_through_redis_to_every_connection_on_every_live_server
 def test_a_message_whose_connection_closed_in_between_is_missed_and_stays_in_the_inbox(client, rt, shoppers):
     ada = shoppers["ada"]
     member_id = ada["member"]["id"]
-    message = Message(kind="deal", key="k-missed", title="Nearby: a coffee deal")
+    message = Message(kind="deal", key="k-missed", text=Text("Nearby: a coffee deal"))
     with rt.sessions.begin() as s:  # the member looked online when the message was recorded
         recorded = notifications.record(s, rt.settings, member_id, message, rt.now(), online={member_id})
         box = notifications.outbox(s)
@@ -173,7 +173,7 @@ def test_sends_a_crash_cut_off_are_settled_as_unknown_without_giving_quota_back(
     member_id = ada["member"]["id"]
     opt_in(client, emulator, ada)
     with rt.sessions.begin() as s:  # recorded and reserved, then the process died before sending
-        notifications.record(s, rt.settings, member_id, Message(kind="deal", key="k-crash", title="T"), rt.now())
+        notifications.record(s, rt.settings, member_id, Message(kind="deal", key="k-crash", text=Text("T")), rt.now())
         notifications.take_outbox(s)  # as a crash between the commit and the send would lose it
     with rt.sessions.begin() as s:
         assert notifications.settle_abandoned(s, clock.now - timedelta(minutes=10)) == 0  # not abandoned yet

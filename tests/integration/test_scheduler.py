@@ -120,7 +120,7 @@ def test_points_expiry_and_birthday_gifts_run_twice_change_nothing_the_second_ti
 def test_abandoned_deliveries_are_settled_unknown_by_the_clock(rt, coupon, clock):
     member_id = coupon["member"]
     with rt.sessions.begin() as s:  # recorded for a live send, and the process died before sending
-        notifications.record(s, rt.settings, member_id, notifications.Message(kind="deal", key="k", title="T"),
+        notifications.record(s, rt.settings, member_id, notifications.Message(kind="deal", key="k", text=notifications.Text("T")),
                              rt.now(), online={member_id})
         notifications.take_outbox(s)  # as a crash between the commit and the send would lose it
     job = scheduler.find("abandoned-deliveries")

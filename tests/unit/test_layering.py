@@ -2,7 +2,7 @@
 
 The layers, lowest first (a module may import its own layer and those below)::
 
-    foundation   mallapp.errors, db, settings, logs, schema
+    foundation   mallapp.errors, db, settings, logs, schema, i18n
     domain       mallapp.domain.*               plain functions over a Session
     adapters     mallapp.adapters.*             WeChat, the live channel
     runtime      mallapp.runtime                the composition root
@@ -23,7 +23,7 @@ import pytest
 from factories import PROJECT
 
 PACKAGE = PROJECT / "mallapp"
-FOUNDATION = {"mallapp.errors", "mallapp.db", "mallapp.settings", "mallapp.logs", "mallapp.schema"}
+FOUNDATION = {"mallapp.errors", "mallapp.db", "mallapp.settings", "mallapp.logs", "mallapp.schema", "mallapp.i18n"}
 LAYERS = ("foundation", "domain", "adapters", "runtime", "entry")
 # Where a function may import a mallapp module: the CLI (each command loads only what it needs) and
 # the lazy create_app of the package (so processes import no Flask).

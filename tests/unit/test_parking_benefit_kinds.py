@@ -27,7 +27,13 @@ def test_a_parking_benefit_out_of_bounds_is_refused_with_every_kind_named(benefi
     assert "parking_hours with hours (1-24)" in refused.value.message
 
 
-def test_parking_benefits_read_in_chinese_then_english():
-    assert describe_benefit({"kind": "parking_hours", "hours": 2}) == "停车 2 小时 / 2 h free parking"
-    assert describe_benefit({"kind": "parking_amount", "amount_fen": 1050}) == "停车费减 10.50 元 / 10.50 yuan off parking"
-    assert describe_benefit({"kind": "amount_off", "amount_fen": 500}) == "5.00 yuan off"  # till coupons unchanged
+def test_benefits_read_in_chinese_by_default_and_in_english_for_an_english_reader():
+    assert describe_benefit({"kind": "parking_hours", "hours": 2}) == "免费停车 2 小时"
+    assert describe_benefit({"kind": "parking_amount", "amount_fen": 1050}) == "停车费减免 ¥10.50"
+    assert describe_benefit({"kind": "amount_off", "amount_fen": 500}) == "立减 ¥5.00"
+    assert describe_benefit({"kind": "parking_hours", "hours": 2}, "en") == "2 h free parking"
+    assert describe_benefit({"kind": "parking_amount", "amount_fen": 1050}, "en") == "¥10.50 off parking"
+    assert describe_benefit({"kind": "amount_off", "amount_fen": 500}, "en") == "¥5.00 off"
+    assert describe_benefit({"kind": "percent_off", "percent": 20}, "en") == "20% off"
+    assert describe_benefit({"kind": "bonus_points", "points": 50}) == "赠送 50 积分"
+    assert describe_benefit({"kind": "gift", "gift": "帆布袋 tote bag"}, "en") == "帆布袋 tote bag"  # the merchant's words

@@ -31,7 +31,7 @@ from mallapp.domain.campaigns.models import Assignment, Campaign
 from mallapp.domain.campaigns.service import start
 from mallapp.domain.deals import Deal
 from mallapp.domain.members import Member
-from mallapp.domain.notifications import Message, Notification, Senders
+from mallapp.domain.notifications import Message, Notification, Senders, Text
 from mallapp.domain.parking import quota
 from mallapp.domain.segments import LifecycleTransition, MemberSnapshot
 from mallapp.settings import Settings
@@ -122,14 +122,15 @@ def _quiet_until(settings: Settings, now: datetime) -> datetime | None:
     return end
 
 
-def _text(offer: dict[str, Any]) -> tuple[str, str]:
-    """The message's title and body: zh-CN first, English after when the offer gives it."""
-    title, body = offer["title"], offer.get("body") or ""
-    if offer.get("title_en"):
-        title = f"{title} | {offer['title_en']}"
-    if offer.get("body_en"):
-        body = f"{body}\n\n{offer['body_en']}" if body else offer["body_en"]
-    return title[:80], body[:1000]
+def _text(offer: dict[str, Any]) -> Callable[[str], Text]:
+    """The offer's message in each locale: the ops' own words, zh-CN (title, body) and English (title_en,
+    body_en); an English reader gets the zh-CN where no English was written."""
+    zh = Text(offer["title"][:80], (offer.get("body") or "")[:1000])
+    en = Text((offer.get("title_en") or zh.title)[:80], (offer.get("body_en") or zh.body)[:1000])
+
+    def render(locale: str) -> Text:
+        return en if locale == "en" else zh
+    return render
 
 
 def _recently_messaged(session: Session, member_ids: Sequence[int], since: datetime) -> dict[int, int]:
@@ -195,18 +196,18 @@ def deliver_batch(session: Session, settings: Settings, senders: Senders, campai
 def _step(session: Session, settings: Settings, campaign: Campaign, step_no: int, offer: dict[str, Any],
           member_ids: list[int], now: datetime) -> Message:
     """Give each member the step's offer (points, a coupon); the message that tells them."""
-    title, body = _text(offer)
+    text = _text(offer)
     key = message_key(campaign.id, step_no)
     if offer["kind"] == "points":
         for member_id in member_ids:
             points.credit(session, settings, member_id, offer["points"], "campaign",
                           source_ref=f"campaign:{campaign.id}", idempotency_key=f"{key}:{member_id}", now=now,
                           note=campaign.name[:200])
-        return Message(kind="campaign", key=key, title=title, body=body)
+        return Message(kind="campaign", key=key, text=text)
     if offer["kind"] == "coupon":
         deal = session.get(Deal, offer["deal_id"], with_for_update=True)
         if deal is None:
-            return Message(kind="campaign", key=key, title=title, body=body)
+            return Message(kind="campaign", key=key, text=text)
         # The deal's quota bounds what a campaign gives; a deal no longer live gives no more coupons.
         left = deal.quota - deal.claimed if deal.status == "live" and deal.within_validity(now) else 0
         # A parking coupon's merchant quota bounds it too (locked here until the batch commits).
@@ -216,9 +217,9 @@ def _step(session: Session, settings: Settings, campaign: Campaign, step_no: int
         for member_id in member_ids[:max(0, left)]:
             coupons.issue(session, settings, member_id, deal, key=f"{key}:{member_id}", valid_until=valid_until,
                           now=now)
-        return Message(kind="campaign", key=key, title=title, body=body, deal_id=deal.id, store_id=deal.store_id,
+        return Message(kind="campaign", key=key, text=text, deal_id=deal.id, store_id=deal.store_id,
                        page=f"{settings.notifications.deal_page}?id={deal.id}")
-    return Message(kind="campaign", key=key, title=title, body=body)
+    return Message(kind="campaign", key=key, text=text)
 
 
 # --- the clock -------------------------------------------------------------------------------------

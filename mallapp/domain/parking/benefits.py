@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
+from mallapp import i18n
 from mallapp.domain.parking.rules import BenefitRules
 from mallapp.domain.parking.tariff import Tariff, fee
 from mallapp.errors import RuleViolation
@@ -37,8 +38,8 @@ HOUR = 3600
 # "all" gives the whole stay plus this margin, so the seconds the car park's clock moves between the
 # quote and the payment cannot leave a started step unpaid.
 ALL_MARGIN_SECONDS = 5 * 60
-TIER_NAMES = {"vip": ("至尊卡", "VIP"), "major": ("金卡", "Gold"), "ordinary": ("银卡", "Silver"),
-              "small": ("普卡", "Member")}
+# The pyramid tiers as members know their cards (catalogue member.parking.tier.<tier>).
+TIER_NAMES = ("vip", "major", "ordinary", "small")
 
 
 @dataclass(frozen=True)
@@ -119,12 +120,18 @@ class Item:
 
     code: str          # "tier", "spend", "points", "coupon:<id>"
     kind: str          # "tier", "spend", "points", "coupon"
-    name: str          # zh-CN first, then English
+    name: str          # zh-CN, then English ("银卡免费 2 小时 / Silver tier: 2 h free"): stored, and sent to the car park
     seconds: int       # free time given (0 for an amount)
     fen: int           # an amount given (0 for time)
     value_fen: int     # its worth on this bill (marginal, in stacking order)
     points: int = 0
     coupon_id: int | None = None
+    label: tuple[str, tuple[tuple[str, object], ...]] = ("", ())  # the catalogue key and its values
+
+    def name_in(self, locale: str | None) -> str:
+        """The line as a member reading ``locale`` reads it (the stored name when it has no catalogue key)."""
+        key, params = self.label
+        return _label(locale, key, dict(params)) if key else self.name
 
     def as_dict(self) -> dict[str, object]:
         return {"code": self.code, "kind": self.kind, "name": self.name, "seconds": self.seconds, "fen": self.fen,
@@ -186,6 +193,19 @@ class _Stack:
         return value
 
 
+def _label(locale: str | None, key: str, params: dict[str, object]) -> str:
+    tier = params.get("tier")
+    if tier is not None:  # a tier's card name is itself in the catalogue
+        params["tier"] = i18n.t(locale, f"member.parking.tier.{tier}") if tier in TIER_NAMES else tier
+    return i18n.t(locale, key, **params)
+
+
+def _named(key: str, **params: object) -> dict[str, object]:
+    """An item's stored name (zh-CN / English) and its catalogue label."""
+    return {"name": f"{_label('zh-CN', key, dict(params))} / {_label('en', key, dict(params))}",
+            "label": (key, tuple(sorted(params.items())))}
+
+
 def _cap(*limits: int | None) -> int:
     return max(0, min(limit for limit in limits if limit is not None)) if any(
         limit is not None for limit in limits) else 10**9
@@ -195,16 +215,16 @@ def _tier(rules: BenefitRules, facts: Facts, stack: _Stack) -> list[Item]:
     hours = rules.tier.hours.get(facts.tier or "")
     if hours is None or facts.used.tier_today or (rules.tier.first_exit_only and not facts.first_exit_today):
         return []
-    zh, en = TIER_NAMES.get(facts.tier or "", (facts.tier or "", facts.tier or ""))
+    tier = facts.tier or ""
     if hours == "all":
         seconds = stack.stay.seconds + ALL_MARGIN_SECONDS
-        name = f"{zh}全程免费 / {en} tier: whole stay free"
+        named = _named("member.parking.tier_all", tier=tier)
     else:
         seconds = hours * HOUR
-        name = f"{zh}免费 {hours} 小时 / {en} tier: {hours} h free"
+        named = _named("member.parking.tier_hours", tier=tier, hours=hours)
     if stack.time_value(seconds) == 0:
         return []
-    return [Item("tier", "tier", name, seconds, 0, stack.take_time(seconds))]
+    return [Item("tier", "tier", seconds=seconds, fen=0, value_fen=stack.take_time(seconds), **named)]
 
 
 def _spend(rules: BenefitRules, facts: Facts, stack: _Stack) -> list[Item]:
@@ -216,9 +236,8 @@ def _spend(rules: BenefitRules, facts: Facts, stack: _Stack) -> list[Item]:
     hours = stack.fewest_hours(hours) if hours else 0
     if hours == 0:
         return []
-    yuan = facts.spend_fen_today // 100
-    name = f"今日消费 {yuan} 元 免费 {hours} 小时 / Spent {yuan} yuan today: {hours} h free"
-    return [Item("spend", "spend", name, hours * HOUR, 0, stack.take_time(hours * HOUR))]
+    named = _named("member.parking.spend", amount=i18n.fmt_yuan(facts.spend_fen_today), hours=hours)
+    return [Item("spend", "spend", seconds=hours * HOUR, fen=0, value_fen=stack.take_time(hours * HOUR), **named)]
 
 
 def _points(rules: BenefitRules, facts: Facts, stack: _Stack) -> list[Item]:
@@ -230,8 +249,9 @@ def _points(rules: BenefitRules, facts: Facts, stack: _Stack) -> list[Item]:
     if hours == 0:
         return []
     points = hours * rule.points_per_hour
-    name = f"积分 {points} 抵 {hours} 小时 / {points} points: {hours} h"
-    return [Item("points", "points", name, hours * HOUR, 0, stack.take_time(hours * HOUR), points=points)]
+    named = _named("member.parking.points", points=points, hours=hours)
+    return [Item("points", "points", seconds=hours * HOUR, fen=0, value_fen=stack.take_time(hours * HOUR),
+                 points=points, **named)]
 
 
 def _coupons(rules: BenefitRules, facts: Facts, stack: _Stack) -> list[Item]:
@@ -246,15 +266,15 @@ def _coupons(rules: BenefitRules, facts: Facts, stack: _Stack) -> list[Item]:
         code = f"coupon:{coupon.id}"
         if coupon.hours:
             seconds = coupon.hours * HOUR
-            name = f"{coupon.title} 停车券 {coupon.hours} 小时 / parking coupon: {coupon.hours} h"
+            named = _named("member.parking.coupon_hours", title=coupon.title, hours=coupon.hours)
             if stack.time_value(seconds):
-                items.append(Item(code, "coupon", name, seconds, 0, stack.take_time(seconds), coupon_id=coupon.id))
+                items.append(Item(code, "coupon", seconds=seconds, fen=0, value_fen=stack.take_time(seconds),
+                                  coupon_id=coupon.id, **named))
         else:
             value = stack.take_money(coupon.amount_fen)
-            name = (f"{coupon.title} 停车券 {coupon.amount_fen / 100:.2f} 元 / "
-                    f"parking coupon: {coupon.amount_fen / 100:.2f} yuan")
+            named = _named("member.parking.coupon_amount", title=coupon.title, amount=i18n.fmt_yuan(coupon.amount_fen))
             if value:  # the car park receives the amount it is worth here, never more than is due
-                items.append(Item(code, "coupon", name, 0, value, value, coupon_id=coupon.id))
+                items.append(Item(code, "coupon", seconds=0, fen=value, value_fen=value, coupon_id=coupon.id, **named))
     return items
 
 

@@ -31,8 +31,9 @@ from typing import Any
 from sqlalchemy import Date, Engine, Integer, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
+from mallapp import i18n
 from mallapp.db import _dialect_insert, get_or_404, id_in_range, insert_or_nothing
-from mallapp.domain.notifications import Message, Senders, record_many
+from mallapp.domain.notifications import Message, Senders, Text, record_many
 from mallapp.domain.queueing.estimator import AT_ONCE_S, Aggregate, Model, Params, fit, naive
 from mallapp.domain.queueing.models import ACTIVE, QueueBand, QueueCounter, QueueTicket
 from mallapp.domain.venue import Store, store_names
@@ -396,20 +397,22 @@ def walk_in(session: Session, settings: Settings, merchant_id: int, store_id: in
 # --- messages --------------------------------------------------------------------------------------
 
 def _message(settings: Settings, ticket: QueueTicket, store_name: str, what: str, ahead: int = 0) -> Message:
-    where = f"{store_name}, number {ticket.ticket_no}"
-    if what == "ready":
-        minutes = max(1, settings.queue.grace_s // 60)
-        title, body = "Your table is ready", f"{where}: please come to the host within {minutes} minutes."
-    elif what == "near":
-        title = "You are next" if ahead == 0 else f"{ahead} table{'s' if ahead > 1 else ''} ahead of you"
-        body = f"{where}: please head back to the restaurant."
-    elif what == "skipped":
-        title, body = "Your number was passed", f"{where} was passed over; please see the host if you are here."
-    else:
-        title, body = "Your number lapsed", f"{where} was not claimed in time."
-    return Message(kind="queue", key=f"queue:{ticket.id}:{what}", title=title, body=body, store_id=ticket.store_id,
-                   page=f"{settings.queue.page}?id={ticket.id}",
-                   fields={"store": store_name, "ticket_no": ticket.ticket_no, "ahead": str(ahead)})
+    minutes = max(1, settings.queue.grace_s // 60)
+    ticket_no = ticket.ticket_no
+
+    def render(locale: str) -> Text:
+        where = i18n.t(locale, "member.queue.where", store=store_name, ticket_no=ticket_no)
+        if what == "near":
+            title_key = ("member.queue.next.title" if ahead == 0 else "member.queue.near_one.title" if ahead == 1
+                         else "member.queue.near.title")
+            title, body = i18n.t(locale, title_key, ahead=ahead), i18n.t(locale, "member.queue.near.body", where=where)
+        else:
+            title = i18n.t(locale, f"member.queue.{what}.title")
+            body = i18n.t(locale, f"member.queue.{what}.body", where=where, minutes=minutes)
+        return Text(title, body, {"store": store_name, "ticket_no": ticket_no, "ahead": str(ahead)})
+
+    return Message(kind="queue", key=f"queue:{ticket.id}:{what}", text=render, store_id=ticket.store_id,
+                   page=f"{settings.queue.page}?id={ticket.id}")
 
 
 def _send(session: Session, senders: Senders, settings: Settings, items: list[tuple[int, Message]],

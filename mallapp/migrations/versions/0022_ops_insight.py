@@ -2,7 +2,7 @@
 visits the footfall heat maps read a period from (filled here from the visits recorded so far)
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-05 19:10:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 import mallapp.db
 
 revision = '0022'
-down_revision = '0020'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 
