@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -287,8 +288,16 @@ def _problems(exc: ValidationError) -> list[dict[str, Any]]:
     ``kind`` is pydantic's stable error type (``missing``, ``greater_than``, ``string_too_long``…) that a
     console looks up as ``problems.<kind>`` in the catalogues, and ``limit`` the bound it names, if any."""
     out = []
+    union_fields = set()
     for err in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in err["loc"]) or "body"
+        loc = _field_path(err["loc"])
+        if len(loc) < len(err["loc"]):
+            # A value that matched no member of a union (a text or {"zh-CN", "en"}): one problem for the field,
+            # named by the field, not by pydantic's member tags.
+            if loc in union_fields:
+                continue
+            union_fields.add(loc)
+        where = ".".join(str(p) for p in loc) or "body"
         problem = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
         found: dict[str, Any] = {"field": where, "problem": problem, "kind": err["type"]}
         ctx = err.get("ctx") or {}
@@ -300,6 +309,18 @@ def _problems(exc: ValidationError) -> list[dict[str, Any]]:
                 break
         out.append(found)
     return out
+
+
+_FIELD = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _field_path(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """``loc`` up to the first part that is not one of our snake_case field names or a list index: pydantic puts a
+    union member's tag there (``function-after[...]``, ``LocalisedName``)."""
+    for i, part in enumerate(loc):
+        if not isinstance(part, int) and not _FIELD.fullmatch(part):
+            return loc[:i]
+    return loc
 
 
 class _DuplicateKey(ValueError):
@@ -341,7 +362,8 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
         problems = _problems(exc)
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise InvalidInput("the body is not valid JSON", code="request.malformed_json") from None
-        if any(e["type"] in ("model_type", "model_attributes_type") for e in exc.errors()):
+        # Only the body itself not being an object; a nested field's (a union member's) is that field's problem.
+        if any(e["type"] in ("model_type", "model_attributes_type") and not e["loc"] for e in exc.errors()):
             raise InvalidInput("the body must be a JSON object", code="request.invalid") from None
         summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
         raise InvalidInput(f"invalid body: {summary}", code="request.invalid",

@@ -69,3 +69,14 @@ def test_clearing_a_field_that_cannot_be_cleared_is_null_not_allowed(client, ops
     [problem] = api_error(response, "request.invalid")["details"]["problems"]
     assert problem == {"field": "name", "problem": "cannot be null", "kind": "null_not_allowed"}
     assert field_texts("zh-CN", {"problems": [problem]}) == {"name": "不能清空"}
+
+
+def test_a_value_fitting_no_member_of_a_union_is_one_problem_named_by_its_field(client, ops_marketing):
+    # A campaign title is a text or {"zh-CN", "en"}: an empty text is the title's problem, not the body's shape,
+    # and pydantic's member tags stay out of the field's name.
+    body = {"name": "x", "audience": {}, "timing": "now",
+            "steps": [{"after_days": 0, "offer": {"kind": "message", "title": ""}}]}
+    error = api_error(client.post("/api/v1/ops/campaigns", json=body, headers=ops_marketing["headers"]),
+                      "request.invalid")
+    assert error["details"]["problems"] == [{"field": "steps.0.offer.title", "kind": "string_too_short", "limit": 1,
+                                             "problem": "String should have at least 1 character"}]
