@@ -197,6 +197,7 @@ def ensure_world(rt: Runtime) -> World:
         common = {"member_id": member_id, "floor": FLOORS[0], "merchant_id": merchant_id,
                   "campaign_id": s.scalar(select(func.min(Campaign.id))),
                   "car_park_id": s.scalar(select(func.min(CarPark.id))),
+                  "car_park_code": s.scalar(select(CarPark.code).order_by(CarPark.id).limit(1)),
                   "zone_id": s.scalar(select(func.min(Zone.id))), "store_id": store_id,
                   "deal_id": s.scalar(select(func.min(Deal.id)).where(Deal.merchant_id == merchant_id)),
                   "user_id": s.scalar(select(OpsUser.id).where(OpsUser.username == OPS_USER)),

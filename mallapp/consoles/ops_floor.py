@@ -23,7 +23,7 @@ def _may(requirement: str) -> bool:
 
 @web.page(bp, "/floor-plan", audience="ops", requirement="ops", title="ops_floor.plan.title", section="ops",
           order=60, template="console/ops_floor/plan.html",
-          data=("/api/v1/ops/floors", "/api/v1/ops/floor-plan?floor=1", "/api/v1/ops/alerts"))
+          data=("/api/v1/ops/floors", "/api/v1/ops/floor-plan?floor={floor}", "/api/v1/ops/alerts"))
 def floor_plan() -> dict[str, Any]:
     rt = runtime()
     return {"may_edit": _may("ops_admin"),
@@ -40,7 +40,7 @@ def fleet() -> dict[str, Any]:
 
 @web.page(bp, "/parking", audience="ops", requirement="ops", title="ops_floor.parking.title", section="ops",
           order=70, template="console/ops_floor/parking.html",
-          data=("/api/v1/ops/car-parks", "/api/v1/ops/car-parks/1", "/api/v1/parking/car-parks"))
+          data=("/api/v1/ops/car-parks", "/api/v1/ops/car-parks/{car_park_id}", "/api/v1/parking/car-parks"))
 def parking() -> dict[str, Any]:
     return {"may_edit": _may("ops_admin"), "page_config": {"may_edit": _may("ops_admin")}}
 
@@ -54,7 +54,7 @@ def parking_sessions() -> None:
 
 @web.page(bp, "/parking/revenue", audience="ops", requirement="ops", title="ops_floor.revenue.title",
           section="ops", order=80, template="console/ops_floor/revenue.html",
-          data=("/api/v1/ops/car-parks", "/api/v1/ops/parking/days?car_park=P1",
-                "/api/v1/ops/parking/reconciliations?car_park=P1"))
+          data=("/api/v1/ops/car-parks", "/api/v1/ops/parking/days?car_park={car_park_code}",
+                "/api/v1/ops/parking/reconciliations?car_park={car_park_code}"))
 def parking_revenue() -> None:
     return None
