@@ -67,8 +67,9 @@ CONSOLE_PASSWORD = "console passphrase 16"
 
 
 class Console:
-    """A console tab that fails its test on a JavaScript error, a console error, a failed request or an HTTP
-    error the test did not declare with :meth:`allow` (bad input a test types on purpose).
+    """A console tab that fails its test on a JavaScript error, a console error, a failed request (a read the
+    browser cancels because the test left the page is not one) or an HTTP error the test did not declare with
+    :meth:`allow` (bad input a test types on purpose).
 
     Chromium reports a fetch answered 4xx as a console error too ("Failed to load resource"); those are
     judged by their response instead, so an allowed 422 is not also a console error.
@@ -81,9 +82,15 @@ class Console:
         self._allowed: list[tuple[int, str]] = []
         page.on("pageerror", lambda exc: self.problems.append(f"JavaScript error: {exc}"))
         page.on("console", self._console)
-        page.on("requestfailed", lambda req: self.problems.append(f"request failed: {req.method} {req.url} "
-                                                                  f"({req.failure})"))
+        page.on("requestfailed", self._failed)
         page.on("response", self._response)
+
+    def _failed(self, request) -> None:
+        # A read still in flight when the test moves to another page is cancelled by the browser (ERR_ABORTED):
+        # that is leaving, not failing. Anything else (refused, reset, empty answer) is a failure.
+        if request.failure == "net::ERR_ABORTED" and request.resource_type in ("fetch", "xhr"):
+            return
+        self.problems.append(f"request failed: {request.method} {request.url} ({request.failure})")
 
     def _console(self, message) -> None:
         if message.type == "error" and "Failed to load resource" not in message.text:
