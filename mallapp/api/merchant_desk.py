@@ -140,7 +140,7 @@ class RedemptionsOut(Out):
 def list_redemptions(query: RedemptionsQuery) -> RedemptionsOut:
     rt = runtime()
     day = query.day or rt.settings.mall.local_day(rt.now())
-    since, until = merchant_desk.day_period(rt.settings.mall.tz, day, day)
+    since, until = rt.settings.mall.day_bounds(day)
     merchant_id = current_merchant_id()
     with transaction() as session:
         page, last = merchant_desk.redemptions(session, merchant_id, since, until, after=query.after(),
