@@ -22,6 +22,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    Index,
     Integer,
     SmallInteger,
     String,
@@ -58,18 +59,33 @@ class Store(Base):
     """A tenant's store on the floor plan, optionally linked to the merchant that runs it."""
 
     __tablename__ = "stores"
+    # The directory's search (mallapp.domain.directory.search): prefixes of the pinyin, read from an index.
+    __table_args__ = (Index("ix_stores_pinyin_initials", "pinyin_initials"),
+                      Index("ix_stores_pinyin_full", "pinyin_full"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The primary name (Chinese, as on the shop front); name_en is the English one, "" when it has none.
     name: Mapped[str] = mapped_column(String(80))
     merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), nullable=True)
     # The unit number on the directory, e.g. "L2-07".
     unit: Mapped[str] = mapped_column(String(20), default="")
-    category: Mapped[str] = mapped_column(String(40), default="")
+    # The 业态 code, one of mallapp.domain.directory.CATEGORIES ("other" when none fits).
+    category: Mapped[str] = mapped_column(String(40), default="other")
     floor: Mapped[int] = mapped_column(SmallInteger)
     x: Mapped[float] = mapped_column(Float)
     y: Mapped[float] = mapped_column(Float)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # --- the directory (mallapp.domain.directory) ---
+    name_en: Mapped[str] = mapped_column(String(80), default="")
+    logo_url: Mapped[str] = mapped_column(String(500), default="")
+    # Opening hours in the mall's local time: {"mon": [["10:00", "22:00"]], ...} (directory.check_hours);
+    # NULL: not published (the directory says neither open nor closed).
+    hours: Mapped[dict[str, list[list[str]]] | None] = mapped_column(JSON, nullable=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Computed from name on every write (directory.pinyin_keys): "xbk" and "xingbake" for 星巴克.
+    pinyin_initials: Mapped[str] = mapped_column(String(80), default="")
+    pinyin_full: Mapped[str] = mapped_column(String(400), default="")
 
 
 def store_names(session: Session, store_ids: Iterable[int]) -> dict[int, str]:
@@ -77,6 +93,11 @@ def store_names(session: Session, store_ids: Iterable[int]) -> dict[int, str]:
     ids = set(store_ids)
     return {store_id: name for store_id, name in
             session.execute(select(Store.id, Store.name).where(Store.id.in_(ids)))} if ids else {}
+
+
+def floor_name(number: int) -> str:
+    """The directory's name of a floor: L1, L2, ... from the ground (1) up, B1, B2, ... below (-1, -2)."""
+    return f"B{-number}" if number < 0 else f"L{number}"
 
 
 def merchant_stores(session: Session, merchant_id: int) -> list[Store]:

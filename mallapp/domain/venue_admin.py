@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from mallapp import db
 from mallapp.db import get_or_404
+from mallapp.domain import directory
 from mallapp.domain.merchants import Merchant
 from mallapp.domain.proximity import history, live
 from mallapp.domain.venue import (
@@ -31,6 +32,7 @@ from mallapp.domain.venue import (
     SaleItem,
     Store,
     Zone,
+    floor_name,
     gateway_key,
     normalize_uuid,
 )
@@ -43,7 +45,8 @@ _SEVERITY = {"never_seen": 0, "silent": 0, "battery_low": 1}
 _HEALTHY = 2
 
 ZONE_FIELDS = ("name", "kind", "floor", "polygon", "store_id", "dwell_seconds", "enter_m", "active")
-STORE_FIELDS = ("name", "merchant_id", "unit", "category", "floor", "x", "y", "active")
+STORE_FIELDS = ("name", "merchant_id", "unit", "category", "floor", "x", "y", "active",
+                "name_en", "logo_url", "hours", "tags")  # the last four: the directory's (domain.directory)
 SALE_ITEM_FIELDS = ("name", "active")
 # A beacon's identity (uuid, major, minor) is not editable: another identity is another device.
 BEACON_FIELDS = ("label", "zone_id", "store_id", "sale_item_id", "floor", "x", "y", "measured_power", "active")
@@ -208,11 +211,13 @@ def _check_store(session: Session, store_id: int | None, store: Mapping[str, Any
 
 
 def create_store(session: Session, *, name: str, floor: int, x: float, y: float, merchant_id: int | None = None,
-                 unit: str = "", category: str = "", now: datetime) -> Store:
-    """Put a store on the floor plan."""
-    given = dict(name=name, merchant_id=merchant_id, unit=unit, category=category, floor=floor, x=x, y=y)
+                 unit: str = "", category: str = "other", name_en: str = "", logo_url: str = "",
+                 hours: Mapping[str, Any] | None = None, tags: Sequence[str] = (), now: datetime) -> Store:
+    """Put a store on the floor plan (its directory fields validated, its pinyin computed)."""
+    given = dict(name=name, merchant_id=merchant_id, unit=unit, category=category, floor=floor, x=x, y=y,
+                 name_en=name_en, logo_url=logo_url, hours=hours, tags=list(tags))
     _check_store(session, None, given, given, reactivating=True)
-    store = Store(**given, active=True, created_at=now)
+    store = Store(**directory.store_fields(given), active=True, created_at=now)
     session.add(store)
     session.flush()
     return store
@@ -224,7 +229,7 @@ def update_store(session: Session, store_id: int, changes: Mapping[str, Any]) ->
     merged = _merge(store, STORE_FIELDS, changes)
     _check_store(session, store.id, merged, changes, reactivating=merged["active"] and not store.active,
                  deactivating=store.active and not merged["active"])
-    _apply(store, changes)
+    _apply(store, directory.store_fields(changes))  # a new name recomputes the pinyin
     session.flush()
     return store
 
@@ -470,11 +475,6 @@ class FloorSummary:
     number: int
     name: str
     outline: list[list[float]]
-
-
-def floor_name(number: int) -> str:
-    """The directory's name of a floor: L1, L2, ... from the ground (1) up, B1, B2, ... below (-1, -2)."""
-    return f"B{-number}" if number < 0 else f"L{number}"
 
 
 def _hull(points: Iterable[tuple[float, float]]) -> list[list[float]]:

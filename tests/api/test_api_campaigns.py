@@ -61,7 +61,7 @@ def mall(rt, merchant) -> dict[str, Any]:
     with rt.sessions.begin() as s:
         other, _key = merchants.create(s, "Silk Road Fashion", now)
         food = venue_admin.create_store(s, name="Noodle House", floor=1, x=0, y=0, merchant_id=merchant["id"],
-                                        category="food", now=now).id
+                                        category="dining", now=now).id
         fashion = venue_admin.create_store(s, name="Silk Road", floor=2, x=0, y=0, merchant_id=other.id,
                                            category="fashion", now=now).id
     m = add_members(rt, 6, "o-mall")
