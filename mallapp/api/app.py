@@ -18,6 +18,7 @@ from mallapp.api import (
     coupons,
     deals,
     desk,
+    directory,
     host,
     members,
     merchant,
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(ops_accounts.bp)
     app.register_blueprint(merchant_desk.bp)
     app.register_blueprint(ops_insight.bp)
+    app.register_blueprint(directory.bp)
     consoles.register(app)
     _install_request_context(app)
     _install_error_handlers(app)

@@ -107,25 +107,44 @@ class ZonesOut(Out):
     zones: list[ZoneOut]
 
 
+# The directory's fields of a store (mallapp.domain.directory checks them: store.invalid_hours, ...).
+NameEn = Printable(80, min_length=0)
+LogoUrl = Annotated[str, StringConstraints(max_length=500)]
+Hours = dict[str, list[list[str]]]
+Tags = Annotated[list[Printable(40, min_length=0)], Field(max_length=30)]
+_HOURS = ('opening periods in the mall\'s local time: {"default": [["10:00", "22:00"]]} for every day, or per weekday '
+          '{"mon": [...], ..., "sun": [...]} (a default with some days overridden works too); a close at or before '
+          "the open runs past midnight; [] is a closed day")
+_CATEGORY = "a 业态 code: GET /api/v1/stores/categories lists them"
+
+
 class StoreIn(Body):
-    name: Name
+    name: Name = Field(description="the primary (Chinese) name; its pinyin is computed for the directory's search")
     merchant_id: Id | None = Field(default=None, description="the merchant running the store")
     unit: Unit = Field(default="", description='the directory\'s unit number, e.g. "L2-07"')
-    category: Category = ""
+    category: Category = Field(default="other", description=_CATEGORY)
     floor: Floor
     x: Metres
     y: Metres
+    name_en: NameEn = Field(default="", description="the English name")
+    logo_url: LogoUrl = Field(default="", description="https://..., or a path on this server (/static/...)")
+    hours: Hours | None = Field(default=None, description=_HOURS + "; null: not published")
+    tags: Tags = Field(default_factory=list, description="at most 10 short labels of 1 to 20 characters")
 
 
 class StorePatch(Body):
     name: Name | None = None
     merchant_id: Id | None = Field(default=None, description="null unlinks the merchant")
     unit: Unit | None = None
-    category: Category | None = None
+    category: Category | None = Field(default=None, description=_CATEGORY)
     floor: Floor | None = None
     x: Metres | None = None
     y: Metres | None = None
     active: bool | None = None
+    name_en: NameEn | None = None
+    logo_url: LogoUrl | None = None
+    hours: Hours | None = Field(default=None, description=_HOURS + "; null unpublishes them")
+    tags: Tags | None = None
 
 
 class StoreOut(_Row):
@@ -139,6 +158,12 @@ class StoreOut(_Row):
     y: float
     active: bool
     created_at: datetime
+    name_en: str
+    logo_url: str
+    hours: Hours | None
+    tags: list[str]
+    pinyin_initials: str = Field(description="computed from name: what the directory's search matches (xbk)")
+    pinyin_full: str = Field(description="computed from name (xingbake)")
 
 
 class StoresOut(Out):
@@ -378,6 +403,7 @@ class FootfallOut(Out):
 
 _ADMIN = ("ops.admin_required",)
 _ZONE_REFS = ("venue.unknown_store",)
+_DIRECTORY = ("store.unknown_category", "store.invalid_hours", "store.invalid_tags", "store.invalid_logo_url")
 _BEACON_REFS = ("venue.unknown_zone", "venue.unknown_store", "venue.unknown_sale_item", "beacon.item_not_in_store")
 
 
@@ -505,7 +531,7 @@ def list_stores(query: ListQuery) -> StoresOut:
 
 
 @operation(bp, "/stores", "POST", summary="Put a store on the floor plan", auth="ops_admin", body=StoreIn,
-           response=StoreOut, status=201, errors=(*_ADMIN, "venue.unknown_merchant"))
+           response=StoreOut, status=201, errors=(*_ADMIN, "venue.unknown_merchant", *_DIRECTORY))
 def create_store(body: StoreIn) -> StoreOut:
     with transaction() as session:
         out = StoreOut.model_validate(venue_admin.create_store(session, **body.model_dump(), now=runtime().now()))
@@ -522,9 +548,9 @@ def get_store(store_id: int) -> StoreOut:
 
 @operation(bp, "/stores/<int:store_id>", "PATCH", summary="Change a store (active false deactivates, true restores)",
            auth="ops_admin", body=StorePatch, response=StoreOut,
-           errors=(*_ADMIN, "store.not_found", "venue.unknown_merchant", "store.in_use"))
+           errors=(*_ADMIN, "store.not_found", "venue.unknown_merchant", "store.in_use", *_DIRECTORY))
 def patch_store(store_id: int, body: StorePatch) -> StoreOut:
-    changes = _changes(body, frozenset({"merchant_id"}))
+    changes = _changes(body, frozenset({"merchant_id", "hours"}))
     with transaction() as session:
         out = StoreOut.model_validate(venue_admin.update_store(session, store_id, changes))
     _venue_changed()

@@ -1100,6 +1100,17 @@ scenario("ops.last_admin", 409)(lambda w: w.client.patch(f"{OPS}/users/{w.ops_ad
 scenario("alert.not_found", 404)(lambda w: w.client.post(f"{OPS}/alerts/999/acknowledge", headers=w.ops))
 
 
+# --- the store directory (dir) ------------------------------------------------------------------------------
+
+scenario("store.unknown_category", 400)(lambda w: w.client.get("/api/v1/stores", query_string={"category": "food"}))
+scenario("store.invalid_hours", 400)(lambda w: w.ops_post("/stores", {
+    "name": "A", "floor": 1, "x": 0, "y": 0, "hours": {"mon": [["10:00", "25:00"]]}}))
+scenario("store.invalid_tags", 400)(lambda w: w.ops_post("/stores", {
+    "name": "A", "floor": 1, "x": 0, "y": 0, "tags": ["a" * 21]}))
+scenario("store.invalid_logo_url", 400)(lambda w: w.ops_post("/stores", {
+    "name": "A", "floor": 1, "x": 0, "y": 0, "logo_url": "http://example.com/logo.png"}))
+
+
 # --- the checks ----------------------------------------------------------------------------------------------
 
 
