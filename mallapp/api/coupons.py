@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from flask import Blueprint
 from pydantic import Field, StringConstraints, model_validator
+from sqlalchemy.orm import Session
 
 from mallapp.api.core import (
     REPLAY,
@@ -21,7 +22,9 @@ from mallapp.api.core import (
     transaction,
 )
 from mallapp.api.deals import Benefit, DealContent, Id, UsedFor, used_for
-from mallapp.domain import coupons, members
+from mallapp.api.directory import StoreLocationOut, location_out
+from mallapp.domain import coupons, directory, members
+from mallapp.domain.directory import Location
 
 member_bp = Blueprint("member_deals", __name__, url_prefix="/api/v1")
 till_bp = Blueprint("till_coupons", __name__, url_prefix="/api/v1/merchant")
@@ -30,6 +33,7 @@ till_bp = Blueprint("till_coupons", __name__, url_prefix="/api/v1/merchant")
 # --- shapes ----------------------------------------------------------------------------------------
 
 class MemberDealOut(DealContent):
+    store: StoreLocationOut | None = Field(description="where the deal's store is: names, floor, unit")
     remaining: int = Field(description="coupons left to claim")
     claimed_by_me: int
 
@@ -41,6 +45,7 @@ class MemberDealsOut(Out):
 class CouponDealOut(Out):
     id: int
     store_id: int
+    store: StoreLocationOut | None = Field(description="where the deal's store is: names, floor, unit")
     title: str
     image_url: str | None
     benefit: Benefit
@@ -109,14 +114,21 @@ class RedeemOut(Out):
     replayed: bool = Field(description="true when this request_id had redeemed the coupon before; nothing changed")
 
 
-def _coupon_out(held: coupons.Held) -> CouponOut:
+def _coupon_outs(session: Session, found: list[coupons.Held]) -> list[CouponOut]:
+    """Coupons with their deals' store locations, read in one query."""
+    where = directory.locations(session, {h.deal.store_id for h in found})
+    return [_coupon_out(h, where.get(h.deal.store_id)) for h in found]
+
+
+def _coupon_out(held: coupons.Held, location: Location | None) -> CouponOut:
     rt = runtime()
     coupon, deal = held.coupon, held.deal
     return CouponOut(id=coupon.id, code=coupon.code, qr=coupons.qr_payload(rt.secret, coupon),
                      status=coupon.status(deal, rt.now()), expires_at=coupon.expires_at(deal),
                      claimed_at=coupon.claimed_at,
                      redeemed_at=coupon.redeemed_at, redeemed_at_store=coupon.redeemed_at_store,
-                     deal=CouponDealOut(id=deal.id, store_id=deal.store_id, title=deal.title,
+                     deal=CouponDealOut(id=deal.id, store_id=deal.store_id, store=location_out(location),
+                                        title=deal.title,
                                         image_url=deal.image_url, benefit=deal.benefit,
                                         min_spend_fen=deal.min_spend_fen, scope=deal.scope,
                                         participating_store_ids=deal.participating_store_ids,
@@ -133,8 +145,9 @@ def list_deals() -> MemberDealsOut:
         member = members.get(session, current_member_id())
         found = coupons.claimable(session, rt.settings, member, rt.now())
         held = coupons.claims_by_deal(session, member.id, [d.id for d in found])
+        where = directory.locations(session, {d.store_id for d in found})
         return MemberDealsOut(deals=[MemberDealOut(
-            id=d.id, store_id=d.store_id, title=d.title, text=d.text, image_url=d.image_url, starts_at=d.starts_at,
+            id=d.id, store_id=d.store_id, store=location_out(where.get(d.store_id)), title=d.title, text=d.text, image_url=d.image_url, starts_at=d.starts_at,
             ends_at=d.ends_at, benefit=d.benefit, remaining=d.quota - d.claimed, per_member_limit=d.per_member_limit,
             min_spend_fen=d.min_spend_fen, scope=d.scope, participating_store_ids=d.participating_store_ids,
             used_for=used_for(d), claimed_by_me=held.get(d.id, 0)) for d in found])
@@ -147,7 +160,7 @@ def list_deals() -> MemberDealsOut:
 def claim(deal_id: int) -> CouponOut:
     rt = runtime()
     with transaction() as session:
-        return _coupon_out(coupons.claim(session, rt.settings, current_member_id(), deal_id, rt.now()))
+        return _coupon_outs(session, [coupons.claim(session, rt.settings, current_member_id(), deal_id, rt.now())])[0]
 
 
 @operation(member_bp, "/me/coupons", "GET", summary="The member's coupon wallet (active, used, expired)",
@@ -156,7 +169,7 @@ def wallet(query: WalletQuery) -> WalletOut:
     rt = runtime()
     with transaction() as session:
         held = coupons.wallet(session, current_member_id(), rt.now(), query.status, query.limit)
-        return WalletOut(coupons=[_coupon_out(h) for h in held])
+        return WalletOut(coupons=_coupon_outs(session, held))
 
 
 # --- tills -----------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.domain import auth, checkin, gifts, members, points, rewards
+from mallapp.api.directory import StoreLocationOut, location_out
+from mallapp.domain import auth, checkin, directory, gifts, members, points, rewards
 from mallapp.errors import InvalidInput
 
 bp = Blueprint("members", __name__, url_prefix="/api/v1")
@@ -110,6 +111,9 @@ class EntryOut(Out):
     reason: str
     note: str | None
     created_at: datetime
+    store_id: int | None = Field(description="the store the entry concerns: a purchase's or refund's (its "
+                                             "merchant's store, when it runs one), a coupon's; null for others")
+    store: StoreLocationOut | None = Field(description="where that store is: names, floor, unit")
 
 
 class HistoryQuery(Query):
@@ -255,9 +259,13 @@ def get_points(query: HistoryQuery) -> PointsOut:
         points.expire_due(session, rt.now(), member_id=member_id)
         entries = points.history(session, member_id, before_id=query.before, limit=query.limit)
         summary = _summary(session, member_id)
-    return PointsOut(**summary.model_dump(),
-                     entries=[EntryOut(id=e.id, delta=e.delta, balance_after=e.balance_after, reason=e.reason,
-                                       note=e.note, created_at=e.created_at) for e in entries],
+        # Two queries for the page's stores, then one for their locations, however many entries.
+        stores = directory.entry_stores(session, [e.source_ref for e in entries])
+        where = directory.locations(session, stores.values())
+        out = [EntryOut(id=e.id, delta=e.delta, balance_after=e.balance_after, reason=e.reason, note=e.note,
+                        created_at=e.created_at, store_id=stores.get(e.source_ref),
+                        store=location_out(where.get(stores.get(e.source_ref, 0)))) for e in entries]
+    return PointsOut(**summary.model_dump(), entries=out,
                      next_before=entries[-1].id if len(entries) == query.limit else None)
 
 

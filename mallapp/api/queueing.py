@@ -21,7 +21,8 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.domain import queueing
+from mallapp.api.directory import StoreLocationOut, location_out
+from mallapp.domain import directory, queueing
 from mallapp.domain.queueing import host
 from mallapp.domain.queueing.estimator import Model
 from mallapp.domain.queueing.models import QueueTicket
@@ -41,6 +42,8 @@ Status = Literal["waiting", "called", "seated", "skipped", "cancelled", "lapsed"
 class TicketOut(Out):
     id: int
     store_id: int
+    store: StoreLocationOut | None = Field(default=None, description="where the restaurant is (the member's "
+                                                                     "answers): names, floor, unit")
     ticket_no: str = Field(description="the number called out, e.g. A012 (numbers start again each day)")
     band: str
     party_size: int
@@ -130,6 +133,14 @@ def _ticket_out(session: Session, ticket: QueueTicket, fitted: Model | None = No
                      estimated_at_take_s=ticket.estimate_s, replayed=replayed)
 
 
+def _located(session: Session, outs: list[TicketOut]) -> list[TicketOut]:
+    """The member's tickets with their restaurants' locations, read in one query."""
+    where = directory.locations(session, {t.store_id for t in outs})
+    for out in outs:
+        out.store = location_out(where.get(out.store_id))
+    return outs
+
+
 def _queue(session: Session, store_id: int) -> tuple[list[BandOut], Model]:
     rt = runtime()
     fitted = queueing.model(session, rt.settings, store_id, rt.now())
@@ -174,15 +185,16 @@ def take(store_id: int, body: TakeIn) -> TicketOut:
     rt = runtime()
     with transaction() as session:
         done = queueing.take(session, rt.settings, current_member_id(), store_id, body.party_size, rt.now())
-        return _ticket_out(session, done.ticket, where=done.place)
+        return _located(session, [_ticket_out(session, done.ticket, where=done.place)])[0]
 
 
 @operation(member_bp, "/me/queue-tickets", "GET", summary="The member's queue tickets, newest first",
            auth="member", query=TicketsQuery, response=TicketsOut)
 def my_tickets(query: TicketsQuery) -> TicketsOut:
     with transaction() as session:
-        return TicketsOut(tickets=[_ticket_out(session, t) for t in
-                                   queueing.member_tickets(session, current_member_id(), query.limit)])
+        return TicketsOut(tickets=_located(session, [_ticket_out(session, t) for t in
+                                                     queueing.member_tickets(session, current_member_id(),
+                                                                             query.limit)]))
 
 
 @operation(member_bp, "/me/queue-tickets/<int(big=True):ticket_id>", "GET",
@@ -190,7 +202,8 @@ def my_tickets(query: TicketsQuery) -> TicketsOut:
            auth="member", response=TicketOut, errors=("queue.ticket_not_found",))
 def my_ticket(ticket_id: int) -> TicketOut:
     with transaction() as session:
-        return _ticket_out(session, queueing.member_ticket(session, current_member_id(), ticket_id))
+        return _located(session, [_ticket_out(session, queueing.member_ticket(session, current_member_id(),
+                                                                              ticket_id))])[0]
 
 
 @operation(member_bp, "/me/queue-tickets/<int(big=True):ticket_id>/cancel", "POST",
@@ -200,7 +213,7 @@ def cancel(ticket_id: int) -> TicketOut:
     rt = runtime()
     with transaction() as session:
         done = queueing.cancel(session, rt.senders, rt.settings, current_member_id(), ticket_id, rt.now())
-        out = _ticket_out(session, done.ticket, replayed=done.replayed)
+        out = _located(session, [_ticket_out(session, done.ticket, replayed=done.replayed)])[0]
     return out
 
 

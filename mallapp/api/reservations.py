@@ -24,7 +24,8 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.domain import reservation_admin, reservations, venue
+from mallapp.api.directory import StoreLocationOut, location_out
+from mallapp.domain import directory, reservation_admin, reservations, venue
 from mallapp.domain.members import Member, masked_phone
 
 member_bp = Blueprint("member_reservations", __name__, url_prefix="/api/v1")
@@ -91,6 +92,7 @@ class ReservationOut(Out):
     id: int
     store_id: int
     store_name: str
+    store: StoreLocationOut | None = Field(default=None, description="where the store is: names, floor, unit")
     slot_id: int
     party_size: int
     starts_at: datetime
@@ -214,8 +216,10 @@ def _reservation_fields(r: reservations.Reservation, store_name: str) -> dict:
 
 
 def _outs(session: Session, found: list[reservations.Reservation]) -> list[ReservationOut]:
-    names = venue.store_names(session, {r.store_id for r in found})
-    return [ReservationOut(**_reservation_fields(r, names.get(r.store_id, ""))) for r in found]
+    """The member's view of bookings: each with its store's location (one query for them all)."""
+    where = directory.locations(session, {r.store_id for r in found})
+    return [ReservationOut(**_reservation_fields(r, where[r.store_id].name if r.store_id in where else ""),
+                           store=location_out(where.get(r.store_id))) for r in found]
 
 
 def _slot_out(s: reservations.Slot) -> MerchantSlotOut:
