@@ -9,14 +9,15 @@ from __future__ import annotations
 import secrets
 import tomllib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from mallapp.devtools import demo_consoles, history
-from mallapp.domain import deals, member_reports, merchants, ops, rewards, segments
+from mallapp.domain import deals, directory, member_reports, merchants, ops, rewards, segments, venue_admin
 from mallapp.domain.members import Member
 from mallapp.domain.notifications import SubscribeQuota
 from mallapp.domain.venue import Beacon, Gateway, SaleItem, Store, Zone, bump_registry_version, gateway_key
@@ -138,17 +139,7 @@ def seed_venue(rt: Runtime, plan: dict[str, Any] | None = None) -> DemoMall:
     uuid = rt.settings.beacons.uuids[0]
     with rt.sessions.begin() as s:
         merchant_ids = dict(s.execute(select(merchants.Merchant.name, merchants.Merchant.id)).all())
-        stores: dict[str, Store] = {}
-        for row in plan["stores"]:
-            store = s.scalar(select(Store).where(Store.name == row["name"]))
-            if store is None:
-                store = Store(name=row["name"], merchant_id=merchant_ids.get(row["name"]), unit=row["unit"],
-                              category=row["category"], floor=row["floor"], x=row["x"], y=row["y"], created_at=now)
-                s.add(store)
-                s.flush()
-            elif store.merchant_id is None and row["name"] in merchant_ids:
-                store.merchant_id = merchant_ids[row["name"]]  # a demo merchant added since the store was seeded
-            stores[row["key"]] = store
+        stores = {row["key"]: _seed_store(s, row, merchant_ids, now) for row in plan["stores"]}
         items: dict[str, SaleItem] = {}
         for row in plan["items"]:
             store = stores[row["store"]]
@@ -204,6 +195,30 @@ def seed_venue(rt: Runtime, plan: dict[str, Any] | None = None) -> DemoMall:
     return DemoMall(gateways, beacons, shoppers, centres)
 
 
+# The directory's fields of a demo store, as config/demo_mall.toml gives them.
+_DIRECTORY_FIELDS = ("name", "name_en", "category", "hours", "tags", "logo_url")
+
+
+def _seed_store(s: Session, row: dict[str, Any], merchant_ids: dict[str, int], now: datetime) -> Store:
+    """The plan's store, found by its unit (or, in a database seeded before the directory, its English name),
+    created if missing; its directory fields follow the plan, and its merchant is linked by name."""
+    merchant_id = merchant_ids.get(row.get("merchant", ""))
+    store = _demo_store(s, row)
+    if store is None:
+        return venue_admin.create_store(s, merchant_id=merchant_id, unit=row["unit"], floor=row["floor"], x=row["x"],
+                                        y=row["y"], now=now, **{f: row[f] for f in _DIRECTORY_FIELDS if f in row})
+    changes: dict[str, Any] = {f: row[f] for f in _DIRECTORY_FIELDS
+                               if f in row and getattr(store, f) != directory.store_fields({f: row[f]})[f]}
+    if store.merchant_id is None and merchant_id is not None:
+        changes["merchant_id"] = merchant_id  # a demo merchant added since the store was seeded
+    return venue_admin.update_store(s, store.id, changes) if changes else store
+
+
+def _demo_store(s: Session, row: dict[str, Any]) -> Store | None:
+    return s.scalar(select(Store).where(or_(Store.unit == row["unit"], Store.name == row.get("name_en", row["name"])))
+                    .order_by(Store.id).limit(1))
+
+
 def seed_deals(rt: Runtime, plan: dict[str, Any] | None = None) -> dict[str, int]:
     """Make the plan's deals live unless a deal of that title exists at that store; return deal ids by key.
 
@@ -214,7 +229,7 @@ def seed_deals(rt: Runtime, plan: dict[str, Any] | None = None) -> dict[str, int
     now = rt.now()
     out = {}
     with rt.sessions.begin() as s:
-        stores = {row["key"]: s.scalar(select(Store).where(Store.name == row["name"])) for row in plan["stores"]}
+        stores = {row["key"]: _demo_store(s, row) for row in plan["stores"]}
         zones = {row["key"]: s.scalar(select(Zone.id).where(Zone.name == row["name"], Zone.floor == row["floor"]))
                  for row in plan["zones"]}
         items = {row["key"]: s.scalar(select(SaleItem.id).where(SaleItem.store_id == stores[row["store"]].id,

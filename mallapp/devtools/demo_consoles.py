@@ -13,6 +13,7 @@ from datetime import time, timedelta
 from sqlalchemy import select
 
 from mallapp.domain import merchants, queueing, reservation_admin, staff
+from mallapp.domain.merchants import Merchant
 from mallapp.domain.venue import Store
 from mallapp.runtime import Runtime
 
@@ -53,7 +54,9 @@ def seed_restaurant(rt: Runtime) -> None:
     now = rt.now()
     today = rt.settings.mall.local_day(now)
     with rt.sessions.begin() as s:
-        store = s.scalar(select(Store).where(Store.name == RESTAURANT))
+        # The restaurant's store is found through its merchant: the store goes by its Chinese name (翠园酒家).
+        store = s.scalar(select(Store).join(Merchant, Merchant.id == Store.merchant_id)
+                         .where(Merchant.name == RESTAURANT).order_by(Store.id).limit(1))
         if store is None or store.merchant_id is None:
             return
         if not queueing.bands(s, store.id):

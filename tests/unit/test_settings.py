@@ -56,7 +56,7 @@ def test_production_defaults_carry_nothing_of_the_demo():
 def test_the_demo_overlay_fills_the_required_keys():
     settings = load_settings(environ={}, overlay=DEMO_SETTINGS_FILE)
     assert (settings.mall.name, settings.wechat.appid) == ("Demo Mall", "wx0000000000demo0")
-    assert settings.new_member_pack.house_store == "Customer Service"
+    assert settings.new_member_pack.house_store == "客户服务中心"
     assert settings.notifications.templates["deal"].template_id == "demo-deal-announced"
 
 
