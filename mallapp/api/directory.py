@@ -70,7 +70,7 @@ class DirectoryQuery(Query):
     q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40,
                                         pattern=r"^[^\x00-\x1f\x7f]*$")] | None = Field(
         default=None, description="the Chinese or English name, the unit, or pinyin: initials (xbk) or full (xingbake)")
-    floor: int | None = Field(default=None, ge=-10, le=200)
+    floor: int | None = Field(default=None, ge=-20, le=200, description="1 is the ground floor, -1 the first level below")
     category: Annotated[str, StringConstraints(max_length=40)] | None = Field(
         default=None, description="a 业态 code")
     limit: int = Field(default=50, ge=1, le=100)
