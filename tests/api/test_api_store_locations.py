@@ -12,7 +12,7 @@ import pytest
 from factories import Band, book, build_shop, live_deal, publish, staff_headers
 from sqlalchemy import event, update
 
-from mallapp.domain import checkin, merchants, purchases, venue_admin
+from mallapp.domain import checkin, coupons, merchants, purchases, venue_admin
 from mallapp.domain.venue import Store
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
@@ -123,3 +123,14 @@ def test_ledger_entries_of_purchases_carry_the_store_and_others_none(client, rt,
     assert by_reason[("purchase", 10)] == (None, None)
     assert [v for (reason, _), v in by_reason.items() if reason == "checkin"] == [(None, None)]
     assert len(reads) == 2, reads  # the purchases' stores, then their locations
+
+
+def test_bonus_points_of_a_redeemed_coupon_carry_the_store_that_took_it(client, rt, shop, member):
+    deal = live_deal(rt, shop, benefit={"kind": "bonus_points", "points": 50})
+    code = client.post(f"/api/v1/deals/{deal}/claim", headers=member["headers"]).get_json()["code"]
+    with rt.sessions.begin() as s:
+        coupons.redeem(s, rt.settings, rt.secret, merchant_id=shop.merchant, store_id=shop.store, code=code,
+                       request_id="till-1", now=rt.now())
+    entries = client.get("/api/v1/me/points", headers=member["headers"]).get_json()["entries"]
+    bonus = [e for e in entries if e["delta"] == 50]
+    assert [(e["store_id"], e["store"]) for e in bonus] == [(shop.store, _coffee(shop))]
