@@ -129,7 +129,7 @@ class BeaconCheckinSettings(_Section):
     # Interior confirmation (mallapp/domain/proximity/entrance.py): only batches in which an anchor that is
     # not an entrance's is heard this strongly count towards the check-in.
     require_interior: bool = True
-    interior_filter: Literal["trimmed_mean", "trimmed_mean_20", "median", "mean", "max"] = "median"
+    interior_filter: Literal["trimmed_mean", "trimmed_mean_20", "median", "mean", "max"] = "trimmed_mean"
     interior_min_db: float = Field(default=-20.0, ge=-60, le=10)
     interior_min_readings: int = Field(default=3, ge=1, le=50)
 

@@ -74,7 +74,7 @@ class EngineConfig:
     checkin_min_span_s: float = 5.0
     # Interior confirmation (see mallapp.domain.proximity.entrance); False: any sighting counts.
     checkin_require_interior: bool = True
-    checkin_interior_filter: str = "median"
+    checkin_interior_filter: str = "trimmed_mean"
     checkin_interior_min_db: float = -20.0
     checkin_interior_min_readings: int = 3
 

@@ -9,8 +9,8 @@ someone waiting outside was checked in. The rule here asks for **interior confir
 - per batch, the *interior level* is the best, over interior anchors with at least
   ``min_readings`` readings in the window, of ``filter(window) - reference power`` (dB relative to
   the anchor's calibrated 1 m level; the frame's advertised power where the anchor has none). The
-  filter is a robust one (the median by default; a trimmed mean does as well): the occasional strong
-  multipath reading an outside tag gets through glass wins a maximum, not a median;
+  filter is a robust one (AltBeacon's trimmed mean by default): the occasional strong multipath
+  reading an outside tag gets through glass wins a maximum, not a trimmed mean;
 - a batch *confirms* when the interior level is at least ``interior_min_db``; the mall is entered
   after ``min_updates`` confirming batches in a row spanning at least ``min_span_s`` (an
   unconfirmed batch starts the count again).

@@ -3,6 +3,7 @@
     python -m mallapp.domain.proximity.entrance_evaluate --labelled FILE [FILE ...] [--json]
         [--entrance-receivers a,b] [--measured-power -59]
     python -m mallapp.domain.proximity.entrance_evaluate --simulate OUT.csv --seed N [--tags 40,15,45]
+    python -m mallapp.domain.proximity.entrance_evaluate --ble-stats ../shared/data/ble
 
 Each run of a recording (one tag at one labelled place, :mod:`.entrance_recording`) is replayed in
 time order through :class:`mallapp.domain.proximity.engine.Engine` as configured (settings,
@@ -24,10 +25,12 @@ other folds only).
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from mallapp.domain.proximity import entrance, entrance_recording, entrance_sim
 from mallapp.domain.proximity.engine import MALL_ENTER, Engine, EngineConfig, MemberState
@@ -126,51 +129,75 @@ def score(labels: Sequence[str], checked: Sequence[bool]) -> dict[str, float | i
     return out
 
 
-def _choose(labels: Sequence[str], best: dict[str, list[float]], idx: Sequence[int]) -> tuple[str, float]:
-    """The filter and threshold with the best accuracy on runs ``idx`` (then the fewest outside checked in,
-    then the middle of the tied thresholds)."""
-    found: list[tuple[float, float, str, float]] = []
+def _threshold(labels: Sequence[str], highest: Sequence[float], idx: Sequence[int]) -> tuple[int, int, float]:
+    """The threshold of THRESHOLDS with the most runs of ``idx`` right (then the fewest outside checked in, then
+    the middle of the tied ones): (runs right, -outside checked in, threshold)."""
+    inside = sorted(highest[i] for i in idx if labels[i] == "inside")
+    others = sorted(highest[i] for i in idx if labels[i] != "inside")
+    outside = sorted(highest[i] for i in idx if labels[i] == "outside")
+    scored = []
+    for th in THRESHOLDS:  # a run is checked in at th when its highest firing threshold is >= th
+        inside_in = len(inside) - bisect.bisect_left(inside, th)
+        others_in = len(others) - bisect.bisect_left(others, th)
+        outside_in = len(outside) - bisect.bisect_left(outside, th)
+        scored.append((inside_in + len(others) - others_in, -outside_in, th))
+    top = max((r, o) for r, o, _ in scored)
+    tied = [th for r, o, th in scored if (r, o) == top]
+    return top[0], top[1], tied[len(tied) // 2]
+
+
+def _folds(groups: Sequence[str], idx: Sequence[int], by_group: bool) -> list[list[int]]:
+    """Runs ``idx`` in folds: one per group (a recording), or five by tag."""
+    keys = sorted({groups[i] for i in idx})
+    parts = [[k] for k in keys] if by_group else [keys[i::5] for i in range(5)]
+    return [[i for i in idx if groups[i] in set(part)] for part in parts if part]
+
+
+def _choose(labels: Sequence[str], groups: Sequence[str], best: dict[str, list[float]], idx: Sequence[int],
+            by_group: bool) -> tuple[str, float, dict[str, float]]:
+    """The procedure on runs ``idx``: each filter's accuracy by cross-validation within ``idx`` (its threshold
+    chosen on the other inner folds), the best filter, then its threshold on all of ``idx``."""
+    inner = _folds(groups, idx, by_group)
+    accuracy = {}
     for name, highest in best.items():
-        scored = []
-        for th in THRESHOLDS:
-            right = sum((labels[i] == "inside") == (highest[i] >= th) for i in idx)
-            outside = sum(labels[i] == "outside" and highest[i] >= th for i in idx)
-            scored.append((right, -outside, th))
-        top = max((r, o) for r, o, _ in scored)
-        tied = [th for r, o, th in scored if (r, o) == top]
-        found.append((top[0], top[1], name, tied[len(tied) // 2]))
-    right, outside, name, th = max(found, key=lambda f: (f[0], f[1]))
-    return name, th
+        right = 0
+        for fold in inner:
+            held = set(fold)
+            _, _, th = _threshold(labels, highest, [i for i in idx if i not in held])
+            right += sum((labels[i] == "inside") == (highest[i] >= th) for i in fold)
+        accuracy[name] = right / max(1, sum(len(f) for f in inner))
+    name = max(best, key=lambda n: accuracy[n])  # ties: the first in ENTRANCE_FILTERS' order
+    return name, _threshold(labels, best[name], idx)[2], accuracy
 
 
 def nested(labels: Sequence[str], groups: Sequence[str], best: dict[str, list[float]]) -> dict[str, object]:
-    """Nested cross-validation of the choice of (filter, threshold): outer folds by group; per filter too."""
-    keys = sorted(set(groups))
-    by_file = len({g.split("\x00")[0] for g in groups}) > 1
-    folds = [[k] for k in keys] if by_file else [keys[i::5] for i in range(5)]
-    folds = [f for f in folds if f]
+    """Nested cross-validation of the procedure choosing (filter, threshold): outer folds by recording (or by
+    tag), and within each outer training set inner folds the same way; each filter with its threshold chosen
+    on the outer training set, too."""
+    by_group = len({g.split("\x00")[0] for g in groups}) > 1
+    everyone = list(range(len(labels)))
     procedure = [False] * len(labels)
     per_filter = {name: [False] * len(labels) for name in best}
     chosen = []
-    for fold in folds:
-        held = set(fold)
-        train = [i for i, g in enumerate(groups) if g not in held]
-        test = [i for i, g in enumerate(groups) if g in held]
-        if not train or not test:
+    for test in _folds(groups, everyone, by_group):
+        held = set(test)
+        train = [i for i in everyone if i not in held]
+        if not train:
             continue
-        name, th = _choose(labels, best, train)
+        name, th, _ = _choose(labels, groups, best, train, by_group)
         chosen.append({"filter": name, "interior_min_db": th, "held_out_runs": len(test)})
         for i in test:
             procedure[i] = best[name][i] >= th
-        for fname in best:
-            _, fth = _choose(labels, {fname: best[fname]}, train)
+        for fname, highest in best.items():
+            fth = _threshold(labels, highest, train)[2]
             for i in test:
-                per_filter[fname][i] = best[fname][i] >= fth
-    name, th = _choose(labels, best, range(len(labels)))
-    return {"outer_folds": "recording" if by_file else "tag", "folds": len(chosen), "chosen_per_fold": chosen,
+                per_filter[fname][i] = highest[i] >= fth
+    name, th, inner = _choose(labels, groups, best, everyone, by_group)
+    return {"outer_folds": "recording" if by_group else "tag", "folds": len(chosen), "chosen_per_fold": chosen,
             **score(labels, procedure),
             "per_filter": {f: score(labels, c) for f, c in per_filter.items()},
-            "chosen_on_all": {"filter": name, "interior_min_db": th}}
+            "chosen_on_all": {"filter": name, "interior_min_db": th,
+                              "cross_validated_accuracy": {f: round(a, 4) for f, a in inner.items()}}}
 
 
 def evaluate(rec: entrance_recording.Recording, cfg: EngineConfig, power: int = entrance_sim.PHONE_POWER,
@@ -246,7 +273,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--simulate", metavar="OUT.csv", help="write a simulated recording instead")
     p.add_argument("--seed", type=int, default=1, help="the simulated building (with --simulate)")
     p.add_argument("--tags", default="40,15,45", help="simulated tags inside,vestibule,outside")
+    p.add_argument("--ble-stats", metavar="DIR", help="print the RSSI statistics of the recorded BLE data sets in DIR "
+                   "(../shared/data/ble) that set the simulator's noise, and stop")
     args = p.parse_args(argv)
+    if args.ble_stats:
+        try:
+            stats = entrance_sim.ble_statistics(Path(args.ble_stats))
+        except OSError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(stats, indent=1) if args.json else
+              "\n".join(f"{k:<28} {v:8.2f}" for k, v in stats.items()))
+        return 0
     if args.simulate:
         try:
             counts = dict(zip(entrance_recording.LABELS, (int(x) for x in args.tags.split(",")), strict=True))

@@ -18,9 +18,12 @@ simulator").
 
 from __future__ import annotations
 
+import csv
 import math
 import random
+import statistics
 from dataclasses import dataclass
+from pathlib import Path
 
 PHONE_POWER = -59  # what the mini-program advertises as its 1 m power (mallapp.devtools.walks)
 TICK_MS = 1000  # one reading time a second per tag
@@ -70,7 +73,7 @@ def building(seed: int) -> Building:
     return Building(seed, width, depth, door_x, door_w, vest_w, vest_d, tuple(receivers),
                     exponent=rng.uniform(2.2, 3.2), facade_db=rng.uniform(5, 15), door_db=rng.uniform(1.5, 5),
                     partition_db=rng.uniform(3, 8), shadow_sd=rng.uniform(3, 6), fading_sd=rng.uniform(1.5, 3.0),
-                    body_db=rng.uniform(3, 9), tag_offset_sd=rng.uniform(2, 5), sensitivity=rng.uniform(-100, -94),
+                    body_db=rng.uniform(3, 9), tag_offset_sd=rng.uniform(3, 8), sensitivity=rng.uniform(-100, -94),
                     miss_base=rng.uniform(0.15, 0.4), multipath_p=rng.uniform(0.02, 0.1))
 
 
@@ -170,3 +173,59 @@ def _tag_rows(b: Building, tag: str, label: str, kind: str, rng: random.Random, 
             values.append(None if rssi < b.sensitivity or rng.random() < miss else max(-127, min(-1, round(rssi))))
         out.append((tag, label, t0 + s * TICK_MS + rng.randrange(0, 200), values))
     return out
+
+
+# --- where the parameters come from: the recorded BLE data sets --------------------------------------------
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def ble_statistics(ble_dir: Path) -> dict[str, float]:
+    """RSSI statistics of the UJI library and UCI WMU recordings (``<shared data>/ble``) that set the simulator's
+    noise: the spread of a person standing still, its tail, missed readings, the log-distance fit and the phones'
+    offsets (docs/presence.md, "The simulator")."""
+    uji = ble_dir / "uji_library"
+    rss = [[int(v) for v in row] for row in csv.reader((uji / "rss" / "lib_rss.csv").open())]
+    ids = [int(row[0]) for row in csv.reader((uji / "rss" / "lib_ids.csv").open())]
+    crd = [(float(r[0]), float(r[1])) for r in csv.reader((uji / "rss" / "lib_crd.csv").open())]
+    dep = [(float(r[1]), float(r[2])) for r in list(csv.reader((uji / "dep" / "lib.csv").open()))[1:]]
+    groups: dict[tuple[int, int, int], list[list[int]]] = {}
+    for row, ident in zip(rss, ids, strict=True):  # one person standing at one point with one phone
+        groups.setdefault((ident // 10**7, ident // 10**5 % 10, ident // 100 % 1000), []).append(row)
+    sds, misses, deviations = [], [], []
+    for rows in groups.values():
+        for b in range(len(dep)):
+            heard = [r[b] for r in rows if r[b] != 100]
+            if len(heard) >= 2 and len(rows) >= 5:
+                sds.append(statistics.pstdev(heard))
+                misses.append(1 - len(heard) / len(rows))
+                mid = statistics.median(heard)
+                deviations += [v - mid for v in heard]
+    xs, ys, phones = [], [], []
+    for row, (x, y), ident in zip(rss, crd, ids, strict=True):
+        for b, (bx, by) in enumerate(dep):
+            if row[b] != 100:
+                xs.append(math.log10(max(math.hypot(x - bx, y - by), 0.5)))
+                ys.append(row[b])
+                phones.append(ident // 10**7)
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+    residuals = [y - my - slope * (x - mx) for x, y in zip(xs, ys, strict=True)]
+    by_phone: dict[int, list[float]] = {}
+    for phone, r in zip(phones, residuals, strict=True):
+        by_phone.setdefault(phone, []).append(r)
+    offsets = [statistics.fmean(v) for v in by_phone.values()]
+    uci: dict[str, list[list[int]]] = {}
+    with (ble_dir / "uci435_ibeacon_wmu" / "iBeacon_RSSI_Labeled.csv").open() as fh:
+        for rec in csv.DictReader(fh):
+            uci.setdefault(rec["location"], []).append([int(v) for k, v in rec.items() if k.startswith("b30")])
+    uci_sds = [statistics.pstdev(heard) for rows in uci.values() for b in range(13)
+               if len(heard := [r[b] for r in rows if r[b] != -200]) >= 3]
+    return {"uji_still_sd_median_db": statistics.median(sds), "uji_still_sd_p90_db": _quantile(sds, 0.9),
+            "uji_deviation_p01_db": _quantile(deviations, 0.01), "uji_deviation_p99_db": _quantile(deviations, 0.99),
+            "uji_missed_share_mean": statistics.fmean(misses), "uji_path_loss_exponent": -slope / 10,
+            "uji_level_at_1m_dbm": my - slope * mx, "uji_residual_sd_db": statistics.pstdev(residuals),
+            "uji_phone_offset_spread_db": max(offsets) - min(offsets),
+            "uci_still_sd_median_db": statistics.median(uci_sds), "uci_still_sd_p90_db": _quantile(uci_sds, 0.9)}
