@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import replace
 
 import pytest
@@ -189,3 +190,44 @@ def test_the_grid_search_decides_as_the_engine_does(small_recording):
             series = entrance_evaluate.level_series(run, cfg, filt, -59, interior)
             assert entrance_evaluate.fires(series, cfg, cfg.checkin_interior_min_db) == \
                 entrance_evaluate.replay(Engine(cfg, registry), run, -59), run.key
+
+
+# --- the demo's walks ------------------------------------------------------------------------------------
+
+def test_every_demo_walk_checks_its_shopper_in():
+    """walks.ITINERARIES through the demo gateways (one at the north entrance, one in each of two shops),
+    heard as walks.cycle makes them, with the demo's settings: each shopper passes an interior gateway."""
+    from mallapp.devtools import demo, walks
+    from mallapp.settings import DEMO_SETTINGS_FILE, load_settings
+
+    plan = demo.load_plan()
+    zone_ids = {row["key"]: k + 1 for k, row in enumerate(plan["zones"])}
+    zones = {zone_ids[row["key"]]: ZoneInfo(zone_ids[row["key"]], row["name"], row["kind"], row["floor"], None,
+                                            None, None) for row in plan["zones"]}
+    gateways = [demo.DemoGateway(k + 1, row["name"], "", row["floor"], row["x"], row["y"])
+                for k, row in enumerate(plan["gateways"])]
+    anchors = {-g.id: Anchor(-g.id, "gateway", zone_ids[row["zone"]], None, None, g.floor, g.x, g.y, None)
+               for g, row in zip(gateways, plan["gateways"], strict=True)}
+    centres = {row["key"]: (row["floor"], sum(p[0] for p in row["polygon"]) / len(row["polygon"]),
+                            sum(p[1] for p in row["polygon"]) / len(row["polygon"])) for row in plan["zones"]}
+    mall = demo.DemoMall(gateways, [], [], centres)
+    identities = [(1, n) for n in range(len(walks.ITINERARIES))]
+    heard = walks.cycle(mall, identities, "6d616c6c-6170-7000-8000-6d656d626572", random.Random(5), 300.0)
+    batches: dict[int, dict[int, list[tuple[int, int]]]] = {}  # shopper -> second -> (anchor, rssi)
+    for gateway_id, adverts in heard.items():
+        for advert in adverts:
+            if advert.address.startswith("5E:"):
+                shopper = int(advert.address.split(":")[4], 16)
+                batches.setdefault(shopper, {}).setdefault(int(advert.t), []).append((-gateway_id, advert.rssi))
+    settings = load_settings(environ={}, overlay=DEMO_SETTINGS_FILE)
+    engine = Engine(EngineConfig.from_settings(settings.beacons), Registry(1, zones, anchors, {}))
+    entered = {}
+    for shopper, seconds in batches.items():
+        state = MemberState()
+        kinds = []
+        for second in sorted(seconds):
+            fresh = [engine.observe(state, a, rssi, float(second), walks.PHONE_POWER, phone=False)
+                     for a, rssi in seconds[second]]
+            kinds += [tr.kind for tr in engine.update(state, float(second), any(fresh))]
+        entered[shopper] = kinds.count(MALL_ENTER)
+    assert entered == {n: 1 for n in range(len(walks.ITINERARIES))}
