@@ -377,8 +377,7 @@ class Engine:
         if state.mall_entered is None:
             if fresh_batches:
                 first = now if fresh_since is None else min(fresh_since, now)
-                confirmed = not cfg.checkin_require_interior or entrance.confirms(
-                    self.interior_level(state), cfg.checkin_interior_min_db)
+                confirmed = not cfg.checkin_require_interior or self._confirms_inside(state)
                 (state.cand_since, state.cand_last, state.cand_updates), entered = entrance.step(
                     (state.cand_since, state.cand_last, state.cand_updates), now, first, fresh_batches, confirmed,
                     timeout, cfg.checkin_min_updates, cfg.checkin_min_span_s)
@@ -396,20 +395,23 @@ class Engine:
                 state.mall_entered = None
         return out
 
-    def interior_level(self, state: MemberState) -> float | None:
-        """The member's interior level now (dB above the anchor's 1 m power; see entrance.interior_level)."""
+    def _confirms_inside(self, state: MemberState) -> bool:
+        """Whether the member's interior level confirms inside (entrance.interior_level and entrance.confirms, over
+        the anchors not at an entrance, stopping at the first that confirms)."""
         entrance_anchors, anchor_zone = self._entrance_anchors, self._anchor_zone
-        windows = []
+        filt, least, min_db = self._interior_filter, self.config.checkin_interior_min_readings, \
+            self.config.checkin_interior_min_db
         for anchor_id, track in state.tracks.items():
-            if anchor_id in entrance_anchors or not track.rssis:
+            if len(track.rssis) < least or anchor_id in entrance_anchors:
                 continue
             power = anchor_zone.get(anchor_id, (None, None))[1]
             if power is None:
                 power = track.power
                 if power is None:
                     continue
-            windows.append((track.rssis, power))
-        return entrance.interior_level(windows, self._interior_filter, self.config.checkin_interior_min_readings)
+            if filt(track.rssis) - power >= min_db:
+                return True
+        return False
 
     def readings(self, state: MemberState) -> list[Reading]:
         """Filtered readings of the anchors with a known position: (x, y, rssi, measured power)."""
