@@ -179,6 +179,16 @@ def test_json_has_the_product_figures_as_fractions_and_beats_any_sighting_outsid
     assert result["rule"]["require_interior"] is True
 
 
+def test_receivers_named_as_an_entrances_never_confirm_inside(small_recording, capsys):
+    rec = entrance_recording.load([small_recording])
+    args = ["--labelled", small_recording, "--json", "--entrance-receivers", ",".join(rec.receivers)]
+    assert entrance_evaluate.main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["inside_checked_in_share"] == 0.0 and result["outside_checked_in_share"] == 0.0
+    assert result["any_sighting"]["inside_checked_in_share"] == 1.0  # heard, but only at the door
+    assert entrance_evaluate.main(["--labelled", small_recording, "--entrance-receivers", "nobody"]) == 2
+
+
 def test_the_grid_search_decides_as_the_engine_does(small_recording):
     rec = entrance_recording.load([small_recording])
     for cfg in (EngineConfig(checkin_interior_filter="median", checkin_interior_min_db=-20.0),
