@@ -241,3 +241,12 @@ def test_every_demo_walk_checks_its_shopper_in():
             kinds += [tr.kind for tr in engine.update(state, float(second), any(fresh))]
         entered[shopper] = kinds.count(MALL_ENTER)
     assert entered == {n: 1 for n in range(len(walks.ITINERARIES))}
+
+
+def test_the_recorded_data_behind_the_simulators_noise(shared_data):
+    stats = entrance_sim.ble_statistics(shared_data / "ble")
+    # What docs/presence.md quotes for the simulator's ranges: a standing person's spread, the phones' offsets.
+    assert stats["uji_still_sd_median_db"] == pytest.approx(1.60, abs=0.01)
+    assert stats["uci_still_sd_median_db"] == pytest.approx(2.43, abs=0.01)
+    assert stats["uji_path_loss_exponent"] == pytest.approx(2.67, abs=0.01)
+    assert stats["uji_phone_offset_spread_db"] == pytest.approx(18.0, abs=0.1)
