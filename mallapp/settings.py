@@ -126,6 +126,12 @@ class BeaconCheckinSettings(_Section):
 
     min_updates: int = Field(ge=1)
     min_span_s: float = Field(ge=0)
+    # Interior confirmation (mallapp/domain/proximity/entrance.py): only batches in which an anchor that is
+    # not an entrance's is heard this strongly count towards the check-in.
+    require_interior: bool = True
+    interior_filter: Literal["trimmed_mean", "trimmed_mean_20", "median", "mean", "max"] = "trimmed_mean"
+    interior_min_db: float = Field(default=-20.0, ge=-60, le=10)
+    interior_min_readings: int = Field(default=3, ge=1, le=50)
 
 
 class BeaconIngestSettings(_Section):

@@ -341,14 +341,16 @@ def test_redis_restarted_with_and_without_its_data_the_worker_resumes_and_double
         walk(first, DWELL_S / 2)
         redis_server.halt(save=True)
         redis_server.resume()
-        walk(first, DWELL_S * 1.5)
+        # Long enough for the check-in: three readings of the store's beacon in its window, then three confirming
+        # batches over 5 s (interior confirmation, docs/presence.md), about 8 s at a batch a second.
+        walk(first, DWELL_S * 2.5)
         assert signed_again == set()  # the tokens came back with the data
         assert wait_for(Checkin, ids[:3]) == {m: 1 for m in ids[:3]}
         assert wait_for(ProximityEvent, ids[:3], *dwelled) == {m: 1 for m in ids[:3]}
         # (b) Redis restarted without its data: tokens, streams, the consumer group and leases all gone.
         redis_server.halt(save=False)
         redis_server.resume()
-        walk(second, DWELL_S * 2)  # new arrivals after the loss: the worker must be reading again
+        walk(second, DWELL_S * 3)  # new arrivals after the loss: the worker must be reading again
         assert signed_again == set(second)
         assert wait_for(Checkin, ids[3:]) == {m: 1 for m in ids[3:]}
         assert wait_for(ProximityEvent, ids[3:], *dwelled) == {m: 1 for m in ids[3:]}

@@ -17,7 +17,7 @@ from mallapp.domain.proximity.engine import MemberState
 from mallapp.domain.proximity.history import MallVisit, ProximityEvent, ZoneVisit
 from mallapp.domain.proximity.ingest import member_partition, stream, streams
 from mallapp.domain.proximity.leases import WORKERS, lease_key
-from mallapp.domain.venue import BeaconStatus
+from mallapp.domain.venue import Beacon, BeaconStatus, bump_registry_version
 from mallapp.processes.streams import dead_letters
 from mallapp.processes.worker import GROUP, Worker, state_key, stats_key
 
@@ -27,6 +27,24 @@ def worker(rt, venue):
     w = Worker(rt, "worker-1", block_ms=0, flush_every_s=0)
     w.ensure_group()
     return w
+
+
+CORRIDOR = 4  # the minor of the corridor beacon inside the door (the corridor fixture)
+IN = {1: -60, CORRIDOR: -66}  # a member just inside: the entrance beacon, and the corridor's inside the door
+
+
+@pytest.fixture
+def corridor(rt, venue) -> int:
+    """A beacon in no zone a few metres inside the entrance: the mall entry needs an interior anchor heard
+    (docs/presence.md), and this one adds no zone events or dwell of its own."""
+    with rt.sessions.begin() as s:
+        beacon = Beacon(uuid=UUID, major=1, minor=CORRIDOR, label="corridor", zone_id=None, floor=1, x=6.0, y=0.0,
+                        measured_power=-59, created_at=rt.now())
+        s.add(beacon)
+        s.flush()
+        beacon_id = beacon.id
+    bump_registry_version(rt.redis)
+    return beacon_id
 
 
 def lapse(rt, worker: Worker) -> None:
@@ -49,10 +67,11 @@ def count(rt, model, **where) -> int:
         return s.scalar(stmt)
 
 
-def test_walking_in_checks_the_member_in_once_and_leaving_records_the_visit(client, member, worker, clock, rt, venue):
-    walk(client, member, worker, clock, 1, {1: -60})
+def test_walking_in_checks_the_member_in_once_and_leaving_records_the_visit(client, member, worker, clock, rt, venue,
+                                                                           corridor):
+    walk(client, member, worker, clock, 1, IN)
     assert count(rt, Checkin) == 0  # one batch is not enough
-    walk(client, member, worker, clock, 6, {1: -60})
+    walk(client, member, worker, clock, 7, IN)
     assert count(rt, Checkin, member_id=member["member"]["id"], method="beacon") == 1
     me = client.get("/api/v1/me", headers=member["headers"]).get_json()
     assert me["checked_in_today"] is True and me["points"]["balance"] == 5
@@ -64,7 +83,7 @@ def test_walking_in_checks_the_member_in_once_and_leaving_records_the_visit(clie
     assert count(rt, MallVisit, member_id=member["member"]["id"]) == 1
     assert count(rt, ZoneVisit, zone_id=venue.entrance) == 1
     # Coming back the same day walks in again, but checks in no more.
-    walk(client, member, worker, clock, 8, {1: -61})
+    walk(client, member, worker, clock, 8, IN)
     assert count(rt, Checkin) == 1
     assert client.get("/api/v1/me", headers=member["headers"]).get_json()["points"]["balance"] == 5
 
@@ -111,7 +130,8 @@ def test_redelivered_entries_change_nothing(client, member, worker, clock, rt, v
     assert before[:2] == (1, 1)
 
 
-def test_a_crash_before_the_effects_are_written_loses_nothing(client, member, worker, clock, rt, venue, monkeypatch):
+def test_a_crash_before_the_effects_are_written_loses_nothing(client, member, worker, clock, rt, venue, corridor,
+                                                             monkeypatch):
     real = effects.apply_transitions
     calls = {"n": 0}
 
@@ -122,9 +142,9 @@ def test_a_crash_before_the_effects_are_written_loses_nothing(client, member, wo
         return real(*args, **kwargs)
 
     monkeypatch.setattr(effects, "apply_transitions", crash_once)
-    for i in range(7):
+    for i in range(8):
         clock.advance(seconds=1)
-        post_sightings(client, member, {1: -60 - i % 2})
+        post_sightings(client, member, {1: -60 - i % 2, CORRIDOR: -66 - i % 2})
         with contextlib.suppress(RuntimeError):
             worker.step(block_ms=0)
     assert calls["n"] >= 1
@@ -134,21 +154,22 @@ def test_a_crash_before_the_effects_are_written_loses_nothing(client, member, wo
     rescuer = Worker(rt, "worker-2", block_ms=0, claim_idle_ms=0, flush_every_s=0)
     rescuer.reclaim()
     clock.advance(seconds=1)
-    post_sightings(client, member, {1: -61})
+    post_sightings(client, member, IN)
     rescuer.step(block_ms=0)
     assert pending(rt) == 0
     assert count(rt, Checkin, method="beacon") == 1
 
 
-def test_decisions_do_not_wait_for_the_flush_and_a_crash_before_it_loses_nothing(client, member, clock, rt, venue):
+def test_decisions_do_not_wait_for_the_flush_and_a_crash_before_it_loses_nothing(client, member, clock, rt, venue,
+                                                                                 corridor):
     lazy = Worker(rt, "lazy", block_ms=0, flush_every_s=3600)
     lazy.ensure_group()
-    walk(client, member, lazy, clock, 7, {1: -60})
+    walk(client, member, lazy, clock, 8, IN)
     # Checked in at once, though the sightings since are neither saved nor acknowledged yet.
     assert count(rt, Checkin, method="beacon") == 1
     assert pending(rt) >= 1
     saved = rt.redis.get(state_key(member["member"]["id"]))
-    walk(client, member, lazy, clock, 3, {1: -61})  # nothing new happens: nothing to save at once
+    walk(client, member, lazy, clock, 3, IN)  # nothing new happens: nothing to save at once
     assert rt.redis.get(state_key(member["member"]["id"])) == saved
     # It dies unflushed: the next holder applies the unacknowledged entries to the last saved state.
     lapse(rt, lazy)
@@ -222,7 +243,7 @@ def test_two_workers_share_the_stream_without_losing_updates(client, members_api
     assert live.zone_counts(rt.redis, [0])[0] == 6
 
 
-def test_a_gateway_hears_a_member_by_the_rotating_identity(client, member, worker, clock, rt, venue):
+def test_a_gateway_hears_a_member_by_the_rotating_identity(client, member, worker, clock, rt, venue, corridor):
     ident = client.get("/api/v1/me/beacon-identity", headers=member["headers"]).get_json()
     assert ident["uuid"] == rt.settings.beacons.identity_uuid
     for i in range(8):
@@ -233,8 +254,13 @@ def test_a_gateway_hears_a_member_by_the_rotating_identity(client, member, worke
         response = client.post("/api/v1/gateway/sightings", data=body, headers=headers)
         assert response.status_code == 202, response.get_json()
         worker.step(block_ms=0)
-    assert count(rt, Checkin, member_id=member["member"]["id"], method="beacon") == 1
+    # Heard by the entrance's gateway only: placed at the entrance, not checked in (it may be someone
+    # waiting outside the door: docs/presence.md).
     assert live.members_in(rt.redis, venue.entrance) == {member["member"]["id"]}
+    assert count(rt, Checkin) == 0
+    # Their phone then hears the corridor beacon inside: in.
+    walk(client, member, worker, clock, 8, IN)
+    assert count(rt, Checkin, member_id=member["member"]["id"], method="beacon") == 1
 
 
 def test_an_identity_recorded_yesterday_resolves_to_nobody_today(client, member, worker, clock, rt, venue):
@@ -341,8 +367,8 @@ def test_a_poison_entry_is_set_aside_and_the_members_with_it_apply_once(client, 
 
 
 def test_a_worker_carries_on_by_itself_after_redis_lost_its_data(client, member, members_api, worker, clock, rt,
-                                                                 venue):
-    walk(client, member, worker, clock, 7, {1: -60})
+                                                                 venue, corridor):
+    walk(client, member, worker, clock, 8, IN)
     assert count(rt, Checkin, method="beacon") == 1
     rt.redis.flushall()  # restarted without persistence: groups, leases, states, registry version all gone
     member = members_api.sign_in(openid="o-member-1")  # and the member's token: they sign in again

@@ -51,6 +51,29 @@ def test_one_burst_of_sightings_does_not_enter_the_mall(engine):
 def test_consistent_sightings_over_time_enter_the_mall_once(engine):
     state = MemberState()
     out = []
+    for i in range(8):  # near the store's beacon, inside
+        out += feed(engine, state, 1000.0 + 3 * i, {20: -60 - i % 3})
+    entries = [t for t in out if t.kind == MALL_ENTER]
+    assert len(entries) == 1
+    # Interior confirmation wants three readings in the window (from 1006), then three batches over 5 s.
+    assert entries[0].since == 1006.0 and entries[0].at == 1012.0
+
+
+def test_the_entrance_beacon_alone_does_not_enter_the_mall_however_strong(engine):
+    state = MemberState()
+    out = []
+    for i in range(40):  # standing at the door for two minutes, under the entrance beacon
+        out += feed(engine, state, 1000.0 + 3 * i, {10: -60 - i % 3})
+    assert (MALL_ENTER, 0) not in kinds(out)
+    assert (ZONE_ENTER, ENTRANCE) in kinds(out)  # the entrance zone itself is still entered
+
+
+def test_without_interior_confirmation_any_sighting_enters_the_mall_as_before():
+    zones = {ENTRANCE: ZoneInfo(ENTRANCE, "North entrance", "entrance", 1, None, None, None)}
+    anchors = {10: Anchor(10, "beacon", ENTRANCE, None, None, 1, 0.0, 0.0, -59)}
+    engine = Engine(EngineConfig(checkin_require_interior=False), Registry(1, zones, anchors, {}))
+    state = MemberState()
+    out = []
     for i in range(8):
         out += feed(engine, state, 1000.0 + 3 * i, {10: -60 - i % 3})
     entries = [t for t in out if t.kind == MALL_ENTER]

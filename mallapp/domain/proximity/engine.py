@@ -8,9 +8,11 @@ measured power, and updates presence with hysteresis:
 - a zone is *entered* when one of its anchors is within the zone's enter distance, *dwelt in*
   once the member has stayed within ``exit_distance_factor`` x that distance for the dwell time,
   and *left* once the member has not been that near for ``exit_timeout_s`` (30 s);
-- the mall is entered after ``checkin_min_updates`` batches of sightings spanning at least
-  ``checkin_min_span_s`` (one packet, or one burst, is not enough), and left after
-  ``exit_timeout_s`` without a fresh sighting of any anchor;
+- the mall is entered after ``checkin_min_updates`` batches in a row spanning at least
+  ``checkin_min_span_s`` (one packet, or one burst, is not enough) in which an *interior* anchor
+  (one not in an entrance zone) is heard at or above ``checkin_interior_min_db`` on a robust filter
+  (:mod:`mallapp.domain.proximity.entrance`: a passer-by hears the entrance, not the inside), and
+  left after ``exit_timeout_s`` without a fresh sighting of any anchor;
 - a reading that repeats the previous one exactly ``stale_repeats`` times in a row on the phone
   channel is Android's cached entry for a beacon it no longer hears: it is not fresh and does
   not keep the member present.
@@ -28,6 +30,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from mallapp.domain.proximity import entrance
 from mallapp.domain.proximity.locate import (
     FILTERS,
     FloorPlan,
@@ -69,6 +72,11 @@ class EngineConfig:
     exit_distance_factor: float = 1.5
     checkin_min_updates: int = 3
     checkin_min_span_s: float = 5.0
+    # Interior confirmation (see mallapp.domain.proximity.entrance); False: any sighting counts.
+    checkin_require_interior: bool = True
+    checkin_interior_filter: str = "trimmed_mean"
+    checkin_interior_min_db: float = -20.0
+    checkin_interior_min_readings: int = 3
 
     @classmethod
     def from_settings(cls, b: BeaconSettings) -> EngineConfig:
@@ -81,7 +89,10 @@ class EngineConfig:
                    enter_m=(("store", z.enter_store_m), ("item", z.enter_item_m), ("area", z.enter_area_m),
                             ("entrance", z.enter_area_m)),
                    exit_distance_factor=z.exit_distance_factor, checkin_min_updates=b.checkin.min_updates,
-                   checkin_min_span_s=b.checkin.min_span_s)
+                   checkin_min_span_s=b.checkin.min_span_s, checkin_require_interior=b.checkin.require_interior,
+                   checkin_interior_filter=b.checkin.interior_filter,
+                   checkin_interior_min_db=b.checkin.interior_min_db,
+                   checkin_interior_min_readings=b.checkin.interior_min_readings)
 
 
 class Track:
@@ -238,6 +249,11 @@ class Engine:
         self._enter = dict(config.enter_m)
         # Per anchor, what update() needs, resolved once: (zone id or None, measured power or None).
         self._anchor_zone = {a.id: (a.zone_id, a.measured_power) for a in registry.anchors.values()}
+        # The anchors of entrance zones: they never confirm that a member is inside (entrance.py).
+        self._entrance_anchors = frozenset(
+            a.id for a in registry.anchors.values()
+            if a.zone_id is not None and a.zone_id in registry.zones and registry.zones[a.zone_id].kind == "entrance")
+        self._interior_filter = entrance.ENTRANCE_FILTERS[config.checkin_interior_filter]
         self._zone_limits = {
             z.id: (z.enter_m if z.enter_m is not None else self._enter.get(z.kind, 5.0),
                    float(z.dwell_seconds) if z.dwell_seconds is not None else self._dwell.get(z.kind, 20.0))
@@ -361,11 +377,11 @@ class Engine:
         if state.mall_entered is None:
             if fresh_batches:
                 first = now if fresh_since is None else min(fresh_since, now)
-                if state.cand_since is None or first - state.cand_last > timeout:
-                    state.cand_since, state.cand_updates = first, 0
-                state.cand_updates += fresh_batches
-                state.cand_last = now
-                if state.cand_updates >= cfg.checkin_min_updates and now - state.cand_since >= cfg.checkin_min_span_s:
+                confirmed = not cfg.checkin_require_interior or self._confirms_inside(state)
+                (state.cand_since, state.cand_last, state.cand_updates), entered = entrance.step(
+                    (state.cand_since, state.cand_last, state.cand_updates), now, first, fresh_batches, confirmed,
+                    timeout, cfg.checkin_min_updates, cfg.checkin_min_span_s)
+                if entered and state.cand_since is not None:
                     state.mall_entered, state.mall_last = state.cand_since, now
                     state.cand_since, state.cand_updates = None, 0
                     out.append(Transition(MALL_ENTER, 0, now, state.mall_entered))
@@ -378,6 +394,24 @@ class Engine:
                 out.append(Transition(MALL_EXIT, 0, state.mall_last, state.mall_entered))
                 state.mall_entered = None
         return out
+
+    def _confirms_inside(self, state: MemberState) -> bool:
+        """Whether the member's interior level confirms inside (entrance.interior_level and entrance.confirms, over
+        the anchors not at an entrance, stopping at the first that confirms)."""
+        entrance_anchors, anchor_zone = self._entrance_anchors, self._anchor_zone
+        filt, least, min_db = self._interior_filter, self.config.checkin_interior_min_readings, \
+            self.config.checkin_interior_min_db
+        for anchor_id, track in state.tracks.items():
+            if len(track.rssis) < least or anchor_id in entrance_anchors:
+                continue
+            power = anchor_zone.get(anchor_id, (None, None))[1]
+            if power is None:
+                power = track.power
+                if power is None:
+                    continue
+            if filt(track.rssis) - power >= min_db:
+                return True
+        return False
 
     def readings(self, state: MemberState) -> list[Reading]:
         """Filtered readings of the anchors with a known position: (x, y, rssi, measured power)."""
