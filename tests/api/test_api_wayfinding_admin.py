@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from factories import build_venue, small_graph
+from sqlalchemy import select
 
+from mallapp.domain.venue import Store
 from mallapp.domain.wayfinding import store
 
 GRAPH = "/api/v1/ops/wayfinding/graph"
@@ -299,3 +301,35 @@ def test_amenities_are_public_filtered_and_labelled_in_the_callers_language(clie
     english = client.get("/api/v1/amenities?floor=-1", headers={"Accept-Language": "en-GB,en;q=0.8"}).get_json()
     assert [(a["label"], a["floor_name"]) for a in english["amenities"]] == [("Car park lift", "B1")]
     assert client.get("/api/v1/amenities?kind=casino").status_code == 400
+
+
+def test_a_store_opened_after_the_import_does_not_block_edits_and_its_door_can_be_added(rt, client, imported):
+    from factories import wf_edge, wf_node
+
+    made = client.post("/api/v1/ops/stores", headers=imported, json={
+        "name": "Tea", "unit": "L2-09", "category": "cafe", "floor": 2, "x": 0.0, "y": -5.0})
+    assert made.status_code == 201, made.get_json()
+    summary = client.get(f"{GRAPH}/summary", headers=imported).get_json()
+    assert [p["kind"] for p in summary["problems"]] == ["store_without_door"] and summary["version"] == 1
+    assert client.delete(f"{GRAPH}/edges/stairs-1-2", headers=imported).status_code == 200
+    door = wf_node("2-door-tea", 2, 0, -3, door="yes", mall__store="L2-09")
+    added = client.post(f"{GRAPH}/nodes", headers=imported, json={
+        "node": door, "edges": [wf_edge("2-c-tea", _feature(small_graph(), "2-j1"), door)]})
+    assert added.status_code == 201, added.get_json()
+    assert client.get(f"{GRAPH}/summary", headers=imported).get_json()["problems"] == []
+    with rt.sessions.begin() as session:
+        store_id = session.scalar(select(Store.id).where(Store.unit == "L2-09"))
+        assert store.load_graph(session).store_nodes[store_id] == ("2-door-tea",)
+
+
+def test_placing_a_bay_or_changing_a_store_bumps_the_graph_version(rt, client, imported):
+    bays = _car_park(client, imported, [("B1-C001", None, None)])
+    park = client.get("/api/v1/ops/car-parks", headers=imported).get_json()["car_parks"][0]["id"]
+    placed = client.patch(f"/api/v1/ops/car-parks/{park}/bays/{bays['B1-C001']}", headers=imported,
+                          json={"x": 26.0, "y": -9.0})
+    assert placed.status_code == 200 and _version(client, imported) == 2
+    with rt.sessions.begin() as session:
+        assert store.load_graph(session).bay_nodes == {bays["B1-C001"]: "B1-j1"}
+        store_id = session.scalar(select(Store.id).where(Store.unit == "L1-02"))
+    renamed = client.patch(f"/api/v1/ops/stores/{store_id}", headers=imported, json={"name": "Starlight"})
+    assert renamed.status_code == 200 and _version(client, imported) == 3

@@ -47,20 +47,30 @@ def _one(feature: Any, want: type) -> Any:
 Mutation = Callable[[dict[str, NodeSpec], dict[str, EdgeSpec]], None]
 
 
+def _key(found: Mapping[str, Any]) -> tuple[Any, ...]:
+    return found["kind"], found["feature"], found.get("store"), found.get("bay")
+
+
 def _edit(session: Session, change: str, mutate: Mutation, *, by: int | None, now: datetime,
           costs: WayfindingSettings) -> Change:
     """Apply one edit to the stored graph in memory, check the result as an import would, then write only what
-    changed and bump the version; refuse (422 wayfinding.invalid_graph) and write nothing when it has problems."""
+    changed and bump the version; refuse (422 wayfinding.invalid_graph) and write nothing when the edit brings a
+    problem. Problems the graph already had (a store opened since the import, without a door yet) do not block
+    an edit, or ops could not add that door."""
     row = lock(session, now, costs.bay_snap_m)
     if row.version == 0:
         raise NotFound("there is no graph yet: import one first (PUT /api/v1/ops/wayfinding/graph)",
                        code="wayfinding.no_graph")
     nodes, edges = stored_specs(session)
     before_nodes, before_edges = dict(nodes), dict(edges)
+    venue_stores, venue_bays = stores(session), bays(session)
+    had = {_key(p) for p in check(list(nodes.values()), list(edges.values()), venue_stores, venue_bays,
+                                  row.bay_snap_m).problems}
     mutate(nodes, edges)
-    checked = check(list(nodes.values()), list(edges.values()), stores(session), bays(session), row.bay_snap_m)
-    if checked.problems:
-        raise refuse(checked.problems)
+    checked = check(list(nodes.values()), list(edges.values()), venue_stores, venue_bays, row.bay_snap_m)
+    brought = [p for p in checked.problems if _key(p) not in had]
+    if brought:
+        raise refuse(brought)
     gone_edges = [e for e in before_edges if e not in edges or edges[e] is not before_edges[e]]
     if gone_edges:
         session.execute(delete(WayfindingEdge).where(WayfindingEdge.id.in_(gone_edges)))
