@@ -333,3 +333,32 @@ def test_placing_a_bay_or_changing_a_store_bumps_the_graph_version(rt, client, i
         store_id = session.scalar(select(Store.id).where(Store.unit == "L1-02"))
     renamed = client.patch(f"/api/v1/ops/stores/{store_id}", headers=imported, json={"name": "Starlight"})
     assert renamed.status_code == 200 and _version(client, imported) == 3
+
+
+# --- the documentation's worked example ------------------------------------------------------------------------
+
+def test_the_docs_worked_example_imports_and_compiles_as_the_docs_say(rt, client, ops_admin):
+    import json
+    import re
+
+    from factories import PROJECT
+
+    text = (PROJECT / "docs" / "wayfinding.md").read_text(encoding="utf-8")
+    doc = json.loads(re.search(r"```json\n(.*?)```", text, re.S).group(1))
+    venue = build_venue(rt)
+    response = _put(client, ops_admin["headers"], doc)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"version": 1, "nodes": 6, "edges": 6, "warnings": []}
+    with rt.sessions.begin() as session:
+        graph = store.load_graph(session)
+    edges = {(e.a, e.b): e for e in graph.edges}
+    assert (round(edges["1-j1", "1-door"].length_m, 2), round(edges["1-j1", "1-door"].seconds, 2)) == (10.77, 8.98)
+    assert (edges["1-lift", "2-lift"].length_m, edges["1-lift", "2-lift"].seconds) == (0, 46)
+    escalator = edges["1-j1", "2-wc"]
+    assert (escalator.kind, escalator.oneway, escalator.length_m, escalator.seconds) == ("escalator", True, 12, 24)
+    assert graph.store_nodes == {venue.store: ("1-door",)}
+    assert {n.id: n.amenity for n in graph.nodes.values() if n.amenity} == {
+        "1-gate": "exit", "1-lift": "lift", "2-lift": "lift", "2-wc": "toilets"}
+    assert client.get(GRAPH, headers=ops_admin["headers"]).get_json()["features"] == sorted(
+        [f for f in doc["features"] if f["geometry"]["type"] == "Point"], key=lambda f: f["id"]) + sorted(
+        [f for f in doc["features"] if f["geometry"]["type"] == "LineString"], key=lambda f: f["id"])
