@@ -114,16 +114,20 @@ def load_graph(session: Session) -> Graph:
     nodes: dict[str, Node] = {}
     doors: dict[int, list[tuple[float, str]]] = {}
     specs: list[NodeSpec] = []
-    rows = session.execute(select(WayfindingNode, Store.x, Store.y, Store.active)
+    # Columns, not entities: the properties and geometry (JSON) are the export's, not the routes'.
+    rows = session.execute(select(WayfindingNode.id, WayfindingNode.floor, WayfindingNode.x, WayfindingNode.y,
+                                  WayfindingNode.kind, WayfindingNode.store_id, WayfindingNode.amenity,
+                                  WayfindingNode.name, WayfindingNode.name_en, Store.x, Store.y, Store.active)
                            .outerjoin(Store, Store.id == WayfindingNode.store_id).order_by(WayfindingNode.id))
-    for row, sx, sy, active in rows:
-        nodes[row.id] = Node(row.id, row.floor, row.x, row.y, row.kind, row.store_id, row.amenity, row.name,
-                             row.name_en)
-        specs.append(NodeSpec(row.id, row.floor, row.x, row.y, row.kind, None, row.amenity, "", "", {}))
-        if row.store_id is not None and active:
-            doors.setdefault(row.store_id, []).append(((row.x - sx) ** 2 + (row.y - sy) ** 2, row.id))
-    edges = tuple(Edge(e.a, e.b, e.kind, e.length_m, e.seconds, e.oneway) for e in session.scalars(
-        select(WayfindingEdge).where(WayfindingEdge.closed.is_(False)).order_by(WayfindingEdge.id)))
+    for nid, floor, x, y, kind, store_id, amenity, name, name_en, sx, sy, active in rows:
+        nodes[nid] = Node(nid, floor, x, y, kind, store_id, amenity, name, name_en)
+        specs.append(NodeSpec(nid, floor, x, y, kind, None, amenity, "", "", {}))
+        if store_id is not None and active:
+            doors.setdefault(store_id, []).append(((x - sx) ** 2 + (y - sy) ** 2, nid))
+    edges = tuple(Edge(*row) for row in session.execute(
+        select(WayfindingEdge.a, WayfindingEdge.b, WayfindingEdge.kind, WayfindingEdge.length_m,
+               WayfindingEdge.seconds, WayfindingEdge.oneway)
+        .where(WayfindingEdge.closed.is_(False)).order_by(WayfindingEdge.id)))
     bay_nodes, _far = snap(specs, bays(session), state.bay_snap_m)
     return Graph(version=state.version, nodes=nodes, edges=edges,
                  store_nodes={store: tuple(n for _d, n in sorted(found)) for store, found in doors.items()},
