@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, SmallInteger, String, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp.db import Base, UTCDateTime
@@ -211,11 +212,18 @@ def refuse(problems: list[dict[str, Any]]) -> RuleViolation:
 
 def lock(session: Session, now: datetime, snap_m: float) -> WayfindingGraph:
     """The state row, locked until the transaction ends, so two changes bump the version one after the other."""
-    row = session.scalars(select(WayfindingGraph).where(WayfindingGraph.id == STATE_ID).with_for_update()).first()
+    locked = select(WayfindingGraph).where(WayfindingGraph.id == STATE_ID).with_for_update()
+    row = session.scalars(locked).first()
     if row is None:
-        row = WayfindingGraph(id=STATE_ID, version=0, bay_snap_m=snap_m, changed_at=now, change="created")
-        session.add(row)
-        session.flush()
+        # The first change makes the row. Two first imports at once: the second waits on the key, fails, and
+        # then locks the row the first made (a savepoint keeps its transaction usable).
+        try:
+            with session.begin_nested():
+                session.add(WayfindingGraph(id=STATE_ID, version=0, bay_snap_m=snap_m, changed_at=now,
+                                            change="created"))
+        except IntegrityError:
+            pass
+        row = session.scalars(locked).one()
     return row
 
 
