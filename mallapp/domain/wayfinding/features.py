@@ -38,6 +38,8 @@ MALL_AMENITIES = {"service_desk": "service_desk", "nursing_room": "nursing_room"
 MAX_ID = 64
 # A feature's id appears in the edit endpoints' paths: letters, digits and . _ : - only.
 ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+# Names are shown to members: no control characters, no bidirectional overrides (as the API's Printable).
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MAX_NAME = 80
 
 
@@ -108,9 +110,10 @@ def _tag_problems(fid: str, props: Mapping[str, Any], keys: frozenset[str]) -> l
             found.append(problem(fid, "unknown_tag", f"unknown tag {key!r}"))
         elif key in VALUES and value not in VALUES[key]:
             found.append(problem(fid, "unknown_value", f"{key}={value!r} is not one of {sorted(VALUES[key])}"))
-        elif key in ("name", "name:en", "ref", "mall:store", "mall:from", "mall:to") and not (
-                isinstance(value, str) and len(value) <= MAX_NAME):
-            found.append(problem(fid, "unknown_value", f"{key} must be a text of at most {MAX_NAME} characters"))
+        elif key in ("name", "name:en", "ref", "mall:store", "mall:from", "mall:to", "incline") and not (
+                isinstance(value, str) and len(value) <= MAX_NAME and not UNPRINTABLE.search(value)):
+            found.append(problem(fid, "unknown_value", f"{key} must be a text of at most {MAX_NAME} printable "
+                                                       "characters"))
     return found
 
 

@@ -122,6 +122,10 @@ def check(nodes: Sequence[NodeSpec], edges: Sequence[EdgeSpec], stores: Sequence
         store = units.get(node.unit)
         if store is None:
             out.problems.append(problem(node.id, "unknown_store", f"mall:store={node.unit!r} names no store's unit"))
+        elif store.floor != node.floor:
+            out.problems.append(problem(node.id, "store_floor_mismatch",
+                                        f"the door of unit {node.unit} is on {floor_name(node.floor)} but the store "
+                                        f"is on {floor_name(store.floor)}"))
         else:
             out.node_store[node.id] = store.id
     usable: list[EdgeSpec] = []
