@@ -364,3 +364,10 @@ def test_the_docs_worked_example_imports_and_compiles_as_the_docs_say(rt, client
     assert client.get(GRAPH, headers=ops_admin["headers"]).get_json()["features"] == sorted(
         [f for f in doc["features"] if f["geometry"]["type"] == "Point"], key=lambda f: f["id"]) + sorted(
         [f for f in doc["features"] if f["geometry"]["type"] == "LineString"], key=lambda f: f["id"])
+
+
+def test_an_edit_given_the_wrong_kind_of_feature_is_refused(client, imported):
+    as_node = client.post(f"{GRAPH}/nodes", headers=imported, json={"node": _feature(small_graph(), "1-c1")})
+    assert _kinds(as_node) == {"bad_geometry"}
+    as_edge = client.post(f"{GRAPH}/edges", headers=imported, json=_feature(small_graph(), "1-j1"))
+    assert _kinds(as_edge) == {"bad_geometry"}

@@ -65,3 +65,18 @@ def test_doors_of_stores_the_database_lacks_are_plain_doors_and_the_seed_says_so
         pytest.skip("the demo seeds the directory's stores itself now: no door is left without its store")
     line = demo_graph.seed_graph(rt)
     assert line.endswith(f"no store for units {', '.join(absent)}: their doors are plain doors"), line
+
+
+def test_the_demo_graph_round_trips_through_export_and_import(rt):
+    _demo_venue(rt)
+    demo_graph.seed_graph(rt)
+    with rt.sessions.begin() as s:
+        first = store.export_graph(s)
+    with rt.sessions.begin() as s:
+        change = store.replace_graph(s, first, by=None, now=rt.now(), costs=rt.settings.wayfinding)
+    with rt.sessions.begin() as s:
+        second = store.export_graph(s)
+    assert change.version == 2 and second["features"] == first["features"]
+    assert second["features"] == sorted([f for f in demo_graph.load()["features"] if f["geometry"]["type"] == "Point"],
+                                        key=lambda f: f["id"]) + sorted(
+        [f for f in demo_graph.load()["features"] if f["geometry"]["type"] == "LineString"], key=lambda f: f["id"])
