@@ -36,11 +36,16 @@ def operations(app: Flask) -> list[tuple[str, Operation]]:
 
 _DETAILS = ("safe to show; a text for the code in zh-CN and English is errors.<code> of the catalogues "
             "(mallapp/locales), whose {placeholders} name keys of details")
-# details.problems of request.invalid / request.invalid_query (mallapp.api.core._problems).
+# details.problems of request.invalid / request.invalid_query (mallapp.api.core._problems), and of
+# wayfinding.invalid_graph (a feature's id in place of a field; mallapp.domain.wayfinding.features.problem).
 _PROBLEMS = {
     "type": "array", "description": "one entry per defect of the body or query",
-    "items": {"type": "object", "required": ["field", "problem"], "properties": {
+    "items": {"type": "object", "required": ["problem"], "anyOf": [{"required": ["field"]}, {"required": ["feature"]}],
+              "properties": {
         "field": {"type": "string", "description": "dotted path of the field (items.0.name), or body"},
+        "feature": {"type": ["string", "null"], "description": (
+            "wayfinding.invalid_graph: the id of the GeoJSON feature at fault, null for the graph as a whole "
+            "(docs/wayfinding.md, The checks); kind is then one of wayfinding_admin.problem.<kind>")},
         "problem": {"type": "string", "description": "what is wrong, English, for the developer"},
         "kind": {"type": "string", "description": (
             "stable and machine-readable: pydantic's error type (missing, extra_forbidden, greater_than, "

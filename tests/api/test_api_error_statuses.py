@@ -23,6 +23,7 @@ from factories import (
     parking_history,
     reports_world,
     signed,
+    small_graph,
 )
 from sqlalchemy import update
 
@@ -1109,6 +1110,27 @@ scenario("store.invalid_tags", 400)(lambda w: w.ops_post("/stores", {
     "name": "A", "floor": 1, "x": 0, "y": 0, "tags": ["a" * 21]}))
 scenario("store.invalid_logo_url", 400)(lambda w: w.ops_post("/stores", {
     "name": "A", "floor": 1, "x": 0, "y": 0, "logo_url": "http://example.com/logo.png"}))
+
+# --- the walkable graph (graph, issue 17) ---------------------------------------------------------------------
+
+WF = f"{OPS}/wayfinding/graph"
+
+
+def _with_graph(w: World) -> None:
+    _ = w.venue  # the store small_graph's door names (unit L1-02)
+    assert w.client.put(WF, headers=w.ops, json=small_graph()).status_code == 200
+
+
+scenario("wayfinding.invalid_graph", 422)(lambda w: w.client.put(WF, headers=w.ops, json={
+    "type": "FeatureCollection", "features": [{"type": "Feature", "id": "x", "properties": {},
+                                               "geometry": {"type": "Point", "coordinates": [0, 0]}}]}))
+scenario("wayfinding.no_graph", 404)(lambda w: w.client.delete(f"{WF}/edges/e1", headers=w.ops))
+scenario("wayfinding.node_not_found", 404)(lambda w: (_with_graph(w), w.client.delete(
+    f"{WF}/nodes/nowhere", headers=w.ops))[1])
+scenario("wayfinding.edge_not_found", 404)(lambda w: (_with_graph(w), w.client.patch(
+    f"{WF}/edges/nowhere", headers=w.ops, json={"closed": True}))[1])
+scenario("wayfinding.feature_exists", 409)(lambda w: (_with_graph(w), w.client.post(
+    f"{WF}/edges", headers=w.ops, json=small_graph()["features"][-1]))[1])
 
 
 # --- the checks ----------------------------------------------------------------------------------------------

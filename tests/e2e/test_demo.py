@@ -78,6 +78,10 @@ def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path, console_at
         # The demo mall has the house store, so a new member's pack is in the wallet.
         status, wallet = _call("GET", f"{base}/api/v1/me/coupons?status=active", headers=member)
         assert status == 200 and len(wallet["coupons"]) == 4
+        # The demo's walkable graph is seeded: a toilet on each mall floor, for anyone to find.
+        status, toilets = _call("GET", f"{base}/api/v1/amenities?kind=toilets&lang=en")
+        assert status == 200 and [(a["floor"], a["label"]) for a in toilets["amenities"]] == [
+            (1, "Toilets"), (2, "Toilets"), (3, "Toilets")]
         status, checked = _call("POST", f"{base}/api/v1/checkins", {}, member)
         assert status == 201 and checked["points"] > 0
 
