@@ -8,10 +8,12 @@ edge's ``a`` to ``b`` only, whatever its ``oneway`` flag says; any other edge is
 A :class:`Place` is a set of graph nodes, each with what reaching it costs beyond the graph (a store's doors
 cost nothing more; a position on a floor reaches its nearest nodes by a straight walk), and optionally the
 point the route starts or ends at when that is off the graph. The search is A* with a heuristic that never
-overestimates (the straight-line distance at the fastest pace any edge allows, and the floors still to
-change at the cheapest seconds per floor any floor change allows; the larger of the two), so the first
-goal it settles at a cost no other can beat is the cheapest; with many goals (the nearest toilet) it is
-plain Dijkstra.
+overestimates and is consistent: the larger of the straight line at the fastest pace any edge covers ground,
+and, to another floor, the walk at that pace to the nearest landing that leaves this floor, the floors at the
+cheapest seconds per floor any change allows, and the walk from the nearest landing arriving on the goal's
+floor (parts no route can skip). So the first goal settled at a cost nothing else can beat is the cheapest;
+with many goals (the nearest toilet) it is plain Dijkstra. A node on a floor no change leaves is never
+queued for a goal on another floor.
 
 The answer is a :class:`Route`: the nodes and edges taken, and one :class:`Leg` per stretch on one floor
 (its polyline from the start point to the goal point, its distance and seconds), each ending with the
@@ -106,14 +108,19 @@ class Route:
 
 
 class _Profile:
-    """One profile's adjacency: per node index, (neighbour index, seconds, edge index)."""
+    """One profile's adjacency (per node index: (neighbour index, seconds, edge index)) and what its heuristic
+    needs: the fastest pace over ground, the cheapest seconds per floor, and per node the seconds at that pace to
+    the nearest landing that leaves its floor (inf: no way off that floor)."""
 
-    __slots__ = ("adj", "pace", "floor_cost")
+    __slots__ = ("adj", "inv_pace", "floor_cost", "to_exit", "entries")
 
-    def __init__(self, adj: list[list[tuple[int, float, int]]], pace: float, floor_cost: float) -> None:
+    def __init__(self, adj: list[list[tuple[int, float, int]]], inv_pace: float, floor_cost: float,
+                 to_exit: list[float], entries: dict[int, list[int]]) -> None:
         self.adj = adj
-        self.pace = pace  # metres per second: no edge covers ground faster (for the heuristic)
+        self.inv_pace = inv_pace  # seconds per metre at the fastest pace any edge covers ground (0: no bound)
         self.floor_cost = floor_cost  # seconds per floor: no floor change is cheaper per floor
+        self.to_exit = to_exit
+        self.entries = entries  # per floor, the landings a floor change arrives at
 
 
 class Router:
@@ -136,9 +143,11 @@ class Router:
         self.profiles = {name: self._compile(name) for name in PROFILES}
 
     def _compile(self, profile: str) -> _Profile:
-        index, n = self.index, len(self.ids)
+        index, n, xs, ys, floors = self.index, len(self.ids), self.xs, self.ys, self.floors
         adj: list[list[tuple[int, float, int]]] = [[] for _ in range(n)]
         pace, floor_cost = 0.0, math.inf
+        exits: dict[int, set[int]] = {}
+        entries: dict[int, set[int]] = {}
         for k, e in enumerate(self.graph.edges):
             if profile == "step_free" and e.kind in STEPPED:
                 continue
@@ -146,16 +155,27 @@ class Router:
             if a is None or b is None:
                 continue
             seconds = max(0.0, float(e.seconds))
-            adj[a].append((b, seconds, k))
-            if not (e.oneway or e.kind == "escalator"):
-                adj[b].append((a, seconds, k))
-            ground = math.hypot(self.xs[a] - self.xs[b], self.ys[a] - self.ys[b])
+            arcs = [(a, b)] if e.oneway or e.kind == "escalator" else [(a, b), (b, a)]
+            for u, v in arcs:
+                adj[u].append((v, seconds, k))
+                if floors[u] != floors[v]:
+                    exits.setdefault(floors[u], set()).add(u)
+                    entries.setdefault(floors[v], set()).add(v)
+            ground = math.hypot(xs[a] - xs[b], ys[a] - ys[b])
             if ground > 0:
                 pace = math.inf if seconds == 0 else max(pace, ground / seconds)
-            floors = abs(self.floors[a] - self.floors[b])
-            if floors:
-                floor_cost = min(floor_cost, seconds / floors)
-        return _Profile(adj, pace, 0.0 if floor_cost == math.inf else floor_cost)
+            climb = abs(floors[a] - floors[b])
+            if climb:
+                floor_cost = min(floor_cost, seconds / climb)
+        inv_pace = 0.0 if pace in (0.0, math.inf) else 1.0 / pace
+        to_exit = [math.inf] * n
+        for floor, members in self.by_floor.items():
+            landings = [(xs[i], ys[i]) for i in exits.get(floor, ())]
+            for i in members:
+                x, y = xs[i], ys[i]
+                to_exit[i] = min((math.hypot(lx - x, ly - y) * inv_pace for lx, ly in landings), default=math.inf)
+        return _Profile(adj, inv_pace, 0.0 if floor_cost == math.inf else floor_cost, to_exit,
+                        {floor: sorted(found) for floor, found in entries.items()})
 
     # --- places --------------------------------------------------------------------------------------
 
@@ -202,40 +222,52 @@ class Router:
         return self._shape(profile, path, edges, cost, start, goal)
 
     def _search(self, prof: _Profile, starts: dict[int, float],
-                goals: dict[int, float]) -> tuple[int, float, dict[int, tuple[int, int]]] | None:
+                goals: dict[int, float]) -> tuple[int, float, list[tuple[int, int]]] | None:
         xs, ys, floors, adj = self.xs, self.ys, self.floors, prof.adj
-        use_h = len(goals) <= HEURISTIC_GOALS and (prof.pace > 0 or prof.floor_cost > 0)
-        targets = [(xs[g], ys[g], floors[g]) for g in goals]
-        inv_pace = 0.0 if prof.pace in (0.0, math.inf) else 1.0 / prof.pace
-        floor_cost = prof.floor_cost
+        inv_pace, floor_cost, to_exit = prof.inv_pace, prof.floor_cost, prof.to_exit
+        use_h = len(goals) <= HEURISTIC_GOALS
+        # Per goal: where it is, and the cheapest walk at that pace from a landing that arrives on its floor.
+        targets = []
+        for g in goals:
+            gx, gy, gf = xs[g], ys[g], floors[g]
+            arrive = min((math.hypot(xs[i] - gx, ys[i] - gy) * inv_pace for i in prof.entries.get(gf, ())),
+                         default=math.inf)
+            targets.append((gx, gy, gf, arrive))
+        hypot = math.hypot
 
         def h(i: int) -> float:
+            # A lower bound of the seconds from i to the nearest goal: the straight line at the fastest pace and,
+            # to another floor, the walk to a landing that leaves i's floor, the floors at the cheapest rate and
+            # the walk from a landing that arrives on the goal's floor (disjoint parts of any route).
             x, y, f = xs[i], ys[i], floors[i]
             best = math.inf
-            for gx, gy, gf in targets:
-                flat = math.hypot(gx - x, gy - y) * inv_pace
-                climb = abs(gf - f) * floor_cost
-                guess = flat if flat > climb else climb
+            for gx, gy, gf, arrive in targets:
+                guess = hypot(gx - x, gy - y) * inv_pace
+                if gf != f:
+                    via = to_exit[i] + abs(gf - f) * floor_cost + arrive
+                    if via > guess:
+                        guess = via
                 if guess < best:
                     best = guess
             return best
 
-        dist: dict[int, float] = {}
-        prev: dict[int, tuple[int, int]] = {}
+        n = len(adj)
+        dist = [math.inf] * n
+        prev: list[tuple[int, int]] = [(-1, -1)] * n
         heap: list[tuple[float, float, int]] = []
+        push, pop = heapq.heappush, heapq.heappop
         for i, g in starts.items():
             dist[i] = g
-            prev[i] = (-1, -1)
-            heapq.heappush(heap, (g + (h(i) if use_h else 0.0), g, i))
-        done: set[int] = set()
+            guess = h(i) if use_h else 0.0
+            if guess < math.inf:
+                push(heap, (g + guess, g, i))
         best, best_goal = math.inf, -1
         while heap:
-            f, g, u = heapq.heappop(heap)
+            f, g, u = pop(heap)
             if f >= best:
                 break
-            if u in done or g > dist[u]:
-                continue
-            done.add(u)
+            if g > dist[u]:
+                continue  # a stale entry: u was reached cheaper since
             extra = goals.get(u)
             if extra is not None and g + extra < best:
                 best, best_goal = g + extra, u
@@ -243,10 +275,12 @@ class Router:
                     break
             for v, seconds, edge in adj[u]:
                 nd = g + seconds
-                if nd < dist.get(v, math.inf):
+                if nd < dist[v]:
                     dist[v] = nd
                     prev[v] = (u, edge)
-                    heapq.heappush(heap, (nd + (h(v) if use_h else 0.0), nd, v))
+                    guess = h(v) if use_h else 0.0
+                    if guess < math.inf:  # inf: v can never reach a goal (no way off its floor)
+                        push(heap, (nd + guess, nd, v))
         if best_goal < 0:
             return None
         return best_goal, best, prev
