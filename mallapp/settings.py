@@ -545,6 +545,27 @@ class TillSettings(_Section):
     phone_ref_ttl_s: int = Field(default=600, ge=30, le=3600)
 
 
+class WayfindingSettings(_Section):
+    """[wayfinding]: what an edge of the walkable graph costs in seconds, and how far a bay snaps to the graph.
+
+    Seconds are computed when the graph is imported or edited and stored with each edge, so a compiled graph
+    is the same in every process; a change here takes effect at the next import or edit (docs/wayfinding.md).
+    """
+
+    # Walking pace along corridors, car-park aisles, ramps and the horizontal run of stairs (m/s).
+    walk_speed_mps: float = Field(default=1.2, gt=0.2, le=3.0)
+    # A lift: the average wait for the car, then the ride per floor crossed.
+    lift_wait_s: float = Field(default=40.0, ge=0, le=600)
+    lift_s_per_floor: float = Field(default=6.0, ge=0, le=120)
+    # An escalator carries a standing rider along its run (the edge's length) at this speed (m/s).
+    escalator_speed_mps: float = Field(default=0.5, gt=0.05, le=3.0)
+    # Climbing or descending one floor's stairs, on top of walking the edge's length.
+    stairs_s_per_floor: float = Field(default=20.0, ge=0, le=600)
+    # A parking bay is reached from the nearest graph node on its level's floor no farther than this (metres);
+    # a positioned bay farther from every node is refused on import (bay_not_snapped).
+    bay_snap_m: float = Field(default=12.0, gt=0, le=200)
+
+
 class Settings(_Section):
     database_url: str = ""
     redis_url: str = ""
@@ -578,6 +599,7 @@ class Settings(_Section):
     wechatpay: WeChatPaySettings = Field(default_factory=WeChatPaySettings)
     parking: ParkingSettings = Field(default_factory=ParkingSettings)
     till: TillSettings = Field(default_factory=TillSettings)
+    wayfinding: WayfindingSettings = Field(default_factory=WayfindingSettings)
 
     def gift(self, code: str) -> Gift | None:
         return next((g for g in self.gifts if g.code == code), None)

@@ -861,3 +861,62 @@ def inbox_texts(rt, member_id: int) -> list[tuple[str, str]]:
     with rt.sessions.begin() as s:
         return [(n.title, n.body) for n in s.scalars(select(Notification).where(Notification.member_id == member_id)
                                                     .order_by(Notification.id))]
+
+
+# --- wayfinding: a small walkable graph (docs/wayfinding.md, "The graph file") ----------------------------
+
+def wf_node(fid: str, level: int, x: float, y: float, **tags: Any) -> dict[str, Any]:
+    """A Point feature: tags as keyword arguments, "__" for ":" (name__en=… is name:en, mall__store=… mall:store)."""
+    props = {"level": str(level), **{k.replace("__", ":"): v for k, v in tags.items()}}
+    return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [x, y]}, "properties": props}
+
+
+def wf_edge(fid: str, a: dict[str, Any], b: dict[str, Any], **tags: Any) -> dict[str, Any]:
+    """A LineString feature from node feature a to node feature b (straight), its level from theirs."""
+    levels = sorted({a["properties"]["level"], b["properties"]["level"]}, key=int)
+    props = {"level": ";".join(levels), "mall:from": a["id"], "mall:to": b["id"],
+             **{k.replace("__", ":"): v for k, v in tags.items()}}
+    return {"type": "Feature", "id": fid, "properties": props,
+            "geometry": {"type": "LineString", "coordinates": [a["geometry"]["coordinates"],
+                                                                b["geometry"]["coordinates"]]}}
+
+
+def small_graph(store_unit: str = "L1-02") -> dict[str, Any]:
+    """Floors 1 and 2 and car-park level B1: a corridor on each, one store door (``store_unit``, floor 1), the
+    main entrance, a lift B1..2, stairs 1-2, an up escalator 1->2 (one way), toilets on floor 2.
+    Strongly connected; without the lift, B1 is cut off and floor 2 is reached only by stairs or escalator."""
+    n = {
+        "1-j1": wf_node("1-j1", 1, 0, 0, indoor="corridor"),
+        "1-j2": wf_node("1-j2", 1, 20, 0, indoor="corridor"),
+        "1-door": wf_node("1-door", 1, 20, 4, door="yes", indoor="door", mall__store=store_unit, name="咖啡店",
+                          name__en="Coffee"),
+        "1-entrance": wf_node("1-entrance", 1, 0, -5, entrance="main", name="南门", name__en="South entrance"),
+        "1-lift": wf_node("1-lift", 1, 25, 0, highway="elevator", name="1号电梯", name__en="Lift 1"),
+        "1-stairs": wf_node("1-stairs", 1, 0, 10, highway="steps"),
+        "1-esc": wf_node("1-esc", 1, 10, 0, highway="steps", conveying="forward"),
+        "2-j1": wf_node("2-j1", 2, 0, 0, indoor="corridor"),
+        "2-lift": wf_node("2-lift", 2, 25, 0, highway="elevator", name="1号电梯", name__en="Lift 1"),
+        "2-stairs": wf_node("2-stairs", 2, 0, 10, highway="steps"),
+        "2-esc": wf_node("2-esc", 2, 22, 0, highway="steps", conveying="forward"),
+        "2-wc": wf_node("2-wc", 2, 5, 0, amenity="toilets", name="洗手间", name__en="Toilets"),
+        "B1-lift": wf_node("B1-lift", -1, 25, 0, highway="elevator", name="1号电梯", name__en="Lift 1"),
+        "B1-j1": wf_node("B1-j1", -1, 25, -10, indoor="corridor"),
+    }
+    e = [
+        wf_edge("1-c1", n["1-j1"], n["1-esc"], highway="corridor"),
+        wf_edge("1-c2", n["1-esc"], n["1-j2"], highway="corridor"),
+        wf_edge("1-c3", n["1-j2"], n["1-door"], highway="corridor"),
+        wf_edge("1-c4", n["1-j1"], n["1-entrance"], highway="corridor"),
+        wf_edge("1-c5", n["1-j2"], n["1-lift"], highway="corridor"),
+        wf_edge("1-c6", n["1-j1"], n["1-stairs"], highway="corridor"),
+        wf_edge("2-c1", n["2-j1"], n["2-wc"], highway="corridor"),
+        wf_edge("2-c2", n["2-wc"], n["2-esc"], highway="corridor"),
+        wf_edge("2-c3", n["2-esc"], n["2-lift"], highway="corridor"),
+        wf_edge("2-c4", n["2-j1"], n["2-stairs"], highway="corridor"),
+        wf_edge("lift-1-2", n["1-lift"], n["2-lift"], highway="elevator"),
+        wf_edge("lift-B1-1", n["B1-lift"], n["1-lift"], highway="elevator"),
+        wf_edge("stairs-1-2", n["1-stairs"], n["2-stairs"], highway="steps"),
+        wf_edge("esc-1-2", n["1-esc"], n["2-esc"], highway="steps", conveying="forward"),
+        wf_edge("B1-c1", n["B1-lift"], n["B1-j1"], highway="corridor"),
+    ]
+    return {"type": "FeatureCollection", "features": [*n.values(), *e]}

@@ -40,6 +40,7 @@ from mallapp.api import (
     reservations,
     segments,
     till,
+    wayfinding_admin,
 )
 from mallapp.api.core import error_response
 from mallapp.db import MAX_BIG_ID, MAX_ID
@@ -124,6 +125,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(ops_accounts.bp)
     app.register_blueprint(merchant_desk.bp)
     app.register_blueprint(ops_insight.bp)
+    app.register_blueprint(wayfinding_admin.bp)
+    app.register_blueprint(wayfinding_admin.public_bp)
     consoles.register(app)
     _install_request_context(app)
     _install_error_handlers(app)

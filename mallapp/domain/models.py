@@ -34,6 +34,7 @@ from mallapp.domain import (  # noqa: F401
 from mallapp.domain.parking import models as parking_models  # noqa: F401
 from mallapp.domain.proximity import history  # noqa: F401
 from mallapp.domain.queueing import models as queueing_models  # noqa: F401
+from mallapp.domain.wayfinding import store as wayfinding_store  # noqa: F401
 
 metadata = Base.metadata
 

@@ -23,6 +23,7 @@ from factories import (
     parking_history,
     reports_world,
     signed,
+    small_graph,
 )
 from sqlalchemy import update
 
@@ -1098,6 +1099,28 @@ scenario("ops.last_admin", 409)(lambda w: w.client.patch(f"{OPS}/users/{w.ops_ad
 # --- fleet alerts (opsfloor) ------------------------------------------------------------------------------
 
 scenario("alert.not_found", 404)(lambda w: w.client.post(f"{OPS}/alerts/999/acknowledge", headers=w.ops))
+
+
+# --- the walkable graph (graph, issue 17) ---------------------------------------------------------------------
+
+WF = f"{OPS}/wayfinding/graph"
+
+
+def _with_graph(w: World) -> None:
+    _ = w.venue  # the store small_graph's door names (unit L1-02)
+    assert w.client.put(WF, headers=w.ops, json=small_graph()).status_code == 200
+
+
+scenario("wayfinding.invalid_graph", 422)(lambda w: w.client.put(WF, headers=w.ops, json={
+    "type": "FeatureCollection", "features": [{"type": "Feature", "id": "x", "properties": {},
+                                               "geometry": {"type": "Point", "coordinates": [0, 0]}}]}))
+scenario("wayfinding.no_graph", 404)(lambda w: w.client.delete(f"{WF}/edges/e1", headers=w.ops))
+scenario("wayfinding.node_not_found", 404)(lambda w: (_with_graph(w), w.client.delete(
+    f"{WF}/nodes/nowhere", headers=w.ops))[1])
+scenario("wayfinding.edge_not_found", 404)(lambda w: (_with_graph(w), w.client.patch(
+    f"{WF}/edges/nowhere", headers=w.ops, json={"closed": True}))[1])
+scenario("wayfinding.feature_exists", 409)(lambda w: (_with_graph(w), w.client.post(
+    f"{WF}/edges", headers=w.ops, json=small_graph()["features"][-1]))[1])
 
 
 # --- the checks ----------------------------------------------------------------------------------------------

@@ -124,6 +124,17 @@ DECISIONS: dict[tuple[str, str], str] = {
     # opsinsight: the dashboard and footfall by hour (docs/consoles.md)
     ("GET", "/api/v1/ops/dashboard"): "ops",
     ("GET", "/api/v1/ops/footfall/hours"): "ops",
+
+    # the walkable graph (graph, issue 17; docs/wayfinding.md)
+    ("GET", "/api/v1/ops/wayfinding/graph"): "ops",
+    ("PUT", "/api/v1/ops/wayfinding/graph"): "ops_admin",
+    ("GET", "/api/v1/ops/wayfinding/graph/summary"): "ops",
+    ("POST", "/api/v1/ops/wayfinding/graph/nodes"): "ops_admin",
+    ("PATCH", "/api/v1/ops/wayfinding/graph/nodes/<node_id>"): "ops_admin",
+    ("DELETE", "/api/v1/ops/wayfinding/graph/nodes/<node_id>"): "ops_admin",
+    ("POST", "/api/v1/ops/wayfinding/graph/edges"): "ops_admin",
+    ("PATCH", "/api/v1/ops/wayfinding/graph/edges/<edge_id>"): "ops_admin",
+    ("DELETE", "/api/v1/ops/wayfinding/graph/edges/<edge_id>"): "ops_admin",
 }
 # The code each requirement refuses with (mallapp.api.core._authenticate_ops).
 REFUSAL = {"ops_admin": "ops.admin_required", "ops_marketing": "ops.marketing_required",
