@@ -150,9 +150,9 @@ def _leg_out(leg: Leg) -> LegOut:
 
 @operation(bp, "/routes", "GET", summary="A route across floors: polylines per floor, distance, time and steps",
            query=RoutesQuery, response=RouteOut,
-           errors=("auth.required", "auth.invalid_token", "routes.no_graph", "routes.store_not_found", "routes.bay_not_found",
-                   "routes.node_not_found", "routes.item_not_found", "routes.no_position", "routes.no_car",
-                   "routes.unreachable"))
+           errors=("auth.required", "auth.invalid_token", "auth.wrong_caller", "routes.no_graph",
+                   "routes.store_not_found", "routes.bay_not_found", "routes.node_not_found", "routes.item_not_found",
+                   "routes.no_position", "routes.no_car", "routes.unreachable"))
 def route(query: RoutesQuery) -> RouteOut:
     rt = runtime()
     member_id = None

@@ -1135,6 +1135,7 @@ def _route(w: World, frm: str, to: str, headers: dict[str, str] | None = None, *
 scenario("auth.required", 401)(lambda w: _route(w, "me", "amenity:toilets"))
 scenario("auth.invalid_token", 401)(lambda w: _route(w, "me", "amenity:toilets",
                                                       headers={"Authorization": "Bearer mt_not-a-live-token"}))
+scenario("auth.wrong_caller", 403)(lambda w: _route(w, "node:1-j1", "car", headers=w.ops))
 scenario("routes.no_graph", 409)(lambda w: _route(w, "node:1-j1", "amenity:toilets"))
 scenario("routes.store_not_found", 404)(lambda w: (_with_graph(w), _route(w, "store:999", "amenity:toilets"))[1])
 scenario("routes.bay_not_found", 404)(lambda w: (_with_graph(w), _route(w, "bay:B9-C999", "amenity:toilets"))[1])
