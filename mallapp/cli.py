@@ -323,7 +323,7 @@ def demo(host: str, port: int, workers: int, emulator_port: int, carpark_port: i
     the demo mall."""
     from mallapp import logs
     from mallapp.devtools import demo as demo_mall
-    from mallapp.devtools import demo_parking
+    from mallapp.devtools import demo_graph, demo_parking
     from mallapp.devtools.carpark_emulator import CarParkEmulator
     from mallapp.devtools.cars import CarTraffic
     from mallapp.devtools.servers import stop_process
@@ -381,6 +381,7 @@ def demo(host: str, port: int, workers: int, emulator_port: int, carpark_port: i
     try:
         lines = demo_mall.seed(rt)
         lines.append(demo_parking.seed_parking(rt))
+        lines.append(demo_graph.seed_graph(rt))  # after the stores and the bays it names
         if emulator is not None:
             demo_mall.grant_recorded_quotas(rt, emulator)
     finally:

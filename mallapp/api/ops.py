@@ -30,6 +30,7 @@ from mallapp.api.core import (
 )
 from mallapp.domain import alerts, dead_letters, ops, venue, venue_admin
 from mallapp.domain.venue import Beacon, Gateway, SaleItem, Store, Zone
+from mallapp.domain.wayfinding import store as wayfinding_store
 from mallapp.errors import InvalidInput
 
 bp = Blueprint("ops", __name__, url_prefix="/api/v1/ops")
@@ -527,6 +528,8 @@ def patch_store(store_id: int, body: StorePatch) -> StoreOut:
     changes = _changes(body, frozenset({"merchant_id"}))
     with transaction() as session:
         out = StoreOut.model_validate(venue_admin.update_store(session, store_id, changes))
+        # a store (de)activated changes which doors the compiled walkable graph lists (Graph.store_nodes)
+        wayfinding_store.bump_version(session, "store_changed", by=current_ops().id, now=runtime().now())
     _venue_changed()
     return out
 
@@ -537,6 +540,7 @@ def patch_store(store_id: int, body: StorePatch) -> StoreOut:
 def delete_store(store_id: int) -> StoreOut:
     with transaction() as session:
         out = StoreOut.model_validate(venue_admin.update_store(session, store_id, {"active": False}))
+        wayfinding_store.bump_version(session, "store_changed", by=current_ops().id, now=runtime().now())
     _venue_changed()
     return out
 

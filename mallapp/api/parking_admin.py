@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint
 from pydantic import ConfigDict, Field, StringConstraints
 
-from mallapp.api.core import Body, Id, Out, Printable, Query, operation, runtime, transaction
+from mallapp.api.core import Body, Id, Out, Printable, Query, current_ops, operation, runtime, transaction
 from mallapp.domain.parking import carparks, locate
 from mallapp.domain.parking.models import CarPark
+from mallapp.domain.wayfinding import store as wayfinding_store
 from mallapp.errors import InvalidInput
 
 bp = Blueprint("parking_admin", __name__, url_prefix="/api/v1/ops")
@@ -277,7 +278,10 @@ _BAY_ERRORS = (*_ADMIN, *_CAR_PARK, "parking.bay_invalid", "parking.level_unknow
            auth="ops_admin", body=BayIn, response=BayOut, status=201, errors=_BAY_ERRORS)
 def create_bay(car_park_id: int, body: BayIn) -> BayOut:
     with transaction() as session:
-        return BayOut.model_validate(carparks.create_bay(session, car_park_id, **body.model_dump()))
+        bay = carparks.create_bay(session, car_park_id, **body.model_dump())
+        if bay.x is not None:  # a placed bay snaps to the walkable graph (Graph.bay_nodes)
+            wayfinding_store.bump_version(session, "bay_placed", by=current_ops().id, now=runtime().now())
+        return BayOut.model_validate(bay)
 
 
 @operation(bp, "/car-parks/<int:car_park_id>/bays/range", "POST",
@@ -296,7 +300,9 @@ def patch_bay(car_park_id: int, bay_id: int, body: BayPatch) -> BayOut:
     if not changes or changes.get("active", False) is None:
         raise InvalidInput("nothing to change: send x, y or active", code="request.invalid")
     with transaction() as session:
-        return BayOut.model_validate(carparks.update_bay(session, car_park_id, bay_id, changes))
+        bay = carparks.update_bay(session, car_park_id, bay_id, changes)
+        wayfinding_store.bump_version(session, "bay_placed", by=current_ops().id, now=runtime().now())
+        return BayOut.model_validate(bay)
 
 
 @operation(bp, "/car-parks/<int:car_park_id>/bays/<int:bay_id>/qr", "GET", summary="The QR payload for the bay's pillar",

@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 from mallapp import i18n
 from mallapp.api.core import Body, Out, Query, current_ops, operation, runtime, transaction
 from mallapp.domain.venue_admin import floor_name
-from mallapp.domain.wayfinding import store
+from mallapp.domain.wayfinding import edits, store
 from mallapp.domain.wayfinding.graph import AMENITY_KINDS
 
 bp = Blueprint("wayfinding_admin", __name__, url_prefix="/api/v1/ops/wayfinding")
@@ -171,42 +171,42 @@ def graph_summary() -> SummaryOut:
            errors=(*_EDIT, "wayfinding.feature_exists"))
 def add_node(body: NodeIn) -> ChangeOut:
     with transaction() as session:
-        return _change(store.add_node(session, body.node, body.edges, **_who()))
+        return _change(edits.add_node(session, body.node, body.edges, **_who()))
 
 
 @operation(bp, "/graph/nodes/<node_id>", "PATCH", summary="Move a node (the edges it ends follow)",
            auth="ops_admin", body=MoveIn, response=ChangeOut, errors=(*_EDIT, "wayfinding.node_not_found"))
 def move_node(node_id: str, body: MoveIn) -> ChangeOut:
     with transaction() as session:
-        return _change(store.move_node(session, node_id, body.x, body.y, **_who()))
+        return _change(edits.move_node(session, node_id, body.x, body.y, **_who()))
 
 
 @operation(bp, "/graph/nodes/<node_id>", "DELETE", summary="Remove a node and its edges (refused if the graph falls "
            "apart)", auth="ops_admin", response=ChangeOut, errors=(*_EDIT, "wayfinding.node_not_found"))
 def remove_node(node_id: str) -> ChangeOut:
     with transaction() as session:
-        return _change(store.remove_node(session, node_id, **_who()))
+        return _change(edits.remove_node(session, node_id, **_who()))
 
 
 @operation(bp, "/graph/edges", "POST", summary="Add an edge (a LineString naming its ends)", auth="ops_admin",
            body=EdgeIn, response=ChangeOut, status=201, errors=(*_EDIT, "wayfinding.feature_exists"))
 def add_edge(body: EdgeIn) -> ChangeOut:
     with transaction() as session:
-        return _change(store.add_edge(session, body.model_dump(), **_who()))
+        return _change(edits.add_edge(session, body.model_dump(), **_who()))
 
 
 @operation(bp, "/graph/edges/<edge_id>", "DELETE", summary="Remove an edge (refused if the graph falls apart)",
            auth="ops_admin", response=ChangeOut, errors=(*_EDIT, "wayfinding.edge_not_found"))
 def remove_edge(edge_id: str) -> ChangeOut:
     with transaction() as session:
-        return _change(store.remove_edge(session, edge_id, **_who()))
+        return _change(edits.remove_edge(session, edge_id, **_who()))
 
 
 @operation(bp, "/graph/edges/<edge_id>", "PATCH", summary="Close an edge (out of service: routes avoid it) or reopen "
            "it", auth="ops_admin", body=EdgePatch, response=ChangeOut, errors=(*_EDIT, "wayfinding.edge_not_found"))
 def patch_edge(edge_id: str, body: EdgePatch) -> ChangeOut:
     with transaction() as session:
-        return _change(store.set_closed(session, edge_id, body.closed, **_who()))
+        return _change(edits.set_closed(session, edge_id, body.closed, **_who()))
 
 
 # --- amenities (public) ----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The demo mall's car park: two levels with numbered bays, an entrance and an exit, and a demo shopper's plate.
+"""The demo mall's car park: two levels with numbered bays (placed along the demo graph's aisles), an entrance and
+an exit, and a demo shopper's plate.
 
 Idempotent like the rest of the demo seeding (``mallapp demo`` seeds at every start). The car park's
 vendor code is the car-park emulator's default park code, so the emulator's notifications find it.
@@ -7,7 +8,9 @@ vendor code is the car-park emulator's default park code, so the emulator's noti
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from mallapp.devtools import demo_graph
 from mallapp.domain import points
 from mallapp.domain.members import Member
 from mallapp.domain.parking import bindings, carparks
@@ -33,6 +36,18 @@ DEMO_TARIFF = {"grace_minutes": 15, "plans": {
                    "daily_cap_fen": 3000}}}
 
 
+def _place_bays(session: Session, car_park_id: int, code: str) -> None:
+    """Give the level's bays that have no position their place along the demo car park's aisles (the demo graph's
+    layout, mallapp.devtools.demo_graph.bay_positions), so routes can start and end at them."""
+    level = carparks.level_by_code(session, car_park_id, code)
+    assert level is not None
+    places = list(demo_graph.bay_positions(code))
+    for bay in carparks.bays(session, car_park_id, level.id):
+        number = int(bay.code.rsplit("C", 1)[1])
+        if bay.x is None and bay.y is None and number <= len(places):
+            bay.x, bay.y = places[number - 1]
+
+
 def seed_parking(rt: Runtime) -> str:
     """Create the demo car park once (and bind a demo shopper's plate, with points to pay parking); return a line."""
     now = rt.now()
@@ -45,6 +60,7 @@ def seed_parking(rt: Runtime) -> str:
             if carparks.level_by_code(session, park.id, code) is None:
                 carparks.create_level(session, park.id, code=code, name=name, floor=floor, spaces=spaces)
             carparks.create_bay_range(session, park.id, prefix=f"{code}-C", first=1, last=spaces)
+            _place_bays(session, park.id, code)
         existing = {gate.code for gate in carparks.gates(session, park.id)}
         for code, name, kind in (("IN-1", "北入口 North entrance", "entrance"), ("OUT-1", "北出口 North exit", "exit")):
             if code not in existing:

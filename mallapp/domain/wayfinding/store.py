@@ -9,7 +9,7 @@ read) tells a process whether its compiled Graph is still current. Each edge's s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,13 +24,12 @@ from mallapp.domain.wayfinding.features import (
     EdgeSpec,
     NodeSpec,
     floors_crossed,
-    problem,
     read_collection,
     read_feature,
 )
 from mallapp.domain.wayfinding.graph import Edge, Graph, Node
 from mallapp.domain.wayfinding.validate import BayRef, Checked, StoreRef, check, snap
-from mallapp.errors import Conflict, NotFound, RuleViolation
+from mallapp.errors import RuleViolation
 from mallapp.settings import WayfindingSettings
 
 STATE_ID = 1  # the one row of wayfinding_graphs: the mall has one graph
@@ -125,18 +124,18 @@ def load_graph(session: Session) -> Graph:
             doors.setdefault(row.store_id, []).append(((row.x - sx) ** 2 + (row.y - sy) ** 2, row.id))
     edges = tuple(Edge(e.a, e.b, e.kind, e.length_m, e.seconds, e.oneway) for e in session.scalars(
         select(WayfindingEdge).where(WayfindingEdge.closed.is_(False)).order_by(WayfindingEdge.id)))
-    bay_nodes, _far = snap(specs, _bays(session), state.bay_snap_m)
+    bay_nodes, _far = snap(specs, bays(session), state.bay_snap_m)
     return Graph(version=state.version, nodes=nodes, edges=edges,
                  store_nodes={store: tuple(n for _d, n in sorted(found)) for store, found in doors.items()},
                  bay_nodes=bay_nodes)
 
 
-def _stores(session: Session) -> list[StoreRef]:
+def stores(session: Session) -> list[StoreRef]:
     return [StoreRef(*row) for row in session.execute(
         select(Store.id, Store.unit, Store.floor, Store.x, Store.y, Store.active))]
 
 
-def _bays(session: Session) -> list[BayRef]:
+def bays(session: Session) -> list[BayRef]:
     """The active bays of active car parks, on their level's floor."""
     return [BayRef(*row) for row in session.execute(
         select(ParkingBay.id, ParkingBay.code, ParkingLevel.floor, ParkingBay.x, ParkingBay.y)
@@ -169,8 +168,8 @@ def state(session: Session) -> WayfindingGraph | None:
 def revalidate(session: Session, snap_m: float) -> Checked:
     """The checks of an import run on the stored graph (the summary's problems: none, unless stores or bays
     changed under it)."""
-    nodes, edges = _stored_specs(session)
-    return check(list(nodes.values()), list(edges.values()), _stores(session), _bays(session), snap_m)
+    nodes, edges = stored_specs(session)
+    return check(list(nodes.values()), list(edges.values()), stores(session), bays(session), snap_m)
 
 
 # --- writing ---------------------------------------------------------------------------------------------
@@ -188,25 +187,25 @@ def edge_seconds(kind: str, length_m: float, floor_a: int, floor_b: int, costs: 
     return seconds
 
 
-def _node_row(spec: NodeSpec, store_id: int | None) -> WayfindingNode:
+def node_row(spec: NodeSpec, store_id: int | None) -> WayfindingNode:
     amenity = "carpark_lift" if spec.amenity == "lift" and spec.floor < 0 else spec.amenity
     return WayfindingNode(id=spec.id, floor=spec.floor, x=spec.x, y=spec.y, kind=spec.kind, store_id=store_id,
                           amenity=amenity, name=spec.name, name_en=spec.name_en, props=spec.props)
 
 
-def _edge_row(spec: EdgeSpec, floors: Mapping[str, int], costs: WayfindingSettings) -> WayfindingEdge:
+def edge_row(spec: EdgeSpec, floors: Mapping[str, int], costs: WayfindingSettings) -> WayfindingEdge:
     return WayfindingEdge(id=spec.id, a=spec.a, b=spec.b, kind=spec.kind, length_m=spec.length_m,
                           seconds=edge_seconds(spec.kind, spec.length_m, floors[spec.a], floors[spec.b], costs),
                           oneway=spec.oneway, closed=spec.closed, props=spec.props, coords=spec.coords)
 
 
-def _refuse(problems: list[dict[str, Any]]) -> RuleViolation:
+def refuse(problems: list[dict[str, Any]]) -> RuleViolation:
     return RuleViolation(f"the graph has {len(problems)} problem(s); nothing was changed",
                          code="wayfinding.invalid_graph",
                          details={"problems": problems[:MAX_PROBLEMS], "count": len(problems)})
 
 
-def _lock(session: Session, now: datetime, snap_m: float) -> WayfindingGraph:
+def lock(session: Session, now: datetime, snap_m: float) -> WayfindingGraph:
     """The state row, locked until the transaction ends, so two changes bump the version one after the other."""
     row = session.scalars(select(WayfindingGraph).where(WayfindingGraph.id == STATE_ID).with_for_update()).first()
     if row is None:
@@ -216,7 +215,7 @@ def _lock(session: Session, now: datetime, snap_m: float) -> WayfindingGraph:
     return row
 
 
-def _bump(row: WayfindingGraph, change: str, by: int | None, now: datetime) -> None:
+def bump(row: WayfindingGraph, change: str, by: int | None, now: datetime) -> None:
     row.version += 1
     row.change, row.changed_by, row.changed_at = change, by, now
 
@@ -225,21 +224,21 @@ def replace_graph(session: Session, doc: Any, *, by: int | None, now: datetime, 
     """Replace the whole graph by a FeatureCollection, or refuse it with every problem (422
     wayfinding.invalid_graph) and change nothing."""
     nodes, edges, problems = read_collection(doc)
-    checked = check(nodes, edges, _stores(session), _bays(session), costs.bay_snap_m)
+    checked = check(nodes, edges, stores(session), bays(session), costs.bay_snap_m)
     if problems:  # a feature that could not be read makes the whole-graph findings unreliable; say the rest
         checked.problems = [p for p in checked.problems if p["kind"] not in ("disconnected", "edge_node_missing")]
     problems += checked.problems
     if problems:
-        raise _refuse(problems)
-    row = _lock(session, now, costs.bay_snap_m)
+        raise refuse(problems)
+    row = lock(session, now, costs.bay_snap_m)
     session.execute(delete(WayfindingEdge))
     session.execute(delete(WayfindingNode))
     session.flush()
-    session.add_all([_node_row(n, checked.node_store.get(n.id)) for n in nodes])
+    session.add_all([node_row(n, checked.node_store.get(n.id)) for n in nodes])
     session.flush()
     floors = {n.id: n.floor for n in nodes}
-    session.add_all([_edge_row(e, floors, costs) for e in edges])
-    _bump(row, "import", by, now)
+    session.add_all([edge_row(e, floors, costs) for e in edges])
+    bump(row, "import", by, now)
     row.imported_at, row.imported_by, row.bay_snap_m = now, by, costs.bay_snap_m
     session.flush()
     return Change(row.version, len(nodes), len(edges), checked.warnings)
@@ -251,13 +250,11 @@ def bump_version(session: Session, change: str, *, by: int | None, now: datetime
     row = session.scalars(select(WayfindingGraph).where(WayfindingGraph.id == STATE_ID).with_for_update()).first()
     if row is None:
         return 0
-    _bump(row, change, by, now)
+    bump(row, change, by, now)
     return row.version
 
 
-# --- edits -----------------------------------------------------------------------------------------------
-
-def _stored_specs(session: Session) -> tuple[dict[str, NodeSpec], dict[str, EdgeSpec]]:
+def stored_specs(session: Session) -> tuple[dict[str, NodeSpec], dict[str, EdgeSpec]]:
     nodes: dict[str, NodeSpec] = {}
     edges: dict[str, EdgeSpec] = {}
     for row in session.scalars(select(WayfindingNode)):
@@ -269,159 +266,6 @@ def _stored_specs(session: Session) -> tuple[dict[str, NodeSpec], dict[str, Edge
         assert isinstance(spec, EdgeSpec), edge_row.id
         edges[edge_row.id] = spec
     return nodes, edges
-
-
-def _one(feature: Any, want: type) -> Any:
-    spec, problems = read_feature(feature)
-    if problems:
-        raise _refuse(problems)
-    if not isinstance(spec, want):
-        fid = spec.id if spec is not None else None
-        what = "a node (a Point)" if want is NodeSpec else "an edge (a LineString)"
-        raise _refuse([problem(fid, "bad_geometry", f"this edit takes {what}")])
-    return spec
-
-
-Mutation = Callable[[dict[str, NodeSpec], dict[str, EdgeSpec]], None]
-
-
-def _edit(session: Session, change: str, mutate: Mutation, *, by: int | None, now: datetime,
-          costs: WayfindingSettings) -> Change:
-    """Apply one edit to the stored graph in memory, check the result as an import would, then write only what
-    changed and bump the version; refuse (422 wayfinding.invalid_graph) and write nothing when it has problems."""
-    row = _lock(session, now, costs.bay_snap_m)
-    if row.version == 0:
-        raise NotFound("there is no graph yet: import one first (PUT /api/v1/ops/wayfinding/graph)",
-                       code="wayfinding.no_graph")
-    nodes, edges = _stored_specs(session)
-    before_nodes, before_edges = dict(nodes), dict(edges)
-    mutate(nodes, edges)
-    checked = check(list(nodes.values()), list(edges.values()), _stores(session), _bays(session), row.bay_snap_m)
-    if checked.problems:
-        raise _refuse(checked.problems)
-    gone_edges = [e for e in before_edges if e not in edges or edges[e] is not before_edges[e]]
-    if gone_edges:
-        session.execute(delete(WayfindingEdge).where(WayfindingEdge.id.in_(gone_edges)))
-    gone_nodes = [n for n in before_nodes if n not in nodes or nodes[n] is not before_nodes[n]]
-    if gone_nodes:
-        session.execute(delete(WayfindingNode).where(WayfindingNode.id.in_(gone_nodes)))
-    session.flush()
-    session.add_all([_node_row(n, checked.node_store.get(n.id)) for key, n in nodes.items()
-                     if before_nodes.get(key) is not n])
-    session.flush()
-    floors = {n.id: n.floor for n in nodes.values()}
-    session.add_all([_edge_row(e, floors, costs) for key, e in edges.items() if before_edges.get(key) is not e])
-    _bump(row, change, by, now)
-    session.flush()
-    return Change(row.version, len(nodes), len(edges), checked.warnings)
-
-
-def _exists(nodes: Mapping[str, NodeSpec], edges: Mapping[str, EdgeSpec], fid: str) -> None:
-    if fid in nodes or fid in edges:
-        raise Conflict(f"a feature with the id {fid!r} exists", code="wayfinding.feature_exists")
-
-
-def add_node(session: Session, node: Any, joins: list[Any], *, by: int | None, now: datetime,
-             costs: WayfindingSettings) -> Change:
-    """Add a node (a Point feature) and the edges (LineStrings) that join it to the graph, checked together."""
-    spec = _one(node, NodeSpec)
-    new_edges = [_one(edge, EdgeSpec) for edge in joins]
-
-    def mutate(nodes: dict[str, NodeSpec], edges: dict[str, EdgeSpec]) -> None:
-        for fid in [spec.id, *(e.id for e in new_edges)]:
-            _exists(nodes, edges, fid)
-        if len({spec.id, *(e.id for e in new_edges)}) != 1 + len(new_edges):
-            raise Conflict("the new features' ids are not distinct", code="wayfinding.feature_exists")
-        nodes[spec.id] = spec
-        edges.update((e.id, e) for e in new_edges)
-
-    return _edit(session, "add_node", mutate, by=by, now=now, costs=costs)
-
-
-def _node_of(nodes: Mapping[str, NodeSpec], node_id: str) -> NodeSpec:
-    if node_id not in nodes:
-        raise NotFound(f"no node {node_id!r} in the graph", code="wayfinding.node_not_found")
-    return nodes[node_id]
-
-
-def _edge_of(edges: Mapping[str, EdgeSpec], edge_id: str) -> EdgeSpec:
-    if edge_id not in edges:
-        raise NotFound(f"no edge {edge_id!r} in the graph", code="wayfinding.edge_not_found")
-    return edges[edge_id]
-
-
-def move_node(session: Session, node_id: str, x: float, y: float, *, by: int | None, now: datetime,
-              costs: WayfindingSettings) -> Change:
-    """Move a node; the edges it ends take their end along (their length and seconds follow unless given)."""
-
-    def mutate(nodes: dict[str, NodeSpec], edges: dict[str, EdgeSpec]) -> None:
-        old = _node_of(nodes, node_id)
-        nodes[node_id] = NodeSpec(old.id, old.floor, x, y, old.kind, old.unit, old.amenity, old.name, old.name_en,
-                                  old.props)
-        for key, edge in list(edges.items()):
-            ends = edge.props.get("mall:from"), edge.props.get("mall:to")
-            if node_id not in ends:
-                continue
-            coords = [list(p) for p in edge.coords]
-            if ends[0] == node_id:
-                coords[0] = [x, y]
-            if ends[1] == node_id:
-                coords[-1] = [x, y]
-            moved, _ = read_feature({"type": "Feature", "id": key, "properties": edge.props,
-                                     "geometry": {"type": "LineString", "coordinates": coords}})
-            assert isinstance(moved, EdgeSpec)
-            edges[key] = moved
-
-    return _edit(session, "move_node", mutate, by=by, now=now, costs=costs)
-
-
-def remove_node(session: Session, node_id: str, *, by: int | None, now: datetime, costs: WayfindingSettings) -> Change:
-    """Remove a node and the edges that end at it (refused if that leaves the graph in pieces or a store doorless)."""
-
-    def mutate(nodes: dict[str, NodeSpec], edges: dict[str, EdgeSpec]) -> None:
-        _node_of(nodes, node_id)
-        del nodes[node_id]
-        for key in [k for k, e in edges.items() if node_id in (e.a, e.b)]:
-            del edges[key]
-
-    return _edit(session, "remove_node", mutate, by=by, now=now, costs=costs)
-
-
-def add_edge(session: Session, edge: Any, *, by: int | None, now: datetime, costs: WayfindingSettings) -> Change:
-    """Add an edge (a LineString feature naming its ends)."""
-    spec = _one(edge, EdgeSpec)
-
-    def mutate(nodes: dict[str, NodeSpec], edges: dict[str, EdgeSpec]) -> None:
-        _exists(nodes, edges, spec.id)
-        edges[spec.id] = spec
-
-    return _edit(session, "add_edge", mutate, by=by, now=now, costs=costs)
-
-
-def remove_edge(session: Session, edge_id: str, *, by: int | None, now: datetime, costs: WayfindingSettings) -> Change:
-    """Remove an edge (refused if the graph falls apart without it)."""
-
-    def mutate(nodes: dict[str, NodeSpec], edges: dict[str, EdgeSpec]) -> None:
-        _edge_of(edges, edge_id)
-        del edges[edge_id]
-
-    return _edit(session, "remove_edge", mutate, by=by, now=now, costs=costs)
-
-
-def set_closed(session: Session, edge_id: str, closed: bool, *, by: int | None, now: datetime,
-               costs: WayfindingSettings) -> Change:
-    """Close an edge (a lift out of service: routes avoid it, the edge stays) or reopen it. Closing is refused when
-    it leaves the graph in pieces; closing the only step-free way is accepted with a step_free_unreachable warning."""
-
-    def mutate(nodes: dict[str, NodeSpec], edges: dict[str, EdgeSpec]) -> None:
-        old = _edge_of(edges, edge_id)
-        props = {k: v for k, v in old.props.items() if k != "mall:closed"}
-        if closed:
-            props["mall:closed"] = "yes"
-        edges[edge_id] = EdgeSpec(old.id, old.a, old.b, old.kind, old.given_length_m, old.geometry_length_m,
-                                  old.oneway, closed, old.levels, props, old.coords)
-
-    return _edit(session, "close_edge" if closed else "reopen_edge", mutate, by=by, now=now, costs=costs)
 
 
 # --- amenities -------------------------------------------------------------------------------------------
