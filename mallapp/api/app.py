@@ -39,6 +39,7 @@ from mallapp.api import (
     queueing,
     reports,
     reservations,
+    routes,
     segments,
     till,
     wayfinding_admin,
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app.register_blueprint(wayfinding_admin.bp)
     app.register_blueprint(wayfinding_admin.public_bp)
+    app.register_blueprint(routes.bp)
     consoles.register(app)
     _install_request_context(app)
     _install_error_handlers(app)

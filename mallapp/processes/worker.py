@@ -45,6 +45,7 @@ from mallapp.domain.proximity import effects, identity
 from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState, Transition
 from mallapp.domain.proximity.ingest import IDENTITY, stream
 from mallapp.domain.proximity.leases import Leases
+from mallapp.domain.proximity.position import state_key
 from mallapp.domain.venue import Registry, gateway_anchor_id, load_registry, registry_version
 from mallapp.processes.runner import Process
 from mallapp.processes.streams import GroupConsumer, consumer_arguments
@@ -79,10 +80,6 @@ for i, key in ipairs(KEYS) do
 end
 return saved
 """
-
-
-def state_key(member_id: int) -> str:
-    return f"proximity:state:{member_id}"
 
 
 def stats_key(consumer: str) -> str:

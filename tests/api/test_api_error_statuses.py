@@ -1133,6 +1133,31 @@ scenario("wayfinding.feature_exists", 409)(lambda w: (_with_graph(w), w.client.p
     f"{WF}/edges", headers=w.ops, json=small_graph()["features"][-1]))[1])
 
 
+# --- routes (routes, issue 17) --------------------------------------------------------------------------------
+
+ROUTES = "/api/v1/routes"
+
+
+def _route(w: World, frm: str, to: str, headers: dict[str, str] | None = None, **more: str):
+    return w.client.get(ROUTES, query_string={"from": frm, "to": to, **more}, headers=headers or {})
+
+
+scenario("auth.required", 401)(lambda w: _route(w, "me", "amenity:toilets"))
+scenario("auth.invalid_token", 401)(lambda w: _route(w, "me", "amenity:toilets",
+                                                      headers={"Authorization": "Bearer mt_not-a-live-token"}))
+scenario("auth.wrong_caller", 403)(lambda w: _route(w, "node:1-j1", "car", headers=w.ops))
+scenario("routes.no_graph", 409)(lambda w: _route(w, "node:1-j1", "amenity:toilets"))
+scenario("routes.store_not_found", 404)(lambda w: (_with_graph(w), _route(w, "store:999", "amenity:toilets"))[1])
+scenario("routes.bay_not_found", 404)(lambda w: (_with_graph(w), _route(w, "bay:B9-C999", "amenity:toilets"))[1])
+scenario("routes.node_not_found", 404)(lambda w: (_with_graph(w), _route(w, "node:nowhere", "amenity:toilets"))[1])
+scenario("routes.item_not_found", 404)(lambda w: (_with_graph(w), _route(w, "node:1-j1", "item:999"))[1])
+scenario("routes.no_position", 409)(lambda w: (_with_graph(w), _route(w, "me", "amenity:toilets", w.me))[1])
+scenario("routes.no_car", 409)(lambda w: (_with_graph(w), _route(w, "node:1-j1", "car", w.me))[1])
+scenario("routes.unreachable", 422)(lambda w: (_with_graph(w), w.client.patch(
+    f"{WF}/edges/lift-1-2", headers=w.ops, json={"closed": True}),
+    _route(w, "node:1-j1", "amenity:toilets", profile="step_free"))[2])
+
+
 # --- the checks ----------------------------------------------------------------------------------------------
 
 
