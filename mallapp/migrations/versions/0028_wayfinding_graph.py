@@ -2,7 +2,7 @@
 last changed it
 
 Revision ID: 0028
-Revises: 0026
+Revises: 0027
 Create Date: 2026-12-05 21:40:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 import mallapp.db
 
 revision = '0028'
-down_revision = '0026'
+down_revision = '0027'
 branch_labels = None
 depends_on = None
 
