@@ -121,8 +121,7 @@ def _store(session: Session, router: Router, value: str) -> End:
         raise NotFound(f"no store {value}", code="routes.store_not_found")
     doors = router.graph.store_nodes.get(store.id)
     place = Place.at_nodes(doors) if doors else router.point_place(store.floor, store.x, store.y)
-    # name_en arrives with the store directory (issue 17, "dir"); until then the Chinese name serves both.
-    return End(place, Label("store", store.name, getattr(store, "name_en", "") or "", store.unit or ""))
+    return End(place, Label("store", store.name, store.name_en or "", store.unit or ""))
 
 
 def _bay(session: Session, graph: Graph, value: str) -> tuple[ParkingBay, ParkingLevel]:
