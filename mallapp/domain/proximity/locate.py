@@ -114,11 +114,33 @@ class FloorPlan:
     """One floor as the position estimate sees it: where a member can be, and what stands in the way.
 
     ``bounds`` is (x0, y0, x1, y1) in metres; ``obstacles`` are polygons (shelves, pillars, walls
-    between units) that nobody stands inside and that attenuate a signal crossing them.
+    between units) that nobody stands inside and that attenuate a signal crossing them; ``outline``, when
+    given, is the floor's own polygon (as ops define it, mallapp.domain.floors): only places inside it
+    are on the floor. Without one, the whole of ``bounds`` is. :meth:`from_outline` derives the bounds.
     """
 
     bounds: tuple[float, float, float, float]
     obstacles: tuple[Polygon, ...] = ()
+    outline: Polygon | None = None
+
+    @classmethod
+    def from_outline(cls, outline: Sequence[Sequence[float]], obstacles: Iterable[Polygon] = ()) -> FloorPlan:
+        """The plan of a floor outlined by a polygon [[x, y], ...] (closed or not), bounded by its box."""
+        poly = tuple((float(p[0]), float(p[1])) for p in outline)
+        if len(poly) > 1 and poly[0] == poly[-1]:
+            poly = poly[:-1]
+        xs, ys = [p[0] for p in poly], [p[1] for p in poly]
+        return cls((min(xs), min(ys), max(xs), max(ys)), tuple(obstacles), poly)
+
+    @classmethod
+    def extent(cls, points: Iterable[Point], obstacles: Iterable[Polygon] = (), margin_m: float = 1.0) -> FloorPlan:
+        """Without an outline: the box around the points (anchors) and obstacles, widened by ``margin_m``."""
+        obstacles = tuple(obstacles)
+        pts = list(points) + [p for poly in obstacles for p in poly]
+        if not pts:
+            raise ValueError("an extent needs at least one point")
+        return cls((min(p[0] for p in pts) - margin_m, min(p[1] for p in pts) - margin_m,
+                    max(p[0] for p in pts) + margin_m, max(p[1] for p in pts) + margin_m), obstacles)
 
 
 @dataclass(frozen=True)
@@ -145,6 +167,19 @@ def _inside(x: float, y: float, poly: Polygon) -> bool:
             inside = not inside
         x1, y1 = x2, y2
     return inside
+
+
+def _edge_distance(x: float, y: float, poly: Polygon) -> float:
+    """The distance from (x, y) to the nearest edge of the polygon."""
+    best = math.inf
+    x1, y1 = poly[-1]
+    for x2, y2 in poly:
+        ex, ey = x2 - x1, y2 - y1
+        length2 = ex * ex + ey * ey
+        t = 0.0 if length2 == 0 else max(0.0, min(1.0, ((x - x1) * ex + (y - y1) * ey) / length2))
+        best = min(best, math.hypot(x - x1 - t * ex, y - y1 - t * ey))
+        x1, y1 = x2, y2
+    return best
 
 
 def _crosses(ax: float, ay: float, bx: float, by: float, poly: Polygon) -> bool:
@@ -195,16 +230,21 @@ class Geometry:
         self._origin = ((x0 + x1 - (nx - 1) * step_m) / 2, (y0 + y1 - (ny - 1) * step_m) / 2)
         ox, oy = self._origin
         half = step_m / 2
+        outline = plan.outline if plan.outline and len(plan.outline) >= 3 else None
         offsets = [((k + 0.5) / subsamples - 0.5) * step_m for k in range(subsamples)]
         for i in range(nx):
             for j in range(ny):
                 cx, cy = ox + i * step_m, oy + j * step_m
-                if not any(a <= cx + half and c >= cx - half and b <= cy + half and d >= cy - half
-                           for a, b, c, d, _ in self._near_obstacles(cx, cy)):
+                edge = outline is not None and _edge_distance(cx, cy, outline) < half * 1.5
+                if outline is not None and not edge and not _inside(cx, cy, outline):
+                    continue  # wholly outside the floor's outline
+                if not edge and not any(a <= cx + half and c >= cx - half and b <= cy + half and d >= cy - half
+                                        for a, b, c, d, _ in self._near_obstacles(cx, cy)):
                     free = [(cx, cy)] * subsamples ** 2  # nothing near: all of the square is free
                 else:
                     free = [(cx + dx, cy + dy) for dx in offsets for dy in offsets
-                            if not self._blocked(cx + dx, cy + dy)]
+                            if not self._blocked(cx + dx, cy + dy)
+                            and (not edge or _inside(cx + dx, cy + dy, outline))]  # type: ignore[arg-type]
                 if free:
                     self._index[(i, j)] = len(self.xs)
                     self.xs.append(sum(p[0] for p in free) / len(free))
