@@ -18,6 +18,7 @@ from mallapp.api import (
     coupons,
     deals,
     desk,
+    floors,
     host,
     members,
     merchant,
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(till.bp)
     app.register_blueprint(ops_accounts.bp)
     app.register_blueprint(merchant_desk.bp)
+    app.register_blueprint(floors.bp)
     app.register_blueprint(ops_insight.bp)
     consoles.register(app)
     _install_request_context(app)
