@@ -8,6 +8,7 @@ import pytest
 from mallapp.devtools import demo
 from mallapp.domain import floors, venue
 from mallapp.domain.proximity.locate import Geometry
+from mallapp.processes.worker import Worker
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
@@ -100,3 +101,13 @@ def test_the_demo_seeds_its_floors_once_and_keeps_ops_edits(rt, clock):
         by_number = {f.number: f for f in floors.list_floors(session)}
     assert by_number[1].name == "一楼"  # ops' edit kept
     assert by_number[2].name == "美食广场" and by_number[2].name_en == "Food court"
+
+
+def test_the_proximity_worker_reloads_the_outlined_floors_with_the_registry(client, ops_admin, rt):
+    worker = Worker(rt, "floors-worker", block_ms=0, flush_every_s=0)
+    worker.refresh_registry()
+    assert worker.engine._floor_plans == {}  # noqa: SLF001 (what position() searches: nothing outlined yet)
+    assert _put(client, ops_admin["headers"], 2).status_code == 200
+    worker.refresh_registry()  # the PUT bumped the registry's version
+    assert sorted(worker.engine._floor_plans) == [2]  # noqa: SLF001
+    assert worker.engine._floor_plans[2].outline[3] == (10.0, 10.0)  # noqa: SLF001

@@ -130,3 +130,10 @@ def test_a_knob_the_training_rooms_cannot_tell_apart_keeps_its_default():
     for fold in nested_cv.nested_cv(rooms, params).folds:
         assert fold.chosen == params
     assert math.isfinite(nested_cv.pooled([[1.0, None, 2.0]]).median)
+
+
+def test_the_command_writes_the_synthetic_zone_it_documents(tmp_path, capsys):
+    assert evaluate.main(["--write-synthetic-zone", str(tmp_path / "z"), "--prefix", "geo", "--no-outline"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert zones.detect_prefix(tmp_path / "z") == "geo" and not (tmp_path / "z" / "outline" / "geo.csv").exists()
+    assert len((tmp_path / "z" / "rss" / "geo_ids.csv").read_text().split()) == 2 * 3 * 81 * 6

@@ -237,3 +237,4 @@ def write_synthetic_zone(directory: Path, prefix: str = "syn", seed: int = 17, s
     for kind, lines in (("rss", rss), ("crd", crd), ("ids", ids), ("tms", tms)):
         (directory / "rss" / f"{prefix}_{kind}.csv").write_text("\n".join(lines) + "\n")
     return directory
+
