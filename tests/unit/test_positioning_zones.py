@@ -137,3 +137,12 @@ def test_the_command_writes_the_synthetic_zone_it_documents(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert zones.detect_prefix(tmp_path / "z") == "geo" and not (tmp_path / "z" / "outline" / "geo.csv").exists()
     assert len((tmp_path / "z" / "rss" / "geo_ids.csv").read_text().split()) == 2 * 3 * 81 * 6
+
+
+def test_a_header_row_of_beacon_ids_in_the_rss_file_is_skipped(zone_dir):
+    rss = zone_dir / "rss" / "geo_rss.csv"
+    points = len(zones.load_zone(zone_dir).points)
+    rss.write_text(",".join(zones.SYNTHETIC_BEACONS) + "\n" + rss.read_text())
+    (zone_dir / "rss" / "geo_tms.csv").unlink()  # optional: sample k of a point is at k seconds
+    ds = zones.load_zone(zone_dir)
+    assert len(ds.points) == points and [s.t for s in ds.points[0].samples] == [0.0, 1.0, 2.0]

@@ -19,6 +19,9 @@ phone, power, campaign and point id whose sample numbers rise (a repeat of sampl
 The power digit is the beacons' transmit power setting during the fingerprint: readings at different
 powers are never mixed in one point (they would look like a person moving), while the power itself
 needs no calibration, since the position model profiles out an offset common to a window's readings.
+Should a zone's ``dep`` file list a beacon once per power (the power in its id, the same x, y), each row
+is an anchor of its own; that is right as long as one fingerprint hears one power, which the ids say.
+The rss and tms files may start with a header row of beacon ids.
 
 The floor's extent: the outline when there is one, else the box around the beacons and obstacles
 widened by :data:`EXTENT_MARGIN_M` on every side (1 m: a wall-mounted beacon's room ends about there,
@@ -54,6 +57,14 @@ def _body(path: Path) -> list[list[str]]:
     """The rows of a CSV file without its header (a first row that is not numbers, beyond an id column)."""
     rows = read_rows(path)
     if rows and not _numeric(rows[0][1:] if len(rows[0]) > 2 else rows[0]):
+        rows = rows[1:]
+    return rows
+
+
+def _numbers(path: Path) -> list[list[str]]:
+    """The rows of an all-numbers file (rss, tms), without a header row of beacon ids if it has one."""
+    rows = read_rows(path)
+    if rows and not _numeric(rows[0]):
         rows = rows[1:]
     return rows
 
@@ -122,10 +133,10 @@ def load_zone(zone: Path, prefix: str | None = None, outline: Path | None = None
     missing = [k for k in ("rss", "crd", "ids") if files[k] is None]
     if missing:
         raise ZoneError(f"{zone}: no {', '.join(f'{prefix}_{k}.csv' for k in missing)}")
-    rss = read_rows(files["rss"])  # type: ignore[arg-type]
+    rss = _numbers(files["rss"])  # type: ignore[arg-type]
     crd = _body(files["crd"])  # type: ignore[arg-type]
     fid = [int(float(r[0])) for r in _body(files["ids"])]  # type: ignore[arg-type]
-    tms = read_rows(files["tms"]) if files["tms"] else None
+    tms = _numbers(files["tms"]) if files["tms"] else None
     if not (len(rss) == len(crd) == len(fid)) or (tms is not None and len(tms) != len(rss)):
         raise ZoneError(f"{zone}: the rss, crd, ids (and tms) files have different numbers of rows")
     points: list[Point] = []
