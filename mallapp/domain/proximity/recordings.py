@@ -23,6 +23,7 @@ from mallapp.domain.proximity.locate import (
     Locator,
     Reading,
     centroid_of_three,
+    params_for_plan,
     strongest_anchor,
 )
 from mallapp.domain.venue import Anchor, Registry, ZoneInfo
@@ -167,6 +168,8 @@ def grid_errors(ds: Dataset, geometry: Geometry | None, last: list[list[Reading]
     out: dict[tuple[float, float, float], list[float | None]] = {g: [] for g in GRID}
     for exponent, wall_db in sorted({g[:2] for g in GRID}):
         params = replace(base, exponent=exponent, wall_db=wall_db)
+        if ds.plan is not None:  # as Engine.position: a plan without obstacles gets the no-walls variant
+            params = params_for_plan(ds.plan, params)
         locator = (Locator(geometry, params) if geometry is not None
                    else Locator.for_anchors(ds.anchors.values(), ds.plan, params))
         nus = [g[2] for g in GRID if g[:2] == (exponent, wall_db)]
@@ -176,8 +179,7 @@ def grid_errors(ds: Dataset, geometry: Geometry | None, last: list[list[Reading]
                 if fit is None:
                     out[(exponent, wall_db, nu)].append(None)
                     continue
-                start, cells, losses = fit
-                x, y = locator.posterior_mean(cells, losses, nu, len(readings)) if cells else start
+                x, y = locator.finish(*fit, nu, len(readings))
                 out[(exponent, wall_db, nu)].append(math.hypot(x - point.x, y - point.y))
     return out
 
