@@ -146,3 +146,26 @@ def test_a_header_row_of_beacon_ids_in_the_rss_file_is_skipped(zone_dir):
     (zone_dir / "rss" / "geo_tms.csv").unlink()  # optional: sample k of a point is at k seconds
     ds = zones.load_zone(zone_dir)
     assert len(ds.points) == points and [s.t for s in ds.points[0].samples] == [0.0, 1.0, 2.0]
+
+
+def test_the_synthetic_zone_at_the_librarys_beacon_density_puts_a_beacon_in_every_square_inside_the_outline(tmp_path):
+    beacons = zones.grid_beacons(2.7)
+    plan = FloorPlan.from_outline(zones.SYNTHETIC_OUTLINE)
+    assert len(beacons) == 46 and list(beacons)[:2] == ["B1", "B2"]
+    assert all(zones._on_plan(plan, x, y) for x, y in beacons.values())
+    assert evaluate.main(["--write-synthetic-zone", str(tmp_path / "z"), "--prefix", "geo",
+                          "--beacon-spacing", "2.7"]) == 0
+    assert len(zones.load_zone(tmp_path / "z").anchors) == 46
+
+
+def test_the_synthetic_transmit_powers_are_eight_db_apart_as_in_the_real_geo_zone(tmp_path):
+    # Its data descriptor: -4, -12 and -20 dBm. Without noise, shadowing or body, a beacon heard at one place
+    # at all three powers reads 8 dB less at each step (to the rounding).
+    quiet = {"shadow_db": 0.0, "noise_db": 0.0, "body_db": 0.0, "missed": 0.0}
+    ds = zones.load_zone(zones.write_synthetic_zone(tmp_path / "p", prefix="geo", **{**SMALL, "powers": 3}, **quiet))
+    levels: dict[tuple[float, float, int], dict[int, int]] = {}
+    for p in ds.points:
+        for a, rssi, _ in p.samples[0].readings:
+            levels.setdefault((p.x, p.y, a), {})[p.power] = rssi
+    steps = [(by[1] - by[2], by[2] - by[3]) for by in levels.values() if len(by) == 3]
+    assert steps and all(7 <= step <= 9 for pair in steps for step in pair)

@@ -62,7 +62,7 @@ from typing import Any, TextIO
 
 from mallapp.domain.proximity import nested_cv, zones
 from mallapp.domain.proximity.engine import EngineConfig
-from mallapp.domain.proximity.locate import FILTERS, FloorPlan, LocateParams
+from mallapp.domain.proximity.locate import FILTERS, FloorPlan, LocateParams, params_for_plan
 from mallapp.domain.proximity.recordings import (  # noqa: F401 (re-exported: the evaluation's vocabulary)
     BASELINES,
     ESTIMATORS,
@@ -210,8 +210,11 @@ def report(ds: Dataset, config: EngineConfig, locate: LocateParams, filters: boo
     n_samples = sum(len(p.samples) for p in ds.points)
     print(f"\n== {ds.name}: {len(ds.anchors)} beacons, {len(ds.points)} points, {n_samples} samples; {ds.note}",
           file=out)
-    model = (f"model exponent {locate.exponent:g}, {locate.wall_db:g} dB per obstacle, nu "
-             f"{locate.independent_readings:g} independent readings, within {locate.radius_m:g} m"
+    used = params_for_plan(ds.plan, locate) if ds.plan else locate
+    model = (f"model exponent {used.exponent:g}, {used.wall_db:g} dB per obstacle, nu "
+             f"{used.independent_readings:g} independent readings, within {used.radius_m:g} m"
+             + ("" if ds.plan.obstacles else f" (no obstacles: the no-walls variant, {used.centroid_share:g} of the "
+                "way back to the weighted centroid; the exponent is not chosen)")
              if ds.plan else f"no floor plan, so the weighted centroid (k {locate.k}, sharpness {locate.sharpness:g})")
     print(f"   filter {config.rssi_filter} over {config.window_s:g} s; engine position: {model}", file=out)
     print("  estimator   zone/sample zone/point  err/sample med/p90  err/point med/p90", file=out)
@@ -333,6 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--write-synthetic-zone", metavar="DIR",
                         help="write the synthetic zone (zones.write_synthetic_zone; --prefix, default syn) and stop")
     parser.add_argument("--no-outline", action="store_true", help="with --write-synthetic-zone: no outline/ file")
+    parser.add_argument("--beacon-spacing", type=float, metavar="M",
+                        help="with --write-synthetic-zone: a beacon every M metres (2.7: the library's density) "
+                             "instead of the 14 sparse ones")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     parser.add_argument("--filters", action="store_true", help="compare the RSSI filters and window lengths")
     parser.add_argument("--filter", default="max", choices=sorted(FILTERS), help="the engine's RSSI filter")
@@ -341,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.write_synthetic_zone:
         path = zones.write_synthetic_zone(Path(args.write_synthetic_zone), args.prefix or "syn",
-                                          outline=not args.no_outline)
+                                          outline=not args.no_outline, beacon_spacing_m=args.beacon_spacing)
         print(f"wrote {path} (prefix {args.prefix or 'syn'})")
         return 0
     if len(args.zone) != 1 and (args.prefix or args.outline):

@@ -186,27 +186,46 @@ SYNTHETIC_BEACONS: dict[str, tuple[float, float]] = {
 }
 
 
+def grid_beacons(spacing_m: float) -> dict[str, tuple[float, float]]:
+    """Beacons ``B1``.. at the centres of the squares of side ``spacing_m`` that lie inside the synthetic outline."""
+    plan = FloorPlan.from_outline(SYNTHETIC_OUTLINE)
+    out: dict[str, tuple[float, float]] = {}
+    y = spacing_m / 2
+    while y < 16.0:
+        x = spacing_m / 2
+        while x < 24.0:
+            if _on_plan(plan, x, y):
+                out[f"B{len(out) + 1}"] = (round(x, 2), round(y, 2))
+            x += spacing_m
+        y += spacing_m
+    return out
+
+
 def write_synthetic_zone(directory: Path, prefix: str = "syn", seed: int = 17, spacing_m: float = 2.0,
                          phones: int = 2, powers: int = 3, samples: int = 6, outline: bool = True,
-                         exponent: float = 2.4, shadow_db: float = 3.5, noise_db: float = 3.0,
-                         body_db: float = 6.0, detect_dbm: float = -98.0) -> Path:
+                         exponent: float = 2.4, shadow_db: float = 5.0, noise_db: float = 2.3,
+                         body_db: float = 6.0, detect_dbm: float = -98.0, power_step_db: float = 8.0,
+                         missed: float = 0.3, beacon_spacing_m: float | None = None) -> Path:
     """Write a UJI-style zone simulated from a log-distance path-loss model; return its directory.
 
     rssi = P(power) + G(phone) - 10 n log10(max(d, 0.5 m)) + S + e + body, rounded to whole dBm, where
-    P = -59, -65, -71 dBm at powers 1-3, G = 0, -6, +4 dB per phone, n = ``exponent``, S ~ N(0, shadow_db)
-    fixed per point and beacon (the room), e ~ N(0, noise_db) per reading, body = -body_db x (1 - cos)/2 of
-    the angle between where the person faces (random per point) and the beacon; a reading below
-    ``detect_dbm``, or one in ten at random, is not heard (100). Points on a ``spacing_m`` grid inside the
-    outline, jittered by up to 0.3 m; ``samples`` fingerprints 1 s apart each, with per-beacon times.
-    Beacons are ``B1``..``B14``; no obs/ file; ``outline/P.csv`` only when ``outline``.
+    P = -59 + ``power_step_db`` x (2 - power) dBm at powers 1-3 (-51, -59, -67), G = 0, -6, +4 dB per
+    phone, n = ``exponent``, S ~ N(0, shadow_db) fixed per point and beacon (the room), e ~ N(0, noise_db)
+    per reading, body = -body_db x (1 - cos)/2 of the angle between where the person faces (random per
+    point) and the beacon; a reading below ``detect_dbm``, or a share ``missed`` at random, is not heard
+    (100). Points on a ``spacing_m`` grid inside the outline, jittered by up to 0.3 m; ``samples`` fingerprints 1 s apart each, with per-beacon times.
+    Beacons are ``B1``..``B14`` (:data:`SYNTHETIC_BEACONS`, one per 23 m^2), or with ``beacon_spacing_m`` one
+    at the centre of every square of that side inside the outline (2.7 m: one per 7.3 m^2, the library's
+    density; :func:`grid_beacons`); no obs/ file; ``outline/P.csv`` only when ``outline``.
     """
     rng = random.Random(seed)
     directory = Path(directory)
     for sub in ("dep", "rss", "outline"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
-    names = list(SYNTHETIC_BEACONS)
+    beacons = SYNTHETIC_BEACONS if beacon_spacing_m is None else grid_beacons(beacon_spacing_m)
+    names = list(beacons)
     (directory / "dep" / f"{prefix}.csv").write_text(
-        "id,x,y\n" + "".join(f"{n},{x:.2f},{y:.2f}\n" for n, (x, y) in SYNTHETIC_BEACONS.items()))
+        "id,x,y\n" + "".join(f"{n},{x:.2f},{y:.2f}\n" for n, (x, y) in beacons.items()))
     if outline:
         (directory / "outline" / f"{prefix}.csv").write_text(
             "x,y\n" + "".join(f"{x:g},{y:g}\n" for x, y in SYNTHETIC_OUTLINE))
@@ -225,7 +244,9 @@ def write_synthetic_zone(directory: Path, prefix: str = "syn", seed: int = 17, s
     for phone in range(1, phones + 1):
         gain = (0.0, -6.0, 4.0)[(phone - 1) % 3]
         for power in range(1, powers + 1):
-            level = -59.0 - 6.0 * (power - 1)
+            # The real geo zone's beacons sent at -4, -12 and -20 dBm (its data descriptor), the library's at
+            # -12 dBm: steps of 8 dB about the library's level.
+            level = -59.0 + power_step_db * (2 - power)
             for number, (px, py) in enumerate(places, start=1):
                 facing = rng.uniform(0, 2 * math.pi)
                 shadow = {n: rng.gauss(0, shadow_db) for n in names}
@@ -233,12 +254,12 @@ def write_synthetic_zone(directory: Path, prefix: str = "syn", seed: int = 17, s
                     t0 += 1.0
                     row, times = [], []
                     for n in names:
-                        bx, by = SYNTHETIC_BEACONS[n]
+                        bx, by = beacons[n]
                         d = max(math.hypot(bx - px, by - py), 0.5)
                         bearing = math.atan2(by - py, bx - px)
                         body = -body_db * (1 - math.cos(bearing - facing)) / 2
                         value = level + gain - 10 * exponent * math.log10(d) + shadow[n] + body + rng.gauss(0, noise_db)
-                        heard = value >= detect_dbm and rng.random() >= 0.1
+                        heard = value >= detect_dbm and rng.random() >= missed
                         row.append(str(round(value)) if heard else str(NOT_HEARD))
                         times.append(str(int((t0 + rng.uniform(0, 0.9)) * 1e9)) if heard else "0")
                     rss.append(",".join(row))
