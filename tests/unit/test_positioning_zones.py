@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from mallapp.domain.proximity import evaluate, nested_cv, zones
+from mallapp.domain.proximity import evaluate, nested_cv, room_stats, zones
 from mallapp.domain.proximity.locate import FloorPlan, Geometry
 from mallapp.domain.proximity.recordings import GRID, Point
 
@@ -169,3 +169,14 @@ def test_the_synthetic_transmit_powers_are_eight_db_apart_as_in_the_real_geo_zon
             levels.setdefault((p.x, p.y, a), {})[p.power] = rssi
     steps = [(by[1] - by[2], by[2] - by[3]) for by in levels.values() if len(by) == 3]
     assert steps and all(7 <= step <= 9 for pair in steps for step in pair)
+
+
+def test_room_stats_compares_a_simulated_room_with_the_models_it_was_drawn_from(zone_dir, capsys):
+    ds = zones.load_zone(zone_dir)
+    exponent, spread = room_stats.residual_spread(ds)
+    # Drawn with exponent 2.4, shadowing 5 dB, noise 2.3 dB and a body shadow; the detection floor and the
+    # rounding bend both a little.
+    assert 1.6 < exponent < 2.8 and 3.5 < spread < 7.0
+    assert room_stats.main(["--zone", str(zone_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "spread within a point" in out and "heard per sample by distance: 0-2 m" in out and "m^2 per beacon" in out

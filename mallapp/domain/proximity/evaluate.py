@@ -25,7 +25,11 @@ were measured twice, so 350 points of about 6 samples, about 1 s apart; the read
 times are used); in a zone the same, kept apart by transmit power too; at WMU, consecutive scans (by
 date) with the same grid cell label. Readings go in as the phone channel, so the engine's stale-repeat
 rule applies as in production. The library's floor plan is its shelves and pillars (obs/lib.csv) within
-their bounding box (``--library-extent margin``: the zones' rule instead); WMU has none.
+their bounding box (``--library-extent margin``: the zones' rule instead); WMU has none. A plan without
+obstacles (a zone without obs/, the library's ``unmapped``) gets the no-walls variant, as in the engine
+(``locate.params_for_plan``). ``--write-synthetic-zone DIR [--beacon-spacing M]`` writes the synthetic
+office (``zones.write_synthetic_zone``); ``python -m mallapp.domain.proximity.room_stats`` compares its
+statistics with the library's.
 
 The figure that counts is the nested cross-validation's (:mod:`.nested_cv`), printed last: leave one
 room out over every room of the run (spatial blocks when there is one), the parameters (exponent, dB per
