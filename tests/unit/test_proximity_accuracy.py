@@ -197,3 +197,16 @@ def test_the_library_outlined_without_its_shelves_does_no_worse_than_the_centroi
     without = evaluate.evaluate(bare, evaluate.replay(bare, config, LocateParams(), per_sample=False))
     engine, centroid = with_outline["engine"][1], without["engine"][1]
     assert engine.median <= centroid.median and engine.p90 <= centroid.p90, (engine, centroid)
+
+
+def test_the_halfway_step_never_leaves_an_l_shaped_floor():
+    # Beacons at both ends of an L: the weighted centroid falls in the missing corner, off the floor.
+    outline = [(0.0, 0.0), (20.0, 0.0), (20.0, 4.0), (4.0, 4.0), (4.0, 20.0), (0.0, 20.0)]
+    plan = FloorPlan.from_outline(outline)
+    params = params_for_plan(plan, LocateParams(radius_m=12.0))
+    locator = Locator(Geometry(plan, params.step_m), params)
+    readings = [(19.0, 2.0, -70.0, -59.0), (17.0, 2.0, -70.0, -59.0), (2.0, 19.0, -70.0, -59.0),
+                (2.0, 17.0, -70.0, -59.0)]
+    assert locator.geometry.nearest(*weighted_centroid(readings)) is None
+    x, y = locator.estimate(readings)
+    assert locator.geometry.nearest(x, y) is not None

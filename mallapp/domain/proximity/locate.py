@@ -414,12 +414,20 @@ class Locator:
 
     def finish(self, start: Point, cells: list[int], losses: list[float], nu: float, heard: int) -> Point:
         """The estimate from :meth:`fit`'s result: the posterior mean, moved ``centroid_share`` of the way back
-        to the starting centroid (the start itself when no place was searched)."""
+        to the starting centroid (the start itself when no place was searched). A point so moved off the floor
+        (the centroid of an L-shaped floor's corner) goes to the nearest place searched."""
         if not cells:
             return start
         x, y = self.posterior_mean(cells, losses, nu, heard)
         share = self.params.centroid_share
-        return x + share * (start[0] - x), y + share * (start[1] - y)
+        if not share:
+            return x, y
+        x, y = x + share * (start[0] - x), y + share * (start[1] - y)
+        geo = self.geometry
+        if geo.nearest(x, y) is None:
+            cell = min(cells, key=lambda c: (geo.xs[c] - x) ** 2 + (geo.ys[c] - y) ** 2)
+            return geo.xs[cell], geo.ys[cell]
+        return x, y
 
     def posterior_mean(self, cells: list[int], losses: list[float], nu: float, heard: int) -> Point:
         """The mean of the places under the prior and the likelihood loss^(-nu / 2), nu at most ``heard`` - 1."""
