@@ -19,6 +19,7 @@ from mallapp.api import (
     deals,
     desk,
     directory,
+    floors,
     host,
     members,
     merchant,
@@ -126,9 +127,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(till.bp)
     app.register_blueprint(ops_accounts.bp)
     app.register_blueprint(merchant_desk.bp)
+    app.register_blueprint(floors.bp)
     app.register_blueprint(ops_insight.bp)
     app.register_blueprint(directory.bp)
-
     app.register_blueprint(wayfinding_admin.bp)
     app.register_blueprint(wayfinding_admin.public_bp)
     app.register_blueprint(routes.bp)

@@ -338,8 +338,13 @@ class FloorPlanOut(Out):
 class FloorOut(Out):
     number: int = Field(description="1 is the ground floor")
     name: str = Field(description="L1, L2, ... from the ground up; B1, B2, ... below")
-    outline: list[list[float]] = Field(description="[[x, y], ...] in metres: the convex hull of the floor's "
-                                                   "active zones, counter-clockwise; empty when it has none")
+    outline: list[list[float]] = Field(description="[[x, y], ...] in metres: the outline ops defined "
+                                                   "(PUT /api/v1/ops/floors/<number>), else the convex hull of the "
+                                                   "floor's active zones, counter-clockwise; empty when it has none")
+    name_zh: str | None = Field(None, description="the floor's name ops defined, zh-CN (null: not defined)")
+    name_en: str | None = Field(None, description="the floor's name ops defined, English (null: not defined)")
+    outline_source: Literal["floor", "zones"] = Field(
+        "zones", description="floor: the outline ops defined; zones: the hull of the active zones")
 
 
 class FloorsOut(Out):
@@ -802,11 +807,13 @@ def get_floor_plan(query: FloorPlanQuery) -> FloorPlanOut:
 
 
 @operation(bp, "/floors", "GET",
-           summary="The floors in use (those with an active zone or store), lowest first: number, name (L1, B1) "
-                   "and outline (the convex hull of the floor's zones)", auth="ops", response=FloorsOut)
+           summary="The floors, lowest first (those ops defined and those with an active zone or store): number, "
+                   "name (L1, B1), ops' names and outline (else the convex hull of the floor's zones)", auth="ops",
+           response=FloorsOut)
 def get_floors() -> FloorsOut:
     with transaction() as session:
-        return FloorsOut(floors=[FloorOut(number=f.number, name=f.name, outline=f.outline)
+        return FloorsOut(floors=[FloorOut(number=f.number, name=f.name, outline=f.outline, name_zh=f.name_zh,
+                                          name_en=f.name_en, outline_source=f.outline_source)  # type: ignore[arg-type]
                                  for f in venue_admin.floors(session)])
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from mallapp.devtools import demo_consoles, history
 from mallapp.domain import deals, directory, member_reports, merchants, ops, rewards, segments, venue_admin
+from mallapp.domain.floors import seed_floors
 from mallapp.domain.members import Member
 from mallapp.domain.notifications import SubscribeQuota
 from mallapp.domain.venue import Beacon, Gateway, SaleItem, Store, Zone, bump_registry_version, gateway_key
@@ -138,6 +139,8 @@ def seed_venue(rt: Runtime, plan: dict[str, Any] | None = None) -> DemoMall:
     now = rt.now()
     uuid = rt.settings.beacons.uuids[0]
     with rt.sessions.begin() as s:
+        # The floors' names and outlines (config/demo_mall.toml [[floors]]): once, ops' later edits are kept.
+        seed_floors(s, plan.get("floors", []), now)
         merchant_ids = dict(s.execute(select(merchants.Merchant.name, merchants.Merchant.id)).all())
         stores = {row["key"]: _seed_store(s, row, merchant_ids, now) for row in plan["stores"]}
         items: dict[str, SaleItem] = {}

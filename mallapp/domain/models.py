@@ -14,6 +14,7 @@ from mallapp.domain import (  # noqa: F401
     coupons,
     deals,
     desk,
+    floors,
     follows,
     gifts,
     member_reports,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from mallapp import db
 from mallapp.db import get_or_404
 from mallapp.domain import directory
+from mallapp.domain.floors import list_floors
 from mallapp.domain.merchants import Merchant
 from mallapp.domain.proximity import history, live
 from mallapp.domain.venue import (
@@ -475,6 +476,10 @@ class FloorSummary:
     number: int
     name: str
     outline: list[list[float]]
+    # From the floors table (mallapp.domain.floors) where ops defined the floor; else None and the hull.
+    name_zh: str | None = None
+    name_en: str | None = None
+    outline_source: str = "zones"  # "floor": the outline ops drew; "zones": the hull of the active zones
 
 
 def _hull(points: Iterable[tuple[float, float]]) -> list[list[float]]:
@@ -498,14 +503,21 @@ def _hull(points: Iterable[tuple[float, float]]) -> list[list[float]]:
 
 
 def floors(session: Session) -> list[FloorSummary]:
-    """The floors in use (there is no floor table): every floor with an active zone or store, lowest first,
-    each outlined by the convex hull of its active zones' polygons (empty when it has no zones yet)."""
+    """The floors: every floor ops defined (mallapp.domain.floors) or with an active zone or store, lowest
+    first; a defined floor with its names and outline, any other outlined by the convex hull of its active
+    zones' polygons (empty when it has no zones yet)."""
+    defined = {f.number: f for f in list_floors(session)}
     numbers = set(session.scalars(select(Zone.floor).where(Zone.active))) | set(
-        session.scalars(select(Store.floor).where(Store.active)))
+        session.scalars(select(Store.floor).where(Store.active))) | set(defined)
     points: dict[int, list[tuple[float, float]]] = {n: [] for n in numbers}
     for zone in session.scalars(select(Zone).where(Zone.active)):
         points[zone.floor].extend((float(x), float(y)) for x, y in zone.polygon)
-    return [FloorSummary(n, floor_name(n), _hull(points[n])) for n in sorted(numbers)]
+    out = []
+    for n in sorted(numbers):
+        f = defined.get(n)
+        out.append(FloorSummary(n, floor_name(n), [list(p) for p in f.outline], f.name, f.name_en, "floor")
+                   if f is not None else FloorSummary(n, floor_name(n), _hull(points[n])))
+    return out
 
 
 @dataclass(frozen=True)

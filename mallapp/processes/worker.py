@@ -41,6 +41,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from mallapp.domain.floors import floor_plans
 from mallapp.domain.proximity import effects, identity
 from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState, Transition
 from mallapp.domain.proximity.ingest import IDENTITY, stream
@@ -173,7 +174,9 @@ class Worker(GroupConsumer):
             return
         with self.rt.sessions() as session:
             registry = load_registry(session, version)
-        self.engine = Engine(self._config, registry)
+            # The floors ops outlined (mallapp.domain.floors): Engine.position searches inside them.
+            plans = floor_plans(session)
+        self.engine = Engine(self._config, registry, plans)
         self._sale_items = effects.zone_sale_items(registry)
         self._registry_version = version
         log.info("venue registry version %s: %s anchors, %s zones", version, len(registry.anchors),

@@ -1100,6 +1100,13 @@ scenario("ops.last_admin", 409)(lambda w: w.client.patch(f"{OPS}/users/{w.ops_ad
 
 scenario("alert.not_found", 404)(lambda w: w.client.post(f"{OPS}/alerts/999/acknowledge", headers=w.ops))
 
+# --- floors ops define (zones, docs/positioning.md) ------------------------------------------------------------
+
+scenario("floors.invalid_number", 400)(lambda w: w.client.put(f"{OPS}/floors/999", headers=w.ops, json={
+    "name": "顶层", "name_en": "Roof", "outline": [[0, 0], [10, 0], [10, 10]]}))
+scenario("floors.invalid_outline", 400)(lambda w: w.client.put(f"{OPS}/floors/1", headers=w.ops, json={
+    "name": "一层", "name_en": "Ground floor", "outline": [[0, 0], [10, 10], [10, 0], [0, 10]]}))  # a bow tie
+
 
 # --- the store directory (dir) ------------------------------------------------------------------------------
 

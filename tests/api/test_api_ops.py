@@ -423,8 +423,9 @@ def test_floors_lists_each_floor_in_use_with_its_name_and_outline(admin, viewer)
     gone = _zone(admin, name="Gone", floor=3)
     admin.call("DELETE", f"/zones/{gone['id']}", 200)
     assert viewer.get("/floors")["floors"] == [
-        {"number": -1, "name": "B1", "outline": []},
-        {"number": 1, "name": "L1", "outline": [[0, 0], [20, 0], [20, 4], [10, 10], [0, 10]]},
+        {"number": -1, "name": "B1", "outline": [], "name_zh": None, "name_en": None, "outline_source": "zones"},
+        {"number": 1, "name": "L1", "outline": [[0, 0], [20, 0], [20, 4], [10, 10], [0, 10]], "name_zh": None,
+         "name_en": None, "outline_source": "zones"},
     ]
 
 

@@ -53,6 +53,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/ops/presence"): "ops",
     ("GET", "/api/v1/ops/floor-plan"): "ops",
     ("GET", "/api/v1/ops/floors"): "ops",
+    ("PUT", "/api/v1/ops/floors/<number>"): "ops_admin",
     ("GET", "/api/v1/ops/footfall"): "ops",
     ("GET", "/api/v1/ops/dead-letters"): "ops",
     ("POST", "/api/v1/ops/dead-letters/replay"): "ops_admin",

@@ -9,11 +9,14 @@ import pytest
 from mallapp.domain.proximity import evaluate
 from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState
 from mallapp.domain.proximity.locate import (
+    UNMAPPED_CENTROID_SHARE,
+    UNMAPPED_EXPONENT,
     FloorPlan,
     Geometry,
     LocateParams,
     Locator,
     centroid_of_three,
+    params_for_plan,
     strongest_anchor,
     weighted_centroid,
 )
@@ -148,3 +151,62 @@ def test_evaluation_command_prints_figures_for_the_wmu_data(shared_data, capsys)
         row = next(line for line in out.splitlines() if line.strip().startswith(name))
         numbers = [float(v) for v in row.split()[3:7]]
         assert all(math.isfinite(v) and v > 0 for v in numbers)
+
+
+def test_a_plan_without_obstacles_gets_the_no_walls_variant_and_one_with_obstacles_keeps_its_parameters():
+    shelf = ((4.0, 0.0), (5.0, 0.0), (5.0, 3.0), (4.0, 3.0))
+    params = LocateParams()
+    assert params_for_plan(FloorPlan((0.0, 0.0, 10.0, 10.0), (shelf,)), params) is params
+    outlined = params_for_plan(FloorPlan.from_outline([(0, 0), (10, 0), (10, 10), (0, 10)]), params)
+    assert (outlined.exponent, outlined.centroid_share) == (UNMAPPED_EXPONENT, UNMAPPED_CENTROID_SHARE)
+    assert (outlined.wall_db, outlined.independent_readings) == (params.wall_db, params.independent_readings)
+
+
+def test_engine_on_an_outlined_floor_without_obstacles_is_halfway_between_the_model_and_the_centroid():
+    # The product's floors table stores outlines, no obstacles: Engine.position must use the no-walls variant
+    # there (on the library the plain model without its shelves did worse than the centroid).
+    outline = [(-2.0, -2.0), (12.0, -2.0), (12.0, 12.0), (-2.0, 12.0)]
+    anchors_xy = [*SQUARE, (5.0, 0.0), (0.0, 5.0)]
+    zones = {1: ZoneInfo(1, "ground", "area", 1, None, None, None)}
+    anchors = {i: Anchor(i, "beacon", 1, None, None, 1, x, y, -59) for i, (x, y) in enumerate(anchors_xy, start=1)}
+    plan = FloorPlan.from_outline(outline)
+    engine = Engine(EngineConfig(rssi_filter="max"), Registry(1, zones, anchors, {}), {1: plan})
+    state = MemberState()
+    readings = model_readings(3.0, 6.0, anchors_xy, exponent=3.0)
+    for (i, _), (_, _, rssi, _) in zip(enumerate(anchors_xy, start=1), readings, strict=True):
+        engine.observe(state, i, round(rssi), 100.0)
+    engine.update(state, 100.0, 1)
+    position = engine.position(state)
+    filtered = [(x, y, float(round(rssi)), -59.0) for x, y, rssi, _ in readings]
+    variant = params_for_plan(plan, LocateParams())
+    locator = Locator(Geometry(plan, variant.step_m), variant)
+    start, cells, losses = locator.fit(filtered)
+    model = locator.posterior_mean(cells, losses, variant.independent_readings, len(filtered))
+    centroid = weighted_centroid(filtered)
+    assert start == pytest.approx(centroid)
+    assert position == pytest.approx(((model[0] + centroid[0]) / 2, (model[1] + centroid[1]) / 2))
+    assert math.dist(position, (3.0, 6.0)) < math.dist(centroid, (3.0, 6.0))
+
+
+def test_the_library_outlined_without_its_shelves_does_no_worse_than_the_centroid(shared_data):
+    # "unmapped": the library's box without the shelves, as a floor ops outlined but whose walls nobody stored.
+    config = EngineConfig(rssi_filter="max")
+    outlined = evaluate.load_uji_library(shared_data, "unmapped")
+    bare = evaluate.load_uji_library(shared_data, "none")
+    with_outline = evaluate.evaluate(outlined, evaluate.replay(outlined, config, LocateParams(), per_sample=False))
+    without = evaluate.evaluate(bare, evaluate.replay(bare, config, LocateParams(), per_sample=False))
+    engine, centroid = with_outline["engine"][1], without["engine"][1]
+    assert engine.median <= centroid.median and engine.p90 <= centroid.p90, (engine, centroid)
+
+
+def test_the_halfway_step_never_leaves_an_l_shaped_floor():
+    # Beacons at both ends of an L: the weighted centroid falls in the missing corner, off the floor.
+    outline = [(0.0, 0.0), (20.0, 0.0), (20.0, 4.0), (4.0, 4.0), (4.0, 20.0), (0.0, 20.0)]
+    plan = FloorPlan.from_outline(outline)
+    params = params_for_plan(plan, LocateParams(radius_m=12.0))
+    locator = Locator(Geometry(plan, params.step_m), params)
+    readings = [(19.0, 2.0, -70.0, -59.0), (17.0, 2.0, -70.0, -59.0), (2.0, 19.0, -70.0, -59.0),
+                (2.0, 17.0, -70.0, -59.0)]
+    assert locator.geometry.nearest(*weighted_centroid(readings)) is None
+    x, y = locator.estimate(readings)
+    assert locator.geometry.nearest(x, y) is not None

@@ -40,4 +40,4 @@ def test_a_malformed_labelled_recording_is_refused_not_a_traceback(tmp_path):
 def test_anything_else_goes_to_the_position_evaluation():
     done = run("--help")
     assert done.returncode == 0
-    assert "--dataset" in done.stdout
+    assert "--zone" in done.stdout

@@ -38,6 +38,7 @@ from mallapp.domain.proximity.locate import (
     LocateParams,
     Locator,
     Reading,
+    params_for_plan,
     weighted_centroid,
 )
 from mallapp.domain.venue import Registry
@@ -431,7 +432,8 @@ class Engine:
         On the floor of the strongest calibrated reading, from that floor's readings: with that floor's
         plan, the model of :class:`mallapp.domain.proximity.locate.Locator` (about 2.5 ms with twenty anchors
         heard: call it when a position is wanted, not after every batch); without one, the weighted
-        centroid it would start from (15 us), which did better than the model without obstacles.
+        centroid it would start from (15 us). A plan with an outline but no obstacles gets the model's
+        no-walls variant (``locate.params_for_plan``), which does no worse than that centroid.
         """
         anchors = self.registry.anchors
         by_floor: dict[int, list[Reading]] = {}
@@ -455,5 +457,6 @@ class Engine:
             return weighted_centroid(by_floor[floor], self._locate.k, self._locate.sharpness)
         locator = self._locators.get(floor)
         if locator is None:
-            locator = self._locators[floor] = Locator(Geometry(plan, self._locate.step_m), self._locate)
+            locator = self._locators[floor] = Locator(Geometry(plan, self._locate.step_m),
+                                                        params_for_plan(plan, self._locate))
         return locator.estimate(by_floor[floor])

@@ -1,0 +1,1 @@
+"""``python -m mallapp.proximity.evaluate`` (its ``__main__``): the entrance rule or the position model, on recordings."""
