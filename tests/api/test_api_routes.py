@@ -14,6 +14,7 @@ from factories import (
 )
 from sqlalchemy import select
 
+from mallapp.domain import floors
 from mallapp.domain.parking.models import ParkingBay, ParkingSession
 from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState
 from mallapp.domain.proximity.position import current_position, state_key
@@ -124,6 +125,18 @@ def test_from_me_starts_at_my_estimated_position_and_needs_a_recent_one(client, 
 
     clock.advance(seconds=rt.settings.beacons.zones.exit_timeout_s + 5)  # nothing heard since: gone
     assert api_error(_route(client, "me", "amenity:toilets", headers=member["headers"]), "routes.no_position")
+
+
+def test_from_me_the_position_stays_on_the_floor_ops_outlined(client, rt, mall, member):
+    member_id = member["member"]["id"]
+    _heard(rt, mall["venue"].beacons, member_id, {"store": -60, "item": -70, "entrance": -85}, rt.now().timestamp())
+    with rt.sessions.begin() as s:
+        assert current_position(s, rt.redis, rt.settings.beacons, member_id, rt.now().timestamp())[2] < 1
+        # The floor as ops outline it starts 3 m north of where the readings alone put her (y = 0).
+        floors.put_floor(s, 1, "一层", "Ground floor", [[0, 3], [60, 3], [60, 30], [0, 30]], rt.now())
+    with rt.sessions.begin() as s:
+        floor, x, y = current_position(s, rt.redis, rt.settings.beacons, member_id, rt.now().timestamp())
+    assert floor == 1 and y >= 3
 
 
 def test_me_and_car_need_a_member_token_and_the_rest_is_public(client, mall):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from redis import Redis
 from sqlalchemy.orm import Session
 
+from mallapp.domain.floors import floor_plans as outlined_floors
 from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState
 from mallapp.domain.proximity.locate import FILTERS, FloorPlan
 from mallapp.domain.venue import load_registry
@@ -34,7 +35,8 @@ def load_state(redis: Redis, member_id: int) -> MemberState | None:
 def current_position(session: Session, redis: Redis, beacons: BeaconSettings, member_id: int, now: float,
                      floor_plans: dict[int, FloorPlan] | None = None) -> tuple[int, float, float] | None:
     """(floor, x, y) of the member now (``now`` in unix seconds), or None: no state, nothing heard within the
-    exit timeout (the member has left, or the phone stopped listening), or no calibrated anchor heard."""
+    exit timeout (the member has left, or the phone stopped listening), or no calibrated anchor heard.
+    The floors' plans are the ones ops outlined (mallapp.domain.floors), as the worker's engine uses them."""
     state = load_state(redis, member_id)
     if state is None:
         return None
@@ -42,7 +44,8 @@ def current_position(session: Session, redis: Redis, beacons: BeaconSettings, me
     heard = max((track.heard for track in state.tracks.values()), default=0.0)
     if now - heard > config.exit_timeout_s:
         return None
-    engine = Engine(config, load_registry(session), floor_plans=floor_plans or {})
+    plans = outlined_floors(session) if floor_plans is None else floor_plans
+    engine = Engine(config, load_registry(session), floor_plans=plans)
     xy = engine.position(state)
     floor = _strongest_floor(engine, state)
     if xy is None or floor is None:
