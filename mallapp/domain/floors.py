@@ -18,7 +18,7 @@ from sqlalchemy import JSON, SmallInteger, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mallapp.db import Base, UTCDateTime
-from mallapp.domain.proximity.locate import FloorPlan
+from mallapp.domain.proximity.floorplan import FloorPlan
 from mallapp.errors import InvalidInput
 
 MIN_FLOOR, MAX_FLOOR = -20, 200

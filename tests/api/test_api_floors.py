@@ -7,7 +7,7 @@ import pytest
 
 from mallapp.devtools import demo
 from mallapp.domain import floors, venue
-from mallapp.domain.proximity.locate import Geometry
+from mallapp.domain.proximity.floorplan import Geometry
 from mallapp.processes.worker import Worker
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from mallapp.domain.proximity import evaluate, nested_cv, room_stats, zones
-from mallapp.domain.proximity.locate import FloorPlan, Geometry
+from mallapp.domain.proximity.floorplan import FloorPlan, Geometry
 from mallapp.domain.proximity.recordings import GRID, Point
 
 SMALL = {"spacing_m": 4.0, "phones": 1, "powers": 2, "samples": 3}

@@ -8,11 +8,10 @@ import pytest
 
 from mallapp.domain.proximity import evaluate
 from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState
+from mallapp.domain.proximity.floorplan import FloorPlan, Geometry
 from mallapp.domain.proximity.locate import (
     UNMAPPED_CENTROID_SHARE,
     UNMAPPED_EXPONENT,
-    FloorPlan,
-    Geometry,
     LocateParams,
     Locator,
     centroid_of_three,

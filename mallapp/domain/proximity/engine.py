@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from mallapp.domain.proximity import entrance
+from mallapp.domain.proximity.floorplan import FloorPlan, Geometry
 from mallapp.domain.proximity.locate import (
     FILTERS,
-    FloorPlan,
-    Geometry,
     LocateParams,
     Locator,
     Reading,

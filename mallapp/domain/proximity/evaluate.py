@@ -66,7 +66,8 @@ from typing import Any, TextIO
 
 from mallapp.domain.proximity import nested_cv, zones
 from mallapp.domain.proximity.engine import EngineConfig
-from mallapp.domain.proximity.locate import FILTERS, FloorPlan, LocateParams, params_for_plan
+from mallapp.domain.proximity.floorplan import FloorPlan
+from mallapp.domain.proximity.locate import FILTERS, LocateParams, params_for_plan
 from mallapp.domain.proximity.recordings import (  # noqa: F401 (re-exported: the evaluation's vocabulary)
     BASELINES,
     ESTIMATORS,

@@ -21,7 +21,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from mallapp.domain.proximity.locate import Geometry, LocateParams, Reading, weighted_centroid
+from mallapp.domain.proximity.floorplan import Geometry
+from mallapp.domain.proximity.locate import LocateParams, Reading, weighted_centroid
 from mallapp.domain.proximity.recordings import (
     BASELINES,
     GRID,

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from mallapp.domain.floors import floor_plans as outlined_floors
 from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState
-from mallapp.domain.proximity.locate import FILTERS, FloorPlan
+from mallapp.domain.proximity.floorplan import FloorPlan
+from mallapp.domain.proximity.locate import FILTERS
 from mallapp.domain.venue import load_registry
 from mallapp.settings import BeaconSettings
 

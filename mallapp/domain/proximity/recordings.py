@@ -16,9 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState
+from mallapp.domain.proximity.floorplan import FloorPlan, Geometry
 from mallapp.domain.proximity.locate import (
-    FloorPlan,
-    Geometry,
     LocateParams,
     Locator,
     Reading,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mallapp.domain.proximity import zones
-from mallapp.domain.proximity.locate import Geometry
+from mallapp.domain.proximity.floorplan import Geometry
 from mallapp.domain.proximity.recordings import Dataset
 
 

@@ -34,7 +34,7 @@ import math
 import random
 from pathlib import Path
 
-from mallapp.domain.proximity.locate import FloorPlan, Polygon, _inside
+from mallapp.domain.proximity.floorplan import FloorPlan, Polygon, inside
 from mallapp.domain.proximity.recordings import Dataset, Point, Sample, read_rows
 
 NOT_HEARD = 100
@@ -172,7 +172,7 @@ def _on_plan(plan: FloorPlan, x: float, y: float) -> bool:
     x0, y0, x1, y1 = plan.bounds
     if not (x0 <= x <= x1 and y0 <= y <= y1):
         return False
-    return plan.outline is None or _inside(x, y, plan.outline)
+    return plan.outline is None or inside(x, y, plan.outline)
 
 
 # --- a synthetic zone --------------------------------------------------------------------------------
