@@ -243,7 +243,7 @@ def member_ledger(member_id: int, query: LedgerQuery) -> LedgerOut:
     with transaction() as session:
         desk.live_member(session, member_id)
         rows = points.history(session, member_id, before_id=query.before_id, limit=query.limit)
-        entries = [EntryOut(**desk_record.entry(e)) for e in rows]
+        entries = [EntryOut(**e) for e in desk_record.entries(session, rows)]
     return LedgerOut(entries=entries, next_before_id=entries[-1].id if len(entries) == query.limit else None)
 
 

@@ -8,13 +8,15 @@ into, treated or control (``campaigns.received``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mallapp.domain import campaigns, desk, points
+from mallapp.domain import campaigns, desk, directory, points
 from mallapp.domain.checkin import Checkin
 from mallapp.domain.coupons import Coupon
 from mallapp.domain.deals import Deal
@@ -34,9 +36,18 @@ def _pick(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(row, name) for name in names}
 
 
-def entry(row: points.PointsEntry) -> dict[str, Any]:
-    return {"id": row.id, "delta": row.delta, "balance_after": row.balance_after, "reason": row.reason,
-            "note": row.note, "created_at": row.created_at}
+def entries(session: Session, rows: Sequence[points.PointsEntry]) -> list[dict[str, Any]]:
+    """Ledger lines as the member reads them, each with the store it concerns (three queries for the page)."""
+    stores = directory.entry_stores(session, [e.source_ref for e in rows])
+    where = directory.locations(session, stores.values())
+    out = []
+    for e in rows:
+        store_id = stores.get(e.source_ref)
+        location = where.get(store_id) if store_id is not None else None
+        out.append({"id": e.id, "delta": e.delta, "balance_after": e.balance_after, "reason": e.reason,
+                    "note": e.note, "created_at": e.created_at, "store_id": store_id,
+                    "store": asdict(location) if location is not None else None})
+    return out
 
 
 def record(session: Session, member_id: int, now: datetime, *, limit: int = 20) -> dict[str, Any]:
@@ -72,7 +83,7 @@ def record(session: Session, member_id: int, now: datetime, *, limit: int = 20) 
             "purchases": int(spent[0]), "spend_fen": int(spent[1]),
             "first_purchase_at": spent[2], "last_purchase_at": spent[3],
         },
-        "points": {"balance": balance, "debt": debt, "ledger": [entry(e) for e in ledger],
+        "points": {"balance": balance, "debt": debt, "ledger": entries(session, ledger),
                    "next_before_id": ledger[-1].id if len(ledger) == limit else None},
         "adjustments": [{"id": a.id, "points": a.points, "reason": a.reason, "ops_user_id": a.ops_user_id,
                          "entry_id": a.entry_id, "created_at": a.created_at}

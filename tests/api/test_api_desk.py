@@ -176,6 +176,10 @@ def test_the_record_shows_purchases_points_visits_coupons_and_gifts(client, rt, 
     assert record["lifetime_value"]["spend_fen"] == 50_000
     assert record["points"]["balance"] == points_balance(rt, member_id)
     assert {e["reason"] for e in record["points"]["ledger"]} >= {"purchase", "redemption"}
+    # The purchase's line names the merchant's store (its only one), as the member's own ledger does.
+    purchase_line = next(e for e in record["points"]["ledger"] if e["reason"] == "purchase")
+    assert purchase_line["store_id"] == store and purchase_line["store"]["name"] == "Noodle House"
+    assert purchase_line["store"]["floor_name"] == "L1"
     assert len(record["visits"]["checkins"]) == 1
     assert record["gifts"][0]["pickup_code"] == gift.get_json()["pickup_code"]
     assert record["gifts"][0]["handed_over_at"] is None
