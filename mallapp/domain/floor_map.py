@@ -134,9 +134,35 @@ def _hulls(session: Session, numbers: set[int]) -> dict[int, list[list[float]]]:
 
 # --- one floor's map -------------------------------------------------------------------------------------
 
+@dataclass(frozen=True, slots=True)
+class MapNode:
+    id: str
+    floor: int
+    x: float
+    y: float
+    kind: str
+    amenity: str | None
+    name: str
+    name_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class MapStoreRow:
+    """The columns of an active store the map draws."""
+
+    id: int
+    name: str
+    name_en: str
+    unit: str
+    category: str
+    x: float
+    y: float
+    hours: dict[str, list[list[str]]] | None
+
+
 @dataclass(frozen=True)
 class MapStore:
-    store: Store
+    store: MapStoreRow
     outline: list[list[float]] | None  # its active store zone's polygon, when one exists
 
 
@@ -153,7 +179,7 @@ class Path:
 class Landing:
     """Where a floor change starts or ends on this floor: a node with open edges of ``kind`` to ``floors``."""
 
-    node: WayfindingNode
+    node: MapNode
     kind: str  # lift, stairs, escalator, ramp
     floors: list[int] = field(default_factory=list)
     up: bool = False  # some open edge of this kind rises from here (an escalator may run one way only)
@@ -165,8 +191,8 @@ class FloorMap:
     floor: FloorInfo
     graph_version: int
     stores: list[MapStore]
-    amenities: list[WayfindingNode]
-    entrances: list[WayfindingNode]
+    amenities: list[MapNode]
+    entrances: list[MapNode]
     paths: list[Path]
     landings: list[Landing]
 
@@ -178,8 +204,9 @@ def floor_map(session: Session, number: int) -> FloorMap:
     found = floors(session, only=number)
     if not found:
         raise NotFound(f"no floor {number} in use", code="floor_map.unknown_floor", details={"floor": number})
-    stores = list(session.scalars(select(Store).where(Store.active, Store.floor == number)
-                                  .order_by(Store.unit, Store.id)))
+    stores = [MapStoreRow(*row) for row in session.execute(
+        select(Store.id, Store.name, Store.name_en, Store.unit, Store.category, Store.x, Store.y, Store.hours)
+        .where(Store.active, Store.floor == number).order_by(Store.unit, Store.id))]
     outlines: dict[int, list[list[float]]] = {}
     if stores:
         for store_id, polygon in session.execute(
@@ -188,8 +215,11 @@ def floor_map(session: Session, number: int) -> FloorMap:
                 .order_by(Zone.id)):
             if polygon and len(polygon) >= 3:
                 outlines.setdefault(store_id, [list(p) for p in polygon])
-    nodes = {n.id: n for n in session.scalars(select(WayfindingNode).where(WayfindingNode.floor == number)
-                                              .order_by(WayfindingNode.id))}
+    # Columns, not entities: a node's properties (JSON) are the export's, not the map's.
+    nodes = {row.id: MapNode(*row) for row in session.execute(
+        select(WayfindingNode.id, WayfindingNode.floor, WayfindingNode.x, WayfindingNode.y, WayfindingNode.kind,
+               WayfindingNode.amenity, WayfindingNode.name, WayfindingNode.name_en)
+        .where(WayfindingNode.floor == number).order_by(WayfindingNode.id))}
     near, far = aliased(WayfindingNode), aliased(WayfindingNode)
     paths: list[Path] = []
     landings: dict[tuple[str, str], dict] = {}
@@ -201,7 +231,7 @@ def floor_map(session: Session, number: int) -> FloorMap:
         .order_by(WayfindingEdge.id))
     for a, b, kind, coords, oneway, floor_a, floor_b in edges:
         if floor_a == floor_b:
-            paths.append(Path(kind, [[float(c[0]), float(c[1])] for c in coords], bool(oneway)))
+            paths.append(Path(kind, coords, bool(oneway)))  # coords: [[x, y], ...] as imported (checked then)
             continue
         here, other, leaves = (a, floor_b, True) if floor_a == number else (b, floor_a, not oneway)
         entry = landings.setdefault((here, kind), {"floors": set(), "up": False, "down": False})
