@@ -7,10 +7,12 @@ shoppers"). The language is the directory's: the member token's locale, else ``l
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Literal
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from pydantic import Field
+from sqlalchemy.orm import Session
 
 from mallapp import i18n
 from mallapp.api.core import Out, operation, runtime, transaction
@@ -19,9 +21,12 @@ from mallapp.api.wayfinding_admin import AmenityOut
 from mallapp.domain import directory, floor_map
 from mallapp.domain.floor_map import FloorInfo
 from mallapp.domain.venue import floor_name
+from mallapp.domain.wayfinding import store as graph_store
 from mallapp.errors import NotFound
 
 bp = Blueprint("floor_map", __name__, url_prefix="/api/v1/floors")
+_CACHE = "mallapp.floor_map.graph"  # (graph version, {floor: its graph part}) in app.extensions
+_LOCK = threading.Lock()
 
 Point = list[float]
 
@@ -111,6 +116,26 @@ def floor_out(info: FloorInfo, locale: str) -> FloorOut:
                     amenities=info.amenities)
 
 
+def _graph_part(session: Session, number: int) -> tuple[floor_map.FloorGraph, list[PathOut]]:
+    """The graph's part of floor ``number``'s map, read once per graph version and floor in this process (as the
+    routes keep their compiled graph): its corridors are most of the answer, and they change only with the
+    version. One read (the version) when it is kept already."""
+    version = graph_store.graph_version(session)
+    kept = current_app.extensions.get(_CACHE)
+    if kept is not None and kept[0] == version and number in kept[1]:
+        return kept[1][number]
+    graph = floor_map.floor_graph(session, number)
+    # Read from rows the import checked: hundreds of corridors a floor are not validated again.
+    part = graph, [PathOut.model_construct(kind=p.kind, coords=p.coords, oneway=p.oneway) for p in graph.paths]
+    with _LOCK:
+        kept = current_app.extensions.get(_CACHE)
+        if kept is None or kept[0] != graph.version:
+            kept = (graph.version, {})
+            current_app.extensions[_CACHE] = kept
+        kept[1][number] = part
+    return part
+
+
 @operation(bp, "", "GET", summary="The floors in use, lowest first, with names, outlines and counts; no token "
            "needed", query=LangQuery, response=FloorsOut)
 def list_floors(query: LangQuery) -> FloorsOut:
@@ -132,32 +157,32 @@ def get_floor_map(floor: str, query: LangQuery):  # type: ignore[no-untyped-def]
     rt = runtime()
     now, tz = rt.now(), rt.settings.mall.tz
     with transaction() as session:
-        drawn = floor_map.floor_map(session, number)
-        out = FloorMapOut(
-            floor=floor_out(drawn.floor, locale), graph_version=drawn.graph_version,
-            stores=[MapStoreOut(
-                id=s.store.id, display_name=_display(locale, s.store.name, s.store.name_en), name=s.store.name,
-                name_en=s.store.name_en, unit=s.store.unit,
-                category=CategoryOut(code=s.store.category, label=i18n.t(locale, f"directory.category.{s.store.category}")
-                                     if s.store.category in directory.CATEGORIES else s.store.category),
-                x=s.store.x, y=s.store.y, outline=s.outline, open_now=directory.open_now(s.store.hours, now, tz))
-                for s in drawn.stores],
-            amenities=[AmenityOut(id=n.id, kind=n.amenity or "",
-                                  label=i18n.t(locale, f"wayfinding_admin.amenity.{n.amenity}"), name=n.name,
-                                  name_en=n.name_en, floor=n.floor, floor_name=floor_name(n.floor), x=n.x, y=n.y)
-                       for n in drawn.amenities],
-            entrances=[EntranceOut(id=n.id, display_name=_display(locale, n.name, n.name_en), name=n.name,
-                                   name_en=n.name_en, x=n.x, y=n.y) for n in drawn.entrances],
-            # Hundreds of corridors a floor, read from rows the import checked: not validated again.
-            paths=[PathOut.model_construct(kind=p.kind, coords=p.coords, oneway=p.oneway) for p in drawn.paths],
-            landings=[LandingOut(id=g.node.id, kind=g.kind, display_name=_display(locale, g.node.name, g.node.name_en),
-                                 name=g.node.name, name_en=g.node.name_en, x=g.node.x, y=g.node.y, floors=g.floors,
-                                 up=g.up, down=g.down) for g in drawn.landings],
-            locale=locale)
+        venue = floor_map.floor_venue(session, number)
+        graph, paths = _graph_part(session, number)
+    out = FloorMapOut(
+        floor=floor_out(venue.floor, locale), graph_version=graph.version,
+        stores=[MapStoreOut(
+            id=s.store.id, display_name=_display(locale, s.store.name, s.store.name_en), name=s.store.name,
+            name_en=s.store.name_en, unit=s.store.unit,
+            category=CategoryOut(code=s.store.category, label=i18n.t(locale, f"directory.category.{s.store.category}")
+                                 if s.store.category in directory.CATEGORIES else s.store.category),
+            x=s.store.x, y=s.store.y, outline=s.outline, open_now=directory.open_now(s.store.hours, now, tz))
+            for s in venue.stores],
+        amenities=[AmenityOut(id=n.id, kind=n.amenity or "",
+                              label=i18n.t(locale, f"wayfinding_admin.amenity.{n.amenity}"), name=n.name,
+                              name_en=n.name_en, floor=n.floor, floor_name=floor_name(n.floor), x=n.x, y=n.y)
+                   for n in graph.amenities],
+        entrances=[EntranceOut(id=n.id, display_name=_display(locale, n.name, n.name_en), name=n.name,
+                               name_en=n.name_en, x=n.x, y=n.y) for n in graph.entrances],
+        paths=paths,
+        landings=[LandingOut(id=g.node.id, kind=g.kind, display_name=_display(locale, g.node.name, g.node.name_en),
+                             name=g.node.name, name_en=g.node.name_en, x=g.node.x, y=g.node.y, floors=g.floors,
+                             up=g.up, down=g.down) for g in graph.landings],
+        locale=locale)
     body = out.model_dump_json().encode()  # serialised once: hashed for the ETag and sent as it is
     # The answer's own fingerprint: it moves with the graph's version, any store, zone or floor edit, the
     # language and open_now, and with nothing else. The client sends it back in If-None-Match.
-    etag = f"v{drawn.graph_version}-{hashlib.sha256(body).hexdigest()[:24]}"
+    etag = f"v{graph.version}-{hashlib.sha256(body).hexdigest()[:24]}"
     response = Response(body, mimetype="application/json")
     response.set_etag(etag)
     response.headers["Cache-Control"] = "no-cache"  # keep it, but ask each time (a 304 costs no body)

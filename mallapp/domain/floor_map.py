@@ -187,20 +187,27 @@ class Landing:
 
 
 @dataclass(frozen=True)
-class FloorMap:
-    floor: FloorInfo
-    graph_version: int
-    stores: list[MapStore]
+class FloorGraph:
+    """The graph's part of a floor's map: it changes only with the graph's version."""
+
+    version: int
     amenities: list[MapNode]
     entrances: list[MapNode]
     paths: list[Path]
     landings: list[Landing]
 
 
-def floor_map(session: Session, number: int) -> FloorMap:
-    """Everything to draw floor ``number`` (NotFound ``floor_map.unknown_floor`` when it is not in use), in ten
-    reads whatever the floor's size: the floor, the graph's version, its active stores, their store zones, its
-    nodes, and the open edges that touch it."""
+@dataclass(frozen=True)
+class FloorVenue:
+    """The venue's part of a floor's map: the floor and its active stores."""
+
+    floor: FloorInfo
+    stores: list[MapStore]
+
+
+def floor_venue(session: Session, number: int) -> FloorVenue:
+    """Floor ``number`` and its active stores with their store zones' outlines, or NotFound
+    ``floor_map.unknown_floor`` when the floor is not in use. Seven reads whatever the floor's size."""
     found = floors(session, only=number)
     if not found:
         raise NotFound(f"no floor {number} in use", code="floor_map.unknown_floor", details={"floor": number})
@@ -215,6 +222,14 @@ def floor_map(session: Session, number: int) -> FloorMap:
                 .order_by(Zone.id)):
             if polygon and len(polygon) >= 3:
                 outlines.setdefault(store_id, [list(p) for p in polygon])
+    return FloorVenue(found[0], [MapStore(s, outlines.get(s.id)) for s in stores])
+
+
+def floor_graph(session: Session, number: int) -> FloorGraph:
+    """The graph on floor ``number``: its amenities and entrances, its open corridors (closed edges are left out),
+    and its landings of open floor changes. Three reads: the version, the floor's nodes, the open edges touching
+    it. A floor the graph does not reach gives empty lists."""
+    version = graph_version(session)
     # Columns, not entities: a node's properties (JSON) are the export's, not the map's.
     nodes = {row.id: MapNode(*row) for row in session.execute(
         select(WayfindingNode.id, WayfindingNode.floor, WayfindingNode.x, WayfindingNode.y, WayfindingNode.kind,
@@ -239,9 +254,8 @@ def floor_map(session: Session, number: int) -> FloorMap:
         # From this landing one can go to ``other`` unless the edge is one-way towards here.
         if leaves:
             entry["up" if other > number else "down"] = True
-    return FloorMap(
-        floor=found[0], graph_version=graph_version(session),
-        stores=[MapStore(s, outlines.get(s.id)) for s in stores],
+    return FloorGraph(
+        version=version,
         amenities=[n for n in nodes.values() if n.amenity is not None],
         entrances=[n for n in nodes.values() if n.kind == "entrance"],
         paths=paths,
