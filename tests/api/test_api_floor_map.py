@@ -141,3 +141,14 @@ def test_the_map_answers_304_to_its_own_etag_until_something_changes(client, mal
 def test_an_empty_mall_has_no_floors_and_every_map_is_a_404(client):
     assert client.get("/api/v1/floors").get_json()["floors"] == []
     api_error(client.get("/api/v1/floors/1/map"), "floor_map.unknown_floor")
+
+
+def test_a_store_edit_shows_on_the_next_map_without_a_graph_change(client, rt, mall):
+    first = client.get("/api/v1/floors/1/map")
+    assert [s["id"] for s in first.get_json()["stores"]] == [mall.store]
+    with rt.sessions.begin() as s:
+        s.get(Store, mall.store).active = False
+    later = client.get("/api/v1/floors/1/map", headers={"If-None-Match": first.headers["ETag"]})
+    assert later.status_code == 200 and later.get_json()["stores"] == []
+    assert later.get_json()["graph_version"] == first.get_json()["graph_version"]
+    assert len(later.get_json()["paths"]) == len(first.get_json()["paths"])  # the graph part, kept, is the same
