@@ -19,6 +19,7 @@ from mallapp.api import (
     deals,
     desk,
     directory,
+    floor_map,
     floors,
     host,
     members,
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(wayfinding_admin.bp)
     app.register_blueprint(wayfinding_admin.public_bp)
     app.register_blueprint(routes.bp)
+    app.register_blueprint(floor_map.bp)
     consoles.register(app)
     _install_request_context(app)
     _install_error_handlers(app)

@@ -1165,6 +1165,11 @@ scenario("routes.unreachable", 422)(lambda w: (_with_graph(w), w.client.patch(
     _route(w, "node:1-j1", "amenity:toilets", profile="step_free"))[2])
 
 
+# --- the floor plan for shoppers (floormap, issue 17) ----------------------------------------------------------
+
+scenario("floor_map.unknown_floor", 404)(lambda w: (_with_graph(w), w.client.get("/api/v1/floors/B9/map"))[1])
+
+
 # --- the checks ----------------------------------------------------------------------------------------------
 
 
