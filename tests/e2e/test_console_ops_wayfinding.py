@@ -128,6 +128,8 @@ def test_an_admin_closes_the_lift_and_the_step_free_route_is_then_unreachable(co
     expect(selection.get_by_test_id("edge-state")).to_have_text("已关闭")
     expect(selection.get_by_test_id("edge-warnings")).to_contain_text("导航图的这一部分只能通过楼梯或扶梯到达。")
     expect(page.get_by_role("button", name="通道 lift-1-2")).to_have_class("change kind-lift closed selected")
+    expect(page.get_by_test_id("graph-version")).to_have_text("2")
+    expect(page.locator("#wf-summary tbody tr", has_text="L1").locator("td").last).to_have_text("1")
     with rt.sessions.begin() as session:
         assert session.get(WayfindingEdge, "lift-1-2").closed is True
         assert session.get(WayfindingEdge, "lift-B1-1").closed is False
