@@ -21,6 +21,9 @@ pytestmark = [pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
 
 PAGE = "/console/ops/wayfinding"
 GRAPH = "/api/v1/ops/wayfinding/graph"
+# Metres on the map to screen pixels, through the SVG's own matrix (the page's conversion).
+TO_SCREEN = """([x, y]) => { const svg = document.getElementById('wf-map'); const p = svg.createSVGPoint();
+  p.x = x; p.y = y; const m = p.matrixTransform(svg.getScreenCTM()); return [m.x, m.y]; }"""
 
 
 def _seed(rt, doc=None) -> None:
@@ -158,8 +161,18 @@ def test_an_admin_closes_the_lift_and_the_step_free_route_is_then_unreachable(co
 def test_a_route_is_drawn_per_floor_with_its_steps_in_chinese_then_in_english(console, ops_account, rt):
     venue = build_venue(rt)
     _seed(rt)
+    console.allow(404, "/api/v1/routes")
     page = console.sign_in("ops", ops_account("viewer"), then=PAGE)
     form = page.locator("#wf-route")
+
+    # Bad starts, said beside the start: an empty bay code (nothing sent), then a bay the mall does not have.
+    form.get_by_label("起点类型").select_option("bay")
+    form.get_by_role("button", name="查找路线").click()
+    expect(form.locator('[data-error-for="from"]')).to_have_text("请选择或填写。")
+    form.get_by_label("起点车位号").fill("B9-C999")
+    form.get_by_role("button", name="查找路线").click()
+    expect(form.locator('[data-error-for="from"]')).to_have_text("找不到这个车位。")
+    form.get_by_label("起点类型").select_option("store")
 
     # The goal picked on the map: the south entrance's node.
     page.get_by_role("button", name="节点 1-entrance").click()
@@ -205,6 +218,11 @@ def test_a_viewer_sees_no_edit_controls_and_the_api_refuses_them(console, ops_ac
     expect(page.get_by_role("button", name="导入", exact=True)).to_have_count(0)
     page.get_by_role("button", name="通道 lift-1-2").click()
     expect(page.locator("#wf-selection")).to_contain_text("电梯")
+    expect(page.locator("#wf-selection").get_by_role("button", name="关闭通道")).to_have_count(0)
+    # A corridor: a click on its line, halfway between the junction (0, 0) and the entrance (0, -5).
+    page.mouse.click(*page.evaluate(TO_SCREEN, [0, -2.5]))
+    expect(page.locator("#wf-selection")).to_contain_text("1-j1 (L1) → 1-entrance (L1)")
+    expect(page.locator("#wf-selection")).to_contain_text("5.0 m")
     expect(page.locator("#wf-selection").get_by_role("button", name="关闭通道")).to_have_count(0)
     expect(page.get_by_role("button", name="导出")).to_be_visible()  # reading the file is any ops user's
 
