@@ -240,3 +240,19 @@ def test_a_viewer_sees_no_edit_controls_and_the_api_refuses_them(console, ops_ac
     with rt.sessions.begin() as session:
         assert store.graph_version(session) == 1
         assert session.get(WayfindingEdge, "lift-1-2").closed is False
+
+
+def test_before_any_import_the_page_says_so_and_the_first_import_draws_the_graph(console, ops_account, rt):
+    build_venue(rt)
+    page = console.sign_in("ops", ops_account("admin"), then=PAGE)
+    expect(page.locator("#wf-summary")).to_contain_text("还没有导入路网。")
+    expect(page.get_by_test_id("graph-version")).to_have_text("0")
+    expect(page.locator("#wf-map [data-kind]")).to_have_count(0)
+
+    page.get_by_label("路网文件（GeoJSON）").set_input_files(_file(small_graph()))
+    page.get_by_role("button", name="导入", exact=True).click()
+    expect(page.locator("#wf-result")).to_contain_text("导入成功：版本 1，共 14 个节点、15 条通道")
+    expect(page.locator("#wf-map [data-kind=node]")).to_have_count(7)
+    expect(page.get_by_label("楼层", exact=True).locator("option")).to_have_text(["B1", "L1", "L2"])
+    with rt.sessions.begin() as session:
+        assert store.graph_version(session) == 1
