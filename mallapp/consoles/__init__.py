@@ -13,12 +13,23 @@ from __future__ import annotations
 
 from flask import Flask
 
-from mallapp.consoles import home, host, merchant, ops_floor, ops_insight, ops_people, till, web
+from mallapp.consoles import (
+    home,
+    host,
+    merchant,
+    ops_floor,
+    ops_insight,
+    ops_people,
+    ops_wayfinding,
+    till,
+    web,
+)
 
 __all__ = ["register"]
 
 # Each audience's blueprint; its pages are declared with web.page() when its module is imported.
-BLUEPRINTS = (web.bp, home.bp, ops_insight.bp, ops_people.bp, ops_floor.bp, merchant.bp, till.bp, host.bp)
+BLUEPRINTS = (web.bp, home.bp, ops_insight.bp, ops_people.bp, ops_floor.bp, merchant.bp, till.bp, host.bp,
+              ops_wayfinding.bp)
 
 
 def register(app: Flask) -> None:
