@@ -150,22 +150,12 @@ def bays(session: Session) -> list[BayRef]:
         .where(ParkingBay.active, CarPark.active).order_by(ParkingBay.id))]
 
 
-def node_feature(row: WayfindingNode) -> dict[str, Any]:
-    return {"type": "Feature", "id": row.id, "geometry": {"type": "Point", "coordinates": [row.x, row.y]},
-            "properties": dict(row.props)}
-
-
-def edge_feature(row: WayfindingEdge) -> dict[str, Any]:
-    return {"type": "Feature", "id": row.id, "geometry": {"type": "LineString", "coordinates": row.coords},
-            "properties": dict(row.props)}
-
-
 def _node_features(session: Session, ordered: bool = False) -> list[dict[str, Any]]:
     """Every node as its feature, from a Core select of the four columns a feature needs: no ORM entity per row
     (building 2,000 entities cost more than reading them)."""
     query = select(WayfindingNode.id, WayfindingNode.x, WayfindingNode.y, WayfindingNode.props)
     return [{"type": "Feature", "id": nid, "geometry": {"type": "Point", "coordinates": [x, y]},
-             "properties": dict(props)}
+             "properties": props}  # a new dict per row (decoded from JSON)
             for nid, x, y, props in session.execute(query.order_by(WayfindingNode.id) if ordered else query)]
 
 
@@ -173,7 +163,7 @@ def _edge_features(session: Session, ordered: bool = False) -> list[dict[str, An
     """Every edge as its feature (as :func:`_node_features`)."""
     query = select(WayfindingEdge.id, WayfindingEdge.coords, WayfindingEdge.props)
     return [{"type": "Feature", "id": eid, "geometry": {"type": "LineString", "coordinates": coords},
-             "properties": dict(props)}
+             "properties": props}  # a new dict per row (decoded from JSON)
             for eid, coords, props in session.execute(query.order_by(WayfindingEdge.id) if ordered else query)]
 
 
@@ -295,7 +285,7 @@ def stored_specs(session: Session) -> tuple[dict[str, NodeSpec], dict[str, EdgeS
                    WayfindingNode.amenity, WayfindingNode.name, WayfindingNode.name_en, WayfindingNode.props)):
         # node_row stored a lift's amenity by floor (carpark_lift below ground); the spec says "lift"
         nodes[nid] = NodeSpec(nid, floor, x, y, kind, props.get("mall:store"), "lift" if kind == "lift" else amenity,
-                              name, name_en, dict(props))
+                              name, name_en, props)
     for eid, a, b, kind, oneway, closed, props, coords in session.execute(
             select(WayfindingEdge.id, WayfindingEdge.a, WayfindingEdge.b, WayfindingEdge.kind, WayfindingEdge.oneway,
                    WayfindingEdge.closed, WayfindingEdge.props, WayfindingEdge.coords)):
@@ -304,7 +294,7 @@ def stored_specs(session: Session) -> tuple[dict[str, NodeSpec], dict[str, EdgeS
         assert levels is not None, eid  # stored features were read once already
         edges[eid] = EdgeSpec(eid, a, b, kind, None if given is None else float(given),
                               sum(math.dist(p, q) for p, q in zip(coords, coords[1:], strict=False)), oneway, closed,
-                              levels, dict(props), coords)
+                              levels, props, coords)
     return nodes, edges
 
 
