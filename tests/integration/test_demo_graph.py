@@ -65,3 +65,13 @@ def test_the_demo_graph_round_trips_through_export_and_import(rt):
     assert second["features"] == sorted([f for f in demo_graph.load()["features"] if f["geometry"]["type"] == "Point"],
                                         key=lambda f: f["id"]) + sorted(
         [f for f in demo_graph.load()["features"] if f["geometry"]["type"] == "LineString"], key=lambda f: f["id"])
+
+
+def test_the_stored_graph_built_from_columns_equals_its_features_read_again(rt):
+    # stored_specs (the summary's and the edits' input) skips parsing each stored feature again: same specs
+    _demo_venue(rt)
+    demo_graph.seed_graph(rt)
+    with rt.sessions.begin() as s:
+        fast, read = store.stored_specs(s), store.read_specs(s)
+    assert fast == read
+    assert {n.amenity for n in fast[0].values() if n.floor < 0 and n.kind == "lift"} == {"lift"}
