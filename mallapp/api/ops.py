@@ -541,6 +541,8 @@ def list_stores(query: ListQuery) -> StoresOut:
 def create_store(body: StoreIn) -> StoreOut:
     with transaction() as session:
         out = StoreOut.model_validate(venue_admin.create_store(session, **body.model_dump(), now=runtime().now()))
+        # a door imported before its store opened becomes that store's door (Graph.store_nodes joins by unit)
+        wayfinding_store.bump_version(session, "store_changed", by=current_ops().id, now=runtime().now())
     _venue_changed()
     return out
 

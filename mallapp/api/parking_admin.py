@@ -250,7 +250,10 @@ def create_level(car_park_id: int, body: LevelIn) -> LevelOut:
 def patch_level(car_park_id: int, level_id: int, body: LevelPatch) -> LevelOut:
     changes = _changes(body)
     with transaction() as session:
-        return LevelOut.model_validate(carparks.update_level(session, car_park_id, level_id, changes))
+        level = carparks.update_level(session, car_park_id, level_id, changes)
+        if "floor" in changes:  # its placed bays snap to nodes of another floor now (Graph.bay_nodes)
+            wayfinding_store.bump_version(session, "bay_placed", by=current_ops().id, now=runtime().now())
+        return LevelOut.model_validate(level)
 
 
 @operation(bp, "/car-parks/<int:car_park_id>/gates", "POST", summary="Add an entrance or an exit (the car park's gate code)",

@@ -335,6 +335,15 @@ def test_placing_a_bay_or_changing_a_store_bumps_the_graph_version(rt, client, i
         store_id = session.scalar(select(Store.id).where(Store.unit == "L1-02"))
     renamed = client.patch(f"/api/v1/ops/stores/{store_id}", headers=imported, json={"name": "Starlight"})
     assert renamed.status_code == 200 and _version(client, imported) == 3
+    opened = client.post("/api/v1/ops/stores", headers=imported, json={"name": "Tea", "unit": "L2-09", "floor": 2,
+                                                                        "x": 5.0, "y": 5.0})
+    assert opened.status_code == 201 and _version(client, imported) == 4  # a door imported earlier may be its own
+    level = client.get(f"/api/v1/ops/car-parks/{park}", headers=imported).get_json()["levels"][0]["id"]
+    moved = client.patch(f"/api/v1/ops/car-parks/{park}/levels/{level}", headers=imported, json={"floor": -2})
+    assert moved.status_code == 200 and _version(client, imported) == 5  # its bays snap on another floor
+    renamed_level = client.patch(f"/api/v1/ops/car-parks/{park}/levels/{level}", headers=imported,
+                                 json={"name": "负一层"})
+    assert renamed_level.status_code == 200 and _version(client, imported) == 5
 
 
 # --- the documentation's worked example ------------------------------------------------------------------------
