@@ -132,6 +132,25 @@
     return el;
   }
 
+  /** An SVG element, as h() makes an HTML one: svg("circle", {cx: 1, cy: 2, r: 0.5}, titleNode). */
+  function svg(tag, attrs, ...children) {
+    const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value !== null && value !== undefined && value !== false) el.setAttribute(name, value);
+    }
+    for (const child of children.flat()) {
+      if (child !== null && child !== undefined) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  /** A map's viewBox {x, y, w, h} zoomed by ``factor`` about the point (mx, my), its width kept in 2..5000 m. */
+  function zoomBox(vb, mx, my, factor) {
+    const w = Math.min(Math.max(vb.w * factor, 2), 5000);
+    const k = w / vb.w;
+    return {x: mx - (mx - vb.x) * k, y: my - (my - vb.y) * k, w, h: vb.h * k};
+  }
+
   /** Fill a <table> (or the element's <table>) from rows: columns = [{title: key, value: row => text|Node, num}]. */
   function table(target, columns, rows, options) {
     const el = target.tagName === "TABLE" ? target : target.querySelector("table") || target.appendChild(h("table"));
@@ -250,5 +269,5 @@
   }
 
   window.Mall = {config, t, has, api, ApiError, errorText, problemText, newKey, when, yuan, fen, number, percent,
-                 today, h, table, values, form, showError, clearErrors, toast, act, chart, ready, failed};
+                 today, h, svg, zoomBox, table, values, form, showError, clearErrors, toast, act, chart, ready, failed};
 })();

@@ -14,7 +14,6 @@
   const {h, t, api} = Mall;
   const cfg = Mall.config.page;
   const lang = Mall.config.locale;
-  const NS = "http://www.w3.org/2000/svg";
   const GRAPH = "/api/v1/ops/wayfinding/graph";
   const CLICK_PX = 5;  // a press that moves less than this is a click, not a pan
   const svg = document.getElementById("wf-map");
@@ -113,24 +112,12 @@
   }
 
   function zoomAt(mx, my, factor) {
-    const vb = state.vb;
-    const w = Math.min(Math.max(vb.w * factor, 2), 5000);
-    const k = w / vb.w;
-    state.vb = {x: mx - (mx - vb.x) * k, y: my - (my - vb.y) * k, w, h: vb.h * k};
+    state.vb = Mall.zoomBox(state.vb, mx, my, factor);
     render();
   }
 
   // --- drawing ------------------------------------------------------------------------------------------------
-  function s(tag, attrs, ...children) {
-    const el = document.createElementNS(NS, tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (value !== null && value !== undefined && value !== false) el.setAttribute(name, value);
-    }
-    for (const child of children.flat()) {
-      if (child !== null && child !== undefined) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return el;
-  }
+  const s = Mall.svg;
 
   const pts = (list) => list.map(([x, y]) => `${x},${y}`).join(" ");
   const isSelected = (kind, id) => state.selected && state.selected.kind === kind && state.selected.id === id;

@@ -7,7 +7,6 @@
 
 window.FloorMap = function (svg, state) {
   const {t} = Mall;
-  const NS = "http://www.w3.org/2000/svg";
   const HEALTH = {never_seen: "never", silent: "silent", battery_low: "battery"};
 
   // --- geometry ------------------------------------------------------------------------------------------
@@ -48,24 +47,12 @@ window.FloorMap = function (svg, state) {
   }
 
   function zoomAt(mx, my, factor) {
-    const vb = state.vb;
-    const w = Math.min(Math.max(vb.w * factor, 2), 5000);
-    factor = w / vb.w;
-    state.vb = {x: mx - (mx - vb.x) * factor, y: my - (my - vb.y) * factor, w, h: vb.h * factor};
+    state.vb = Mall.zoomBox(state.vb, mx, my, factor);
     render();
   }
 
   // --- drawing -------------------------------------------------------------------------------------------
-  function s(tag, attrs, ...children) {
-    const el = document.createElementNS(NS, tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (value !== null && value !== undefined && value !== false) el.setAttribute(name, value);
-    }
-    for (const child of children.flat()) {
-      if (child !== null && child !== undefined) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return el;
-  }
+  const s = Mall.svg;
 
   const points = (list) => list.map(([x, y]) => `${x},${y}`).join(" ");
   const health = (problems) => (problems && problems.length ? HEALTH[problems[0]] : "ok");
