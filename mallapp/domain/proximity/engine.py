@@ -426,7 +426,12 @@ class Engine:
         return out
 
     def position(self, state: MemberState) -> tuple[float, float] | None:
-        """The member's estimated position on the floor plan, or None without readings.
+        """The member's estimated position on the floor plan, or None without readings (see :meth:`place`)."""
+        placed = self.place(state)
+        return None if placed is None else (placed[1], placed[2])
+
+    def place(self, state: MemberState) -> tuple[int, float, float] | None:
+        """The member's floor and estimated position on it, (floor, x, y), or None without readings.
 
         On the floor of the strongest calibrated reading, from that floor's readings: with that floor's
         plan, the model of :class:`mallapp.domain.proximity.locate.Locator` (about 2.5 ms with twenty anchors
@@ -453,9 +458,11 @@ class Engine:
         floor = best[1]
         plan = self._floor_plans.get(floor)
         if plan is None:
-            return weighted_centroid(by_floor[floor], self._locate.k, self._locate.sharpness)
+            x, y = weighted_centroid(by_floor[floor], self._locate.k, self._locate.sharpness)
+            return floor, x, y
         locator = self._locators.get(floor)
         if locator is None:
             locator = self._locators[floor] = Locator(Geometry(plan, self._locate.step_m),
                                                         params_for_plan(plan, self._locate))
-        return locator.estimate(by_floor[floor])
+        x, y = locator.estimate(by_floor[floor])
+        return floor, x, y

@@ -1,8 +1,8 @@
 """Where a member is now, from the state the proximity worker keeps in Redis (for routes from "me").
 
 The worker (mallapp.processes.worker) owns the state and saves it under :func:`state_key` as
-``<version>|<the engine's binary form>``; this module reads it and asks the engine for a position, on the
-floor of the strongest calibrated reading, the same choice :meth:`Engine.position` makes.
+``<version>|<the engine's binary form>``; this module reads it and asks the engine where the member is
+(:meth:`Engine.place`: the floor of the strongest calibrated reading, and the position on it).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from mallapp.domain.floors import floor_plans as outlined_floors
 from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState
 from mallapp.domain.proximity.floorplan import FloorPlan
-from mallapp.domain.proximity.locate import FILTERS
 from mallapp.domain.venue import load_registry
 from mallapp.settings import BeaconSettings
 
@@ -47,26 +46,5 @@ def current_position(session: Session, redis: Redis, beacons: BeaconSettings, me
         return None
     plans = outlined_floors(session) if floor_plans is None else floor_plans
     engine = Engine(config, load_registry(session), floor_plans=plans)
-    xy = engine.position(state)
-    floor = _strongest_floor(engine, state)
-    if xy is None or floor is None:
-        return None
-    return floor, float(xy[0]), float(xy[1])
-
-
-def _strongest_floor(engine: Engine, state: MemberState) -> int | None:
-    """The floor of the strongest calibrated reading (rssi less measured power), as Engine.position picks it."""
-    anchors = engine.registry.anchors
-    rssi_filter = FILTERS[engine.config.rssi_filter]  # the engine's own filter: the floor position() used
-    best: tuple[float, int] | None = None
-    for anchor_id, track in state.tracks.items():
-        anchor = anchors.get(anchor_id)
-        if anchor is None or not track.rssis:
-            continue
-        power = anchor.measured_power if anchor.measured_power is not None else track.power
-        if power is None:
-            continue
-        margin = rssi_filter(track.rssis) - power
-        if best is None or margin > best[0]:
-            best = (margin, anchor.floor)
-    return None if best is None else best[1]
+    placed = engine.place(state)
+    return None if placed is None else (placed[0], float(placed[1]), float(placed[2]))
