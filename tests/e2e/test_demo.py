@@ -122,6 +122,18 @@ def test_demo_runs_the_whole_system_on_the_embedded_default(tmp_path, console_at
             assert time.monotonic() < deadline, "the demo member's car never came in"
             time.sleep(0.5)
         assert (found["cars"][0]["level"]["code"], found["cars"][0]["bay"]) == ("B2", "B2-C058")
+        # From 星巴克 (found by its pinyin initials) back to her car, step-free: down by lift (and the car park's ramp),
+        # every floor change spelled out, to the bay.
+        _, found_store = _call("GET", f"{base}/api/v1/stores?q=xbk")
+        starbucks = found_store["stores"][0]
+        assert (starbucks["name"], starbucks["unit"]) == ("星巴克", "L2-05")
+        status, route = _call("GET", f"{base}/api/v1/routes?from=store:{starbucks['id']}&to=car&profile=step_free",
+                              headers=ada)
+        texts = [step["text"] for step in route["steps"]]
+        assert status == 200 and texts[0] == "从星巴克出发（2楼）" and texts[-1] == "到达您的车位B2-C058", texts
+        assert any(text.startswith("乘电梯下到") for text in texts) and not any("扶梯" in t or "楼梯" in t for t in texts)
+        legs = [leg["floor_name"] for leg in route["legs"]]
+        assert legs[0] == "L2" and legs[-1] == "B2", legs
         status, quote = _call("POST", f"{base}/api/v1/me/parking/quote", {"plate": "沪A12345", "points_hours": 2},
                               ada)
         assert status == 200 and quote["items"][0]["kind"] == "points" and quote["cash_fen"] == 0
