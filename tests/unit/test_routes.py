@@ -235,6 +235,28 @@ def test_a_lift_ridden_through_floors_is_one_change_and_one_leg_per_floor_stoppe
     assert route.legs[0].polyline == ((20, 0), (0, 0)) and route.legs[1].polyline == ((0, 0), (0, 30))
 
 
+def test_a_lift_ridden_through_floors_waits_once_so_it_beats_getting_off_for_the_ramp():
+    # Lift 1 from L3 down to B2 (wait 40 s, 6 s a floor); from B1 a ramp down to B2 is also there (30 s).
+    floors = (3, 2, 1, -1, -2)
+    nodes = {f"lift{f}": Node(f"lift{f}", f, 0, 0, "lift") for f in floors}
+    nodes |= {"shop": Node("shop", 3, 10, 0, "door", store_id=1), "bay": Node("bay", -2, 0, 10, "junction"),
+              "ramp-1": Node("ramp-1", -1, 0, 5, "ramp"), "ramp-2": Node("ramp-2", -2, 0, 5, "ramp")}
+    edges = [Edge(f"lift{a}", f"lift{b}", "lift", 4.5, 46, board_s=40) for a, b in zip(floors, floors[1:], strict=False)]
+    edges += [Edge("shop", "lift3", "walk", 10, 8), Edge("lift-2", "bay", "walk", 10, 8),
+              Edge("lift-1", "ramp-1", "walk", 5, 4), Edge("ramp-1", "ramp-2", "ramp", 20, 30),
+              Edge("ramp-2", "bay", "walk", 5, 4)]
+    router = Router(Graph(1, nodes, tuple(edges)))
+    for profile in ("fastest", "step_free"):
+        route = router.route(Place.at_nodes(["shop"]), Place.at_nodes(["bay"]), profile)
+        # One wait and four floors' ride: 8 + 40 + 4 x 6 + 8; waiting at every landing would cost 8 + 4 x 46 + 8.
+        assert route.seconds == pytest.approx(8 + 40 + 4 * 6 + 8)
+        assert [leg.floor for leg in route.legs] == [3, -2] and route.nodes[-2:] == ("lift-2", "bay")
+        assert route.legs[0].change.seconds == pytest.approx(40 + 4 * 6)
+    # Getting on at B1 for one floor still waits: the ramp is quicker from there.
+    down_one = router.route(Place.at_nodes(["lift-1"]), Place.at_nodes(["bay"]))
+    assert down_one.seconds == pytest.approx(4 + 30 + 4) and "ramp-1" in down_one.nodes
+
+
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
 def test_the_steps_spell_out_every_floor_change_in_both_languages(mall, locale):
     graph, rng = mall.graph, random.Random(9)

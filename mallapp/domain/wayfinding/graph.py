@@ -47,6 +47,9 @@ class Edge:
     length_m: float  # the distance walked (or ridden) from a to b, for the answer's distance
     seconds: float  # what it takes from a to b at walking pace (a lift: waiting and riding), the fastest profile's cost
     oneway: bool = False  # an escalator runs from a to b only
+    # Of ``seconds``, what is paid once per boarding (a lift's wait): riding on through the next landing of the
+    # same lift costs only the rest, so a ride from L3 to B2 waits once, not once per floor.
+    board_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -137,14 +137,30 @@ class Router:
         self.by_floor: dict[int, list[int]] = {}
         for i, floor in enumerate(self.floors):
             self.by_floor.setdefault(floor, []).append(i)
+        # A lift's wait is paid once per boarding (Edge.board_s), not once per floor ridden through: each landing of
+        # such an edge gets a second node, "in the car" at the same place. Boarding costs the wait, riding between
+        # cars the rest of each edge's seconds, stepping out nothing; a route never sees these nodes (``real``).
+        self.real: list[int] = list(range(len(nodes)))
+        self.car: dict[int, int] = {}
+        for e in graph.edges:
+            if e.board_s > 0:
+                for node_id in (e.a, e.b):
+                    i = self.index.get(node_id)
+                    if i is not None and i not in self.car:
+                        self.car[i] = len(self.real)
+                        self.real.append(i)
+                        self.xs.append(self.xs[i])
+                        self.ys.append(self.ys[i])
+                        self.floors.append(self.floors[i])
         paces = sorted(e.length_m / e.seconds for e in graph.edges if e.kind == "walk" and e.seconds > 0
                        and e.length_m > 0)
         self.walk_pace = paces[len(paces) // 2] if paces else DEFAULT_PACE_MPS
         self.profiles = {name: self._compile(name) for name in PROFILES}
 
     def _compile(self, profile: str) -> _Profile:
-        index, n, xs, ys, floors = self.index, len(self.ids), self.xs, self.ys, self.floors
+        index, n, xs, ys, floors, car = self.index, len(self.real), self.xs, self.ys, self.floors, self.car
         adj: list[list[tuple[int, float, int]]] = [[] for _ in range(n)]
+        boarding: dict[int, float] = {}  # per landing with a boarding edge on this profile: its wait
         pace, floor_cost = 0.0, math.inf
         exits: dict[int, set[int]] = {}
         entries: dict[int, set[int]] = {}
@@ -155,6 +171,12 @@ class Router:
             if a is None or b is None:
                 continue
             seconds = max(0.0, float(e.seconds))
+            if e.board_s > 0:  # ridden from car to car; the wait is the boarding arc's (below)
+                board = min(float(e.board_s), seconds)
+                seconds -= board
+                for i in (a, b):
+                    boarding[i] = max(boarding.get(i, 0.0), board)
+                a, b = car[a], car[b]
             arcs = [(a, b)] if e.oneway or e.kind == "escalator" else [(a, b), (b, a)]
             for u, v in arcs:
                 adj[u].append((v, seconds, k))
@@ -167,13 +189,16 @@ class Router:
             climb = abs(floors[a] - floors[b])
             if climb:
                 floor_cost = min(floor_cost, seconds / climb)
+        for i, wait in boarding.items():  # board (wait), or step out (nothing); edge -1: no edge of the graph
+            adj[i].append((car[i], wait, -1))
+            adj[car[i]].append((i, 0.0, -1))
         inv_pace = 0.0 if pace in (0.0, math.inf) else 1.0 / pace
         to_exit = [math.inf] * n
-        for floor, members in self.by_floor.items():
-            landings = [(xs[i], ys[i]) for i in exits.get(floor, ())]
-            for i in members:
-                x, y = xs[i], ys[i]
-                to_exit[i] = min((math.hypot(lx - x, ly - y) * inv_pace for lx, ly in landings), default=math.inf)
+        landings_on = {floor: [(xs[i], ys[i]) for i in found] for floor, found in exits.items()}
+        for i in range(n):
+            x, y = xs[i], ys[i]
+            to_exit[i] = min((math.hypot(lx - x, ly - y) * inv_pace for lx, ly in landings_on.get(floors[i], ())),
+                             default=math.inf)
         return _Profile(adj, inv_pace, 0.0 if floor_cost == math.inf else floor_cost, to_exit,
                         {floor: sorted(found) for floor, found in entries.items()})
 
@@ -219,7 +244,14 @@ class Router:
             path.append(before)
         path.reverse()
         edges.reverse()
-        return self._shape(profile, path, edges, cost, start, goal)
+        # Back to the graph's own nodes and edges: boarding and stepping out (edge -1) stay where they are.
+        real = self.real
+        nodes, taken = [real[path[0]]], []
+        for step, edge in enumerate(edges):
+            if edge >= 0:
+                nodes.append(real[path[step + 1]])
+                taken.append(edge)
+        return self._shape(profile, nodes, taken, cost, start, goal)
 
     def _search(self, prof: _Profile, starts: dict[int, float],
                 goals: dict[int, float]) -> tuple[int, float, list[tuple[int, int]]] | None:
@@ -313,8 +345,10 @@ class Router:
             nonlocal poly, leg_nodes, leg_m, leg_s
             e0, a0, _ = ride[0]
             _, _, b1 = ride[-1]
+            # One boarding: riding on through a landing does not wait again (Edge.board_s).
             change = Change(e0.kind, floors[a0], floors[b1], sum(e.length_m for e, _, _ in ride),
-                            sum(e.seconds for e, _, _ in ride), ids[a0], ids[b1])
+                            sum(e.seconds for e, _, _ in ride) - sum(e.board_s for e, _, _ in ride[1:]),
+                            ids[a0], ids[b1])
             legs.append(Leg(floors[a0], tuple(poly), tuple(leg_nodes), round(leg_m, 1), leg_s, change))
             poly, leg_nodes, leg_m, leg_s = [(xs[b1], ys[b1])], [ids[b1]], 0.0, 0.0
             ride.clear()

@@ -83,6 +83,8 @@ class WayfindingEdge(Base):
     kind: Mapped[str] = mapped_column(String(16))
     length_m: Mapped[float] = mapped_column(Float)
     seconds: Mapped[float] = mapped_column(Float)
+    # Of seconds, what is paid once per boarding (a lift's wait): a ride through several landings pays it once.
+    board_s: Mapped[float] = mapped_column(Float)
     oneway: Mapped[bool] = mapped_column(Boolean)
     closed: Mapped[bool] = mapped_column(Boolean)
     props: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -129,7 +131,7 @@ def load_graph(session: Session) -> Graph:
             doors.setdefault(store_id, []).append(((x - sx) ** 2 + (y - sy) ** 2, nid))
     edges = tuple(Edge(*row) for row in session.execute(
         select(WayfindingEdge.a, WayfindingEdge.b, WayfindingEdge.kind, WayfindingEdge.length_m,
-               WayfindingEdge.seconds, WayfindingEdge.oneway)
+               WayfindingEdge.seconds, WayfindingEdge.oneway, WayfindingEdge.board_s)
         .where(WayfindingEdge.closed.is_(False)).order_by(WayfindingEdge.id)))
     bay_nodes, _far = snap(specs, bays(session), state.bay_snap_m)
     return Graph(version=state.version, nodes=nodes, edges=edges,
@@ -209,6 +211,7 @@ def node_row(spec: NodeSpec, store_id: int | None) -> WayfindingNode:
 def edge_row(spec: EdgeSpec, floors: Mapping[str, int], costs: WayfindingSettings) -> WayfindingEdge:
     return WayfindingEdge(id=spec.id, a=spec.a, b=spec.b, kind=spec.kind, length_m=spec.length_m,
                           seconds=edge_seconds(spec.kind, spec.length_m, floors[spec.a], floors[spec.b], costs),
+                          board_s=costs.lift_wait_s if spec.kind == "lift" else 0.0,
                           oneway=spec.oneway, closed=spec.closed, props=spec.props, coords=spec.coords)
 
 

@@ -54,6 +54,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('length_m', sa.Float(), nullable=False),
     sa.Column('seconds', sa.Float(), nullable=False),
+    sa.Column('board_s', sa.Float(), nullable=False),
     sa.Column('oneway', sa.Boolean(), nullable=False),
     sa.Column('closed', sa.Boolean(), nullable=False),
     sa.Column('props', sa.JSON(), nullable=False),
