@@ -96,8 +96,9 @@ class CategoriesOut(Out):
 
 # --- helpers ---------------------------------------------------------------------------------------
 
-def _locale(lang: str | None) -> str:
-    """The member's chosen language when a member token comes along, else ``lang``, else Accept-Language."""
+def caller_locale(lang: str | None) -> str:
+    """A public answer's language: ``lang`` when asked for, else the member's own when a member token comes along,
+    else Accept-Language, else zh-CN (the routes answer the same way)."""
     chosen = None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip().startswith(auth.TOKEN_PREFIX):
@@ -107,7 +108,7 @@ def _locale(lang: str | None) -> str:
                 chosen = members.get(session, member_id).locale
         except MallError:
             chosen = None  # a public page: a stale token reads like no token
-    return i18n.negotiate(chosen, lang, accept_language=request.headers.get("Accept-Language"))
+    return i18n.negotiate(lang, chosen, accept_language=request.headers.get("Accept-Language"))
 
 
 def _store_out(store: Store, locale: str) -> DirectoryStoreOut:
@@ -127,7 +128,7 @@ def _store_out(store: Store, locale: str) -> DirectoryStoreOut:
            "English name, unit or pinyin (xbk finds 星巴克); no token needed", query=DirectoryQuery,
            response=DirectoryOut, errors=("store.unknown_category",))
 def list_stores(query: DirectoryQuery) -> DirectoryOut:
-    locale = _locale(query.lang)
+    locale = caller_locale(query.lang)
     with transaction() as session:
         page = directory.search(session, q=query.q, floor=query.floor, category=query.category,
                                 limit=query.limit, offset=query.offset)
@@ -138,7 +139,7 @@ def list_stores(query: DirectoryQuery) -> DirectoryOut:
 @operation(bp, "/categories", "GET", summary="The 业态 categories with their labels and active store counts",
            query=LangQuery, response=CategoriesOut)
 def list_categories(query: LangQuery) -> CategoriesOut:
-    locale = _locale(query.lang)
+    locale = caller_locale(query.lang)
     with transaction() as session:
         counts = directory.category_counts(session)
     return CategoriesOut(categories=[CategoryCountOut(code=code, label=i18n.t(locale, f"directory.category.{code}"),
@@ -149,6 +150,6 @@ def list_categories(query: LangQuery) -> CategoriesOut:
 @operation(bp, "/<int:store_id>", "GET", summary="One store of the directory (active stores only)",
            query=LangQuery, response=DirectoryStoreOut, errors=("store.not_found",))
 def get_store(store_id: int, query: LangQuery) -> DirectoryStoreOut:
-    locale = _locale(query.lang)
+    locale = caller_locale(query.lang)
     with transaction() as session:
         return _store_out(directory.get_active(session, store_id), locale)

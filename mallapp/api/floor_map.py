@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from mallapp import i18n
 from mallapp.api.core import Out, operation, runtime, transaction
-from mallapp.api.directory import CategoryOut, LangQuery, _locale
+from mallapp.api.directory import CategoryOut, LangQuery, caller_locale
 from mallapp.api.wayfinding_admin import AmenityOut
 from mallapp.domain import directory, floor_map
 from mallapp.domain.floor_map import FloorInfo
@@ -139,7 +139,7 @@ def _graph_part(session: Session, number: int) -> tuple[floor_map.FloorGraph, li
 @operation(bp, "", "GET", summary="The floors in use, lowest first, with names, outlines and counts; no token "
            "needed", query=LangQuery, response=FloorsOut)
 def list_floors(query: LangQuery) -> FloorsOut:
-    locale = _locale(query.lang)
+    locale = caller_locale(query.lang)
     with transaction() as session:
         return FloorsOut(floors=[floor_out(f, locale) for f in floor_map.floors(session)], locale=locale)
 
@@ -153,7 +153,7 @@ def get_floor_map(floor: str, query: LangQuery):  # type: ignore[no-untyped-def]
     if number is None:
         raise NotFound(f"no floor {floor[:8]!r}: a number (2, -1) or a name (L2, B1)",
                        code="floor_map.unknown_floor", details={"floor": floor[:8]})
-    locale = _locale(query.lang)
+    locale = caller_locale(query.lang)
     rt = runtime()
     now, tz = rt.now(), rt.settings.mall.tz
     with transaction() as session:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, request
+from flask import Blueprint
 from pydantic import ConfigDict, Field, StringConstraints
 
 from mallapp import i18n
 from mallapp.api.core import Body, Out, Query, current_ops, operation, runtime, transaction
+from mallapp.api.directory import caller_locale
 from mallapp.domain.venue_admin import floor_name
 from mallapp.domain.wayfinding import edits, store
 from mallapp.domain.wayfinding.graph import AMENITY_KINDS
@@ -214,7 +215,7 @@ def patch_edge(edge_id: str, body: EdgePatch) -> ChangeOut:
 @operation(public_bp, "/amenities", "GET", summary="Toilets, the service desk, exits, lifts, nursing rooms, car-park "
            "lifts: the graph's amenity nodes", query=AmenitiesQuery, response=AmenitiesOut)
 def list_amenities(query: AmenitiesQuery) -> AmenitiesOut:
-    locale = i18n.negotiate(query.lang, accept_language=request.headers.get("Accept-Language"))
+    locale = caller_locale(query.lang)
     with transaction() as session:
         return AmenitiesOut(amenities=[
             AmenityOut(id=r.id, kind=r.amenity or "", label=i18n.t(locale, f"wayfinding_admin.amenity.{r.amenity}"),

@@ -124,6 +124,9 @@ def test_a_member_token_gives_the_member_language(client, rt, mall, member):
     reads_english(rt, member["member"]["id"])
     body = client.get(url, headers=member["headers"]).get_json()
     assert body["category"]["label"] == "Cafés & tea"
+    # Asked for in so many words, the language asked for wins; the amenities answer the same way.
+    assert client.get(url + "?lang=zh-CN", headers=member["headers"]).get_json()["category"]["label"] == "咖啡茶饮"
+    assert client.get("/api/v1/amenities", headers=member["headers"]).status_code == 200
     # A stale token on a public page reads like no token.
     assert client.get(url, headers={"Authorization": "Bearer mt_gone"}).status_code == 200
 
