@@ -151,6 +151,30 @@
     return {x: mx - (mx - vb.x) * k, y: my - (my - vb.y) * k, w, h: vb.h * k};
   }
 
+  /** Where a pointer event falls in an SVG map's own units (metres on the floor plans): [x, y]. */
+  function svgPoint(svgEl, event) {
+    const point = svgEl.createSVGPoint();
+    point.x = event.clientX;
+    point.y = event.clientY;
+    const at = point.matrixTransform(svgEl.getScreenCTM().inverse());
+    return [at.x, at.y];
+  }
+
+  /** Screen pixels per unit of an SVG map at its current zoom. */
+  function svgScale(svgEl) {
+    const ctm = svgEl.getScreenCTM();
+    return ctm && ctm.a ? ctm.a : 1;
+  }
+
+  /** The viewBox {x, y, w, h} that shows these [x, y] points with a margin (at least 10 units a side). */
+  function fitBox(points) {
+    if (!points.length) return {x: -5, y: -5, w: 60, h: 40};
+    const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    const w = Math.max(x1 - x0, 10), height = Math.max(y1 - y0, 10), pad = 0.12 * Math.max(w, height);
+    return {x: (x0 + x1) / 2 - w / 2 - pad, y: (y0 + y1) / 2 - height / 2 - pad, w: w + 2 * pad, h: height + 2 * pad};
+  }
+
   /** Fill a <table> (or the element's <table>) from rows: columns = [{title: key, value: row => text|Node, num}]. */
   function table(target, columns, rows, options) {
     const el = target.tagName === "TABLE" ? target : target.querySelector("table") || target.appendChild(h("table"));
@@ -269,5 +293,5 @@
   }
 
   window.Mall = {config, t, has, api, ApiError, errorText, problemText, newKey, when, yuan, fen, number, percent,
-                 today, h, svg, zoomBox, table, values, form, showError, clearErrors, toast, act, chart, ready, failed};
+                 today, h, svg, svgPoint, svgScale, fitBox, zoomBox, table, values, form, showError, clearErrors, toast, act, chart, ready, failed};
 })();

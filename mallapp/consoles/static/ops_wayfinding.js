@@ -86,29 +86,15 @@
   const problemText = (p) => (Mall.has(`wayfinding_admin.problem.${p.kind}`) ? t(`wayfinding_admin.problem.${p.kind}`) : p.problem);
 
   // --- geometry: screen <-> metres through the SVG's own matrix ---------------------------------------------
-  function toMetres(event) {
-    const point = svg.createSVGPoint();
-    point.x = event.clientX;
-    point.y = event.clientY;
-    const at = point.matrixTransform(svg.getScreenCTM().inverse());
-    return [at.x, at.y];
-  }
-
-  function pxPerMetre() {
-    const ctm = svg.getScreenCTM();
-    return ctm && ctm.a ? ctm.a : 1;
-  }
+  const toMetres = (event) => Mall.svgPoint(svg, event);
+  const pxPerMetre = () => Mall.svgScale(svg);
 
   function fit() {
     const pts = [];
     const floor = state.floors.find((f) => f.number === state.floor);
     if (floor && floor.outline) pts.push(...floor.outline);
     for (const node of state.nodes.values()) if (node.floor === state.floor) pts.push([node.x, node.y]);
-    if (!pts.length) { state.vb = {x: -5, y: -5, w: 60, h: 40}; return; }
-    const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
-    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-    const w = Math.max(x1 - x0, 10), height = Math.max(y1 - y0, 10), pad = 0.12 * Math.max(w, height);
-    state.vb = {x: (x0 + x1) / 2 - w / 2 - pad, y: (y0 + y1) / 2 - height / 2 - pad, w: w + 2 * pad, h: height + 2 * pad};
+    state.vb = Mall.fitBox(pts);
   }
 
   function zoomAt(mx, my, factor) {

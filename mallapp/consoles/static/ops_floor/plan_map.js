@@ -13,18 +13,8 @@ window.FloorMap = function (svg, state) {
   const round = (v) => Math.round(v * 10) / 10;
   const fmt = (v) => round(v).toFixed(1);
 
-  function toMetres(event) {
-    const point = svg.createSVGPoint();
-    point.x = event.clientX;
-    point.y = event.clientY;
-    const at = point.matrixTransform(svg.getScreenCTM().inverse());
-    return [at.x, at.y];
-  }
-
-  function pxPerMetre() {
-    const ctm = svg.getScreenCTM();
-    return ctm && ctm.a ? ctm.a : 1;
-  }
+  const toMetres = (event) => Mall.svgPoint(svg, event);
+  const pxPerMetre = () => Mall.svgScale(svg);
 
   function screenDistance(a, b) { return Math.hypot(a[0] - b[0], a[1] - b[1]) * pxPerMetre(); }
 
@@ -39,11 +29,7 @@ window.FloorMap = function (svg, state) {
     if (floor) points.push(...floor.outline);
     for (const zone of state.plan.zones) points.push(...zone.polygon);
     for (const thing of [...state.plan.stores, ...state.plan.beacons, ...state.plan.gateways]) points.push([thing.x, thing.y]);
-    if (!points.length) { state.vb = {x: -5, y: -5, w: 60, h: 40}; return; }
-    const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
-    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-    const w = Math.max(x1 - x0, 10), height = Math.max(y1 - y0, 10), pad = 0.12 * Math.max(w, height);
-    state.vb = {x: (x0 + x1) / 2 - w / 2 - pad, y: (y0 + y1) / 2 - height / 2 - pad, w: w + 2 * pad, h: height + 2 * pad};
+    state.vb = Mall.fitBox(points);
   }
 
   function zoomAt(mx, my, factor) {
