@@ -12,21 +12,15 @@ against ``SELECT 1`` in a transaction measured in the same run. Prints one JSON 
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from benchmarks.wayfinding_graph import NOW, _summary, _times, grid
-from mallapp.domain import models
+from benchmarks.wayfinding_graph import arguments, each_in_a_transaction, graph_database, select_1
 from mallapp.domain.wayfinding import store
-from mallapp.settings import WayfindingSettings
 
 
 def _export(session: Session) -> int:
@@ -39,28 +33,17 @@ def _graph_summary(session: Session) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ops_wayfinding_page")
-    parser.add_argument("--side", type=int, default=20, help="junctions along each side of a level (20: 2,000 nodes)")
-    parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--database", default="", help="a database URL (default: a SQLite file in a temp folder)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
-        engine = create_engine(args.database or f"sqlite:///{Path(folder) / 'graph.db'}")
-        models.metadata.drop_all(engine)
-        models.metadata.create_all(engine)
-        sessions = sessionmaker(engine)
-        with sessions.begin() as session:
-            change = store.replace_graph(session, grid(args.side), by=None, now=NOW, costs=WayfindingSettings())
+    args = arguments("python -m benchmarks.ops_wayfinding_page", repeat=30).parse_args(argv)
+    with graph_database(args.database, args.side) as (sessions, dialect, change, _import_ms):
         with sessions.begin() as session:
             size = _export(session)
-        baseline = _summary(_times(sessions, lambda s: s.execute(text("SELECT 1")).scalar(), args.repeat))
+        baseline = each_in_a_transaction(sessions, select_1, args.repeat)
         started = time.perf_counter()
-        export = _summary(_times(sessions, _export, args.repeat))
-        summary = _summary(_times(sessions, _graph_summary, args.repeat))
+        export = each_in_a_transaction(sessions, _export, args.repeat)
+        summary = each_in_a_transaction(sessions, _graph_summary, args.repeat)
         wall_s = time.perf_counter() - started
-        engine.dispose()
     print(json.dumps({
-        "machine": platform.machine(), "python": platform.python_version(), "database": engine.dialect.name,
+        "machine": platform.machine(), "python": platform.python_version(), "database": dialect,
         "nodes": change.nodes, "edges": change.edges, "export_bytes": size, "baseline_select_1": baseline,
         "graph_file_read_and_encode": export, "graph_summary": summary, "wall_s": round(wall_s, 1),
         "page_graph_reads_p95_ms": round(export["p95_ms"] + summary["p95_ms"], 1),

@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from benchmarks.foundation import timed
 from mallapp.domain import models
 from mallapp.domain.wayfinding import store
 from mallapp.settings import WayfindingSettings
@@ -62,44 +63,54 @@ def grid(side: int, levels: tuple[int, ...] = LEVELS, step: float = 3.0) -> dict
     return {"type": "FeatureCollection", "features": features}
 
 
-def _times(sessions: sessionmaker[Session], work: Callable[[Session], Any], repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        started = time.perf_counter()
+def arguments(prog: str, repeat: int) -> argparse.ArgumentParser:
+    """The options both graph benchmarks take (this one and benchmarks.ops_wayfinding_page)."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--side", type=int, default=20, help="junctions along each side of a level (20: 2,000 nodes)")
+    parser.add_argument("--repeat", type=int, default=repeat)
+    parser.add_argument("--database", default="", help="a database URL (default: a SQLite file in a temp folder)")
+    return parser
+
+
+@contextmanager
+def graph_database(database: str, side: int) -> Iterator[tuple[sessionmaker[Session], str, Any, float]]:
+    """A fresh schema with the grid graph imported: (sessions, dialect name, the import's answer, import ms)."""
+    with tempfile.TemporaryDirectory() as folder:
+        engine = create_engine(database or f"sqlite:///{Path(folder) / 'graph.db'}")
+        try:
+            models.metadata.drop_all(engine)
+            models.metadata.create_all(engine)
+            sessions = sessionmaker(engine)
+            doc = grid(side)
+            started = time.perf_counter()
+            with sessions.begin() as session:
+                change = store.replace_graph(session, doc, by=None, now=NOW, costs=WayfindingSettings())
+            yield sessions, engine.dialect.name, change, (time.perf_counter() - started) * 1000
+        finally:
+            engine.dispose()
+
+
+def each_in_a_transaction(sessions: sessionmaker[Session], work: Callable[[Session], Any],
+                          repeat: int) -> dict[str, float]:
+    """p50 and p95 ms of ``work`` in a transaction of its own, ``repeat`` times (benchmarks.foundation.timed)."""
+    def once(_i: int) -> None:
         with sessions.begin() as session:
             work(session)
-        out.append((time.perf_counter() - started) * 1000)
-    return out
+    return timed(repeat, once)
 
 
-def _summary(ms: list[float]) -> dict[str, float]:
-    ordered = sorted(ms)
-    return {"p50_ms": round(statistics.median(ordered), 3),
-            "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3)}
+def select_1(session: Session) -> Any:
+    return session.execute(text("SELECT 1")).scalar()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.wayfinding_graph")
-    parser.add_argument("--side", type=int, default=20, help="junctions along each side of a level (20: 2,000 nodes)")
-    parser.add_argument("--repeat", type=int, default=50)
-    parser.add_argument("--database", default="", help="a database URL (default: a SQLite file in a temp folder)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
-        engine = create_engine(args.database or f"sqlite:///{Path(folder) / 'graph.db'}")
-        models.metadata.drop_all(engine)
-        models.metadata.create_all(engine)
-        sessions = sessionmaker(engine)
-        doc = grid(args.side)
-        started = time.perf_counter()
-        with sessions.begin() as session:
-            change = store.replace_graph(session, doc, by=None, now=NOW, costs=WayfindingSettings())
-        import_ms = (time.perf_counter() - started) * 1000
-        baseline = _summary(_times(sessions, lambda s: s.execute(text("SELECT 1")).scalar(), args.repeat))
-        load = _summary(_times(sessions, store.load_graph, args.repeat))
-        version = _summary(_times(sessions, store.graph_version, args.repeat))
-        engine.dispose()
+    args = arguments("python -m benchmarks.wayfinding_graph", repeat=50).parse_args(argv)
+    with graph_database(args.database, args.side) as (sessions, dialect, change, import_ms):
+        baseline = each_in_a_transaction(sessions, select_1, args.repeat)
+        load = each_in_a_transaction(sessions, store.load_graph, args.repeat)
+        version = each_in_a_transaction(sessions, store.graph_version, args.repeat)
     print(json.dumps({
-        "machine": platform.machine(), "python": platform.python_version(), "database": engine.dialect.name,
+        "machine": platform.machine(), "python": platform.python_version(), "database": dialect,
         "nodes": change.nodes, "edges": change.edges, "levels": len(LEVELS), "import_ms": round(import_ms, 1),
         "baseline_select_1": baseline, "load_graph": load, "graph_version": version,
         "load_graph_p50_over_baseline": round(load["p50_ms"] / baseline["p50_ms"], 1),
