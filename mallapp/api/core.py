@@ -222,7 +222,9 @@ def current_gateway_id() -> int:
     return g.gateway_id
 
 
-def _authenticate_member() -> None:
+def authenticate_member() -> None:
+    """Check the caller is a live member (as an ``auth="member"`` operation does), for endpoints where only some
+    requests need one (routes from "me")."""
     token = _bearer()
     if token.startswith((merchants.KEY_PREFIX, staff.TOKEN_PREFIX, ops.TOKEN_PREFIX)):
         raise Forbidden("only a member token can call member endpoints", code="auth.wrong_caller")
@@ -416,7 +418,7 @@ def operation(bp: Blueprint, rule: str, method: str, *, summary: str, auth: Auth
                     result = call(**path)
             else:
                 if op.auth == "member":
-                    _authenticate_member()
+                    authenticate_member()
                 elif op.auth in OPS_AUTH:
                     _authenticate_ops(op.auth)
                 result = call(**path)

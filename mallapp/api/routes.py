@@ -18,7 +18,7 @@ from mallapp import i18n
 from mallapp.api.core import (
     Out,
     Query,
-    _authenticate_member,
+    authenticate_member,
     current_member_id,
     operation,
     runtime,
@@ -157,7 +157,7 @@ def route(query: RoutesQuery) -> RouteOut:
     rt = runtime()
     member_id = None
     if query.origin == "me" or query.to == "car" or request.headers.get("Authorization"):
-        _authenticate_member()
+        authenticate_member()
         member_id = current_member_id()
     with transaction() as session:
         chosen = members.locale_of(members.get(session, member_id)) if member_id is not None else None
