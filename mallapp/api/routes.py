@@ -24,7 +24,9 @@ from mallapp.api.core import (
     runtime,
     transaction,
 )
-from mallapp.domain import members
+from mallapp.domain import members, venue
+from mallapp.domain.proximity.engine import Engine
+from mallapp.domain.proximity.position import position_engine
 from mallapp.domain.venue_admin import floor_name
 from mallapp.domain.wayfinding import plan as planner
 from mallapp.domain.wayfinding import store as graph_store
@@ -38,6 +40,7 @@ _AMENITY = "|".join(AMENITY_KINDS)
 FROM_PATTERN = r"^(store:[0-9]{1,10}|bay:[A-Za-z0-9-]{1,20}|node:[^\s]{1,100}|me)$"
 TO_PATTERN = rf"^(store:[0-9]{{1,10}}|item:[0-9]{{1,10}}|amenity:({_AMENITY})|node:[^\s]{{1,100}}|car)$"
 _CACHE = "mallapp.routes.router"
+_ENGINE = "mallapp.routes.position_engine"
 _LOCK = threading.Lock()
 
 
@@ -138,6 +141,18 @@ def _router(session: Session) -> Router | None:
         return cached
 
 
+def _position_engine(session: Session) -> Engine:
+    """The proximity engine that places a member for ``from=me``, built once per venue registry version."""
+    rt = runtime()
+    version = venue.registry_version(rt.redis)
+    cached = current_app.extensions.get(_ENGINE)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    engine = position_engine(session, rt.settings.beacons, version)
+    current_app.extensions[_ENGINE] = (version, engine)
+    return engine
+
+
 def _leg_out(leg: Leg) -> LegOut:
     ch = leg.change
     change = None if ch is None else ChangeOut(kind=ch.kind, direction=ch.direction, to_floor=ch.to_floor,
@@ -164,7 +179,8 @@ def route(query: RoutesQuery) -> RouteOut:
         locale = i18n.negotiate(query.lang, chosen, accept_language=request.headers.get("Accept-Language"))
         router = _router(session)
         planned = planner.plan(session, rt.redis, router, query.origin, query.to, query.profile,
-                               member_id=member_id, beacons=rt.settings.beacons, now=rt.now().timestamp())
+                               member_id=member_id, engine=lambda: _position_engine(session),
+                               now=rt.now().timestamp())
     found = planned.route
     steps = describe(found, router.graph, locale, planned.origin, planned.destination)
     return RouteOut(

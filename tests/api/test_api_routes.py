@@ -17,7 +17,7 @@ from sqlalchemy import select
 from mallapp.domain import floors
 from mallapp.domain.parking.models import ParkingBay, ParkingSession
 from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState
-from mallapp.domain.proximity.position import current_position, state_key
+from mallapp.domain.proximity.position import current_position, position_engine, state_key
 from mallapp.domain.venue import load_registry
 from mallapp.domain.wayfinding.graph import STEPPED
 
@@ -116,7 +116,7 @@ def test_from_me_starts_at_my_estimated_position_and_needs_a_recent_one(client, 
 
     _heard(rt, mall["venue"].beacons, member_id, {"store": -60, "item": -70, "entrance": -85}, rt.now().timestamp())
     with rt.sessions.begin() as s:
-        floor, x, y = current_position(s, rt.redis, rt.settings.beacons, member_id, rt.now().timestamp())
+        floor, x, y = current_position(rt.redis, position_engine(s, rt.settings.beacons), member_id, rt.now().timestamp())
     assert floor == 1 and 0 <= x <= 25 and y == pytest.approx(0)
     body = _ok(_route(client, "me", "amenity:toilets", headers=member["headers"]))
     assert body["start"]["floor"] == 1 and body["start"]["x"] == pytest.approx(x)
@@ -131,11 +131,11 @@ def test_from_me_the_position_stays_on_the_floor_ops_outlined(client, rt, mall, 
     member_id = member["member"]["id"]
     _heard(rt, mall["venue"].beacons, member_id, {"store": -60, "item": -70, "entrance": -85}, rt.now().timestamp())
     with rt.sessions.begin() as s:
-        assert current_position(s, rt.redis, rt.settings.beacons, member_id, rt.now().timestamp())[2] < 1
+        assert current_position(rt.redis, position_engine(s, rt.settings.beacons), member_id, rt.now().timestamp())[2] < 1
         # The floor as ops outline it starts 3 m north of where the readings alone put her (y = 0).
         floors.put_floor(s, 1, "一层", "Ground floor", [[0, 3], [60, 3], [60, 30], [0, 30]], rt.now())
     with rt.sessions.begin() as s:
-        floor, x, y = current_position(s, rt.redis, rt.settings.beacons, member_id, rt.now().timestamp())
+        floor, x, y = current_position(rt.redis, position_engine(s, rt.settings.beacons), member_id, rt.now().timestamp())
     assert floor == 1 and y >= 3
 
 

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from mallapp.domain.floors import floor_plans as outlined_floors
 from mallapp.domain.proximity.engine import Engine, EngineConfig, MemberState
-from mallapp.domain.proximity.floorplan import FloorPlan
 from mallapp.domain.venue import load_registry
 from mallapp.settings import BeaconSettings
 
@@ -32,19 +31,22 @@ def load_state(redis: Redis, member_id: int) -> MemberState | None:
     return MemberState.from_bytes(body, int(version))
 
 
-def current_position(session: Session, redis: Redis, beacons: BeaconSettings, member_id: int, now: float,
-                     floor_plans: dict[int, FloorPlan] | None = None) -> tuple[int, float, float] | None:
+def position_engine(session: Session, beacons: BeaconSettings, registry_version: int = 0) -> Engine:
+    """An engine on the current venue and the floors as ops outlined them (mallapp.domain.floors), as the worker's
+    engine sees them. Building one reads the venue and lays out each floor's lattice (tens of milliseconds on a
+    large floor): a caller keeps it while ``registry_version`` stands (every venue or floor change bumps it)."""
+    return Engine(EngineConfig.from_settings(beacons), load_registry(session, registry_version),
+                  floor_plans=outlined_floors(session))
+
+
+def current_position(redis: Redis, engine: Engine, member_id: int, now: float) -> tuple[int, float, float] | None:
     """(floor, x, y) of the member now (``now`` in unix seconds), or None: no state, nothing heard within the
-    exit timeout (the member has left, or the phone stopped listening), or no calibrated anchor heard.
-    The floors' plans are the ones ops outlined (mallapp.domain.floors), as the worker's engine uses them."""
+    exit timeout (the member has left, or the phone stopped listening), or no calibrated anchor heard."""
     state = load_state(redis, member_id)
     if state is None:
         return None
-    config = EngineConfig.from_settings(beacons)
     heard = max((track.heard for track in state.tracks.values()), default=0.0)
-    if now - heard > config.exit_timeout_s:
+    if now - heard > engine.config.exit_timeout_s:
         return None
-    plans = outlined_floors(session) if floor_plans is None else floor_plans
-    engine = Engine(config, load_registry(session), floor_plans=plans)
     placed = engine.place(state)
     return None if placed is None else (placed[0], float(placed[1]), float(placed[2]))

@@ -13,6 +13,7 @@ the bay's own position ends the route.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis import Redis
@@ -22,13 +23,13 @@ from sqlalchemy.orm import Session
 from mallapp.db import MAX_ID
 from mallapp.domain.parking import carparks, locate
 from mallapp.domain.parking.models import ParkingBay, ParkingLevel
+from mallapp.domain.proximity.engine import Engine
 from mallapp.domain.proximity.position import current_position
 from mallapp.domain.venue import SaleItem, Store
 from mallapp.domain.wayfinding.graph import AMENITY_KINDS, Graph
 from mallapp.domain.wayfinding.routes import Place, Route, Router, unreachable
 from mallapp.domain.wayfinding.steps import Label
 from mallapp.errors import Conflict, InvalidInput, NotFound
-from mallapp.settings import BeaconSettings
 
 __all__ = ["FROM_KINDS", "TO_KINDS", "End", "Planned", "plan"]
 
@@ -50,11 +51,12 @@ class Planned:
 
 
 def plan(session: Session, redis: Redis, router: Router | None, frm: str, to: str, profile: str, *,
-         member_id: int | None, beacons: BeaconSettings, now: float) -> Planned:
-    """The route from ``frm`` to ``to``; ``member_id`` is needed for ``me`` and ``car`` (the caller checks the token)."""
+         member_id: int | None, engine: Callable[[], Engine], now: float) -> Planned:
+    """The route from ``frm`` to ``to``; ``member_id`` is needed for ``me`` and ``car`` (the caller checks the token),
+    ``engine`` gives the proximity engine that places the member for ``me`` (the caller keeps one per venue version)."""
     if router is None or not router.graph.nodes:
         raise Conflict("no walkable graph has been imported yet", code="routes.no_graph")
-    start = _origin(session, redis, router, frm, member_id, beacons, now)
+    start = _origin(session, redis, router, frm, member_id, engine, now)
     goal = _destination(session, router, to, member_id, profile)
     return Planned(router.route(start.place, goal.place, profile), start.label, goal.label)
 
@@ -73,7 +75,7 @@ def _int_id(value: str) -> int | None:
 
 
 def _origin(session: Session, redis: Redis, router: Router, spec: str, member_id: int | None,
-            beacons: BeaconSettings, now: float) -> End:
+            engine: Callable[[], Engine], now: float) -> End:
     kind, value = _split(spec, FROM_KINDS, "from")
     if kind == "store":
         return _store(session, router, value)
@@ -83,7 +85,7 @@ def _origin(session: Session, redis: Redis, router: Router, spec: str, member_id
     if kind == "node":
         return _node(router, value)
     assert member_id is not None, "the view authenticates the member for 'me'"
-    where = current_position(session, redis, beacons, member_id, now)
+    where = current_position(redis, engine(), member_id, now)
     if where is None:
         raise Conflict("we cannot tell where you are now: no recent sightings", code="routes.no_position")
     return End(router.point_place(*where), Label("position"))
