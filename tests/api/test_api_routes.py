@@ -139,6 +139,17 @@ def test_from_me_the_position_stays_on_the_floor_ops_outlined(client, rt, mall, 
     assert floor == 1 and y >= 3
 
 
+def test_from_me_follows_a_floor_outline_ops_draw_after_an_earlier_route(client, rt, mall, member, ops_admin):
+    # The API keeps its position engine per venue version: an outline drawn since must still be used.
+    _heard(rt, mall["venue"].beacons, member["member"]["id"], {"store": -60, "item": -70, "entrance": -85},
+           rt.now().timestamp())
+    assert _ok(_route(client, "me", "amenity:toilets", headers=member["headers"]))["start"]["y"] < 1
+    drawn = client.put("/api/v1/ops/floors/1", headers=ops_admin["headers"], json={
+        "name": "一层", "name_en": "Ground floor", "outline": [[0, 3], [60, 3], [60, 30], [0, 30]]})
+    assert drawn.status_code == 200, drawn.get_json()
+    assert _ok(_route(client, "me", "amenity:toilets", headers=member["headers"]))["start"]["y"] >= 3
+
+
 def test_me_and_car_need_a_member_token_and_the_rest_is_public(client, mall):
     assert api_error(_route(client, "me", "amenity:toilets"), "auth.required")
     assert api_error(_route(client, f"store:{mall['venue'].store}", "car"), "auth.required")
